@@ -1,0 +1,93 @@
+"""Single-machine mode and management commands.
+
+    python -m server                 embedded MongoDB + Redis (unless MONGODB_URL / REDIS_URL), web and worker
+    python -m server content load    validate content/ and write what changed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import sys
+
+import uvicorn
+
+from server.asgi import create_app
+from server.content.loader import load_content
+from server.content.validate import ContentError
+from server.services import embedded, mongo
+from server.settings import Settings, SettingsError
+from server.worker import run_worker
+
+log = logging.getLogger("shangquan")
+
+
+def _with_services(settings: Settings) -> tuple[Settings, list[embedded.ChildService]]:
+    children = []
+    if not settings.mongodb_url:
+        children.append(embedded.start_mongo(settings.var_dir))
+        settings = dataclasses.replace(settings, mongodb_url=children[-1].url)
+    if not settings.redis_url:
+        children.append(embedded.start_redis(settings.var_dir))
+        settings = dataclasses.replace(settings, redis_url=children[-1].url)
+    return settings, children
+
+
+async def _serve(settings: Settings) -> None:
+    app = create_app(settings)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+    server = uvicorn.Server(config)
+    stop_worker = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, settings.mongodb_url, settings.redis_url, stop_worker))
+    print(f"商圈 Shangquan is running at http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)
+    try:
+        await server.serve()
+    finally:
+        stop_worker.set()
+        await worker
+
+
+async def _load(settings: Settings) -> int:
+    client = mongo.connect(settings.mongodb_url)
+    try:
+        db = client[settings.mongodb_db]
+        await mongo.ensure_indexes(db)
+        report = await load_content(db, settings.content_dir)
+    except ContentError as exc:
+        print(f"content rejected, nothing written: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await client.close()
+    print(f"content loaded ({report.changed} changes): {report.summary()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description="商圈 Shangquan")
+    sub = parser.add_subparsers(dest="command")
+    content = sub.add_parser("content", help="manage seed content")
+    content.add_argument("action", choices=["load"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    settings, children = _with_services(settings)
+    try:
+        if args.command == "content":
+            return asyncio.run(_load(settings))
+        asyncio.run(_serve(settings))
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

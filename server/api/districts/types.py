@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from server.api.common import AppInfo, GeoPoint, Node
+from server.api.ids import to_global
+from server.domain.districts.models import Area, District
+from server.domain.i18n import pick
+
+if TYPE_CHECKING:
+    from server.api.festivals.types import FestivalType, FestivalWhen
+    from server.api.merchants.types import MerchantConnection, MerchantFilter
+    from server.api.offers.types import OfferConnection
+
+
+@strawberry.type(name="Area", description="A part of a district, such as 东门 in 罗湖金三角.")
+class AreaType(Node):
+    slug: str
+    name: str
+    capacity: int = strawberry.field(description="People the area holds comfortably.")
+    center: GeoPoint
+    district_key: strawberry.Private[str]
+
+    @staticmethod
+    def of(area: Area, locale: str) -> AreaType:
+        return AreaType(id=strawberry.ID(to_global("Area", area.id)), slug=area.id, name=pick(area.name, locale),
+                        capacity=area.capacity, center=GeoPoint.of(area.center), district_key=area.district_id)
+
+    @strawberry.field
+    async def district(self, info: AppInfo) -> DistrictType:
+        district = await info.context.loaders.district.load(self.district_key)
+        assert district is not None
+        return DistrictType.of(district, info.context.locale)
+
+
+@strawberry.type(name="District", description="A business district (商圈).")
+class DistrictType(Node):
+    slug: str
+    name: str
+    description: str
+    center: GeoPoint
+    boundary: list[list[float]] = strawberry.field(description="Closed [lng, lat] ring (GeoJSON order).")
+    key: strawberry.Private[str]
+
+    @staticmethod
+    def of(district: District, locale: str) -> DistrictType:
+        return DistrictType(
+            id=strawberry.ID(to_global("District", district.id)), slug=district.id,
+            name=pick(district.name, locale), description=pick(district.description, locale),
+            center=GeoPoint.of(district.center), boundary=district.boundary, key=district.id,
+        )
+
+    @strawberry.field
+    async def areas(self, info: AppInfo) -> list[AreaType]:
+        areas = await info.context.loaders.areas_of_district.load(self.key)
+        return [AreaType.of(a, info.context.locale) for a in areas]
+
+    @strawberry.field(description="Merchants of this district; the filter narrows further.")
+    async def merchants(
+        self, info: AppInfo,
+        filter: Annotated[MerchantFilter, strawberry.lazy("server.api.merchants.types")] | None = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Annotated[MerchantConnection, strawberry.lazy("server.api.merchants.types")]:
+        from server.api.merchants.queries import merchant_connection
+
+        return await merchant_connection(info, filter, first, after, district_key=self.key)
+
+    @strawberry.field(description="Offers of this district's merchants, ending soonest first.")
+    async def offers(
+        self, info: AppInfo, active_only: bool = True, first: int | None = None, after: str | None = None,
+    ) -> Annotated[OfferConnection, strawberry.lazy("server.api.offers.types")]:
+        from server.api.offers.queries import offer_connection
+        from server.domain.offers.repository import OfferQuery
+
+        query = OfferQuery(district_id=self.key, active_at=info.context.now if active_only else None)
+        return await offer_connection(info, query, first, after)
+
+    @strawberry.field
+    async def festivals(
+        self, info: AppInfo,
+        when: Annotated[FestivalWhen, strawberry.lazy("server.api.festivals.types")] | None = None,
+    ) -> list[Annotated[FestivalType, strawberry.lazy("server.api.festivals.types")]]:
+        from server.api.festivals.queries import festival_list
+
+        return await festival_list(info, when, self.key)

@@ -1,0 +1,57 @@
+"""Per-request DataLoaders: one MongoDB round trip per list field and level."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pymongo.asynchronous.database import AsyncDatabase
+from strawberry.dataloader import DataLoader
+
+from server.domain.districts import repository as districts
+from server.domain.districts.models import Area, District
+from server.domain.festivals import repository as festivals
+from server.domain.festivals.models import Festival
+from server.domain.merchants import repository as merchants
+from server.domain.merchants.models import Merchant
+from server.domain.offers import repository as offers
+from server.domain.offers.models import Offer
+from server.domain.products import repository as products
+from server.domain.products.models import Product
+from server.services.mongo import Doc
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _by_key(fetch: Callable[[list[str]], Awaitable[dict[str, V]]], default: Any = None) -> DataLoader[str, Any]:
+    async def load(keys: Sequence[str]) -> list[Any]:
+        found = await fetch(list(dict.fromkeys(keys)))
+        return [found.get(k, default() if callable(default) else default) for k in keys]
+
+    return DataLoader(load_fn=load)
+
+
+class Loaders:
+    def __init__(self, db: AsyncDatabase[Doc], now: datetime) -> None:
+        self.district: DataLoader[str, District | None] = _by_key(lambda ids: districts.districts_by_ids(db, ids))
+        self.area: DataLoader[str, Area | None] = _by_key(lambda ids: districts.areas_by_ids(db, ids))
+        self.areas_of_district: DataLoader[str, list[Area]] = _by_key(
+            lambda ids: districts.areas_by_district(db, ids), list)
+        self.merchant: DataLoader[str, Merchant | None] = _by_key(lambda ids: merchants.merchants_by_ids(db, ids))
+        self.active_offers_of_merchant: DataLoader[str, list[Offer]] = _by_key(
+            lambda ids: offers.active_by_merchants(db, ids, now), list)
+        self.offers_of_festival: DataLoader[str, list[Offer]] = _by_key(
+            lambda ids: offers.by_festivals(db, ids), list)
+        self.offer: DataLoader[str, Offer | None] = _by_key(lambda ids: offers.by_ids(db, ids))
+        self.products_of_merchant: DataLoader[str, list[Product]] = _by_key(
+            lambda ids: products.by_merchants(db, ids), list)
+        self.product: DataLoader[str, Product | None] = _by_key(lambda ids: products.by_ids(db, ids))
+        self.festival: DataLoader[str, Festival | None] = _by_key(lambda ids: festivals.by_ids(db, ids))
+        self.category_name: DataLoader[str, dict[str, str] | None] = _by_key(
+            lambda ids: _category_names(db, ids))
+
+
+async def _category_names(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, dict[str, str]]:
+    return {d["_id"]: d["name"] async for d in db.categories.find({"_id": {"$in": ids}})}

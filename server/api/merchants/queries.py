@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import math
+
+import strawberry
+
+from server.api.common import AppInfo, LocaleArg
+from server.api.errors import BAD_USER_INPUT, ApiError
+from server.api.ids import key_of, not_found
+from server.api.merchants.types import MerchantConnection, MerchantEdge, MerchantFilter, MerchantType
+from server.api.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from server.domain.geo import MAX_RADIUS_M, Point, valid_coordinates
+from server.domain.merchants import repository
+from server.domain.offers.repository import merchants_with_active_offer
+from server.domain.search.terms import query_terms
+
+MAX_CATEGORIES = 10
+
+
+async def _query(info: AppInfo, f: MerchantFilter | None, district_key: str | None) -> repository.MerchantQuery:
+    q = repository.MerchantQuery(district_id=district_key)
+    if f is None:
+        return q
+    if f.district_id is not None:
+        key = key_of(f.district_id, "District")
+        if district_key is not None and key != district_key:
+            raise ApiError(BAD_USER_INPUT, "districtId differs from the district being read", field="districtId")
+        q.district_id = key
+    if f.area_id is not None:
+        q.area_id = key_of(f.area_id, "Area")
+    if f.categories:
+        if len(f.categories) > MAX_CATEGORIES:
+            raise ApiError(BAD_USER_INPUT, f"at most {MAX_CATEGORIES} categories", field="categories")
+        q.categories = [c.strip().lower()[:40] for c in f.categories]
+    if f.open_now:
+        q.open_at = info.context.now
+    if f.has_active_offer:
+        q.with_ids = await merchants_with_active_offer(info.context.db, info.context.now)
+    if f.near is not None:
+        n = f.near
+        if not valid_coordinates(n.lat, n.lng):
+            raise ApiError(BAD_USER_INPUT, "lat must be within ±90 and lng within ±180", field="near")
+        if not math.isfinite(n.radius_meters) or not 0 < n.radius_meters <= MAX_RADIUS_M:
+            raise ApiError(BAD_USER_INPUT, f"radiusMeters must be above 0 and at most {MAX_RADIUS_M}",
+                           field="near.radiusMeters")
+        q.near = (Point(n.lat, n.lng), n.radius_meters)
+    if f.query is not None:
+        if len(f.query) > 100:
+            raise ApiError(BAD_USER_INPUT, "query is at most 100 characters", field="query")
+        q.terms = query_terms(f.query)
+    return q
+
+
+async def merchant_connection(
+    info: AppInfo, f: MerchantFilter | None, first: int | None, after: str | None,
+    district_key: str | None = None,
+) -> MerchantConnection:
+    size = page_size(first)
+    cursor = decode_cursor(after)
+    q = await _query(info, f, district_key)
+    page = await repository.find_page(info.context.db, q, size, cursor)
+    locale = info.context.locale
+    edges = [MerchantEdge(cursor=encode_cursor(key), node=MerchantType.of(m, locale), distance_meters=dist)
+             for m, key, dist in page.items]
+    return MerchantConnection(
+        edges=edges, page_info=PageInfo(has_next_page=page.has_next,
+                                        end_cursor=edges[-1].cursor if edges else None),
+        count=page.count,
+    )
+
+
+@strawberry.type
+class MerchantQueries:
+    @strawberry.field(description="Merchants, filtered; sorted by distance when `near` is given.")
+    async def merchants(
+        self, info: AppInfo, filter: MerchantFilter | None = None, first: int | None = None,
+        after: str | None = None, locale: LocaleArg = None,
+    ) -> MerchantConnection:
+        info.context.use_locale(locale)
+        return await merchant_connection(info, filter, first, after)
+
+    @strawberry.field
+    async def merchant(
+        self, info: AppInfo, id: strawberry.ID,
+        locale: LocaleArg = None,
+    ) -> MerchantType | None:
+        info.context.use_locale(locale)
+        found = await info.context.loaders.merchant.load(key_of(id, "Merchant"))
+        if found is None:
+            raise not_found("Merchant", id)
+        return MerchantType.of(found, info.context.locale)

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from server.api.common import AppInfo, GeoPoint, Node
+from server.api.ids import to_global
+from server.api.pagination import PageInfo
+from server.domain.i18n import pick
+from server.domain.merchants.hours import DAYS, closes_at, is_open
+from server.domain.merchants.models import Merchant
+
+if TYPE_CHECKING:
+    from server.api.districts.types import AreaType, DistrictType
+    from server.api.offers.types import OfferType
+    from server.api.products.types import ProductType
+
+
+@strawberry.type(description="A merchant category, e.g. mobile-phones.")
+class Category:
+    slug: str
+    name: str
+
+
+@strawberry.type(description="Opening spans of one weekday, local time (Asia/Shanghai).")
+class OpeningDay:
+    day: str = strawberry.field(description="mon … sun")
+    spans: list[str] = strawberry.field(description="HH:MM-HH:MM; an end before the start is the next day.")
+
+
+@strawberry.input
+class NearInput:
+    lat: float
+    lng: float
+    radius_meters: float
+
+
+@strawberry.input
+class MerchantFilter:
+    district_id: strawberry.ID | None = None
+    area_id: strawberry.ID | None = None
+    categories: list[str] | None = None
+    open_now: bool | None = None
+    has_active_offer: bool | None = None
+    near: NearInput | None = None
+    query: str | None = strawberry.field(default=None, description="Search text: 汉字, 繁體, pinyin or initials.")
+
+
+@strawberry.type(name="Merchant", description="A shop or restaurant.")
+class MerchantType(Node):
+    slug: str
+    name: str
+    description: str
+    address: str
+    phone: str
+    price_level: int = strawberry.field(description="1 (cheap) to 4 (premium).")
+    location: GeoPoint
+    model: strawberry.Private[Merchant]
+
+    @staticmethod
+    def of(merchant: Merchant, locale: str) -> MerchantType:
+        return MerchantType(
+            id=strawberry.ID(to_global("Merchant", merchant.id)), slug=merchant.id,
+            name=pick(merchant.name, locale), description=pick(merchant.description, locale),
+            address=pick(merchant.address, locale), phone=merchant.phone, price_level=merchant.price_level,
+            location=GeoPoint.of(merchant.location), model=merchant,
+        )
+
+    @strawberry.field(description="Open at this moment, in Shenzhen time.")
+    def open_now(self, info: AppInfo) -> bool:
+        return is_open(self.model.spans, info.context.now)
+
+    @strawberry.field(description="Local HH:MM at which the current opening ends; null when closed.")
+    def closes_at(self, info: AppInfo) -> str | None:
+        return closes_at(self.model.spans, info.context.now)
+
+    @strawberry.field
+    def hours(self) -> list[OpeningDay]:
+        return [OpeningDay(day=day, spans=self.model.hours[day]) for day in DAYS]
+
+    @strawberry.field
+    async def categories(self, info: AppInfo) -> list[Category]:
+        names = await info.context.loaders.category_name.load_many(self.model.categories)
+        return [Category(slug=slug, name=pick(name, info.context.locale))
+                for slug, name in zip(self.model.categories, names, strict=True)]
+
+    @strawberry.field
+    async def district(self, info: AppInfo) -> Annotated[DistrictType, strawberry.lazy("server.api.districts.types")]:
+        from server.api.districts.types import DistrictType
+
+        district = await info.context.loaders.district.load(self.model.district_id)
+        assert district is not None
+        return DistrictType.of(district, info.context.locale)
+
+    @strawberry.field
+    async def area(self, info: AppInfo) -> Annotated[AreaType, strawberry.lazy("server.api.districts.types")]:
+        from server.api.districts.types import AreaType
+
+        area = await info.context.loaders.area.load(self.model.area_id)
+        assert area is not None
+        return AreaType.of(area, info.context.locale)
+
+    @strawberry.field(description="Offers valid now.")
+    async def offers(self, info: AppInfo) -> list[Annotated[OfferType, strawberry.lazy("server.api.offers.types")]]:
+        from server.api.offers.types import OfferType
+
+        found = await info.context.loaders.active_offers_of_merchant.load(self.model.id)
+        return [OfferType.of(o, info.context.locale) for o in found]
+
+    @strawberry.field(description="深圳手信 products sold here.")
+    async def products(
+        self, info: AppInfo,
+    ) -> list[Annotated[ProductType, strawberry.lazy("server.api.products.types")]]:
+        from server.api.products.types import ProductType
+
+        found = await info.context.loaders.products_of_merchant.load(self.model.id)
+        return [ProductType.of(p, info.context.locale) for p in found]
+
+
+@strawberry.type
+class MerchantEdge:
+    cursor: str
+    node: MerchantType
+    distance_meters: float | None = strawberry.field(description="Set when the filter has `near`.")
+
+
+@strawberry.type
+class MerchantConnection:
+    edges: list[MerchantEdge]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="Matches across all pages.")
+    async def total_count(self) -> int:
+        return await self.count()

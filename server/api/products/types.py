@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated
+
+import strawberry
+
+from server.api.common import AppInfo, Node
+from server.api.ids import to_global
+from server.api.pagination import PageInfo
+from server.domain.i18n import pick
+from server.domain.products.models import Product
+
+if TYPE_CHECKING:
+    from server.api.merchants.types import MerchantType
+
+
+@strawberry.input
+class ProductFilter:
+    category: str | None = None
+    merchant_id: strawberry.ID | None = None
+    district_id: strawberry.ID | None = None
+    query: str | None = strawberry.field(default=None, description="Search text: 汉字, 繁體, pinyin or initials.")
+
+
+@strawberry.type(name="Product", description="A 深圳手信: a Shenzhen gift or local specialty; prices in fen (分).")
+class ProductType(Node):
+    slug: str
+    name: str
+    story: str
+    category: str
+    price_min_fen: int
+    price_max_fen: int
+    unit: str
+    model: strawberry.Private[Product]
+
+    @staticmethod
+    def of(product: Product, locale: str) -> ProductType:
+        return ProductType(
+            id=strawberry.ID(to_global("Product", product.id)), slug=product.id, name=pick(product.name, locale),
+            story=pick(product.story, locale), category=product.category, price_min_fen=product.price_min_fen,
+            price_max_fen=product.price_max_fen, unit=pick(product.unit, locale), model=product,
+        )
+
+    @strawberry.field(description="Where to buy it.")
+    async def sold_by(
+        self, info: AppInfo,
+    ) -> list[Annotated[MerchantType, strawberry.lazy("server.api.merchants.types")]]:
+        from server.api.merchants.types import MerchantType
+
+        found = await info.context.loaders.merchant.load_many(self.model.sold_by)
+        return [MerchantType.of(m, info.context.locale) for m in found if m is not None]
+
+
+@strawberry.type
+class ProductEdge:
+    cursor: str
+    node: ProductType
+
+
+@strawberry.type
+class ProductConnection:
+    edges: list[ProductEdge]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="Matches across all pages.")
+    async def total_count(self) -> int:
+        return await self.count()

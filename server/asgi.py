@@ -1,0 +1,73 @@
+"""create_app(settings) → the Starlette application; clients live in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from pymongo.monitoring import CommandListener
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route, WebSocketRoute
+
+from server.api.schema import build_schema
+from server.api.view import GraphQLView
+from server.content.loader import load_content
+from server.services import embedded, mongo, redis
+from server.settings import Settings
+from server.web import pages
+from server.web.request_id import RequestIdMiddleware
+
+log = logging.getLogger("shangquan")
+
+
+def create_app(
+    settings: Settings | None = None, *, load_content_on_start: bool = True,
+    mongo_listeners: list[CommandListener] | None = None,
+) -> Starlette:
+    """mongo_listeners observe the app's own MongoDB client (tests count its commands)."""
+    settings = settings or Settings.from_env()
+    graphql = GraphQLView(build_schema(settings), graphql_ide="graphiql" if settings.debug else None)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            mongo_url, redis_url = settings.mongodb_url, settings.redis_url
+            # Without URLs the app brings its own servers, so `uvicorn server.asgi:app` works alone too.
+            if not mongo_url:
+                child = embedded.start_mongo(settings.var_dir)
+                stack.callback(child.stop)
+                mongo_url = child.url
+            if not redis_url:
+                redis_child = embedded.start_redis(settings.var_dir)
+                stack.callback(redis_child.stop)
+                redis_url = redis_child.url
+            client = mongo.connect(mongo_url, listeners=mongo_listeners)
+            stack.push_async_callback(client.close)
+            redis_client = redis.connect(redis_url)
+            stack.push_async_callback(redis_client.aclose)
+            db = client[settings.mongodb_db]
+            await mongo.ensure_indexes(db)
+            if load_content_on_start:
+                report = await load_content(db, settings.content_dir)
+                log.info("content: %s", report.summary())
+            app.state.settings, app.state.db, app.state.redis = settings, db, redis_client
+            yield
+
+    routes = [
+        Route("/", pages.home),
+        Route("/healthz", pages.healthz),
+        Route("/readyz", pages.readyz),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan,
+                     middleware=[Middleware(RequestIdMiddleware)])
+
+
+def __getattr__(name: str) -> Starlette:
+    # `uvicorn server.asgi:app` builds the app on first access, from the environment.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

@@ -1,0 +1,157 @@
+"""Load content/ into MongoDB: validate everything first, then write only what changed.
+
+Documents from content carry `origin: "content"` and a hash of their fields,
+so a second load with unchanged files writes nothing, a changed record is
+replaced whole, and a record removed from the files is removed from the
+database.  A document edited in the back office changes its origin and is
+left alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pymongo import DeleteOne, ReplaceOne
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.content import records
+from server.content.validate import ContentError, Record
+from server.services.mongo import Doc
+
+COLLECTIONS = ("categories", "districts", "areas", "merchants", "festivals", "offers", "products")
+
+
+@dataclass(slots=True)
+class LoadReport:
+    inserted: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> int:
+        return sum(self.inserted.values()) + sum(self.updated.values()) + sum(self.deleted.values())
+
+    def summary(self) -> str:
+        parts = []
+        for name in COLLECTIONS:
+            parts.append(f"{name}: +{self.inserted.get(name, 0)} ~{self.updated.get(name, 0)} "
+                         f"-{self.deleted.get(name, 0)} ={self.unchanged.get(name, 0)}")
+        return "; ".join(parts)
+
+
+def _read(path: Path, key: str, root: Path) -> list[Record]:
+    name = str(path.relative_to(root))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ContentError(name, "-", "-", f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise ContentError(name, "-", key, f"the file must hold a list under {key!r}")
+    out = []
+    for index, item in enumerate(data[key]):
+        label = f"#{index + 1}" + (f" ({item['id']})" if isinstance(item, dict) and "id" in item else "")
+        if not isinstance(item, dict):
+            raise ContentError(name, label, "-", "must be a mapping")
+        out.append(Record(name, label, item))
+    return out
+
+
+def _unique(docs: list[Doc], rec: list[Record], kind: str) -> dict[str, Doc]:
+    seen: dict[str, Doc] = {}
+    for doc, r in zip(docs, rec, strict=True):
+        if doc["_id"] in seen:
+            raise r.fail("id", f"duplicate {kind} id {doc['_id']!r}")
+        seen[doc["_id"]] = doc
+    return seen
+
+
+def _build_all(root: Path, key: str, build: Callable[[Record, int], Doc]) -> tuple[list[Doc], list[Record]]:
+    recs = _read(root / f"{key}.yaml", key, root)
+    return [build(r, i) for i, r in enumerate(recs)], recs
+
+
+def parse_content(root: Path) -> dict[str, list[Doc]]:
+    """Every document the content folder describes; raises ContentError on the first bad field."""
+    cats, cat_recs = _build_all(root, "categories", records.category)
+    categories = _unique(cats, cat_recs, "category")
+
+    district_recs = _read(root / "districts.yaml", "districts", root)
+    built = [records.district(r, i) for i, r in enumerate(district_recs)]
+    districts = _unique([d for d, _ in built], district_recs, "district")
+    area_docs: list[Doc] = []
+    area_recs: list[Record] = []
+    for (_, areas), r in zip(built, district_recs, strict=True):
+        area_docs.extend(areas)
+        area_recs.extend([r] * len(areas))
+    _unique(area_docs, area_recs, "area")
+
+    merchant_docs: list[Doc] = []
+    merchant_recs: list[Record] = []
+    for path in sorted((root / "merchants").glob("*.yaml")):
+        district_id = path.stem
+        if district_id not in districts:
+            raise ContentError(str(path.relative_to(root)), "-", "-",
+                               f"file name must be a district id; {district_id!r} is not one")
+        area_ids = {a["_id"] for a in area_docs if a["district_id"] == district_id}
+        for r in _read(path, "merchants", root):
+            merchant_docs.append(records.merchant(r, districts[district_id], area_ids, set(categories)))
+            merchant_recs.append(r)
+    merchants = _unique(merchant_docs, merchant_recs, "merchant")
+
+    fest_docs, fest_recs = _build_all(root, "festivals", lambda r, _: records.festival(r, set(districts)))
+    festivals = _unique(fest_docs, fest_recs, "festival")
+    offer_docs, offer_recs = _build_all(root, "offers", lambda r, _: records.offer(r, merchants, festivals))
+    _unique(offer_docs, offer_recs, "offer")
+    product_docs, product_recs = _build_all(root, "products", lambda r, _: records.product(r, set(merchants)))
+    _unique(product_docs, product_recs, "product")
+    return {
+        "categories": cats, "districts": list(districts.values()), "areas": area_docs,
+        "merchants": merchant_docs, "festivals": fest_docs, "offers": offer_docs, "products": product_docs,
+    }
+
+
+def _digest(doc: Doc) -> str:
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+
+
+async def load_content(db: AsyncDatabase[Doc], root: Path) -> LoadReport:
+    parsed = parse_content(root)  # all validation happens before the first write
+    report = LoadReport()
+    for name in COLLECTIONS:
+        coll = db[name]
+        existing: dict[str, Any] = {
+            d["_id"]: d async for d in coll.find({}, {"origin": 1, "content_hash": 1})
+        }
+        ops: list[ReplaceOne[Doc] | DeleteOne] = []
+        wanted = set()
+        inserted = updated = unchanged = 0
+        for doc in parsed[name]:
+            wanted.add(doc["_id"])
+            digest = _digest(doc)
+            current = existing.get(doc["_id"])
+            if current is not None and current.get("origin", "content") != "content":
+                unchanged += 1  # edited in the back office since: the edit wins
+                continue
+            if current is not None and current.get("content_hash") == digest:
+                unchanged += 1
+                continue
+            ops.append(ReplaceOne({"_id": doc["_id"]}, {**doc, "origin": "content", "content_hash": digest},
+                                  upsert=True))
+            if current is None:
+                inserted += 1
+            else:
+                updated += 1
+        stale = [i for i, d in existing.items() if i not in wanted and d.get("origin", "content") == "content"]
+        ops.extend(DeleteOne({"_id": i}) for i in stale)
+        if ops:
+            await coll.bulk_write(ops, ordered=False)
+        report.inserted[name], report.updated[name] = inserted, updated
+        report.deleted[name], report.unchanged[name] = len(stale), unchanged
+    return report

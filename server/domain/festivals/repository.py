@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain.festivals.models import Festival
+from server.services.mongo import Doc
+
+
+class When(Enum):
+    CURRENT = "current"
+    UPCOMING = "upcoming"
+    PAST = "past"
+
+
+def _when_filter(when: When | None, at: datetime) -> tuple[dict[str, Any], int]:
+    if when is When.CURRENT:
+        return {"starts_at": {"$lte": at}, "ends_at": {"$gt": at}}, 1
+    if when is When.UPCOMING:
+        return {"starts_at": {"$gt": at}}, 1
+    if when is When.PAST:
+        return {"ends_at": {"$lte": at}}, -1  # most recent first
+    return {}, 1
+
+
+async def list_festivals(
+    db: AsyncDatabase[Doc], when: When | None, at: datetime, district_id: str | None = None,
+) -> list[Festival]:
+    query, direction = _when_filter(when, at)
+    if district_id:
+        query = {**query, "district_ids": district_id}
+    cursor = db.festivals.find(query).sort([("starts_at", direction), ("_id", 1)])
+    return [Festival.from_doc(d) async for d in cursor]
+
+
+async def by_ids(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, Festival]:
+    return {d["_id"]: Festival.from_doc(d) async for d in db.festivals.find({"_id": {"$in": ids}})}

@@ -1,0 +1,86 @@
+"""Points, distances and the H3 cells that stand in for a 2dsphere index.
+
+The embedded MongoDB has no $near, so each point stores the H3 cells that
+contain it at a few resolutions (`geo_cells`); a radius search asks for the
+cells covering the disk with `$in`, then measures exactly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import h3
+
+EARTH_RADIUS_M = 6_371_008.8
+# Coarse to fine: one of these covers any radius up to MAX_RADIUS_M with a few dozen cells.
+RESOLUTIONS = (6, 7, 8, 9)
+MAX_RADIUS_M = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    lat: float
+    lng: float
+
+    def geojson(self) -> dict[str, object]:
+        return {"type": "Point", "coordinates": [self.lng, self.lat]}
+
+
+def valid_coordinates(lat: float, lng: float) -> bool:
+    return math.isfinite(lat) and math.isfinite(lng) and -90 <= lat <= 90 and -180 <= lng <= 180
+
+
+def haversine_m(a: Point, b: Point) -> float:
+    p1, p2 = math.radians(a.lat), math.radians(b.lat)
+    dp, dl = p2 - p1, math.radians(b.lng - a.lng)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def cells_of(point: Point) -> list[str]:
+    return [h3.latlng_to_cell(point.lat, point.lng, res) for res in RESOLUTIONS]
+
+
+def covering_cells(center: Point, radius_m: float) -> list[str]:
+    """Cells at one stored resolution that together contain every point within radius_m."""
+    for res in reversed(RESOLUTIONS):
+        edge = h3.average_hexagon_edge_length(res, unit="m")
+        # A cell holding a point within r has its centre within r + edge; neighbouring
+        # centres are at least edge·√3 apart, and +1 ring absorbs H3's shape distortion.
+        k = math.ceil((radius_m + edge) / (edge * math.sqrt(3))) + 1
+        if k <= 8 or res == RESOLUTIONS[0]:
+            origin = h3.latlng_to_cell(center.lat, center.lng, res)
+            return sorted(h3.grid_disk(origin, k))
+    raise AssertionError("unreachable")
+
+
+def point_in_polygon(point: Point, ring: list[list[float]]) -> bool:
+    """Ray casting on a closed [lng, lat] ring (GeoJSON order)."""
+    inside = False
+    x, y = point.lng, point.lat
+    for (x1, y1), (x2, y2) in itertools.pairwise(ring):
+        if (y1 > y) != (y2 > y) and x < (x2 - x1) * (y - y1) / (y2 - y1) + x1:
+            inside = not inside
+    return inside
+
+
+def gcj02(point: Point) -> Point:
+    """WGS-84 → GCJ-02, the shifted datum Chinese map apps (AMap) expect for display."""
+    a, ee = 6378245.0, 0.00669342162296594323
+    x, y = point.lng - 105.0, point.lat - 35.0
+    dlat = (-100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * math.sqrt(abs(x))
+            + (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+            + (20.0 * math.sin(y * math.pi) + 40.0 * math.sin(y / 3.0 * math.pi)) * 2.0 / 3.0
+            + (160.0 * math.sin(y / 12.0 * math.pi) + 320 * math.sin(y * math.pi / 30.0)) * 2.0 / 3.0)
+    dlng = (300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * math.sqrt(abs(x))
+            + (20.0 * math.sin(6.0 * x * math.pi) + 20.0 * math.sin(2.0 * x * math.pi)) * 2.0 / 3.0
+            + (20.0 * math.sin(x * math.pi) + 40.0 * math.sin(x / 3.0 * math.pi)) * 2.0 / 3.0
+            + (150.0 * math.sin(x / 12.0 * math.pi) + 300.0 * math.sin(x / 30.0 * math.pi)) * 2.0 / 3.0)
+    rad = point.lat / 180.0 * math.pi
+    magic = 1 - ee * math.sin(rad) ** 2
+    sqrt_magic = math.sqrt(magic)
+    dlat = (dlat * 180.0) / ((a * (1 - ee)) / (magic * sqrt_magic) * math.pi)
+    dlng = (dlng * 180.0) / (a / sqrt_magic * math.cos(rad) * math.pi)
+    return Point(point.lat + dlat, point.lng + dlng)

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from server.domain.geo import Point
+from server.domain.i18n import Localized
+from server.domain.merchants.hours import DAYS, Span, parse_week
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    id: str
+    district_id: str
+    area_id: str
+    name: Localized
+    description: Localized
+    address: Localized
+    categories: list[str]
+    location: Point
+    phone: str
+    price_level: int
+    hours: dict[str, list[str]]
+    spans: list[Span]
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Merchant:
+        lng, lat = doc["location"]["coordinates"]
+        hours = {day: list(doc.get("hours", {}).get(day) or []) for day in DAYS}
+        return cls(
+            id=doc["_id"], district_id=doc["district_id"], area_id=doc["area_id"], name=doc["name"],
+            description=doc.get("description") or {}, address=doc.get("address") or {},
+            categories=list(doc.get("categories") or []), location=Point(float(lat), float(lng)),
+            phone=str(doc.get("phone") or ""), price_level=int(doc.get("price_level") or 0),
+            hours=hours, spans=parse_week(hours),
+        )

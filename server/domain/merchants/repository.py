@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain.geo import Point, covering_cells, haversine_m
+from server.domain.merchants.hours import slot_at
+from server.domain.merchants.models import Merchant
+from server.domain.paging import Key, Page, after_filter, combine
+from server.services.mongo import Doc
+
+
+@dataclass(slots=True)
+class MerchantQuery:
+    district_id: str | None = None
+    area_id: str | None = None
+    categories: list[str] = field(default_factory=list)
+    open_at: datetime | None = None
+    # merchants with an offer active now, found by the offers repository
+    with_ids: list[str] | None = None
+    near: tuple[Point, float] | None = None
+    terms: list[str] = field(default_factory=list)
+
+
+def _filter(q: MerchantQuery) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [{"status": "published"}]
+    if q.district_id:
+        parts.append({"district_id": q.district_id})
+    if q.area_id:
+        parts.append({"area_id": q.area_id})
+    if q.categories:
+        parts.append({"categories": {"$in": q.categories}})
+    if q.open_at is not None:
+        parts.append({"open_slots": slot_at(q.open_at)})
+    if q.with_ids is not None:
+        parts.append({"_id": {"$in": q.with_ids}})
+    if q.terms:
+        parts.append({"search_terms": {"$all": q.terms}})
+    if q.near is not None:
+        parts.append({"geo_cells": {"$in": covering_cells(*q.near)}})
+    return combine(*parts)
+
+
+async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
+    base = _filter(q)
+    if q.near is not None:
+        return await _near_page(db, q.near, base, first, after)
+    cursor = db.merchants.find(combine(base, after_filter(None, after))).sort([("_id", 1)]).limit(first + 1)
+    docs = [doc async for doc in cursor]
+
+    async def count() -> int:
+        return await db.merchants.count_documents(base)
+
+    items = [(Merchant.from_doc(d), (None, d["_id"]), None) for d in docs[:first]]
+    return Page(items, len(docs) > first, count)
+
+
+async def _near_page(
+    db: AsyncDatabase[Doc], near: tuple[Point, float], base: dict[str, Any], first: int, after: Key | None,
+) -> Page[Merchant]:
+    center, radius = near
+    ranked: list[tuple[float, str, Doc]] = []
+    async for doc in db.merchants.find(base):
+        lng, lat = doc["location"]["coordinates"]
+        distance = haversine_m(center, Point(float(lat), float(lng)))
+        if distance <= radius:
+            ranked.append((round(distance, 1), doc["_id"], doc))
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    if after is not None:
+        ranked_after = [r for r in ranked if (r[0], r[1]) > (float(after[0]), after[1])]
+    else:
+        ranked_after = ranked
+    total = len(ranked)
+
+    async def count() -> int:
+        return total
+
+    items = [(Merchant.from_doc(d), (dist, mid), dist) for dist, mid, d in ranked_after[:first]]
+    return Page(items, len(ranked_after) > first, count)
+
+
+async def merchants_by_ids(db: AsyncDatabase[Doc], ids: Iterable[str]) -> dict[str, Merchant]:
+    return {d["_id"]: Merchant.from_doc(d) async for d in db.merchants.find({"_id": {"$in": list(ids)}})}
+
+
+
+async def ids_in_district(db: AsyncDatabase[Doc], district_id: str) -> list[str]:
+    ids: list[str] = await db.merchants.distinct("_id", {"district_id": district_id, "status": "published"})
+    return ids
+
+
+async def search(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[Merchant]:
+    query = {"status": "published", "search_terms": {"$all": terms}}
+    return [Merchant.from_doc(d) async for d in db.merchants.find(query).sort([("_id", 1)]).limit(limit)]

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from server.domain.i18n import Localized
+
+KINDS = ("percent_off", "amount_off", "gift", "bundle")
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    id: str
+    merchant_id: str
+    district_id: str
+    festival_id: str | None
+    title: Localized
+    description: Localized
+    kind: str
+    percent_off: int | None
+    amount_off_fen: int | None
+    min_spend_fen: int | None
+    coupon_code: str | None
+    valid_from: datetime
+    valid_until: datetime
+    stock: int | None
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Offer:
+        def opt_int(name: str) -> int | None:
+            value = doc.get(name)
+            return None if value is None else int(value)
+
+        kind = str(doc["kind"])
+        if kind not in KINDS:
+            raise ValueError(f"offer {doc['_id']}: unknown kind {kind!r}")
+        return cls(
+            id=doc["_id"], merchant_id=doc["merchant_id"], district_id=doc["district_id"],
+            festival_id=doc.get("festival_id"), title=doc["title"], description=doc.get("description") or {},
+            kind=kind, percent_off=opt_int("percent_off"), amount_off_fen=opt_int("amount_off_fen"),
+            min_spend_fen=opt_int("min_spend_fen"), coupon_code=doc.get("coupon_code"),
+            valid_from=doc["valid_from"], valid_until=doc["valid_until"], stock=opt_int("stock"),
+        )
+
+    def active_at(self, at: datetime) -> bool:
+        return self.valid_from <= at < self.valid_until

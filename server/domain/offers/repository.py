@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain.offers.models import Offer
+from server.domain.paging import Key, Page, after_filter, combine
+from server.services.mongo import Doc
+
+PUBLISHED = {"status": "published"}
+
+
+def active_filter(at: datetime) -> dict[str, Any]:
+    return {"valid_from": {"$lte": at}, "valid_until": {"$gt": at}}
+
+
+@dataclass(slots=True)
+class OfferQuery:
+    district_id: str | None = None
+    merchant_id: str | None = None
+    festival_id: str | None = None
+    active_at: datetime | None = None
+    ending_before: datetime | None = None
+
+
+async def find_page(db: AsyncDatabase[Doc], q: OfferQuery, first: int, after: Key | None) -> Page[Offer]:
+    """Offers in order of their end (soonest first), so "ending soon" is the first page."""
+    parts: list[dict[str, Any]] = [PUBLISHED]
+    if q.district_id:
+        parts.append({"district_id": q.district_id})
+    if q.merchant_id:
+        parts.append({"merchant_id": q.merchant_id})
+    if q.festival_id:
+        parts.append({"festival_id": q.festival_id})
+    if q.active_at is not None:
+        parts.append(active_filter(q.active_at))
+    if q.ending_before is not None:
+        parts.append({"valid_until": {"$lte": q.ending_before}})
+    base = combine(*parts)
+    cursor = (db.offers.find(combine(base, after_filter("valid_until", after)))
+              .sort([("valid_until", 1), ("_id", 1)]).limit(first + 1))
+    docs = [d async for d in cursor]
+
+    async def count() -> int:
+        return await db.offers.count_documents(base)
+
+    items = [(Offer.from_doc(d), (d["valid_until"], d["_id"]), None) for d in docs[:first]]
+    return Page(items, len(docs) > first, count)
+
+
+async def active_by_merchants(db: AsyncDatabase[Doc], merchant_ids: list[str], at: datetime) -> dict[str, list[Offer]]:
+    out: dict[str, list[Offer]] = defaultdict(list)
+    query = combine(PUBLISHED, {"merchant_id": {"$in": merchant_ids}}, active_filter(at))
+    async for doc in db.offers.find(query).sort([("valid_until", 1), ("_id", 1)]):
+        out[doc["merchant_id"]].append(Offer.from_doc(doc))
+    return out
+
+
+async def by_festivals(db: AsyncDatabase[Doc], festival_ids: list[str]) -> dict[str, list[Offer]]:
+    out: dict[str, list[Offer]] = defaultdict(list)
+    query = combine(PUBLISHED, {"festival_id": {"$in": festival_ids}})
+    async for doc in db.offers.find(query).sort([("valid_until", 1), ("_id", 1)]):
+        out[doc["festival_id"]].append(Offer.from_doc(doc))
+    return out
+
+
+async def by_ids(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, Offer]:
+    return {d["_id"]: Offer.from_doc(d) async for d in db.offers.find(combine(PUBLISHED, {"_id": {"$in": ids}}))}
+
+
+async def merchants_with_active_offer(db: AsyncDatabase[Doc], at: datetime) -> list[str]:
+    ids: list[str] = await db.offers.distinct("merchant_id", combine(PUBLISHED, active_filter(at)))
+    return ids

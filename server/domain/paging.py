@@ -1,0 +1,35 @@
+"""Keyset paging shared by the repositories: stable order, no skip()."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+Key = tuple[Any, str]  # (sort value, _id); the _id breaks ties
+
+
+@dataclass(slots=True)
+class Page(Generic[T]):
+    items: Sequence[tuple[T, Key, float | None]]  # item, its key, distance in metres if any
+    has_next: bool
+    count: Callable[[], Awaitable[int]]
+
+
+def after_filter(field: str | None, after: Key | None) -> dict[str, Any]:
+    """Mongo filter for "strictly after this key" in ascending (field, _id) order."""
+    if after is None:
+        return {}
+    value, last_id = after
+    if field is None:
+        return {"_id": {"$gt": last_id}}
+    return {"$or": [{field: {"$gt": value}}, {field: value, "_id": {"$gt": last_id}}]}
+
+
+def combine(*filters: dict[str, Any]) -> dict[str, Any]:
+    parts = [f for f in filters if f]
+    if not parts:
+        return {}
+    return parts[0] if len(parts) == 1 else {"$and": parts}

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain.paging import Key, Page, after_filter, combine
+from server.domain.products.models import Product
+from server.services.mongo import Doc
+
+
+@dataclass(slots=True)
+class ProductQuery:
+    category: str | None = None
+    merchant_id: str | None = None
+    district_merchant_ids: list[str] | None = None
+    terms: list[str] = field(default_factory=list)
+
+
+async def find_page(db: AsyncDatabase[Doc], q: ProductQuery, first: int, after: Key | None) -> Page[Product]:
+    parts: list[dict[str, Any]] = []
+    if q.category:
+        parts.append({"category": q.category})
+    if q.merchant_id:
+        parts.append({"sold_by": q.merchant_id})
+    if q.district_merchant_ids is not None:
+        parts.append({"sold_by": {"$in": q.district_merchant_ids}})
+    if q.terms:
+        parts.append({"search_terms": {"$all": q.terms}})
+    base = combine(*parts)
+    cursor = db.products.find(combine(base, after_filter(None, after))).sort([("_id", 1)]).limit(first + 1)
+    docs = [d async for d in cursor]
+
+    async def count() -> int:
+        return await db.products.count_documents(base)
+
+    items = [(Product.from_doc(d), (None, d["_id"]), None) for d in docs[:first]]
+    return Page(items, len(docs) > first, count)
+
+
+async def by_merchants(db: AsyncDatabase[Doc], merchant_ids: list[str]) -> dict[str, list[Product]]:
+    out: dict[str, list[Product]] = defaultdict(list)
+    wanted = set(merchant_ids)
+    async for doc in db.products.find({"sold_by": {"$in": merchant_ids}}).sort([("_id", 1)]):
+        product = Product.from_doc(doc)
+        for merchant_id in wanted.intersection(product.sold_by):
+            out[merchant_id].append(product)
+    return out
+
+
+async def by_ids(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, Product]:
+    return {d["_id"]: Product.from_doc(d) async for d in db.products.find({"_id": {"$in": ids}})}
+
+
+async def search(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[Product]:
+    cursor = db.products.find({"search_terms": {"$all": terms}}).sort([("_id", 1)]).limit(limit)
+    return [Product.from_doc(d) async for d in cursor]

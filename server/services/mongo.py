@@ -1,0 +1,48 @@
+"""MongoDB client and the indexes every collection relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.monitoring import CommandListener
+
+Doc = dict[str, Any]
+
+INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
+    "districts": [([("search_terms", ASCENDING)], {})],
+    "areas": [([("district_id", ASCENDING)], {})],
+    "merchants": [
+        ([("district_id", ASCENDING)], {}),
+        ([("area_id", ASCENDING)], {}),
+        ([("categories", ASCENDING)], {}),
+        ([("geo_cells", ASCENDING)], {}),
+        ([("open_slots", ASCENDING)], {}),
+        ([("search_terms", ASCENDING)], {}),
+    ],
+    "offers": [
+        ([("merchant_id", ASCENDING)], {}),
+        ([("festival_id", ASCENDING)], {}),
+        ([("valid_until", ASCENDING)], {}),
+    ],
+    "festivals": [([("ends_on", ASCENDING)], {})],
+    "products": [
+        ([("sold_by", ASCENDING)], {}),
+        ([("category", ASCENDING)], {}),
+        ([("search_terms", ASCENDING)], {}),
+    ],
+}
+
+
+def connect(url: str, *, listeners: list[CommandListener] | None = None) -> AsyncMongoClient[Doc]:
+    return AsyncMongoClient(
+        url, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000,
+        event_listeners=listeners or [],
+    )
+
+
+async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
+    for collection, indexes in INDEXES.items():
+        for keys, options in indexes:
+            await db[collection].create_index(keys, **options)

