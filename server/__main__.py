@@ -2,6 +2,7 @@
 
     python -m server                 embedded MongoDB + Redis (unless MONGODB_URL / REDIS_URL), web and worker
     python -m server content load    validate content/ and write what changed
+    python -m server schema          print the GraphQL schema, as checked in at graphql/schema.graphql
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 import uvicorn
 
+from server.api.schema import schema_sdl
 from server.asgi import create_app
 from server.content.loader import load_content
 from server.content.validate import ContentError
@@ -24,12 +26,12 @@ from server.worker import run_worker
 log = logging.getLogger("shangquan")
 
 
-def _with_services(settings: Settings) -> tuple[Settings, list[embedded.ChildService]]:
+def _with_services(settings: Settings, *, redis: bool = True) -> tuple[Settings, list[embedded.ChildService]]:
     children = []
     if not settings.mongodb_url:
         children.append(embedded.start_mongo(settings.var_dir))
         settings = dataclasses.replace(settings, mongodb_url=children[-1].url)
-    if not settings.redis_url:
+    if redis and not settings.redis_url:
         children.append(embedded.start_redis(settings.var_dir))
         settings = dataclasses.replace(settings, redis_url=children[-1].url)
     return settings, children
@@ -69,14 +71,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     content = sub.add_parser("content", help="manage seed content")
     content.add_argument("action", choices=["load"])
+    sub.add_parser("schema", help="print the GraphQL schema (SDL); graphql/schema.graphql is this output")
     args = parser.parse_args(argv)
+    if args.command == "schema":
+        print(schema_sdl(), end="")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    settings, children = _with_services(settings)
+    settings, children = _with_services(settings, redis=args.command is None)
     try:
         if args.command == "content":
             return asyncio.run(_load(settings))

@@ -66,3 +66,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         LocaleExtension,
     ]
     return AppSchema(query=Query, types=list(NODE_TYPES), extensions=extensions)
+
+
+def schema_sdl() -> str:
+    return build_schema(Settings()).as_str() + "\n"

@@ -1,0 +1,143 @@
+"""Content loading: idempotent, updates what changed, rejects bad files whole."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from server.content.loader import COLLECTIONS, load_content, parse_content
+from server.content.validate import ContentError
+from server.settings import ROOT
+from tests.conftest import unique_db
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "content"
+
+
+@pytest.fixture
+def content(tmp_path: Path) -> Path:
+    target = tmp_path / "content"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+@pytest.fixture
+def db(db_client: Any) -> Any:
+    return db_client[unique_db("content")]
+
+
+async def counts(db: Any) -> dict[str, int]:
+    return {name: await db[name].count_documents({}) for name in COLLECTIONS}
+
+
+def edit(path: Path, change: Any) -> None:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+
+
+async def test_first_load_writes_everything_and_second_changes_nothing(db: Any, content: Path) -> None:
+    first = await load_content(db, content)
+    assert sum(first.inserted.values()) == sum(len(v) for v in parse_content(content).values())
+    snapshot = [d async for d in db.merchants.find({}).sort("_id", 1)]
+    second = await load_content(db, content)
+    assert second.changed == 0
+    assert [d async for d in db.merchants.find({}).sort("_id", 1)] == snapshot
+
+
+async def test_changed_record_is_updated_and_removed_record_deleted(db: Any, content: Path) -> None:
+    await load_content(db, content)
+
+    def rename_and_drop(data: dict[str, Any]) -> None:
+        data["merchants"][0]["name"]["en"] = "Huaqiang Phone Mall"
+        del data["merchants"][1]
+
+    def drop_product(data: dict[str, Any]) -> None:
+        data["products"] = [{**data["products"][0], "sold_by": ["hqb-phone-city"]}]
+
+    edit(content / "merchants" / "huaqiangbei.yaml", rename_and_drop)
+    edit(content / "products.yaml", drop_product)
+    report = await load_content(db, content)
+    assert report.updated["merchants"] == 1 and report.deleted["merchants"] == 1
+    assert report.updated["products"] == 1
+    renamed = await db.merchants.find_one({"_id": "hqb-phone-city"})
+    assert renamed["name"]["en"] == "Huaqiang Phone Mall"
+    assert await db.merchants.find_one({"_id": "hqb-night-noodles"}) is None
+
+
+async def test_back_office_edits_survive_a_reload(db: Any, content: Path) -> None:
+    await load_content(db, content)
+    await db.merchants.update_one({"_id": "hqb-phone-city"}, {"$set": {"origin": "backoffice", "phone": "1"}})
+    edit(content / "merchants" / "huaqiangbei.yaml", lambda d: d["merchants"][0].update(phone="+86 755 1"))
+    await load_content(db, content)
+    assert (await db.merchants.find_one({"_id": "hqb-phone-city"}))["phone"] == "1"
+
+
+BAD_EDITS = [
+    ("merchants/huaqiangbei.yaml", lambda d: d["merchants"][1].update(price_level=9),
+     "hqb-night-noodles", "price_level"),
+    ("merchants/huaqiangbei.yaml", lambda d: d["merchants"][0]["hours"].update(mon=["25:00-26:00"]),
+     "hqb-phone-city", "hours"),
+    ("merchants/huaqiangbei.yaml", lambda d: d["merchants"][0].update(location={"lat": 22.0, "lng": 114.0}),
+     "hqb-phone-city", "location"),
+    ("merchants/huaqiangbei.yaml", lambda d: d["merchants"][0].update(area="dongmen"), "hqb-phone-city", "area"),
+    ("merchants/huaqiangbei.yaml", lambda d: d["merchants"][0]["name"].pop("zh-CN"), "hqb-phone-city", "name.zh-CN"),
+    ("offers.yaml", lambda d: d["offers"][0].update(valid_until="2026-01-01T00:00:00+08:00"),
+     "phone-city-100-off", "valid_until"),
+    ("offers.yaml", lambda d: d["offers"][0].update(merchant="nobody"), "phone-city-100-off", "merchant"),
+    ("offers.yaml", lambda d: d["offers"][0].update(amount_off_fen=-5), "phone-city-100-off", "amount_off_fen"),
+    ("products.yaml", lambda d: d["products"][0]["price"].update(min_fen=99999), "shajing-oyster", "price.max_fen"),
+    ("festivals.yaml", lambda d: d["festivals"][0].update(districts=["atlantis"]), "test-shopping-festival",
+     "districts"),
+    ("districts.yaml", lambda d: d["districts"][0].update(id="Bad Id"), "#1", "id"),
+]
+
+
+@pytest.mark.parametrize(("file", "change", "record", "field"), BAD_EDITS)
+async def test_malformed_content_is_rejected_naming_file_record_and_field(
+    db: Any, content: Path, file: str, change: Any, record: str, field: str,
+) -> None:
+    await load_content(db, content)
+    before = {name: [d async for d in db[name].find({}).sort("_id", 1)] for name in COLLECTIONS}
+    edit(content / "merchants" / "huaqiangbei.yaml", lambda d: d["merchants"][0].update(phone="+86 755 2"))
+    edit(content / file, change)
+    with pytest.raises(ContentError) as caught:
+        await load_content(db, content)
+    assert caught.value.file == file
+    assert record in caught.value.record
+    assert caught.value.field == field
+    assert file in str(caught.value) and field in str(caught.value)
+    after = {name: [d async for d in db[name].find({}).sort("_id", 1)] for name in COLLECTIONS}
+    assert after == before  # the valid phone change in the same load was not written either
+
+
+async def test_invalid_yaml_is_rejected(db: Any, content: Path) -> None:
+    (content / "festivals.yaml").write_text("festivals: [unclosed", encoding="utf-8")
+    with pytest.raises(ContentError, match=r"festivals\.yaml"):
+        await load_content(db, content)
+    assert all(v == 0 for v in (await counts(db)).values())
+
+
+def test_shipped_content_meets_the_brief() -> None:
+    parsed = parse_content(ROOT / "content")
+    district_ids = {d["_id"] for d in parsed["districts"]}
+    assert {"luohu-golden-triangle", "huaqiangbei", "futian-cbd", "shuibei-jewellery",
+            "yantian-chung-ying-street"} <= district_ids
+    assert len(district_ids) >= 7
+    luohu_areas = {a["name"]["zh-CN"] for a in parsed["areas"] if a["district_id"] == "luohu-golden-triangle"}
+    assert {"东门", "国贸", "人民南"} <= luohu_areas
+    assert len(parsed["areas"]) >= 25
+    assert len(parsed["merchants"]) >= 150
+    assert len(parsed["products"]) >= 30
+    assert len(parsed["offers"]) >= 60
+    assert len(parsed["festivals"]) >= 4
+    past_midnight = [m for m in parsed["merchants"]
+                     if any(int(s[6:8]) < int(s[:2]) for spans in m["hours"].values() for s in spans
+                            if s[6:] != "24:00")]
+    assert len(past_midnight) >= 10
+    for collection in ("districts", "merchants", "products"):
+        for doc in parsed[collection]:
+            assert {"zh-CN", "zh-HK", "en"} <= set(doc["name"]), doc["_id"]

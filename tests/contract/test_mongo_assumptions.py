@@ -1,0 +1,425 @@
+"""Contract tests: every MongoDB behaviour the data layer relies on, pinned one by one.
+
+The repositories (server/domain/*/repository.py), keyset paging
+(server/domain/paging.py), the content loader (server/content/loader.py) and
+the index set-up (server/services/mongo.py) use only a small subset of
+MongoDB that both the embedded nx-27017 server and real MongoDB support.
+Each test below names one assumption.  By default they run against the
+embedded server; run the same file with TEST_MONGODB_URL pointing at a real
+MongoDB to prove the data layer right there too:
+
+    TEST_MONGODB_URL=mongodb://localhost:27017 python -m pytest tests/contract
+
+Known gaps of nx-27017 (see ARCHITECTURE.md, "Data services") that the data
+layer deliberately avoids are documented here as well, without asserting
+the embedded server's deviation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, DeleteOne, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from server.domain.paging import after_filter, combine
+from server.services.mongo import ensure_indexes
+from tests.conftest import unique_db
+
+Doc = dict[str, Any]
+
+T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+async def db(db_client: AsyncMongoClient[Doc]) -> AsyncIterator[AsyncDatabase[Doc]]:
+    name = unique_db("contract")
+    yield db_client[name]
+    await db_client.drop_database(name)
+
+
+async def fresh(db: AsyncDatabase[Doc], name: str, docs: list[Doc] | None = None) -> AsyncCollection[Doc]:
+    coll = db[name]
+    await coll.drop()
+    if docs:
+        await coll.insert_many(docs)
+    return coll
+
+
+async def ids(coll: AsyncCollection[Doc], query: Doc, sort: list[tuple[str, int]] | None = None) -> list[str]:
+    return [d["_id"] async for d in coll.find(query, {"_id": 1}).sort(sort or [("_id", ASCENDING)])]
+
+
+# --- indexes ---------------------------------------------------------------------------------
+
+
+async def test_ensure_indexes_creates_the_single_field_indexes(db: AsyncDatabase[Doc]) -> None:
+    await ensure_indexes(db)
+    await ensure_indexes(db)  # idempotent: the app runs it on every start
+    info = await db.merchants.index_information()
+    keys = {tuple(tuple(k) for k in spec["key"]) for spec in info.values()}
+    for field in ("district_id", "area_id", "categories", "geo_cells", "open_slots", "search_terms"):
+        assert ((field, 1),) in keys
+
+
+async def test_index_on_array_field_still_allows_inserts_and_queries(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "array_index")
+    await coll.create_index([("tags", ASCENDING)])
+    await coll.insert_many([{"_id": "a", "tags": ["x", "y"]}, {"_id": "b", "tags": ["y", "z"]}, {"_id": "c", "tags": []}])
+    assert await ids(coll, {"tags": "y"}) == ["a", "b"]
+    assert await ids(coll, {"tags": "z"}) == ["b"]
+
+
+async def test_unique_index_raises_duplicate_key_error(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "unique_index")
+    await coll.create_index([("code", ASCENDING)], unique=True)
+    await coll.insert_one({"_id": "a", "code": "SPRING-10"})
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": "b", "code": "SPRING-10"})
+    assert await coll.count_documents({}) == 1
+
+
+async def test_duplicate_id_raises_duplicate_key_error(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "duplicate_id", [{"_id": "m1"}])
+    with pytest.raises(DuplicateKeyError):
+        await coll.insert_one({"_id": "m1"})
+
+
+# --- matching --------------------------------------------------------------------------------
+
+
+async def test_equality_matches_an_integer_array_element(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "open_slots", [
+        {"_id": "bar", "open_slots": [36, 37, 38]},
+        {"_id": "cafe", "open_slots": [10, 11]},
+        {"_id": "shut", "open_slots": []},
+    ])
+    await coll.create_index([("open_slots", ASCENDING)])
+    assert await ids(coll, {"open_slots": 37}) == ["bar"]
+    assert await ids(coll, {"open_slots": 12}) == []
+
+
+async def test_equality_matches_a_string_array_element(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "district_ids", [
+        {"_id": "f1", "district_ids": ["futian", "nanshan"]},
+        {"_id": "f2", "district_ids": ["luohu"]},
+    ])
+    assert await ids(coll, {"district_ids": "nanshan"}) == ["f1"]
+    assert await ids(coll, {"district_ids": "x"}) == []
+
+
+async def test_in_matches_any_element_of_an_array_field(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "geo_cells", [
+        {"_id": "m1", "geo_cells": ["c6a", "c7a", "c8a", "c9a"]},
+        {"_id": "m2", "geo_cells": ["c6a", "c7b", "c8b", "c9b"]},
+        {"_id": "m3", "geo_cells": ["c6z", "c7z", "c8z", "c9z"]},
+    ])
+    await coll.create_index([("geo_cells", ASCENDING)])
+    assert await ids(coll, {"geo_cells": {"$in": ["c8a", "c8b", "c8q"]}}) == ["m1", "m2"]
+    assert await ids(coll, {"geo_cells": {"$in": ["c6a"]}}) == ["m1", "m2"]  # each doc once, not per element
+    assert await ids(coll, {"geo_cells": {"$in": ["nope"]}}) == []
+
+
+async def test_in_on_scalar_fields_and_id(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "scalar_in", [
+        {"_id": "a1", "district_id": "futian"},
+        {"_id": "a2", "district_id": "nanshan"},
+        {"_id": "a3", "district_id": "luohu"},
+    ])
+    assert await ids(coll, {"district_id": {"$in": ["futian", "luohu"]}}) == ["a1", "a3"]
+    assert await ids(coll, {"_id": {"$in": ["a2", "a3", "missing"]}}) == ["a2", "a3"]
+
+
+async def test_in_with_an_empty_list_matches_nothing(db: AsyncDatabase[Doc]) -> None:
+    # MerchantQuery.with_ids may be [] (no merchant has an active offer): that must find nothing.
+    coll = await fresh(db, "empty_in", [{"_id": "a"}, {"_id": "b"}])
+    assert await ids(coll, {"_id": {"$in": []}}) == []
+    assert await coll.count_documents({"_id": {"$in": []}}) == 0
+
+
+async def test_all_requires_every_string_in_the_array(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "search_terms", [
+        {"_id": "m1", "search_terms": ["华强北", "数码", "手机", "huaqiangbei"]},
+        {"_id": "m2", "search_terms": ["华强北", "咖啡"]},
+        {"_id": "m3", "search_terms": ["数码"]},
+    ])
+    await coll.create_index([("search_terms", ASCENDING)])
+    assert await ids(coll, {"search_terms": {"$all": ["华强北", "数码"]}}) == ["m1"]
+    assert await ids(coll, {"search_terms": {"$all": ["华强北"]}}) == ["m1", "m2"]
+    assert await ids(coll, {"search_terms": {"$all": ["数码", "咖啡"]}}) == []
+
+
+async def test_and_of_several_clauses(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "and_clauses", [
+        {"_id": "m1", "status": "published", "district_id": "futian", "categories": ["food", "bar"],
+         "open_slots": [37], "search_terms": ["酒吧"]},
+        {"_id": "m2", "status": "draft", "district_id": "futian", "categories": ["food"],
+         "open_slots": [37], "search_terms": ["酒吧"]},
+        {"_id": "m3", "status": "published", "district_id": "nanshan", "categories": ["bar"],
+         "open_slots": [37], "search_terms": ["酒吧"]},
+        {"_id": "m4", "status": "published", "district_id": "futian", "categories": ["bar"],
+         "open_slots": [38], "search_terms": ["酒吧"]},
+    ])
+    query = combine({"status": "published"}, {"district_id": "futian"}, {"categories": {"$in": ["bar", "x"]}},
+                    {"open_slots": 37}, {"search_terms": {"$all": ["酒吧"]}}, {"_id": {"$in": ["m1", "m2", "m4"]}})
+    assert "$and" in query
+    assert await ids(coll, query) == ["m1"]
+    assert await coll.count_documents(query) == 1
+
+
+async def test_range_queries_on_datetimes(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "offers_active", [
+        {"_id": "past", "valid_from": T0 - timedelta(days=10), "valid_until": T0 - timedelta(days=1)},
+        {"_id": "now", "valid_from": T0 - timedelta(days=1), "valid_until": T0 + timedelta(days=1)},
+        {"_id": "edge_from", "valid_from": T0, "valid_until": T0 + timedelta(hours=1)},
+        {"_id": "edge_until", "valid_from": T0 - timedelta(hours=1), "valid_until": T0},
+        {"_id": "future", "valid_from": T0 + timedelta(days=1), "valid_until": T0 + timedelta(days=2)},
+    ])
+    active = {"valid_from": {"$lte": T0}, "valid_until": {"$gt": T0}}
+    assert await ids(coll, active) == ["edge_from", "now"]
+    assert await ids(coll, {"valid_until": {"$lte": T0}}) == ["edge_until", "past"]
+    assert await ids(coll, {"valid_from": {"$gt": T0}}) == ["future"]
+
+
+async def test_datetime_range_compares_instants_across_time_zones(db: AsyncDatabase[Doc]) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    coll = await fresh(db, "tz_range", [{"_id": "a", "at": T0}])
+    same_instant = T0.astimezone(shanghai)
+    assert await ids(coll, {"at": {"$lte": same_instant}}) == ["a"]
+    assert await ids(coll, {"at": {"$gt": same_instant}}) == []
+    assert await ids(coll, {"at": same_instant}) == ["a"]
+
+
+async def test_gt_on_strings_is_binary_order(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "string_gt", [{"_id": i} for i in ("a-1", "a-10", "a-2", "b", "B", "z")])
+    assert await ids(coll, {"_id": {"$gt": "a-10"}}) == ["a-2", "b", "z"]
+    assert await ids(coll, {"_id": {"$gt": "Z"}}) == ["a-1", "a-10", "a-2", "b", "z"]
+
+
+# --- sorting and paging ----------------------------------------------------------------------
+
+
+async def test_sort_by_id_ascending_with_limit(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "sort_id", [{"_id": f"m{n:02d}"} for n in (5, 3, 9, 1, 7, 2)])
+    docs = [d async for d in coll.find({}).sort([("_id", ASCENDING)]).limit(4)]
+    assert [d["_id"] for d in docs] == ["m01", "m02", "m03", "m05"]
+
+
+async def test_sort_descending_on_datetime_then_id(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "sort_desc", [
+        {"_id": "a", "starts_at": T0},
+        {"_id": "b", "starts_at": T0 + timedelta(days=2)},
+        {"_id": "c", "starts_at": T0 + timedelta(days=1)},
+        {"_id": "d", "starts_at": T0 + timedelta(days=2)},
+    ])
+    assert await ids(coll, {}, [("starts_at", DESCENDING), ("_id", ASCENDING)]) == ["b", "d", "c", "a"]
+    assert await ids(coll, {}, [("starts_at", ASCENDING), ("_id", ASCENDING)]) == ["a", "c", "b", "d"]
+
+
+async def test_sort_on_integer_field_then_id(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "sort_int", [
+        {"_id": "x", "sort": 2}, {"_id": "y", "sort": 10}, {"_id": "a", "sort": 2}, {"_id": "b", "sort": 1},
+    ])
+    assert await ids(coll, {}, [("sort", ASCENDING), ("_id", ASCENDING)]) == ["b", "a", "x", "y"]
+
+
+async def test_keyset_or_pages_through_datetimes_exactly_once_in_order(db: AsyncDatabase[Doc]) -> None:
+    # 25 offers, several sharing a valid_until so the _id tie-break matters.
+    docs = [{"_id": f"o{(n * 7) % 25:02d}", "status": "published", "valid_until": T0 + timedelta(hours=n // 3)}
+            for n in range(25)]
+    coll = await fresh(db, "keyset_dt", docs)
+    await coll.create_index([("valid_until", ASCENDING)])
+    expected = [d["_id"] for d in sorted(docs, key=lambda d: (d["valid_until"], d["_id"]))]
+    base = {"status": "published"}
+    seen: list[str] = []
+    after = None
+    pages = 0
+    while True:
+        query = combine(base, after_filter("valid_until", after))
+        cursor = coll.find(query).sort([("valid_until", ASCENDING), ("_id", ASCENDING)]).limit(7 + 1)
+        page = [d async for d in cursor]
+        seen.extend(d["_id"] for d in page[:7])
+        pages += 1
+        if len(page) <= 7:
+            break
+        last = page[6]
+        after = (last["valid_until"], last["_id"])
+    assert seen == expected
+    assert pages == 4  # 7 + 7 + 7 + 4
+    assert await coll.count_documents(base) == 25
+
+
+async def test_keyset_by_id_pages_exactly_once_in_order(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "keyset_id", [{"_id": f"p{n:02d}", "category": "tea"} for n in range(25)])
+    seen: list[str] = []
+    after = None
+    while True:
+        query = combine({"category": "tea"}, after_filter(None, after))
+        page = [d async for d in coll.find(query).sort([("_id", ASCENDING)]).limit(8)]
+        seen.extend(d["_id"] for d in page[:7])
+        if len(page) <= 7:
+            break
+        after = (None, page[6]["_id"])
+    assert seen == [f"p{n:02d}" for n in range(25)]
+
+
+# --- counting, distinct, projection ----------------------------------------------------------
+
+
+async def test_count_documents_with_filters(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "counting", [
+        {"_id": f"m{n}", "status": "published" if n % 3 else "draft", "categories": ["food"] if n % 2 else ["bar"]}
+        for n in range(12)
+    ])
+    assert await coll.count_documents({}) == 12
+    assert await coll.count_documents({"status": "published"}) == 8
+    assert await coll.count_documents({"status": "published", "categories": {"$in": ["food"]}}) == 4
+    assert await coll.count_documents({"status": "nope"}) == 0
+
+
+async def test_distinct_with_a_filter(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "distinct_offers", [
+        {"_id": "o1", "merchant_id": "m1", "status": "published"},
+        {"_id": "o2", "merchant_id": "m1", "status": "published"},
+        {"_id": "o3", "merchant_id": "m2", "status": "published"},
+        {"_id": "o4", "merchant_id": "m3", "status": "draft"},
+    ])
+    assert sorted(await coll.distinct("merchant_id", {"status": "published"})) == ["m1", "m2"]
+    assert sorted(await coll.distinct("_id", {"merchant_id": "m1", "status": "published"})) == ["o1", "o2"]
+    assert await coll.distinct("merchant_id", {"status": "gone"}) == []
+
+
+async def test_projection_returns_only_the_named_fields_and_id(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "projection", [
+        {"_id": "a", "origin": "content", "content_hash": "abc", "name": {"zh": "甲"}, "sort": 1},
+        {"_id": "b", "origin": "admin", "name": {"zh": "乙"}},
+    ])
+    docs = {d["_id"]: d async for d in coll.find({}, {"origin": 1, "content_hash": 1})}
+    assert docs == {"a": {"_id": "a", "origin": "content", "content_hash": "abc"},
+                    "b": {"_id": "b", "origin": "admin"}}
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+
+async def test_bulk_write_unordered_replace_upsert_and_delete(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "bulk", [
+        {"_id": "keep", "v": 1, "extra": "dropped on replace"},
+        {"_id": "stale", "v": 1},
+    ])
+    result = await coll.bulk_write([
+        ReplaceOne({"_id": "keep"}, {"_id": "keep", "v": 2}, upsert=True),
+        ReplaceOne({"_id": "new"}, {"_id": "new", "v": 1}, upsert=True),
+        DeleteOne({"_id": "stale"}),
+    ], ordered=False)
+    assert result.upserted_count == 1
+    assert result.matched_count == 1
+    assert result.deleted_count == 1
+    assert [d async for d in coll.find({}).sort([("_id", ASCENDING)])] == [
+        {"_id": "keep", "v": 2},  # replaced whole: "extra" is gone
+        {"_id": "new", "v": 1},
+    ]
+
+
+async def test_replace_with_an_identical_document_leaves_it_identical(db: AsyncDatabase[Doc]) -> None:
+    doc = {"_id": "m1", "name": {"zh": "咖啡馆", "en": "Cafe"}, "open_slots": [1, 2, 3], "price_level": 2,
+           "origin": "content", "content_hash": "h1", "valid_until": T0}
+    coll = await fresh(db, "replace_same", [doc])
+    await coll.bulk_write([ReplaceOne({"_id": "m1"}, doc, upsert=True)], ordered=False)
+    assert await coll.find_one({"_id": "m1"}) == doc
+    assert await coll.count_documents({}) == 1
+
+
+async def test_set_of_a_whole_subdocument_replaces_it(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "set_sub", [{"_id": "m1", "hours": {"mon": ["09:00-18:00"], "tue": []}, "version": 1}])
+    await coll.update_one({"_id": "m1", "version": 1},
+                          {"$set": {"hours": {"mon": ["10:00-22:00"]}, "version": 2}})
+    assert await coll.find_one({"_id": "m1"}) == {"_id": "m1", "hours": {"mon": ["10:00-22:00"]}, "version": 2}
+    stale = await coll.update_one({"_id": "m1", "version": 1}, {"$set": {"version": 3}})
+    assert stale.matched_count == 0  # optimistic concurrency: a stale version matches nothing
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+
+async def test_nested_documents_and_polygon_coordinates_round_trip_exactly(db: AsyncDatabase[Doc]) -> None:
+    ring = [[114.05, 22.52], [114.10, 22.52], [114.10, 22.56], [114.0512345678901, 22.56], [114.05, 22.52]]
+    doc = {
+        "_id": "futian",
+        "name": {"zh": "福田", "en": "Futian", "zh-Hant": "福田"},
+        "description": None,
+        "center": {"type": "Point", "coordinates": [114.0579, 22.5431]},
+        "boundary": {"type": "Polygon", "coordinates": [ring]},
+        "hours": {"mon": ["09:00-18:00", "19:00-02:00"], "sun": []},
+        "sort": 0,
+    }
+    coll = await fresh(db, "nested", [doc])
+    back = await coll.find_one({"_id": "futian"})
+    assert back == doc
+    assert back is not None
+    assert back["boundary"]["coordinates"][0][3][0] == 114.0512345678901
+    assert back["description"] is None
+
+
+async def test_integers_stay_int(db: AsyncDatabase[Doc]) -> None:
+    doc = {"_id": "p1", "price_min_fen": 1990, "price_max_fen": 10**9, "amount_off_fen": 0, "open_slots": [0, 671],
+           "big": 2**40}
+    coll = await fresh(db, "ints", [doc])
+    back = await coll.find_one({"_id": "p1"})
+    assert back == doc
+    assert back is not None
+    for key in ("price_min_fen", "price_max_fen", "amount_off_fen", "big"):
+        assert type(back[key]) is int, key
+    assert all(type(s) is int for s in back["open_slots"])
+    assert await ids(coll, {"price_min_fen": 1990}) == ["p1"]
+
+
+async def test_tz_aware_datetimes_round_trip_to_the_same_instant(db: AsyncDatabase[Doc]) -> None:
+    shanghai = timezone(timedelta(hours=8))
+    local = datetime(2026, 11, 28, 0, 30, 15, 123456, tzinfo=shanghai)
+    coll = await fresh(db, "datetimes", [{"_id": "a", "at": local, "utc": T0}])
+    back = await coll.find_one({"_id": "a"})
+    assert back is not None
+    assert back["at"].tzinfo is not None
+    assert back["utc"].tzinfo is not None
+    assert back["at"] == local.replace(microsecond=123000)  # BSON keeps milliseconds
+    assert back["utc"] == T0
+
+
+async def test_chinese_strings_round_trip_and_match_by_equality(db: AsyncDatabase[Doc]) -> None:
+    doc = {"_id": "华强北-数码城", "name": {"zh": "華強北數碼城 🎧", "en": "Digital Mall"}, "search_terms": ["华强北", "数码"]}
+    coll = await fresh(db, "unicode", [doc])
+    assert await coll.find_one({"_id": "华强北-数码城"}) == doc
+    assert await ids(coll, {"name.zh": "華強北數碼城 🎧"}) == ["华强北-数码城"]
+    assert await ids(coll, {"search_terms": "华强北"}) == ["华强北-数码城"]
+    assert await ids(coll, {"search_terms": "华强"}) == []  # equality, not prefix
+
+
+async def test_none_fields_round_trip_and_match_null(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "nulls", [
+        {"_id": "o1", "festival_id": None, "percent_off": None},
+        {"_id": "o2", "festival_id": "spring", "percent_off": 20},
+    ])
+    assert await coll.find_one({"_id": "o1"}) == {"_id": "o1", "festival_id": None, "percent_off": None}
+    assert await ids(coll, {"festival_id": "spring"}) == ["o2"]
+
+
+# --- known nx-27017 gaps ---------------------------------------------------------------------
+
+
+async def test_boolean_written_with_set_reads_back_only_truthy(db: AsyncDatabase[Doc]) -> None:
+    # nx-27017 0.8.1 returns a boolean written with $set as 1 (and False as 0); real MongoDB
+    # returns True/False.  So the data layer never filters on booleans (it filters on string
+    # enums such as status: "published") and decodes booleans through the typed models.
+    # This test pins only what holds on both servers.
+    coll = await fresh(db, "booleans", [{"_id": "m1", "status": "published"}])
+    await coll.update_one({"_id": "m1"}, {"$set": {"featured": True}})
+    back = await coll.find_one({"_id": "m1"})
+    assert back is not None
+    assert bool(back["featured"]) is True
+    assert await ids(coll, {"status": "published"}) == ["m1"]
