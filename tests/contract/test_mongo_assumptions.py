@@ -17,6 +17,7 @@ the embedded server's deviation.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -28,8 +29,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from server.domain.paging import after_filter, combine
+
 from server.services.mongo import ensure_indexes
 from tests.conftest import unique_db
+
+# Gaps of the embedded server, pinned so that a fix upstream is noticed; real MongoDB passes them.
+EMBEDDED_GAP = pytest.mark.xfail(not os.environ.get("TEST_MONGODB_URL"), strict=True,
+                                 reason="known nx-27017 gap; the data layer does not rely on it")
 
 Doc = dict[str, Any]
 
@@ -67,12 +73,14 @@ async def test_ensure_indexes_creates_the_single_field_indexes(db: AsyncDatabase
         assert ((field, 1),) in keys
 
 
-async def test_index_on_array_field_still_allows_inserts_and_queries(db: AsyncDatabase[Doc]) -> None:
+async def test_index_on_array_field_allows_inserts_and_in_queries(db: AsyncDatabase[Doc]) -> None:
     coll = await fresh(db, "array_index")
     await coll.create_index([("tags", ASCENDING)])
-    await coll.insert_many([{"_id": "a", "tags": ["x", "y"]}, {"_id": "b", "tags": ["y", "z"]}, {"_id": "c", "tags": []}])
-    assert await ids(coll, {"tags": "y"}) == ["a", "b"]
-    assert await ids(coll, {"tags": "z"}) == ["b"]
+    await coll.insert_many([{"_id": "a", "tags": ["x", "y"]}, {"_id": "b", "tags": ["y", "z"]},
+                            {"_id": "c", "tags": []}])
+    assert await coll.count_documents({}) == 3
+    assert await ids(coll, {"tags": {"$in": ["y"]}}) == ["a", "b"]
+    assert await ids(coll, {"tags": {"$in": ["z"]}}) == ["b"]
 
 
 async def test_unique_index_raises_duplicate_key_error(db: AsyncDatabase[Doc]) -> None:
@@ -93,24 +101,49 @@ async def test_duplicate_id_raises_duplicate_key_error(db: AsyncDatabase[Doc]) -
 # --- matching --------------------------------------------------------------------------------
 
 
-async def test_equality_matches_an_integer_array_element(db: AsyncDatabase[Doc]) -> None:
+async def test_in_matches_an_element_of_an_indexed_array(db: AsyncDatabase[Doc]) -> None:
+    # Membership in an indexed array (open_slots, sold_by, district_ids) is always asked with $in.
     coll = await fresh(db, "open_slots", [
         {"_id": "bar", "open_slots": [36, 37, 38]},
         {"_id": "cafe", "open_slots": [10, 11]},
         {"_id": "shut", "open_slots": []},
     ])
     await coll.create_index([("open_slots", ASCENDING)])
+    assert await ids(coll, {"open_slots": {"$in": [37]}}) == ["bar"]
+    assert await ids(coll, {"open_slots": {"$in": [12]}}) == []
+
+
+@EMBEDDED_GAP
+async def test_gap_bare_equality_on_an_indexed_array(db: AsyncDatabase[Doc]) -> None:
+    # nx-27017 0.8.1: with a single-field index on an array, a top-level {"field": v} matches only
+    # documents whose field IS v, never arrays containing v.  The data layer uses $in instead.
+    coll = await fresh(db, "bare_eq", [{"_id": "bar", "open_slots": [36, 37, 38]}])
+    await coll.create_index([("open_slots", ASCENDING)])
     assert await ids(coll, {"open_slots": 37}) == ["bar"]
-    assert await ids(coll, {"open_slots": 12}) == []
+
+
+async def test_equality_on_an_indexed_array_inside_and(db: AsyncDatabase[Doc]) -> None:
+    # The shape merchants._filter sends for "open now": combine() puts it in an $and with status.
+    coll = await fresh(db, "open_slots_and", [
+        {"_id": "bar", "status": "published", "open_slots": [36, 37, 38]},
+        {"_id": "cafe", "status": "published", "open_slots": [10, 11]},
+        {"_id": "draft", "status": "draft", "open_slots": [37]},
+    ])
+    await coll.create_index([("open_slots", ASCENDING)])
+    query = combine({"status": "published"}, {"open_slots": 37})
+    assert await ids(coll, query) == ["bar"]
+    assert await coll.count_documents(query) == 1
 
 
 async def test_equality_matches_a_string_array_element(db: AsyncDatabase[Doc]) -> None:
+    # festivals.list_festivals filters on {"district_ids": id} (not indexed).
     coll = await fresh(db, "district_ids", [
         {"_id": "f1", "district_ids": ["futian", "nanshan"]},
         {"_id": "f2", "district_ids": ["luohu"]},
     ])
     assert await ids(coll, {"district_ids": "nanshan"}) == ["f1"]
     assert await ids(coll, {"district_ids": "x"}) == []
+    assert await ids(coll, {"district_ids": "luohu", "_id": {"$in": ["f1", "f2"]}}) == ["f2"]
 
 
 async def test_in_matches_any_element_of_an_array_field(db: AsyncDatabase[Doc]) -> None:
@@ -144,13 +177,16 @@ async def test_in_with_an_empty_list_matches_nothing(db: AsyncDatabase[Doc]) -> 
 
 async def test_all_requires_every_string_in_the_array(db: AsyncDatabase[Doc]) -> None:
     coll = await fresh(db, "search_terms", [
-        {"_id": "m1", "search_terms": ["华强北", "数码", "手机", "huaqiangbei"]},
-        {"_id": "m2", "search_terms": ["华强北", "咖啡"]},
-        {"_id": "m3", "search_terms": ["数码"]},
+        {"_id": "m1", "status": "published", "search_terms": ["华强北", "数码", "手机", "huaqiangbei"]},
+        {"_id": "m2", "status": "published", "search_terms": ["华强北", "咖啡"]},
+        {"_id": "m3", "status": "published", "search_terms": ["数码"]},
+        {"_id": "m4", "status": "draft", "search_terms": ["华强北", "数码"]},
     ])
     await coll.create_index([("search_terms", ASCENDING)])
-    assert await ids(coll, {"search_terms": {"$all": ["华强北", "数码"]}}) == ["m1"]
-    assert await ids(coll, {"search_terms": {"$all": ["华强北"]}}) == ["m1", "m2"]
+    # merchants.search sends this flat shape; districts/products.search the bare $all
+    assert await ids(coll, {"status": "published", "search_terms": {"$all": ["华强北", "数码"]}}) == ["m1"]
+    assert await ids(coll, {"search_terms": {"$all": ["华强北", "数码"]}}) == ["m1", "m4"]
+    assert await ids(coll, {"search_terms": {"$all": ["华强北"]}}) == ["m1", "m2", "m4"]
     assert await ids(coll, {"search_terms": {"$all": ["数码", "咖啡"]}}) == []
 
 
@@ -283,6 +319,7 @@ async def test_count_documents_with_filters(db: AsyncDatabase[Doc]) -> None:
 
 
 async def test_distinct_with_a_filter(db: AsyncDatabase[Doc]) -> None:
+    # offers.merchants_with_active_offer
     coll = await fresh(db, "distinct_offers", [
         {"_id": "o1", "merchant_id": "m1", "status": "published"},
         {"_id": "o2", "merchant_id": "m1", "status": "published"},
@@ -290,8 +327,27 @@ async def test_distinct_with_a_filter(db: AsyncDatabase[Doc]) -> None:
         {"_id": "o4", "merchant_id": "m3", "status": "draft"},
     ])
     assert sorted(await coll.distinct("merchant_id", {"status": "published"})) == ["m1", "m2"]
-    assert sorted(await coll.distinct("_id", {"merchant_id": "m1", "status": "published"})) == ["o1", "o2"]
     assert await coll.distinct("merchant_id", {"status": "gone"}) == []
+
+
+async def test_find_with_id_projection_lists_ids(db: AsyncDatabase[Doc]) -> None:
+    # merchants.ids_in_district lists ids with find + projection (see the gap below).
+    coll = await fresh(db, "ids_projection", [
+        {"_id": "m1", "district_id": "futian", "status": "published"},
+        {"_id": "m2", "district_id": "futian", "status": "published"},
+        {"_id": "m3", "district_id": "futian", "status": "draft"},
+        {"_id": "m4", "district_id": "nanshan", "status": "published"},
+    ])
+    found = [d async for d in coll.find({"district_id": "futian", "status": "published"}, {"_id": 1})]
+    assert sorted(d["_id"] for d in found) == ["m1", "m2"]
+    assert all(set(d) == {"_id"} for d in found)
+
+
+@EMBEDDED_GAP
+async def test_gap_distinct_of_id(db: AsyncDatabase[Doc]) -> None:
+    # nx-27017 0.8.1: distinct("_id") raises "JSON path error near '_id'"; the data layer avoids it.
+    coll = await fresh(db, "distinct_ids", [{"_id": "m1"}, {"_id": "m2"}])
+    assert sorted(await coll.distinct("_id")) == ["m1", "m2"]
 
 
 async def test_projection_returns_only_the_named_fields_and_id(db: AsyncDatabase[Doc]) -> None:
@@ -373,9 +429,10 @@ async def test_integers_stay_int(db: AsyncDatabase[Doc]) -> None:
     back = await coll.find_one({"_id": "p1"})
     assert back == doc
     assert back is not None
-    for key in ("price_min_fen", "price_max_fen", "amount_off_fen", "big"):
-        assert type(back[key]) is int, key
-    assert all(type(s) is int for s in back["open_slots"])
+    # pymongo decodes BSON int64 as bson.Int64, a subclass of int; never a float or Decimal128
+    values = [back[k] for k in ("price_min_fen", "price_max_fen", "amount_off_fen", "big")] + back["open_slots"]
+    assert all(isinstance(v, int) and not isinstance(v, bool) for v in values), values
+    assert type(back["price_min_fen"]) is int  # int32 range comes back a plain int
     assert await ids(coll, {"price_min_fen": 1990}) == ["p1"]
 
 
@@ -392,7 +449,8 @@ async def test_tz_aware_datetimes_round_trip_to_the_same_instant(db: AsyncDataba
 
 
 async def test_chinese_strings_round_trip_and_match_by_equality(db: AsyncDatabase[Doc]) -> None:
-    doc = {"_id": "华强北-数码城", "name": {"zh": "華強北數碼城 🎧", "en": "Digital Mall"}, "search_terms": ["华强北", "数码"]}
+    doc = {"_id": "华强北-数码城", "name": {"zh": "華強北數碼城 🎧", "en": "Digital Mall"},
+           "search_terms": ["华强北", "数码"]}
     coll = await fresh(db, "unicode", [doc])
     assert await coll.find_one({"_id": "华强北-数码城"}) == doc
     assert await ids(coll, {"name.zh": "華強北數碼城 🎧"}) == ["华强北-数码城"]

@@ -31,7 +31,7 @@ async def list_festivals(
 ) -> list[Festival]:
     query, direction = _when_filter(when, at)
     if district_id:
-        query = {**query, "district_ids": district_id}
+        query = {**query, "district_ids": {"$in": [district_id]}}
     cursor = db.festivals.find(query).sort([("starts_at", direction), ("_id", 1)])
     return [Festival.from_doc(d) async for d in cursor]
 

@@ -35,7 +35,7 @@ def _filter(q: MerchantQuery) -> dict[str, Any]:
     if q.categories:
         parts.append({"categories": {"$in": q.categories}})
     if q.open_at is not None:
-        parts.append({"open_slots": slot_at(q.open_at)})
+        parts.append({"open_slots": {"$in": [slot_at(q.open_at)]}})  # $in: see tests/contract
     if q.with_ids is not None:
         parts.append({"_id": {"$in": q.with_ids}})
     if q.terms:
@@ -89,8 +89,9 @@ async def merchants_by_ids(db: AsyncDatabase[Doc], ids: Iterable[str]) -> dict[s
 
 
 async def ids_in_district(db: AsyncDatabase[Doc], district_id: str) -> list[str]:
-    ids: list[str] = await db.merchants.distinct("_id", {"district_id": district_id, "status": "published"})
-    return ids
+    # find, not distinct("_id"): nx-27017 cannot distinct on _id (tests/contract)
+    cursor = db.merchants.find({"district_id": district_id, "status": "published"}, {"_id": 1})
+    return [d["_id"] async for d in cursor]
 
 
 async def search(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[Merchant]:
