@@ -29,7 +29,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from server.domain.paging import after_filter, combine
-
 from server.services.mongo import ensure_indexes
 from tests.conftest import unique_db
 
