@@ -62,6 +62,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 DB_NAME = "bench"
 GOAL_RATIO = 1 / 6
 IGNORED_COMMANDS = frozenset({"hello", "isMaster", "ismaster", "ping", "endSessions"})
+SESSION_FIELDS = frozenset({"lsid", "$db", "$readPreference", "$clusterTime", "txnNumber"})
 OPERATION = ROOT / "graphql" / "operations" / "DistrictPage.graphql"
 
 Doc = dict[str, Any]
@@ -98,6 +99,7 @@ class TargetReport:
     errors: int
     mongo_commands_per_request: float
     mongo_commands: dict[str, float]
+    mongo_ms_replayed: dict[str, float]  # each command of one request run alone: its cost to the database
     rounds_requests_per_s: list[float]
     cpu_ms_per_request: dict[str, float]
     cpu_cores_busy: dict[str, float]
@@ -111,7 +113,8 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
-def combine(name: str, url: str, runs: list[RunResult], commands: tuple[float, dict[str, float]]) -> TargetReport:
+def combine(name: str, url: str, runs: list[RunResult], commands: tuple[float, dict[str, float]],
+            replayed: dict[str, float]) -> TargetReport:
     latencies = sorted(x for r in runs for x in r.latencies)
     seconds = sum(r.seconds for r in runs)
     cpu: dict[str, float] = {}
@@ -124,6 +127,7 @@ def combine(name: str, url: str, runs: list[RunResult], commands: tuple[float, d
         p50_ms=round(percentile(latencies, 50) * 1000, 2), p99_ms=round(percentile(latencies, 99) * 1000, 2),
         mean_ms=round(sum(latencies) / len(latencies) * 1000 if latencies else float("nan"), 2),
         errors=sum(r.errors for r in runs), mongo_commands_per_request=commands[0], mongo_commands=commands[1],
+        mongo_ms_replayed=replayed,
         rounds_requests_per_s=[round(r.rps, 1) for r in runs],
         cpu_ms_per_request={k: round(v / len(latencies) * 1000, 2) if latencies else 0.0 for k, v in cpu.items()},
         cpu_cores_busy={k: round(v / seconds, 2) if seconds else 0.0 for k, v in cpu.items()},
@@ -325,15 +329,20 @@ async def verify(graphql_url: str, plain_url: str, gql: Target, plain: Target, e
 
 
 class CommandCounter(CommandListener):
-    """Counts the commands a client starts while enabled (handshakes and pings aside)."""
+    """Counts the commands a client starts while enabled (handshakes and pings aside) and keeps
+    a copy of each while capturing, so they can be replayed one at a time."""
 
     def __init__(self) -> None:
         self.commands: Counter[str] = Counter()
+        self.captured: list[Doc] = []
         self.enabled = False
+        self.capturing = False
 
     def started(self, event: CommandStartedEvent) -> None:
         if self.enabled and event.command_name not in IGNORED_COMMANDS:
             self.commands[event.command_name] += 1
+            if self.capturing:
+                self.captured.append({k: v for k, v in event.command.items() if k not in SESSION_FIELDS})
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         pass
@@ -343,8 +352,9 @@ class CommandCounter(CommandListener):
 
 
 async def count_commands(app: Starlette, counter: CommandCounter, target: Target,
-                         times: int = 5) -> tuple[float, dict[str, float]]:
-    """Serve `app` with uvicorn in this process and count its MongoDB commands over `times` requests."""
+                         times: int = 5) -> tuple[float, dict[str, float], list[Doc]]:
+    """Serve `app` with uvicorn in this process and count its MongoDB commands over `times` requests;
+    also return the commands of one request."""
     port = embedded.free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
@@ -359,16 +369,43 @@ async def count_commands(app: Starlette, counter: CommandCounter, target: Target
             if not target.ok(response):
                 raise RuntimeError(f"{target.name} in process answered {response.status_code}: {response.text[:500]}")
             counter.enabled = True
-            for _ in range(times):
+            for i in range(times):
+                counter.capturing = i == 0
                 response = await target.request(client)
                 if not target.ok(response):
                     raise RuntimeError(f"{target.name} in process failed: {response.text[:500]}")
-            counter.enabled = False
+            counter.enabled = counter.capturing = False
     finally:
         server.should_exit = True
         await task
     per_kind = {k: round(v / times, 2) for k, v in sorted(counter.commands.items())}
-    return round(sum(counter.commands.values()) / times, 2), per_kind
+    return round(sum(counter.commands.values()) / times, 2), per_kind, counter.captured
+
+
+async def replay(mongo_url: str, commands: list[Doc], repeat: int = 5) -> dict[str, float]:
+    """Each command of one request run alone, best of `repeat`, in ms: what it costs the database
+    without the queueing that concurrent commands of the same request add to their round trips."""
+    out: dict[str, float] = {}
+    client: AsyncMongoClient[Doc] = mongo.connect(mongo_url)
+    try:
+        db = client[DB_NAME]
+        await db.command("ping")
+        for command in commands:
+            name = next(iter(command))
+            if name in {"getMore", "killCursors"}:
+                continue
+            label = f"{name} {command[name]}"
+            while label in out:
+                label += "+"
+            best = float("inf")
+            for _ in range(repeat):
+                started = time.perf_counter()
+                await db.command(command)
+                best = min(best, time.perf_counter() - started)
+            out[label] = round(best * 1000, 2)
+    finally:
+        await client.close()
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
 
 # ---------------------------------------------------------------------------- profile
@@ -398,6 +435,8 @@ def summarize_profile(path: Path, requests: int, cpu_s: float, top: int = 25) ->
         area = _area(filename)
         by_area[area] = by_area.get(area, 0.0) + tottime
     total = sum(by_area.values())
+    gc_file = path.with_name(path.name + ".gc.json")
+    gc_stats = json.loads(gc_file.read_text()) if gc_file.exists() else {"seconds": [], "collections": []}
     out = io.StringIO()
     stats.stream = out  # type: ignore[attr-defined]
     stats.sort_stats("tottime").print_stats(top)
@@ -410,6 +449,9 @@ def summarize_profile(path: Path, requests: int, cpu_s: float, top: int = 25) ->
         "server_cpu_ms_per_request": round(cpu_s / requests * 1000, 3) if requests else None,
         "profiled_python_ms_per_request": round(total / requests * 1000, 3) if requests else None,
         "event_loop_and_idle_s": round(loop_s, 3),
+        "gc_ms_per_request": round(sum(gc_stats["seconds"]) / requests * 1000, 3) if requests else None,
+        "gc_collections_by_generation": gc_stats["collections"],
+        "gc_ms_by_generation": [round(x * 1000, 1) for x in gc_stats["seconds"]],
         "share_by_area": {k: round(v / total, 3) for k, v in sorted(by_area.items(), key=lambda kv: -kv[1])},
         "top_by_self_time": by_self,
         "top_by_cumulative_time": out.getvalue(),
@@ -465,6 +507,7 @@ async def prepare(mongo_url: str, district: str, first: int) -> Setup:
 
 async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     children: list[embedded.ChildService | ServerProcess] = []
+    load_before = round(os.getloadavg()[0], 2)
     try:
         mongo_child = embedded.start_mongo(var_dir, in_memory=True)
         children.append(mongo_child)
@@ -498,9 +541,13 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
         settings = replace(Settings.from_env({}), mongodb_url=mongo_child.url, redis_url=redis_child.url,
                            mongodb_db=DB_NAME, var_dir=var_dir, content_dir=setup.content_dir)
         g_counter, p_counter = CommandCounter(), CommandCounter()
-        g_commands = await count_commands(create_app(settings, mongo_listeners=[g_counter]), g_counter, gql)
-        p_commands = await count_commands(create_plain_app(mongo_child.url, DB_NAME, [p_counter]), p_counter, plain)
-        log(f"MongoDB commands per request: GraphQL {g_commands[1]}, plain {p_commands[1]}")
+        g_total, g_kinds, g_captured = await count_commands(
+            create_app(settings, mongo_listeners=[g_counter]), g_counter, gql)
+        p_total, p_kinds, p_captured = await count_commands(
+            create_plain_app(mongo_child.url, DB_NAME, [p_counter]), p_counter, plain)
+        g_replayed, p_replayed = await replay(mongo_child.url, g_captured), await replay(mongo_child.url, p_captured)
+        log(f"MongoDB commands per request: GraphQL {g_kinds}, plain {p_kinds}")
+        log(f"replayed alone, ms: GraphQL {g_replayed}, plain {p_replayed}")
 
         runs: dict[str, list[RunResult]] = {"graphql": [], "plain": []}
         plan = [("graphql", g_server, gql), ("plain", p_server, plain)]
@@ -512,8 +559,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
                 runs[key].append(result)
                 log(f"round {round_no} {target.name}: {result.rps:.1f} req/s, {result.errors} errors")
 
-        g_report = combine("GraphQL", g_server.url + gql.path, runs["graphql"], g_commands)
-        p_report = combine("plain JSON", p_server.url + plain.path, runs["plain"], p_commands)
+        g_report = combine("GraphQL", g_server.url + gql.path, runs["graphql"], (g_total, g_kinds), g_replayed)
+        p_report = combine("plain JSON", p_server.url + plain.path, runs["plain"], (p_total, p_kinds), p_replayed)
         for server in (g_server, p_server):
             server.stop()
 
@@ -537,7 +584,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
 
         ratio = g_report.requests_per_s / p_report.requests_per_s if p_report.requests_per_s else 0.0
         return {
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                        "loadavg_1min_before": load_before, "loadavg_1min_after": round(os.getloadavg()[0], 2)},
             "config": {"duration_s": args.duration, "warmup_s": args.warmup, "rounds": args.rounds,
                        "concurrency": args.concurrency, "first": args.first, "district": setup.district,
                        "content_dir": str(setup.content_dir), "content_note": setup.content_note,
@@ -570,7 +618,8 @@ def render(result: dict[str, Any]) -> str:
     lines.append(f"page: {page['merchants']} merchants, {page['offers']} offers, {page['products']} product listings; "
                  f"response {page['graphql_bytes']} B (GraphQL) / {page['plain_bytes']} B (plain)")
     m = result["machine"]
-    lines.append(f"machine: {m['cpus']} CPUs, Python {m['python']}; load generator in the bench process, "
+    lines.append(f"machine: {m['cpus']} CPUs, Python {m['python']}, 1-min load average {m['loadavg_1min_before']} "
+                 f"before, {m['loadavg_1min_after']} after; load generator in the bench process, "
                  "each server in its own uvicorn process, nx-27017 and redis-server in theirs")
     lines.append("")
     header = f"{'target':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'Mongo cmds/req':>16}" \
@@ -587,6 +636,8 @@ def render(result: dict[str, Any]) -> str:
         r = result[key]
         lines.append(f"{r['name']} MongoDB commands per request: "
                      + ", ".join(f"{k} {v:g}" for k, v in r["mongo_commands"].items()))
+        lines.append(f"  each replayed alone, ms ({sum(r['mongo_ms_replayed'].values()):.1f} in all): "
+                     + ", ".join(f"{k} {v:g}" for k, v in r["mongo_ms_replayed"].items()))
     lines.append("")
     lines.append("CPU per request in the measured windows, ms (cores busy):")
     for key in ("graphql", "plain"):
@@ -604,6 +655,8 @@ def render(result: dict[str, Any]) -> str:
                      f"{profile['server_cpu_ms_per_request']} ms server CPU per request with the profiler on, "
                      f"{profile['profiled_python_ms_per_request']} ms of it in profiled functions "
                      f"({profile['requests_per_s_under_profiler']} req/s)")
+        lines.append(f"garbage collector: {profile['gc_ms_per_request']} ms per request; collections by generation "
+                     f"{profile['gc_collections_by_generation']} took {profile['gc_ms_by_generation']} ms")
         lines.append("share of profiled self time by area (event loop frame left out): " + ", ".join(
             f"{k} {v:.0%}" for k, v in profile["share_by_area"].items()))
         lines.append(profile["top_by_self_time"])

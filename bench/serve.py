@@ -5,15 +5,18 @@
 
 With --profile-out FILE, SIGUSR1 switches cProfile on (so start-up and warm-up stay out)
 and the stats are written to FILE when the server stops on SIGTERM (uvicorn shuts down
-gracefully first).
+gracefully first); FILE.gc.json gets the time spent in garbage collections meanwhile.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
+import json
 import signal
 import sys
+import time
 from types import FrameType
 
 import uvicorn
@@ -36,6 +39,25 @@ def _exit(signum: int, frame: FrameType | None) -> None:
     sys.exit(0)
 
 
+class GcTimer:
+    """Wall time spent in the cyclic garbage collector, per generation, while on."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.started = 0.0
+        self.seconds = [0.0, 0.0, 0.0]
+        self.collections = [0, 0, 0]
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if not self.on:
+            return
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self.started
+            self.collections[info["generation"]] += 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("target", choices=["graphql", "plain"])
@@ -46,16 +68,26 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _exit)
     app = build(args.target)
     profiler: cProfile.Profile | None = None
+    gc_timer = GcTimer()
     if args.profile_out:
         active = cProfile.Profile()
-        signal.signal(signal.SIGUSR1, lambda signum, frame: active.enable())
+        gc.callbacks.append(gc_timer)
+
+        def start(signum: int, frame: FrameType | None) -> None:
+            gc_timer.on = True
+            active.enable()
+
+        signal.signal(signal.SIGUSR1, start)
         profiler = active
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
     finally:
         if profiler is not None:
             profiler.disable()
+            gc_timer.on = False
             profiler.dump_stats(args.profile_out)
+            with open(args.profile_out + ".gc.json", "w", encoding="utf-8") as out:
+                json.dump({"seconds": gc_timer.seconds, "collections": gc_timer.collections}, out)
 
 
 if __name__ == "__main__":

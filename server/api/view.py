@@ -5,22 +5,44 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
+from server.api import persisted
 from server.api.context import Context
 from server.api.errors import format_error
 from server.domain.i18n import negotiate
 from server.web.request_id import current_request_id
 
+PUBLIC_MAX_AGE = 15
+
 
 class GraphQLView(GraphQL[Context, None]):
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # Only in DEBUG, and never for a persisted-query GET (it has no `query` parameter either).
+        return bool(self.graphql_ide) and "extensions" not in request.query_params and \
+            super().should_render_graphql_ide(request)
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter,
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, list):
+            return data
+        query, problem = persisted.resolve(data.query, data.extensions)
+        if problem:
+            raise HTTPException(400, problem)
+        data.query = query
+        return data
+
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         state = request.app.state
+        request.state.sub_response = response
         return Context(
             db=state.db, redis=state.redis, settings=state.settings,
             locale=negotiate(request.headers.get("accept-language")), now=datetime.now(UTC),
@@ -29,6 +51,13 @@ class GraphQLView(GraphQL[Context, None]):
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         request_id = current_request_id()
+        sub_response = request.state.sub_response
+        if request.method == "GET" and not result.errors:
+            # Public, anonymous reads: phones on weak networks and the service worker may reuse them briefly.
+            sub_response.headers["cache-control"] = f"public, max-age={PUBLIC_MAX_AGE}, stale-while-revalidate=60"
+            sub_response.headers["vary"] = "Accept-Language"
+        else:
+            sub_response.headers["cache-control"] = "no-store"
         out: dict[str, Any] = {"data": result.data}
         if result.errors:
             out["errors"] = [format_error(e, request_id) for e in result.errors]

@@ -99,6 +99,8 @@ def merchant(r: Record, district_doc: Doc, area_ids: set[str], category_ids: set
         "hours": {day: list(hours.get(day) or []) for day in DAYS}, "open_slots": open_slots(spans),
         "status": "published",
         "search_terms": index_terms([*_texts(name), *_texts(address), *categories, *_texts(description)]),
+        # what a match in the name or address looks like: such matches rank first
+        "title_terms": index_terms([*_texts(name), *_texts(address)]),
     }
 
 

@@ -18,18 +18,21 @@ async def test_huaqiangbei_in_any_script_finds_the_district_and_its_merchants(ht
                      % text)
     result = body["data"]["search"]
     assert "huaqiangbei" in [d["slug"] for d in result["districts"]]
-    assert result["merchants"]
-    assert all(m["district"]["slug"] == "huaqiangbei" for m in result["merchants"])
+    in_hqb = [m["district"]["slug"] == "huaqiangbei" for m in result["merchants"]]
+    assert len(in_hqb) >= 10
+    # shops elsewhere may mention 华强北 in their description, but they rank after those named for it
+    assert in_hqb[:5] == [True] * 5
+    assert in_hqb == sorted(in_hqb, reverse=True)
 
 
 async def test_two_words_find_phone_shops_of_huaqiang(http: httpx.AsyncClient) -> None:
     body = await gql(http, '{ merchants(filter: {query: "华强 手机"}, first: 50) { edges { node { name '
                            'district { slug } categories { slug } } } } }')
     edges = body["data"]["merchants"]["edges"]
-    assert edges
-    for edge in edges:
-        node = edge["node"]
-        assert node["district"]["slug"] == "huaqiangbei"
+    assert len(edges) >= 2
+    for edge in edges[:2]:
+        assert edge["node"]["district"]["slug"] == "huaqiangbei"
+        assert "华强" in edge["node"]["name"] and "手机" in edge["node"]["name"]
 
 
 async def test_products_by_name_and_pinyin(http: httpx.AsyncClient) -> None:

@@ -15,18 +15,29 @@ from server.services.embedded import free_port
 from server.settings import ROOT
 
 
-def processes_mentioning(marker: str) -> list[int]:
-    found = []
+def children_of(parent: int) -> dict[int, str]:
+    """Live child processes of `parent` with their command lines (Linux /proc)."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
+            stat = (entry / "stat").read_text()
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if marker in cmdline:
-            found.append(int(entry.name))
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == parent and fields[0] != "Z":
+            found[int(entry.name)] = cmdline
     return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_single_machine_mode_serves_and_stops_cleanly(tmp_path: Path) -> None:
@@ -48,7 +59,9 @@ def test_single_machine_mode_serves_and_stops_cleanly(tmp_path: Path) -> None:
             if f"http://127.0.0.1:{port}" in line:
                 break
         assert any(f"http://127.0.0.1:{port}" in line for line in output), "".join(output)
-        assert len(processes_mentioning(str(var_dir))) == 2, "nx-27017 and redis-server run as children"
+        children = children_of(proc.pid)
+        assert any("nx-27017" in c for c in children.values()), children
+        assert any("redis-server" in c for c in children.values()), children
         base = f"http://127.0.0.1:{port}"
         for _ in range(200):
             try:
@@ -69,7 +82,7 @@ def test_single_machine_mode_serves_and_stops_cleanly(tmp_path: Path) -> None:
         if proc.stdout:
             proc.stdout.close()
     for _ in range(50):
-        if not processes_mentioning(str(var_dir)):
+        if not any(alive(pid) for pid in children):
             break
         time.sleep(0.1)
-    assert processes_mentioning(str(var_dir)) == []
+    assert [pid for pid in children if alive(pid)] == []

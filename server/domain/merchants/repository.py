@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -48,7 +48,9 @@ def _filter(q: MerchantQuery) -> dict[str, Any]:
 async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
     base = _filter(q)
     if q.near is not None:
-        return await _near_page(db, q.near, base, first, after)
+        return await _ranked_page(db, base, _by_distance(q.near), first, after, distances=True)
+    if q.terms:
+        return await _ranked_page(db, base, _by_relevance(q.terms), first, after)
     cursor = db.merchants.find(combine(base, after_filter(None, after))).sort([("_id", 1)]).limit(first + 1)
     docs = [doc async for doc in cursor]
 
@@ -59,28 +61,49 @@ async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after:
     return Page(items, len(docs) > first, count)
 
 
-async def _near_page(
-    db: AsyncDatabase[Doc], near: tuple[Point, float], base: dict[str, Any], first: int, after: Key | None,
-) -> Page[Merchant]:
+Ranker = Callable[[Doc], float | None]  # a sort value (lower first), or None to leave the document out
+
+
+def _by_distance(near: tuple[Point, float]) -> Ranker:
     center, radius = near
+
+    def rank(doc: Doc) -> float | None:
+        lng, lat = doc["location"]["coordinates"]
+        distance = round(haversine_m(center, Point(float(lat), float(lng))), 1)
+        return distance if distance <= radius else None
+
+    return rank
+
+
+def _by_relevance(terms: list[str]) -> Ranker:
+    wanted = set(terms)
+
+    def rank(doc: Doc) -> float:
+        return 0.0 if wanted.issubset(doc.get("title_terms") or ()) else 1.0  # name or address match first
+
+    return rank
+
+
+async def _ranked_page(
+    db: AsyncDatabase[Doc], base: dict[str, Any], rank: Ranker, first: int, after: Key | None,
+    *, distances: bool = False,
+) -> Page[Merchant]:
+    """Order computed per query (distance, relevance): the candidates are few, so rank them all here."""
     ranked: list[tuple[float, str, Doc]] = []
     async for doc in db.merchants.find(base):
-        lng, lat = doc["location"]["coordinates"]
-        distance = haversine_m(center, Point(float(lat), float(lng)))
-        if distance <= radius:
-            ranked.append((round(distance, 1), doc["_id"], doc))
+        value = rank(doc)
+        if value is not None:
+            ranked.append((value, doc["_id"], doc))
     ranked.sort(key=lambda r: (r[0], r[1]))
-    if after is not None:
-        ranked_after = [r for r in ranked if (r[0], r[1]) > (float(after[0]), after[1])]
-    else:
-        ranked_after = ranked
     total = len(ranked)
+    if after is not None:
+        ranked = [r for r in ranked if (r[0], r[1]) > (float(after[0]), after[1])]
 
     async def count() -> int:
         return total
 
-    items = [(Merchant.from_doc(d), (dist, mid), dist) for dist, mid, d in ranked_after[:first]]
-    return Page(items, len(ranked_after) > first, count)
+    items = [(Merchant.from_doc(d), (value, mid), value if distances else None) for value, mid, d in ranked[:first]]
+    return Page(items, len(ranked) > first, count)
 
 
 async def merchants_by_ids(db: AsyncDatabase[Doc], ids: Iterable[str]) -> dict[str, Merchant]:
@@ -95,5 +118,5 @@ async def ids_in_district(db: AsyncDatabase[Doc], district_id: str) -> list[str]
 
 
 async def search(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[Merchant]:
-    query = {"status": "published", "search_terms": {"$all": terms}}
-    return [Merchant.from_doc(d) async for d in db.merchants.find(query).sort([("_id", 1)]).limit(limit)]
+    page = await _ranked_page(db, _filter(MerchantQuery(terms=terms)), _by_relevance(terms), limit, None)
+    return [merchant for merchant, _, _ in page.items]

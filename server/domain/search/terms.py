@@ -43,6 +43,9 @@ MAX_QUERY_TERMS: Final = 16
 # Longer tokens are URLs, ids or pinyin of whole phrases; documents index
 # prefixes only up to this length and queries truncate to it, so both agree.
 MAX_TERM_LEN: Final = 24
+PARTICLES: Final = frozenset("的和与及在了是或")
+# Han runs up to this length also index the pinyin of the whole run.
+WHOLE_RUN_PINYIN: Final = 8
 
 _HAN: Final = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
 _TOKEN: Final = re.compile(r"[^\W_]+")
@@ -89,7 +92,10 @@ def _pinyin_words(run: str) -> list[str]:
 
     # Accurate mode alone misses words the context steals: in 深圳华强北商圈 it
     # yields 深圳华强|北, while full mode still finds 华强北.
-    words = dict.fromkeys(w for w in (*rjieba.cut(run), *rjieba.cut_all(run)) if len(w) >= 2)
+    # A short run is usually a whole name (沙井蚝 segments as 沙井|蚝): its own pinyin
+    # lets "shajinghao" and "sjh" find it.
+    whole = (run,) if 2 <= len(run) <= WHOLE_RUN_PINYIN else ()
+    words = dict.fromkeys(w for w in (*whole, *rjieba.cut(run), *rjieba.cut_all(run)) if len(w) >= 2)
     return list(words)
 
 
@@ -149,9 +155,21 @@ def _query_han_terms(run: str) -> list[str]:
         return _bigrams(run)
     # Bigrams stay inside query words: 华强北手机 must find 华强北数码手机城, where
     # 北手 never occurs. Documents index every bigram whatever their own
-    # segmentation, so only the query side needs to know where words end. Lone
-    # characters between words are mostly particles (的, 和) and are dropped.
-    return [bigram for w in words if len(w) > 1 for bigram in _bigrams(w)]
+    # segmentation, so only the query side needs to know where words end. A lone
+    # character that is a particle (的, 和) is dropped; any other (the 蚝 of
+    # 沙井|蚝) binds to its neighbour, so 沙井蚝 does not widen to all of 沙井.
+    terms: list[str] = []
+    position = 0
+    for w in words:
+        if len(w) > 1:
+            terms.extend(_bigrams(w))
+        elif w not in PARTICLES:
+            before, after = run[position - 1 : position], run[position + 1 : position + 2]
+            before = "" if before in PARTICLES else before
+            after = "" if after in PARTICLES else after
+            terms.append(before + w if before else w + after)
+        position += len(w)
+    return terms
 
 
 def query_terms(query: str) -> list[str]:
