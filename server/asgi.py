@@ -17,6 +17,7 @@ from server.content.loader import load_content
 from server.services import embedded, mongo, redis
 from server.settings import Settings
 from server.web import pages
+from server.web.pwa import pwa_routes
 from server.web.request_id import RequestIdMiddleware
 
 log = logging.getLogger("shangquan")
@@ -61,6 +62,7 @@ def create_app(
         Route("/readyz", pages.readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *pwa_routes(settings),
     ]
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan,
                      middleware=[Middleware(RequestIdMiddleware)])
