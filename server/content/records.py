@@ -7,8 +7,9 @@ from typing import Any
 
 from server.content.validate import ContentError, Record
 from server.domain.festivals.models import KINDS as FESTIVAL_KINDS
-from server.domain.geo import Point, cells_of, point_in_polygon
-from server.domain.merchants.hours import DAYS, SHANGHAI, HoursError, open_slots, parse_week
+from server.domain.geo import Point, point_in_polygon
+from server.domain.merchants.derived import derived_fields
+from server.domain.merchants.hours import DAYS, SHANGHAI, HoursError, parse_week
 from server.domain.offers.models import KINDS as OFFER_KINDS
 from server.domain.products.models import CATEGORIES as PRODUCT_CATEGORIES
 from server.domain.search.terms import index_terms
@@ -55,7 +56,7 @@ def district(r: Record, sort: int) -> tuple[Doc, list[Doc]]:
         area_names.append(area_name)
         areas.append({
             "_id": a.slug(), "district_id": did, "name": area_name, "center": _geo(alat, alng),
-            "capacity": a.integer("capacity", 1, 2_000_000), "sort": index,
+            "capacity": a.integer("capacity", 1, 2_000_000), "sort": index, "version": 0,
             "search_terms": index_terms(_texts(area_name)),
         })
     doc = {
@@ -93,14 +94,10 @@ def merchant(r: Record, district_doc: Doc, area_ids: set[str], category_ids: set
     address = r.localized("address", required=False)
     return {
         "_id": mid, "district_id": district_doc["_id"], "area_id": area_id, "name": name,
-        "description": description, "address": address, "categories": categories,
-        "location": _geo(lat, lng), "geo_cells": cells_of(Point(lat, lng)), "phone": phone,
-        "price_level": r.integer("price_level", 1, 4),
-        "hours": {day: list(hours.get(day) or []) for day in DAYS}, "open_slots": open_slots(spans),
-        "status": "published",
-        "search_terms": index_terms([*_texts(name), *_texts(address), *categories, *_texts(description)]),
-        # what a match in the name or address looks like: such matches rank first
-        "title_terms": index_terms([*_texts(name), *_texts(address)]),
+        "description": description, "address": address, "categories": categories, "phone": phone,
+        "price_level": r.integer("price_level", 1, 4), "hours": {day: list(hours.get(day) or []) for day in DAYS},
+        "status": "published", "version": 0,
+        **derived_fields(name, description, address, categories, Point(lat, lng), spans),
     }
 
 
@@ -141,7 +138,7 @@ def festival(r: Record, district_ids: set[str]) -> Doc:
         "_id": r.slug(), "name": r.localized("name"), "description": r.localized("description", required=False),
         "kind": r.choice("kind", FESTIVAL_KINDS), "starts_on": starts_on.isoformat(),
         "ends_on": ends_on.isoformat(), "starts_at": _local_midnight(starts_on),
-        "ends_at": _local_midnight(ends_on + timedelta(days=1)), "district_ids": districts,
+        "ends_at": _local_midnight(ends_on + timedelta(days=1)), "district_ids": districts, "version": 0,
     }
 
 
@@ -175,7 +172,7 @@ def offer(r: Record, merchants: dict[str, Doc], festivals: dict[str, Doc]) -> Do
         "kind": kind, "percent_off": percent, "amount_off_fen": amount,
         "min_spend_fen": r.integer("min_spend_fen", 0, 10**9, required=False), "coupon_code": code,
         "valid_from": valid_from.astimezone(UTC), "valid_until": valid_until.astimezone(UTC),
-        "stock": r.integer("stock", 0, 10**7, required=False), "status": "published",
+        "stock": r.integer("stock", 0, 10**7, required=False), "status": "published", "version": 0,
     }
 
 

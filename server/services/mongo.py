@@ -27,6 +27,9 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("valid_until", ASCENDING)], {}),
     ],
     "festivals": [([("ends_on", ASCENDING)], {})],
+    "accounts": [([("email", ASCENDING)], {"unique": True})],
+    "api_tokens": [([("token_hash", ASCENDING)], {"unique": True}), ([("account_id", ASCENDING)], {})],
+    "audit": [([("district_ids", ASCENDING)], {}), ([("at", ASCENDING)], {})],
     "products": [
         ([("sold_by", ASCENDING)], {}),
         ([("category", ASCENDING)], {}),

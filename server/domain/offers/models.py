@@ -7,6 +7,7 @@ from typing import Any
 from server.domain.i18n import Localized
 
 KINDS = ("percent_off", "amount_off", "gift", "bundle")
+STATUSES = ("draft", "published", "withdrawn")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,11 @@ class Offer:
     valid_from: datetime
     valid_until: datetime
     stock: int | None
+    status: str = "published"
+    version: int = 0
+    festival_decision: str = "none"  # featured | rejected | none, set by the festival's operator
+    views: int = 0
+    saves: int = 0
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Offer:
@@ -41,6 +47,9 @@ class Offer:
             kind=kind, percent_off=opt_int("percent_off"), amount_off_fen=opt_int("amount_off_fen"),
             min_spend_fen=opt_int("min_spend_fen"), coupon_code=doc.get("coupon_code"),
             valid_from=doc["valid_from"], valid_until=doc["valid_until"], stock=opt_int("stock"),
+            status=str(doc.get("status", "published")), version=int(doc.get("version") or 0),
+            festival_decision=str(doc.get("festival_decision") or "none"), views=int(doc.get("views") or 0),
+            saves=int(doc.get("saves") or 0),
         )
 
     def active_at(self, at: datetime) -> bool:

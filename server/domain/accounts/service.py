@@ -1,0 +1,189 @@
+"""Accounts: sign-in, invitations, API tokens, the first admin."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+from redis.asyncio import Redis
+
+from server.domain import authz
+from server.domain.accounts import passwords, ratelimit
+from server.domain.accounts.models import ROLES, Account, Actor
+from server.domain.audit import repository as audit
+from server.domain.errors import Invalid, NotFound, RateLimited
+from server.services.mongo import Doc
+
+EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
+INVITATION_DAYS = 7
+TOKEN_PREFIX = "sq_"
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _check_email(email: str) -> str:
+    email = normalize_email(email)
+    if not EMAIL.match(email):
+        raise Invalid({"email": "email_invalid"})
+    return email
+
+
+async def _insert_account(db: AsyncDatabase[Doc], email: str, password: str, role: str,
+                          merchant_ids: list[str], district_ids: list[str]) -> Account:
+    problem = passwords.check_strength(password)
+    if problem:
+        raise Invalid({"password": problem})
+    doc = {"_id": uuid.uuid4().hex, "email": email, "password_hash": passwords.hash_password(password),
+           "role": role, "merchant_ids": merchant_ids, "district_ids": district_ids, "status": "active",
+           "created_at": datetime.now(UTC)}
+    try:
+        await db.accounts.insert_one(doc)
+    except DuplicateKeyError:
+        raise Invalid({"email": "email_taken"}) from None
+    return Account.from_doc(doc)
+
+
+async def create_admin(db: AsyncDatabase[Doc], email: str, password: str) -> Account:
+    """Bootstrap from the command line: no actor, so no authorization to ask."""
+    return await _insert_account(db, _check_email(email), password, "admin", [], [])
+
+
+async def authenticate(db: AsyncDatabase[Doc], redis: Redis, email: str, password: str, ip: str) -> Account:
+    email = normalize_email(email)[:256]
+    wait = await ratelimit.retry_after(redis, email, ip)
+    if wait:
+        raise RateLimited(wait)
+    doc = await db.accounts.find_one({"email": email})
+    account = Account.from_doc(doc) if doc else None
+    ok = passwords.verify(account.password_hash if account else passwords.DUMMY_HASH, password)
+    if not ok or account is None or account.status != "active":
+        await ratelimit.record_failure(redis, email, ip)
+        raise Invalid({"email": "login_failed"})  # one message whether or not the account exists
+    await ratelimit.clear_account(redis, email)
+    if passwords.needs_rehash(account.password_hash):
+        await db.accounts.update_one({"_id": account.id},
+                                     {"$set": {"password_hash": passwords.hash_password(password)}})
+    return account
+
+
+async def account_by_id(db: AsyncDatabase[Doc], account_id: str) -> Account | None:
+    doc = await db.accounts.find_one({"_id": account_id, "status": "active"})
+    return Account.from_doc(doc) if doc else None
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    token: str  # shown once, in the link
+    email: str
+    role: str
+    expires_at: datetime
+
+
+async def invite(db: AsyncDatabase[Doc], actor: Actor, email: str, role: str,
+                 merchant_ids: list[str], district_ids: list[str]) -> Invitation:
+    """Admins invite operators (bound to districts); operators invite merchants of their districts."""
+    email = _check_email(email)
+    if role not in ROLES:
+        raise Invalid({"role": "role_invalid"})
+    if role in ("admin", "operator"):
+        authz.admin(actor)
+        if role == "operator" and not district_ids:
+            raise Invalid({"district_ids": "required"})
+        known = {d["_id"] async for d in db.districts.find({"_id": {"$in": district_ids}}, {"_id": 1})}
+        if set(district_ids) - known:
+            raise Invalid({"district_ids": "unknown_district"})
+        merchant_ids = []
+    else:
+        if not merchant_ids:
+            raise Invalid({"merchant_ids": "required"})
+        shops = [d async for d in db.merchants.find({"_id": {"$in": merchant_ids}}, {"district_id": 1})]
+        if len(shops) != len(set(merchant_ids)):
+            raise Invalid({"merchant_ids": "unknown_merchant"})
+        authz.district_operator(actor, {s["district_id"] for s in shops}, "accounts")
+        district_ids = []
+    token = secrets.token_urlsafe(24)
+    expires = datetime.now(UTC) + timedelta(days=INVITATION_DAYS)
+    doc = {"_id": _digest(token), "email": email, "role": role, "merchant_ids": merchant_ids,
+           "district_ids": district_ids, "invited_by": actor.account_id, "expires_at": expires, "status": "open"}
+    await db.invitations.insert_one(doc)
+    await audit.record(db, actor, "invite", "account", email, district_ids or [], None,
+                       {k: v for k, v in doc.items() if k != "_id"})
+    return Invitation(token, email, role, expires)
+
+
+async def accept_invitation(db: AsyncDatabase[Doc], token: str, password: str) -> Account:
+    doc = await db.invitations.find_one({"_id": _digest(token[:100]), "status": "open"})
+    if doc is None or doc["expires_at"] <= datetime.now(UTC):
+        raise NotFound("this invitation link is unknown, used or expired")
+    account = await _insert_account(db, doc["email"], password, doc["role"], doc["merchant_ids"],
+                                    doc["district_ids"])
+    await db.invitations.update_one({"_id": doc["_id"]}, {"$set": {"status": "used", "used_at": datetime.now(UTC)}})
+    await audit.record(db, account.actor(), "accept_invitation", "account", account.id,
+                       account.district_ids, None, {"email": account.email, "role": account.role})
+    return account
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    secret: str | None = None  # only right after creation
+
+
+async def create_token(db: AsyncDatabase[Doc], actor: Actor, name: str, scopes: list[str]) -> ApiToken:
+    authz.require_scope(actor, "accounts")
+    name = name.strip()[:80]
+    if not name:
+        raise Invalid({"name": "required"})
+    if not scopes or set(scopes) - set(authz.SCOPES):
+        raise Invalid({"scopes": "scopes_invalid"})
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token_id = uuid.uuid4().hex[:16]
+    now = datetime.now(UTC)
+    await db.api_tokens.insert_one({"_id": token_id, "token_hash": _digest(secret), "account_id": actor.account_id,
+                                    "name": name, "scopes": sorted(set(scopes)), "created_at": now,
+                                    "status": "active"})
+    return ApiToken(token_id, name, sorted(set(scopes)), now, secret)
+
+
+async def list_tokens(db: AsyncDatabase[Doc], actor: Actor) -> list[ApiToken]:
+    cursor = db.api_tokens.find({"account_id": actor.account_id, "status": "active"}).sort([("created_at", 1)])
+    return [ApiToken(d["_id"], d["name"], d["scopes"], d["created_at"]) async for d in cursor]
+
+
+async def revoke_token(db: AsyncDatabase[Doc], actor: Actor, token_id: str) -> None:
+    result = await db.api_tokens.update_one({"_id": token_id, "account_id": actor.account_id, "status": "active"},
+                                            {"$set": {"status": "revoked", "revoked_at": datetime.now(UTC)}})
+    if result.matched_count == 0:
+        raise NotFound("no such token")
+
+
+async def actor_for_token(db: AsyncDatabase[Doc], secret: str) -> Actor | None:
+    if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
+        return None
+    doc = await db.api_tokens.find_one({"token_hash": _digest(secret), "status": "active"})
+    if doc is None:
+        return None
+    account = await account_by_id(db, doc["account_id"])
+    return account.actor(frozenset(doc["scopes"])) if account else None
+
+
+async def list_accounts(db: AsyncDatabase[Doc], actor: Actor) -> list[dict[str, Any]]:
+    authz.admin(actor)
+    cursor = db.accounts.find({}, {"password_hash": 0}).sort([("email", 1)])
+    return [d async for d in cursor]

@@ -1,0 +1,175 @@
+"""Offer writes: merchants draft, publish and withdraw; festival operators feature or reject."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain import authz
+from server.domain.accounts.models import Actor
+from server.domain.audit import repository as audit
+from server.domain.errors import Conflict, Invalid, NotFound
+from server.domain.forms import CODE, Problems
+from server.domain.offers.models import KINDS, Offer
+from server.services.mongo import Doc
+
+EDITABLE = ("title", "description", "kind", "percent_off", "amount_off_fen", "min_spend_fen", "coupon_code",
+            "valid_from", "valid_until", "stock", "festival_id")
+
+
+@dataclass(slots=True)
+class OfferInput:
+    title: dict[str, str] = field(default_factory=dict)
+    description: dict[str, str] = field(default_factory=dict)
+    kind: str = "percent_off"
+    percent_off: Any = None
+    amount_off_fen: Any = None
+    min_spend_fen: Any = None
+    coupon_code: str | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    stock: Any = None
+    festival_id: str | None = None
+
+
+async def _validate(db: AsyncDatabase[Doc], data: OfferInput, district_id: str) -> dict[str, Any]:
+    p = Problems()
+    title = p.localized("title", data.title, required=True, max_len=120)
+    description = p.localized("description", data.description, required=False, max_len=2000)
+    if data.kind not in KINDS:
+        p.add("kind", "invalid_choice")
+    percent = p.integer("percent_off", data.percent_off, 1, 90, required=data.kind == "percent_off")
+    amount = p.integer("amount_off_fen", data.amount_off_fen, 1, 10**8, required=data.kind == "amount_off")
+    min_spend = p.integer("min_spend_fen", data.min_spend_fen, 0, 10**9)
+    stock = p.integer("stock", data.stock, 0, 10**7)
+    code = (data.coupon_code or "").strip().upper() or None
+    if code is not None and not CODE.match(code):
+        p.add("coupon_code", "coupon_format")
+    valid_from, valid_until = p.moment("valid_from", data.valid_from), p.moment("valid_until", data.valid_until)
+    if valid_from and valid_until and valid_until <= valid_from:
+        p.add("valid_until", "ends_before_start")
+    festival_id = data.festival_id or None
+    if festival_id is not None:
+        festival = await db.festivals.find_one({"_id": festival_id}, {"district_ids": 1})
+        if festival is None:
+            p.add("festival_id", "unknown_festival")
+        elif district_id not in festival["district_ids"]:
+            p.add("festival_id", "festival_elsewhere")
+    p.raise_if_any()
+    assert valid_from is not None and valid_until is not None
+    return {
+        "title": title, "description": description, "kind": data.kind,
+        "percent_off": percent if data.kind == "percent_off" else None,
+        "amount_off_fen": amount if data.kind == "amount_off" else None, "min_spend_fen": min_spend,
+        "coupon_code": code, "valid_from": valid_from.astimezone(UTC), "valid_until": valid_until.astimezone(UTC),
+        "stock": stock, "festival_id": festival_id,
+    }
+
+
+async def _merchant(db: AsyncDatabase[Doc], merchant_id: str) -> Doc:
+    doc = await db.merchants.find_one({"_id": merchant_id}, {"district_id": 1})
+    if doc is None:
+        raise NotFound(f"no merchant {merchant_id!r}")
+    return doc
+
+
+async def _offer_doc(db: AsyncDatabase[Doc], offer_id: str) -> Doc:
+    doc = await db.offers.find_one({"_id": offer_id})
+    if doc is None:
+        raise NotFound(f"no offer {offer_id!r}")
+    return doc
+
+
+async def create(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: OfferInput) -> Offer:
+    merchant = await _merchant(db, merchant_id)
+    authz.merchant_only(actor, merchant_id, "offers")
+    fields = await _validate(db, data, merchant["district_id"])
+    doc = {"_id": f"{merchant_id[:40]}-{uuid.uuid4().hex[:10]}", "merchant_id": merchant_id,
+           "district_id": merchant["district_id"], **fields, "status": "draft", "version": 1,
+           "origin": "backoffice", "festival_decision": "none", "views": 0, "saves": 0,
+           "created_at": datetime.now(UTC)}
+    await db.offers.insert_one(doc)
+    await audit.record(db, actor, "offer.create", "offer", doc["_id"], [merchant["district_id"]], None, doc)
+    return Offer.from_doc(doc)
+
+
+async def _save(db: AsyncDatabase[Doc], actor: Actor, action: str, before: Doc, version: int,
+                changes: dict[str, Any]) -> Offer:
+    """Compare-and-set on `version`: the second of two concurrent saves gets a Conflict, never a silent overwrite."""
+    changes = {**changes, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
+    result = await db.offers.update_one({"_id": before["_id"], "version": version}, {"$set": changes})
+    if result.matched_count == 0:
+        current = await _offer_doc(db, before["_id"])
+        raise Conflict({k: current.get(k) for k in (*EDITABLE, "status", "version")})
+    after = {**before, **changes}
+    await audit.record(db, actor, action, "offer", before["_id"], [before["district_id"]], before, after)
+    return Offer.from_doc(after)
+
+
+async def update(db: AsyncDatabase[Doc], actor: Actor, offer_id: str, data: OfferInput, version: int) -> Offer:
+    before = await _offer_doc(db, offer_id)
+    authz.merchant_only(actor, before["merchant_id"], "offers")
+    fields = await _validate(db, data, before["district_id"])
+    return await _save(db, actor, "offer.update", before, version, fields)
+
+
+TRANSITIONS = {"publish": ({"draft", "withdrawn"}, "published"), "withdraw": ({"published"}, "withdrawn")}
+
+
+async def transition(db: AsyncDatabase[Doc], actor: Actor, offer_id: str, action: str, version: int) -> Offer:
+    before = await _offer_doc(db, offer_id)
+    authz.merchant_only(actor, before["merchant_id"], "offers")
+    if action not in TRANSITIONS:
+        raise Invalid({"action": "invalid_choice"})
+    allowed_from, target = TRANSITIONS[action]
+    if before.get("status", "published") not in allowed_from:
+        raise Invalid({"status": f"cannot_{action}"})
+    return await _save(db, actor, f"offer.{action}", before, version, {"status": target})
+
+
+async def decide_for_festival(db: AsyncDatabase[Doc], actor: Actor, offer_id: str, decision: str,
+                              version: int) -> Offer:
+    """The festival's operator features an offer on the festival page, or rejects it from there."""
+    before = await _offer_doc(db, offer_id)
+    if not before.get("festival_id"):
+        raise Invalid({"festival_id": "not_in_festival"})
+    festival = await db.festivals.find_one({"_id": before["festival_id"]}, {"district_ids": 1})
+    authz.district_operator(actor, list(festival["district_ids"]) if festival else [], "festivals")
+    if decision not in ("featured", "rejected", "none"):
+        raise Invalid({"decision": "invalid_choice"})
+    return await _save(db, actor, f"offer.{decision}", before, version, {"festival_decision": decision})
+
+
+async def of_merchant(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str) -> list[Offer]:
+    """Every offer of a shop, drafts included, for its back office."""
+    merchant = await _merchant(db, merchant_id)
+    authz.merchant_owner(actor, merchant_id, merchant["district_id"], "offers")
+    cursor = db.offers.find({"merchant_id": merchant_id}).sort([("valid_until", -1), ("_id", 1)])
+    return [Offer.from_doc(d) async for d in cursor]
+
+
+async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, offer_id: str) -> Offer:
+    doc = await _offer_doc(db, offer_id)
+    authz.merchant_owner(actor, doc["merchant_id"], doc["district_id"], "offers")
+    return Offer.from_doc(doc)
+
+
+async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str) -> None:
+    """A shopper viewed or saved a published offer (anonymous; counters only)."""
+    if kind not in ("views", "saves"):
+        raise Invalid({"kind": "invalid_choice"})
+    result = await db.offers.update_one({"_id": offer_id, "status": "published"}, {"$inc": {kind: 1}})
+    if result.matched_count == 0:
+        raise NotFound(f"no offer {offer_id!r}")
+
+
+def as_input(offer: Offer) -> OfferInput:
+    return OfferInput(title=offer.title, description=offer.description, kind=offer.kind,
+                      percent_off=offer.percent_off, amount_off_fen=offer.amount_off_fen,
+                      min_spend_fen=offer.min_spend_fen, coupon_code=offer.coupon_code, valid_from=offer.valid_from,
+                      valid_until=offer.valid_until, stock=offer.stock, festival_id=offer.festival_id)
+
