@@ -3,6 +3,7 @@
     python -m server                 embedded MongoDB + Redis (unless MONGODB_URL / REDIS_URL), web and worker
     python -m server content load    validate content/ and write what changed
     python -m server schema          print the GraphQL schema, as checked in at graphql/schema.graphql
+    python -m server accounts create-admin EMAIL   the first admin (password prompted, or one line on stdin)
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import getpass
 import logging
 import sys
 
@@ -19,6 +21,8 @@ from server.api.schema import schema_sdl
 from server.asgi import create_app
 from server.content.loader import load_content
 from server.content.validate import ContentError
+from server.domain.accounts import service as accounts
+from server.domain.errors import Invalid
 from server.services import embedded, mongo
 from server.settings import Settings, SettingsError
 from server.worker import run_worker
@@ -66,12 +70,37 @@ async def _load(settings: Settings) -> int:
     return 0
 
 
+async def _create_admin(settings: Settings, email: str) -> int:
+    if sys.stdin.isatty():
+        password = getpass.getpass("Password for the new admin: ")
+        if getpass.getpass("Once more: ") != password:
+            print("the passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    client = mongo.connect(settings.mongodb_url)
+    try:
+        db = client[settings.mongodb_db]
+        await mongo.ensure_indexes(db)
+        account = await accounts.create_admin(db, email, password)
+    except Invalid as exc:
+        print(f"not created: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await client.close()
+    print(f"admin {account.email} created")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="商圈 Shangquan")
     sub = parser.add_subparsers(dest="command")
     content = sub.add_parser("content", help="manage seed content")
     content.add_argument("action", choices=["load"])
     sub.add_parser("schema", help="print the GraphQL schema (SDL); graphql/schema.graphql is this output")
+    accounts_cmd = sub.add_parser("accounts", help="manage accounts")
+    accounts_cmd.add_argument("action", choices=["create-admin"])
+    accounts_cmd.add_argument("email")
     args = parser.parse_args(argv)
     if args.command == "schema":
         print(schema_sdl(), end="")
@@ -86,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "content":
             return asyncio.run(_load(settings))
+        if args.command == "accounts":
+            return asyncio.run(_create_admin(settings, args.email))
         asyncio.run(_serve(settings))
         return 0
     except KeyboardInterrupt:

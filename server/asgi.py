@@ -17,6 +17,8 @@ from server.content.loader import load_content
 from server.services import embedded, mongo, redis
 from server.settings import Settings
 from server.web import pages
+from server.web.admin.routes import admin_routes
+from server.web.auth import session_policy
 from server.web.pwa import pwa_routes
 from server.web.request_id import RequestIdMiddleware
 
@@ -54,6 +56,7 @@ def create_app(
                 report = await load_content(db, settings.content_dir)
                 log.info("content: %s", report.summary())
             app.state.settings, app.state.db, app.state.redis = settings, db, redis_client
+            app.state.session_policy = await session_policy(db, settings)
             yield
 
     routes = [
@@ -62,6 +65,7 @@ def create_app(
         Route("/readyz", pages.readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *admin_routes(settings),
         *pwa_routes(settings),
     ]
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan,

@@ -48,6 +48,10 @@ class Settings:
     max_tokens: int = 2000
     max_cost: int = 5000
     max_page_size: int = 50
+    # Signs session cookies; empty means one generated once and kept in MongoDB, shared by every process.
+    session_secret: str = ""
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -73,4 +77,7 @@ class Settings:
             max_aliases=_int(env, "GRAPHQL_MAX_ALIASES", 30, 1, 500),
             max_tokens=_int(env, "GRAPHQL_MAX_TOKENS", 2000, 100, 100_000),
             max_cost=_int(env, "GRAPHQL_MAX_COST", 5000, 10, 1_000_000),
+            session_secret=env.get("SESSION_SECRET", ""),
+            session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
+            session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12, 1, 24 * 30),
         )

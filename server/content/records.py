@@ -118,7 +118,7 @@ def product(r: Record, merchant_ids: set[str]) -> Doc:
     return {
         "_id": r.slug(), "name": name, "story": story, "category": r.choice("category", PRODUCT_CATEGORIES),
         "price_min_fen": low, "price_max_fen": high, "unit": r.localized("unit", required=False),
-        "sold_by": sold_by, "search_terms": index_terms([*_texts(name), *_texts(story)]),
+        "sold_by": sold_by, "search_terms": index_terms([*_texts(name), *_texts(story)]), "version": 0,
     }
 
 

@@ -1,0 +1,100 @@
+"""Festival writes: operators of every district a festival runs in, or admins."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from server.domain import authz
+from server.domain.accounts.models import Actor
+from server.domain.audit import repository as audit
+from server.domain.errors import Conflict, Invalid, NotFound
+from server.domain.festivals.models import KINDS, Festival
+from server.domain.forms import Problems
+from server.domain.merchants.hours import SHANGHAI
+from server.services.mongo import Doc
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{2,79}$")
+
+
+@dataclass(slots=True)
+class FestivalInput:
+    name: dict[str, str] = field(default_factory=dict)
+    description: dict[str, str] = field(default_factory=dict)
+    kind: str = "shopping"
+    starts_on: date | None = None
+    ends_on: date | None = None
+    district_ids: list[str] = field(default_factory=list)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0), SHANGHAI).astimezone(UTC)
+
+
+async def _validate(db: AsyncDatabase[Doc], data: FestivalInput) -> dict[str, Any]:
+    p = Problems()
+    name = p.localized("name", data.name, required=True, max_len=120)
+    description = p.localized("description", data.description, required=False, max_len=2000)
+    if data.kind not in KINDS:
+        p.add("kind", "invalid_choice")
+    if data.starts_on is None:
+        p.add("starts_on", "required")
+    if data.ends_on is None:
+        p.add("ends_on", "required")
+    if data.starts_on and data.ends_on and data.ends_on < data.starts_on:
+        p.add("ends_on", "ends_before_start")
+    known = {d["_id"] async for d in db.districts.find({"_id": {"$in": data.district_ids}}, {"_id": 1})}
+    if not data.district_ids or set(data.district_ids) - known:
+        p.add("district_ids", "unknown_district")
+    p.raise_if_any()
+    assert data.starts_on is not None and data.ends_on is not None
+    return {"name": name, "description": description, "kind": data.kind, "starts_on": data.starts_on.isoformat(),
+            "ends_on": data.ends_on.isoformat(), "starts_at": _midnight(data.starts_on),
+            "ends_at": _midnight(data.ends_on + timedelta(days=1)), "district_ids": sorted(set(data.district_ids))}
+
+
+async def create(db: AsyncDatabase[Doc], actor: Actor, slug: str, data: FestivalInput) -> Festival:
+    authz.district_operator(actor, data.district_ids, "festivals")
+    if not SLUG.match(slug):
+        raise Invalid({"slug": "slug_format"})
+    fields = await _validate(db, data)
+    doc = {"_id": slug, **fields, "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
+    try:
+        await db.festivals.insert_one(doc)
+    except DuplicateKeyError:
+        raise Invalid({"slug": "slug_taken"}) from None
+    await audit.record(db, actor, "festival.create", "festival", slug, fields["district_ids"], None, doc)
+    return Festival.from_doc(doc)
+
+
+async def update(db: AsyncDatabase[Doc], actor: Actor, festival_id: str, data: FestivalInput,
+                 version: int) -> Festival:
+    before = await db.festivals.find_one({"_id": festival_id})
+    if before is None:
+        raise NotFound(f"no festival {festival_id!r}")
+    # the operator must hold every district the festival runs in, before and after the edit
+    authz.district_operator(actor, sorted(set(before["district_ids"]) | set(data.district_ids)), "festivals")
+    fields = await _validate(db, data)
+    changes = {**fields, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
+    result = await db.festivals.update_one({"_id": festival_id, "version": version}, {"$set": changes})
+    if result.matched_count == 0:
+        current = await db.festivals.find_one({"_id": festival_id}) or {}
+        raise Conflict({k: current.get(k) for k in ("name", "description", "kind", "starts_on", "ends_on",
+                                                     "district_ids", "version")})
+    after = {**before, **changes}
+    await audit.record(db, actor, "festival.update", "festival", festival_id,
+                       sorted(set(before["district_ids"]) | set(fields["district_ids"])), before, after)
+    return Festival.from_doc(after)
+
+
+async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, festival_id: str) -> tuple[Festival, int]:
+    doc = await db.festivals.find_one({"_id": festival_id})
+    if doc is None:
+        raise NotFound(f"no festival {festival_id!r}")
+    authz.district_operator(actor, list(doc["district_ids"]), "festivals")
+    return Festival.from_doc(doc), int(doc.get("version") or 0)

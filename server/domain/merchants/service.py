@@ -1,0 +1,127 @@
+"""Merchant profile writes: the merchant itself, an operator of its district, or an admin."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain import authz
+from server.domain.accounts.models import Actor
+from server.domain.audit import repository as audit
+from server.domain.errors import Conflict, NotFound
+from server.domain.forms import Problems
+from server.domain.geo import Point, point_in_polygon, valid_coordinates
+from server.domain.merchants.derived import derived_fields
+from server.domain.merchants.hours import DAYS, HoursError, parse_week
+from server.domain.merchants.models import Merchant
+from server.services.mongo import Doc
+
+PHONE = re.compile(r"^[0-9+\- ()]{5,30}$")
+PROFILE_FIELDS = ("name", "description", "address", "phone", "categories", "price_level", "hours", "location",
+                  "area_id")
+
+
+@dataclass(slots=True)
+class ProfileInput:
+    name: dict[str, str] = field(default_factory=dict)
+    description: dict[str, str] = field(default_factory=dict)
+    address: dict[str, str] = field(default_factory=dict)
+    phone: str = ""
+    categories: list[str] = field(default_factory=list)
+    price_level: Any = None
+    hours: dict[str, list[str]] = field(default_factory=dict)
+    lat: Any = None
+    lng: Any = None
+    area_id: str = ""
+
+
+async def _validate(db: AsyncDatabase[Doc], data: ProfileInput, district_id: str) -> dict[str, Any]:
+    p = Problems()
+    name = p.localized("name", data.name, required=True, max_len=80)
+    description = p.localized("description", data.description, required=False, max_len=2000)
+    address = p.localized("address", data.address, required=False, max_len=200)
+    phone = data.phone.strip()
+    if not PHONE.match(phone):
+        p.add("phone", "phone_format")
+    known = {d["_id"] async for d in db.categories.find({"_id": {"$in": data.categories}}, {"_id": 1})}
+    if not data.categories or len(data.categories) > 5 or set(data.categories) - known:
+        p.add("categories", "categories_invalid")
+    price_level = p.integer("price_level", data.price_level, 1, 4, required=True)
+    spans = []
+    try:
+        spans = parse_week({day: [s.strip() for s in data.hours.get(day, []) if s.strip()] for day in DAYS})
+    except HoursError:
+        p.add("hours", "hours_format")
+    lat = lng = 0.0
+    try:
+        lat, lng = float(data.lat), float(data.lng)
+        if not valid_coordinates(lat, lng):
+            raise ValueError
+    except (TypeError, ValueError):
+        p.add("location", "coordinates_invalid")
+    district = await db.districts.find_one({"_id": district_id}, {"boundary": 1})
+    if "location" not in p.fields and district and not point_in_polygon(Point(lat, lng),
+                                                                         district["boundary"]["coordinates"][0]):
+        p.add("location", "outside_district")
+    area = await db.areas.find_one({"_id": data.area_id, "district_id": district_id}, {"_id": 1})
+    if area is None:
+        p.add("area_id", "unknown_area")
+    p.raise_if_any()
+    hours = {day: [s.strip() for s in data.hours.get(day, []) if s.strip()] for day in DAYS}
+    return {"name": name, "description": description, "address": address, "phone": phone,
+            "categories": list(dict.fromkeys(data.categories)), "price_level": price_level, "hours": hours,
+            "area_id": data.area_id,
+            **derived_fields(name, description, address, data.categories, Point(lat, lng), spans)}
+
+
+async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str) -> tuple[Merchant, int]:
+    doc = await db.merchants.find_one({"_id": merchant_id})
+    if doc is None:
+        raise NotFound(f"no merchant {merchant_id!r}")
+    authz.merchant_owner(actor, merchant_id, doc["district_id"], "profile")
+    return Merchant.from_doc(doc), int(doc.get("version") or 0)
+
+
+async def update_profile(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: ProfileInput,
+                         version: int) -> Merchant:
+    before = await db.merchants.find_one({"_id": merchant_id})
+    if before is None:
+        raise NotFound(f"no merchant {merchant_id!r}")
+    authz.merchant_owner(actor, merchant_id, before["district_id"], "profile")
+    fields = await _validate(db, data, before["district_id"])
+    changes = {**fields, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
+    result = await db.merchants.update_one({"_id": merchant_id, "version": version}, {"$set": changes})
+    if result.matched_count == 0:
+        current = await db.merchants.find_one({"_id": merchant_id}) or {}
+        raise Conflict({k: current.get(k) for k in (*PROFILE_FIELDS, "version")})
+    after = {**before, **changes}
+    await audit.record(db, actor, "merchant.update", "merchant", merchant_id, [before["district_id"]], before, after)
+    return Merchant.from_doc(after)
+
+
+async def create(db: AsyncDatabase[Doc], actor: Actor, district_id: str, data: ProfileInput) -> Merchant:
+    """Operators list a new shop in their district (and then invite its owner)."""
+    authz.district_operator(actor, [district_id], "districts")
+    fields = await _validate(db, data, district_id)
+    doc = {"_id": f"{district_id[:20]}-{uuid.uuid4().hex[:10]}", "district_id": district_id, **fields,
+           "status": "published", "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
+    await db.merchants.insert_one(doc)
+    await audit.record(db, actor, "merchant.create", "merchant", doc["_id"], [district_id], None, doc)
+    return Merchant.from_doc(doc)
+
+
+async def of_actor(db: AsyncDatabase[Doc], actor: Actor) -> list[Merchant]:
+    """The shops an account may manage."""
+    authz.require_scope(actor, "profile")
+    if actor.is_admin:
+        query: dict[str, Any] = {}
+    elif actor.role == "operator":
+        query = {"district_id": {"$in": sorted(actor.district_ids)}}
+    else:
+        query = {"_id": {"$in": sorted(actor.merchant_ids)}}
+    return [Merchant.from_doc(d) async for d in db.merchants.find(query).sort([("district_id", 1), ("_id", 1)])]

@@ -1,0 +1,101 @@
+"""深圳手信 writes: a merchant says which specialties it sells, and keeps its own products."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain import authz
+from server.domain.accounts.models import Actor
+from server.domain.audit import repository as audit
+from server.domain.errors import Conflict, NotFound
+from server.domain.forms import Problems
+from server.domain.products.models import CATEGORIES, Product
+from server.domain.search.terms import index_terms
+from server.services.mongo import Doc
+
+
+@dataclass(slots=True)
+class ProductInput:
+    name: dict[str, str] = field(default_factory=dict)
+    story: dict[str, str] = field(default_factory=dict)
+    category: str = "food"
+    price_min_fen: Any = None
+    price_max_fen: Any = None
+    unit: dict[str, str] = field(default_factory=dict)
+
+
+def _validate(data: ProductInput) -> dict[str, Any]:
+    p = Problems()
+    name = p.localized("name", data.name, required=True, max_len=80)
+    story = p.localized("story", data.story, required=True, max_len=2000)
+    unit = p.localized("unit", data.unit, required=False, max_len=20)
+    if data.category not in CATEGORIES:
+        p.add("category", "invalid_choice")
+    low = p.integer("price_min_fen", data.price_min_fen, 0, 10**9, required=True)
+    high = p.integer("price_max_fen", data.price_max_fen, 0, 10**9, required=True)
+    if low is not None and high is not None and high < low:
+        p.add("price_max_fen", "max_below_min")
+    p.raise_if_any()
+    return {"name": name, "story": story, "unit": unit, "category": data.category, "price_min_fen": low,
+            "price_max_fen": high, "search_terms": index_terms([*name.values(), *story.values()])}
+
+
+async def _merchant_district(db: AsyncDatabase[Doc], merchant_id: str) -> str:
+    doc = await db.merchants.find_one({"_id": merchant_id}, {"district_id": 1})
+    if doc is None:
+        raise NotFound(f"no merchant {merchant_id!r}")
+    return str(doc["district_id"])
+
+
+async def set_sold_here(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, product_id: str,
+                        sold: bool) -> Product:
+    """Add or remove this shop from where a specialty can be bought."""
+    district_id = await _merchant_district(db, merchant_id)
+    authz.merchant_only(actor, merchant_id, "products")
+    before = await db.products.find_one({"_id": product_id})
+    if before is None:
+        raise NotFound(f"no product {product_id!r}")
+    sellers = [m for m in before.get("sold_by", []) if m != merchant_id] + ([merchant_id] if sold else [])
+    await db.products.update_one({"_id": product_id}, {"$set": {"sold_by": sellers, "origin": "backoffice"}})
+    after = {**before, "sold_by": sellers}
+    await audit.record(db, actor, "product.sold_here" if sold else "product.not_sold_here", "product", product_id,
+                       [district_id], {"sold_by": before.get("sold_by", [])}, {"sold_by": sellers})
+    return Product.from_doc(after)
+
+
+async def create(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: ProductInput) -> Product:
+    district_id = await _merchant_district(db, merchant_id)
+    authz.merchant_only(actor, merchant_id, "products")
+    doc = {"_id": f"{merchant_id[:40]}-{uuid.uuid4().hex[:8]}", **_validate(data), "sold_by": [merchant_id],
+           "owner_merchant_id": merchant_id, "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
+    await db.products.insert_one(doc)
+    await audit.record(db, actor, "product.create", "product", doc["_id"], [district_id], None, doc)
+    return Product.from_doc(doc)
+
+
+async def update(db: AsyncDatabase[Doc], actor: Actor, product_id: str, data: ProductInput, version: int) -> Product:
+    """A merchant edits the products it created; shared city specialties are edited by admins."""
+    before = await db.products.find_one({"_id": product_id})
+    if before is None:
+        raise NotFound(f"no product {product_id!r}")
+    owner = before.get("owner_merchant_id")
+    if owner:
+        authz.merchant_only(actor, owner, "products")
+    else:
+        authz.admin(actor, "products")
+    fields = _validate(data)
+    changes = {**fields, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
+    result = await db.products.update_one({"_id": product_id, "version": version}, {"$set": changes})
+    if result.matched_count == 0:
+        current = await db.products.find_one({"_id": product_id}) or {}
+        raise Conflict({k: current.get(k) for k in ("name", "story", "category", "price_min_fen", "price_max_fen",
+                                                     "version")})
+    districts = [await _merchant_district(db, owner)] if owner else []
+    after = {**before, **changes}
+    await audit.record(db, actor, "product.update", "product", product_id, districts, before, after)
+    return Product.from_doc(after)
