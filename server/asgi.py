@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -57,6 +58,10 @@ def create_app(
                 log.info("content: %s", report.summary())
             app.state.settings, app.state.db, app.state.redis = settings, db, redis_client
             app.state.session_policy = await session_policy(db, settings)
+            # Schema, dictionaries and caches live for the whole process: keep them out of every
+            # later garbage collection (full collections cost ~90 ms each under load).
+            gc.collect()
+            gc.freeze()
             yield
 
     routes = [

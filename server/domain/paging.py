@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from pymongo.asynchronous.collection import AsyncCollection
+
 T = TypeVar("T")
 
 Key = tuple[Any, str]  # (sort value, _id); the _id breaks ties
@@ -33,3 +35,11 @@ def combine(*filters: dict[str, Any]) -> dict[str, Any]:
     if not parts:
         return {}
     return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+async def count(collection: AsyncCollection[dict[str, Any]], query: dict[str, Any]) -> int:
+    """Matching documents.  `$count` rather than count_documents' `$group`, which the embedded
+    server runs ~40x slower (measured by bench/graphql_read.py); both are standard MongoDB."""
+    async for doc in await collection.aggregate([{"$match": query}, {"$count": "n"}]):
+        return int(doc["n"])
+    return 0

@@ -26,7 +26,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("festival_id", ASCENDING)], {}),
         ([("valid_until", ASCENDING)], {}),
     ],
-    "festivals": [([("ends_on", ASCENDING)], {})],
+    "festivals": [([("ends_on", ASCENDING)], {}), ([("district_ids", ASCENDING)], {})],
     "accounts": [([("email", ASCENDING)], {"unique": True})],
     "api_tokens": [([("token_hash", ASCENDING)], {"unique": True}), ([("account_id", ASCENDING)], {})],
     "audit": [([("district_ids", ASCENDING)], {}), ([("at", ASCENDING)], {})],

@@ -28,7 +28,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from server.domain.paging import after_filter, combine
+from server.domain.paging import after_filter, combine, count
 from server.services.mongo import ensure_indexes
 from tests.conftest import unique_db
 
@@ -480,3 +480,18 @@ async def test_boolean_written_with_set_reads_back_only_truthy(db: AsyncDatabase
     assert back is not None
     assert bool(back["featured"]) is True
     assert await ids(coll, {"status": "published"}) == ["m1"]
+
+
+async def test_count_stage_counts_matches(db: AsyncDatabase[Doc]) -> None:
+    # paging.count uses [$match, $count] (count_documents' $group is very slow on the embedded server).
+    coll = await fresh(db, "counting", [{"_id": f"d{i}", "tags": ["a"] if i % 2 else ["b"]} for i in range(9)])
+    assert await count(coll, {"tags": {"$in": ["a"]}}) == 4
+    assert await count(coll, {"tags": {"$in": ["zzz"]}}) == 0
+    assert await count(coll, {}) == 9
+
+
+async def test_exclusion_projection_drops_only_the_named_fields(db: AsyncDatabase[Doc]) -> None:
+    # Merchant reads leave out their index-only arrays.
+    coll = await fresh(db, "exclusion", [{"_id": "m", "name": {"en": "x"}, "open_slots": [1, 2], "geo_cells": ["c"]}])
+    doc = await coll.find_one({"_id": "m"}, {"open_slots": 0, "geo_cells": 0})
+    assert doc == {"_id": "m", "name": {"en": "x"}}

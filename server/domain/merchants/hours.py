@@ -9,8 +9,10 @@ on an indexed integer array.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -63,7 +65,22 @@ def parse_week(hours: dict[str, list[str]]) -> list[Span]:
     return [parse_span(day, text) for day, name in enumerate(DAYS) for text in hours.get(name) or []]
 
 
-def _week_intervals(spans: list[Span]) -> list[tuple[int, int]]:
+def parse_week_cached(hours: dict[str, list[str]]) -> tuple[Span, ...]:
+    """parse_week for hours already validated on write; shops share few distinct schedules."""
+    return _parse_frozen(tuple(tuple(hours.get(day) or ()) for day in DAYS))
+
+
+@lru_cache(maxsize=4096)
+def _parse_frozen(week: tuple[tuple[str, ...], ...]) -> tuple[Span, ...]:
+    return tuple(parse_week({day: list(spans) for day, spans in zip(DAYS, week, strict=True)}))
+
+
+def _week_intervals(spans: Sequence[Span]) -> tuple[tuple[int, int], ...]:
+    return _merged(tuple(spans))
+
+
+@lru_cache(maxsize=4096)
+def _merged(spans: tuple[Span, ...]) -> tuple[tuple[int, int], ...]:
     """Merged, sorted, half-open minute-of-week intervals; a span past Sunday midnight wraps to Monday."""
     raw: list[tuple[int, int]] = []
     for span in spans:
@@ -78,10 +95,10 @@ def _week_intervals(spans: list[Span]) -> list[tuple[int, int]]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], end))
         else:
             merged.append((start, end))
-    return merged
+    return tuple(merged)
 
 
-def open_slots(spans: list[Span]) -> list[int]:
+def open_slots(spans: Sequence[Span]) -> list[int]:
     """Quarter-hour slots of the week in which the place is open (indexed in MongoDB)."""
     return [slot for start, end in _week_intervals(spans) for slot in range(start // SLOT, end // SLOT)]
 
@@ -95,12 +112,12 @@ def slot_at(at: datetime) -> int:
     return minute_of_week(at) // SLOT
 
 
-def is_open(spans: list[Span], at: datetime) -> bool:
+def is_open(spans: Sequence[Span], at: datetime) -> bool:
     minute = minute_of_week(at)
     return any(start <= minute < end for start, end in _week_intervals(spans))
 
 
-def closes_at(spans: list[Span], at: datetime) -> str | None:
+def closes_at(spans: Sequence[Span], at: datetime) -> str | None:
     """Local HH:MM at which the current opening ends; None when closed or open around the clock."""
     minute = minute_of_week(at)
     intervals = _week_intervals(spans)

@@ -5,7 +5,7 @@ from typing import Any
 
 from server.domain.geo import Point
 from server.domain.i18n import Localized
-from server.domain.merchants.hours import DAYS, Span, parse_week
+from server.domain.merchants.hours import DAYS, Span, parse_week_cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +21,7 @@ class Merchant:
     phone: str
     price_level: int
     hours: dict[str, list[str]]
-    spans: list[Span]
+    spans: tuple[Span, ...]
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Merchant:
@@ -32,5 +32,5 @@ class Merchant:
             description=doc.get("description") or {}, address=doc.get("address") or {},
             categories=list(doc.get("categories") or []), location=Point(float(lat), float(lng)),
             phone=str(doc.get("phone") or ""), price_level=int(doc.get("price_level") or 0),
-            hours=hours, spans=parse_week(hours),
+            hours=hours, spans=parse_week_cached(hours),
         )

@@ -11,7 +11,12 @@ from server.domain.geo import Point, covering_cells, haversine_m
 from server.domain.merchants.hours import slot_at
 from server.domain.merchants.models import Merchant
 from server.domain.paging import Key, Page, after_filter, combine
+from server.domain.paging import count as count_matching
 from server.services.mongo import Doc
+
+# Index-only fields are large (open_slots alone holds up to 672 numbers) and never read back.
+LEAN: dict[str, Any] = {"open_slots": 0, "geo_cells": 0, "search_terms": 0, "title_terms": 0}
+RANKING: dict[str, Any] = {"open_slots": 0, "geo_cells": 0, "search_terms": 0}
 
 
 @dataclass(slots=True)
@@ -51,11 +56,11 @@ async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after:
         return await _ranked_page(db, base, _by_distance(q.near), first, after, distances=True)
     if q.terms:
         return await _ranked_page(db, base, _by_relevance(q.terms), first, after)
-    cursor = db.merchants.find(combine(base, after_filter(None, after))).sort([("_id", 1)]).limit(first + 1)
+    cursor = db.merchants.find(combine(base, after_filter(None, after)), LEAN).sort([("_id", 1)]).limit(first + 1)
     docs = [doc async for doc in cursor]
 
     async def count() -> int:
-        return await db.merchants.count_documents(base)
+        return await count_matching(db.merchants, base)
 
     items = [(Merchant.from_doc(d), (None, d["_id"]), None) for d in docs[:first]]
     return Page(items, len(docs) > first, count)
@@ -90,7 +95,7 @@ async def _ranked_page(
 ) -> Page[Merchant]:
     """Order computed per query (distance, relevance): the candidates are few, so rank them all here."""
     ranked: list[tuple[float, str, Doc]] = []
-    async for doc in db.merchants.find(base):
+    async for doc in db.merchants.find(base, RANKING):
         value = rank(doc)
         if value is not None:
             ranked.append((value, doc["_id"], doc))
@@ -107,7 +112,8 @@ async def _ranked_page(
 
 
 async def merchants_by_ids(db: AsyncDatabase[Doc], ids: Iterable[str]) -> dict[str, Merchant]:
-    return {d["_id"]: Merchant.from_doc(d) async for d in db.merchants.find({"_id": {"$in": list(ids)}})}
+    cursor = db.merchants.find({"_id": {"$in": list(ids)}}, LEAN)
+    return {d["_id"]: Merchant.from_doc(d) async for d in cursor}
 
 
 

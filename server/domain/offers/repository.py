@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain.offers.models import Offer
 from server.domain.paging import Key, Page, after_filter, combine
+from server.domain.paging import count as count_matching
 from server.services.mongo import Doc
 
 PUBLISHED = {"status": "published"}
@@ -46,7 +47,7 @@ async def find_page(db: AsyncDatabase[Doc], q: OfferQuery, first: int, after: Ke
     docs = [d async for d in cursor]
 
     async def count() -> int:
-        return await db.offers.count_documents(base)
+        return await count_matching(db.offers, base)
 
     items = [(Offer.from_doc(d), (d["valid_until"], d["_id"]), None) for d in docs[:first]]
     return Page(items, len(docs) > first, count)

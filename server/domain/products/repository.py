@@ -7,8 +7,11 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain.paging import Key, Page, after_filter, combine
+from server.domain.paging import count as count_matching
 from server.domain.products.models import Product
 from server.services.mongo import Doc
+
+LEAN: dict[str, Any] = {"search_terms": 0}
 
 
 @dataclass(slots=True)
@@ -31,11 +34,11 @@ async def find_page(db: AsyncDatabase[Doc], q: ProductQuery, first: int, after: 
     if q.terms:
         parts.append({"search_terms": {"$all": q.terms}})
     base = combine(*parts)
-    cursor = db.products.find(combine(base, after_filter(None, after))).sort([("_id", 1)]).limit(first + 1)
+    cursor = db.products.find(combine(base, after_filter(None, after)), LEAN).sort([("_id", 1)]).limit(first + 1)
     docs = [d async for d in cursor]
 
     async def count() -> int:
-        return await db.products.count_documents(base)
+        return await count_matching(db.products, base)
 
     items = [(Product.from_doc(d), (None, d["_id"]), None) for d in docs[:first]]
     return Page(items, len(docs) > first, count)
@@ -44,7 +47,7 @@ async def find_page(db: AsyncDatabase[Doc], q: ProductQuery, first: int, after: 
 async def by_merchants(db: AsyncDatabase[Doc], merchant_ids: list[str]) -> dict[str, list[Product]]:
     out: dict[str, list[Product]] = defaultdict(list)
     wanted = set(merchant_ids)
-    async for doc in db.products.find({"sold_by": {"$in": merchant_ids}}).sort([("_id", 1)]):
+    async for doc in db.products.find({"sold_by": {"$in": merchant_ids}}, LEAN).sort([("_id", 1)]):
         product = Product.from_doc(doc)
         for merchant_id in wanted.intersection(product.sold_by):
             out[merchant_id].append(product)
@@ -52,7 +55,7 @@ async def by_merchants(db: AsyncDatabase[Doc], merchant_ids: list[str]) -> dict[
 
 
 async def by_ids(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, Product]:
-    return {d["_id"]: Product.from_doc(d) async for d in db.products.find({"_id": {"$in": ids}})}
+    return {d["_id"]: Product.from_doc(d) async for d in db.products.find({"_id": {"$in": ids}}, LEAN)}
 
 
 async def search(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[Product]:

@@ -1,0 +1,52 @@
+"""Mutation results: typed payloads whose `errors` say what went wrong, per field, with a code."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TypeVar
+
+import strawberry
+
+from server.api.common import AppInfo
+from server.domain.accounts.models import Actor
+from server.domain.errors import Conflict, DomainError, Invalid, RateLimited
+
+T = TypeVar("T")
+
+
+@strawberry.type(description="One problem with a mutation's input or permissions.")
+class FieldError:
+    field: str = strawberry.field(description="The input field, e.g. title.zh-CN; empty for the whole request.")
+    message: str = strawberry.field(description="In the request's locale.")
+    code: str = strawberry.field(description="FORBIDDEN, UNAUTHENTICATED, NOT_FOUND, CONFLICT, RATE_LIMITED, "
+                                             "or a validation key such as required or coupon_format.")
+
+
+def message(key: str, locale: str) -> str:
+    from server.web.i18n import translate  # the same texts the back office shows
+
+    return translate(key, locale)
+
+
+def errors_of(exc: DomainError, locale: str) -> list[FieldError]:
+    if isinstance(exc, Invalid):
+        return [FieldError(field=f, message=message(k, locale), code=k) for f, k in exc.fields.items()]
+    if isinstance(exc, Conflict):
+        return [FieldError(field="version", message=message("conflict", locale), code=exc.code)]
+    if isinstance(exc, RateLimited):
+        return [FieldError(field="", message=str(exc), code=exc.code)]
+    return [FieldError(field="", message=str(exc), code=exc.code)]
+
+
+async def attempt(info: AppInfo, work: Awaitable[T]) -> tuple[T | None, list[FieldError], DomainError | None]:
+    """Run a service call; a domain error becomes payload errors instead of a GraphQL error."""
+    try:
+        return await work, [], None
+    except DomainError as exc:
+        return None, errors_of(exc, info.context.locale), exc
+
+
+async def actor(info: AppInfo) -> Actor:
+    from server.web.auth import actor_of
+
+    return await actor_of(info.context.request)
