@@ -50,3 +50,18 @@ async def actor(info: AppInfo) -> Actor:
     from server.web.auth import actor_of
 
     return await actor_of(info.context.request)
+
+
+@strawberry.input(description="A text in the three locales; zhCN is required where the text is.")
+class LocalizedInput:
+    zh_cn: str | None = strawberry.field(default=None, name="zhCN")
+    zh_hk: str | None = strawberry.field(default=None, name="zhHK")
+    en: str | None = None
+
+    def as_dict(self) -> dict[str, str]:
+        pairs = (("zh-CN", self.zh_cn), ("zh-HK", self.zh_hk), ("en", self.en))
+        return {locale: text for locale, text in pairs if text}
+
+
+def texts(value: LocalizedInput | None) -> dict[str, str]:
+    return value.as_dict() if value else {}

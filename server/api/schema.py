@@ -16,13 +16,19 @@ from strawberry.extensions import (
 from strawberry.types.execution import ExecutionContext
 
 from graphql import GraphQLError
+from server.api.accounts.mutations import AccountMutations
+from server.api.districts.mutations import DistrictMutations
 from server.api.districts.queries import DistrictQueries
 from server.api.errors import classify
+from server.api.festivals.mutations import FestivalMutations
 from server.api.festivals.queries import FestivalQueries
 from server.api.limits import limits_rule
+from server.api.merchants.mutations import MerchantMutations
 from server.api.merchants.queries import MerchantQueries
 from server.api.node import NODE_TYPES, NodeQueries
+from server.api.offers.mutations import OfferMutations
 from server.api.offers.queries import OfferQueries
+from server.api.products.mutations import ProductMutations
 from server.api.products.queries import ProductQueries
 from server.api.search.queries import SearchQueries
 from server.settings import Settings
@@ -33,6 +39,12 @@ log = logging.getLogger("shangquan.graphql")
 @strawberry.type
 class Query(NodeQueries, DistrictQueries, MerchantQueries, OfferQueries, FestivalQueries, ProductQueries,
             SearchQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(OfferMutations, MerchantMutations, FestivalMutations, DistrictMutations, ProductMutations,
+               AccountMutations):
     pass
 
 
@@ -65,7 +77,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=512),
         LocaleExtension,
     ]
-    return AppSchema(query=Query, types=list(NODE_TYPES), extensions=extensions)
+    return AppSchema(query=Query, mutation=Mutation, types=list(NODE_TYPES), extensions=extensions)
 
 
 def schema_sdl() -> str:

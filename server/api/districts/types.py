@@ -21,12 +21,14 @@ class AreaType(Node):
     name: str
     capacity: int = strawberry.field(description="People the area holds comfortably.")
     center: GeoPoint
+    version: int = strawberry.field(description="Pass it back when saving (optimistic concurrency).")
     district_key: strawberry.Private[str]
 
     @staticmethod
     def of(area: Area, locale: str) -> AreaType:
         return AreaType(id=strawberry.ID(to_global("Area", area.id)), slug=area.id, name=pick(area.name, locale),
-                        capacity=area.capacity, center=GeoPoint.of(area.center), district_key=area.district_id)
+                        capacity=area.capacity, center=GeoPoint.of(area.center), version=area.version,
+                        district_key=area.district_id)
 
     @strawberry.field
     async def district(self, info: AppInfo) -> DistrictType:

@@ -40,6 +40,7 @@ class FestivalType(Node):
     kind: FestivalKind
     starts_on: date = strawberry.field(description="First day, Shenzhen local date.")
     ends_on: date = strawberry.field(description="Last day (inclusive), Shenzhen local date.")
+    version: int = strawberry.field(description="Pass it back when saving (optimistic concurrency).")
     model: strawberry.Private[Festival]
 
     @staticmethod
@@ -48,6 +49,7 @@ class FestivalType(Node):
             id=strawberry.ID(to_global("Festival", festival.id)), slug=festival.id,
             name=pick(festival.name, locale), description=pick(festival.description, locale),
             kind=FestivalKind(festival.kind), starts_on=festival.starts_on, ends_on=festival.ends_on,
+            version=festival.version,
             model=festival,
         )
 

@@ -57,6 +57,7 @@ class MerchantType(Node):
     phone: str
     price_level: int = strawberry.field(description="1 (cheap) to 4 (premium).")
     location: GeoPoint
+    version: int = strawberry.field(description="Pass it back when saving (optimistic concurrency).")
     model: strawberry.Private[Merchant]
 
     @staticmethod
@@ -65,7 +66,7 @@ class MerchantType(Node):
             id=strawberry.ID(to_global("Merchant", merchant.id)), slug=merchant.id,
             name=pick(merchant.name, locale), description=pick(merchant.description, locale),
             address=pick(merchant.address, locale), phone=merchant.phone, price_level=merchant.price_level,
-            location=GeoPoint.of(merchant.location), model=merchant,
+            location=GeoPoint.of(merchant.location), version=merchant.version, model=merchant,
         )
 
     @strawberry.field(description="Open at this moment, in Shenzhen time.")

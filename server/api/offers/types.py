@@ -26,6 +26,13 @@ class OfferKind(Enum):
     BUNDLE = "bundle"
 
 
+@strawberry.enum
+class OfferStatus(Enum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
+
+
 @strawberry.input
 class OfferFilter:
     district_id: strawberry.ID | None = None
@@ -48,6 +55,8 @@ class OfferType(Node):
     valid_from: datetime
     valid_until: datetime
     stock: int | None
+    status: OfferStatus
+    version: int = strawberry.field(description="Pass it back when saving (optimistic concurrency).")
     model: strawberry.Private[Offer]
 
     @staticmethod
@@ -57,7 +66,8 @@ class OfferType(Node):
             description=pick(offer.description, locale), kind=OfferKind(offer.kind),
             percent_off=offer.percent_off, amount_off_fen=offer.amount_off_fen,
             min_spend_fen=offer.min_spend_fen, coupon_code=offer.coupon_code, valid_from=offer.valid_from,
-            valid_until=offer.valid_until, stock=offer.stock, model=offer,
+            valid_until=offer.valid_until, stock=offer.stock, status=OfferStatus(offer.status),
+            version=offer.version, model=offer,
         )
 
     @strawberry.field(description="Valid at this moment.")

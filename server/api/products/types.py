@@ -32,6 +32,7 @@ class ProductType(Node):
     price_min_fen: int
     price_max_fen: int
     unit: str
+    version: int = strawberry.field(description="Pass it back when saving (optimistic concurrency).")
     model: strawberry.Private[Product]
 
     @staticmethod
@@ -39,7 +40,8 @@ class ProductType(Node):
         return ProductType(
             id=strawberry.ID(to_global("Product", product.id)), slug=product.id, name=pick(product.name, locale),
             story=pick(product.story, locale), category=product.category, price_min_fen=product.price_min_fen,
-            price_max_fen=product.price_max_fen, unit=pick(product.unit, locale), model=product,
+            price_max_fen=product.price_max_fen, unit=pick(product.unit, locale), version=product.version,
+            model=product,
         )
 
     @strawberry.field(description="Where to buy it.")

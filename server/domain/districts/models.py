@@ -29,9 +29,10 @@ class Area:
     name: Localized
     center: Point
     capacity: int
+    version: int = 0
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Area:
         lng, lat = doc["center"]["coordinates"]
         return cls(doc["_id"], doc["district_id"], doc["name"], Point(float(lat), float(lng)),
-                   int(doc["capacity"]))
+                   int(doc["capacity"]), int(doc.get("version") or 0))

@@ -27,7 +27,7 @@ async def set_capacity(db: AsyncDatabase[Doc], actor: Actor, area_id: str, capac
     result = await db.areas.update_one({"_id": area_id, "version": version}, {"$set": changes})
     if result.matched_count == 0:
         current = await db.areas.find_one({"_id": area_id}) or {}
-        raise Conflict({"capacity": current.get("capacity"), "version": current.get("version")})
+        raise Conflict(current)
     after = {**before, **changes}
     await audit.record(db, actor, "area.capacity", "area", area_id, [before["district_id"]], before, after)
     return Area.from_doc(after)

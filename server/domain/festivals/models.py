@@ -20,6 +20,7 @@ class Festival:
     starts_at: datetime  # local midnight of starts_on, in UTC
     ends_at: datetime  # local midnight after ends_on, in UTC
     district_ids: list[str]
+    version: int = 0
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Festival:
@@ -30,4 +31,5 @@ class Festival:
             id=doc["_id"], name=doc["name"], description=doc.get("description") or {}, kind=kind,
             starts_on=date.fromisoformat(doc["starts_on"]), ends_on=date.fromisoformat(doc["ends_on"]),
             starts_at=doc["starts_at"], ends_at=doc["ends_at"], district_ids=list(doc["district_ids"]),
+            version=int(doc.get("version") or 0),
         )

@@ -84,8 +84,7 @@ async def update(db: AsyncDatabase[Doc], actor: Actor, festival_id: str, data: F
     result = await db.festivals.update_one({"_id": festival_id, "version": version}, {"$set": changes})
     if result.matched_count == 0:
         current = await db.festivals.find_one({"_id": festival_id}) or {}
-        raise Conflict({k: current.get(k) for k in ("name", "description", "kind", "starts_on", "ends_on",
-                                                     "district_ids", "version")})
+        raise Conflict(current)
     after = {**before, **changes}
     await audit.record(db, actor, "festival.update", "festival", festival_id,
                        sorted(set(before["district_ids"]) | set(fields["district_ids"])), before, after)

@@ -22,6 +22,7 @@ class Merchant:
     price_level: int
     hours: dict[str, list[str]]
     spans: tuple[Span, ...]
+    version: int = 0
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Merchant:
@@ -32,5 +33,5 @@ class Merchant:
             description=doc.get("description") or {}, address=doc.get("address") or {},
             categories=list(doc.get("categories") or []), location=Point(float(lat), float(lng)),
             phone=str(doc.get("phone") or ""), price_level=int(doc.get("price_level") or 0),
-            hours=hours, spans=parse_week_cached(hours),
+            hours=hours, spans=parse_week_cached(hours), version=int(doc.get("version") or 0),
         )

@@ -22,8 +22,7 @@ from server.domain.merchants.models import Merchant
 from server.services.mongo import Doc
 
 PHONE = re.compile(r"^[0-9+\- ()]{5,30}$")
-PROFILE_FIELDS = ("name", "description", "address", "phone", "categories", "price_level", "hours", "location",
-                  "area_id")
+
 
 
 @dataclass(slots=True)
@@ -98,7 +97,7 @@ async def update_profile(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str,
     result = await db.merchants.update_one({"_id": merchant_id, "version": version}, {"$set": changes})
     if result.matched_count == 0:
         current = await db.merchants.find_one({"_id": merchant_id}) or {}
-        raise Conflict({k: current.get(k) for k in (*PROFILE_FIELDS, "version")})
+        raise Conflict(current)
     after = {**before, **changes}
     await audit.record(db, actor, "merchant.update", "merchant", merchant_id, [before["district_id"]], before, after)
     return Merchant.from_doc(after)

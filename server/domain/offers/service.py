@@ -17,9 +17,6 @@ from server.domain.forms import CODE, Problems
 from server.domain.offers.models import KINDS, Offer
 from server.services.mongo import Doc
 
-EDITABLE = ("title", "description", "kind", "percent_off", "amount_off_fen", "min_spend_fen", "coupon_code",
-            "valid_from", "valid_until", "stock", "festival_id")
-
 
 @dataclass(slots=True)
 class OfferInput:
@@ -103,8 +100,7 @@ async def _save(db: AsyncDatabase[Doc], actor: Actor, action: str, before: Doc, 
     changes = {**changes, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
     result = await db.offers.update_one({"_id": before["_id"], "version": version}, {"$set": changes})
     if result.matched_count == 0:
-        current = await _offer_doc(db, before["_id"])
-        raise Conflict({k: current.get(k) for k in (*EDITABLE, "status", "version")})
+        raise Conflict(await _offer_doc(db, before["_id"]))
     after = {**before, **changes}
     await audit.record(db, actor, action, "offer", before["_id"], [before["district_id"]], before, after)
     return Offer.from_doc(after)

@@ -93,8 +93,7 @@ async def update(db: AsyncDatabase[Doc], actor: Actor, product_id: str, data: Pr
     result = await db.products.update_one({"_id": product_id, "version": version}, {"$set": changes})
     if result.matched_count == 0:
         current = await db.products.find_one({"_id": product_id}) or {}
-        raise Conflict({k: current.get(k) for k in ("name", "story", "category", "price_min_fen", "price_max_fen",
-                                                     "version")})
+        raise Conflict(current)
     districts = [await _merchant_district(db, owner)] if owner else []
     after = {**before, **changes}
     await audit.record(db, actor, "product.update", "product", product_id, districts, before, after)
