@@ -59,7 +59,7 @@ async def _load(settings: Settings) -> int:
     client = mongo.connect(settings.mongodb_url)
     try:
         db = client[settings.mongodb_db]
-        await mongo.ensure_indexes(db)
+        await mongo.ensure_indexes(db, settings.crowd_retention_days)
         report = await load_content(db, settings.content_dir)
     except ContentError as exc:
         print(f"content rejected, nothing written: {exc}", file=sys.stderr)
@@ -81,7 +81,7 @@ async def _create_admin(settings: Settings, email: str) -> int:
     client = mongo.connect(settings.mongodb_url)
     try:
         db = client[settings.mongodb_db]
-        await mongo.ensure_indexes(db)
+        await mongo.ensure_indexes(db, settings.crowd_retention_days)
         account = await accounts.create_admin(db, email, password)
     except Invalid as exc:
         print(f"not created: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
+from server.api.crowd.hub import CrowdHub
 from server.api.schema import build_schema
 from server.api.view import GraphQLView
 from server.content.loader import load_content
@@ -20,6 +21,7 @@ from server.settings import Settings
 from server.web import pages
 from server.web.admin.routes import admin_routes
 from server.web.auth import session_policy
+from server.web.ingest import ingest_crowd
 from server.web.pwa import pwa_routes
 from server.web.request_id import RequestIdMiddleware
 
@@ -52,12 +54,15 @@ def create_app(
             redis_client = redis.connect(redis_url)
             stack.push_async_callback(redis_client.aclose)
             db = client[settings.mongodb_db]
-            await mongo.ensure_indexes(db)
+            await mongo.ensure_indexes(db, settings.crowd_retention_days)
             if load_content_on_start:
                 report = await load_content(db, settings.content_dir)
                 log.info("content: %s", report.summary())
             app.state.settings, app.state.db, app.state.redis = settings, db, redis_client
             app.state.session_policy = await session_policy(db, settings)
+            app.state.crowd_hub = CrowdHub(redis_client)
+            await app.state.crowd_hub.start()
+            stack.push_async_callback(app.state.crowd_hub.stop)
             # Schema, dictionaries and caches live for the whole process: keep them out of every
             # later garbage collection (full collections cost ~90 ms each under load).
             gc.collect()
@@ -68,6 +73,7 @@ def create_app(
         Route("/", pages.home),
         Route("/healthz", pages.healthz),
         Route("/readyz", pages.readyz),
+        Route("/ingest/crowd", ingest_crowd, methods=["POST"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *admin_routes(settings),

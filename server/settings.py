@@ -26,6 +26,16 @@ def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> i
     return value
 
 
+def _thresholds(raw: str) -> tuple[int, int, int]:
+    try:
+        low, mid, high = (int(p) for p in raw.split(","))
+    except ValueError:
+        raise SettingsError(f"CROWD_THRESHOLDS must be three integers like 40,70,90, got {raw!r}") from None
+    if not 0 < low < mid < high <= 200:
+        raise SettingsError("CROWD_THRESHOLDS must rise: 0 < moderate < busy < packed <= 200")
+    return low, mid, high
+
+
 def _bool(env: dict[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -52,6 +62,10 @@ class Settings:
     session_secret: str = ""
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12
+    # Crowd levels: percent of capacity at which an area becomes MODERATE, BUSY, PACKED.
+    crowd_thresholds: tuple[int, int, int] = (40, 70, 90)
+    crowd_stale_minutes: int = 15
+    crowd_retention_days: int = 90
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -80,4 +94,7 @@ class Settings:
             session_secret=env.get("SESSION_SECRET", ""),
             session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
             session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12, 1, 24 * 30),
+            crowd_thresholds=_thresholds(env.get("CROWD_THRESHOLDS", "40,70,90")),
+            crowd_stale_minutes=_int(env, "CROWD_STALE_MINUTES", 15, 1, 24 * 60),
+            crowd_retention_days=_int(env, "CROWD_RETENTION_DAYS", 90, 1, 3650),
         )

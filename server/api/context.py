@@ -30,7 +30,7 @@ class Context:
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.db, self.now)
+        self.loaders = Loaders(self.db, self.now, self.settings)
 
     def use_locale(self, requested: str | None) -> None:
         """Apply a root field's `locale` argument; all root fields of one request must agree."""

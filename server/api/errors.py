@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from graphql import GraphQLError
+from server.domain.errors import DomainError
 
 log = logging.getLogger("shangquan.graphql")
 
@@ -37,6 +38,8 @@ def classify(error: GraphQLError) -> str | None:
     if isinstance(code, str):
         return code
     original = error.original_error
+    if isinstance(original, DomainError):
+        return original.code  # FORBIDDEN, UNAUTHENTICATED, NOT_FOUND … raised by a service in a query
     if original is not None and not isinstance(original, GraphQLError):
         return None
     if error.message.startswith("Syntax Error"):

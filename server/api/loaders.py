@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 from pymongo.asynchronous.database import AsyncDatabase
 from strawberry.dataloader import DataLoader
 
+from server.domain.crowd.models import Crowd
+from server.domain.crowd.state import area_crowds
 from server.domain.districts import repository as districts
 from server.domain.districts.models import Area, District
 from server.domain.festivals import repository as festivals
@@ -20,6 +22,7 @@ from server.domain.offers.models import Offer
 from server.domain.products import repository as products
 from server.domain.products.models import Product
 from server.services.mongo import Doc
+from server.settings import Settings
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -34,7 +37,7 @@ def _by_key(fetch: Callable[[list[str]], Awaitable[dict[str, V]]], default: Any 
 
 
 class Loaders:
-    def __init__(self, db: AsyncDatabase[Doc], now: datetime) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], now: datetime, settings: Settings) -> None:
         self.district: DataLoader[str, District | None] = _by_key(lambda ids: districts.districts_by_ids(db, ids))
         self.area: DataLoader[str, Area | None] = _by_key(lambda ids: districts.areas_by_ids(db, ids))
         self.areas_of_district: DataLoader[str, list[Area]] = _by_key(
@@ -51,7 +54,13 @@ class Loaders:
         self.festival: DataLoader[str, Festival | None] = _by_key(lambda ids: festivals.by_ids(db, ids))
         self.category_name: DataLoader[str, dict[str, str] | None] = _by_key(
             lambda ids: _category_names(db, ids))
+        self.crowd: DataLoader[str, Crowd | None] = _by_key(lambda ids: _crowds(db, ids, now, settings))
 
 
 async def _category_names(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, dict[str, str]]:
     return {d["_id"]: d["name"] async for d in db.categories.find({"_id": {"$in": ids}})}
+
+
+async def _crowds(db: AsyncDatabase[Doc], ids: list[str], now: datetime, settings: Settings) -> dict[str, Crowd]:
+    areas = [(d["_id"], int(d["capacity"])) async for d in db.areas.find({"_id": {"$in": ids}}, {"capacity": 1})]
+    return await area_crowds(db, areas, now, settings.crowd_stale_minutes, settings.crowd_thresholds)

@@ -17,6 +17,8 @@ from strawberry.types.execution import ExecutionContext
 
 from graphql import GraphQLError
 from server.api.accounts.mutations import AccountMutations
+from server.api.crowd.mutations import CrowdMutations
+from server.api.crowd.queries import CrowdQueries, CrowdSubscriptions
 from server.api.districts.mutations import DistrictMutations
 from server.api.districts.queries import DistrictQueries
 from server.api.errors import classify
@@ -38,13 +40,18 @@ log = logging.getLogger("shangquan.graphql")
 
 @strawberry.type
 class Query(NodeQueries, DistrictQueries, MerchantQueries, OfferQueries, FestivalQueries, ProductQueries,
-            SearchQueries):
+            SearchQueries, CrowdQueries):
+    pass
+
+
+@strawberry.type
+class Subscription(CrowdSubscriptions):
     pass
 
 
 @strawberry.type
 class Mutation(OfferMutations, MerchantMutations, FestivalMutations, DistrictMutations, ProductMutations,
-               AccountMutations):
+               AccountMutations, CrowdMutations):
     pass
 
 
@@ -77,7 +84,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: ValidationCache(maxsize=512),
         LocaleExtension,
     ]
-    return AppSchema(query=Query, mutation=Mutation, types=list(NODE_TYPES), extensions=extensions)
+    return AppSchema(query=Query, mutation=Mutation, subscription=Subscription, types=list(NODE_TYPES),
+                     extensions=extensions)
 
 
 def schema_sdl() -> str:

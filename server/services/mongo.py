@@ -29,6 +29,11 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "festivals": [([("ends_on", ASCENDING)], {}), ([("district_ids", ASCENDING)], {})],
     "accounts": [([("email", ASCENDING)], {"unique": True})],
     "api_tokens": [([("token_hash", ASCENDING)], {"unique": True}), ([("account_id", ASCENDING)], {})],
+    "sensors": [([("key_hash", ASCENDING)], {"unique": True}), ([("district_id", ASCENDING)], {})],
+    # `at` carries the retention TTL (see ensure_indexes); real MongoDB expires old readings by it
+    "crowd_readings": [([("area_id", ASCENDING)], {})],
+    "crowd_hourly": [([("area_id", ASCENDING), ("hour_ts", ASCENDING)], {})],
+    "crowd_alerts": [([("district_id", ASCENDING)], {})],
     "audit": [([("district_ids", ASCENDING)], {}), ([("at", ASCENDING)], {})],
     "products": [
         ([("sold_by", ASCENDING)], {}),
@@ -45,7 +50,8 @@ def connect(url: str, *, listeners: list[CommandListener] | None = None) -> Asyn
     )
 
 
-async def ensure_indexes(db: AsyncDatabase[Doc]) -> None:
+async def ensure_indexes(db: AsyncDatabase[Doc], retention_days: int = 90) -> None:
     for collection, indexes in INDEXES.items():
         for keys, options in indexes:
             await db[collection].create_index(keys, **options)
+    await db.crowd_readings.create_index([("at", ASCENDING)], expireAfterSeconds=retention_days * 86400)

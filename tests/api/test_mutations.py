@@ -13,6 +13,7 @@ import pytest
 
 from server.api.ids import to_global
 from server.domain.accounts import service as accounts
+from server.web.i18n import translate
 from tests.conftest import RunningApp, gql, unique_db
 from tests.support import PASSWORD, make_account
 
@@ -78,6 +79,10 @@ async def test_second_of_two_concurrent_saves_gets_a_conflict(http: httpx.AsyncC
     assert payload["offer"] == {"version": 2, "title": "第一位的标题", "couponCode": "FIRST1"}  # current values
     stored = await pos["db"].offers.find_one({"_id": created["offer"]["slug"]})
     assert stored["coupon_code"] == "FIRST1" and stored["version"] == 2
+    assert isinstance(stored["valid_until"], datetime)  # an edited offer keeps real times, so it can go live
+    await gql(http, 'mutation { publishOffer(id: "%s", version: 2) { errors { code } } }' % global_id,
+              headers=pos["headers"])
+    assert created["offer"]["slug"] in await public_offer_ids(http)
 
 
 async def test_validation_errors_per_field_in_the_callers_language(http: httpx.AsyncClient,
@@ -85,7 +90,8 @@ async def test_validation_errors_per_field_in_the_callers_language(http: httpx.A
     bad = {"title": {"en": "no Chinese title"}, "kind": "PERCENT_OFF", "percentOff": 95, "couponCode": "bad code",
            "validFrom": NOW.isoformat(), "validUntil": (NOW - timedelta(days=1)).isoformat()}
     before = await pos["db"].offers.count_documents({})
-    for locale, expected in [("zh-CN", "必填"), ("en", "Required")]:
+    for locale in ("zh-CN", "en"):
+        expected = translate("required", locale)
         body = await gql(http, CREATE, {"m": to_global("Merchant", SHOP), "i": bad},
                          {**pos["headers"], "accept-language": locale})
         errors = {e["field"]: e for e in body["data"]["createOffer"]["errors"]}

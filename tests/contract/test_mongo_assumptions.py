@@ -495,3 +495,30 @@ async def test_exclusion_projection_drops_only_the_named_fields(db: AsyncDatabas
     coll = await fresh(db, "exclusion", [{"_id": "m", "name": {"en": "x"}, "open_slots": [1, 2], "geo_cells": ["c"]}])
     doc = await coll.find_one({"_id": "m"}, {"open_slots": 0, "geo_cells": 0})
     assert doc == {"_id": "m", "name": {"en": "x"}}
+
+
+async def test_replace_with_version_filter_is_a_compare_and_set_keeping_datetimes(db: AsyncDatabase[Doc]) -> None:
+    # domain/versioned.save: whole-document replace guarded by the version the editor loaded.
+    when = datetime(2026, 12, 1, 2, 30, tzinfo=UTC)
+    coll = await fresh(db, "versioned", [{"_id": "o", "version": 1, "valid_until": when}])
+    first = await coll.replace_one({"_id": "o", "version": 1}, {"version": 2, "valid_until": when, "at": when})
+    stale = await coll.replace_one({"_id": "o", "version": 1}, {"version": 2, "valid_until": when})
+    assert (first.matched_count, stale.matched_count) == (1, 0)
+    assert await coll.find_one({"_id": "o"}) == {"_id": "o", "version": 2, "valid_until": when, "at": when}
+
+
+async def test_set_of_a_sub_document_keeps_its_datetimes(db: AsyncDatabase[Doc]) -> None:
+    # crowd_state's per-sensor views and the "raised"/"used"/"revoked" stamps are sub-documents.
+    when = datetime(2026, 12, 1, 2, 30, tzinfo=UTC)
+    coll = await fresh(db, "nested_set", [{"_id": "a"}])
+    await coll.update_one({"_id": "a"}, {"$set": {"sensors.s1": {"at": when, "occupancy": 5.0}}})
+    assert (await coll.find_one({"_id": "a"}))["sensors"]["s1"] == {"at": when, "occupancy": 5.0}
+
+
+@EMBEDDED_GAP
+async def test_gap_top_level_datetime_set_on_an_existing_document(db: AsyncDatabase[Doc]) -> None:
+    # nx-27017 0.8.1 stores a top-level datetime given to $set on an existing document as a string.
+    when = datetime(2026, 12, 1, 2, 30, tzinfo=UTC)
+    coll = await fresh(db, "top_set", [{"_id": "a"}])
+    await coll.update_one({"_id": "a"}, {"$set": {"at": when}})
+    assert (await coll.find_one({"_id": "a"}))["at"] == when

@@ -10,6 +10,7 @@ from server.domain.districts.models import Area, District
 from server.domain.i18n import pick
 
 if TYPE_CHECKING:
+    from server.api.crowd.types import CrowdType
     from server.api.festivals.types import FestivalType, FestivalWhen
     from server.api.merchants.types import MerchantConnection, MerchantFilter
     from server.api.offers.types import OfferConnection
@@ -29,6 +30,14 @@ class AreaType(Node):
         return AreaType(id=strawberry.ID(to_global("Area", area.id)), slug=area.id, name=pick(area.name, locale),
                         capacity=area.capacity, center=GeoPoint.of(area.center), version=area.version,
                         district_key=area.district_id)
+
+    @strawberry.field(description="How busy the area is now.")
+    async def crowd(self, info: AppInfo) -> Annotated[CrowdType, strawberry.lazy("server.api.crowd.types")]:
+        from server.api.crowd.types import CrowdType
+
+        crowd = await info.context.loaders.crowd.load(self.slug)
+        assert crowd is not None
+        return CrowdType.of(crowd)
 
     @strawberry.field
     async def district(self, info: AppInfo) -> DistrictType:
@@ -53,6 +62,16 @@ class DistrictType(Node):
             name=pick(district.name, locale), description=pick(district.description, locale),
             center=GeoPoint.of(district.center), boundary=district.boundary, key=district.id,
         )
+
+    @strawberry.field(description="How busy the district is now: its areas weighted by capacity.")
+    async def crowd(self, info: AppInfo) -> Annotated[CrowdType, strawberry.lazy("server.api.crowd.types")]:
+        from server.api.crowd.types import CrowdType
+        from server.domain.crowd.state import combine_district
+
+        areas = await info.context.loaders.areas_of_district.load(self.key)
+        crowds = await info.context.loaders.crowd.load_many([a.id for a in areas])
+        thresholds = info.context.settings.crowd_thresholds
+        return CrowdType.of(combine_district([c for c in crowds if c], info.context.now, thresholds))
 
     @strawberry.field
     async def areas(self, info: AppInfo) -> list[AreaType]:

@@ -130,7 +130,8 @@ async def accept_invitation(db: AsyncDatabase[Doc], token: str, password: str) -
         raise NotFound("this invitation link is unknown, used or expired")
     account = await _insert_account(db, doc["email"], password, doc["role"], doc["merchant_ids"],
                                     doc["district_ids"])
-    await db.invitations.update_one({"_id": doc["_id"]}, {"$set": {"status": "used", "used_at": datetime.now(UTC)}})
+    used = {"status": "used", "used": {"at": datetime.now(UTC)}}
+    await db.invitations.update_one({"_id": doc["_id"]}, {"$set": used})
     await audit.record(db, account.actor(), "accept_invitation", "account", account.id,
                        account.district_ids, None, {"email": account.email, "role": account.role})
     return account
@@ -168,7 +169,7 @@ async def list_tokens(db: AsyncDatabase[Doc], actor: Actor) -> list[ApiToken]:
 
 async def revoke_token(db: AsyncDatabase[Doc], actor: Actor, token_id: str) -> None:
     result = await db.api_tokens.update_one({"_id": token_id, "account_id": actor.account_id, "status": "active"},
-                                            {"$set": {"status": "revoked", "revoked_at": datetime.now(UTC)}})
+                                            {"$set": {"status": "revoked", "revoked": {"at": datetime.now(UTC)}}})
     if result.matched_count == 0:
         raise NotFound("no such token")
 

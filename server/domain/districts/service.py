@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz
+from server.domain import authz, versioned
 from server.domain.accounts.models import Actor
 from server.domain.audit import repository as audit
 from server.domain.districts.models import Area
-from server.domain.errors import Conflict, NotFound
+from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.services.mongo import Doc
 
@@ -23,11 +21,18 @@ async def set_capacity(db: AsyncDatabase[Doc], actor: Actor, area_id: str, capac
     p = Problems()
     value = p.integer("capacity", capacity, 1, 2_000_000, required=True)
     p.raise_if_any()
-    changes = {"capacity": value, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
-    result = await db.areas.update_one({"_id": area_id, "version": version}, {"$set": changes})
-    if result.matched_count == 0:
-        current = await db.areas.find_one({"_id": area_id}) or {}
-        raise Conflict(current)
-    after = {**before, **changes}
+    after = await versioned.save(db.areas, before, version, {"capacity": value})
     await audit.record(db, actor, "area.capacity", "area", area_id, [before["district_id"]], before, after)
     return Area.from_doc(after)
+
+
+async def areas_for_edit(db: AsyncDatabase[Doc], actor: Actor) -> list[tuple[Area, int]]:
+    """The areas an operator may set capacities of (admins: all), with their versions (read only)."""
+    authz.require_scope(actor, "districts")
+    if actor.is_admin:
+        query: dict[str, object] = {}
+    else:
+        authz.district_operator(actor, sorted(actor.district_ids), "districts")
+        query = {"district_id": {"$in": sorted(actor.district_ids)}}
+    cursor = db.areas.find(query).sort([("district_id", 1), ("sort", 1), ("_id", 1)])
+    return [(Area.from_doc(d), int(d.get("version") or 0)) async for d in cursor]

@@ -10,10 +10,10 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from server.domain import authz
+from server.domain import authz, versioned
 from server.domain.accounts.models import Actor
 from server.domain.audit import repository as audit
-from server.domain.errors import Conflict, Invalid, NotFound
+from server.domain.errors import Invalid, NotFound
 from server.domain.festivals.models import KINDS, Festival
 from server.domain.forms import Problems
 from server.domain.merchants.hours import SHANGHAI
@@ -80,12 +80,7 @@ async def update(db: AsyncDatabase[Doc], actor: Actor, festival_id: str, data: F
     # the operator must hold every district the festival runs in, before and after the edit
     authz.district_operator(actor, sorted(set(before["district_ids"]) | set(data.district_ids)), "festivals")
     fields = await _validate(db, data)
-    changes = {**fields, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
-    result = await db.festivals.update_one({"_id": festival_id, "version": version}, {"$set": changes})
-    if result.matched_count == 0:
-        current = await db.festivals.find_one({"_id": festival_id}) or {}
-        raise Conflict(current)
-    after = {**before, **changes}
+    after = await versioned.save(db.festivals, before, version, fields)
     await audit.record(db, actor, "festival.update", "festival", festival_id,
                        sorted(set(before["district_ids"]) | set(fields["district_ids"])), before, after)
     return Festival.from_doc(after)

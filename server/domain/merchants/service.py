@@ -10,10 +10,10 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz
+from server.domain import authz, versioned
 from server.domain.accounts.models import Actor
 from server.domain.audit import repository as audit
-from server.domain.errors import Conflict, NotFound
+from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.domain.geo import Point, point_in_polygon, valid_coordinates
 from server.domain.merchants.derived import derived_fields
@@ -93,12 +93,7 @@ async def update_profile(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str,
         raise NotFound(f"no merchant {merchant_id!r}")
     authz.merchant_owner(actor, merchant_id, before["district_id"], "profile")
     fields = await _validate(db, data, before["district_id"])
-    changes = {**fields, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
-    result = await db.merchants.update_one({"_id": merchant_id, "version": version}, {"$set": changes})
-    if result.matched_count == 0:
-        current = await db.merchants.find_one({"_id": merchant_id}) or {}
-        raise Conflict(current)
-    after = {**before, **changes}
+    after = await versioned.save(db.merchants, before, version, fields)
     await audit.record(db, actor, "merchant.update", "merchant", merchant_id, [before["district_id"]], before, after)
     return Merchant.from_doc(after)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz
+from server.domain import authz, versioned
 from server.domain.accounts.models import Actor
 from server.domain.audit import repository as audit
-from server.domain.errors import Conflict, Invalid, NotFound
+from server.domain.errors import Invalid, NotFound
 from server.domain.forms import CODE, Problems
 from server.domain.offers.models import KINDS, Offer
 from server.services.mongo import Doc
@@ -97,11 +97,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: O
 async def _save(db: AsyncDatabase[Doc], actor: Actor, action: str, before: Doc, version: int,
                 changes: dict[str, Any]) -> Offer:
     """Compare-and-set on `version`: the second of two concurrent saves gets a Conflict, never a silent overwrite."""
-    changes = {**changes, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
-    result = await db.offers.update_one({"_id": before["_id"], "version": version}, {"$set": changes})
-    if result.matched_count == 0:
-        raise Conflict(await _offer_doc(db, before["_id"]))
-    after = {**before, **changes}
+    after = await versioned.save(db.offers, before, version, changes)
     await audit.record(db, actor, action, "offer", before["_id"], [before["district_id"]], before, after)
     return Offer.from_doc(after)
 

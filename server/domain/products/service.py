@@ -9,10 +9,10 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz
+from server.domain import authz, versioned
 from server.domain.accounts.models import Actor
 from server.domain.audit import repository as audit
-from server.domain.errors import Conflict, NotFound
+from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.domain.products.models import CATEGORIES, Product
 from server.domain.search.terms import index_terms
@@ -89,12 +89,28 @@ async def update(db: AsyncDatabase[Doc], actor: Actor, product_id: str, data: Pr
     else:
         authz.admin(actor, "products")
     fields = _validate(data)
-    changes = {**fields, "version": version + 1, "origin": "backoffice", "updated_at": datetime.now(UTC)}
-    result = await db.products.update_one({"_id": product_id, "version": version}, {"$set": changes})
-    if result.matched_count == 0:
-        current = await db.products.find_one({"_id": product_id}) or {}
-        raise Conflict(current)
+    after = await versioned.save(db.products, before, version, fields)
     districts = [await _merchant_district(db, owner)] if owner else []
-    after = {**before, **changes}
     await audit.record(db, actor, "product.update", "product", product_id, districts, before, after)
     return Product.from_doc(after)
+
+
+async def for_merchant(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str) -> list[tuple[Product, bool]]:
+    """Every specialty with whether this shop created it, for the shop's back office (read only)."""
+    await _merchant_district(db, merchant_id)
+    authz.merchant_only(actor, merchant_id, "products")
+    cursor = db.products.find({}).sort([("category", 1), ("_id", 1)])
+    return [(Product.from_doc(d), d.get("owner_merchant_id") == merchant_id) async for d in cursor]
+
+
+async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, product_id: str) -> tuple[Product, int, str | None]:
+    """A product with its version and owning shop, for whoever may `update` it (read only)."""
+    doc = await db.products.find_one({"_id": product_id})
+    if doc is None:
+        raise NotFound(f"no product {product_id!r}")
+    owner = doc.get("owner_merchant_id")
+    if owner:
+        authz.merchant_only(actor, owner, "products")
+    else:
+        authz.admin(actor, "products")
+    return Product.from_doc(doc), int(doc.get("version") or 0), owner

@@ -1,0 +1,68 @@
+"""One Redis subscription per web process, fanned out to its GraphQL subscribers by district."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from redis.asyncio import Redis
+
+from server.domain.crowd.live import CHANNEL_PREFIX
+
+log = logging.getLogger("shangquan.crowd")
+QUEUE_SIZE = 16
+
+
+class CrowdHub:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self.task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self.ready.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.psubscribe(CHANNEL_PREFIX + "*")
+                    self.ready.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "pmessage":
+                            self._dispatch(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # Redis went away: keep the subscribers, resubscribe when it is back
+                log.warning("crowd hub lost Redis; retrying in 1 s", exc_info=True)
+                await asyncio.sleep(1)
+
+    def _dispatch(self, raw: str | bytes) -> None:
+        message = json.loads(raw)
+        for queue in list(self.subscribers.get(message["districtId"], ())):
+            if queue.full():  # a slow client skips to the newest level rather than piling up
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(message)
+
+    async def listen(self, district_id: str) -> AsyncGenerator[dict[str, Any], None]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
+        self.subscribers[district_id].add(queue)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            self.subscribers[district_id].discard(queue)

@@ -1,0 +1,112 @@
+"""Per-area alert rules with hysteresis and a cooldown; alerts go to the worker on a Redis Stream."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from server.domain import authz
+from server.domain.accounts.models import Actor
+from server.domain.audit import repository as audit
+from server.domain.crowd.models import LEVELS, Crowd
+from server.domain.errors import Invalid, NotFound
+from server.services.mongo import Doc
+
+STREAM = "crowd_alerts"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRule:
+    area_id: str
+    district_id: str
+    raise_at: str  # a level: the alert fires when the area reaches it
+    clear_below: str  # ... and re-arms only once the area falls below this one (hysteresis)
+    cooldown_minutes: int
+    state: str  # "armed" or "raised"
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> AlertRule:
+        return cls(doc["_id"], doc["district_id"], doc["raise_at"], doc["clear_below"],
+                   int(doc["cooldown_minutes"]), str(doc.get("state", "armed")))
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    id: str
+    area_id: str
+    district_id: str
+    level: str
+    percent: float
+    at: datetime
+    kind: str  # "raised" or "cleared"
+
+
+async def set_rule(db: AsyncDatabase[Doc], actor: Actor, area_id: str, raise_at: str, clear_below: str,
+                   cooldown_minutes: int) -> AlertRule:
+    area = await db.areas.find_one({"_id": area_id}, {"district_id": 1})
+    if area is None:
+        raise NotFound(f"no area {area_id!r}")
+    authz.district_operator(actor, [area["district_id"]], "districts")
+    problems = {}
+    if raise_at not in LEVELS[1:]:
+        problems["raise_at"] = "invalid_choice"
+    if clear_below not in LEVELS[1:] or (raise_at in LEVELS and LEVELS.index(clear_below) > LEVELS.index(raise_at)):
+        problems["clear_below"] = "invalid_choice"
+    if not 0 <= cooldown_minutes <= 24 * 60:
+        problems["cooldown_minutes"] = "out_of_range"
+    if problems:
+        raise Invalid(problems)
+    before = await db.crowd_alert_rules.find_one({"_id": area_id})
+    doc = {"_id": area_id, "district_id": area["district_id"], "raise_at": raise_at, "clear_below": clear_below,
+           "cooldown_minutes": cooldown_minutes, "state": (before or {}).get("state", "armed"),
+           "raised": (before or {}).get("raised")}
+    await db.crowd_alert_rules.replace_one({"_id": area_id}, doc, upsert=True)
+    await audit.record(db, actor, "crowd.alert_rule", "area", area_id, [area["district_id"]], before, doc)
+    return AlertRule.from_doc(doc)
+
+
+async def evaluate(db: AsyncDatabase[Doc], redis: Redis, crowds: dict[str, Crowd], now: datetime) -> list[Alert]:
+    """Crossings for these areas' fresh levels; each raise is recorded and queued for the worker."""
+    rules = [d async for d in db.crowd_alert_rules.find({"_id": {"$in": sorted(crowds)}})]
+    fired: list[Alert] = []
+    for rule in rules:
+        crowd = crowds[rule["_id"]]
+        if crowd.stale or crowd.updated_at is None:
+            continue
+        rank = LEVELS.index(crowd.level)
+        state = rule.get("state", "armed")
+        last: datetime | None = (rule.get("raised") or {}).get("at")
+        cooled = last is None or now - last >= timedelta(minutes=int(rule["cooldown_minutes"]))
+        change: dict[str, Any] | None = None
+        if state == "armed" and rank >= LEVELS.index(rule["raise_at"]) and cooled:
+            change, kind = {"state": "raised", "raised": {"at": now}}, "raised"  # nested: see domain/versioned
+        elif state == "raised" and rank < LEVELS.index(rule["clear_below"]):
+            change, kind = {"state": "armed"}, "cleared"
+        if change is None:
+            continue
+        # compare-and-set on the state: two web processes seeing the same crossing record it once
+        result = await db.crowd_alert_rules.update_one({"_id": rule["_id"], "state": state}, {"$set": change})
+        if result.modified_count == 0:
+            continue
+        alert = Alert(uuid.uuid4().hex, rule["_id"], rule["district_id"], crowd.level, crowd.percent, now, kind)
+        await db.crowd_alerts.insert_one({"_id": alert.id, "area_id": alert.area_id, "district_id": alert.district_id,
+                                          "level": alert.level, "percent": alert.percent, "at": now, "kind": kind})
+        if kind == "raised":
+            await redis.xadd(STREAM, {"alert_id": alert.id, "area_id": alert.area_id,
+                                      "district_id": alert.district_id, "level": alert.level},
+                             maxlen=100_000, approximate=True)
+        fired.append(alert)
+    return fired
+
+
+async def recent(db: AsyncDatabase[Doc], actor: Actor, district_id: str, limit: int = 50) -> list[Alert]:
+    authz.district_operator(actor, [district_id], "districts")
+    cursor = db.crowd_alerts.find({"district_id": district_id}).sort([("at", -1), ("_id", 1)]).limit(limit)
+    return [Alert(d["_id"], d["area_id"], d["district_id"], d["level"], float(d["percent"]), d["at"], d["kind"])
+            async for d in cursor]
+

@@ -1,0 +1,309 @@
+"""Hour-by-hour crowd forecasts for one area: pure functions over its hourly history.
+
+The model, per target hour t (a UTC hour start after now):
+
+1. Baseline: a robust mean (median blended with a trimmed mean) of the same local weekday and
+   hour over the last six weeks.  Days whose rhythm differs (a holiday Thursday is no Thursday)
+   are left out, and festival and holiday samples are first divided by their day factor so a
+   past festival does not inflate a normal week.  Too few samples: the same hour over days of the
+   same rhythm (work day or rest day); then the same hour over any day; then a built-in profile.
+2. Day factor: a festival or holiday target is multiplied by a factor learned from history (the
+   median log ratio of special-day hours to the same hour on nearby normal days, per local hour,
+   shrunk towards the all-hours ratio, which is shrunk towards the prior ×1.3 festival / ×1.4
+   holiday).  Because baselines are normalised the factor applies exactly when the target day's
+   kind differs from the baseline days'.
+3. Live blending: deviation = observed / expected for the current hour (the live value) and the
+   last few complete hours, a weighted geometric mean clamped to 0.3–3; forecast_k = baseline_k ×
+   (1 + (deviation − 1) × DECAY^k), k hours ahead.  Today's weather and surges show here first.
+4. Confidence: how many samples stand behind the baseline and how it was found, raised early on
+   by live data, falling with the horizon.
+
+"Day" throughout is calendar.crowd_day: hours before 05:00 belong to the previous evening.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from server.domain.crowd.calendar import DAY_STARTS_AT, LOCAL_OFFSET, Calendar
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+WEEK = timedelta(weeks=1)
+
+BASELINE_WEEKS = 6
+FACTOR_WEEKS = 12  # long enough to have seen last month's holiday, short enough to track a changing area
+PRIOR_FACTOR = {"festival": 1.3, "holiday": 1.4}
+DECAY = 0.7
+RECENT_HOURS = 3  # complete hours before now that join the live value in the deviation
+MIN_LEVEL = 3.0  # percent: below this ratios are mostly counting noise (empty streets at 04:00)
+SPECIAL = ("festival", "holiday")
+
+# Percent by local hour for a generic Shenzhen shopping street, when an area has no history yet.
+PRIOR_WORKDAY = (6, 4, 3, 2, 2, 2, 3, 5, 9, 14, 20, 26, 32, 30, 27, 27, 29, 33, 40, 45, 46, 40, 28, 14)
+PRIOR_RESTDAY = (10, 6, 4, 3, 2, 2, 3, 4, 8, 16, 26, 34, 40, 40, 40, 41, 43, 47, 53, 57, 57, 50, 36, 20)
+
+
+@dataclass(frozen=True)
+class HourPoint:
+    hour: datetime  # UTC, start of the hour
+    percent: float
+    confidence: float  # 0..1
+
+
+def _utc(at: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise ValueError("timezone-aware datetime required")
+    return at.astimezone(UTC)
+
+
+def _floor_hour(at: datetime) -> datetime:
+    return _utc(at).replace(minute=0, second=0, microsecond=0)
+
+
+def hourly_means(readings: Iterable[tuple[datetime, float]]) -> dict[datetime, float]:
+    """Mean value per UTC hour start, from (aware time, value) pairs such as percents."""
+    sums: dict[datetime, float] = defaultdict(float)
+    counts: dict[datetime, int] = defaultdict(int)
+    for at, value in readings:
+        hour = _floor_hour(at)
+        sums[hour] += value
+        counts[hour] += 1
+    return {hour: sums[hour] / counts[hour] for hour in sorted(sums)}
+
+
+def _robust_mean(values: list[float]) -> float:
+    """Half median, half mean without the extremes: one spike or sensor fault barely moves it."""
+    s = sorted(values)
+    n = len(s)
+    median = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+    trimmed = s[1:-1] if n >= 4 else s
+    return 0.5 * median + 0.5 * sum(trimmed) / len(trimmed)
+
+
+def _median(values: list[float]) -> float:
+    s = sorted(values)
+    n = len(s)
+    return s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class _Baseline:
+    normal: float  # what a normal day of the target's rhythm would see
+    samples: int
+    level: int  # 1 same weekday, 2 same rhythm, 3 any day, 4 built-in prior
+
+
+class _Model:
+    """Lookups over one history, cut at the current hour so nothing from the future leaks in."""
+
+    def __init__(self, history: Mapping[datetime, float], cutoff: datetime, calendar: Calendar) -> None:
+        self.history = history
+        self.cutoff = cutoff
+        self.calendar = calendar
+        self._days: dict[date, tuple[str, bool]] = {}
+        self.factors: dict[tuple[str, int], float] = {}
+        self.factor_weight: dict[tuple[str, int], float] = {}
+
+    def get(self, t: datetime) -> float | None:
+        if t >= self.cutoff:
+            return None
+        return self.history.get(t)
+
+    def day(self, t: datetime) -> tuple[date, int, str, bool]:
+        """(crowd day, local hour, day kind, rest day) of a UTC hour start."""
+        local = t.replace(tzinfo=None) + LOCAL_OFFSET
+        hour = local.hour
+        d = (local - timedelta(hours=DAY_STARTS_AT)).date()
+        info = self._days.get(d)
+        if info is None:
+            info = (self.calendar.day_kind(d), self.calendar.is_rest_day(d))
+            self._days[d] = info
+        return d, hour, info[0], info[1]
+
+    def factor(self, kind: str, hour: int) -> float:
+        if kind not in SPECIAL:
+            return 1.0
+        return self.factors.get((kind, hour), PRIOR_FACTOR[kind])
+
+    def normalized(self, t: datetime, rest: bool) -> float | None:
+        """The sample at t as a normal day would have had it, or None if absent or of another rhythm."""
+        v = self.get(t)
+        if v is None:
+            return None
+        _, hour, kind, r = self.day(t)
+        if r != rest:
+            return None
+        return v / self.factor(kind, hour)
+
+    def baseline(self, t: datetime) -> _Baseline:
+        d, hour, _, rest = self.day(t)
+        samples: list[float] = []
+        if (d.weekday() >= 5) == rest:  # a plain weekday or weekend: its own weekday is the best peer
+            for i in range(1, BASELINE_WEEKS + 1):
+                v = self.normalized(t - i * WEEK, rest)
+                if v is not None:
+                    samples.append(v)
+            if len(samples) >= 2:
+                return _Baseline(_robust_mean(samples), len(samples), 1)
+        samples = []
+        for i in range(1, BASELINE_WEEKS * 7 + 1):
+            v = self.normalized(t - i * DAY, rest)
+            if v is not None:
+                samples.append(v)
+        if len(samples) >= 2:
+            return _Baseline(_robust_mean(samples), len(samples), 2)
+        anyday: list[float] = []
+        for i in range(1, BASELINE_WEEKS * 7 + 1):
+            s = t - i * DAY
+            v = self.get(s)
+            if v is not None:
+                _, h, kind, _ = self.day(s)
+                anyday.append(v / self.factor(kind, h))
+        if anyday:
+            return _Baseline(_robust_mean(anyday), len(anyday), 3)
+        prior = PRIOR_RESTDAY if rest else PRIOR_WORKDAY
+        return _Baseline(float(prior[hour]), 0, 4)
+
+    def expected(self, t: datetime) -> tuple[float, _Baseline]:
+        b = self.baseline(t)
+        _, hour, kind, _ = self.day(t)
+        return b.normal * self.factor(kind, hour), b
+
+    def reference(self, t: datetime, rest: bool, natural: bool) -> float | None:
+        """A normal-day level around t (both sides, within the cutoff) to measure a special day against."""
+        refs: list[float] = []
+        if natural:
+            offsets = [i * WEEK for i in (1, 2, 3, 4)]
+        else:
+            offsets = [i * DAY for i in range(1, 15)]
+        for off in offsets:
+            for s in (t - off, t + off):
+                v = self.get(s)
+                if v is None:
+                    continue
+                _, _, kind, r = self.day(s)
+                if r == rest and kind not in SPECIAL:
+                    refs.append(v)
+        if len(refs) < 2:
+            return None
+        return _median(refs)
+
+    def learn_factors(self) -> None:
+        """Per (kind, local hour) multipliers of special days over normal ones, shrunk towards priors."""
+        logs: dict[tuple[str, int], list[float]] = defaultdict(list)
+        start = self.cutoff - FACTOR_WEEKS * WEEK
+        seen: set[date] = set()
+        t = self.cutoff - HOUR
+        while t >= start:
+            d, hour, kind, rest = self.day(t)
+            if kind in SPECIAL:
+                seen.add(d)
+                v = self.get(t)
+                if v is not None and v >= 1.0:
+                    ref = self.reference(t, rest, (d.weekday() >= 5) == rest)
+                    if ref is not None and ref >= MIN_LEVEL:
+                        logs[(kind, hour)].append(math.log(v / ref))
+            t -= HOUR
+        for kind in SPECIAL:
+            all_logs = [x for (k, _), xs in logs.items() if k == kind for x in xs]
+            # about four special days of evidence weigh as much as the prior
+            overall = (sum(all_logs) + 96 * math.log(PRIOR_FACTOR[kind])) / (len(all_logs) + 96)
+            for hour in range(24):
+                xs = logs.get((kind, hour), [])
+                n0 = 6.0  # hours of evidence that weigh as much as the all-hours ratio
+                mid = _median(xs) if xs else overall
+                value = (len(xs) * mid + n0 * overall) / (len(xs) + n0)
+                self.factors[(kind, hour)] = min(3.0, max(0.5, math.exp(value)))
+                self.factor_weight[(kind, hour)] = len(all_logs) / (len(all_logs) + 96)
+
+
+def _quality(b: _Baseline) -> float:
+    n = b.samples
+    if b.level == 1:
+        return 0.9 * n / (n + 1.5)
+    if b.level == 2:
+        return 0.7 * n / (n + 3.0)
+    if b.level == 3:
+        return 0.45 * n / (n + 3.0)
+    return 0.12
+
+
+def _deviation(model: _Model, cutoff: datetime, live_percent: float | None) -> float | None:
+    """Weighted geometric mean of observed/expected over the current hour and the last complete ones."""
+    pairs: list[tuple[float, float, float]] = []  # (observed, expected, weight)
+    if live_percent is not None:
+        pairs.append((live_percent, model.expected(cutoff)[0], 1.0))
+    for j in range(1, RECENT_HOURS + 1):
+        s = cutoff - j * HOUR
+        v = model.get(s)
+        if v is not None:
+            pairs.append((v, model.expected(s)[0], 0.5**j))
+    total = 0.0
+    weight = 0.0
+    for observed, expected, w in pairs:
+        if expected < MIN_LEVEL:
+            continue
+        ratio = min(3.0, max(0.3, max(observed, 0.0) / expected))
+        # at low levels a few people more or less are a big ratio: trust them less
+        w *= min(1.0, expected / (3 * MIN_LEVEL))
+        total += w * math.log(ratio)
+        weight += w
+    if weight == 0.0:
+        return None
+    return min(3.0, max(0.3, math.exp(total / weight)))
+
+
+def forecast(history: Mapping[datetime, float], now: datetime, live_percent: float | None, calendar: Calendar,
+             hours: int = 12) -> list[HourPoint]:
+    """The next `hours` hour starts after now (the first is floor(now) + 1h), as percent with confidence.
+
+    `history` maps aware UTC hour starts to the mean percent observed in that hour; entries at or
+    after floor(now) are ignored (the current hour is incomplete: its value comes as live_percent).
+    """
+    cutoff = _floor_hour(now)
+    if history:
+        first = next(iter(history))
+        if first.tzinfo is None:
+            raise ValueError("history keys must be timezone-aware")
+    model = _Model(history, cutoff, calendar)
+    model.learn_factors()
+    deviation = _deviation(model, cutoff, live_percent)
+    points: list[HourPoint] = []
+    for k in range(1, hours + 1):
+        t = cutoff + k * HOUR
+        expected, b = model.expected(t)
+        _, hour, kind, _ = model.day(t)
+        quality = _quality(b)
+        if kind in SPECIAL:
+            # a prior factor is a guess about this area; a learned one is evidence
+            quality *= 0.8 + 0.2 * model.factor_weight[(kind, hour)]
+        fade = DECAY**k
+        percent = expected
+        if deviation is not None:
+            percent = expected * (1.0 + (deviation - 1.0) * fade)
+            quality += (1.0 - quality) * 0.5 * fade
+        confidence = quality / (1.0 + 0.05 * k)
+        points.append(HourPoint(t, max(0.0, percent), min(1.0, max(0.01, confidence))))
+    return points
+
+
+def naive_same_hour_last_week(history: Mapping[datetime, float], now: datetime, hours: int = 12) -> list[HourPoint]:
+    """Each hour as it was a week before (two weeks if that is missing): the bar a forecast must clear."""
+    cutoff = _floor_hour(now)
+    points: list[HourPoint] = []
+    for k in range(1, hours + 1):
+        t = cutoff + k * HOUR
+        for weeks, confidence in ((1, 0.5), (2, 0.3)):
+            s = t - weeks * WEEK
+            v = history.get(s) if s < cutoff else None
+            if v is not None:
+                points.append(HourPoint(t, v, confidence))
+                break
+        else:
+            points.append(HourPoint(t, 0.0, 0.0))
+    return points

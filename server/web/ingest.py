@@ -1,0 +1,62 @@
+"""POST /ingest/crowd: sensors send batches of readings with their key as a bearer token."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from datetime import UTC, datetime
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.domain.crowd import alerts, live, sensors
+from server.domain.crowd.ingest import BatchError, ingest
+
+log = logging.getLogger("shangquan.ingest")
+MAX_BODY = 256 * 1024
+
+
+def _problem(status: int, message: str, **extra: object) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
+
+
+async def ingest_crowd(request: Request) -> Response:
+    state = request.app.state
+    authorization = request.headers.get("authorization", "")
+    sensor = None
+    if authorization.lower().startswith("bearer "):
+        sensor = await sensors.by_key(state.db, authorization[7:].strip())
+    if sensor is None:
+        return _problem(401, "a valid sensor key is required as `Authorization: Bearer <key>`")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        return _problem(413, f"the body is limited to {MAX_BODY} bytes; split the batch")
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        return _problem(413, f"the body is limited to {MAX_BODY} bytes; split the batch")
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return _problem(400, f"malformed JSON: {exc}")
+    now = datetime.now(UTC)
+    try:
+        report = await ingest(state.db, sensor, payload, now)
+    except BatchError as exc:
+        return _problem(413 if "at most" in str(exc) else 400, str(exc))
+    if report.touched_areas:
+        settings = state.settings
+        updates = await live.district_updates(state.db, {sensor.district_id}, now, settings.crowd_stale_minutes,
+                                              settings.crowd_thresholds)
+        for update in updates:
+            await live.publish(state.redis, update, now)
+            touched = {a: c for a, c in update.areas.items() if a in report.touched_areas}
+            await alerts.evaluate(state.db, state.redis, touched, now)
+    body_out = {"stored": report.stored, "duplicates": report.duplicates,
+                "rejected": [asdict(r) for r in report.rejected]}
+    if report.rejected and not (report.stored or report.duplicates):
+        return JSONResponse(body_out, status_code=422)
+    return JSONResponse(body_out, status_code=207 if report.rejected else 200)
+
+

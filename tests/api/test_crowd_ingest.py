@@ -1,0 +1,142 @@
+"""Sensors post readings; levels, provenance, history and alerts follow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from server.api.ids import to_global
+from server.domain.accounts import service as accounts
+from server.domain.crowd import sensors
+from tests.conftest import RunningApp, gql
+from tests.support import make_account
+
+AREA = "hqb-pedestrian-street"
+OTHER_DISTRICT_AREA = "dongmen"
+
+
+@pytest.fixture(scope="module")
+async def crowd(db_client: Any, app_server: RunningApp) -> dict[str, Any]:
+    db = db_client[app_server.db_name]
+    operator = await make_account(db, "operator", district_ids=["huaqiangbei"])
+    _, key = await sensors.register(db, operator.actor(), AREA, "people_counter", "north gate")
+    token = await accounts.create_token(db, operator.actor(), "ops", ["districts"])
+    area = await db.areas.find_one({"_id": AREA})
+    return {"db": db, "key": key, "capacity": area["capacity"], "operator": operator,
+            "ops": {"authorization": f"Bearer {token.secret}"}}
+
+
+def at(minutes_ago: float = 0) -> str:
+    return (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat()
+
+
+async def post(http: httpx.AsyncClient, key: str | None, body: Any) -> httpx.Response:
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    return await http.post("/ingest/crowd", json=body, headers=headers)
+
+
+async def area_crowd(http: httpx.AsyncClient) -> dict[str, Any]:
+    body = await gql(http, '{ area(id: "%s") { crowd { level percent occupancy capacity updatedAt source confidence '
+                           'stale sensors } } }' % to_global("Area", AREA))
+    crowd: dict[str, Any] = body["data"]["area"]["crowd"]
+    return crowd
+
+
+async def test_a_key_is_required(http: httpx.AsyncClient) -> None:
+    assert (await post(http, None, {"readings": []})).status_code == 401
+    refused = await post(http, "sqs_not-a-real-key", {"readings": []})
+    assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
+
+
+async def test_malformed_and_oversized_batches(http: httpx.AsyncClient, crowd: dict[str, Any]) -> None:
+    bad_json = await http.post("/ingest/crowd", content=b"{not json", headers={"authorization": f"Bearer {crowd['key']}"})
+    assert bad_json.status_code == 400 and "malformed JSON" in bad_json.json()["error"]
+    too_many = await post(http, crowd["key"], {"readings": [{"areaId": AREA, "at": at(), "count": 1}] * 501})
+    assert too_many.status_code == 413
+    not_a_list = await post(http, crowd["key"], {"readings": "many"})
+    assert not_a_list.status_code == 400
+
+
+async def test_bad_readings_are_named_and_good_ones_stored(http: httpx.AsyncClient, crowd: dict[str, Any]) -> None:
+    batch = {"readings": [
+        {"areaId": AREA, "at": at(3), "count": 1200},
+        {"areaId": "no-such-area", "at": at(), "count": 5},
+        {"areaId": OTHER_DISTRICT_AREA, "at": at(), "count": 5},
+        {"areaId": AREA, "at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(), "count": 5},
+        {"areaId": AREA, "at": at(60 * 72), "count": 5},
+        {"areaId": AREA, "at": at(2), "count": -3},
+        {"areaId": AREA, "at": at(2), "count": 4, "entries": 2},
+        {"areaId": AREA, "at": "yesterday", "count": 4},
+        {"areaId": to_global("Area", AREA), "at": at(1), "count": 1300},
+    ]}
+    response = await post(http, crowd["key"], batch)
+    assert response.status_code == 207
+    body = response.json()
+    assert body["stored"] == [0, 8]
+    assert [(r["index"], r["field"]) for r in body["rejected"]] == [
+        (1, "areaId"), (2, "areaId"), (3, "at"), (4, "at"), (5, "count"), (6, "count"), (7, "at")]
+    assert "another district" in body["rejected"][1]["message"]
+    again = await post(http, crowd["key"], batch)
+    assert again.json()["stored"] == [] and again.json()["duplicates"] == [0, 8]
+
+
+async def test_level_with_provenance_and_resend_changes_nothing(http: httpx.AsyncClient,
+                                                                crowd: dict[str, Any]) -> None:
+    count = int(crowd["capacity"] * 0.75)
+    batch = {"readings": [{"areaId": AREA, "at": at(0.5), "count": count}]}
+    assert (await post(http, crowd["key"], batch)).status_code == 200
+    first = await area_crowd(http)
+    assert first["level"] == "BUSY" and first["occupancy"] == count and first["source"] == "people_counter"
+    assert first["stale"] is False and 0 < first["confidence"] <= 1 and first["sensors"] == 1
+    readings_before = await crowd["db"].crowd_readings.count_documents({})
+    hourly_before = [d async for d in crowd["db"].crowd_hourly.find({"area_id": AREA}).sort("_id", 1)]
+    resent = await post(http, crowd["key"], batch)
+    assert resent.json() == {"stored": [], "duplicates": [0], "rejected": []}
+    assert await crowd["db"].crowd_readings.count_documents({}) == readings_before
+    assert [d async for d in crowd["db"].crowd_hourly.find({"area_id": AREA}).sort("_id", 1)] == hourly_before
+    assert await area_crowd(http) == first
+
+
+async def test_district_level_is_weighted_by_capacity(http: httpx.AsyncClient, crowd: dict[str, Any]) -> None:
+    await post(http, crowd["key"], {"readings": [{"areaId": AREA, "at": at(0.2), "count": crowd["capacity"]}]})
+    body = await gql(http, '{ district(id: "%s") { crowd { percent capacity occupancy } areas { capacity } } }'
+                     % to_global("District", "huaqiangbei"))
+    district = body["data"]["district"]
+    assert district["crowd"]["capacity"] == sum(a["capacity"] for a in district["areas"])
+    assert district["crowd"]["occupancy"] == crowd["capacity"]
+    assert district["crowd"]["percent"] == 100.0  # only the one area has data; it is full
+
+
+async def test_history_by_hour(http: httpx.AsyncClient) -> None:
+    start = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+    body = await gql(http, '{ crowdHistory(areaId: "%s", from: "%s") { start percent level } }'
+                     % (to_global("Area", AREA), start))
+    assert body["data"]["crowdHistory"]
+    bad = await gql(http, '{ crowdHistory(areaId: "%s", from: "2020-01-01T00:00:00+00:00") { start } }'
+                    % to_global("Area", AREA))
+    assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_alert_rule_raises_once_clears_and_queues_for_the_worker(
+        http: httpx.AsyncClient, crowd: dict[str, Any], app_server: RunningApp) -> None:
+    area_id = to_global("Area", AREA)
+    rule = await gql(http, 'mutation { setCrowdAlertRule(areaId: "%s", raiseAt: PACKED, clearBelow: BUSY, '
+                           'cooldownMinutes: 0) { errors { code } } }' % area_id, headers=crowd["ops"])
+    assert rule["data"]["setCrowdAlertRule"]["errors"] == []
+    redis = aioredis.Redis.from_url(app_server.settings.redis_url, decode_responses=True)
+    queued_before = await redis.xlen("crowd_alerts")
+    packed = crowd["capacity"]
+    for minutes, count in [(0.15, packed), (0.1, packed), (0.05, packed // 10), (0.0, packed)]:
+        await post(http, crowd["key"], {"readings": [{"areaId": AREA, "at": at(minutes), "count": count}]})
+    body = await gql(http, '{ crowdAlerts(districtId: "%s") { kind level areaId } }'
+                     % to_global("District", "huaqiangbei"), headers=crowd["ops"])
+    kinds = [a["kind"] for a in body["data"]["crowdAlerts"]][:3]
+    assert kinds == ["raised", "cleared", "raised"]  # newest first; the second packed reading raised nothing
+    assert await redis.xlen("crowd_alerts") == queued_before + 2
+    await redis.aclose()
+    anonymous = await gql(http, '{ crowdAlerts(districtId: "%s") { kind } }' % to_global("District", "huaqiangbei"))
+    assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
