@@ -53,7 +53,8 @@ async def test_a_key_is_required(http: httpx.AsyncClient) -> None:
 
 
 async def test_malformed_and_oversized_batches(http: httpx.AsyncClient, crowd: dict[str, Any]) -> None:
-    bad_json = await http.post("/ingest/crowd", content=b"{not json", headers={"authorization": f"Bearer {crowd['key']}"})
+    headers = {"authorization": f"Bearer {crowd['key']}"}
+    bad_json = await http.post("/ingest/crowd", content=b"{not json", headers=headers)
     assert bad_json.status_code == 400 and "malformed JSON" in bad_json.json()["error"]
     too_many = await post(http, crowd["key"], {"readings": [{"areaId": AREA, "at": at(), "count": 1}] * 501})
     assert too_many.status_code == 413
