@@ -78,7 +78,8 @@ async def test_reading_posted_to_one_process_reaches_a_subscriber_of_another(
     transport = WebsocketsTransport(url=f"ws://127.0.0.1:{listener}/graphql",
                                     subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL])
     async with Client(transport=transport) as session:
-        updates = session.subscribe(GraphQLRequest(SUBSCRIPTION, variable_values={"d": to_global("District", DISTRICT)}))
+        request = GraphQLRequest(SUBSCRIPTION, variable_values={"d": to_global("District", DISTRICT)})
+        updates = session.subscribe(request)
         first = await asyncio.wait_for(anext(updates), timeout=20)
         assert first["crowdUpdates"]["districtId"] == to_global("District", DISTRICT)
         reading = {"readings": [{"areaId": AREA, "at": datetime.now(UTC).isoformat(), "count": 4321}]}
