@@ -1,28 +1,82 @@
-"""The worker process: push fan-out, scheduled campaigns and crowd alerts will run here.
+"""The worker process: crowd alerts and housekeeping now; push fan-out joins when the push issue lands.
 
-Until those land it only proves it can reach its data services, then waits.
+Crowd alerts arrive on the Redis Stream `crowd_alerts`; a consumer group lets
+any number of workers share them, and an entry is acknowledged only after it
+was handled, so a worker that dies leaves its entries to be reclaimed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import socket
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from server.domain.crowd.alerts import STREAM
 from server.services import mongo, redis
+from server.services.mongo import Doc
 from server.settings import Settings
 
 log = logging.getLogger("shangquan.worker")
+GROUP = "workers"
+PURGE_EVERY = timedelta(hours=1)
+RECLAIM_IDLE_MS = 60_000
+
+
+async def _ensure_group(redis_client: Redis) -> None:
+    with contextlib.suppress(ResponseError):  # BUSYGROUP: another worker made it first
+        await redis_client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+
+
+async def handle_alert(db: AsyncDatabase[Doc], fields: dict[str, str]) -> None:
+    # The push issue turns this into a message to the district's subscribers; until then the
+    # alert is recorded (GraphQL crowdAlerts, back office) and the hand-over is logged.
+    log.info("crowd alert for area %s in %s: %s", fields.get("area_id"), fields.get("district_id"), fields.get("level"))
+    await db.crowd_alerts.update_one({"_id": fields.get("alert_id")}, {"$set": {"handled": {"by": "worker"}}})
+
+
+async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, consumer: str, stop: asyncio.Event) -> None:
+    await _ensure_group(redis_client)
+    while not stop.is_set():
+        # entries a dead worker read but never acknowledged come back after a minute
+        claimed: Any = await redis_client.xautoclaim(STREAM, GROUP, consumer, RECLAIM_IDLE_MS, "0-0", count=50)
+        batches: Any = await redis_client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=50, block=1000)
+        entries = list(claimed[1]) + [entry for _, stream_entries in batches or [] for entry in stream_entries]
+        for entry_id, fields in entries:
+            await handle_alert(db, fields)
+            await redis_client.xack(STREAM, GROUP, entry_id)
+
+
+async def purge_readings(db: AsyncDatabase[Doc], retention_days: int, stop: asyncio.Event) -> None:
+    """Retention for servers without TTL indexes (the embedded one); a no-op where the TTL index already did it."""
+    while not stop.is_set():
+        cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+        result = await db.crowd_readings.delete_many({"at": {"$lt": cutoff}})
+        if result.deleted_count:
+            log.info("purged %d crowd readings older than %d days", result.deleted_count, retention_days)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=PURGE_EVERY.total_seconds())
 
 
 async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop: asyncio.Event) -> None:
     client = mongo.connect(mongodb_url)
     redis_client = redis.connect(redis_url)
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
     try:
-        await client[settings.mongodb_db].command("ping")
+        db = client[settings.mongodb_db]
+        await db.command("ping")
         await redis_client.ping()
-        log.info("worker ready; no jobs are defined yet")
-        await stop.wait()
+        log.info("worker %s ready", consumer)
+        await asyncio.gather(consume_alerts(db, redis_client, consumer, stop),
+                             purge_readings(db, settings.crowd_retention_days, stop))
     finally:
         await redis_client.aclose()
         await client.close()

@@ -141,3 +141,28 @@ async def test_alert_rule_raises_once_clears_and_queues_for_the_worker(
     await redis.aclose()
     anonymous = await gql(http, '{ crowdAlerts(districtId: "%s") { kind } }' % to_global("District", "huaqiangbei"))
     assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+
+async def test_the_worker_takes_alerts_off_the_stream_and_acknowledges_them(
+        crowd: dict[str, Any], app_server: RunningApp) -> None:
+    import asyncio
+
+    from server.worker import GROUP, consume_alerts
+
+    redis = aioredis.Redis.from_url(app_server.settings.redis_url, decode_responses=True)
+    await redis.xadd("crowd_alerts", {"alert_id": "test-alert", "area_id": AREA, "district_id": "huaqiangbei",
+                                      "level": "PACKED"})
+    await crowd["db"].crowd_alerts.insert_one({"_id": "test-alert", "area_id": AREA, "district_id": "huaqiangbei"})
+    stop = asyncio.Event()
+    task = asyncio.create_task(consume_alerts(crowd["db"], redis, "test-worker", stop))
+    for _ in range(100):
+        handled = await crowd["db"].crowd_alerts.find_one({"_id": "test-alert"})
+        if handled.get("handled"):
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, timeout=5)
+    assert handled["handled"] == {"by": "worker"}
+    pending = await redis.xpending("crowd_alerts", GROUP)
+    assert pending["pending"] == 0
+    await redis.aclose()
