@@ -4,6 +4,7 @@
     python -m server content load    validate content/ and write what changed
     python -m server schema          print the GraphQL schema, as checked in at graphql/schema.graphql
     python -m server accounts create-admin EMAIL   the first admin (password prompted, or one line on stdin)
+    python -m server crowd simulate [--backfill-days N] [--once]   simulated sensors for every area
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import asyncio
 import dataclasses
 import getpass
 import logging
+import os
 import sys
+from datetime import UTC, datetime
 
 import uvicorn
 
@@ -22,12 +25,48 @@ from server.asgi import create_app
 from server.content.loader import load_content
 from server.content.validate import ContentError
 from server.domain.accounts import service as accounts
+from server.domain.crowd import feeder
 from server.domain.errors import Invalid
 from server.services import embedded, mongo
+from server.services import redis as redis_service
 from server.settings import Settings, SettingsError
 from server.worker import run_worker
 
 log = logging.getLogger("shangquan")
+
+
+async def _simulate(settings: Settings, backfill_days: int, interval: float, once: bool) -> int:
+    client = mongo.connect(settings.mongodb_url)
+    redis_client = redis_service.connect(settings.redis_url)
+    try:
+        db = client[settings.mongodb_db]
+        if backfill_days:
+            written = await feeder.backfill(db, backfill_days, datetime.now(UTC))
+            print(f"backfilled {written} readings over {backfill_days} days")
+        if once:
+            print(f"sent {await feeder.feed_once(db, redis_client, settings, datetime.now(UTC))} live readings")
+            return 0
+        print(f"simulating every area every {interval:g} s (Ctrl-C stops)", flush=True)
+        await feeder.run(db, redis_client, settings, interval, asyncio.Event())
+        return 0
+    finally:
+        await redis_client.aclose()
+        await client.close()
+
+
+async def _demo_feed(settings: Settings, stop: asyncio.Event) -> None:
+    """Single-machine mode has no real sensors: feed simulated ones, with a month of history at first start."""
+    client = mongo.connect(settings.mongodb_url)
+    redis_client = redis_service.connect(settings.redis_url)
+    try:
+        db = client[settings.mongodb_db]
+        if await db.crowd_hourly.find_one({}) is None:
+            log.info("writing 28 days of simulated crowd history for the forecasts (first start only)")
+            await feeder.backfill(db, 28, datetime.now(UTC))
+        await feeder.run(db, redis_client, settings, 15.0, stop)
+    finally:
+        await redis_client.aclose()
+        await client.close()
 
 
 def _with_services(settings: Settings, *, redis: bool = True) -> tuple[Settings, list[embedded.ChildService]]:
@@ -47,12 +86,15 @@ async def _serve(settings: Settings) -> None:
     server = uvicorn.Server(config)
     stop_worker = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, settings.mongodb_url, settings.redis_url, stop_worker))
+    demo = asyncio.create_task(_demo_feed(settings, stop_worker)) if settings.crowd_simulator else None
     print(f"商圈 Shangquan is running at http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)
     try:
         await server.serve()
     finally:
         stop_worker.set()
         await worker
+        if demo is not None:
+            await demo
 
 
 async def _load(settings: Settings) -> int:
@@ -97,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     content = sub.add_parser("content", help="manage seed content")
     content.add_argument("action", choices=["load"])
+    crowd_cmd = sub.add_parser("crowd", help="simulated crowd sensors")
+    crowd_cmd.add_argument("action", choices=["simulate"])
+    crowd_cmd.add_argument("--backfill-days", type=int, default=0, help="write this many days of hourly history first")
+    crowd_cmd.add_argument("--interval", type=float, default=15.0, help="seconds between live rounds")
+    crowd_cmd.add_argument("--once", action="store_true", help="one live round, then exit")
     sub.add_parser("schema", help="print the GraphQL schema (SDL); graphql/schema.graphql is this output")
     accounts_cmd = sub.add_parser("accounts", help="manage accounts")
     accounts_cmd.add_argument("action", choices=["create-admin"])
@@ -111,12 +158,21 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "crowd" and not (settings.mongodb_url and settings.redis_url):
+        print("point MONGODB_URL and REDIS_URL at the app's servers (python -m server already simulates "
+              "crowds in single-machine mode)", file=sys.stderr)
+        return 2
+    embedded_mongo = not settings.mongodb_url
     settings, children = _with_services(settings, redis=args.command is None)
+    if embedded_mongo and "CROWD_SIMULATOR" not in os.environ:
+        settings = dataclasses.replace(settings, crowd_simulator=True)  # a demo needs moving numbers
     try:
         if args.command == "content":
             return asyncio.run(_load(settings))
         if args.command == "accounts":
             return asyncio.run(_create_admin(settings, args.email))
+        if args.command == "crowd":
+            return asyncio.run(_simulate(settings, args.backfill_days, args.interval, args.once))
         asyncio.run(_serve(settings))
         return 0
     except KeyboardInterrupt:

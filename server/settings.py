@@ -66,6 +66,8 @@ class Settings:
     crowd_thresholds: tuple[int, int, int] = (40, 70, 90)
     crowd_stale_minutes: int = 15
     crowd_retention_days: int = 90
+    # Simulated sensors in every area (on by default in single-machine mode with the embedded MongoDB).
+    crowd_simulator: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -97,4 +99,5 @@ class Settings:
             crowd_thresholds=_thresholds(env.get("CROWD_THRESHOLDS", "40,70,90")),
             crowd_stale_minutes=_int(env, "CROWD_STALE_MINUTES", 15, 1, 24 * 60),
             crowd_retention_days=_int(env, "CROWD_RETENTION_DAYS", 90, 1, 3650),
+            crowd_simulator=_bool(env, "CROWD_SIMULATOR"),
         )

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.domain.crowd import alerts, live, sensors
+from server.domain.crowd import live, sensors
 from server.domain.crowd.ingest import BatchError, ingest
 
 log = logging.getLogger("shangquan.ingest")
@@ -46,13 +46,7 @@ async def ingest_crowd(request: Request) -> Response:
     except BatchError as exc:
         return _problem(413 if "at most" in str(exc) else 400, str(exc))
     if report.touched_areas:
-        settings = state.settings
-        updates = await live.district_updates(state.db, {sensor.district_id}, now, settings.crowd_stale_minutes,
-                                              settings.crowd_thresholds)
-        for update in updates:
-            await live.publish(state.redis, update, now)
-            touched = {a: c for a, c in update.areas.items() if a in report.touched_areas}
-            await alerts.evaluate(state.db, state.redis, touched, now)
+        await live.broadcast(state.db, state.redis, state.settings, {sensor.district_id}, report.touched_areas, now)
     body_out = {"stored": report.stored, "duplicates": report.duplicates,
                 "rejected": [asdict(r) for r in report.rejected]}
     if report.rejected and not (report.stored or report.duplicates):

@@ -14,6 +14,7 @@ from server.api.crowd.types import (
     CrowdLevel,
     CrowdType,
     CrowdUpdate,
+    ForecastPoint,
     HistoryBucket,
     HistoryPoint,
 )
@@ -23,6 +24,7 @@ from server.api.payloads import actor
 from server.domain.crowd import alerts
 from server.domain.crowd.live import crowd_from_json, district_updates
 from server.domain.crowd.models import Crowd, level_of
+from server.domain.crowd.outlook import area_outlook
 from server.domain.crowd.state import hourly_history
 from server.domain.merchants.hours import SHANGHAI
 
@@ -52,6 +54,19 @@ class CrowdQueries:
             hours = {day: sum(v) / len(v) for day, v in days.items()}
         return [HistoryPoint(start=start, percent=round(p, 1), level=CrowdLevel(level_of(p, thresholds)))
                 for start, p in sorted(hours.items())]
+
+    @strawberry.field(description="The next 12 hours, hourly: history of the same weekday and hour, the festival "
+                                  "calendar and the live level; each point with a confidence.")
+    async def crowd_forecast(self, info: AppInfo, area_id: strawberry.ID) -> list[ForecastPoint]:
+        area = await info.context.loaders.area.load(key_of(area_id, "Area"))
+        if area is None:
+            raise not_found("Area", area_id)
+        live = await info.context.loaders.crowd.load(area.id)
+        assert live is not None
+        points = await area_outlook(info.context.db, area.id, area.district_id, info.context.now, live)
+        thresholds = info.context.settings.crowd_thresholds
+        return [ForecastPoint(hour=p.hour, percent=round(p.percent, 1), confidence=round(p.confidence, 2),
+                              level=CrowdLevel(level_of(p.percent, thresholds))) for p in points]
 
     @strawberry.field(description="Crowd alerts of a district, newest first (its operators and admins).")
     async def crowd_alerts(self, info: AppInfo, district_id: strawberry.ID) -> list[CrowdAlertType]:

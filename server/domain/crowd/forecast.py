@@ -98,128 +98,140 @@ class _Baseline:
     level: int  # 1 same weekday, 2 same rhythm, 3 any day, 4 built-in prior
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY = date(1970, 1, 1)
+_LOCAL_H = int(LOCAL_OFFSET.total_seconds()) // 3600
+_DAY_H = 24
+_WEEK_H = 168
+
+
+def _index(t: datetime) -> int:
+    """Hours since the epoch: the model works on integers, which hash and add far faster than datetimes."""
+    return int((t - _EPOCH).total_seconds()) // 3600
+
+
 class _Model:
-    """Lookups over one history, cut at the current hour so nothing from the future leaks in."""
+    """One area's history as {hour index: percent}, cut at the current hour so nothing later leaks in."""
 
     def __init__(self, history: Mapping[datetime, float], cutoff: datetime, calendar: Calendar) -> None:
-        self.history = history
-        self.cutoff = cutoff
+        self.cut = _index(cutoff)
+        # factor references reach four weeks past the oldest special day they measure
+        oldest = self.cut - (FACTOR_WEEKS + 4) * _WEEK_H
+        data: dict[int, float] = {}
+        for t, v in history.items():
+            i = _index(t)
+            if oldest <= i < self.cut:
+                data[i] = v
+        self.data = data
         self.calendar = calendar
-        self._days: dict[date, tuple[str, bool]] = {}
+        self._days: dict[int, tuple[str, bool]] = {}
         self.factors: dict[tuple[str, int], float] = {}
-        self.factor_weight: dict[tuple[str, int], float] = {}
+        self.factor_weight: dict[str, float] = {}
 
-    def get(self, t: datetime) -> float | None:
-        if t >= self.cutoff:
-            return None
-        return self.history.get(t)
+    @staticmethod
+    def crowd_day(i: int) -> int:
+        return (i + _LOCAL_H - DAY_STARTS_AT) // _DAY_H
 
-    def day(self, t: datetime) -> tuple[date, int, str, bool]:
-        """(crowd day, local hour, day kind, rest day) of a UTC hour start."""
-        local = t.replace(tzinfo=None) + LOCAL_OFFSET
-        hour = local.hour
-        d = (local - timedelta(hours=DAY_STARTS_AT)).date()
-        info = self._days.get(d)
-        if info is None:
-            info = (self.calendar.day_kind(d), self.calendar.is_rest_day(d))
-            self._days[d] = info
-        return d, hour, info[0], info[1]
+    @staticmethod
+    def hour(i: int) -> int:
+        return (i + _LOCAL_H) % _DAY_H
+
+    @staticmethod
+    def natural(day: int, rest: bool) -> bool:
+        """Whether the day keeps its weekday's rhythm (not a holiday Thursday or a make-up Saturday)."""
+        return ((day + 3) % 7 >= 5) == rest  # 1970-01-01 was a Thursday
+
+    def info(self, day: int) -> tuple[str, bool]:
+        """(day kind, rest day) of a crowd-day index."""
+        got = self._days.get(day)
+        if got is None:
+            d = _EPOCH_DAY + timedelta(days=day)
+            got = (self.calendar.day_kind(d), self.calendar.is_rest_day(d))
+            self._days[day] = got
+        return got
 
     def factor(self, kind: str, hour: int) -> float:
         if kind not in SPECIAL:
             return 1.0
         return self.factors.get((kind, hour), PRIOR_FACTOR[kind])
 
-    def normalized(self, t: datetime, rest: bool) -> float | None:
-        """The sample at t as a normal day would have had it, or None if absent or of another rhythm."""
-        v = self.get(t)
+    def normalized(self, i: int, rest: bool | None) -> float | None:
+        """The sample at i as a normal day would have had it; None if absent or (rest given) of another rhythm."""
+        v = self.data.get(i)
         if v is None:
             return None
-        _, hour, kind, r = self.day(t)
-        if r != rest:
+        kind, r = self.info(self.crowd_day(i))
+        if rest is not None and r != rest:
             return None
-        return v / self.factor(kind, hour)
+        return v / self.factor(kind, self.hour(i))
 
-    def baseline(self, t: datetime) -> _Baseline:
-        d, hour, _, rest = self.day(t)
+    def baseline(self, i: int) -> _Baseline:
+        day = self.crowd_day(i)
+        _, rest = self.info(day)
         samples: list[float] = []
-        if (d.weekday() >= 5) == rest:  # a plain weekday or weekend: its own weekday is the best peer
-            for i in range(1, BASELINE_WEEKS + 1):
-                v = self.normalized(t - i * WEEK, rest)
+        if self.natural(day, rest):  # a plain weekday or weekend: its own weekday is the best peer
+            for w in range(1, BASELINE_WEEKS + 1):
+                v = self.normalized(i - w * _WEEK_H, rest)
                 if v is not None:
                     samples.append(v)
             if len(samples) >= 2:
                 return _Baseline(_robust_mean(samples), len(samples), 1)
-        samples = []
-        for i in range(1, BASELINE_WEEKS * 7 + 1):
-            v = self.normalized(t - i * DAY, rest)
-            if v is not None:
-                samples.append(v)
-        if len(samples) >= 2:
-            return _Baseline(_robust_mean(samples), len(samples), 2)
-        anyday: list[float] = []
-        for i in range(1, BASELINE_WEEKS * 7 + 1):
-            s = t - i * DAY
-            v = self.get(s)
-            if v is not None:
-                _, h, kind, _ = self.day(s)
-                anyday.append(v / self.factor(kind, h))
-        if anyday:
-            return _Baseline(_robust_mean(anyday), len(anyday), 3)
+        for level, want in ((2, rest), (3, None)):
+            samples = []
+            for d in range(1, BASELINE_WEEKS * 7 + 1):
+                v = self.normalized(i - d * _DAY_H, want)
+                if v is not None:
+                    samples.append(v)
+            if len(samples) >= (2 if level == 2 else 1):
+                return _Baseline(_robust_mean(samples), len(samples), level)
         prior = PRIOR_RESTDAY if rest else PRIOR_WORKDAY
-        return _Baseline(float(prior[hour]), 0, 4)
+        return _Baseline(float(prior[self.hour(i)]), 0, 4)
 
-    def expected(self, t: datetime) -> tuple[float, _Baseline]:
-        b = self.baseline(t)
-        _, hour, kind, _ = self.day(t)
-        return b.normal * self.factor(kind, hour), b
-
-    def reference(self, t: datetime, rest: bool, natural: bool) -> float | None:
-        """A normal-day level around t (both sides, within the cutoff) to measure a special day against."""
-        refs: list[float] = []
-        if natural:
-            offsets = [i * WEEK for i in (1, 2, 3, 4)]
-        else:
-            offsets = [i * DAY for i in range(1, 15)]
-        for off in offsets:
-            for s in (t - off, t + off):
-                v = self.get(s)
-                if v is None:
-                    continue
-                _, _, kind, r = self.day(s)
-                if r == rest and kind not in SPECIAL:
-                    refs.append(v)
-        if len(refs) < 2:
-            return None
-        return _median(refs)
+    def expected(self, i: int) -> tuple[float, _Baseline]:
+        b = self.baseline(i)
+        kind, _ = self.info(self.crowd_day(i))
+        return b.normal * self.factor(kind, self.hour(i)), b
 
     def learn_factors(self) -> None:
         """Per (kind, local hour) multipliers of special days over normal ones, shrunk towards priors."""
         logs: dict[tuple[str, int], list[float]] = defaultdict(list)
-        start = self.cutoff - FACTOR_WEEKS * WEEK
-        seen: set[date] = set()
-        t = self.cutoff - HOUR
-        while t >= start:
-            d, hour, kind, rest = self.day(t)
-            if kind in SPECIAL:
-                seen.add(d)
-                v = self.get(t)
-                if v is not None and v >= 1.0:
-                    ref = self.reference(t, rest, (d.weekday() >= 5) == rest)
-                    if ref is not None and ref >= MIN_LEVEL:
-                        logs[(kind, hour)].append(math.log(v / ref))
-            t -= HOUR
+        last_day = self.crowd_day(self.cut - 1)
+        for day in range(last_day - FACTOR_WEEKS * 7, last_day + 1):
+            kind, rest = self.info(day)
+            if kind not in SPECIAL:
+                continue
+            # normal days of the same rhythm on both sides: same weekday if it keeps its rhythm, else any
+            steps = [7 * w for w in (1, 2, 3, 4)] if self.natural(day, rest) else list(range(1, 15))
+            refs = []
+            for s in steps:
+                for other in (day - s, day + s):
+                    k, r = self.info(other)
+                    if r == rest and k not in SPECIAL:
+                        refs.append(other - day)
+            if len(refs) < 2:
+                continue
+            first = day * _DAY_H + DAY_STARTS_AT - _LOCAL_H  # index of 05:00 local on that day
+            for i in range(first, min(first + _DAY_H, self.cut)):
+                v = self.data.get(i)
+                if v is None or v < 1.0:
+                    continue
+                values = [x for x in (self.data.get(i + off * _DAY_H) for off in refs) if x is not None]
+                if len(values) < 2:
+                    continue
+                ref = _median(values)
+                if ref >= MIN_LEVEL:
+                    logs[(kind, self.hour(i))].append(math.log(v / ref))
         for kind in SPECIAL:
             all_logs = [x for (k, _), xs in logs.items() if k == kind for x in xs]
             # about four special days of evidence weigh as much as the prior
             overall = (sum(all_logs) + 96 * math.log(PRIOR_FACTOR[kind])) / (len(all_logs) + 96)
+            self.factor_weight[kind] = len(all_logs) / (len(all_logs) + 96)
             for hour in range(24):
                 xs = logs.get((kind, hour), [])
                 n0 = 6.0  # hours of evidence that weigh as much as the all-hours ratio
                 mid = _median(xs) if xs else overall
                 value = (len(xs) * mid + n0 * overall) / (len(xs) + n0)
                 self.factors[(kind, hour)] = min(3.0, max(0.5, math.exp(value)))
-                self.factor_weight[(kind, hour)] = len(all_logs) / (len(all_logs) + 96)
 
 
 def _quality(b: _Baseline) -> float:
@@ -233,16 +245,15 @@ def _quality(b: _Baseline) -> float:
     return 0.12
 
 
-def _deviation(model: _Model, cutoff: datetime, live_percent: float | None) -> float | None:
+def _deviation(model: _Model, live_percent: float | None) -> float | None:
     """Weighted geometric mean of observed/expected over the current hour and the last complete ones."""
     pairs: list[tuple[float, float, float]] = []  # (observed, expected, weight)
     if live_percent is not None:
-        pairs.append((live_percent, model.expected(cutoff)[0], 1.0))
+        pairs.append((live_percent, model.expected(model.cut)[0], 1.0))
     for j in range(1, RECENT_HOURS + 1):
-        s = cutoff - j * HOUR
-        v = model.get(s)
+        v = model.data.get(model.cut - j)
         if v is not None:
-            pairs.append((v, model.expected(s)[0], 0.5**j))
+            pairs.append((v, model.expected(model.cut - j)[0], 0.5**j))
     total = 0.0
     weight = 0.0
     for observed, expected, w in pairs:
@@ -272,16 +283,16 @@ def forecast(history: Mapping[datetime, float], now: datetime, live_percent: flo
             raise ValueError("history keys must be timezone-aware")
     model = _Model(history, cutoff, calendar)
     model.learn_factors()
-    deviation = _deviation(model, cutoff, live_percent)
+    deviation = _deviation(model, live_percent)
     points: list[HourPoint] = []
     for k in range(1, hours + 1):
         t = cutoff + k * HOUR
-        expected, b = model.expected(t)
-        _, hour, kind, _ = model.day(t)
+        expected, b = model.expected(model.cut + k)
+        kind, _ = model.info(model.crowd_day(model.cut + k))
         quality = _quality(b)
         if kind in SPECIAL:
             # a prior factor is a guess about this area; a learned one is evidence
-            quality *= 0.8 + 0.2 * model.factor_weight[(kind, hour)]
+            quality *= 0.8 + 0.2 * model.factor_weight[kind]
         fade = DECAY**k
         percent = expected
         if deviation is not None:

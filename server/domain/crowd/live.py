@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from server.domain.crowd.models import Crowd
 from server.domain.crowd.state import area_crowds, combine_district
 from server.services.mongo import Doc
+from server.settings import Settings
 
 CHANNEL_PREFIX = "crowd:"
 
@@ -52,3 +53,14 @@ async def publish(redis: Redis, update: DistrictUpdate, sent_at: datetime) -> No
     message = {"districtId": update.district_id, "district": _crowd_json(update.district),
                "areas": {a: _crowd_json(c) for a, c in update.areas.items()}, "sentAt": sent_at.isoformat()}
     await redis.publish(CHANNEL_PREFIX + update.district_id, json.dumps(message, separators=(",", ":")))
+
+
+async def broadcast(db: AsyncDatabase[Doc], redis: Redis, settings: Settings, district_ids: set[str],
+                    touched_areas: set[str], now: datetime) -> None:
+    """After new readings: tell every web process, and check the alert rules of the areas that moved."""
+    from server.domain.crowd import alerts
+
+    for update in await district_updates(db, district_ids, now, settings.crowd_stale_minutes,
+                                         settings.crowd_thresholds):
+        await publish(redis, update, now)
+        await alerts.evaluate(db, redis, {a: c for a, c in update.areas.items() if a in touched_areas}, now)

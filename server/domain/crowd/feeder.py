@@ -1,0 +1,102 @@
+"""Simulated sensors for the single-machine mode and demos: `python -m server crowd simulate`.
+
+One simulated people counter per area feeds readings from the model in
+simulate.py through the same ingestion as real sensors; one of them drops out
+for a few hours a day, so the app shows a stale area too.  A backfill writes
+weeks of hourly history directly, so forecasts have something to learn from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from server.domain.accounts.models import Actor
+from server.domain.crowd import live, sensors
+from server.domain.crowd.ingest import ingest
+from server.domain.crowd.outlook import calendar_for
+from server.domain.crowd.simulate import simulated_readings
+from server.domain.crowd.state import Stored, apply
+from server.services.mongo import Doc
+from server.settings import Settings
+
+log = logging.getLogger("shangquan.simulator")
+SIMULATOR = Actor(account_id="simulator", email="simulator", role="admin")
+SEED = 2026
+STEP = timedelta(minutes=15)
+
+
+async def simulated_sensors(db: AsyncDatabase[Doc]) -> dict[str, sensors.Sensor]:
+    """One simulated counter per area, registered once and found again by name."""
+    found = {d["area_id"]: sensors.Sensor.from_doc(d)
+             async for d in db.sensors.find({"name": "simulator", "status": "active"})}
+    async for area in db.areas.find({"_id": {"$nin": sorted(found)}}, {"_id": 1}):
+        sensor, _ = await sensors.register(db, SIMULATOR, area["_id"], "people_counter", "simulator")
+        found[area["_id"]] = sensor
+    return found
+
+
+def _dropout_area(area_ids: list[str]) -> str:
+    return sorted(area_ids)[len(area_ids) // 2]
+
+
+async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime) -> int:
+    """Hourly history for the past `days` (up to 48 h ago; the live feed covers the rest)."""
+    counters = await simulated_sensors(db)
+    areas = {d["_id"]: d async for d in db.areas.find({}, {"district_id": 1, "capacity": 1})}
+    calendars = {d: await calendar_for(db, d) for d in {a["district_id"] for a in areas.values()}}
+    start, end = now - timedelta(days=days), now - timedelta(hours=48)
+    total = 0
+    for area_id, area in sorted(areas.items()):
+        sensor = counters[area_id]
+        readings = [Stored(sensor.id, sensor.kind, area_id, at, count, None, None)
+                    for at, count in simulated_readings(area_id, int(area["capacity"]), start, end, STEP,
+                                                        calendars[area["district_id"]], SEED)]
+        await apply(db, readings, {area_id: int(area["capacity"])})
+        total += len(readings)
+    return total
+
+
+async def feed_once(db: AsyncDatabase[Doc], redis: Redis, settings: Settings, now: datetime) -> int:
+    """One reading per area for this moment, through the live ingestion path."""
+    counters = await simulated_sensors(db)
+    areas = {d["_id"]: d async for d in db.areas.find({}, {"district_id": 1, "capacity": 1})}
+    calendars = {d: await calendar_for(db, d) for d in {a["district_id"] for a in areas.values()}}
+    dropout = _dropout_area(list(areas))
+    touched: dict[str, set[str]] = defaultdict(set)
+    sent = 0
+    for area_id, area in areas.items():
+        # the model is stateful within a day (weather, surges): replay today up to now
+        day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        produced = [r for r in simulated_readings(area_id, int(area["capacity"]), day_start, now + timedelta(seconds=1),
+                                                  timedelta(minutes=1), calendars[area["district_id"]], SEED,
+                                                  dropout=area_id == dropout)
+                    if now - r[0] < timedelta(minutes=1)]
+        if not produced:
+            continue  # the dropped-out counter is silent right now
+        at, count = produced[-1]
+        report = await ingest(db, counters[area_id], [{"areaId": area_id, "at": at.isoformat(), "count": count}], now)
+        if report.touched_areas:
+            touched[area["district_id"]].update(report.touched_areas)
+            sent += 1
+    for district_id, area_ids in touched.items():
+        await live.broadcast(db, redis, settings, {district_id}, area_ids, now)
+    return sent
+
+
+async def run(db: AsyncDatabase[Doc], redis: Redis, settings: Settings, interval: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            sent = await feed_once(db, redis, settings, datetime.now(UTC))
+            log.debug("simulated %d readings", sent)
+        except Exception:  # a demo feed must not take the app down; say why and go on
+            log.exception("crowd simulation round failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+        except TimeoutError:
+            pass
