@@ -104,12 +104,14 @@ async def test_level_with_provenance_and_resend_changes_nothing(http: httpx.Asyn
 
 async def test_district_level_is_weighted_by_capacity(http: httpx.AsyncClient, crowd: dict[str, Any]) -> None:
     await post(http, crowd["key"], {"readings": [{"areaId": AREA, "at": at(0.2), "count": crowd["capacity"]}]})
-    body = await gql(http, '{ district(id: "%s") { crowd { percent capacity occupancy } areas { capacity } } }'
-                     % to_global("District", "huaqiangbei"))
+    body = await gql(http, '{ district(id: "%s") { crowd { percent capacity occupancy } areas { capacity '
+                           'crowd { occupancy stale updatedAt } } } }' % to_global("District", "huaqiangbei"))
     district = body["data"]["district"]
     assert district["crowd"]["capacity"] == sum(a["capacity"] for a in district["areas"])
-    assert district["crowd"]["occupancy"] == crowd["capacity"]
-    assert district["crowd"]["percent"] == 100.0  # only the one area has data; it is full
+    fresh = [a for a in district["areas"] if a["crowd"]["updatedAt"] and not a["crowd"]["stale"]]
+    occupancy = sum(a["crowd"]["occupancy"] for a in fresh)
+    assert district["crowd"]["occupancy"] == occupancy
+    assert district["crowd"]["percent"] == round(100 * occupancy / sum(a["capacity"] for a in fresh), 1)
 
 
 async def test_history_by_hour(http: httpx.AsyncClient) -> None:

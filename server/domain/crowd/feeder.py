@@ -57,7 +57,7 @@ async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime) -> int:
         readings = [Stored(sensor.id, sensor.kind, area_id, at, count, None, None)
                     for at, count in simulated_readings(area_id, int(area["capacity"]), start, end, STEP,
                                                         calendars[area["district_id"]], SEED)]
-        await apply(db, readings, {area_id: int(area["capacity"])})
+        await apply(db, readings, {area_id: int(area["capacity"])}, live=False)
         total += len(readings)
     return total
 

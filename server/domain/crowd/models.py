@@ -72,7 +72,9 @@ def area_crowd(views: list[SensorView], capacity: int, now: datetime, stale_minu
 def district_crowd(areas: list[Crowd], now: datetime, thresholds: tuple[int, int, int]) -> Crowd:
     """Capacity-weighted: a packed small lane moves the district less than a packed plaza."""
     capacity = sum(a.capacity for a in areas)
-    known = [a for a in areas if a.updated_at is not None]
+    # fresh areas speak for the district; stale ones only when nothing fresher is known
+    known = [a for a in areas if a.updated_at is not None and not a.stale] or \
+        [a for a in areas if a.updated_at is not None]
     if not known or capacity == 0:
         return no_data(capacity)
     occupancy = sum(a.occupancy for a in known)

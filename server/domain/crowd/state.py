@@ -31,8 +31,11 @@ class Stored:
     exits: int | None
 
 
-async def apply(db: AsyncDatabase[Doc], readings: list[Stored], capacities: dict[str, int]) -> None:
-    """Fold new readings into crowd_state (latest per sensor) and crowd_hourly (sums per hour), one write each."""
+async def apply(db: AsyncDatabase[Doc], readings: list[Stored], capacities: dict[str, int], *,
+                live: bool = True) -> None:
+    """Fold new readings into crowd_state (latest per sensor) and crowd_hourly (sums per hour), one write each.
+
+    A backfill of history passes live=False: old readings must not pose as the current level."""
     if not readings:
         return
     area_ids = sorted({r.area_id for r in readings})
@@ -66,7 +69,7 @@ async def apply(db: AsyncDatabase[Doc], readings: list[Stored], capacities: dict
     hourly_ops = [UpdateOne({"_id": f"{area}:{int(hour.timestamp())}"},
                             {"$set": {"area_id": area, "hour_ts": int(hour.timestamp())},
                              "$inc": {"sum": sum(v), "n": len(v)}}, upsert=True) for (area, hour), v in hourly.items()]
-    if state_ops:
+    if state_ops and live:
         await db.crowd_state.bulk_write(state_ops, ordered=False)
     if hourly_ops:
         await db.crowd_hourly.bulk_write(hourly_ops, ordered=False)
