@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import strawberry
 
@@ -65,3 +65,12 @@ class LocalizedInput:
 
 def texts(value: LocalizedInput | None) -> dict[str, str]:
     return value.as_dict() if value else {}
+
+
+async def saved(info: AppInfo, work: Awaitable[T], from_doc: Callable[[dict[str, Any]], T]) \
+        -> tuple[T | None, list[FieldError]]:
+    """A save's result and errors; on CONFLICT the result is what is stored now, for the client to merge."""
+    result, errors, exc = await attempt(info, work)
+    if isinstance(exc, Conflict):
+        result = from_doc(exc.current)
+    return result, errors

@@ -5,10 +5,9 @@ import strawberry
 from server.api.common import AppInfo
 from server.api.districts.types import AreaType
 from server.api.ids import key_of
-from server.api.payloads import FieldError, actor, attempt
+from server.api.payloads import FieldError, actor, saved
 from server.domain.districts import service
 from server.domain.districts.models import Area
-from server.domain.errors import Conflict
 
 
 @strawberry.type
@@ -22,8 +21,6 @@ class DistrictMutations:
     @strawberry.mutation(description="An operator sets how many people an area holds (crowd levels use it).")
     async def set_area_capacity(self, info: AppInfo, id: strawberry.ID, version: int, capacity: int) -> AreaPayload:
         who = await actor(info)
-        result, errors, exc = await attempt(info, service.set_capacity(info.context.db, who, key_of(id, "Area"),
-                                                                       capacity, version))
-        if isinstance(exc, Conflict):
-            result = Area.from_doc(exc.current)
+        result, errors = await saved(info, service.set_capacity(info.context.db, who, key_of(id, "Area"), capacity,
+                                                                version), Area.from_doc)
         return AreaPayload(area=AreaType.of(result, info.context.locale) if result else None, errors=errors)

@@ -8,8 +8,7 @@ import strawberry
 from server.api.common import AppInfo
 from server.api.festivals.types import FestivalKind, FestivalType
 from server.api.ids import key_of
-from server.api.payloads import FieldError, LocalizedInput, actor, attempt, texts
-from server.domain.errors import Conflict
+from server.api.payloads import FieldError, LocalizedInput, actor, saved, texts
 from server.domain.festivals import service
 from server.domain.festivals.models import Festival
 
@@ -38,9 +37,7 @@ class FestivalPayload:
 
 
 async def _payload(info: AppInfo, work: Awaitable[Festival]) -> FestivalPayload:
-    result, errors, exc = await attempt(info, work)
-    if isinstance(exc, Conflict):
-        result = Festival.from_doc(exc.current)
+    result, errors = await saved(info, work, Festival.from_doc)
     return FestivalPayload(festival=FestivalType.of(result, info.context.locale) if result else None, errors=errors)
 
 

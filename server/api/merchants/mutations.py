@@ -7,8 +7,7 @@ import strawberry
 from server.api.common import AppInfo
 from server.api.ids import key_of
 from server.api.merchants.types import MerchantType
-from server.api.payloads import FieldError, LocalizedInput, actor, attempt, texts
-from server.domain.errors import Conflict
+from server.api.payloads import FieldError, LocalizedInput, actor, saved, texts
 from server.domain.merchants import service
 from server.domain.merchants.models import Merchant
 
@@ -48,9 +47,7 @@ class MerchantPayload:
 
 
 async def _payload(info: AppInfo, work: Awaitable[Merchant]) -> MerchantPayload:
-    result, errors, exc = await attempt(info, work)
-    if isinstance(exc, Conflict):
-        result = Merchant.from_doc(exc.current)
+    result, errors = await saved(info, work, Merchant.from_doc)
     return MerchantPayload(merchant=MerchantType.of(result, info.context.locale) if result else None, errors=errors)
 
 

@@ -9,8 +9,7 @@ import strawberry
 from server.api.common import AppInfo
 from server.api.ids import key_of
 from server.api.offers.types import OfferKind, OfferType
-from server.api.payloads import FieldError, LocalizedInput, actor, attempt, texts
-from server.domain.errors import Conflict
+from server.api.payloads import FieldError, LocalizedInput, actor, attempt, saved, texts
 from server.domain.offers import service
 from server.domain.offers.models import Offer
 
@@ -58,9 +57,7 @@ class OfferPayload:
 
 
 async def _payload(info: AppInfo, work: Awaitable[Offer]) -> OfferPayload:
-    result, errors, exc = await attempt(info, work)
-    if isinstance(exc, Conflict):
-        result = Offer.from_doc(exc.current)  # the stored state the client must merge with
+    result, errors = await saved(info, work, Offer.from_doc)
     return OfferPayload(offer=OfferType.of(result, info.context.locale) if result else None, errors=errors)
 
 

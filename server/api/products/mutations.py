@@ -6,9 +6,8 @@ import strawberry
 
 from server.api.common import AppInfo
 from server.api.ids import key_of
-from server.api.payloads import FieldError, LocalizedInput, actor, attempt, texts
+from server.api.payloads import FieldError, LocalizedInput, actor, saved, texts
 from server.api.products.types import ProductType
-from server.domain.errors import Conflict
 from server.domain.products import service
 from server.domain.products.models import Product
 
@@ -35,9 +34,7 @@ class ProductPayload:
 
 
 async def _payload(info: AppInfo, work: Awaitable[Product]) -> ProductPayload:
-    result, errors, exc = await attempt(info, work)
-    if isinstance(exc, Conflict):
-        result = Product.from_doc(exc.current)
+    result, errors = await saved(info, work, Product.from_doc)
     return ProductPayload(product=ProductType.of(result, info.context.locale) if result else None, errors=errors)
 
 
