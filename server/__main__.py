@@ -16,7 +16,9 @@ import getpass
 import logging
 import os
 import sys
+from collections.abc import Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import uvicorn
 
@@ -54,13 +56,24 @@ async def _simulate(settings: Settings, backfill_days: int, interval: float, onc
         await client.close()
 
 
+async def _after_start(server: uvicorn.Server, stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
+    """Run `work` once the web app has started (it creates indexes and loads the content first)."""
+    while not server.started:
+        if stop.is_set():
+            work.close()
+            return
+        await asyncio.sleep(0.2)
+    await work
+
+
 async def _demo_feed(settings: Settings, stop: asyncio.Event) -> None:
     """Single-machine mode has no real sensors: feed simulated ones, with a month of history at first start."""
     client = mongo.connect(settings.mongodb_url)
     redis_client = redis_service.connect(settings.redis_url)
     try:
         db = client[settings.mongodb_db]
-        if await db.crowd_hourly.find_one({}) is None:
+        await feeder.feed_once(db, redis_client, settings, datetime.now(UTC))  # live levels right away
+        if await db.crowd_hourly.count_documents({}) < 1000:
             log.info("writing 28 days of simulated crowd history for the forecasts (first start only)")
             await feeder.backfill(db, 28, datetime.now(UTC))
         await feeder.run(db, redis_client, settings, 15.0, stop)
@@ -85,8 +98,10 @@ async def _serve(settings: Settings) -> None:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")
     server = uvicorn.Server(config)
     stop_worker = asyncio.Event()
-    worker = asyncio.create_task(run_worker(settings, settings.mongodb_url, settings.redis_url, stop_worker))
-    demo = asyncio.create_task(_demo_feed(settings, stop_worker)) if settings.crowd_simulator else None
+    worker = asyncio.create_task(_after_start(server, stop_worker, run_worker(settings, settings.mongodb_url,
+                                                                                 settings.redis_url, stop_worker)))
+    demo = (asyncio.create_task(_after_start(server, stop_worker, _demo_feed(settings, stop_worker)))
+            if settings.crowd_simulator else None)
     print(f"商圈 Shangquan is running at http://{settings.host}:{settings.port}  (Ctrl-C stops it)", flush=True)
     try:
         await server.serve()

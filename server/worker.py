@@ -18,7 +18,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from server.domain.crowd.alerts import STREAM
 from server.services import mongo, redis
@@ -46,9 +46,15 @@ async def handle_alert(db: AsyncDatabase[Doc], fields: dict[str, str]) -> None:
 async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, consumer: str, stop: asyncio.Event) -> None:
     await _ensure_group(redis_client)
     while not stop.is_set():
-        # entries a dead worker read but never acknowledged come back after a minute
-        claimed: Any = await redis_client.xautoclaim(STREAM, GROUP, consumer, RECLAIM_IDLE_MS, "0-0", count=50)
-        batches: Any = await redis_client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=50, block=1000)
+        try:
+            # entries a dead worker read but never acknowledged come back after a minute
+            claimed: Any = await redis_client.xautoclaim(STREAM, GROUP, consumer, RECLAIM_IDLE_MS, "0-0", count=50)
+            batches: Any = await redis_client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=50, block=1000)
+        except RedisError as exc:
+            log.warning("worker lost Redis (%s); retrying in 1 s", exc)
+            await asyncio.sleep(1)
+            await _ensure_group(redis_client)
+            continue
         entries = list(claimed[1]) + [entry for _, stream_entries in batches or [] for entry in stream_entries]
         for entry_id, fields in entries:
             await handle_alert(db, fields)

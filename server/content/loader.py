@@ -9,6 +9,7 @@ left alone.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable
@@ -122,7 +123,8 @@ def _digest(doc: Doc) -> str:
 
 
 async def load_content(db: AsyncDatabase[Doc], root: Path) -> LoadReport:
-    parsed = parse_content(root)  # all validation happens before the first write
+    # all validation happens before the first write; YAML and search terms are CPU work, kept off the event loop
+    parsed = await asyncio.to_thread(parse_content, root)
     report = LoadReport()
     for name in COLLECTIONS:
         coll = db[name]

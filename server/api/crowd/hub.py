@@ -46,8 +46,8 @@ class CrowdHub:
                             self._dispatch(message["data"])
             except asyncio.CancelledError:
                 raise
-            except Exception:  # Redis went away: keep the subscribers, resubscribe when it is back
-                log.warning("crowd hub lost Redis; retrying in 1 s", exc_info=True)
+            except Exception as exc:  # Redis went away: keep the subscribers, resubscribe when it is back
+                log.warning("crowd hub lost Redis (%s); retrying in 1 s", exc)
                 await asyncio.sleep(1)
 
     def _dispatch(self, raw: str | bytes) -> None:

@@ -41,8 +41,8 @@ async def simulated_sensors(db: AsyncDatabase[Doc]) -> dict[str, sensors.Sensor]
     return found
 
 
-def _dropout_area(area_ids: list[str]) -> str:
-    return sorted(area_ids)[len(area_ids) // 2]
+def _dropout_area(area_ids: list[str]) -> str | None:
+    return sorted(area_ids)[len(area_ids) // 2] if area_ids else None
 
 
 async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime) -> int:
@@ -54,9 +54,10 @@ async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime) -> int:
     total = 0
     for area_id, area in sorted(areas.items()):
         sensor = counters[area_id]
-        readings = [Stored(sensor.id, sensor.kind, area_id, at, count, None, None)
-                    for at, count in simulated_readings(area_id, int(area["capacity"]), start, end, STEP,
-                                                        calendars[area["district_id"]], SEED)]
+        # weeks of model output are CPU work: off the event loop, which also serves requests
+        produced = await asyncio.to_thread(list, simulated_readings(area_id, int(area["capacity"]), start, end, STEP,
+                                                                    calendars[area["district_id"]], SEED))
+        readings = [Stored(sensor.id, sensor.kind, area_id, at, count, None, None) for at, count in produced]
         await apply(db, readings, {area_id: int(area["capacity"])}, live=False)
         total += len(readings)
     return total

@@ -39,7 +39,9 @@ BASELINE_WEEKS = 6
 FACTOR_WEEKS = 12  # long enough to have seen last month's holiday, short enough to track a changing area
 PRIOR_FACTOR = {"festival": 1.3, "holiday": 1.4}
 DECAY = 0.7
-RECENT_HOURS = 3  # complete hours before now that join the live value in the deviation
+RECENT_HOURS = 2  # complete hours before now that join the live value in the surge
+PERSIST = 0.5  # share (in log terms) of a day's deviation expected to carry over to the next day
+DAY_PRIOR_HOURS = 3.0  # today's hours of evidence that weigh as much as yesterday's carried-over level
 MIN_LEVEL = 3.0  # percent: below this ratios are mostly counting noise (empty streets at 04:00)
 SPECIAL = ("festival", "holiday")
 
@@ -245,28 +247,59 @@ def _quality(b: _Baseline) -> float:
     return 0.12
 
 
-def _deviation(model: _Model, live_percent: float | None) -> float | None:
-    """Weighted geometric mean of observed/expected over the current hour and the last complete ones."""
-    pairs: list[tuple[float, float, float]] = []  # (observed, expected, weight)
+def _log_ratio(observed: float, expected: float) -> tuple[float, float]:
+    """(log of observed/expected clamped to 0.3–3, weight); near-empty hours weigh little, as a few
+    people more or less make a big ratio there."""
+    if expected < MIN_LEVEL:
+        return 0.0, 0.0
+    ratio = min(3.0, max(0.3, max(observed, 0.0) / expected))
+    return math.log(ratio), min(1.0, expected / (3 * MIN_LEVEL))
+
+
+@dataclass(frozen=True, slots=True)
+class _Deviation:
+    day: float  # log of how far today runs above (below) the baseline: weather, a crowd-pulling event
+    surge: float  # log of the short-lived extra in the last hour or so, on top of today's level
+    observed: bool  # whether any recent data backs these
+
+
+def _deviation(model: _Model, live_percent: float | None) -> _Deviation:
+    """How far the area runs from its baseline today and right now.
+
+    The day level comes from today's complete hours (since 05:00), shrunk towards a part of
+    yesterday's: a rainy or busy spell lasts more than a day.  The surge is what the live value
+    and the last complete hours add on top of that level, and fades within hours.
+    """
+    today = model.crowd_day(model.cut)
+    first_today = today * _DAY_H + DAY_STARTS_AT - _LOCAL_H
+
+    def mean_log(start: int, end: int) -> tuple[float, float]:
+        total = weight = 0.0
+        for i in range(start, end):
+            v = model.data.get(i)
+            if v is not None:
+                x, w = _log_ratio(v, model.expected(i)[0])
+                total += w * x
+                weight += w
+        return (total / weight if weight else 0.0), weight
+
+    yesterday, y_weight = mean_log(first_today - _DAY_H, first_today)
+    today_log, t_weight = mean_log(first_today, model.cut)
+    day = (t_weight * today_log + DAY_PRIOR_HOURS * PERSIST * yesterday) / (t_weight + DAY_PRIOR_HOURS)
+    pairs: list[tuple[float, int, float]] = []  # (observed, hour index, weight)
     if live_percent is not None:
-        pairs.append((live_percent, model.expected(model.cut)[0], 1.0))
+        pairs.append((live_percent, model.cut, 1.0))
     for j in range(1, RECENT_HOURS + 1):
         v = model.data.get(model.cut - j)
         if v is not None:
-            pairs.append((v, model.expected(model.cut - j)[0], 0.5**j))
-    total = 0.0
-    weight = 0.0
-    for observed, expected, w in pairs:
-        if expected < MIN_LEVEL:
-            continue
-        ratio = min(3.0, max(0.3, max(observed, 0.0) / expected))
-        # at low levels a few people more or less are a big ratio: trust them less
-        w *= min(1.0, expected / (3 * MIN_LEVEL))
-        total += w * math.log(ratio)
-        weight += w
-    if weight == 0.0:
-        return None
-    return min(3.0, max(0.3, math.exp(total / weight)))
+            pairs.append((v, model.cut - j, 0.5**j))
+    total = weight = 0.0
+    for observed, i, w0 in pairs:
+        x, w = _log_ratio(observed, model.expected(i)[0] * math.exp(day))
+        total += w0 * w * x
+        weight += w0 * w
+    surge = total / weight if weight else 0.0
+    return _Deviation(day, surge, bool(weight or t_weight or y_weight))
 
 
 def forecast(history: Mapping[datetime, float], now: datetime, live_percent: float | None, calendar: Calendar,
@@ -283,23 +316,25 @@ def forecast(history: Mapping[datetime, float], now: datetime, live_percent: flo
             raise ValueError("history keys must be timezone-aware")
     model = _Model(history, cutoff, calendar)
     model.learn_factors()
-    deviation = _deviation(model, live_percent)
+    dev = _deviation(model, live_percent)
+    today = model.crowd_day(model.cut)
     points: list[HourPoint] = []
     for k in range(1, hours + 1):
-        t = cutoff + k * HOUR
-        expected, b = model.expected(model.cut + k)
-        kind, _ = model.info(model.crowd_day(model.cut + k))
+        i = model.cut + k
+        expected, b = model.expected(i)
+        day = model.crowd_day(i)
+        kind, _ = model.info(day)
         quality = _quality(b)
         if kind in SPECIAL:
             # a prior factor is a guess about this area; a learned one is evidence
             quality *= 0.8 + 0.2 * model.factor_weight[kind]
         fade = DECAY**k
-        percent = expected
-        if deviation is not None:
-            percent = expected * (1.0 + (deviation - 1.0) * fade)
+        day_log = dev.day * PERSIST ** (day - today)
+        deviation = min(3.0, max(0.3, math.exp(day_log) * (1.0 + (math.exp(dev.surge) - 1.0) * fade)))
+        if dev.observed:
             quality += (1.0 - quality) * 0.5 * fade
         confidence = quality / (1.0 + 0.05 * k)
-        points.append(HourPoint(t, max(0.0, percent), min(1.0, max(0.01, confidence))))
+        points.append(HourPoint(cutoff + k * HOUR, max(0.0, expected * deviation), min(1.0, max(0.01, confidence))))
     return points
 
 

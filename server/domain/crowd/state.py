@@ -13,6 +13,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from server.domain.crowd.models import Crowd, SensorView, area_crowd, district_crowd
 from server.services.mongo import Doc
 
+BULK_SLICE = 500
+
 
 def hour_of(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
@@ -71,8 +73,10 @@ async def apply(db: AsyncDatabase[Doc], readings: list[Stored], capacities: dict
                              "$inc": {"sum": sum(v), "n": len(v)}}, upsert=True) for (area, hour), v in hourly.items()]
     if state_ops and live:
         await db.crowd_state.bulk_write(state_ops, ordered=False)
-    if hourly_ops:
-        await db.crowd_hourly.bulk_write(hourly_ops, ordered=False)
+    # a live batch is one write; a backfill's thousands of hours go in slices, so that requests to the
+    # same (single-threaded embedded) server get their turn in between
+    for start in range(0, len(hourly_ops), BULK_SLICE):
+        await db.crowd_hourly.bulk_write(hourly_ops[start:start + BULK_SLICE], ordered=False)
 
 
 def _views(state: Doc | None) -> list[SensorView]:
