@@ -28,6 +28,7 @@ from server.content.loader import load_content
 from server.content.validate import ContentError
 from server.domain.accounts import service as accounts
 from server.domain.crowd import feeder
+from server.domain.crowd.live import Publisher
 from server.domain.errors import Invalid
 from server.services import embedded, mongo
 from server.services import redis as redis_service
@@ -46,7 +47,8 @@ async def _simulate(settings: Settings, backfill_days: int, interval: float, onc
             written = await feeder.backfill(db, backfill_days, datetime.now(UTC))
             print(f"backfilled {written} readings over {backfill_days} days")
         if once:
-            print(f"sent {await feeder.feed_once(db, redis_client, settings, datetime.now(UTC))} live readings")
+            sent = await feeder.feed_once(db, Publisher(redis_client), settings, datetime.now(UTC))
+            print(f"sent {sent} live readings")
             return 0
         print(f"simulating every area every {interval:g} s (Ctrl-C stops)", flush=True)
         await feeder.run(db, redis_client, settings, interval, asyncio.Event())
@@ -72,7 +74,7 @@ async def _demo_feed(settings: Settings, stop: asyncio.Event) -> None:
     redis_client = redis_service.connect(settings.redis_url)
     try:
         db = client[settings.mongodb_db]
-        await feeder.feed_once(db, redis_client, settings, datetime.now(UTC))  # live levels right away
+        await feeder.feed_once(db, Publisher(redis_client), settings, datetime.now(UTC))  # live levels right away
         if await db.crowd_hourly.count_documents({}) < 1000:
             log.info("writing 28 days of simulated crowd history for the forecasts (first start only)")
             await feeder.backfill(db, 28, datetime.now(UTC))

@@ -16,6 +16,7 @@ from server.api.crowd.hub import CrowdHub
 from server.api.schema import build_schema
 from server.api.view import GraphQLView
 from server.content.loader import load_content
+from server.domain.crowd.live import Publisher
 from server.services import embedded, mongo, redis
 from server.settings import Settings
 from server.web import pages
@@ -60,6 +61,8 @@ def create_app(
                 log.info("content: %s", report.summary())
             app.state.settings, app.state.db, app.state.redis = settings, db, redis_client
             app.state.session_policy = await session_policy(db, settings)
+            app.state.crowd_publisher = Publisher(redis_client)
+            stack.push_async_callback(app.state.crowd_publisher.close)
             app.state.crowd_hub = CrowdHub(redis_client)
             await app.state.crowd_hub.start()
             stack.push_async_callback(app.state.crowd_hub.stop)
@@ -70,7 +73,6 @@ def create_app(
             yield
 
     routes = [
-        Route("/", pages.home),
         Route("/healthz", pages.healthz),
         Route("/readyz", pages.readyz),
         Route("/ingest/crowd", ingest_crowd, methods=["POST"]),

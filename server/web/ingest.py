@@ -46,7 +46,8 @@ async def ingest_crowd(request: Request) -> Response:
     except BatchError as exc:
         return _problem(413 if "at most" in str(exc) else 400, str(exc))
     if report.touched_areas:
-        await live.broadcast(state.db, state.redis, state.settings, {sensor.district_id}, report.touched_areas, now)
+        await live.broadcast(state.db, state.crowd_publisher, state.settings, {sensor.district_id},
+                             report.touched_areas, now)
     body_out = {"stored": report.stored, "duplicates": report.duplicates,
                 "rejected": [asdict(r) for r in report.rejected]}
     if report.rejected and not (report.stored or report.duplicates):

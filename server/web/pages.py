@@ -1,28 +1,11 @@
-"""Server-rendered pages: the placeholder home page until the PWA lands, and the health probes."""
+"""Health probes for load balancers: /healthz (the process is alive) and /readyz (its data services answer)."""
 
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.templating import Jinja2Templates
-
-from server.domain.districts.repository import list_districts
-from server.domain.i18n import negotiate, pick
-
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-
-
-async def home(request: Request) -> Response:
-    locale = negotiate(request.headers.get("accept-language"))
-    districts = await list_districts(request.app.state.db)
-    return templates.TemplateResponse(request, "home.html", {
-        "locale": locale,
-        "districts": [{"name": pick(d.name, locale), "description": pick(d.description, locale)}
-                      for d in districts],
-    })
 
 
 async def healthz(request: Request) -> Response:

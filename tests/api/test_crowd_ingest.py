@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -168,3 +170,27 @@ async def test_the_worker_takes_alerts_off_the_stream_and_acknowledges_them(
     pending = await redis.xpending("crowd_alerts", GROUP)
     assert pending["pending"] == 0
     await redis.aclose()
+
+
+async def test_a_burst_of_readings_becomes_few_messages_ending_with_the_newest(crowd: dict[str, Any],
+                                                                               app_server: RunningApp) -> None:
+    import asyncio
+
+    from server.domain.crowd.live import DistrictUpdate, Publisher
+    from server.domain.crowd.models import no_data
+
+    redis = aioredis.Redis.from_url(app_server.settings.redis_url, decode_responses=True)
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe("crowd:burst-test")
+        assert (await pubsub.get_message(timeout=5))["type"] == "subscribe"
+        publisher = Publisher(redis, interval=0.2)
+        now = datetime.now(UTC)
+        for occupancy in range(1, 21):  # twenty updates in a few milliseconds
+            crowd = dataclasses.replace(no_data(100), occupancy=occupancy, updated_at=now)
+            await publisher.send(DistrictUpdate("burst-test", crowd, {}), now)
+        await asyncio.sleep(0.5)
+        received = []
+        while (message := await pubsub.get_message(timeout=0.3)) is not None:
+            received.append(json.loads(message["data"])["district"]["occupancy"])
+    await redis.aclose()
+    assert received == [1, 20]

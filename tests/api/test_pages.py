@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 
 
-async def test_home_page_lists_the_districts(http: httpx.AsyncClient) -> None:
-    response = await http.get("/", headers={"accept-language": "en"})
+async def test_home_is_the_pwa_shell(http: httpx.AsyncClient) -> None:
+    response = await http.get("/")
     assert response.status_code == 200
-    assert "Huaqiangbei" in response.text and "<html" in response.text
+    assert 'rel="manifest"' in response.text and "<html" in response.text
 
 
 async def test_health_and_readiness(http: httpx.AsyncClient) -> None:

@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncGenerator
 from typing import Any
 
 from redis.asyncio import Redis
@@ -51,6 +50,7 @@ class CrowdHub:
                 await asyncio.sleep(1)
 
     def _dispatch(self, raw: str | bytes) -> None:
+        # one parsed message shared by every subscriber of the district (they may cache on it)
         message = json.loads(raw)
         for queue in list(self.subscribers.get(message["districtId"], ())):
             if queue.full():  # a slow client skips to the newest level rather than piling up
@@ -58,11 +58,19 @@ class CrowdHub:
                     queue.get_nowait()
             queue.put_nowait(message)
 
-    async def listen(self, district_id: str) -> AsyncGenerator[dict[str, Any], None]:
+    def subscribe(self, district_id: str) -> Subscription:
+        """Registered at once, so an update published while the caller reads the current level is kept."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self.subscribers[district_id].add(queue)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            self.subscribers[district_id].discard(queue)
+        return Subscription(self, district_id, queue)
+
+
+class Subscription:
+    def __init__(self, hub: CrowdHub, district_id: str, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self.hub, self.district_id, self.queue = hub, district_id, queue
+
+    async def next(self) -> dict[str, Any]:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        self.hub.subscribers[self.district_id].discard(self.queue)

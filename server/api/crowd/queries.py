@@ -87,17 +87,22 @@ class CrowdSubscriptions:
             raise not_found("District", district_id)
         hub = context.request.app.state.crowd_hub
         settings = context.settings
-        listener = hub.listen(key)
+        subscription = hub.subscribe(key)
         try:
             for update in await district_updates(context.db, {key}, datetime.now(UTC), settings.crowd_stale_minutes,
                                                  settings.crowd_thresholds):
                 yield _update(district_id, update.district, update.areas, context.now)
-            async for message in listener:
-                yield _update(district_id, crowd_from_json(message["district"]),
-                              {a: crowd_from_json(c) for a, c in message["areas"].items()},
-                              datetime.fromisoformat(message["sentAt"]))
+            while True:
+                message = await subscription.next()
+                built = message.get("_built")
+                if built is None:  # the first subscriber to see a message builds it for all the others
+                    built = message["_built"] = _update(
+                        district_id, crowd_from_json(message["district"]),
+                        {a: crowd_from_json(c) for a, c in message["areas"].items()},
+                        datetime.fromisoformat(message["sentAt"]))
+                yield built
         finally:
-            await listener.aclose()
+            subscription.close()
 
 
 def _update(district_id: strawberry.ID, crowd: Crowd, areas: dict[str, Crowd], sent_at: datetime) -> CrowdUpdate:

@@ -9,6 +9,7 @@ weeks of hourly history directly, so forecasts have something to learn from.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -63,7 +64,7 @@ async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime) -> int:
     return total
 
 
-async def feed_once(db: AsyncDatabase[Doc], redis: Redis, settings: Settings, now: datetime) -> int:
+async def feed_once(db: AsyncDatabase[Doc], publisher: live.Publisher, settings: Settings, now: datetime) -> int:
     """One reading per area for this moment, through the live ingestion path."""
     counters = await simulated_sensors(db)
     areas = {d["_id"]: d async for d in db.areas.find({}, {"district_id": 1, "capacity": 1})}
@@ -73,11 +74,12 @@ async def feed_once(db: AsyncDatabase[Doc], redis: Redis, settings: Settings, no
     sent = 0
     for area_id, area in areas.items():
         # the model is stateful within a day (weather, surges): replay today up to now
+        # (the whole day as its span, so the dropout gap stays put; the generator is lazy, stop at now)
         day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-        produced = [r for r in simulated_readings(area_id, int(area["capacity"]), day_start, now + timedelta(seconds=1),
-                                                  timedelta(minutes=1), calendars[area["district_id"]], SEED,
-                                                  dropout=area_id == dropout)
-                    if now - r[0] < timedelta(minutes=1)]
+        today = simulated_readings(area_id, int(area["capacity"]), day_start, day_start + timedelta(days=1),
+                                   timedelta(minutes=1), calendars[area["district_id"]], SEED,
+                                   dropout=area_id == dropout)
+        produced = [r for r in itertools.takewhile(lambda r: r[0] <= now, today) if now - r[0] < timedelta(minutes=1)]
         if not produced:
             continue  # the dropped-out counter is silent right now
         at, count = produced[-1]
@@ -86,14 +88,15 @@ async def feed_once(db: AsyncDatabase[Doc], redis: Redis, settings: Settings, no
             touched[area["district_id"]].update(report.touched_areas)
             sent += 1
     for district_id, area_ids in touched.items():
-        await live.broadcast(db, redis, settings, {district_id}, area_ids, now)
+        await live.broadcast(db, publisher, settings, {district_id}, area_ids, now)
     return sent
 
 
 async def run(db: AsyncDatabase[Doc], redis: Redis, settings: Settings, interval: float, stop: asyncio.Event) -> None:
+    publisher = live.Publisher(redis)
     while not stop.is_set():
         try:
-            sent = await feed_once(db, redis, settings, datetime.now(UTC))
+            sent = await feed_once(db, publisher, settings, datetime.now(UTC))
             log.debug("simulated %d readings", sent)
         except Exception:  # a demo feed must not take the app down; say why and go on
             log.exception("crowd simulation round failed")

@@ -12,11 +12,16 @@ The model, per target hour t (a UTC hour start after now):
    shrunk towards the all-hours ratio, which is shrunk towards the prior ×1.3 festival / ×1.4
    holiday).  Because baselines are normalised the factor applies exactly when the target day's
    kind differs from the baseline days'.
-3. Live blending: deviation = observed / expected for the current hour (the live value) and the
-   last few complete hours, a weighted geometric mean clamped to 0.3–3; forecast_k = baseline_k ×
-   (1 + (deviation − 1) × DECAY^k), k hours ahead.  Today's weather and surges show here first.
-4. Confidence: how many samples stand behind the baseline and how it was found, raised early on
-   by live data, falling with the horizon.
+3. Live blending, in two parts, ratios clamped to 0.3–3 and averaged in log terms:
+   - day level: observed / expected over today's complete hours, shrunk towards half of
+     yesterday's (in log terms) when today has few hours yet: weather and events last all day;
+   - surge: the live value (and, with less weight, the last two complete hours) over baseline ×
+     day level: crowds that come and go within the hour.
+   forecast_k = baseline_k × day level × (1 + (surge − 1) × DECAY^k), k hours ahead (DECAY 0.7);
+   for hours on the next day the day level is halved again in log terms.  With no history today
+   and yesterday this is the plain deviation = live / baseline(now's hour) rule.
+4. Confidence: how many samples stand behind the baseline and how it was found (a prior day
+   factor costs up to 20 %), raised early on by live data, falling with the horizon.
 
 "Day" throughout is calendar.crowd_day: hours before 05:00 belong to the previous evening.
 """
@@ -32,11 +37,12 @@ from datetime import UTC, date, datetime, timedelta
 from server.domain.crowd.calendar import DAY_STARTS_AT, LOCAL_OFFSET, Calendar
 
 HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 WEEK = timedelta(weeks=1)
 
 BASELINE_WEEKS = 6
 FACTOR_WEEKS = 12  # long enough to have seen last month's holiday, short enough to track a changing area
+# all the history forecast() looks at: a special day's normal references reach four weeks either side
+HISTORY_WEEKS = FACTOR_WEEKS + 4
 PRIOR_FACTOR = {"festival": 1.3, "holiday": 1.4}
 DECAY = 0.7
 RECENT_HOURS = 2  # complete hours before now that join the live value in the surge
@@ -81,10 +87,8 @@ def hourly_means(readings: Iterable[tuple[datetime, float]]) -> dict[datetime, f
 def _robust_mean(values: list[float]) -> float:
     """Half median, half mean without the extremes: one spike or sensor fault barely moves it."""
     s = sorted(values)
-    n = len(s)
-    median = s[n // 2] if n % 2 else (s[n // 2 - 1] + s[n // 2]) / 2
-    trimmed = s[1:-1] if n >= 4 else s
-    return 0.5 * median + 0.5 * sum(trimmed) / len(trimmed)
+    trimmed = s[1:-1] if len(s) >= 4 else s
+    return 0.5 * _median(s) + 0.5 * sum(trimmed) / len(trimmed)
 
 
 def _median(values: list[float]) -> float:
@@ -109,7 +113,7 @@ _WEEK_H = 168
 
 def _index(t: datetime) -> int:
     """Hours since the epoch: the model works on integers, which hash and add far faster than datetimes."""
-    return int((t - _EPOCH).total_seconds()) // 3600
+    return (t - _EPOCH) // HOUR
 
 
 class _Model:
@@ -117,8 +121,7 @@ class _Model:
 
     def __init__(self, history: Mapping[datetime, float], cutoff: datetime, calendar: Calendar) -> None:
         self.cut = _index(cutoff)
-        # factor references reach four weeks past the oldest special day they measure
-        oldest = self.cut - (FACTOR_WEEKS + 4) * _WEEK_H
+        oldest = self.cut - HISTORY_WEEKS * _WEEK_H
         data: dict[int, float] = {}
         for t, v in history.items():
             i = _index(t)
@@ -260,7 +263,7 @@ def _log_ratio(observed: float, expected: float) -> tuple[float, float]:
 class _Deviation:
     day: float  # log of how far today runs above (below) the baseline: weather, a crowd-pulling event
     surge: float  # log of the short-lived extra in the last hour or so, on top of today's level
-    observed: bool  # whether any recent data backs these
+    observed: bool  # whether the live value or the last hours back the surge
 
 
 def _deviation(model: _Model, live_percent: float | None) -> _Deviation:
@@ -283,7 +286,7 @@ def _deviation(model: _Model, live_percent: float | None) -> _Deviation:
                 weight += w
         return (total / weight if weight else 0.0), weight
 
-    yesterday, y_weight = mean_log(first_today - _DAY_H, first_today)
+    yesterday, _ = mean_log(first_today - _DAY_H, first_today)
     today_log, t_weight = mean_log(first_today, model.cut)
     day = (t_weight * today_log + DAY_PRIOR_HOURS * PERSIST * yesterday) / (t_weight + DAY_PRIOR_HOURS)
     pairs: list[tuple[float, int, float]] = []  # (observed, hour index, weight)
@@ -299,7 +302,7 @@ def _deviation(model: _Model, live_percent: float | None) -> _Deviation:
         total += w0 * w * x
         weight += w0 * w
     surge = total / weight if weight else 0.0
-    return _Deviation(day, surge, bool(weight or t_weight or y_weight))
+    return _Deviation(day, surge, weight > 0.0)
 
 
 def forecast(history: Mapping[datetime, float], now: datetime, live_percent: float | None, calendar: Calendar,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -17,6 +19,7 @@ from server.services.mongo import Doc
 from server.settings import Settings
 
 CHANNEL_PREFIX = "crowd:"
+log = logging.getLogger("shangquan.crowd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +58,52 @@ async def publish(redis: Redis, update: DistrictUpdate, sent_at: datetime) -> No
     await redis.publish(CHANNEL_PREFIX + update.district_id, json.dumps(message, separators=(",", ":")))
 
 
-async def broadcast(db: AsyncDatabase[Doc], redis: Redis, settings: Settings, district_ids: set[str],
+class Publisher:
+    """At most one update per district every `interval` seconds from this process.
+
+    Subscriber work grows with messages × subscribers, so a burst of readings becomes one
+    message now and one trailing message with the newest level, never a queue of stale ones.
+    """
+
+    def __init__(self, redis: Redis, interval: float = 0.25) -> None:
+        self.redis, self.interval = redis, interval
+        self.last: dict[str, float] = {}
+        self.newest: dict[str, tuple[DistrictUpdate, datetime]] = {}
+        self.trailing: dict[str, asyncio.Task[None]] = {}
+
+    async def send(self, update: DistrictUpdate, now: datetime) -> None:
+        district = update.district_id
+        clock = asyncio.get_running_loop().time()
+        wait = self.last.get(district, -self.interval) + self.interval - clock
+        if wait <= 0 and district not in self.trailing:
+            self.last[district] = clock
+            await publish(self.redis, update, now)
+            return
+        self.newest[district] = (update, now)
+        if district not in self.trailing:
+            self.trailing[district] = asyncio.create_task(self._later(district, max(wait, 0.0)))
+
+    async def _later(self, district: str, wait: float) -> None:
+        await asyncio.sleep(wait)
+        update, now = self.newest.pop(district)
+        self.last[district] = asyncio.get_running_loop().time()
+        del self.trailing[district]
+        try:
+            await publish(self.redis, update, now)
+        except Exception:  # the next reading publishes again; a lost trailing update is only late
+            log.warning("crowd update for %s not published", district, exc_info=True)
+
+    async def close(self) -> None:
+        for task in list(self.trailing.values()):
+            task.cancel()
+
+
+async def broadcast(db: AsyncDatabase[Doc], publisher: Publisher, settings: Settings, district_ids: set[str],
                     touched_areas: set[str], now: datetime) -> None:
     """After new readings: tell every web process, and check the alert rules of the areas that moved."""
     from server.domain.crowd import alerts
 
     for update in await district_updates(db, district_ids, now, settings.crowd_stale_minutes,
                                          settings.crowd_thresholds):
-        await publish(redis, update, now)
-        await alerts.evaluate(db, redis, {a: c for a, c in update.areas.items() if a in touched_areas}, now)
+        await publisher.send(update, now)
+        await alerts.evaluate(db, publisher.redis, {a: c for a, c in update.areas.items() if a in touched_areas}, now)

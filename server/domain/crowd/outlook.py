@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain.crowd.calendar import MAINLAND_HOLIDAYS_2026_2027, MAINLAND_WORKDAYS_2026_2027, Calendar
-from server.domain.crowd.forecast import BASELINE_WEEKS, FACTOR_WEEKS, HourPoint, forecast
+from server.domain.crowd.forecast import HISTORY_WEEKS, HourPoint, forecast
 from server.domain.crowd.models import Crowd
 from server.domain.crowd.state import hourly_history
 from server.services.mongo import Doc
@@ -26,7 +26,6 @@ async def calendar_for(db: AsyncDatabase[Doc], district_id: str) -> Calendar:
 
 async def area_outlook(db: AsyncDatabase[Doc], area_id: str, district_id: str, now: datetime, live: Crowd,
                        hours: int = 12) -> list[HourPoint]:
-    weeks = max(BASELINE_WEEKS, FACTOR_WEEKS)
-    history = await hourly_history(db, area_id, now - timedelta(weeks=weeks), now)
+    history = await hourly_history(db, area_id, now - timedelta(weeks=HISTORY_WEEKS), now)
     live_percent = None if live.stale or live.updated_at is None else live.percent
     return forecast(history, now, live_percent, await calendar_for(db, district_id), hours)

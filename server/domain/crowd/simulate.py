@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 
-from server.domain.crowd.calendar import DAY_STARTS_AT, Calendar, crowd_day, local_time
+from server.domain.crowd.calendar import Calendar, crowd_day, local_time
 
 KINDS = ("retail", "night-market", "office")
 _OFFICE_WORDS = ("business", "civic", "convention", "gangxia", "cbd", "office")
@@ -117,9 +117,8 @@ def expected_percent(area_id: str, at: datetime, calendar: Calendar) -> float:
     p = area_personality(area_id)
     day = crowd_day(at)
     local = local_time(at)
+    # hours since the crowd day's midnight: 5.0–29.0, so the night after 00:00 stays on its evening's curve
     x = (local - datetime(day.year, day.month, day.day)).total_seconds() / 3600.0
-    if x < DAY_STARTS_AT:  # defensive: crowd_day guarantees x in [5, 29)
-        x += 24.0
     rest = calendar.is_rest_day(day)
     lift = p.weekend_lift if rest else 1.0
     wr, wn, wo = p.weights
@@ -166,7 +165,7 @@ def simulated_readings(area_id: str, capacity: int, start: datetime, end: dateti
         today = crowd_day(at)
         if day is None:
             day = today
-        while day < today:  # one draw per day passed, so the weather does not depend on the step
+        while day < today:  # steps longer than a day still move the weather once per day crossed
             day_log = 0.6 * day_log + math.sqrt(1 - 0.36) * rng.gauss(0.0, 0.10)
             day = day + timedelta(days=1)
         surge = surge_phi * surge + math.sqrt(1 - surge_phi**2) * rng.gauss(0.0, surge_sd)
@@ -177,6 +176,7 @@ def simulated_readings(area_id: str, capacity: int, start: datetime, end: dateti
         spike_left -= step_h
         noise = rng.gauss(0.0, 0.05)
         percent = expected_percent(area_id, at, calendar) * math.exp(day_log + surge + noise) * mult
+        # a spike on a busy festival evening may pass capacity; three times it would be a broken counter
         count = max(0, min(round(capacity * percent / 100.0), 3 * capacity))
         if gap is None or not (gap[0] <= at < gap[1]):
             yield at, count

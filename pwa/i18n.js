@@ -1,0 +1,228 @@
+// UI strings in the three languages, the current locale and locale-aware formatting.
+// Content (names, descriptions, stories) comes from the API in the requested locale.
+
+export const LOCALES = ["zh-CN", "zh-HK", "en"];
+const KEY = "sq.locale";
+const TZ = "Asia/Shanghai";
+
+const S = {
+  "zh-CN": {
+    app: "商圈", appLong: "深圳商圈指南", skip: "跳到主要内容", back: "返回", search: "搜索", language: "语言",
+    mainNav: "主导航", navHome: "首页", navMerchants: "商户", navGifts: "手信", navFestivals: "活动", navFavourites: "收藏",
+    hello: "逛深圳，从商圈开始", searchBox: "搜索商户、手信、商圈", searchLabel: "搜索",
+    searchHint: "支持汉字、繁体、拼音和首字母，例如 “hqb”、“华强北”、“茶”。",
+    districts: "商圈", pickDistrict: "选一个商圈", areasCount: "{n} 个区域", merchantsCount: "{n} 家商户",
+    onNow: "正在进行", endingSoon: "即将结束的优惠", noEndingSoon: "未来三天内没有即将结束的优惠。",
+    ends: "{rel}结束", areas: "区域", offers: "优惠", events: "节庆活动", merchants: "商户", upcomingShort: "即将开始",
+    capacity: "可容纳约 {n} 人", allOffers: "全部优惠",
+    openNow: "营业中", closed: "休息中", closesAt: "{time} 打烊", opensLater: "今日稍后营业", hasOffer: "有优惠", nearMe: "附近",
+    category: "分类", allCategories: "全部分类", district: "商圈", allDistricts: "全部商圈", filters: "筛选",
+    locating: "正在获取位置…", locationFailed: "无法获取你的位置，请检查定位权限。", nearNone: "附近 5 公里内没有符合条件的商户。",
+    found: "{n} 家商户", loadMore: "加载更多", loadingMore: "正在加载…", noMerchants: "没有符合条件的商户。", away: "距你 {d}",
+    hours: "营业时间", today: "今天", dayClosed: "休息", call: "拨打电话", amap: "高德地图", appleMaps: "Apple 地图",
+    directions: "导航", address: "地址", coupon: "券码", copy: "复制", copied: "已复制券码", validUntil: "有效期至 {date}",
+    minSpend: "满 {amount} 可用", stock: "剩余 {n} 份", giftsHere: "本店有售的深圳手信", save: "收藏", saved: "已收藏",
+    savedToast: "已加入收藏", removedToast: "已取消收藏", priceLevel: "价位", inDistrict: "{name}",
+    gifts: "深圳手信", giftsIntro: "带得走的深圳：老字号、地方风味和新派文创。", all: "全部", whereToBuy: "哪里买",
+    readStory: "展开故事", hideStory: "收起",
+    festivals: "节庆活动", current: "正在进行", upcoming: "即将开始", noFestivals: "暂时没有活动。", festivalOffers: "活动优惠",
+    days: "{n} 天",
+    resultsMerchants: "商户", resultsProducts: "手信", resultsDistricts: "商圈", noMatches: "没有找到“{q}”的结果。",
+    favourites: "我的收藏", noFavourites: "还没有收藏。在商户或商圈页面点 ♡ 收藏，离线也能看到。",
+    offline: "离线中 · 正在显示已保存的内容", offlineEmpty: "离线中，这个页面还没有保存过。联网后再打开一次即可离线使用。",
+    online: "已恢复联网", retry: "重试", error: "加载失败，请稍后重试。", notFound: "找不到这个页面。",
+    updateReady: "有新版本可用", reload: "刷新",
+    k_SHOPPING: "购物", k_FOOD: "美食", k_JEWELLERY: "珠宝", k_AUTO: "汽车", k_CULTURE: "文化",
+    o_GIFT: "赠品", o_BUNDLE: "套餐",
+    c_food: "食品", c_snacks: "零食", c_tea: "茶", c_craft: "手工艺", c_art: "艺术", c_souvenir: "纪念品", c_fashion: "服饰",
+    c_jewellery: "珠宝",
+    d_mon: "周一", d_tue: "周二", d_wed: "周三", d_thu: "周四", d_fri: "周五", d_sat: "周六", d_sun: "周日",
+  },
+  "zh-HK": {
+    app: "商圈", appLong: "深圳商圈指南", skip: "跳到主要內容", back: "返回", search: "搜尋", language: "語言",
+    mainNav: "主導航", navHome: "首頁", navMerchants: "商戶", navGifts: "手信", navFestivals: "活動", navFavourites: "收藏",
+    hello: "逛深圳，從商圈開始", searchBox: "搜尋商戶、手信、商圈", searchLabel: "搜尋",
+    searchHint: "支援漢字、簡體、拼音和首字母，例如「hqb」、「華強北」、「茶」。",
+    districts: "商圈", pickDistrict: "揀一個商圈", areasCount: "{n} 個區域", merchantsCount: "{n} 間商戶",
+    onNow: "正在進行", endingSoon: "即將結束的優惠", noEndingSoon: "未來三日內沒有即將結束的優惠。",
+    ends: "{rel}結束", areas: "區域", offers: "優惠", events: "節慶活動", merchants: "商戶", upcomingShort: "即將開始",
+    capacity: "可容納約 {n} 人", allOffers: "全部優惠",
+    openNow: "營業中", closed: "休息中", closesAt: "{time} 關門", opensLater: "今日稍後營業", hasOffer: "有優惠", nearMe: "附近",
+    category: "分類", allCategories: "全部分類", district: "商圈", allDistricts: "全部商圈", filters: "篩選",
+    locating: "正在取得位置…", locationFailed: "無法取得你的位置，請檢查定位權限。", nearNone: "附近 5 公里內沒有符合條件的商戶。",
+    found: "{n} 間商戶", loadMore: "載入更多", loadingMore: "載入中…", noMerchants: "沒有符合條件的商戶。", away: "距離 {d}",
+    hours: "營業時間", today: "今日", dayClosed: "休息", call: "致電", amap: "高德地圖", appleMaps: "Apple 地圖",
+    directions: "導航", address: "地址", coupon: "優惠碼", copy: "複製", copied: "已複製優惠碼", validUntil: "有效期至 {date}",
+    minSpend: "滿 {amount} 可用", stock: "尚餘 {n} 份", giftsHere: "本店有售的深圳手信", save: "收藏", saved: "已收藏",
+    savedToast: "已加入收藏", removedToast: "已取消收藏", priceLevel: "價位", inDistrict: "{name}",
+    gifts: "深圳手信", giftsIntro: "帶得走的深圳：老字號、地道風味和新派文創。", all: "全部", whereToBuy: "邊度買",
+    readStory: "展開故事", hideStory: "收起",
+    festivals: "節慶活動", current: "正在進行", upcoming: "即將開始", noFestivals: "暫時沒有活動。", festivalOffers: "活動優惠",
+    days: "{n} 日",
+    resultsMerchants: "商戶", resultsProducts: "手信", resultsDistricts: "商圈", noMatches: "找不到「{q}」的結果。",
+    favourites: "我的收藏", noFavourites: "仲未有收藏。喺商戶或商圈頁面撳 ♡ 收藏，離線都睇到。",
+    offline: "離線中 · 正在顯示已儲存的內容", offlineEmpty: "離線中，這個頁面未曾儲存。連網後再開一次即可離線使用。",
+    online: "已恢復連網", retry: "重試", error: "載入失敗，請稍後再試。", notFound: "找不到這個頁面。",
+    updateReady: "有新版本可用", reload: "重新載入",
+    k_SHOPPING: "購物", k_FOOD: "美食", k_JEWELLERY: "珠寶", k_AUTO: "汽車", k_CULTURE: "文化",
+    o_GIFT: "贈品", o_BUNDLE: "套餐",
+    c_food: "食品", c_snacks: "零食", c_tea: "茶", c_craft: "手工藝", c_art: "藝術", c_souvenir: "紀念品", c_fashion: "服飾",
+    c_jewellery: "珠寶",
+    d_mon: "週一", d_tue: "週二", d_wed: "週三", d_thu: "週四", d_fri: "週五", d_sat: "週六", d_sun: "週日",
+  },
+  en: {
+    app: "Shangquan", appLong: "Shenzhen shopping districts", skip: "Skip to content", back: "Back", search: "Search",
+    language: "Language", mainNav: "Main", navHome: "Home", navMerchants: "Shops", navGifts: "Gifts", navFestivals: "Events",
+    navFavourites: "Saved",
+    hello: "Explore Shenzhen, district by district", searchBox: "Search shops, gifts, districts", searchLabel: "Search",
+    searchHint: "Chinese characters, pinyin or initials all work — try “hqb”, “华强北” or “tea”.",
+    districts: "Districts", pickDistrict: "Pick a district", areasCount: "{n} areas", merchantsCount: "{n} shops",
+    onNow: "On now", endingSoon: "Offers ending soon", noEndingSoon: "No offers end in the next three days.",
+    ends: "ends {rel}", areas: "Areas", offers: "Offers", events: "Festivals & events", merchants: "Shops",
+    upcomingShort: "Coming up", capacity: "Holds about {n} people", allOffers: "All offers",
+    openNow: "Open now", closed: "Closed", closesAt: "closes {time}", opensLater: "Opens later today", hasOffer: "Has offer",
+    nearMe: "Near me", category: "Category", allCategories: "All categories", district: "District",
+    allDistricts: "All districts", filters: "Filters",
+    locating: "Finding your location…", locationFailed: "Couldn't get your location — check the location permission.",
+    nearNone: "No matching shops within 5 km.",
+    found: "{n} shops", loadMore: "Load more", loadingMore: "Loading…", noMerchants: "No shops match these filters.",
+    away: "{d} away",
+    hours: "Opening hours", today: "Today", dayClosed: "Closed", call: "Call", amap: "AMap", appleMaps: "Apple Maps",
+    directions: "Directions", address: "Address", coupon: "Coupon code", copy: "Copy", copied: "Coupon code copied",
+    validUntil: "Valid until {date}", minSpend: "Min. spend {amount}", stock: "{n} left", giftsHere: "Shenzhen gifts sold here",
+    save: "Save", saved: "Saved", savedToast: "Saved to this device", removedToast: "Removed from saved",
+    priceLevel: "Price level", inDistrict: "{name}",
+    gifts: "Shenzhen gifts", giftsIntro: "Shenzhen to take home: time-honoured brands, local flavours and new design.",
+    all: "All", whereToBuy: "Where to buy", readStory: "Read the story", hideStory: "Show less",
+    festivals: "Festivals & events", current: "On now", upcoming: "Coming up", noFestivals: "Nothing scheduled right now.",
+    festivalOffers: "Festival offers", days: "{n} days",
+    resultsMerchants: "Shops", resultsProducts: "Gifts", resultsDistricts: "Districts", noMatches: "Nothing found for “{q}”.",
+    favourites: "Saved", noFavourites: "Nothing saved yet. Tap ♡ on a shop or district to keep it here, even offline.",
+    offline: "Offline · showing saved content", offlineEmpty: "You're offline and this page hasn't been saved yet. Open it once online to keep it.",
+    online: "Back online", retry: "Retry", error: "Couldn't load this. Please try again.", notFound: "This page doesn't exist.",
+    updateReady: "A new version is available", reload: "Reload",
+    k_SHOPPING: "Shopping", k_FOOD: "Food", k_JEWELLERY: "Jewellery", k_AUTO: "Auto", k_CULTURE: "Culture",
+    o_GIFT: "Gift", o_BUNDLE: "Bundle",
+    c_food: "Food", c_snacks: "Snacks", c_tea: "Tea", c_craft: "Crafts", c_art: "Art", c_souvenir: "Souvenirs",
+    c_fashion: "Fashion", c_jewellery: "Jewellery",
+    d_mon: "Mon", d_tue: "Tue", d_wed: "Wed", d_thu: "Thu", d_fri: "Fri", d_sat: "Sat", d_sun: "Sun",
+  },
+};
+
+function stored() {
+  try { return localStorage.getItem(KEY); } catch { return null; }
+}
+
+function fromNavigator() {
+  for (const tag of navigator.languages || []) {
+    const l = tag.toLowerCase();
+    if (l.startsWith("en")) return "en";
+    if (/^zh-(hk|mo|tw|hant)/.test(l)) return "zh-HK";
+    if (l.startsWith("zh")) return "zh-CN";
+  }
+  return "zh-CN";
+}
+
+export let locale = LOCALES.includes(stored()) ? stored() : fromNavigator();
+
+export function setLocale(next) {
+  if (!LOCALES.includes(next)) return;
+  locale = next;
+  try { localStorage.setItem(KEY, next); } catch { /* private mode: this session only */ }
+  applyLocale();
+}
+
+/** <html lang>, the localized manifest and every [data-i18n] text of the static shell. */
+export function applyLocale() {
+  document.documentElement.lang = locale;
+  const link = document.getElementById("manifest");
+  if (link) link.href = `/app/manifest.${locale}.webmanifest`;
+  for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+  for (const b of document.querySelectorAll("[data-lang]")) b.setAttribute("aria-pressed", String(b.dataset.lang === locale));
+}
+
+export function t(key, vars) {
+  let s = S[locale][key] ?? S["zh-CN"][key] ?? key;
+  if (vars) for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, v);
+  return s;
+}
+
+export const has = (key) => key in S[locale];
+
+const intlLocale = () => (locale === "en" ? "en-GB" : locale);
+
+/** ¥ from integer fen: ¥128, ¥12.50 */
+export function money(fen) {
+  const yuan = fen / 100;
+  return "¥" + new Intl.NumberFormat(intlLocale(), { minimumFractionDigits: fen % 100 ? 2 : 0, maximumFractionDigits: 2 }).format(yuan);
+}
+
+export function priceRange(min, max) {
+  return min === max ? money(min) : `${money(min)}–${money(max).slice(1)}`;
+}
+
+export function distance(meters) {
+  const nf = (unit, digits) => new Intl.NumberFormat(intlLocale(), { style: "unit", unit, maximumFractionDigits: digits });
+  return meters < 1000 ? nf("meter", 0).format(Math.round(meters / 10) * 10) : nf("kilometer", 1).format(meters / 1000);
+}
+
+/** A Shenzhen-time date and time, e.g. 12月31日 23:59 / 31 Dec, 23:59 */
+export function dateTime(iso) {
+  const date = new Date(iso);
+  const year = (d) => new Intl.DateTimeFormat("en", { timeZone: TZ, year: "numeric" }).format(d);
+  return new Intl.DateTimeFormat(intlLocale(), {
+    timeZone: TZ, year: year(date) === year(new Date()) ? undefined : "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  }).format(date);
+}
+
+const localDate = (d) => new Date(`${d}T12:00:00Z`);
+
+/** A range of local dates (YYYY-MM-DD), e.g. 11月20日–12月31日 / 20 Nov – 31 Dec */
+export function dateRange(start, end) {
+  const f = new Intl.DateTimeFormat(intlLocale(), { timeZone: "UTC", month: "short", day: "numeric" });
+  const [a, b] = [f.format(localDate(start)), f.format(localDate(end))];
+  if (start === end) return a;
+  return locale === "en" ? `${a} – ${b}` : `${a}–${b}`;
+}
+
+export function monthDay(d) {
+  const date = localDate(d);
+  return {
+    month: new Intl.DateTimeFormat(intlLocale(), { timeZone: "UTC", month: "short" }).format(date),
+    day: String(date.getUTCDate()),
+  };
+}
+
+/** "in 2 days" / "2天后" relative to now, for an ISO time. */
+export function relative(iso) {
+  const ms = new Date(iso).getTime() - Date.now();
+  const rtf = new Intl.RelativeTimeFormat(intlLocale(), { numeric: "auto" });
+  const hours = ms / 3600000;
+  if (Math.abs(hours) < 24) return rtf.format(Math.max(1, Math.round(hours)), "hour");
+  return rtf.format(Math.round(hours / 24), "day");
+}
+
+/** Today's weekday key (mon … sun) in Shenzhen. */
+export function todayKey() {
+  return new Intl.DateTimeFormat("en-US", { timeZone: TZ, weekday: "short" }).format(new Date()).toLowerCase().slice(0, 3);
+}
+
+/** Offer badge text: 8折 / 20% off, 减¥30 / ¥30 off, 赠品 / Gift. */
+export function offerBadge(o) {
+  if (o.kind === "PERCENT_OFF" && o.percentOff) {
+    if (locale === "en") return `${o.percentOff}% off`;
+    const rest = 100 - o.percentOff;
+    return `${rest % 10 ? rest : rest / 10}折`;
+  }
+  if (o.kind === "AMOUNT_OFF" && o.amountOffFen) {
+    return locale === "en" ? `${money(o.amountOffFen)} off` : `${locale === "zh-HK" ? "減" : "减"}${money(o.amountOffFen)}`;
+  }
+  return t(`o_${o.kind}`) === `o_${o.kind}` ? t("offers") : t(`o_${o.kind}`);
+}
+
+export function categoryLabel(slug) {
+  const key = `c_${slug}`;
+  return has(key) ? t(key) : slug;
+}

@@ -1,0 +1,575 @@
+// The screens. Each one renders into ctx.main and returns {title}; ctx.alive() turns false
+// as soon as the user has navigated elsewhere, so late responses are dropped.
+import { query } from "./api.js";
+import { amapUrl, appleMapsUrl, currentPosition } from "./geo.js";
+import {
+  categoryLabel, dateRange, dateTime, distance, locale, monthDay, money, offerBadge, priceRange, relative, t, todayKey,
+} from "./i18n.js";
+import { favourites, isFavourite, refreshFavourite, toggleFavourite } from "./store.js";
+import { $, $$, html, icon, toast } from "./ui.js";
+
+const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const PAGE = 20;
+const NEAR_RADIUS_M = 5000;
+const SUGGESTIONS = {
+  "zh-CN": ["hqb", "华强北", "东门", "手信", "金饰", "茶"],
+  "zh-HK": ["hqb", "華強北", "東門", "手信", "金飾", "茶"],
+  en: ["hqb", "Dongmen", "oysters", "gold", "tea", "drones"],
+};
+
+const skeleton = (n = 3) => html`<div class="loading" aria-busy="true"><div class="sk sk-title"></div>${Array.from({ length: n }, () => html`<div class="sk"></div>`)}</div>`;
+const price = (level) => "¥".repeat(Math.max(1, Math.min(4, level)));
+
+function status(m) {
+  if (m.openNow) {
+    return html`<span class="status open"><span class="dot"></span>${t("openNow")}${m.closesAt ? html` · ${t("closesAt", { time: m.closesAt })}` : ""}</span>`;
+  }
+  return html`<span class="status closed"><span class="dot"></span>${t("closed")}</span>`;
+}
+
+function favButton(item) {
+  const on = isFavourite(item.id);
+  return html`<button type="button" class="fav" aria-pressed="${String(on)}" data-fav="${JSON.stringify(item)}">${icon("heart")}<span>${on ? t("saved") : t("save")}</span></button>`;
+}
+
+/** Wires the favourite toggles inside root. */
+function bindFavs(root) {
+  for (const b of $$("[data-fav]", root)) {
+    b.addEventListener("click", () => {
+      const on = toggleFavourite(JSON.parse(b.dataset.fav));
+      b.setAttribute("aria-pressed", String(on));
+      b.querySelector("span").textContent = on ? t("saved") : t("save");
+      toast(on ? t("savedToast") : t("removedToast"));
+    });
+  }
+}
+
+function offerMini(o) {
+  return html`<li><a class="ocard" href="/m/${o.merchant.id}">
+    <span class="obadge">${offerBadge(o)}</span>
+    <span class="otitle">${o.title}</span>
+    <span class="omerchant">${o.merchant.name}${o.merchant.district ? html` · ${o.merchant.district.name}` : ""}</span>
+    <span class="oends">${icon("clock")}${t("ends", { rel: relative(o.validUntil) })}</span>
+  </a></li>`;
+}
+
+function offerFull(o) {
+  const meta = [o.minSpendFen ? t("minSpend", { amount: money(o.minSpendFen) }) : "", t("validUntil", { date: dateTime(o.validUntil) })]
+    .filter(Boolean).join(" · ");
+  return html`<li class="offer">
+    <div class="obadge big">${offerBadge(o)}</div>
+    <div class="obody">
+      <h3>${o.title}</h3>
+      ${o.description ? html`<p>${o.description}</p>` : ""}
+      <p class="ometa">${meta}</p>
+      ${o.couponCode ? html`<div class="coupon"><span class="coupon-label">${t("coupon")}</span><code>${o.couponCode}</code><button type="button" class="linkbtn" data-copy="${o.couponCode}">${icon("copy")}${t("copy")}</button></div>` : ""}
+    </div>
+  </li>`;
+}
+
+function bindCopy(root) {
+  for (const b of $$("[data-copy]", root)) {
+    b.addEventListener("click", async () => {
+      try { await navigator.clipboard.writeText(b.dataset.copy); } catch { /* shown anyway: the code is on screen */ }
+      toast(t("copied"));
+    });
+  }
+}
+
+// ---------------------------------------------------------------- Home
+
+export async function home(ctx) {
+  const data = await query("Home");
+  if (!ctx.alive()) return {};
+  const fest = data.festivals[0];
+  const offers = data.offers.edges.map((e) => e.node);
+  ctx.main.innerHTML = html`
+    <section class="hero">
+      <h1 tabindex="-1">${t("hello")}</h1>
+      <a class="searchbox" href="/search">${icon("search")}<span>${t("searchBox")}</span></a>
+    </section>
+    ${fest ? html`<a class="banner" href="/festivals#f-${fest.id}">
+      <span class="kicker">${icon("spark")}${t("onNow")}</span>
+      <strong>${fest.name}</strong>
+      <span class="banner-dates">${dateRange(fest.startsOn, fest.endsOn)}</span>
+      ${icon("chevron", "i chev")}
+    </a>` : ""}
+    <section aria-labelledby="h-districts">
+      <h2 id="h-districts">${t("pickDistrict")}</h2>
+      <ul class="districts">${data.districts.map((d, i) => html`<li><a class="dcard" href="/d/${d.id}">
+        <span class="mono tone-${i % 8}" aria-hidden="true">${[...d.name][0]}</span>
+        <span class="dtext">
+          <span class="dname">${d.name}</span>
+          <span class="ddesc">${d.description}</span>
+          <span class="dmeta">${t("merchantsCount", { n: d.merchants.totalCount })} · ${t("areasCount", { n: d.areas.length })}</span>
+        </span>
+        <span class="crowd" data-crowd="${d.id}" hidden></span>
+        ${icon("chevron", "i chev")}
+      </a></li>`)}</ul>
+    </section>
+    <section aria-labelledby="h-ending">
+      <h2 id="h-ending">${t("endingSoon")}</h2>
+      ${offers.length ? html`<ul class="hscroll">${offers.map(offerMini)}</ul>` : html`<p class="muted">${t("noEndingSoon")}</p>`}
+    </section>
+    <section class="quick">
+      <a class="qcard" href="/gifts">${icon("gift")}<span>${t("gifts")}</span></a>
+      <a class="qcard" href="/festivals">${icon("calendar")}<span>${t("festivals")}</span></a>
+    </section>`.s;
+  return { title: t("appLong") };
+}
+
+// ---------------------------------------------------------------- District
+
+export async function district(ctx) {
+  const data = await query("DistrictScreen", { id: ctx.params[0] });
+  if (!ctx.alive()) return {};
+  const d = data.district;
+  if (!d) return notFound(ctx);
+  const fav = { id: d.id, type: "district", name: d.name, sub: t("districts") };
+  refreshFavourite(fav);
+  const offers = d.offers.edges.map((e) => e.node);
+  const fests = [...d.festivals.map((f) => ({ ...f, now: true })), ...d.upcoming];
+  ctx.main.innerHTML = html`
+    <header class="phead">
+      <div class="titlerow"><h1 tabindex="-1">${d.name}</h1>${favButton(fav)}</div>
+      <p class="lead">${d.description}</p>
+      <div class="crowd-panel" data-crowd="${d.id}" hidden></div>
+    </header>
+    <section aria-labelledby="h-areas">
+      <h2 id="h-areas">${t("areas")}</h2>
+      <ul class="areas">${d.areas.map((a) => html`<li><button type="button" class="chip" data-area="${a.id}" aria-pressed="false">
+        <span>${a.name}</span><span class="crowd" data-crowd="${a.id}" hidden></span></button></li>`)}</ul>
+    </section>
+    ${fests.length ? html`<section aria-labelledby="h-fests">
+      <h2 id="h-fests">${t("events")}</h2>
+      <ul class="flist">${fests.map((f) => html`<li><a href="/festivals#f-${f.id}" class="frow">
+        <span class="pill ${f.now ? "pill-now" : ""}">${f.now ? t("onNow") : t("upcomingShort")}</span>
+        <span class="fname">${f.name}</span><span class="fdates">${dateRange(f.startsOn, f.endsOn)}</span></a></li>`)}</ul>
+    </section>` : ""}
+    ${offers.length ? html`<section aria-labelledby="h-offers">
+      <h2 id="h-offers">${t("offers")} <span class="count-badge">${d.offers.totalCount}</span></h2>
+      <ul class="hscroll">${offers.map(offerMini)}</ul>
+    </section>` : ""}
+    <section aria-labelledby="h-merchants" id="merchants">
+      <h2 id="h-merchants">${t("merchants")}</h2>
+      <div class="mlist-root"></div>
+    </section>`.s;
+  bindFavs(ctx.main);
+  const list = merchantList($(".mlist-root", ctx.main), ctx, { districtId: d.id });
+  for (const b of $$("[data-area]", ctx.main)) {
+    b.addEventListener("click", () => {
+      const on = b.getAttribute("aria-pressed") !== "true";
+      for (const o of $$("[data-area]", ctx.main)) o.setAttribute("aria-pressed", "false");
+      b.setAttribute("aria-pressed", String(on));
+      list.set({ area: on ? b.dataset.area : null });
+      $("#merchants").scrollIntoView({ behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
+    });
+  }
+  const area = ctx.query.get("area");
+  if (area) $(`[data-area="${CSS.escape(area)}"]`, ctx.main)?.setAttribute("aria-pressed", "true");
+  return { title: d.name };
+}
+
+// ---------------------------------------------------------------- Merchant list (district page and /merchants)
+
+/** A filterable, infinitely scrolling merchant list; filters live in the URL's query (except "near me"). */
+function merchantList(root, ctx, fixed) {
+  const q = ctx.query;
+  const state = { open: q.get("open") === "1", offer: q.get("offer") === "1", cat: q.get("cat") || "", area: q.get("area") || "",
+    district: fixed.districtId || q.get("district") || "", near: null };
+  let generation = 0;
+  let cursor = null;
+  let hasNext = false;
+  let loading = false;
+
+  root.innerHTML = html`
+    <div class="filters" role="group" aria-label="${t("filters")}">
+      <button type="button" class="chip" data-f="open" aria-pressed="${String(state.open)}"><span class="dot ok"></span>${t("openNow")}</button>
+      <button type="button" class="chip" data-f="offer" aria-pressed="${String(state.offer)}">${icon("tag")}${t("hasOffer")}</button>
+      <button type="button" class="chip" data-f="near" aria-pressed="false">${icon("nav")}<span>${t("nearMe")}</span></button>
+    </div>
+    <div class="selects">
+      ${fixed.districtId ? "" : html`<label class="select"><span class="sr">${t("district")}</span>
+        <select data-f="district"><option value="">${t("allDistricts")}</option></select></label>`}
+      <label class="select"><span class="sr">${t("category")}</span>
+        <select data-f="cat"><option value="">${t("allCategories")}</option></select></label>
+    </div>
+    <p class="count" aria-live="polite"></p>
+    <ul class="mlist"></ul>
+    <div class="more"><button type="button" class="btn ghost" hidden>${t("loadMore")}</button></div>`.s;
+  const listEl = $(".mlist", root);
+  const countEl = $(".count", root);
+  const moreBtn = $(".more button", root);
+
+  function filter() {
+    const f = {};
+    if (state.district) f.districtId = state.district;
+    if (state.area) f.areaId = state.area;
+    if (state.open) f.openNow = true;
+    if (state.offer) f.hasActiveOffer = true;
+    if (state.cat) f.categories = [state.cat];
+    if (state.near) f.near = { ...state.near, radiusMeters: NEAR_RADIUS_M };
+    return f;
+  }
+
+  function syncUrl() {
+    const p = new URLSearchParams();
+    if (state.open) p.set("open", "1");
+    if (state.offer) p.set("offer", "1");
+    if (state.cat) p.set("cat", state.cat);
+    if (state.area) p.set("area", state.area);
+    if (!fixed.districtId && state.district) p.set("district", state.district);
+    const s = p.toString();
+    history.replaceState(history.state, "", location.pathname + (s ? `?${s}` : ""));
+  }
+
+  async function load(reset) {
+    if (loading && !reset) return;
+    const mine = reset ? ++generation : generation;
+    if (reset) { cursor = null; listEl.setAttribute("aria-busy", "true"); }
+    loading = true;
+    moreBtn.textContent = t("loadingMore");
+    try {
+      const data = await query("Merchants", { filter: filter(), first: PAGE, after: cursor });
+      if (mine !== generation || !ctx.alive()) return;
+      const conn = data.merchants;
+      const items = conn.edges.map((e) => merchantRow(e.node, e.distanceMeters)).join("");
+      if (reset) listEl.innerHTML = items; else listEl.insertAdjacentHTML("beforeend", items);
+      cursor = conn.pageInfo.endCursor;
+      hasNext = conn.pageInfo.hasNextPage;
+      countEl.textContent = conn.totalCount ? t("found", { n: conn.totalCount }) : state.near ? t("nearNone") : t("noMerchants");
+    } catch {
+      if (mine !== generation) return;
+      countEl.textContent = t("error");
+      hasNext = false;
+    } finally {
+      if (mine === generation) {
+        loading = false;
+        listEl.removeAttribute("aria-busy");
+        moreBtn.textContent = t("loadMore");
+        moreBtn.hidden = !hasNext;
+        // A short page may leave the sentinel in view: observing it afresh reports where it is now.
+        if (hasNext) { io.unobserve(sentinel); io.observe(sentinel); }
+      }
+    }
+  }
+
+  const sentinel = $(".more", root);
+  const io = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting) && hasNext && !loading) load(false);
+  }, { rootMargin: "600px 0px" });
+  io.observe(sentinel);
+  ctx.onLeave(() => io.disconnect());
+  moreBtn.addEventListener("click", () => load(false));
+
+  function set(changes) {
+    Object.assign(state, changes);
+    syncUrl();
+    load(true);
+  }
+
+  for (const b of $$("button[data-f]", root)) {
+    b.addEventListener("click", async () => {
+      const key = b.dataset.f;
+      if (key !== "near") {
+        b.setAttribute("aria-pressed", String(!state[key]));
+        set({ [key]: !state[key] });
+        return;
+      }
+      if (state.near) {
+        b.setAttribute("aria-pressed", "false");
+        set({ near: null });
+        return;
+      }
+      const label = b.querySelector("span");
+      label.textContent = t("locating");
+      b.setAttribute("aria-busy", "true");
+      try {
+        const here = await currentPosition();
+        if (!ctx.alive()) return;
+        b.setAttribute("aria-pressed", "true");
+        set({ near: here });
+      } catch {
+        toast(t("locationFailed"));
+      } finally {
+        label.textContent = t("nearMe");
+        b.removeAttribute("aria-busy");
+      }
+    });
+  }
+  for (const s of $$("select[data-f]", root)) {
+    s.addEventListener("change", () => {
+      const changes = { [s.dataset.f]: s.value };
+      if (s.dataset.f === "district") {
+        changes.cat = "";
+        fillCategories(s.value);
+      }
+      set(changes);
+    });
+  }
+
+  async function fillCategories(districtId) {
+    const select = $("select[data-f=cat]", root);
+    const counts = new Map();
+    let after = null;
+    try {
+      for (let page = 0; page < 6; page++) {
+        const data = await query("MerchantCategories", { districtId: districtId || null, after });
+        for (const e of data.merchants.edges) {
+          for (const c of e.node.categories) {
+            const seen = counts.get(c.slug) || { name: c.name, n: 0 };
+            seen.n += 1;
+            counts.set(c.slug, seen);
+          }
+        }
+        if (!data.merchants.pageInfo.hasNextPage) break;
+        after = data.merchants.pageInfo.endCursor;
+      }
+    } catch { /* the select keeps "all" */ }
+    if (!ctx.alive()) return;
+    const sorted = [...counts.entries()].sort((a, b) => b[1].n - a[1].n || a[1].name.localeCompare(b[1].name, locale));
+    select.innerHTML = html`<option value="">${t("allCategories")}</option>${sorted.map(([slug, c]) => html`<option value="${slug}">${c.name} (${c.n})</option>`)}`.s;
+    select.value = state.cat;
+  }
+
+  async function fillDistricts() {
+    const select = $("select[data-f=district]", root);
+    if (!select) return;
+    try {
+      const data = await query("Home");
+      if (!ctx.alive()) return;
+      select.innerHTML = html`<option value="">${t("allDistricts")}</option>${data.districts.map((d) => html`<option value="${d.id}">${d.name}</option>`)}`.s;
+      select.value = state.district;
+    } catch { /* stays "all districts" */ }
+  }
+
+  fillDistricts();
+  fillCategories(state.district);
+  load(true);
+  return { set: (changes) => set(changes) };
+}
+
+function merchantRow(m, meters) {
+  const cats = m.categories.slice(0, 2).map((c) => c.name).join(" · ");
+  return html`<li><a class="mcard" href="/m/${m.id}">
+    <span class="mtop"><span class="mname">${m.name}</span>${meters != null ? html`<span class="mdist">${distance(meters)}</span>` : ""}</span>
+    <span class="mmeta">${cats}<span aria-hidden="true"> · ${price(m.priceLevel)}</span><span class="sr">, ${t("priceLevel")} ${m.priceLevel}/4</span></span>
+    <span class="mbottom">${status(m)}${m.offers.length ? html`<span class="moffer">${icon("tag")}${m.offers[0].title}${m.offers.length > 1 ? ` +${m.offers.length - 1}` : ""}</span>` : ""}</span>
+  </a></li>`.s;
+}
+
+export async function merchants(ctx) {
+  ctx.main.innerHTML = html`<header class="phead"><h1 tabindex="-1">${t("merchants")}</h1></header><div class="mlist-root"></div>`.s;
+  merchantList($(".mlist-root", ctx.main), ctx, {});
+  return { title: t("merchants") };
+}
+
+// ---------------------------------------------------------------- Merchant
+
+export async function merchant(ctx) {
+  const data = await query("MerchantPage", { id: ctx.params[0] });
+  if (!ctx.alive()) return {};
+  const m = data.merchant;
+  if (!m) return notFound(ctx);
+  const fav = { id: m.id, type: "merchant", name: m.name, sub: `${m.district.name} · ${m.area.name}` };
+  refreshFavourite(fav);
+  const today = todayKey();
+  const hours = new Map(m.hours.map((h) => [h.day, h.spans]));
+  const tel = m.phone.replace(/[^\d+]/g, "");
+  ctx.main.innerHTML = html`
+    <article class="merchant">
+      <header class="phead">
+        <p class="crumbs"><a href="/d/${m.district.id}">${m.district.name}</a><span aria-hidden="true"> › </span><span>${m.area.name}</span></p>
+        <div class="titlerow"><h1 tabindex="-1">${m.name}</h1>${favButton(fav)}</div>
+        <p class="mmeta">${m.categories.map((c) => c.name).join(" · ")}<span aria-hidden="true"> · ${price(m.priceLevel)}</span><span class="sr">, ${t("priceLevel")} ${m.priceLevel}/4</span></p>
+        <p>${status(m)}</p>
+        ${m.description ? html`<p class="lead">${m.description}</p>` : ""}
+      </header>
+      <div class="actions">
+        ${tel ? html`<a class="btn primary" href="tel:${tel}">${icon("phone")}<span>${t("call")}</span></a>` : ""}
+        <a class="btn" href="${amapUrl(m.location, m.name)}" target="_blank" rel="noopener" data-map="amap">${icon("nav")}<span>${t("amap")}</span></a>
+        <a class="btn" href="${appleMapsUrl(m.location, m.name)}" target="_blank" rel="noopener" data-map="apple">${icon("map")}<span>${t("appleMaps")}</span></a>
+      </div>
+      <p class="address">${icon("pin")}<span><span class="sr">${t("address")}: </span>${m.address}${tel ? html`<a href="tel:${tel}">${m.phone}</a>` : ""}</span></p>
+      ${m.offers.length ? html`<section aria-labelledby="h-moffers">
+        <h2 id="h-moffers">${t("offers")}</h2>
+        <ul class="offers">${m.offers.map(offerFull)}</ul>
+      </section>` : ""}
+      <section aria-labelledby="h-hours">
+        <h2 id="h-hours">${t("hours")}</h2>
+        <table class="hours"><tbody>${DAYS.map((day) => {
+          const spans = hours.get(day) || [];
+          return html`<tr class="${day === today ? "today" : ""}"><th scope="row">${t(`d_${day}`)}${day === today ? html` <span class="pill">${t("today")}</span>` : ""}</th>
+            <td>${spans.length ? spans.map((s) => s.replace("-", "–")).join(", ") : t("dayClosed")}</td></tr>`;
+        })}</tbody></table>
+      </section>
+      ${m.products.length ? html`<section aria-labelledby="h-mproducts">
+        <h2 id="h-mproducts">${t("giftsHere")}</h2>
+        <ul class="plist">${m.products.map((p) => html`<li><a href="/gifts?p=${p.id}">${icon("gift")}<span class="pname">${p.name}</span>
+          <span class="pprice">${priceRange(p.priceMinFen, p.priceMaxFen)} <small>${p.unit}</small></span></a></li>`)}</ul>
+      </section>` : ""}
+    </article>`.s;
+  bindFavs(ctx.main);
+  bindCopy(ctx.main);
+  return { title: m.name };
+}
+
+// ---------------------------------------------------------------- 深圳手信
+
+export async function gifts(ctx) {
+  const data = await query("Products", { first: 50 });
+  if (!ctx.alive()) return {};
+  const products = data.products.edges.map((e) => e.node);
+  const cats = [...new Set(products.map((p) => p.category))];
+  let cat = ctx.query.get("cat") || "";
+  const focus = ctx.query.get("p");
+  ctx.main.innerHTML = html`
+    <header class="phead"><h1 tabindex="-1">${t("gifts")}</h1><p class="lead">${t("giftsIntro")}</p></header>
+    <div class="filters scrollx" role="group" aria-label="${t("category")}">
+      <button type="button" class="chip" data-cat="" aria-pressed="${String(!cat)}">${t("all")}</button>
+      ${cats.map((c) => html`<button type="button" class="chip" data-cat="${c}" aria-pressed="${String(cat === c)}">${categoryLabel(c)}</button>`)}
+    </div>
+    <ul class="products">${products.map((p) => html`<li class="product" id="p-${p.id}" data-cat="${p.category}">
+      <div class="prow"><h2 class="h3">${p.name}</h2><span class="pprice">${priceRange(p.priceMinFen, p.priceMaxFen)} <small>${p.unit}</small></span></div>
+      <span class="pill">${categoryLabel(p.category)}</span>
+      <p class="story clamp" id="s-${p.id}">${p.story}</p>
+      <button type="button" class="linkbtn" aria-expanded="false" aria-controls="s-${p.id}">${t("readStory")}</button>
+      ${p.soldBy.length ? html`<p class="wtb">${t("whereToBuy")}</p><ul class="sold">${p.soldBy.map((m) => html`<li><a href="/m/${m.id}">${icon("store")}<span>${m.name}</span><small>${m.district.name}</small></a></li>`)}</ul>` : ""}
+    </li>`)}</ul>`.s;
+  const apply = () => {
+    for (const li of $$(".product", ctx.main)) li.hidden = Boolean(cat) && li.dataset.cat !== cat;
+    for (const b of $$("[data-cat]", ctx.main)) if (b.tagName === "BUTTON") b.setAttribute("aria-pressed", String(b.dataset.cat === cat));
+  };
+  for (const b of $$("button[data-cat]", ctx.main)) {
+    b.addEventListener("click", () => {
+      cat = b.dataset.cat;
+      history.replaceState(history.state, "", cat ? `/gifts?cat=${encodeURIComponent(cat)}` : "/gifts");
+      apply();
+    });
+  }
+  for (const b of $$(".product .linkbtn", ctx.main)) {
+    b.addEventListener("click", () => {
+      const open = b.getAttribute("aria-expanded") !== "true";
+      b.setAttribute("aria-expanded", String(open));
+      b.previousElementSibling.classList.toggle("clamp", !open);
+      b.textContent = open ? t("hideStory") : t("readStory");
+    });
+  }
+  apply();
+  if (focus) {
+    const li = document.getElementById(`p-${focus}`);
+    if (li) {
+      li.hidden = false;
+      li.classList.add("focus");
+      li.querySelector(".linkbtn").click();
+      ctx.afterRender(() => li.scrollIntoView({ block: "start" }));
+    }
+  }
+  return { title: t("gifts") };
+}
+
+// ---------------------------------------------------------------- Festivals
+
+export async function festivals(ctx) {
+  const [now, next] = await Promise.all([query("Festivals", { when: "CURRENT" }), query("Festivals", { when: "UPCOMING" })]);
+  if (!ctx.alive()) return {};
+  const block = (list, current) => html`<ul class="fests">${list.map((f) => {
+    const md = monthDay(f.startsOn);
+    const shown = f.offers.slice(0, 3);
+    const rest = f.offers.slice(3);
+    const offerLi = (o) => html`<li><a href="/m/${o.merchant.id}"><span>${o.title}</span><small>${o.merchant.name}</small></a></li>`;
+    return html`<li class="fest" id="f-${f.id}">
+      <div class="cal ${current ? "cal-now" : ""}" aria-hidden="true"><span class="cal-m">${md.month}</span><span class="cal-d">${md.day}</span></div>
+      <div class="fbody">
+        <p class="kicker">${t(`k_${f.kind}`)} · ${dateRange(f.startsOn, f.endsOn)}</p>
+        <h3>${f.name}</h3>
+        <p>${f.description}</p>
+        ${f.districts.length ? html`<ul class="tags">${f.districts.map((d) => html`<li><a class="chip small" href="/d/${d.id}">${d.name}</a></li>`)}</ul>` : ""}
+        ${f.offers.length ? html`<p class="wtb">${t("festivalOffers")} · ${f.offers.length}</p><ul class="folist">${shown.map(offerLi)}</ul>
+          ${rest.length ? html`<details><summary>+${rest.length}</summary><ul class="folist">${rest.map(offerLi)}</ul></details>` : ""}` : ""}
+      </div>
+    </li>`;
+  })}</ul>`;
+  ctx.main.innerHTML = html`
+    <header class="phead"><h1 tabindex="-1">${t("festivals")}</h1></header>
+    <section aria-labelledby="h-now"><h2 id="h-now">${t("current")}</h2>
+      ${now.festivals.length ? block(now.festivals, true) : html`<p class="muted">${t("noFestivals")}</p>`}</section>
+    <section aria-labelledby="h-next"><h2 id="h-next">${t("upcoming")}</h2>
+      ${next.festivals.length ? block(next.festivals, false) : html`<p class="muted">${t("noFestivals")}</p>`}</section>`.s;
+  if (location.hash) {
+    const target = document.getElementById(decodeURIComponent(location.hash.slice(1)));
+    if (target) { target.classList.add("focus"); ctx.afterRender(() => target.scrollIntoView({ block: "start" })); }
+  }
+  return { title: t("festivals") };
+}
+
+// ---------------------------------------------------------------- Search
+
+export async function search(ctx) {
+  const initial = ctx.query.get("q") || "";
+  ctx.main.innerHTML = html`
+    <h1 class="sr" tabindex="-1">${t("search")}</h1>
+    <form class="searchform" role="search" action="/search">
+      <label for="q" class="sr">${t("searchLabel")}</label>
+      ${icon("search")}
+      <input id="q" name="q" type="search" value="${initial}" placeholder="${t("searchBox")}" autocomplete="off" autocapitalize="off" spellcheck="false" enterkeyhint="search">
+    </form>
+    <div id="results" aria-live="polite"></div>`.s;
+  const input = $("#q", ctx.main);
+  const out = $("#results", ctx.main);
+  let timer;
+  let seq = 0;
+  async function run() {
+    const text = input.value.trim();
+    history.replaceState(history.state, "", text ? `/search?q=${encodeURIComponent(text)}` : "/search");
+    const mine = ++seq;
+    if (!text) {
+      out.innerHTML = html`<p class="muted hint">${t("searchHint")}</p>
+        <ul class="suggest">${SUGGESTIONS[locale].map((s) => html`<li><a class="chip" href="/search?q=${encodeURIComponent(s)}">${s}</a></li>`)}</ul>`.s;
+      return;
+    }
+    try {
+      const { search: r } = await query("Search", { query: text });
+      if (mine !== seq || !ctx.alive()) return;
+      const group = (id, title, items, row) => (items.length ? html`<section class="rgroup" aria-labelledby="${id}">
+        <h2 id="${id}">${title} <span class="count-badge">${items.length}</span></h2><ul class="rlist">${items.map(row)}</ul></section>` : "");
+      out.innerHTML = (r.merchants.length + r.products.length + r.districts.length === 0
+        ? html`<p class="muted">${t("noMatches", { q: text })}</p>`
+        : html`
+          ${group("r-d", t("resultsDistricts"), r.districts, (d) => html`<li><a href="/d/${d.id}">${icon("map")}<span>${d.name}</span></a></li>`)}
+          ${group("r-m", t("resultsMerchants"), r.merchants, (m) => html`<li><a href="/m/${m.id}">${icon("store")}<span>${m.name}</span><small>${m.district.name}</small></a></li>`)}
+          ${group("r-p", t("resultsProducts"), r.products, (p) => html`<li><a href="/gifts?p=${p.id}">${icon("gift")}<span>${p.name}</span></a></li>`)}`).s;
+    } catch {
+      if (mine === seq) out.innerHTML = html`<p class="muted">${t("error")}</p>`.s;
+    }
+  }
+  input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(run, 220); });
+  $("form", ctx.main).addEventListener("submit", (e) => { e.preventDefault(); clearTimeout(timer); run(); input.blur(); });
+  run();
+  ctx.afterRender(() => { if (!initial) input.focus(); });
+  return { title: t("search"), focus: false };
+}
+
+// ---------------------------------------------------------------- Favourites
+
+export async function saved(ctx) {
+  const render = () => {
+    const list = favourites();
+    ctx.main.innerHTML = html`
+      <header class="phead"><h1 tabindex="-1">${t("favourites")}</h1></header>
+      ${list.length ? html`<ul class="rlist favs">${list.map((f) => html`<li>
+        <a href="${f.type === "district" ? "/d/" : "/m/"}${f.id}">${icon(f.type === "district" ? "map" : "store")}<span>${f.name}</span><small>${f.sub || ""}</small></a>
+        <button type="button" class="fav" aria-pressed="true" data-fav="${JSON.stringify(f)}">${icon("heart")}<span class="sr">${t("saved")}</span></button>
+      </li>`)}</ul>` : html`<p class="empty">${icon("heart", "i big")}<span>${t("noFavourites")}</span></p>`}`.s;
+    for (const b of $$("[data-fav]", ctx.main)) {
+      b.addEventListener("click", () => { toggleFavourite(JSON.parse(b.dataset.fav)); toast(t("removedToast")); render(); });
+    }
+  };
+  render();
+  return { title: t("favourites") };
+}
+
+export function notFound(ctx) {
+  ctx.main.innerHTML = html`<p class="empty"><span>${t("notFound")}</span><a class="btn" href="/">${t("navHome")}</a></p>`.s;
+  return { title: t("notFound") };
+}
