@@ -9,6 +9,7 @@ from server.content.validate import ContentError, Record
 from server.domain.festivals.models import KINDS as FESTIVAL_KINDS
 from server.domain.geo import Point, point_in_polygon
 from server.domain.merchants.derived import derived_fields
+from server.domain.merchants.exceptions import parse_exceptions
 from server.domain.merchants.hours import DAYS, SHANGHAI, HoursError, parse_week
 from server.domain.offers.models import KINDS as OFFER_KINDS
 from server.domain.products.models import CATEGORIES as PRODUCT_CATEGORIES
@@ -86,6 +87,13 @@ def merchant(r: Record, district_doc: Doc, area_ids: set[str], category_ids: set
         spans = parse_week(hours)
     except HoursError as exc:
         raise r.fail("hours", str(exc)) from exc
+    raw_exceptions = r.raw("hours_exceptions", required=False) or {}
+    if not isinstance(raw_exceptions, dict) or not all(isinstance(v, list) for v in raw_exceptions.values()):
+        raise r.fail("hours_exceptions", "must map dates (YYYY-MM-DD) to lists of HH:MM-HH:MM ([] = closed)")
+    try:
+        exceptions = parse_exceptions({str(k): v for k, v in raw_exceptions.items()})
+    except HoursError as exc:
+        raise r.fail("hours_exceptions", str(exc)) from exc
     phone = r.text("phone", max_len=30)
     assert phone is not None
     if not all(c.isdigit() or c in "+ -()" for c in phone):
@@ -97,7 +105,7 @@ def merchant(r: Record, district_doc: Doc, area_ids: set[str], category_ids: set
         "description": description, "address": address, "categories": categories, "phone": phone,
         "price_level": r.integer("price_level", 1, 4), "hours": {day: list(hours.get(day) or []) for day in DAYS},
         "status": "published", "version": 0,
-        **derived_fields(name, description, address, categories, Point(lat, lng), spans),
+        **derived_fields(name, description, address, categories, Point(lat, lng), spans, exceptions),
     }
 
 

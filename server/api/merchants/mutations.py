@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from datetime import date
 
 import strawberry
 
@@ -18,6 +19,12 @@ class OpeningDayInput:
     spans: list[str]
 
 
+@strawberry.input(description="Hours of one date replacing its weekday's; no spans means closed that day.")
+class DateHoursInput:
+    date: date
+    spans: list[str]
+
+
 @strawberry.input
 class MerchantProfileInput:
     name: LocalizedInput
@@ -30,6 +37,7 @@ class MerchantProfileInput:
     lat: float
     lng: float
     area_id: strawberry.ID
+    hours_exceptions: list[DateHoursInput] | None = None
 
     def to_service(self) -> service.ProfileInput:
         return service.ProfileInput(
@@ -37,6 +45,7 @@ class MerchantProfileInput:
             phone=self.phone, categories=self.categories[:10], price_level=self.price_level,
             hours={d.day: d.spans[:6] for d in self.hours[:7]}, lat=self.lat, lng=self.lng,
             area_id=key_of(self.area_id, "Area"),
+            exceptions={d.date.isoformat(): d.spans[:6] for d in (self.hours_exceptions or [])[:60]},
         )
 
 

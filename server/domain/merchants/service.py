@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -17,6 +17,7 @@ from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.domain.geo import Point, point_in_polygon, valid_coordinates
 from server.domain.merchants.derived import derived_fields
+from server.domain.merchants.exceptions import parse_exceptions
 from server.domain.merchants.hours import DAYS, HoursError, parse_week
 from server.domain.merchants.models import Merchant
 from server.services.mongo import Doc
@@ -37,6 +38,7 @@ class ProfileInput:
     lat: Any = None
     lng: Any = None
     area_id: str = ""
+    exceptions: dict[str, list[str]] = field(default_factory=dict)  # "2027-02-06": [] is closed that day
 
 
 async def _validate(db: AsyncDatabase[Doc], data: ProfileInput, district_id: str) -> dict[str, Any]:
@@ -56,6 +58,15 @@ async def _validate(db: AsyncDatabase[Doc], data: ProfileInput, district_id: str
         spans = parse_week({day: [s.strip() for s in data.hours.get(day, []) if s.strip()] for day in DAYS})
     except HoursError:
         p.add("hours", "hours_format")
+    exceptions = {}
+    try:
+        exceptions = parse_exceptions({d.strip(): [s.strip() for s in v if s.strip()]
+                                       for d, v in data.exceptions.items() if d.strip()})
+        today = datetime.now(UTC).date()
+        if any(not today - timedelta(days=366) <= d <= today + timedelta(days=2 * 366) for d in exceptions):
+            p.add("exceptions", "out_of_range")
+    except HoursError:
+        p.add("exceptions", "hours_format")
     lat = lng = 0.0
     try:
         lat, lng = float(data.lat), float(data.lng)
@@ -75,7 +86,7 @@ async def _validate(db: AsyncDatabase[Doc], data: ProfileInput, district_id: str
     return {"name": name, "description": description, "address": address, "phone": phone,
             "categories": list(dict.fromkeys(data.categories)), "price_level": price_level, "hours": hours,
             "area_id": data.area_id,
-            **derived_fields(name, description, address, data.categories, Point(lat, lng), spans)}
+            **derived_fields(name, description, address, data.categories, Point(lat, lng), spans, exceptions)}
 
 
 async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str) -> tuple[Merchant, int]:

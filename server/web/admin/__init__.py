@@ -1,0 +1,1 @@
+"""The back office at /admin: server-rendered pages for merchants, district operators and admins."""

@@ -219,6 +219,7 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
         "locale": locale, "locales": LOCALES, "actor": actor or ANONYMOUS, "csrf": csrf,
         "t": functools.partial(i18n.text, locale=locale), "pick": functools.partial(pick, locale=locale),
         "show": functools.partial(show_value, locale=locale), "show_time": show_time,
+        "field_label": functools.partial(i18n.field_label, locale=locale),
         "notice": ok if ok in i18n.NOTICES else "", "errors": {}, "values": Values(), "path": request.url.path,
     }
     response = templates.TemplateResponse(request, name, {**base, **(context or {})}, status_code=status_code,
@@ -277,3 +278,13 @@ def page(endpoint: Endpoint) -> Endpoint:
             return message(request, "bad_request_title", "bad_request", exc.status_code)
 
     return wrapper
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """404/405/413… raised by routing itself, rendered inside the mount (security headers included)."""
+    assert isinstance(exc, HTTPException)
+    await session_actor(request)
+    if exc.status_code == 404:
+        return message(request, "not_found_title", "not_found", 404)
+    return message(request, "bad_request_title", "bad_request", exc.status_code, headers=exc.headers)
+

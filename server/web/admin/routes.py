@@ -1,11 +1,98 @@
-"""The back office at /admin (server-rendered, works without JavaScript)."""
+"""The back office at /admin (server-rendered, works without JavaScript).
+
+Every endpoint asks the domain's service functions, where authorization lives; a POST needs a
+CSRF token; every response carries the security headers of `SecurityHeadersMiddleware`.
+There are no uploads: forms are URL-encoded and a file part is refused.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from pathlib import Path
+
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.middleware.exceptions import ExceptionMiddleware
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import Receive, Scope, Send
 
 from server.settings import Settings
+from server.web.admin import views_account as account
+from server.web.admin import views_district as district
+from server.web.admin import views_shop as shop
+from server.web.admin.common import http_error
+from server.web.admin.security import SecurityHeadersMiddleware
+
+MAX_BODY = 256 * 1024
+CSS = (Path(__file__).parent / "static" / "admin.css").read_bytes()
+GET, POST = ["GET"], ["POST"]
+
+
+async def stylesheet(request: Request) -> Response:
+    return Response(CSS, media_type="text/css; charset=utf-8")
+
+
+async def _to_dashboard(scope: Scope, receive: Receive, send: Send) -> None:
+    await RedirectResponse("/admin/", status_code=308)(scope, receive, send)
+
+
+def back_office_routes() -> list[BaseRoute]:
+    return [
+        Route("/", account.dashboard, methods=GET),
+        Route("/static/admin.css", stylesheet, methods=GET),
+        Route("/login", account.login_form, methods=GET),
+        Route("/login", account.login, methods=POST),
+        Route("/logout", account.logout, methods=POST),
+        Route("/logout-everywhere", account.logout_everywhere, methods=POST),
+        Route("/invite/{token}", account.invitation_form, methods=GET),
+        Route("/invite/{token}", account.accept_invitation, methods=POST),
+        Route("/tokens", account.tokens, methods=GET),
+        Route("/tokens", account.create_token, methods=POST),
+        Route("/tokens/{token_id}/revoke", account.revoke_token, methods=POST),
+        # shops
+        Route("/merchants", shop.merchant_list, methods=GET),
+        Route("/merchants/{merchant_id}", shop.profile_form, methods=GET),
+        Route("/merchants/{merchant_id}", shop.profile_save, methods=POST),
+        Route("/districts/{district_id}/merchants/new", shop.new_merchant_form, methods=GET),
+        Route("/districts/{district_id}/merchants/new", shop.new_merchant, methods=POST),
+        Route("/merchants/{merchant_id}/offers", shop.offer_list, methods=GET),
+        Route("/merchants/{merchant_id}/offers/new", shop.new_offer_form, methods=GET),
+        Route("/merchants/{merchant_id}/offers/new", shop.new_offer, methods=POST),
+        Route("/offers/{offer_id}", shop.offer_form, methods=GET),
+        Route("/offers/{offer_id}", shop.offer_save, methods=POST),
+        Route("/offers/{offer_id}/publish", shop.publish_offer, methods=POST),
+        Route("/offers/{offer_id}/withdraw", shop.withdraw_offer, methods=POST),
+        Route("/offers/{offer_id}/decision", district.decide_offer, methods=POST),
+        Route("/merchants/{merchant_id}/products", shop.product_list, methods=GET),
+        Route("/merchants/{merchant_id}/products/new", shop.new_product_form, methods=GET),
+        Route("/merchants/{merchant_id}/products/new", shop.new_product, methods=POST),
+        Route("/merchants/{merchant_id}/products/{product_id}/sold", shop.set_sold_here, methods=POST),
+        Route("/products/{product_id}", shop.product_form, methods=GET),
+        Route("/products/{product_id}", shop.product_save, methods=POST),
+        # districts
+        Route("/festivals", district.festival_list, methods=GET),
+        Route("/festivals/new", district.new_festival_form, methods=GET),
+        Route("/festivals/new", district.new_festival, methods=POST),
+        Route("/festivals/{festival_id}", district.festival_form, methods=GET),
+        Route("/festivals/{festival_id}", district.festival_save, methods=POST),
+        Route("/festivals/{festival_id}/offers", district.festival_offers, methods=GET),
+        Route("/areas", district.area_list, methods=GET),
+        Route("/areas/{area_id}/capacity", district.set_capacity, methods=POST),
+        Route("/invite", district.invite_form, methods=GET),
+        Route("/invite", district.invite, methods=POST),
+        Route("/audit", district.audit_log, methods=GET),
+        Route("/accounts", district.account_list, methods=GET),
+    ]
 
 
 def admin_routes(settings: Settings) -> list[BaseRoute]:
-    return []
+    return [
+        Route("/admin", SecurityHeadersMiddleware(_to_dashboard)),
+        Mount("/admin", routes=back_office_routes(), middleware=[
+            Middleware(SecurityHeadersMiddleware),
+            Middleware(ExceptionMiddleware, handlers={HTTPException: http_error}),
+            Middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY),
+        ]),
+    ]

@@ -1,0 +1,116 @@
+"""Writes leave an audit trail nobody can edit, and what a merchant publishes is what shoppers see at once."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from tests.conftest import RunningApp, gql
+from tests.web.conftest import OTHER_DISTRICT, SHOP_X, People, signed_in
+from tests.web.forms import new_offer_form, profile_form
+
+
+def global_id(type_name: str, key: str) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode().rstrip("=")
+
+
+async def test_writes_are_audited_and_operators_read_their_districts_log(
+        app_server: RunningApp, db: Any, people: People) -> None:
+    merchant = await signed_in(app_server, people.merchant_a)
+    stored = await db.merchants.find_one({"_id": SHOP_X})
+    assert (await merchant.post(f"/admin/merchants/{SHOP_X}", profile_form(stored, phone="+86 755 8888 0001"))
+            ).status_code == 303
+    entry = await db.audit.find_one({"action": "merchant.update", "target_id": SHOP_X}, sort=[("at", -1)])
+    assert entry["actor_id"] == people.merchant_a.id
+    assert entry["before"]["phone"] == stored["phone"] and entry["after"]["phone"] == "+86 755 8888 0001"
+
+    operator = await signed_in(app_server, people.operator, **{"accept-language": "en"})
+    log = await operator.get("/admin/audit")
+    assert log.status_code == 200
+    item = log.text.split(f"<code>{SHOP_X}</code>", 1)
+    assert len(item) == 2 and "merchant.update" in item[0].rsplit('<li class="card">', 1)[1]
+    diff = item[1].split("</li>", 1)[0]
+    assert "phone" in diff and stored["phone"] in diff and "+86 755 8888 0001" in diff
+    assert people.merchant_a.email in item[0].rsplit('<li class="card">', 1)[1]
+
+    other = await signed_in(app_server, people.other_operator)
+    assert f"<code>{SHOP_X}</code>" not in (await other.get("/admin/audit")).text  # another district's log
+    assert (await merchant.get("/admin/audit")).status_code == 403  # merchants have no audit page
+    admin = await signed_in(app_server, people.admin)
+    assert f"<code>{SHOP_X}</code>" in (await admin.get("/admin/audit")).text
+    for browser in (merchant, operator, other, admin):
+        await browser.aclose()
+
+
+async def test_nothing_in_the_back_office_edits_or_deletes_audit_entries(
+        app_server: RunningApp, db: Any, people: People) -> None:
+    from server.web.admin.routes import back_office_routes
+
+    for route in back_office_routes():
+        path = getattr(route, "path", "")
+        if "audit" in path:
+            assert set(getattr(route, "methods", None) or ()) <= {"GET", "HEAD"}, path
+    entry = await db.audit.find_one({})
+    assert entry is not None
+    admin = await signed_in(app_server, people.admin)
+    before = await db.audit.count_documents({})
+    for method in ("POST", "PUT", "PATCH", "DELETE"):
+        for url in ("/admin/audit", f"/admin/audit/{entry['_id']}"):
+            response = await admin.client.request(method, url, data={"csrf": admin.csrf})
+            assert response.status_code in (404, 405), (method, url)
+    assert await db.audit.count_documents({}) == before
+    assert await db.audit.find_one({"_id": entry["_id"]}) == entry
+    await admin.aclose()
+
+
+async def test_publishing_shows_the_offer_to_shoppers_and_withdrawing_hides_it(
+        app_server: RunningApp, db: Any, people: People, http: httpx.AsyncClient) -> None:
+    merchant = await signed_in(app_server, people.merchant_a)
+    now = datetime.now(UTC)
+    title = "华强北贴膜节 八折"
+    created = await merchant.post(f"/admin/merchants/{SHOP_X}/offers/new", new_offer_form(
+        now - timedelta(minutes=5), now + timedelta(days=3), **{"title.zh-CN": title}))
+    assert created.status_code == 303
+    offer = await db.offers.find_one({"merchant_id": SHOP_X, "title.zh-CN": title})
+    assert offer["status"] == "draft"
+    listing = await merchant.get(created.headers["location"])
+    assert title in listing.text and "草稿" in listing.text
+
+    query = """{ offers(filter: {merchantId: "%s"}, first: 50) { edges { node { slug title couponCode } } }
+                 merchant(id: "%s") { offers { slug } } }""" % (global_id("Merchant", SHOP_X),
+                                                                 global_id("Merchant", SHOP_X))
+
+    async def shopper_sees() -> tuple[bool, bool]:
+        data = (await gql(http, query, headers={"accept-language": "zh-CN"}))["data"]
+        in_list = any(e["node"]["slug"] == offer["_id"] for e in data["offers"]["edges"])
+        on_page = any(o["slug"] == offer["_id"] for o in data["merchant"]["offers"])
+        return in_list, on_page
+
+    assert await shopper_sees() == (False, False)  # a draft is private
+    published = await merchant.post(f"/admin/offers/{offer['_id']}/publish", {"version": str(offer["version"])})
+    assert published.status_code == 303 and "ok=published" in published.headers["location"]
+    assert await shopper_sees() == (True, True)
+    page = await merchant.get(published.headers["location"])
+    assert "已发布，顾客现在可以看到。" in page.text
+    offer = await db.offers.find_one({"_id": offer["_id"]})
+    withdrawn = await merchant.post(f"/admin/offers/{offer['_id']}/withdraw", {"version": str(offer["version"])})
+    assert withdrawn.status_code == 303
+    assert await shopper_sees() == (False, False)
+    # withdrawing twice is refused with a message, not an error
+    again = await merchant.post(f"/admin/offers/{offer['_id']}/withdraw", {"version": str(offer["version"] + 1)})
+    assert again.status_code == 422 and "只有已发布的优惠可以下架。" in again.text
+    assert [e["action"] async for e in db.audit.find({"target_id": offer["_id"]}).sort([("at", 1)])] == [
+        "offer.create", "offer.publish", "offer.withdraw"]
+    await merchant.aclose()
+
+
+async def test_an_operator_of_another_district_cannot_see_the_shop(app_server: RunningApp, people: People) -> None:
+    other = await signed_in(app_server, people.other_operator)
+    for url in (f"/admin/merchants/{SHOP_X}", f"/admin/merchants/{SHOP_X}/offers"):
+        assert (await other.get(url)).status_code == 403
+    listing = await other.get("/admin/merchants")
+    assert SHOP_X not in listing.text and OTHER_DISTRICT in listing.text
+    await other.aclose()
