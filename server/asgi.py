@@ -22,6 +22,7 @@ from server.settings import Settings
 from server.web import pages
 from server.web.admin.routes import admin_routes
 from server.web.auth import session_policy
+from server.web.etag import ETagMiddleware
 from server.web.ingest import ingest_crowd
 from server.web.pwa import pwa_routes
 from server.web.request_id import RequestIdMiddleware
@@ -76,7 +77,7 @@ def create_app(
         Route("/healthz", pages.healthz),
         Route("/readyz", pages.readyz),
         Route("/ingest/crowd", ingest_crowd, methods=["POST"]),
-        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql", ETagMiddleware(graphql), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *admin_routes(settings),
         *pwa_routes(settings),

@@ -19,8 +19,6 @@ from server.api.errors import format_error
 from server.domain.i18n import negotiate
 from server.web.request_id import current_request_id
 
-PUBLIC_MAX_AGE = 15
-
 
 class GraphQLView(GraphQL[Context, None]):
     def should_render_graphql_ide(self, request: Any) -> bool:
@@ -53,8 +51,9 @@ class GraphQLView(GraphQL[Context, None]):
         request_id = current_request_id()
         sub_response = request.state.sub_response
         if request.method == "GET" and not result.errors:
-            # Public, anonymous reads: phones on weak networks and the service worker may reuse them briefly.
-            sub_response.headers["cache-control"] = f"public, max-age={PUBLIC_MAX_AGE}, stale-while-revalidate=60"
+            # Public reads may be stored but are revalidated every time (ETag → 304): a withdrawn offer
+            # disappears on the next request, and an unchanged answer costs a weak network almost nothing.
+            sub_response.headers["cache-control"] = "public, no-cache"
             sub_response.headers["vary"] = "Accept-Language"
         else:
             sub_response.headers["cache-control"] = "no-store"

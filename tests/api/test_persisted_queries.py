@@ -22,8 +22,14 @@ async def test_get_by_hash_runs_the_document_and_may_be_cached(http: httpx.Async
     assert response.status_code == 200
     body = response.json()
     assert "errors" not in body and len(body["data"]["districts"]) >= 7
-    assert response.headers["cache-control"].startswith("public, max-age=")
+    assert response.headers["cache-control"] == "public, no-cache"  # stored, but revalidated every time
     assert "Accept-Language" in response.headers["vary"]
+    again = await http.get("/graphql", params=params(digest(DISTRICTS), {"locale": "en"}),
+                           headers={"if-none-match": response.headers["etag"]})
+    assert again.status_code == 304 and again.content == b""
+    other = await http.get("/graphql", params=params(digest(DISTRICTS), {"locale": "zh-HK"}),
+                           headers={"if-none-match": response.headers["etag"]})
+    assert other.status_code == 200 and other.headers["etag"] != response.headers["etag"]
 
 
 async def test_every_operation_document_is_on_the_allow_list() -> None:
