@@ -31,10 +31,19 @@ def after_filter(field: str | None, after: Key | None) -> dict[str, Any]:
 
 
 def combine(*filters: dict[str, Any]) -> dict[str, Any]:
+    """All of the filters: one flat document when their fields differ (the embedded server plans that
+    far better than an $and; measured by bench/graphql_read.py), $and only where two share a field."""
     parts = [f for f in filters if f]
-    if not parts:
-        return {}
-    return parts[0] if len(parts) == 1 else {"$and": parts}
+    merged: dict[str, Any] = {}
+    rest: list[dict[str, Any]] = []
+    for part in parts:
+        if merged.keys().isdisjoint(part):
+            merged.update(part)
+        else:
+            rest.append(part)
+    if not rest:
+        return merged
+    return {"$and": [merged, *rest]}
 
 
 async def count(collection: AsyncCollection[dict[str, Any]], query: dict[str, Any]) -> int:

@@ -121,15 +121,16 @@ async def test_gap_bare_equality_on_an_indexed_array(db: AsyncDatabase[Doc]) -> 
     assert await ids(coll, {"open_slots": 37}) == ["bar"]
 
 
-async def test_equality_on_an_indexed_array_inside_and(db: AsyncDatabase[Doc]) -> None:
-    # The shape merchants._filter sends for "open now": combine() puts it in an $and with status.
+async def test_in_on_an_indexed_array_combined_with_other_fields(db: AsyncDatabase[Doc]) -> None:
+    # The shape merchants._filter sends for "open now": combine() makes one flat document of the parts.
     coll = await fresh(db, "open_slots_and", [
         {"_id": "bar", "status": "published", "open_slots": [36, 37, 38]},
         {"_id": "cafe", "status": "published", "open_slots": [10, 11]},
         {"_id": "draft", "status": "draft", "open_slots": [37]},
     ])
     await coll.create_index([("open_slots", ASCENDING)])
-    query = combine({"status": "published"}, {"open_slots": 37})
+    query = combine({"status": "published"}, {"open_slots": {"$in": [37]}})
+    assert query == {"status": "published", "open_slots": {"$in": [37]}}
     assert await ids(coll, query) == ["bar"]
     assert await coll.count_documents(query) == 1
 
@@ -189,7 +190,9 @@ async def test_all_requires_every_string_in_the_array(db: AsyncDatabase[Doc]) ->
     assert await ids(coll, {"search_terms": {"$all": ["数码", "咖啡"]}}) == []
 
 
-async def test_and_of_several_clauses(db: AsyncDatabase[Doc]) -> None:
+async def test_several_clauses_flat_and_with_and(db: AsyncDatabase[Doc]) -> None:
+    # combine() makes one flat document of clauses on different fields, and an $and where two clauses
+    # share one (here two $or: the keyset "after" and a second alternative); both forms must agree.
     coll = await fresh(db, "and_clauses", [
         {"_id": "m1", "status": "published", "district_id": "futian", "categories": ["food", "bar"],
          "open_slots": [37], "search_terms": ["酒吧"]},
@@ -201,10 +204,15 @@ async def test_and_of_several_clauses(db: AsyncDatabase[Doc]) -> None:
          "open_slots": [38], "search_terms": ["酒吧"]},
     ])
     query = combine({"status": "published"}, {"district_id": "futian"}, {"categories": {"$in": ["bar", "x"]}},
-                    {"open_slots": 37}, {"search_terms": {"$all": ["酒吧"]}}, {"_id": {"$in": ["m1", "m2", "m4"]}})
-    assert "$and" in query
+                    {"open_slots": {"$in": [37]}}, {"search_terms": {"$all": ["酒吧"]}},
+                    {"_id": {"$in": ["m1", "m2", "m4"]}})
+    assert "$and" not in query
     assert await ids(coll, query) == ["m1"]
     assert await coll.count_documents(query) == 1
+    either = combine({"$or": [{"district_id": "futian"}, {"district_id": "nanshan"}]},
+                     {"$or": [{"open_slots": {"$in": [37]}}, {"status": "draft"}]}, {"status": "published"})
+    assert "$and" in either
+    assert await ids(coll, either) == ["m1", "m3"]
 
 
 async def test_range_queries_on_datetimes(db: AsyncDatabase[Doc]) -> None:

@@ -106,6 +106,7 @@ async def invite(db: AsyncDatabase[Doc], actor: Actor, email: str, role: str,
         if set(district_ids) - known:
             raise Invalid({"district_ids": "unknown_district"})
         merchant_ids = []
+        logged_districts = sorted(set(district_ids))
     else:
         if not merchant_ids:
             raise Invalid({"merchant_ids": "required"})
@@ -114,12 +115,14 @@ async def invite(db: AsyncDatabase[Doc], actor: Actor, email: str, role: str,
             raise Invalid({"merchant_ids": "unknown_merchant"})
         authz.district_operator(actor, {s["district_id"] for s in shops}, "accounts")
         district_ids = []
+        # logged under its shops' districts, so their operators find it in their audit log
+        logged_districts = sorted({s["district_id"] for s in shops})
     token = secrets.token_urlsafe(24)
     expires = datetime.now(UTC) + timedelta(days=INVITATION_DAYS)
     doc = {"_id": _digest(token), "email": email, "role": role, "merchant_ids": merchant_ids,
            "district_ids": district_ids, "invited_by": actor.account_id, "expires_at": expires, "status": "open"}
     await db.invitations.insert_one(doc)
-    await audit.record(db, actor, "invite", "account", email, district_ids or [], None,
+    await audit.record(db, actor, "invite", "account", email, logged_districts, None,
                        {k: v for k, v in doc.items() if k != "_id"})
     return Invitation(token, email, role, expires)
 
@@ -156,10 +159,16 @@ async def create_token(db: AsyncDatabase[Doc], actor: Actor, name: str, scopes: 
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token_id = uuid.uuid4().hex[:16]
     now = datetime.now(UTC)
-    await db.api_tokens.insert_one({"_id": token_id, "token_hash": _digest(secret), "account_id": actor.account_id,
-                                    "name": name, "scopes": sorted(set(scopes)), "created_at": now,
-                                    "status": "active"})
+    shown = {"account_id": actor.account_id, "name": name, "scopes": sorted(set(scopes)), "created_at": now,
+             "status": "active"}
+    await db.api_tokens.insert_one({"_id": token_id, "token_hash": _digest(secret), **shown})
+    # the audit entry never holds the secret or its hash
+    await audit.record(db, actor, "token.create", "api_token", token_id, [], None, shown)
     return ApiToken(token_id, name, sorted(set(scopes)), now, secret)
+
+
+def _token_fields(doc: Doc) -> Doc:
+    return {k: v for k, v in doc.items() if k not in ("_id", "token_hash")}
 
 
 async def list_tokens(db: AsyncDatabase[Doc], actor: Actor) -> list[ApiToken]:
@@ -168,10 +177,13 @@ async def list_tokens(db: AsyncDatabase[Doc], actor: Actor) -> list[ApiToken]:
 
 
 async def revoke_token(db: AsyncDatabase[Doc], actor: Actor, token_id: str) -> None:
-    result = await db.api_tokens.update_one({"_id": token_id, "account_id": actor.account_id, "status": "active"},
-                                            {"$set": {"status": "revoked", "revoked": {"at": datetime.now(UTC)}}})
-    if result.matched_count == 0:
+    revoked = {"status": "revoked", "revoked": {"at": datetime.now(UTC)}}
+    before = await db.api_tokens.find_one_and_update(
+        {"_id": token_id, "account_id": actor.account_id, "status": "active"}, {"$set": revoked})
+    if before is None:
         raise NotFound("no such token")
+    await audit.record(db, actor, "token.revoke", "api_token", token_id, [], _token_fields(before),
+                       {**_token_fields(before), **revoked})
 
 
 async def actor_for_token(db: AsyncDatabase[Doc], secret: str) -> Actor | None:

@@ -110,3 +110,10 @@ async def recent(db: AsyncDatabase[Doc], actor: Actor, district_id: str, limit: 
     return [Alert(d["_id"], d["area_id"], d["district_id"], d["level"], float(d["percent"]), d["at"], d["kind"])
             async for d in cursor]
 
+
+
+async def rules_of_district(db: AsyncDatabase[Doc], actor: Actor, district_id: str) -> dict[str, AlertRule]:
+    """The alert rule of each area of the district that has one, by area id (read-only)."""
+    authz.district_operator(actor, [district_id], "districts")
+    cursor = db.crowd_alert_rules.find({"district_id": district_id}).sort([("_id", 1)])
+    return {d["_id"]: AlertRule.from_doc(d) async for d in cursor}

@@ -15,7 +15,8 @@ from server.domain.paging import count as count_matching
 from server.services.mongo import Doc
 
 # Index-only fields are large (open_slots alone holds up to 672 numbers) and never read back.
-LEAN: dict[str, Any] = {"open_slots": 0, "geo_cells": 0, "search_terms": 0, "title_terms": 0, "exception_dates": 0}
+LEAN: dict[str, Any] = dict.fromkeys(("district_id", "area_id", "name", "description", "address", "categories",
+                                      "location", "phone", "price_level", "hours", "version", "hours_exceptions"), 1)
 RANKING: dict[str, Any] = {"open_slots": 0, "geo_cells": 0, "search_terms": 0}
 
 
