@@ -1,6 +1,7 @@
 // Every read is a persisted query sent by GET: short, cacheable URLs that the service worker
-// serves stale-while-revalidate. The operation names map to SHA-256 hashes in operations.js,
-// which the server generates from graphql/operations/.
+// serves stale-while-revalidate (queryFresh POSTs one when only the server's answer of now will do).
+// The operation names map to SHA-256 hashes in operations.js, which the server generates from
+// graphql/operations/.
 import HASHES from "./operations.js";
 import { locale } from "./i18n.js";
 
@@ -14,16 +15,18 @@ const memo = new Map();
 /** Every query URL this page has loaded: re-requested through the service worker when it first takes control. */
 export const seen = new Set();
 
-export function urlFor(name, variables = {}) {
+function request(name, variables = {}) {
   const sha256Hash = HASHES[name];
   if (!sha256Hash) throw new Error(`no persisted document named ${name}`);
   const vars = {};
   for (const [k, v] of Object.entries(variables)) if (v !== null && v !== undefined) vars[k] = v;
   vars.locale = locale;
-  const params = new URLSearchParams({
-    extensions: JSON.stringify({ persistedQuery: { version: 1, sha256Hash } }),
-    variables: JSON.stringify(vars),
-  });
+  return { extensions: { persistedQuery: { version: 1, sha256Hash } }, variables: vars };
+}
+
+export function urlFor(name, variables = {}) {
+  const { extensions, variables: vars } = request(name, variables);
+  const params = new URLSearchParams({ extensions: JSON.stringify(extensions), variables: JSON.stringify(vars) });
   return `/graphql?${params}`;
 }
 
@@ -40,11 +43,17 @@ export function query(name, variables, { fresh = false } = {}) {
 
 export function forget(url) { memo.delete(url); }
 
-async function load(url) {
-  seen.add(url);
+/** The named operation straight from the server: a POST, which neither the service worker nor an HTTP cache answers. */
+export function queryFresh(name, variables) {
+  const body = JSON.stringify(request(name, variables));
+  return load("/graphql", { method: "POST", headers: { "content-type": "application/json" }, body });
+}
+
+async function load(url, init) {
+  if (!init) seen.add(url);
   let res;
   try {
-    res = await fetch(url);
+    res = await fetch(url, init);
   } catch {
     throw new OfflineError("offline");
   }

@@ -1,6 +1,7 @@
 // The screens. Each one renders into ctx.main and returns {title}; ctx.alive() turns false
 // as soon as the user has navigated elsewhere, so late responses are dropped.
 import { query } from "./api.js";
+import { badge, forecasts, fresh, liveCrowd, paint, source, ticking } from "./crowd.js";
 import { amapUrl, appleMapsUrl, currentPosition } from "./geo.js";
 import {
   categoryLabel, dateRange, dateTime, distance, locale, monthDay, money, offerBadge, priceRange, relative, t, todayKey,
@@ -99,11 +100,10 @@ export async function home(ctx) {
       <ul class="districts">${data.districts.map((d, i) => html`<li><a class="dcard" href="/d/${d.id}">
         <span class="mono tone-${i % 8}" aria-hidden="true">${[...d.name][0]}</span>
         <span class="dtext">
-          <span class="dname">${d.name}</span>
+          <span class="dtop"><span class="dname">${d.name}</span>${d.crowd && d.crowd.updatedAt ? badge(d.id, d.crowd) : ""}</span>
           <span class="ddesc">${d.description}</span>
           <span class="dmeta">${t("merchantsCount", { n: d.merchants.totalCount })} · ${t("areasCount", { n: d.areas.length })}</span>
         </span>
-        <span class="crowd" data-crowd="${d.id}" hidden></span>
         ${icon("chevron", "i chev")}
       </a></li>`)}</ul>
     </section>
@@ -115,6 +115,7 @@ export async function home(ctx) {
       <a class="qcard" href="/gifts">${icon("gift")}<span>${t("gifts")}</span></a>
       <a class="qcard" href="/festivals">${icon("calendar")}<span>${t("festivals")}</span></a>
     </section>`.s;
+  ctx.onLeave(ticking(ctx.main));
   return { title: t("appLong") };
 }
 
@@ -133,12 +134,19 @@ export async function district(ctx) {
     <header class="phead">
       <div class="titlerow"><h1 tabindex="-1">${d.name}</h1>${favButton(fav)}</div>
       <p class="lead">${d.description}</p>
-      <div class="crowd-panel" data-crowd="${d.id}" hidden></div>
+      <div class="crowd-panel">
+        <p class="cp-now"><span class="cp-label" aria-hidden="true">${t("crowdNow")}</span>${badge(d.id, d.crowd, { big: true })}${fresh(d.id, d.crowd)}</p>
+        <p class="cp-src">${source(d.id, d.crowd)}</p>
+      </div>
     </header>
     <section aria-labelledby="h-areas">
       <h2 id="h-areas">${t("areas")}</h2>
-      <ul class="areas">${d.areas.map((a) => html`<li><button type="button" class="chip" data-area="${a.id}" aria-pressed="false">
-        <span>${a.name}</span><span class="crowd" data-crowd="${a.id}" hidden></span></button></li>`)}</ul>
+      <ul class="areas">${d.areas.map((a) => html`<li class="area" id="a-${a.slug}">
+        <div class="area-top"><h3>${a.name}</h3>${badge(a.id, a.crowd)}</div>
+        <div class="fc" data-forecast="${a.id}" aria-busy="true"><span class="sk fc-sk"></span></div>
+        <div class="area-foot">${fresh(a.id, a.crowd)}
+          <button type="button" class="chip area-btn" data-area="${a.id}" aria-pressed="false">${icon("store")}<span>${t("shopsHere")}</span><span class="sr"> · ${a.name}</span></button></div>
+      </li>`)}</ul>
     </section>
     ${fests.length ? html`<section aria-labelledby="h-fests">
       <h2 id="h-fests">${t("events")}</h2>
@@ -155,6 +163,14 @@ export async function district(ctx) {
       <div class="mlist-root"></div>
     </section>`.s;
   bindFavs(ctx.main);
+  const outlook = forecasts(ctx.main, ctx);
+  ctx.onLeave(ticking(ctx.main));
+  // One live subscription while this screen is open: the current levels at once, then each change.
+  ctx.onLeave(liveCrowd(d.id, (u) => {
+    if (!ctx.alive()) return;
+    paint(ctx.main, d.id, u.crowd);
+    for (const a of u.areas) if (paint(ctx.main, a.areaId, a.crowd)) outlook.refresh(a.areaId);
+  }));
   const list = merchantList($(".mlist-root", ctx.main), ctx, { districtId: d.id });
   for (const b of $$("[data-area]", ctx.main)) {
     b.addEventListener("click", () => {
