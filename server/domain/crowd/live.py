@@ -65,7 +65,7 @@ class Publisher:
     message now and one trailing message with the newest level, never a queue of stale ones.
     """
 
-    def __init__(self, redis: Redis, interval: float = 0.25) -> None:
+    def __init__(self, redis: Redis, interval: float = 0.1) -> None:
         self.redis, self.interval = redis, interval
         self.last: dict[str, float] = {}
         self.newest: dict[str, tuple[DistrictUpdate, datetime]] = {}
