@@ -79,6 +79,15 @@ VALIDATION: Final[dict[str, Texts]] = {
     "unauthenticated": _t("请先登录。", "請先登入。", "Please sign in first."),
     "not_found": _t("找不到这个页面或内容，或者链接已失效。", "找不到這個頁面或內容，或者連結已失效。",
                     "This page or item doesn't exist, or the link has expired."),
+    # problems only the back-office forms see (the holiday-hours lines, an alert rule's levels)
+    "exceptions_format": _t("每行写一个日期和当天的营业时间（或“休息”），同一日期只写一行。",
+                            "每行寫一個日期和當天的營業時間（或「休業」），同一日期只寫一行。",
+                            "Write one date per line followed by its hours (or “closed”), each date only once."),
+    "exceptions_too_many": _t("最多 60 个日期。", "最多 60 個日期。", "At most 60 dates."),
+    "exceptions_out_of_range": _t("日期须在一年前到两年后之间。", "日期須在一年前至兩年後之間。",
+                                  "Dates must lie between a year ago and two years ahead."),
+    "clear_above_raise": _t("解除级别不能高于提醒级别。", "解除級別不能高於提示級別。",
+                            "The clearing level can't be above the alert level."),
 }
 
 # ---------------------------------------------------------------- user-interface texts
@@ -295,6 +304,77 @@ UI: Final[dict[str, Texts]] = {
     "new_token": _t("新建令牌", "新增令牌", "New token"),
     "create_token": _t("创建令牌", "建立令牌", "Create token"),
     "revoke": _t("撤销", "撤銷", "Revoke"),
+    "exceptions_hint": _t("每行一个日期，例如 2027-02-06 休息，或 2027-02-10 10:00-14:00, 18:00-22:00。"
+                          "写“休息”“休業”或“closed”表示当天不营业；这些日期的营业时间取代每周的营业时间。",
+                          "每行一個日期，例如 2027-02-06 休業，或 2027-02-10 10:00-14:00, 18:00-22:00。"
+                          "寫「休息」「休業」或「closed」表示當天不營業；這些日期的營業時間取代每週的營業時間。",
+                          "One date per line, e.g. 2027-02-06 closed, or 2027-02-10 10:00-14:00, 18:00-22:00. "
+                          "“closed”, 休息 or 休業 means closed all day; these dates' hours replace the weekly ones."),
+    # crowd sensing
+    "sensors": _t("传感器", "感應器", "Sensors"),
+    "crowd_alerts": _t("人流与提醒", "人流與提示", "Crowds and alerts"),
+    "sensors_intro": _t("每个传感器属于本商圈的一个片区，用自己的密钥向 /ingest/crowd 发送人数读数。",
+                        "每個感應器屬於本商圈的一個片區，用自己的密鑰向 /ingest/crowd 傳送人數讀數。",
+                        "Each sensor belongs to one area of the district and posts head counts to /ingest/crowd "
+                        "with its own key."),
+    "sensor_registered": _t("传感器“{name}”已登记", "感應器「{name}」已登記", "Sensor “{name}” registered"),
+    "sensor_key_shown_once": _t("密钥只显示这一次，本站只保存它的哈希值。请立即复制并配置到传感器上；"
+                                "如果遗失，请撤销这个传感器再重新登记。",
+                                "密鑰只顯示這一次，本站只保存它的雜湊值。請立即複製並設定到感應器上；"
+                                "如果遺失，請撤銷這個感應器再重新登記。",
+                                "The key is shown this once; only its hash is stored. Copy it to the sensor now; "
+                                "if it is lost, revoke the sensor and register it again."),
+    "sensor_key": _t("传感器密钥", "感應器密鑰", "Sensor key"),
+    "sensor_curl_example": _t("试发一条读数（curl）", "試發一條讀數（curl）", "Try it: post one reading (curl)"),
+    "sensor_curl_hint": _t("at 为读数时间（须带时区），count 为片区内的人数；一次最多 500 条。",
+                           "at 為讀數時間（須帶時區），count 為片區內的人數；一次最多 500 條。",
+                           "at is when the count was taken (with its UTC offset), count the people in the area; "
+                           "at most 500 readings a request."),
+    "registered_sensors": _t("已登记的传感器", "已登記的感應器", "Registered sensors"),
+    "no_sensors": _t("暂无传感器。", "暫無感應器。", "No sensors yet."),
+    "register_sensor": _t("登记传感器", "登記感應器", "Register a sensor"),
+    "sensor_name_hint": _t("选填，最多 80 个字符，例如“北门计数器”；留空则用类型名。",
+                           "選填，最多 80 個字元，例如「北門計數器」；留空則用類型名稱。",
+                           "Optional, up to 80 characters, e.g. “north gate counter”; empty uses the kind."),
+    "skind_people_counter": _t("人数计数器", "人數計數器", "People counter"),
+    "skind_gate_counter": _t("闸口进出计数器", "閘口進出計數器", "Gate counter (in/out)"),
+    "skind_camera": _t("摄像头", "攝影機", "Camera"),
+    "skind_manual": _t("人工点数", "人手點算", "Manual count"),
+    "sensor_status_active": _t("使用中", "使用中", "active"),
+    "sensor_status_revoked": _t("已撤销", "已撤銷", "revoked"),
+    "ok_sensor_revoked": _t("传感器已撤销，它的密钥不再有效。", "感應器已撤銷，它的密鑰不再有效。",
+                            "The sensor is revoked; its key no longer works."),
+    "live_levels": _t("实时人流", "即時人流", "Live crowd levels"),
+    "live_levels_intro": _t("超过 {minutes} 分钟没有新读数的片区标为“过时”。",
+                            "超過 {minutes} 分鐘沒有新讀數的片區標為「過時」。",
+                            "Areas without a reading for over {minutes} minutes are marked stale."),
+    "district_level": _t("商圈整体", "商圈整體", "Whole district"),
+    "crowd_level": _t("拥挤程度", "擠擁程度", "Level"),
+    "crowd_percent": _t("占容量", "佔容量", "Of capacity"),
+    "updated_at": _t("更新时间", "更新時間", "Updated"),
+    "crowd_source": _t("数据来源", "數據來源", "Source"),
+    "stale": _t("过时", "過時", "stale"),
+    "no_readings": _t("暂无读数。", "暫無讀數。", "No readings yet."),
+    "level_QUIET": _t("人少", "人少", "Quiet"),  # the shoppers' app (pwa/i18n.js) uses the same words
+    "level_MODERATE": _t("适中", "適中", "Moderate"),
+    "level_BUSY": _t("较挤", "較擠", "Busy"),
+    "level_PACKED": _t("拥挤", "擠迫", "Packed"),
+    "alert_rules": _t("提醒规则", "提示規則", "Alert rules"),
+    "alert_rules_intro": _t("片区达到“提醒级别”时发出提醒；降到“解除级别”以下才解除并重新待命；"
+                            "冷却时间内不会再次提醒。",
+                            "片區達到「提示級別」時發出提示；降到「解除級別」以下才解除並重新待命；"
+                            "冷卻時間內不會再次提示。",
+                            "An alert is raised when an area reaches the alert level; it clears, and re-arms, "
+                            "only once the area falls below the clearing level; no new alert within the cooldown."),
+    "no_rule": _t("尚未设置，下面是建议值。", "尚未設定，下面是建議值。", "No rule yet; these are suggestions."),
+    "rule_state_armed": _t("待命", "待命", "armed"),
+    "rule_state_raised": _t("提醒中", "提示中", "alert raised"),
+    "cooldown_hint": _t("0–1440 分钟。", "0–1440 分鐘。", "0–1440 minutes."),
+    "recent_alerts": _t("最近的提醒", "最近的提示", "Recent alerts"),
+    "times_in_shenzhen": _t("时间为深圳时间。", "時間為深圳時間。", "Times are Shenzhen time."),
+    "no_alerts": _t("暂无提醒。", "暫無提示。", "No alerts yet."),
+    "alert_kind_raised": _t("发出提醒", "發出提示", "raised"),
+    "alert_kind_cleared": _t("已解除", "已解除", "cleared"),
     # field labels (also used in error summaries and conflict boxes)
     "field_title": _t("标题", "標題", "Title"),
     "field_description": _t("介绍", "介紹", "Description"),
@@ -339,12 +419,18 @@ UI: Final[dict[str, Texts]] = {
     "field_festival_decision": _t("活动决定", "活動決定", "Festival decision"),
     "field_decision": _t("决定", "決定", "Decision"),
     "field_action": _t("操作", "操作", "Action"),
+    "field_exceptions": _t("节假日特别营业时间", "節假日特別營業時間", "Holiday opening hours"),
+    "field_hours_exceptions": _t("节假日特别营业时间", "節假日特別營業時間", "Holiday opening hours"),
+    "field_exception_dates": _t("特别营业日期", "特別營業日期", "Dates with special hours"),
+    "field_raise_at": _t("提醒级别", "提示級別", "Alert at"),
+    "field_clear_below": _t("解除级别（低于）", "解除級別（低於）", "Clear below"),
+    "field_cooldown_minutes": _t("冷却时间（分钟）", "冷卻時間（分鐘）", "Cooldown (minutes)"),
 }
 
 MESSAGES: Final[dict[str, Texts]] = {**VALIDATION, **UI}
 # `?ok=` notices a redirect may ask for (each has an "ok_" text)
 NOTICES: Final = frozenset({"saved", "created", "published", "withdrawn", "revoked", "signed_out",
-                            "signed_out_everywhere", "welcome"})
+                            "signed_out_everywhere", "welcome", "sensor_revoked"})
 
 
 def translate(key: str, locale: str = DEFAULT_LOCALE, **values: object) -> str:

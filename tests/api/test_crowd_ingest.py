@@ -156,7 +156,9 @@ async def test_the_worker_takes_alerts_off_the_stream_and_acknowledges_them(
     redis = aioredis.Redis.from_url(app_server.settings.redis_url, decode_responses=True)
     await redis.xadd("crowd_alerts", {"alert_id": "test-alert", "area_id": AREA, "district_id": "huaqiangbei",
                                       "level": "PACKED"})
-    await crowd["db"].crowd_alerts.insert_one({"_id": "test-alert", "area_id": AREA, "district_id": "huaqiangbei"})
+    await crowd["db"].crowd_alerts.insert_one({"_id": "test-alert", "area_id": AREA, "district_id": "huaqiangbei",
+                                               "level": "PACKED", "percent": 100.0, "at": datetime.now(UTC),
+                                               "kind": "raised"})
     stop = asyncio.Event()
     task = asyncio.create_task(consume_alerts(crowd["db"], redis, "test-worker", stop))
     for _ in range(100):
@@ -167,6 +169,7 @@ async def test_the_worker_takes_alerts_off_the_stream_and_acknowledges_them(
     stop.set()
     await asyncio.wait_for(task, timeout=5)
     assert handled["handled"] == {"by": "worker"}
+    await crowd["db"].crowd_alerts.delete_one({"_id": "test-alert"})
     pending = await redis.xpending("crowd_alerts", GROUP)
     assert pending["pending"] == 0
     await redis.aclose()

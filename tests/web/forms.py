@@ -26,6 +26,8 @@ def profile_form(doc: dict[str, Any], **changes: Any) -> dict[str, Any]:
         "price_level": str(doc["price_level"]), "lat": str(lat), "lng": str(lng), "area_id": doc["area_id"],
         "version": str(doc.get("version") or 0),
         **{f"hours.{day}": ", ".join(spans) for day, spans in (doc.get("hours") or {}).items()},
+        "exceptions": "\n".join(f"{e['date']} {', '.join(e['spans']) or 'closed'}"
+                                for e in doc.get("hours_exceptions") or []),
     }
     data.update(changes)
     return data

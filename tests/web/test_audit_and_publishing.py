@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
 from tests.conftest import RunningApp, gql
-from tests.web.conftest import OTHER_DISTRICT, SHOP_X, People, signed_in
+from tests.web.conftest import DISTRICT, OTHER_DISTRICT, SHOP_X, People, signed_in
 from tests.web.forms import new_offer_form, profile_form
 
 
@@ -114,3 +117,42 @@ async def test_an_operator_of_another_district_cannot_see_the_shop(app_server: R
     listing = await other.get("/admin/merchants")
     assert SHOP_X not in listing.text and OTHER_DISTRICT in listing.text
     await other.aclose()
+
+
+async def test_api_tokens_are_audited_without_their_secret(app_server: RunningApp, db: Any, people: People) -> None:
+    merchant = await signed_in(app_server, people.merchant_a)
+    await merchant.form_page("/admin/tokens")
+    created = await merchant.post("/admin/tokens", {"name": "audited pos", "scopes": ["offers", "products"]})
+    assert created.status_code == 200
+    found = re.search(r'id="token-secret" type="text" readonly value="([^"]+)"', created.text)
+    assert found
+    secret = found.group(1)
+    token = await db.api_tokens.find_one({"name": "audited pos", "account_id": people.merchant_a.id})
+    entry = await db.audit.find_one({"action": "token.create", "target_id": token["_id"]})
+    assert entry["target_type"] == "api_token" and entry["actor_id"] == people.merchant_a.id
+    assert entry["before"] is None and entry["after"]["scopes"] == ["offers", "products"]
+    assert entry["after"]["name"] == "audited pos" and entry["district_ids"] == []
+    revoked = await merchant.post(f"/admin/tokens/{token['_id']}/revoke", {})
+    assert revoked.status_code == 303
+    entry2 = await db.audit.find_one({"action": "token.revoke", "target_id": token["_id"]})
+    assert entry2["before"]["status"] == "active" and entry2["after"]["status"] == "revoked"
+    for logged in (entry, entry2):
+        text = json.dumps(logged, default=str)
+        assert secret not in text and token["token_hash"] not in text and "token_hash" not in text
+    await merchant.aclose()
+
+
+async def test_merchant_invitations_are_in_their_districts_audit_log(
+        app_server: RunningApp, db: Any, people: People) -> None:
+    operator = await signed_in(app_server, people.operator)
+    await operator.form_page("/admin/invite")
+    email = f"owner-{uuid.uuid4().hex[:6]}@example.com"
+    invited = await operator.post("/admin/invite", {"email": email, "role": "merchant", "merchant_ids": [SHOP_X]})
+    assert invited.status_code == 200
+    entry = await db.audit.find_one({"action": "invite", "target_id": email})
+    assert entry["district_ids"] == [DISTRICT] and entry["after"]["merchant_ids"] == [SHOP_X]
+    assert f"<code>{email}</code>" in (await operator.get("/admin/audit")).text
+    other = await signed_in(app_server, people.other_operator)
+    assert email not in (await other.get("/admin/audit")).text
+    for browser in (operator, other):
+        await browser.aclose()

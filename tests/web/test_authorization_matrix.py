@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from server.domain.accounts import service as accounts
+from server.domain.crowd import sensors
 from server.domain.festivals import service as festivals
 from server.domain.offers import service as offers
 from server.domain.products import service as products
@@ -35,6 +36,7 @@ class World:
     product_id: str
     people: People
     token_id: str = ""
+    sensor_id: str = ""
 
 
 @dataclass
@@ -89,6 +91,16 @@ def actions(db: Any, w: World) -> list[Action]:
     async def fresh_token() -> None:
         token = await accounts.create_token(db, w.people.merchant_a.actor(), "matrix", ["offers"])
         w.token_id = token.id
+
+    async def fresh_sensor() -> None:
+        sensor, _ = await sensors.register(db, w.people.admin.actor(), AREA, "people_counter", "matrix")
+        w.sensor_id = sensor.id
+
+    async def sensor_data() -> dict[str, Any]:
+        return {"area_id": AREA, "kind": "gate_counter", "name": f"matrix gate {next(counter)}"}
+
+    async def rule_data() -> dict[str, Any]:
+        return {"raise_at": "PACKED", "clear_below": "BUSY", "cooldown_minutes": str(next(counter) % 1000)}
 
     async def without_x() -> None:
         await db.products.update_one({"_id": SHARED_PRODUCT}, {"$pull": {"sold_by": SHOP_X}})
@@ -179,10 +191,16 @@ def actions(db: Any, w: World) -> list[Action]:
         Action("invite operator", {"admin"}, lambda: "/admin/invite", invite_operator_data,
                lambda: count("invitations")),
         Action("create API token", set(ACTORS) - {"anonymous"}, lambda: "/admin/tokens", token_data,
-               lambda: count("api_tokens"), audited=False),
+               lambda: count("api_tokens")),
         # someone else's token is "not found" for you: its existence isn't confirmed either
         Action("revoke API token", {"merchant_a"}, lambda: f"/admin/tokens/{w.token_id}/revoke", nothing,
-               lambda: doc("api_tokens", w.token_id), fresh_token, denied={403, 404}, audited=False),
+               lambda: doc("api_tokens", w.token_id), fresh_token, denied={403, 404}),
+        Action("register sensor", district_side, lambda: f"/admin/districts/{DISTRICT}/sensors", sensor_data,
+               lambda: ids("sensors", {"district_id": DISTRICT})),
+        Action("revoke sensor", district_side, lambda: f"/admin/districts/{DISTRICT}/sensors/{w.sensor_id}/revoke",
+               nothing, lambda: doc("sensors", w.sensor_id), fresh_sensor),
+        Action("set crowd alert rule", district_side, lambda: f"/admin/districts/{DISTRICT}/crowd/rules/{AREA}",
+               rule_data, lambda: doc("crowd_alert_rules", AREA)),
     ]
 
 
@@ -242,6 +260,8 @@ async def test_every_post_route_of_the_back_office_is_in_the_matrix(db: Any, wor
         "/offers/{offer_id}/decision", "/merchants/{merchant_id}/products/{product_id}/sold",
         "/merchants/{merchant_id}/products/new", "/products/{product_id}", "/festivals/new",
         "/festivals/{festival_id}", "/areas/{area_id}/capacity", "/invite", "/tokens", "/tokens/{token_id}/revoke",
+        "/districts/{district_id}/sensors", "/districts/{district_id}/sensors/{sensor_id}/revoke",
+        "/districts/{district_id}/crowd/rules/{area_id}",
     }
     assert posts == covered | own_session
     assert len(actions(db, world)) >= len(covered)

@@ -292,6 +292,7 @@ def test_every_domain_message_key_is_translated_in_three_locales() -> None:
 def test_every_text_the_templates_ask_for_exists() -> None:
     from server.domain.accounts.models import ROLES
     from server.domain.authz import SCOPES
+    from server.domain.crowd.models import LEVELS, SENSOR_KINDS
     from server.domain.festivals.models import KINDS as FESTIVAL_KINDS
     from server.domain.i18n import LOCALES
     from server.domain.merchants.hours import DAYS
@@ -303,7 +304,9 @@ def test_every_text_the_templates_ask_for_exists() -> None:
         used |= set(re.findall(r"""\bt\(["']([a-zA-Z0-9_-]+)["']\s*[,)]""", path.read_text()))
     for prefix, values in (("role_", ROLES), ("scope_", SCOPES), ("fkind_", FESTIVAL_KINDS), ("locale_", LOCALES),
                            ("day_", DAYS), ("kind_", KINDS), ("status_", STATUSES), ("pcat_", CATEGORIES),
-                           ("decision_", ("featured", "rejected", "none")), ("ok_", i18n.NOTICES)):
+                           ("decision_", ("featured", "rejected", "none")), ("ok_", i18n.NOTICES),
+                           ("skind_", SENSOR_KINDS), ("level_", LEVELS), ("sensor_status_", ("active", "revoked")),
+                           ("rule_state_", ("armed", "raised")), ("alert_kind_", ("raised", "cleared"))):
         used |= {prefix + v for v in values}
     missing = sorted(k for k in used if k not in i18n.MESSAGES)
     assert not missing

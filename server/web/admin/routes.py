@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from server.settings import Settings
 from server.web.admin import views_account as account
+from server.web.admin import views_crowd as crowd
 from server.web.admin import views_district as district
 from server.web.admin import views_shop as shop
 from server.web.admin.common import http_error
@@ -83,6 +84,12 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/invite", district.invite_form, methods=GET),
         Route("/invite", district.invite, methods=POST),
         Route("/audit", district.audit_log, methods=GET),
+        # crowd sensing of a district
+        Route("/districts/{district_id}/sensors", crowd.sensor_list, methods=GET),
+        Route("/districts/{district_id}/sensors", crowd.register_sensor, methods=POST),
+        Route("/districts/{district_id}/sensors/{sensor_id}/revoke", crowd.revoke_sensor, methods=POST),
+        Route("/districts/{district_id}/crowd", crowd.crowd_page, methods=GET),
+        Route("/districts/{district_id}/crowd/rules/{area_id}", crowd.save_rule, methods=POST),
         Route("/accounts", district.account_list, methods=GET),
     ]
 
