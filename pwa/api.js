@@ -49,6 +49,18 @@ export function queryFresh(name, variables) {
   return load("/graphql", { method: "POST", headers: { "content-type": "application/json" }, body });
 }
 
+/** Tell the merchant an offer was seen (VIEW, once per offer and session) or its coupon copied (SAVE); best effort. */
+export function recordOffer(id, kind) {
+  const key = `sq.seen.${kind}.${id}`;
+  try {
+    if (kind === "VIEW" && sessionStorage.getItem(key)) return;
+    sessionStorage.setItem(key, "1");
+  } catch { /* private mode: count anyway */ }
+  const body = JSON.stringify(request("RecordOfferInteraction", { id, kind }));
+  fetch("/graphql", { method: "POST", headers: { "content-type": "application/json" }, body, keepalive: true })
+    .catch(() => { /* offline: the count is a courtesy, not a record */ });
+}
+
 async function load(url, init) {
   if (!init) seen.add(url);
   let res;

@@ -1,6 +1,6 @@
 // The screens. Each one renders into ctx.main and returns {title}; ctx.alive() turns false
 // as soon as the user has navigated elsewhere, so late responses are dropped.
-import { query } from "./api.js";
+import { query, recordOffer } from "./api.js";
 import { badge, forecasts, fresh, liveCrowd, paint, source, ticking } from "./crowd.js";
 import { amapUrl, appleMapsUrl, currentPosition } from "./geo.js";
 import {
@@ -63,7 +63,7 @@ function offerFull(o) {
       <h3>${o.title}</h3>
       ${o.description ? html`<p>${o.description}</p>` : ""}
       <p class="ometa">${meta}</p>
-      ${o.couponCode ? html`<div class="coupon"><span class="coupon-label">${t("coupon")}</span><code>${o.couponCode}</code><button type="button" class="linkbtn" data-copy="${o.couponCode}">${icon("copy")}${t("copy")}</button></div>` : ""}
+      ${o.couponCode ? html`<div class="coupon"><span class="coupon-label">${t("coupon")}</span><code>${o.couponCode}</code><button type="button" class="linkbtn" data-copy="${o.couponCode}" data-offer="${o.id}">${icon("copy")}${t("copy")}</button></div>` : ""}
     </div>
   </li>`;
 }
@@ -72,6 +72,7 @@ function bindCopy(root) {
   for (const b of $$("[data-copy]", root)) {
     b.addEventListener("click", async () => {
       try { await navigator.clipboard.writeText(b.dataset.copy); } catch { /* shown anyway: the code is on screen */ }
+      if (b.dataset.offer) recordOffer(b.dataset.offer, "SAVE"); // a copied coupon is the shopper keeping the offer
       toast(t("copied"));
     });
   }
@@ -427,6 +428,7 @@ export async function merchant(ctx) {
     </article>`.s;
   bindFavs(ctx.main);
   bindCopy(ctx.main);
+  for (const o of m.offers) recordOffer(o.id, "VIEW");
   return { title: m.name };
 }
 
