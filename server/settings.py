@@ -36,6 +36,19 @@ def _thresholds(raw: str) -> tuple[int, int, int]:
     return low, mid, high
 
 
+def _vapid_subject(subject: str) -> str:
+    if not subject.startswith(("mailto:", "https://")):
+        raise SettingsError("VAPID_SUBJECT must be a mailto: or https: URL (RFC 8292)")
+    return subject
+
+
+def _allow_local(env: dict[str, str]) -> bool:
+    allowed = _bool(env, "ALLOW_LOCAL_PUSH_SERVICES")
+    if allowed and _bool(env, "PRODUCTION"):
+        raise SettingsError("ALLOW_LOCAL_PUSH_SERVICES is for tests and benchmarks; it is refused with PRODUCTION on")
+    return allowed
+
+
 def _bool(env: dict[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -66,6 +79,13 @@ class Settings:
     crowd_thresholds: tuple[int, int, int] = (40, 70, 90)
     crowd_stale_minutes: int = 15
     crowd_retention_days: int = 90
+    # Web Push (RFC 8292): raw base64url keys; empty = generated once and kept in MongoDB `meta`.
+    vapid_private_key: str = ""
+    vapid_public_key: str = ""
+    vapid_subject: str = "mailto:ops@shangquan.example"
+    # http / 127.0.0.1 push services, for tests and the benchmark only; refused in production.
+    allow_local_push_services: bool = False
+    production: bool = False
     # Simulated sensors in every area (on by default in single-machine mode with the embedded MongoDB).
     crowd_simulator: bool = False
 
@@ -100,4 +120,9 @@ class Settings:
             crowd_stale_minutes=_int(env, "CROWD_STALE_MINUTES", 15, 1, 24 * 60),
             crowd_retention_days=_int(env, "CROWD_RETENTION_DAYS", 90, 1, 3650),
             crowd_simulator=_bool(env, "CROWD_SIMULATOR"),
+            vapid_private_key=env.get("VAPID_PRIVATE_KEY", ""),
+            vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
+            vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),
+            allow_local_push_services=_allow_local(env),
+            production=_bool(env, "PRODUCTION"),
         )

@@ -32,6 +32,8 @@ from server.api.offers.mutations import OfferMutations
 from server.api.offers.queries import OfferQueries
 from server.api.products.mutations import ProductMutations
 from server.api.products.queries import ProductQueries
+from server.api.push.mutations import PushMutations
+from server.api.push.queries import PushQueries
 from server.api.search.queries import SearchQueries
 from server.settings import Settings
 
@@ -40,7 +42,7 @@ log = logging.getLogger("shangquan.graphql")
 
 @strawberry.type
 class Query(NodeQueries, DistrictQueries, MerchantQueries, OfferQueries, FestivalQueries, ProductQueries,
-            SearchQueries, CrowdQueries):
+            SearchQueries, CrowdQueries, PushQueries):
     pass
 
 
@@ -51,7 +53,7 @@ class Subscription(CrowdSubscriptions):
 
 @strawberry.type
 class Mutation(OfferMutations, MerchantMutations, FestivalMutations, DistrictMutations, ProductMutations,
-               AccountMutations, CrowdMutations):
+               AccountMutations, CrowdMutations, PushMutations):
     pass
 
 

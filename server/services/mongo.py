@@ -34,6 +34,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "crowd_readings": [([("area_id", ASCENDING)], {})],
     "crowd_hourly": [([("area_id", ASCENDING), ("hour_ts", ASCENDING)], {})],
     "crowd_alerts": [([("district_id", ASCENDING)], {})],
+    "push_subscriptions": [([("districts", ASCENDING)], {}), ([("origin", ASCENDING)], {})],
     "audit": [([("district_ids", ASCENDING)], {}), ([("at", ASCENDING)], {})],
     "products": [
         ([("sold_by", ASCENDING)], {}),

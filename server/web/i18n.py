@@ -427,7 +427,16 @@ UI: Final[dict[str, Texts]] = {
     "field_cooldown_minutes": _t("冷却时间（分钟）", "冷卻時間（分鐘）", "Cooldown (minutes)"),
 }
 
-MESSAGES: Final[dict[str, Texts]] = {**VALIDATION, **UI}
+MESSAGES: Final[dict[str, Texts]] = {
+    "push_endpoint_invalid": _t("推送地址必须是有效的 https 网址。", "推送地址必須是有效的 https 網址。",
+                                "The push endpoint must be a valid https URL."),
+    "push_endpoint_private": _t("不允许使用这个推送服务地址。", "不允許使用這個推送服務地址。",
+                                "This push service address is not allowed."),
+    "push_key_invalid": _t("推送公钥无效(须为 P-256 未压缩公钥)。", "推送公鑰無效(須為 P-256 未壓縮公鑰)。",
+                           "The push key is not a valid uncompressed P-256 public key."),
+    "push_auth_invalid": _t("推送认证密钥须为 16 字节。", "推送認證密鑰須為 16 位元組。",
+                            "The push auth secret must be 16 bytes."),
+    "too_many_districts": _t("最多选择 20 个商圈。", "最多選擇 20 個商圈。", "Choose at most 20 districts."),**VALIDATION, **UI}
 # `?ok=` notices a redirect may ask for (each has an "ok_" text)
 NOTICES: Final = frozenset({"saved", "created", "published", "withdrawn", "revoked", "signed_out",
                             "signed_out_everywhere", "welcome", "sensor_revoked"})

@@ -1,0 +1,1 @@
+"""Web Push subscriptions: who wants which messages, for which districts, in which language."""

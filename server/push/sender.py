@@ -1,0 +1,127 @@
+"""Sends encoded messages: one shared httpx client per push service, bounded concurrency, typed outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+
+import httpx
+
+from server.push.encode import EncodedMessage
+from server.push.hosts import HostGuard, UnsafeHost
+from server.push.vapid import VapidSigner, origin_of
+
+HTTP2 = importlib.util.find_spec("h2") is not None  # httpx speaks HTTP/2 only with the h2 package
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"  # 201/202
+    EXPIRED = "expired"  # 404/410: the caller deletes the subscription
+    TOO_LARGE = "too_large"  # 413
+    RATE_LIMITED = "rate_limited"  # 429, or still inside that service's Retry-After
+    RETRYABLE = "retryable"  # 5xx, timeouts, connection errors
+    FAILED = "failed"  # any other answer (400, 401, 403, …): retrying will not help
+    BLOCKED = "blocked"  # the endpoint's host is not a public address (SSRF guard)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    outcome: Outcome
+    status: int | None = None
+    retry_after: float | None = None  # seconds, for RATE_LIMITED (and 5xx answers that say so)
+    detail: str = ""
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def outcome_of(status: int) -> Outcome:
+    if status in (201, 202):
+        return Outcome.DELIVERED
+    if status in (404, 410):
+        return Outcome.EXPIRED
+    if status == 413:
+        return Outcome.TOO_LARGE
+    if status == 429:
+        return Outcome.RATE_LIMITED
+    if status >= 500:
+        return Outcome.RETRYABLE
+    return Outcome.FAILED
+
+
+class PushSender:
+    def __init__(self, signer: VapidSigner, guard: HostGuard, *, concurrency: int = 100, timeout: float = 10.0,
+                 max_connections_per_service: int = 50, clock: Callable[[], float] = time.monotonic) -> None:
+        self._signer = signer
+        self._guard = guard
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._timeout = httpx.Timeout(timeout)
+        self._limits = httpx.Limits(max_connections=max_connections_per_service,
+                                    max_keepalive_connections=max_connections_per_service)
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._paused_until: dict[str, float] = {}
+        self._clock = clock
+
+    def client_for(self, origin: str) -> httpx.AsyncClient:
+        client = self._clients.get(origin)
+        if client is None:
+            client = httpx.AsyncClient(http2=HTTP2, timeout=self._timeout, limits=self._limits,
+                                       follow_redirects=False, trust_env=False)
+            self._clients[origin] = client
+        return client
+
+    def paused_for(self, origin: str) -> float:
+        """Seconds this push service asked us to wait (429 Retry-After); 0 when it may be called."""
+        return max(0.0, self._paused_until.get(origin, 0.0) - self._clock())
+
+    async def send(self, message: EncodedMessage) -> SendResult:
+        """Never raises for what the push service (or the network) answers."""
+        try:
+            origin = origin_of(message.endpoint)
+            await self._guard.check_url(message.endpoint)
+        except (UnsafeHost, ValueError) as exc:
+            return SendResult(Outcome.BLOCKED, detail=str(exc))
+        wait = self.paused_for(origin)
+        if wait > 0:
+            return SendResult(Outcome.RATE_LIMITED, retry_after=wait, detail="push service asked to wait")
+        headers = dict(message.headers)
+        headers["Authorization"] = self._signer.header(message.endpoint)
+        async with self._semaphore:
+            try:
+                response = await self.client_for(origin).post(message.endpoint, content=message.body,
+                                                              headers=headers)
+            except httpx.TimeoutException as exc:
+                return SendResult(Outcome.RETRYABLE, detail=f"timeout: {type(exc).__name__}")
+            except httpx.HTTPError as exc:
+                return SendResult(Outcome.RETRYABLE, detail=f"{type(exc).__name__}: {exc}")
+        outcome = outcome_of(response.status_code)
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if outcome is Outcome.RATE_LIMITED:
+            retry_after = retry_after if retry_after is not None else 60.0
+            self._paused_until[origin] = max(self._paused_until.get(origin, 0.0), self._clock() + retry_after)
+        detail = "" if outcome is Outcome.DELIVERED else response.text[:200]
+        return SendResult(outcome, response.status_code, retry_after, detail)
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
