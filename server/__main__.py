@@ -30,6 +30,8 @@ from server.domain.accounts import service as accounts
 from server.domain.crowd import feeder
 from server.domain.crowd.live import Publisher
 from server.domain.errors import Invalid
+from server.observability.logs import configure_logging
+from server.observability.startup import MongoUnavailable, problems, wait_for_mongo
 from server.services import embedded, mongo
 from server.services import redis as redis_service
 from server.settings import Settings, SettingsError
@@ -97,7 +99,9 @@ def _with_services(settings: Settings, *, redis: bool = True) -> tuple[Settings,
 
 async def _serve(settings: Settings) -> None:
     app = create_app(settings)
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", lifespan="on")
+    await wait_for_mongo(settings.mongodb_url)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", lifespan="on",
+                            log_config=None, access_log=False)
     server = uvicorn.Server(config)
     stop_worker = asyncio.Event()
     worker = asyncio.create_task(_after_start(server, stop_worker, run_worker(settings, settings.mongodb_url,
@@ -169,11 +173,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "schema":
         print(schema_sdl(), end="")
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, json=settings.log_json)
+    if issues := problems(settings):
+        for issue in issues:
+            print(f"configuration error: {issue}", file=sys.stderr)
         return 2
     if args.command == "crowd" and not (settings.mongodb_url and settings.redis_url):
         print("point MONGODB_URL and REDIS_URL at the app's servers (python -m server already simulates "
@@ -194,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 0
+    except MongoUnavailable as exc:
+        print(f"startup failed: {exc}", file=sys.stderr)
+        return 2
     finally:
         for child in reversed(children):
             child.stop()

@@ -17,6 +17,8 @@ from server.api.schema import build_schema
 from server.api.view import GraphQLView
 from server.content.loader import load_content
 from server.domain.crowd.live import Publisher
+from server.observability.metrics import MongoMetrics, metrics_route
+from server.observability.middleware import AccessLogMiddleware
 from server.services import embedded, mongo, redis
 from server.settings import Settings
 from server.web import pages
@@ -51,7 +53,7 @@ def create_app(
                 redis_child = embedded.start_redis(settings.var_dir)
                 stack.callback(redis_child.stop)
                 redis_url = redis_child.url
-            client = mongo.connect(mongo_url, listeners=mongo_listeners)
+            client = mongo.connect(mongo_url, listeners=[*(mongo_listeners or []), MongoMetrics()])
             stack.push_async_callback(client.close)
             redis_client = redis.connect(redis_url)
             stack.push_async_callback(redis_client.aclose)
@@ -76,6 +78,7 @@ def create_app(
     routes = [
         Route("/healthz", pages.healthz),
         Route("/readyz", pages.readyz),
+        metrics_route(settings.metrics_token),
         Route("/ingest/crowd", ingest_crowd, methods=["POST"]),
         Route("/graphql", ETagMiddleware(graphql), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
@@ -83,7 +86,7 @@ def create_app(
         *pwa_routes(settings),
     ]
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan,
-                     middleware=[Middleware(RequestIdMiddleware)])
+                     middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)])
 
 
 def __getattr__(name: str) -> Starlette:

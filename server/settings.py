@@ -88,6 +88,9 @@ class Settings:
     production: bool = False
     # Simulated sensors in every area (on by default in single-machine mode with the embedded MongoDB).
     crowd_simulator: bool = False
+    log_level: str = "INFO"  # LOG_LEVEL
+    log_json: bool = True  # LOG_FORMAT=text for plain lines
+    metrics_token: str = ""  # METRICS_TOKEN; empty: /metrics for loopback clients only
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -120,6 +123,9 @@ class Settings:
             crowd_stale_minutes=_int(env, "CROWD_STALE_MINUTES", 15, 1, 24 * 60),
             crowd_retention_days=_int(env, "CROWD_RETENTION_DAYS", 90, 1, 3650),
             crowd_simulator=_bool(env, "CROWD_SIMULATOR"),
+            log_level=env.get("LOG_LEVEL", "INFO"),
+            log_json=env.get("LOG_FORMAT", "json").strip().lower() != "text",
+            metrics_token=env.get("METRICS_TOKEN", ""),
             vapid_private_key=env.get("VAPID_PRIVATE_KEY", ""),
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
             vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from server.domain.crowd.alerts import STREAM
+from server.observability.logs import configure_logging
 from server.services import mongo, redis
 from server.services.mongo import Doc
 from server.settings import Settings
@@ -90,8 +91,8 @@ async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = Settings.from_env()
+    configure_logging(settings.log_level, json=settings.log_json)
     if not settings.mongodb_url or not settings.redis_url:
         raise SystemExit("the worker needs MONGODB_URL and REDIS_URL (python -m server runs one for you)")
 

@@ -35,6 +35,7 @@ from server.api.products.queries import ProductQueries
 from server.api.push.mutations import PushMutations
 from server.api.push.queries import PushQueries
 from server.api.search.queries import SearchQueries
+from server.observability.graphql import OperationNameExtension
 from server.settings import Settings
 
 log = logging.getLogger("shangquan.graphql")
@@ -85,6 +86,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         lambda: AddValidationRules([rule]),
         lambda: ValidationCache(maxsize=512),
         LocaleExtension,
+        OperationNameExtension,
     ]
     return AppSchema(query=Query, mutation=Mutation, subscription=Subscription, types=list(NODE_TYPES),
                      extensions=extensions)

@@ -17,6 +17,7 @@ from server.api import persisted
 from server.api.context import Context
 from server.api.errors import format_error
 from server.domain.i18n import negotiate
+from server.observability.metrics import count_graphql_errors
 from server.web.request_id import current_request_id
 
 
@@ -60,6 +61,7 @@ class GraphQLView(GraphQL[Context, None]):
         out: dict[str, Any] = {"data": result.data}
         if result.errors:
             out["errors"] = [format_error(e, request_id) for e in result.errors]
+            count_graphql_errors([e["extensions"]["code"] for e in out["errors"]])
         if result.extensions:
             out["extensions"] = result.extensions
         return out  # type: ignore[return-value]

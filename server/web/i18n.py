@@ -436,7 +436,10 @@ MESSAGES: Final[dict[str, Texts]] = {
                            "The push key is not a valid uncompressed P-256 public key."),
     "push_auth_invalid": _t("推送认证密钥须为 16 字节。", "推送認證密鑰須為 16 位元組。",
                             "The push auth secret must be 16 bytes."),
-    "too_many_districts": _t("最多选择 20 个商圈。", "最多選擇 20 個商圈。", "Choose at most 20 districts."),**VALIDATION, **UI}
+    "too_many_districts": _t("最多选择 20 个商圈。", "最多選擇 20 個商圈。", "Choose at most 20 districts."),
+    **VALIDATION,
+    **UI,
+}
 # `?ok=` notices a redirect may ask for (each has an "ok_" text)
 NOTICES: Final = frozenset({"saved", "created", "published", "withdrawn", "revoked", "signed_out",
                             "signed_out_everywhere", "welcome", "sensor_revoked"})

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from server.domain.crowd import live, sensors
 from server.domain.crowd.ingest import BatchError, ingest
+from server.observability.metrics import count_readings
 
 log = logging.getLogger("shangquan.ingest")
 MAX_BODY = 256 * 1024
@@ -48,6 +49,7 @@ async def ingest_crowd(request: Request) -> Response:
     if report.touched_areas:
         await live.broadcast(state.db, state.crowd_publisher, state.settings, {sensor.district_id},
                              report.touched_areas, now)
+    count_readings(len(report.stored))
     body_out = {"stored": report.stored, "duplicates": report.duplicates,
                 "rejected": [asdict(r) for r in report.rejected]}
     if report.rejected and not (report.stored or report.duplicates):

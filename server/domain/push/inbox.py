@@ -1,0 +1,67 @@
+"""The in-app inbox: every campaign that was not cancelled, newest first, for the reader's districts and topics.
+
+Read state lives on the device; the server only pages through campaigns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain.i18n import LOCALES
+from server.domain.paging import Key
+from server.domain.push.campaigns import COLLECTION, SENDING, Campaign
+from server.domain.push.models import TOPICS
+from server.services.mongo import Doc
+
+MAX_DISTRICTS: Final = 20
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    campaign: Campaign
+    title: str
+    body: str
+    url: str
+    key: Key
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    items: list[InboxItem]
+    has_next: bool
+
+
+def _before(after: Key | None) -> dict[str, Any]:
+    """Strictly after `after` in (created_at, _id) descending order."""
+    if after is None:
+        return {}
+    value, last_id = after
+    return {"$or": [{"created_at": {"$lt": value}}, {"created_at": value, "_id": {"$lt": last_id}}]}
+
+
+async def inbox(db: AsyncDatabase[Doc], districts: list[str], topics: list[str], locale: str, *, first: int,
+                after: Key | None = None) -> InboxPage:
+    districts = sorted(set(districts))[:MAX_DISTRICTS]
+    wanted = sorted(set(topics) & set(TOPICS)) if topics else list(TOPICS)
+    if not districts or not wanted or first <= 0:
+        return InboxPage([], False)
+    reader = locale if locale in LOCALES else "zh-CN"
+    query: dict[str, Any] = {"district_ids": {"$in": districts}, "topics": {"$in": wanted}, "status": SENDING,
+                             "locales": {"$in": [reader]}}
+    boundary = _before(after)
+    if boundary:
+        query = {"$and": [query, boundary]}
+    cursor = db[COLLECTION].find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(first + 1)
+    docs = [doc async for doc in cursor]
+    items = []
+    for doc in docs[:first]:
+        campaign = Campaign.from_doc(doc)
+        title, body, url = campaign.localized(reader)
+        created: datetime = campaign.created_at
+        items.append(InboxItem(campaign, title, body, url, (created, campaign.id)))
+    return InboxPage(items, len(docs) > first)

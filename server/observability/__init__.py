@@ -1,0 +1,1 @@
+"""Seeing what the system does: JSON logs without secrets, Prometheus metrics, startup checks."""

@@ -1,0 +1,156 @@
+"""Prometheus metrics (prometheus-client, default registry) and the protected `/metrics` endpoint.
+
+Labels stay bounded: routes by template (`/admin/invite/{token}`, never the token), status by class,
+MongoDB by command name, GraphQL operations by name only when the name is a plain identifier and
+only for the first MAX_OPERATIONS names seen (then "other"): clients choose operation names.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+MAX_OPERATIONS = 200
+
+HTTP_REQUESTS = Counter("shangquan_http_requests_total", "HTTP requests answered",
+                        ["method", "route", "status"])
+HTTP_LATENCY = Histogram("shangquan_http_request_duration_seconds", "HTTP request latency",
+                         ["method", "route"], buckets=LATENCY_BUCKETS)
+GRAPHQL_LATENCY = Histogram("shangquan_graphql_request_duration_seconds",
+                            "GraphQL-over-HTTP latency by operation name", ["operation"], buckets=LATENCY_BUCKETS)
+GRAPHQL_ERRORS = Counter("shangquan_graphql_errors_total", "GraphQL errors returned, by extensions.code", ["code"])
+MONGO_LATENCY = Histogram("shangquan_mongodb_command_duration_seconds", "MongoDB command latency",
+                          ["command"], buckets=DB_BUCKETS)
+MONGO_FAILURES = Counter("shangquan_mongodb_command_failures_total", "MongoDB commands that failed", ["command"])
+REDIS_LATENCY = Histogram("shangquan_redis_command_duration_seconds", "Redis call latency",
+                          ["command"], buckets=DB_BUCKETS)
+READINGS = Counter("shangquan_crowd_readings_ingested_total", "Crowd sensor readings accepted")
+WS_SUBSCRIBERS = Gauge("shangquan_websocket_subscribers", "Open WebSocket connections (GraphQL subscriptions)")
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
+_operations: set[str] = set()
+_operations_lock = threading.Lock()
+
+
+def status_class(status: int) -> str:
+    return f"{status // 100}xx" if 100 <= status <= 599 else "other"
+
+
+def operation_label(name: str | None) -> str:
+    if not name:
+        return "anonymous"
+    if not _IDENT.match(name):
+        return "other"
+    with _operations_lock:
+        if name in _operations:
+            return name
+        if len(_operations) >= MAX_OPERATIONS:
+            return "other"
+        _operations.add(name)
+        return name
+
+
+def observe_request(method: str, route: str, status: int, seconds: float, operation: str | None = None,
+                    graphql: bool = False) -> None:
+    HTTP_REQUESTS.labels(method, route, status_class(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(seconds)
+    if graphql:
+        GRAPHQL_LATENCY.labels(operation_label(operation)).observe(seconds)
+
+
+def count_graphql_errors(codes: list[str]) -> None:
+    for code in codes:
+        GRAPHQL_ERRORS.labels(code if _CODE.match(code) else "OTHER").inc()
+
+
+def count_readings(n: int = 1) -> None:
+    if n > 0:
+        READINGS.inc(n)
+
+
+def subscriber_connected() -> None:
+    WS_SUBSCRIBERS.inc()
+
+
+def subscriber_disconnected() -> None:
+    WS_SUBSCRIBERS.dec()
+
+
+@asynccontextmanager
+async def redis_timer(command: str) -> AsyncIterator[None]:
+    """`async with redis_timer("xadd"): await redis.xadd(...)` — optional, for the calls worth watching."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        REDIS_LATENCY.labels(command).observe(time.perf_counter() - start)
+
+
+class MongoMetrics(CommandListener):
+    """Pass to create_app(mongo_listeners=[MongoMetrics()]) (or AsyncMongoClient(event_listeners=[...]))."""
+
+    def started(self, event: CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        MONGO_LATENCY.labels(event.command_name).observe(event.duration_micros / 1e6)
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        MONGO_LATENCY.labels(event.command_name).observe(event.duration_micros / 1e6)
+        MONGO_FAILURES.labels(event.command_name).inc()
+
+
+def _loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def metrics_endpoint(token: str = "", registry: CollectorRegistry = REGISTRY) -> Callable[[Request],
+                                                                                          Awaitable[Response]]:
+    """With a token: `Authorization: Bearer <token>` or 401, from anywhere. Without: loopback clients only (403)."""
+    expected = token.encode()
+
+    async def metrics(request: Request) -> Response:
+        if expected:
+            given = request.headers.get("authorization", "")
+            scheme, _, credentials = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(credentials.strip().encode(), expected):
+                return PlainTextResponse("metrics need a bearer token\n", status_code=401,
+                                         headers={"www-authenticate": 'Bearer realm="metrics"'})
+        elif not _loopback(request.client.host if request.client else None):
+            return PlainTextResponse("metrics are served to loopback clients only (or set METRICS_TOKEN)\n",
+                                     status_code=403)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST,
+                        headers={"cache-control": "no-store"})
+
+    return metrics
+
+
+def metrics_route(token: str = "") -> Route:
+    return Route("/metrics", metrics_endpoint(token), methods=["GET"])
