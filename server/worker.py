@@ -22,6 +22,10 @@ from redis.exceptions import RedisError, ResponseError
 
 from server.domain.crowd.alerts import STREAM
 from server.observability.logs import configure_logging
+from server.push import fanout
+from server.push.hosts import HostGuard
+from server.push.sender import PushSender
+from server.push.vapid import VapidSigner, keys_for_settings
 from server.services import mongo, redis
 from server.services.mongo import Doc
 from server.settings import Settings
@@ -81,9 +85,16 @@ async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop:
         db = client[settings.mongodb_db]
         await db.command("ping")
         await redis_client.ping()
+        keys = await keys_for_settings(db, settings)
+        sender = PushSender(VapidSigner(keys, settings.vapid_subject),
+                            HostGuard(allow_local=settings.allow_local_push_services, production=settings.production))
         log.info("worker %s ready", consumer)
-        await asyncio.gather(consume_alerts(db, redis_client, consumer, stop),
-                             purge_readings(db, settings.crowd_retention_days, stop))
+        try:
+            await asyncio.gather(consume_alerts(db, redis_client, consumer, stop),
+                                 purge_readings(db, settings.crowd_retention_days, stop),
+                                 fanout.consume(db, redis_client, sender, consumer, stop))
+        finally:
+            await sender.aclose()
     finally:
         await redis_client.aclose()
         await client.close()

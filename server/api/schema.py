@@ -32,6 +32,7 @@ from server.api.offers.mutations import OfferMutations
 from server.api.offers.queries import OfferQueries
 from server.api.products.mutations import ProductMutations
 from server.api.products.queries import ProductQueries
+from server.api.push.campaigns import CampaignMutations, CampaignQueries
 from server.api.push.mutations import PushMutations
 from server.api.push.queries import PushQueries
 from server.api.search.queries import SearchQueries
@@ -43,7 +44,7 @@ log = logging.getLogger("shangquan.graphql")
 
 @strawberry.type
 class Query(NodeQueries, DistrictQueries, MerchantQueries, OfferQueries, FestivalQueries, ProductQueries,
-            SearchQueries, CrowdQueries, PushQueries):
+            SearchQueries, CrowdQueries, PushQueries, CampaignQueries):
     pass
 
 
@@ -54,7 +55,7 @@ class Subscription(CrowdSubscriptions):
 
 @strawberry.type
 class Mutation(OfferMutations, MerchantMutations, FestivalMutations, DistrictMutations, ProductMutations,
-               AccountMutations, CrowdMutations, PushMutations):
+               AccountMutations, CrowdMutations, PushMutations, CampaignMutations):
     pass
 
 

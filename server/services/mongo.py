@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
 
@@ -34,6 +34,9 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "crowd_readings": [([("area_id", ASCENDING)], {})],
     "crowd_hourly": [([("area_id", ASCENDING), ("hour_ts", ASCENDING)], {})],
     "crowd_alerts": [([("district_id", ASCENDING)], {})],
+    "push_campaigns": [([("district_ids", ASCENDING)], {}), ([("created_at", DESCENDING)], {}),
+                       ([("stage", ASCENDING)], {})],
+    "push_deliveries": [([("state", ASCENDING), ("due", ASCENDING)], {}), ([("campaign_id", ASCENDING)], {})],
     "push_subscriptions": [([("districts", ASCENDING)], {}), ([("origin", ASCENDING)], {})],
     "audit": [([("district_ids", ASCENDING)], {}), ([("at", ASCENDING)], {})],
     "products": [

@@ -168,7 +168,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *, n
         p.add("topics", "required")
     elif not set(topics) <= set(TOPICS):
         p.add("topics", "invalid_choice")
-    locales = sorted(set(data.locales)) or list(LOCALES)
+    locales = sorted(set(data.locales) or set(LOCALES))
     if not set(locales) <= set(LOCALES):
         p.add("locales", "invalid_choice")
     if data.urgency not in {u.value for u in Urgency}:

@@ -1,0 +1,207 @@
+"""Campaign rules, authorization, and createCampaign / cancelCampaign / campaignStats / inbox in GraphQL."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import strawberry
+from redis.asyncio import Redis
+
+from server.api.context import Context
+from server.api.ids import to_global
+from server.api.push.campaigns import CampaignMutations, CampaignQueries
+from server.domain.accounts.models import ANONYMOUS, Actor
+from server.domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from server.domain.push import campaigns
+from server.domain.push.campaigns import CampaignInput
+from server.push.encode import MAX_TTL
+from server.settings import Settings
+from server.web import i18n
+
+ADMIN = Actor("admin-1", "admin@shangquan.example", "admin")
+HQB = Actor("op-1", "op1@shangquan.example", "operator", district_ids=frozenset({"huaqiangbei"}))
+BOTH = Actor("op-2", "op2@shangquan.example", "operator", district_ids=frozenset({"huaqiangbei", "dongmen"}))
+MERCHANT = Actor("m-1", "m1@shangquan.example", "merchant", merchant_ids=frozenset({"shop-1"}))
+NOW = datetime(2025, 2, 1, 4, 0, tzinfo=UTC)
+
+
+def data(**changes: Any) -> CampaignInput:
+    base = CampaignInput(title={"zh-CN": "华强北电子节", "zh-HK": "華強北電子節", "en": "HQB festival"},
+                         body={"zh-CN": "今晚开幕", "en": "Opens tonight"}, district_ids=["huaqiangbei"],
+                         topics=["festivals"], url={"zh-CN": "/d/huaqiangbei"})
+    return replace(base, **changes)
+
+
+async def test_operators_of_every_target_district_or_admins_only(db: Any) -> None:
+    for who in (MERCHANT, HQB):
+        with pytest.raises(Forbidden):
+            await campaigns.create(db, who, data(district_ids=["huaqiangbei", "dongmen"]), now=NOW)
+    with pytest.raises(Unauthenticated):
+        await campaigns.create(db, Actor(), data(), now=NOW)
+    with pytest.raises(Forbidden):
+        await campaigns.create(db, replace(BOTH, scopes=frozenset({"offers"})), data(), now=NOW)
+    made = await campaigns.create(db, BOTH, data(district_ids=["huaqiangbei", "dongmen"]), now=NOW)
+    assert made.status == "sending" and made.district_ids == ("dongmen", "huaqiangbei")
+    assert made.locales == ("en", "zh-CN", "zh-HK") and made.stage == "new"
+    assert (await campaigns.create(db, ADMIN, data(district_ids=["shekou"]), now=NOW)).district_ids == ("shekou",)
+    with pytest.raises(Forbidden):
+        await campaigns.cancel(db, HQB, made.id)
+    with pytest.raises(Forbidden):
+        await campaigns.for_operator(db, MERCHANT, made.id)
+    with pytest.raises(NotFound):
+        await campaigns.cancel(db, BOTH, "nope")
+    assert (await campaigns.cancel(db, BOTH, made.id)).status == "cancelled"
+    assert (await campaigns.cancel(db, BOTH, made.id)).status == "cancelled"  # idempotent
+    assert await db.audit.count_documents({"target_id": made.id}) == 2
+
+
+async def test_field_rules(db: Any) -> None:
+    with pytest.raises(Invalid) as caught:
+        await campaigns.create(db, ADMIN, data(
+            title={"en": "x"}, body={"zh-CN": "y" * 1001}, url={"zh-CN": "https://evil.example/", "en": "//x"},
+            topics=["weather"], locales=["fr"], ttl=30, urgency="urgent", collapse_topic="has space"), now=NOW)
+    assert caught.value.fields == {
+        "title.zh-CN": "required", "body.zh-CN": "too_long", "url.zh-CN": "push_url_invalid",
+        "url.en": "push_url_invalid", "topics": "invalid_choice", "locales": "invalid_choice",
+        "urgency": "invalid_choice", "collapseTopic": "push_topic_invalid", "ttl": "out_of_range"}
+    with pytest.raises(Invalid) as caught:
+        await campaigns.create(db, ADMIN, data(district_ids=[]), now=NOW)
+    assert caught.value.fields == {"districtIds": "required"}
+    with pytest.raises(Invalid) as caught:
+        await campaigns.create(db, ADMIN, data(district_ids=["atlantis"], ttl=MAX_TTL + 1), now=NOW)
+    assert caught.value.fields == {"districtIds": "unknown_district", "ttl": "out_of_range"}
+    for key in campaigns.MESSAGE_KEYS:  # the push_* keys join server/web/i18n.py MESSAGES at wiring time
+        assert key.startswith("push_") or i18n.translate(key, "en") != key, key
+
+
+async def test_payload_size_is_checked_for_every_locale_at_compose_time(db: Any) -> None:
+    # 950 four-byte characters fit the 1,000-character body limit but not, with the title, one push record
+    with pytest.raises(Invalid) as caught:
+        await campaigns.create(db, ADMIN, data(body={"zh-CN": "🎉" * 950, "en": "short"},
+                                               title={"zh-CN": "题" * 120}), now=NOW)
+    assert caught.value.fields == {"body.zh-CN": "push_payload_too_large"}
+    with pytest.raises(Invalid) as caught:  # only the zh-HK readers' message is too big
+        await campaigns.create(db, ADMIN, data(body={"zh-CN": "短", "zh-HK": "🏮" * 950},
+                                               title={"zh-CN": "題" * 120}), now=NOW)
+    assert caught.value.fields == {"body.zh-HK": "push_payload_too_large"}
+    made = await campaigns.create(db, ADMIN, data(body={"zh-CN": "商" * 1000}, title={"zh-CN": "题" * 120}), now=NOW)
+    assert len(made.payload("zh-CN")) <= 3993
+
+
+async def test_ttl_is_clipped_to_the_linked_festival(db: Any) -> None:
+    await db.festivals.insert_many([
+        {"_id": "fest", "ends_at": NOW + timedelta(hours=2), "district_ids": ["huaqiangbei"]},
+        {"_id": "past", "ends_at": NOW - timedelta(hours=2), "district_ids": ["huaqiangbei"]}])
+    made = await campaigns.create(db, ADMIN, data(ttl=7 * 86400, festival_id="fest"), now=NOW)
+    assert made.ttl == 7200 and made.festival_id == "fest"
+    assert (await campaigns.create(db, ADMIN, data(ttl=600, festival_id="fest"), now=NOW)).ttl == 600
+    with pytest.raises(Invalid) as caught:
+        await campaigns.create(db, ADMIN, data(festival_id="past"), now=NOW)
+    assert caught.value.fields == {"festivalId": "push_festival_ended"}
+    with pytest.raises(Invalid) as caught:
+        await campaigns.create(db, ADMIN, data(festival_id="missing"), now=NOW)
+    assert caught.value.fields == {"festivalId": "not_found"}
+
+
+@strawberry.type
+class Query(CampaignQueries):
+    pass
+
+
+@strawberry.type
+class Mutation(CampaignMutations):
+    pass
+
+
+SCHEMA = strawberry.Schema(query=Query, mutation=Mutation)
+CREATE = """
+mutation ($input: CampaignInput!) {
+  createCampaign(input: $input) {
+    campaign { id status title body url locale ttlSeconds urgency districtIds topics stats { targeted delivered } }
+    errors { field code message }
+  }
+}"""
+INBOX = """
+query ($districts: [ID!]!, $topics: [PushTopic!], $locale: String, $first: Int, $after: String) {
+  inbox(districts: $districts, topics: $topics, locale: $locale, first: $first, after: $after) {
+    locale edges { cursor node { id title body url topics } } pageInfo { hasNextPage endCursor }
+  }
+}"""
+STATS = "query ($id: ID!) { campaignStats(id: $id) { campaign { status stats { targeted delivered cancelled } } " \
+        "errors { code } } }"
+CANCEL = "mutation ($id: ID!) { cancelCampaign(id: $id) { campaign { status } errors { code } } }"
+
+
+async def run(db: Any, redis: Redis, query: str, variables: dict[str, Any] | None = None, *,
+              who: Actor = ANONYMOUS, now: datetime | None = None) -> dict[str, Any]:
+    request = SimpleNamespace(state=SimpleNamespace(actor=who))
+    context = Context(db=db, redis=redis, settings=Settings(), locale="zh-CN", now=now or datetime.now(UTC),
+                      request_id="test", request=request)
+    result = await SCHEMA.execute(query, variable_values=variables, context_value=context)
+    assert result.errors is None, result.errors
+    assert result.data is not None
+    return result.data
+
+
+def gql_input(**changes: Any) -> dict[str, Any]:
+    base = {"title": {"zhCN": "华强北电子节", "zhHK": "華強北電子節", "en": "HQB festival"},
+            "body": {"zhCN": "今晚开幕", "en": "Opens tonight"}, "url": {"zhCN": "/d/huaqiangbei"},
+            "districtIds": [to_global("District", "huaqiangbei")], "topics": ["FESTIVALS"]}
+    return base | changes
+
+
+async def test_graphql_create_inbox_stats_cancel(db: Any, redis: Redis) -> None:
+    denied = await run(db, redis, CREATE, {"input": gql_input()}, who=MERCHANT)
+    assert denied["createCampaign"] == {"campaign": None, "errors": [
+        {"field": "", "code": "FORBIDDEN", "message": "these districts are not yours"}]}
+    bad = await run(db, redis, CREATE, {"input": gql_input(title={"en": "x"}, ttlSeconds=5)}, who=HQB)
+    assert {(e["field"], e["code"]) for e in bad["createCampaign"]["errors"]} == \
+        {("title.zh-CN", "required"), ("ttl", "out_of_range")}
+    t0 = datetime.now(UTC)
+    made = []
+    for i, topic in enumerate(["FESTIVALS", "OFFERS", "FESTIVALS"]):
+        answer = await run(db, redis, CREATE, {"input": gql_input(
+            topics=[topic], title={"zhCN": f"消息{i}", "en": f"Message {i}"}, urgency="HIGH", ttlSeconds=3600)},
+            who=HQB, now=t0 + timedelta(seconds=i))
+        assert answer["createCampaign"]["errors"] == []
+        made.append(answer["createCampaign"]["campaign"])
+    assert made[0]["status"] == "SENDING" and made[0]["urgency"] == "HIGH" and made[0]["ttlSeconds"] == 3600
+    assert made[0]["stats"] == {"targeted": 0, "delivered": 0}  # expanded at once: nobody subscribed here
+    huaqiangbei = [to_global("District", "huaqiangbei")]
+
+    page = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK", "first": 2}))["inbox"]
+    assert page["locale"] == "zh-HK" and page["pageInfo"]["hasNextPage"] is True
+    assert [e["node"]["title"] for e in page["edges"]] == ["消息2", "消息1"]  # no zh-HK title: zh-CN
+    assert page["edges"][0]["node"]["body"] == "今晚开幕" and page["edges"][0]["node"]["url"] == "/d/huaqiangbei"
+    rest = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK", "first": 2,
+                                         "after": page["pageInfo"]["endCursor"]}))["inbox"]
+    assert [e["node"]["title"] for e in rest["edges"]] == ["消息0"] and rest["pageInfo"]["hasNextPage"] is False
+    english = (await run(db, redis, INBOX, {"districts": huaqiangbei, "topics": ["OFFERS"], "locale": "en"}))["inbox"]
+    assert [(e["node"]["title"], e["node"]["body"]) for e in english["edges"]] == [("Message 1", "Opens tonight")]
+    elsewhere = (await run(db, redis, INBOX, {"districts": [to_global("District", "dongmen")]}))["inbox"]
+    assert elsewhere["edges"] == []
+
+    stats = await run(db, redis, STATS, {"id": made[2]["id"]}, who=HQB)
+    assert stats["campaignStats"] == {"campaign": {"status": "SENDING", "stats": {
+        "targeted": 0, "delivered": 0, "cancelled": 0}}, "errors": []}
+    other = Actor("op-3", "op3@shangquan.example", "operator", district_ids=frozenset({"dongmen"}))
+    for who in (other, MERCHANT):
+        assert (await run(db, redis, STATS, {"id": made[2]["id"]}, who=who))["campaignStats"] == \
+            {"campaign": None, "errors": [{"code": "FORBIDDEN"}]}
+        assert (await run(db, redis, CANCEL, {"id": made[2]["id"]}, who=who))["cancelCampaign"]["errors"] == \
+            [{"code": "FORBIDDEN"}]
+    assert (await run(db, redis, CANCEL, {"id": made[2]["id"]}, who=HQB))["cancelCampaign"] == \
+        {"campaign": {"status": "CANCELLED"}, "errors": []}
+    after = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "en"}))["inbox"]
+    assert [e["node"]["title"] for e in after["edges"]] == ["Message 1", "Message 0"]  # cancelled: gone
+
+
+async def test_inbox_respects_the_campaign_locales(db: Any, redis: Redis) -> None:
+    await campaigns.create(db, ADMIN, data(locales=["en"]), now=NOW)
+    huaqiangbei = [to_global("District", "huaqiangbei")]
+    assert len((await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "en"}))["inbox"]["edges"]) == 1
+    assert (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK"}))["inbox"]["edges"] == []
