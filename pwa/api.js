@@ -49,6 +49,12 @@ export function queryFresh(name, variables) {
   return load("/graphql", { method: "POST", headers: { "content-type": "application/json" }, body });
 }
 
+/** A document sent as text by POST (mutations and never-cached reads such as the push key). */
+export function post(text, variables = {}) {
+  const body = JSON.stringify({ query: text, variables });
+  return load("/graphql", { method: "POST", headers: { "content-type": "application/json" }, body });
+}
+
 /** Tell the merchant an offer was seen (VIEW, once per offer and session) or its coupon copied (SAVE); best effort. */
 export function recordOffer(id, kind) {
   const key = `sq.seen.${kind}.${id}`;

@@ -13,6 +13,7 @@ const ROUTES = [
   [/^\/festivals$/, screens.festivals, "festivals"],
   [/^\/search$/, screens.search, null, true],
   [/^\/favourites$/, screens.saved, "favourites"],
+  [/^\/inbox$/, screens.inboxScreen, "inbox"],
 ];
 
 const main = $("#main");
@@ -40,7 +41,7 @@ async function render({ restoreScroll = null } = {}) {
     onLeave: (fn) => leaving.push(fn),
     afterRender: (fn) => after.push(fn),
   };
-  for (const a of $$(".tabbar a")) {
+  for (const a of $$(".tabbar a, #inbox-link")) {
     if (route && a.dataset.tab === route[2]) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
@@ -122,6 +123,7 @@ for (const b of $$("[data-lang]")) {
     setLocale(b.dataset.lang);
     saveScroll();
     render({ restoreScroll: window.scrollY });
+    showUnread();
   });
 }
 
@@ -173,8 +175,20 @@ async function registerServiceWorker() {
 
 // ------------------------------------------------------------- start
 
+// ------------------------------------------------------------- inbox badge
+
+let unreadTimer;
+/** Refreshes the bell's unread count (not on the inbox itself, which keeps it current). */
+function showUnread() {
+  clearTimeout(unreadTimer);
+  unreadTimer = setTimeout(() => {
+    if (location.pathname !== "/inbox") screens.checkInbox().catch(() => {});
+  }, 300);
+}
+document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") showUnread(); });
+
 applyLocale();
 showNetwork();
-render();
+render().then(showUnread);
 if (document.readyState === "complete") registerServiceWorker();
 else window.addEventListener("load", registerServiceWorker);

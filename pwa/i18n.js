@@ -44,6 +44,13 @@ const S = {
     src_people_counter: "客流计数器", src_gate_counter: "闸机计数", src_camera: "摄像头", src_manual: "人工统计",
     forecastLabel: "未来 12 小时：{peak}", busiestAt: "预计 {time} 最挤（{pct}）", noForecast: "暂无预测",
     shopsHere: "本区商户",
+    inbox: "消息", inboxTitle: "消息中心", unread: "{n} 条未读", noMessages: "暂时没有消息。", markRead: "标为已读",
+    markAllRead: "全部已读", open: "查看", isNew: "新", notifSettings: "通知设置", topicsLabel: "消息类型",
+    t_FESTIVALS: "节庆活动", t_OFFERS: "优惠", t_CROWD_ALERTS: "人流提醒", pickOne: "请至少选择一个商圈和一种消息类型。",
+    turnOn: "开启通知", turningOn: "正在开启…", pushOn: "通知已开启。", pushDenied: "你没有允许通知。新消息仍会出现在这里。",
+    pushUnsupported: "你手机的浏览器在这里无法接收推送；新消息仍会出现在这个消息中心。",
+    iosHint: "在 iPhone 上，请先点 Safari 的“分享”按钮，选择“添加到主屏幕”，再从主屏幕打开商圈开启通知。",
+    settingsSaved: "已保存设置", justNow: "刚刚",
   },
   "zh-HK": {
     app: "商圈", appLong: "深圳商圈指南", skip: "跳到主要內容", back: "返回", search: "搜尋", language: "語言",
@@ -83,6 +90,13 @@ const S = {
     src_people_counter: "人流計數器", src_gate_counter: "閘機計數", src_camera: "鏡頭", src_manual: "人手統計",
     forecastLabel: "未來 12 小時：{peak}", busiestAt: "預計 {time} 最擠（{pct}）", noForecast: "暫無預測",
     shopsHere: "區內商戶",
+    inbox: "訊息", inboxTitle: "訊息中心", unread: "{n} 則未讀", noMessages: "暫時沒有訊息。", markRead: "標為已讀",
+    markAllRead: "全部已讀", open: "查看", isNew: "新", notifSettings: "通知設定", topicsLabel: "訊息類型",
+    t_FESTIVALS: "節慶活動", t_OFFERS: "優惠", t_CROWD_ALERTS: "人流提示", pickOne: "請至少選擇一個商圈和一種訊息類型。",
+    turnOn: "開啟通知", turningOn: "正在開啟…", pushOn: "通知已開啟。", pushDenied: "你沒有允許通知。新訊息仍會出現在這裡。",
+    pushUnsupported: "你手機的瀏覽器在這裡無法接收推送；新訊息仍會出現在這個訊息中心。",
+    iosHint: "在 iPhone 上，請先點 Safari 的「分享」按鈕，選擇「加至主畫面」，再從主畫面打開商圈開啟通知。",
+    settingsSaved: "已儲存設定", justNow: "剛剛",
   },
   en: {
     app: "Shangquan", appLong: "Shenzhen shopping districts", skip: "Skip to content", back: "Back", search: "Search",
@@ -127,6 +141,14 @@ const S = {
     src_people_counter: "people counter", src_gate_counter: "gate counter", src_camera: "camera", src_manual: "manual count",
     forecastLabel: "Next 12 hours: {peak}", busiestAt: "busiest at {time} ({pct})", noForecast: "No forecast yet",
     shopsHere: "Shops here",
+    inbox: "Inbox", inboxTitle: "Inbox", unread: "{n} unread", noMessages: "No messages yet.", markRead: "Mark read",
+    markAllRead: "Mark all read", open: "Open", isNew: "New", notifSettings: "Notification settings",
+    topicsLabel: "Topics", t_FESTIVALS: "Festivals", t_OFFERS: "Offers", t_CROWD_ALERTS: "Crowd alerts",
+    pickOne: "Pick at least one district and one topic.", turnOn: "Turn on notifications", turningOn: "Turning on…",
+    pushOn: "Notifications are on.", pushDenied: "Notifications were not allowed. New messages still appear in this inbox.",
+    pushUnsupported: "Your phone's browser cannot receive push here; new messages still appear in this inbox.",
+    iosHint: "On iPhone, first tap Safari's Share button and choose “Add to Home Screen”, then open Shangquan from the Home Screen to turn on notifications.",
+    settingsSaved: "Settings saved", justNow: "just now",
   },
 };
 
@@ -223,6 +245,16 @@ export function relative(iso) {
   const hours = ms / 3600000;
   if (Math.abs(hours) < 24) return rtf.format(Math.max(1, Math.round(hours)), "hour");
   return rtf.format(Math.round(hours / 24), "day");
+}
+
+/** "5 minutes ago" / "3小时前" for a past ISO time (days after 24 h, a date after a week). */
+export function ago(iso) {
+  const min = Math.round((Date.now() - new Date(iso).getTime()) / 60000);
+  if (min < 1) return t("justNow");
+  const rtf = new Intl.RelativeTimeFormat(intlLocale(), { numeric: "auto" });
+  if (min < 60) return rtf.format(-min, "minute");
+  if (min < 1440) return rtf.format(-Math.round(min / 60), "hour");
+  return min < 10080 ? rtf.format(-Math.round(min / 1440), "day") : dateTime(iso);
 }
 
 /** Today's weekday key (mon … sun) in Shenzhen. */

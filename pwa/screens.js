@@ -1,12 +1,14 @@
 // The screens. Each one renders into ctx.main and returns {title}; ctx.alive() turns false
 // as soon as the user has navigated elsewhere, so late responses are dropped.
-import { query, recordOffer } from "./api.js";
+import { post, query, recordOffer } from "./api.js";
 import { badge, forecasts, fresh, liveCrowd, paint, source, ticking } from "./crowd.js";
 import { amapUrl, appleMapsUrl, currentPosition } from "./geo.js";
 import {
-  categoryLabel, dateRange, dateTime, distance, locale, monthDay, money, offerBadge, priceRange, relative, t, todayKey,
+  ago, categoryLabel, dateRange, dateTime, distance, locale, monthDay, money, offerBadge, priceRange, relative, t, todayKey,
 } from "./i18n.js";
-import { favourites, isFavourite, refreshFavourite, toggleFavourite } from "./store.js";
+import {
+  favourites, inboxPrefs, isFavourite, markRead, readIds, refreshFavourite, saveInboxPrefs, toggleFavourite, TOPICS,
+} from "./store.js";
 import { $, $$, html, icon, toast } from "./ui.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
@@ -585,6 +587,166 @@ export async function saved(ctx) {
   };
   render();
   return { title: t("favourites") };
+}
+
+// ---------------------------------------------------------------- Inbox
+
+/** The districts and topics the inbox asks for: the saved choice, or every district. */
+async function inboxVars() {
+  const prefs = inboxPrefs();
+  const all = (await query("Districts")).districts;
+  return { all, prefs, vars: { districts: prefs.districts ?? all.map((d) => d.id), topics: prefs.topics } };
+}
+
+/** Shows the unread count on the bell and on the app icon (Badging API, where there is one). */
+export function showUnread(n) {
+  const el = $("#inbox-badge");
+  if (el) { el.hidden = !n; el.textContent = n > 99 ? "99+" : String(n); }
+  const bell = $("#inbox-link");
+  if (bell) bell.setAttribute("aria-label", n ? `${t("inbox")} · ${t("unread", { n })}` : t("inbox"));
+  try {
+    if (n && navigator.setAppBadge) navigator.setAppBadge(n).catch(() => {});
+    else if (!n && navigator.clearAppBadge) navigator.clearAppBadge().catch(() => {});
+  } catch { /* not allowed here */ }
+}
+
+const unreadOf = (items) => { const read = readIds(); return items.filter((m) => !read.has(m.id)).length; };
+
+/** Counts the unread messages of the newest page (at start-up and when the app comes back into view). */
+export async function checkInbox() {
+  const { vars } = await inboxVars();
+  if (!vars.districts.length || !vars.topics.length) return showUnread(0);
+  const data = await query("Inbox", { ...vars, first: PAGE }, { fresh: true });
+  showUnread(unreadOf(data.inbox.edges.map((e) => e.node)));
+}
+
+const isIOS = () => /iPad|iPhone|iPod/.test(navigator.userAgent) || (navigator.platform === "MacIntel" && navigator.maxTouchPoints > 1);
+const standalone = () => navigator.standalone === true || matchMedia("(display-mode: standalone)").matches;
+const pushSupported = () => "serviceWorker" in navigator && "PushManager" in window && "Notification" in window;
+
+function keyBytes(b64url) {
+  const b64 = b64url.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((b64url.length + 3) % 4);
+  return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+}
+
+const SUBSCRIBE = `mutation SubscribePush($subscription: PushSubscriptionInput!, $districts: [ID!]!, $topics: [PushTopic!]!, $locale: String) {
+  subscribePush(subscription: $subscription, districts: $districts, topics: $topics, locale: $locale) { errors { message } } }`;
+const UPDATE = `mutation UpdatePushPreferences($endpoint: String!, $districts: [ID!]!, $topics: [PushTopic!]!, $locale: String) {
+  updatePushPreferences(endpoint: $endpoint, districts: $districts, topics: $topics, locale: $locale) { errors { message } } }`;
+
+/** Only ever run from the "turn on notifications" tap: permission, then subscribe, then tell the server. */
+async function turnOnPush(vars) {
+  if (isIOS() && !standalone()) return t("iosHint");
+  if (!pushSupported()) return t("pushUnsupported");
+  if (await Notification.requestPermission() !== "granted") return t("pushDenied");
+  const reg = await navigator.serviceWorker.ready;
+  const { pushPublicKey } = await post("query PushPublicKey { pushPublicKey }");
+  const sub = (await reg.pushManager.getSubscription())
+    || await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: keyBytes(pushPublicKey) });
+  const { endpoint, keys } = sub.toJSON();
+  const data = await post(SUBSCRIBE, { subscription: { endpoint, keys: { p256dh: keys.p256dh, auth: keys.auth } }, ...vars, locale });
+  const problem = data.subscribePush.errors[0];
+  return problem ? problem.message : t("pushOn");
+}
+
+/** Keeps an existing subscription's districts and topics in step with the settings (best effort). */
+async function updatePush(vars) {
+  if (!pushSupported() || Notification.permission !== "granted") return;
+  const sub = await (await navigator.serviceWorker.ready).pushManager.getSubscription();
+  if (sub) await post(UPDATE, { endpoint: sub.endpoint, ...vars, locale });
+}
+
+function inboxItem(m, read) {
+  const unread = !read.has(m.id);
+  return html`<li class="msg${unread ? " unread" : ""}" data-id="${m.id}">
+    <div class="msg-top">${unread ? html`<span class="obadge">${t("isNew")}</span>` : ""}<strong>${m.title}</strong></div>
+    <p>${m.body}</p>
+    <div class="msg-foot"><time datetime="${m.createdAt}" title="${dateTime(m.createdAt)}">${ago(m.createdAt)}</time>
+      <a class="btn small" href="${/^(https:\/\/|\/(?!\/))/.test(m.url) ? m.url : "/"}" data-open>${t("open")}</a>
+      ${unread ? html`<button type="button" class="btn ghost small" data-read>${t("markRead")}</button>` : ""}</div>
+  </li>`;
+}
+
+export async function inboxScreen(ctx) {
+  let { all, prefs, vars } = await inboxVars();
+  let items = [];
+  let cursor = null;
+  let more = false;
+  const fetchPage = async () => {
+    if (!vars.districts.length || !vars.topics.length) { items = []; more = false; return; }
+    const data = await query("Inbox", { ...vars, first: PAGE, after: cursor }, { fresh: !cursor });
+    items = cursor ? items.concat(data.inbox.edges.map((e) => e.node)) : data.inbox.edges.map((e) => e.node);
+    cursor = data.inbox.pageInfo.endCursor;
+    more = data.inbox.pageInfo.hasNextPage;
+  };
+  await fetchPage();
+  if (!ctx.alive()) return {};
+  const chosen = new Set(vars.districts);
+  const iosHint = isIOS() && !standalone();
+  ctx.main.innerHTML = html`
+    <header class="phead"><h1 tabindex="-1">${t("inboxTitle")}</h1><p class="muted" id="unread-line"></p></header>
+    <section aria-labelledby="h-msgs"><h2 id="h-msgs" class="sr">${t("inbox")}</h2>
+      <div id="msgs"></div></section>
+    <section class="notif" aria-labelledby="h-notif">
+      <h2 id="h-notif">${t("notifSettings")}</h2>
+      <form id="prefs">
+        <fieldset><legend>${t("districts")}</legend>${all.map((d) => html`<label class="check"><input type="checkbox" name="district" value="${d.id}"${chosen.has(d.id) ? html` checked` : ""}> ${d.name}</label>`)}</fieldset>
+        <fieldset><legend>${t("topicsLabel")}</legend>${TOPICS.map((x) => html`<label class="check"><input type="checkbox" name="topic" value="${x}"${vars.topics.includes(x) ? html` checked` : ""}> ${t(`t_${x}`)}</label>`)}</fieldset>
+      </form>
+      ${iosHint ? html`<p class="hint" id="ios-hint">${t("iosHint")}</p>` : ""}
+      <button type="button" class="btn primary" id="push-on">${icon("bell")}${t("turnOn")}</button>
+      <p class="muted" id="push-status" role="status"></p>
+    </section>`.s;
+  const list = $("#msgs", ctx.main);
+  const paint = () => {
+    const read = readIds();
+    const n = unreadOf(items);
+    $("#unread-line", ctx.main).textContent = n ? t("unread", { n }) : "";
+    showUnread(n);
+    const problem = !vars.districts.length || !vars.topics.length;
+    list.innerHTML = html`${items.length ? html`
+      ${n ? html`<button type="button" class="btn ghost small" id="read-all">${t("markAllRead")}</button>` : ""}
+      <ul class="msgs">${items.map((m) => inboxItem(m, read))}</ul>
+      ${more ? html`<button type="button" class="btn" id="inbox-more">${t("loadMore")}</button>` : ""}`
+      : html`<p class="empty">${icon("bell", "i big")}<span>${problem ? t("pickOne") : t("noMessages")}</span></p>`}`.s;
+  };
+  paint();
+  list.addEventListener("click", async (e) => {
+    const li = e.target.closest("li[data-id]");
+    if (li && (e.target.closest("[data-read]") || e.target.closest("[data-open]"))) { markRead([li.dataset.id]); if (e.target.closest("[data-read]")) paint(); }
+    if (e.target.closest("#read-all")) { markRead(items.map((m) => m.id)); paint(); }
+    const btn = e.target.closest("#inbox-more");
+    if (btn) {
+      btn.disabled = true; btn.textContent = t("loadingMore");
+      try { await fetchPage(); } catch { toast(t("error")); }
+      if (ctx.alive()) paint();
+    }
+  });
+  const form = $("#prefs", ctx.main);
+  form.addEventListener("change", async () => {
+    const districts = $$("[name=district]:checked", form).map((i) => i.value);
+    const topics = $$("[name=topic]:checked", form).map((i) => i.value);
+    prefs = { districts: districts.length === all.length ? null : districts, topics };
+    saveInboxPrefs(prefs);
+    vars = { districts, topics };
+    cursor = null;
+    try { await fetchPage(); } catch { toast(t("error")); return; }
+    if (!ctx.alive()) return;
+    paint();
+    toast(t("settingsSaved"));
+    updatePush(vars).catch(() => {});
+  });
+  $("#push-on", ctx.main).addEventListener("click", async (e) => {
+    const status = $("#push-status", ctx.main);
+    e.currentTarget.disabled = true;
+    status.textContent = t("turningOn");
+    let message;
+    try { message = await turnOnPush(vars); } catch { message = t("pushUnsupported"); }
+    if (!ctx.alive()) return;
+    status.textContent = message;
+    $("#push-on", ctx.main).disabled = false;
+  });
+  return { title: t("inboxTitle") };
 }
 
 export function notFound(ctx) {

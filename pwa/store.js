@@ -35,3 +35,32 @@ export function refreshFavourite(item) {
     write(list);
   }
 }
+
+// Inbox: which messages were read, and the districts and topics to follow, also on the device only.
+const READ = "sq.inbox.read";
+const PREFS = "sq.inbox.prefs";
+export const TOPICS = ["FESTIVALS", "OFFERS", "CROWD_ALERTS"];
+
+function load(key, fallback) {
+  try { return JSON.parse(localStorage.getItem(key)) ?? fallback; } catch { return fallback; }
+}
+function save(key, value) {
+  try { localStorage.setItem(key, JSON.stringify(value)); } catch { /* storage full or disabled */ }
+}
+
+export const readIds = () => new Set(load(READ, []));
+export function markRead(ids) {
+  const set = readIds();
+  for (const id of ids) set.add(id);
+  save(READ, [...set].slice(-500));
+}
+
+/** {districts: null (every district) | [ids], topics: [PushTopic]} */
+export function inboxPrefs() {
+  const p = load(PREFS, {});
+  return {
+    districts: Array.isArray(p.districts) ? p.districts : null,
+    topics: Array.isArray(p.topics) ? p.topics.filter((x) => TOPICS.includes(x)) : TOPICS,
+  };
+}
+export const saveInboxPrefs = (prefs) => save(PREFS, prefs);

@@ -29,7 +29,7 @@ from server.settings import Settings
 LOCALES = ("zh-CN", "zh-HK", "en")
 SHELL = "/app/index.html"
 # Client-side routes: the server answers each with the shell (and so does the service worker).
-APP_PATHS = ("/", "/app/", SHELL, "/d/{id}", "/m/{id}", "/merchants", "/gifts", "/festivals", "/search",
+APP_PATHS = ("/", "/app/", SHELL, "/d/{id}", "/m/{id}", "/merchants", "/gifts", "/festivals", "/search", "/inbox",
              "/favourites")
 MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",

@@ -36,8 +36,8 @@ async def test_shell_is_served_for_the_service_worker_only(app_server: RunningAp
         assert worker.headers["service-worker-allowed"] == "/"
         assert worker.headers["content-type"].startswith("text/javascript")
         assert worker.headers["cache-control"] == "no-store"
-        for path in ("/app/", "/merchants", "/festivals", "/gifts", "/search", "/favourites", "/d/RGlzdHJpY3Q6eA",
-                     "/m/TWVyY2hhbnQ6eA"):
+        for path in ("/app/", "/merchants", "/festivals", "/gifts", "/search", "/favourites", "/inbox",
+                     "/d/RGlzdHJpY3Q6eA", "/m/TWVyY2hhbnQ6eA"):
             page = await client.get(path)
             assert page.status_code == 200 and 'rel="manifest"' in page.text, path
             assert page.headers["cache-control"] == "no-store"
