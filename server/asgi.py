@@ -26,6 +26,7 @@ from server.web.admin.routes import admin_routes
 from server.web.auth import session_policy
 from server.web.etag import ETagMiddleware
 from server.web.ingest import ingest_crowd
+from server.web.push_clicks import push_clicked
 from server.web.pwa import pwa_routes
 from server.web.request_id import RequestIdMiddleware
 
@@ -80,6 +81,7 @@ def create_app(
         Route("/readyz", pages.readyz),
         metrics_route(settings.metrics_token),
         Route("/ingest/crowd", ingest_crowd, methods=["POST"]),
+        Route("/push/clicked", push_clicked, methods=["POST"]),
         Route("/graphql", ETagMiddleware(graphql), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *admin_routes(settings),

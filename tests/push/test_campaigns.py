@@ -205,3 +205,23 @@ async def test_inbox_respects_the_campaign_locales(db: Any, redis: Redis) -> Non
     huaqiangbei = [to_global("District", "huaqiangbei")]
     assert len((await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "en"}))["inbox"]["edges"]) == 1
     assert (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK"}))["inbox"]["edges"] == []
+
+
+async def test_the_service_workers_click_report_counts_on_the_campaign(app_server: Any, db_client: Any) -> None:
+    import httpx
+
+    from server.domain.push import campaigns as campaign_service
+    from tests.support import make_account
+
+    db = db_client[app_server.db_name]
+    admin = (await make_account(db, "admin")).actor()
+    campaign = await campaign_service.create(db, admin, campaign_service.CampaignInput(
+        title={"zh-CN": "点击测试"}, body={"zh-CN": "正文"}, url={"zh-CN": "/festivals"}, district_ids=["huaqiangbei"],
+        topics=["offers"]), now=datetime.now(UTC))
+    async with httpx.AsyncClient(base_url=app_server.url) as http:
+        clicked = await http.post("/push/clicked", json={"id": campaign.id, "action": None, "url": "/"})
+        assert clicked.status_code == 204
+        assert (await http.post("/push/clicked", json={"id": "0" * 32})).status_code == 404
+        assert (await http.post("/push/clicked", content=b"{nope")).status_code == 400
+    stored = await db.push_campaigns.find_one({"_id": campaign.id})
+    assert stored["stats"]["clicked"] == 1

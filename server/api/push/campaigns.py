@@ -72,6 +72,7 @@ class CampaignStatsType:
     cancelled: int
     timed_out: int
     skipped: int
+    clicked: int = strawberry.field(description="Notifications opened, as reported by the service worker.")
 
 
 @strawberry.type(name="Campaign")

@@ -44,7 +44,7 @@ STAGE_EXPANDED: Final = "expanded"
 
 # Counters under `stats` (all integers, only ever `$inc`ed, except `targeted` which the expansion sets).
 STATS: Final = ("targeted", "delivered", "expired", "failed", "too_large", "blocked", "rate_limited", "retried",
-                "cancelled", "timed_out", "skipped")
+                "cancelled", "timed_out", "skipped", "clicked")
 
 # Message keys (server/web/i18n.py MESSAGES) this module raises besides the shared ones.
 URL_INVALID: Final = "push_url_invalid"
@@ -225,3 +225,11 @@ async def cancel(db: AsyncDatabase[Doc], actor: Actor, campaign_id: str) -> Camp
     after = await get(db, campaign.id)
     assert after is not None
     return after
+
+
+async def count_click(db: AsyncDatabase[Doc], campaign_id: str) -> bool:
+    """A shopper opened a campaign's notification (reported by the service worker); False if unknown."""
+    if not (isinstance(campaign_id, str) and len(campaign_id) == 32 and campaign_id.isalnum()):
+        return False
+    result = await db[COLLECTION].update_one({"_id": campaign_id}, {"$inc": {"stats.clicked": 1}})
+    return result.matched_count == 1
