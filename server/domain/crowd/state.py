@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import UpdateOne
@@ -102,6 +102,3 @@ async def hourly_history(db: AsyncDatabase[Doc], area_id: str, start: datetime, 
     cursor = db.crowd_hourly.find({"area_id": area_id, "hour_ts": span})
     return {datetime.fromtimestamp(d["hour_ts"], UTC): d["sum"] / d["n"] async for d in cursor if d.get("n")}
 
-
-def window_start(now: datetime, weeks: int) -> datetime:
-    return hour_of(now) - timedelta(weeks=weeks)

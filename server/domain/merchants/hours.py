@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -130,6 +130,3 @@ def closes_at(spans: Sequence[Span], at: datetime) -> str | None:
             return _hhmm(end % 1440)
     return None
 
-
-def now() -> datetime:
-    return datetime.now(UTC)
