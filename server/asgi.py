@@ -17,8 +17,10 @@ from server.api.schema import build_schema
 from server.api.view import GraphQLView
 from server.content.loader import load_content
 from server.domain.crowd.live import Publisher
+from server.observability.logs import configure_logging
 from server.observability.metrics import MongoMetrics, metrics_route
 from server.observability.middleware import AccessLogMiddleware
+from server.observability.startup import problems
 from server.services import embedded, mongo, redis
 from server.settings import Settings
 from server.web import pages
@@ -94,5 +96,9 @@ def create_app(
 def __getattr__(name: str) -> Starlette:
     # `uvicorn server.asgi:app` builds the app on first access, from the environment.
     if name == "app":
-        return create_app()
+        settings = Settings.from_env()
+        configure_logging(settings.log_level, json=settings.log_json)
+        if issues := problems(settings):
+            raise SystemExit("configuration error: " + "; ".join(issues))
+        return create_app(settings)
     raise AttributeError(name)

@@ -42,10 +42,15 @@ def _vapid_subject(subject: str) -> str:
     return subject
 
 
+def _production(env: dict[str, str]) -> bool:
+    return env.get("SHANGQUAN_ENV", "").strip().lower() == "production"
+
+
 def _allow_local(env: dict[str, str]) -> bool:
     allowed = _bool(env, "ALLOW_LOCAL_PUSH_SERVICES")
-    if allowed and _bool(env, "PRODUCTION"):
-        raise SettingsError("ALLOW_LOCAL_PUSH_SERVICES is for tests and benchmarks; it is refused with PRODUCTION on")
+    if allowed and _production(env):
+        raise SettingsError("ALLOW_LOCAL_PUSH_SERVICES is for tests and benchmarks; "
+                            "it is refused with SHANGQUAN_ENV=production")
     return allowed
 
 
@@ -70,7 +75,6 @@ class Settings:
     max_aliases: int = 30
     max_tokens: int = 2000
     max_cost: int = 5000
-    max_page_size: int = 50
     # Signs session cookies; empty means one generated once and kept in MongoDB, shared by every process.
     session_secret: str = ""
     session_idle_minutes: int = 30
@@ -130,5 +134,5 @@ class Settings:
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
             vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),
             allow_local_push_services=_allow_local(env),
-            production=_bool(env, "PRODUCTION"),
+            production=_production(env),
         )

@@ -5,7 +5,7 @@ import math
 import strawberry
 
 from server.api.common import AppInfo, LocaleArg
-from server.api.errors import BAD_USER_INPUT, ApiError
+from server.api.errors import BAD_USER_INPUT, INVALID_CURSOR, ApiError
 from server.api.ids import key_of, not_found
 from server.api.merchants.types import MerchantConnection, MerchantEdge, MerchantFilter, MerchantType
 from server.api.pagination import PageInfo, decode_cursor, encode_cursor, page_size
@@ -58,6 +58,9 @@ async def merchant_connection(
     size = page_size(first)
     cursor = decode_cursor(after)
     q = await _query(info, f, district_key)
+    ranked = q.near is not None or bool(q.terms) or q.open_at is not None
+    if cursor is not None and ranked != isinstance(cursor[0], int | float):
+        raise ApiError(INVALID_CURSOR, "this cursor belongs to a list in another order; start again without `after`")
     page = await repository.find_page(info.context.db, q, size, cursor)
     locale = info.context.locale
     edges = [MerchantEdge(cursor=encode_cursor(key), node=MerchantType.of(m, locale), distance_meters=dist)

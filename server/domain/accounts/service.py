@@ -177,6 +177,7 @@ async def list_tokens(db: AsyncDatabase[Doc], actor: Actor) -> list[ApiToken]:
 
 
 async def revoke_token(db: AsyncDatabase[Doc], actor: Actor, token_id: str) -> None:
+    authz.require_scope(actor, "accounts")
     revoked = {"status": "revoked", "revoked": {"at": datetime.now(UTC)}}
     before = await db.api_tokens.find_one_and_update(
         {"_id": token_id, "account_id": actor.account_id, "status": "active"}, {"$set": revoked})

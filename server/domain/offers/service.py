@@ -157,11 +157,3 @@ async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str) ->
     result = await db.offers.update_one({"_id": offer_id, "status": "published"}, {"$inc": {kind: 1}})
     if result.matched_count == 0:
         raise NotFound(f"no offer {offer_id!r}")
-
-
-def as_input(offer: Offer) -> OfferInput:
-    return OfferInput(title=offer.title, description=offer.description, kind=offer.kind,
-                      percent_off=offer.percent_off, amount_off_fen=offer.amount_off_fen,
-                      min_spend_fen=offer.min_spend_fen, coupon_code=offer.coupon_code, valid_from=offer.valid_from,
-                      valid_until=offer.valid_until, stock=offer.stock, festival_id=offer.festival_id)
-

@@ -174,8 +174,8 @@ async def update_preferences(db: AsyncDatabase[Doc], redis: Redis, endpoint: str
         db, p, replace(prefs, locale=prefs.locale if prefs.locale is not None else current.locale), default_locale)
     p.raise_if_any()
     after = replace(current, districts=tuple(districts), topics=tuple(topics), locale=locale, updated_at=now)
-    await db[COLLECTION].update_one({"_id": current.id}, {"$set": {
-        "districts": districts, "topics": topics, "locale": locale, "updated_at": now}})
+    # whole document: a top-level datetime $set onto an existing document is kept as text by nx-27017
+    await db[COLLECTION].replace_one({"_id": current.id}, {k: v for k, v in after.to_doc().items() if k != "_id"})
     return after
 
 
