@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC
 from typing import Any
 
 from server.content.validate import ContentError, Record
 from server.domain.festivals.models import KINDS as FESTIVAL_KINDS
+from server.domain.festivals.models import window
 from server.domain.geo import Point, point_in_polygon
 from server.domain.merchants.derived import derived_fields
 from server.domain.merchants.exceptions import parse_exceptions
-from server.domain.merchants.hours import DAYS, SHANGHAI, HoursError, parse_week
+from server.domain.merchants.hours import DAYS, HoursError, parse_week
 from server.domain.offers.models import KINDS as OFFER_KINDS
 from server.domain.products.models import CATEGORIES as PRODUCT_CATEGORIES
 from server.domain.search.terms import index_terms
@@ -130,10 +131,6 @@ def product(r: Record, merchant_ids: set[str]) -> Doc:
     }
 
 
-def _local_midnight(day: Any) -> datetime:
-    return datetime.combine(day, time(0), SHANGHAI).astimezone(UTC)
-
-
 def festival(r: Record, district_ids: set[str]) -> Doc:
     starts_on, ends_on = r.day("starts_on"), r.day("ends_on")
     if ends_on < starts_on:
@@ -142,11 +139,12 @@ def festival(r: Record, district_ids: set[str]) -> Doc:
     for did in districts:
         if did not in district_ids:
             raise r.fail("districts", f"unknown district {did!r}")
+    starts_at, ends_at = window(starts_on, ends_on)
     return {
         "_id": r.slug(), "name": r.localized("name"), "description": r.localized("description", required=False),
         "kind": r.choice("kind", FESTIVAL_KINDS), "starts_on": starts_on.isoformat(),
-        "ends_on": ends_on.isoformat(), "starts_at": _local_midnight(starts_on),
-        "ends_at": _local_midnight(ends_on + timedelta(days=1)), "district_ids": districts, "version": 0,
+        "ends_on": ends_on.isoformat(), "starts_at": starts_at, "ends_at": ends_at, "district_ids": districts,
+        "version": 0,
     }
 
 

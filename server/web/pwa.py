@@ -24,9 +24,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from server.api.persisted import allow_list
+from server.domain.i18n import LOCALES
 from server.settings import Settings
 
-LOCALES = ("zh-CN", "zh-HK", "en")
 SHELL = "/app/index.html"
 # Client-side routes: the server answers each with the shell (and so does the service worker).
 APP_PATHS = ("/", "/app/", SHELL, "/d/{id}", "/m/{id}", "/merchants", "/gifts", "/festivals", "/search", "/inbox",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 import uuid
@@ -19,6 +18,7 @@ from server.domain.accounts import passwords, ratelimit
 from server.domain.accounts.models import ROLES, Account, Actor
 from server.domain.audit import repository as audit
 from server.domain.errors import Invalid, NotFound, RateLimited
+from server.domain.secrets import digest
 from server.services.mongo import Doc
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
@@ -28,10 +28,6 @@ TOKEN_PREFIX = "sq_"
 
 def normalize_email(email: str) -> str:
     return email.strip().lower()
-
-
-def _digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 def _check_email(email: str) -> str:
@@ -119,7 +115,7 @@ async def invite(db: AsyncDatabase[Doc], actor: Actor, email: str, role: str,
         logged_districts = sorted({s["district_id"] for s in shops})
     token = secrets.token_urlsafe(24)
     expires = datetime.now(UTC) + timedelta(days=INVITATION_DAYS)
-    doc = {"_id": _digest(token), "email": email, "role": role, "merchant_ids": merchant_ids,
+    doc = {"_id": digest(token), "email": email, "role": role, "merchant_ids": merchant_ids,
            "district_ids": district_ids, "invited_by": actor.account_id, "expires_at": expires, "status": "open"}
     await db.invitations.insert_one(doc)
     await audit.record(db, actor, "invite", "account", email, logged_districts, None,
@@ -128,7 +124,7 @@ async def invite(db: AsyncDatabase[Doc], actor: Actor, email: str, role: str,
 
 
 async def accept_invitation(db: AsyncDatabase[Doc], token: str, password: str) -> Account:
-    doc = await db.invitations.find_one({"_id": _digest(token[:100]), "status": "open"})
+    doc = await db.invitations.find_one({"_id": digest(token[:100]), "status": "open"})
     if doc is None or doc["expires_at"] <= datetime.now(UTC):
         raise NotFound("this invitation link is unknown, used or expired")
     account = await _insert_account(db, doc["email"], password, doc["role"], doc["merchant_ids"],
@@ -161,7 +157,7 @@ async def create_token(db: AsyncDatabase[Doc], actor: Actor, name: str, scopes: 
     now = datetime.now(UTC)
     shown = {"account_id": actor.account_id, "name": name, "scopes": sorted(set(scopes)), "created_at": now,
              "status": "active"}
-    await db.api_tokens.insert_one({"_id": token_id, "token_hash": _digest(secret), **shown})
+    await db.api_tokens.insert_one({"_id": token_id, "token_hash": digest(secret), **shown})
     # the audit entry never holds the secret or its hash
     await audit.record(db, actor, "token.create", "api_token", token_id, [], None, shown)
     return ApiToken(token_id, name, sorted(set(scopes)), now, secret)
@@ -190,7 +186,7 @@ async def revoke_token(db: AsyncDatabase[Doc], actor: Actor, token_id: str) -> N
 async def actor_for_token(db: AsyncDatabase[Doc], secret: str) -> Actor | None:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
         return None
-    doc = await db.api_tokens.find_one({"token_hash": _digest(secret), "status": "active"})
+    doc = await db.api_tokens.find_one({"token_hash": digest(secret), "status": "active"})
     if doc is None:
         return None
     account = await account_by_id(db, doc["account_id"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from server.domain.accounts.models import Actor
 from server.domain.audit import repository as audit
 from server.domain.crowd.models import SENSOR_KINDS
 from server.domain.errors import Invalid, NotFound
+from server.domain.secrets import digest
 from server.services.mongo import Doc
 
 KEY_PREFIX = "sqs_"
@@ -35,10 +35,6 @@ class Sensor:
                    str(doc.get("status", "active")))
 
 
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 async def register(db: AsyncDatabase[Doc], actor: Actor, area_id: str, kind: str, name: str) -> tuple[Sensor, str]:
     """The new sensor and its secret key, shown this once."""
     area = await db.areas.find_one({"_id": area_id}, {"district_id": 1})
@@ -48,7 +44,7 @@ async def register(db: AsyncDatabase[Doc], actor: Actor, area_id: str, kind: str
     if kind not in SENSOR_KINDS:
         raise Invalid({"kind": "invalid_choice"})
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    doc = {"_id": uuid.uuid4().hex[:12], "key_hash": _digest(key), "area_id": area_id,
+    doc = {"_id": uuid.uuid4().hex[:12], "key_hash": digest(key), "area_id": area_id,
            "district_id": area["district_id"], "kind": kind, "name": name.strip()[:80] or kind, "status": "active",
            "created_at": datetime.now(UTC), "created_by": actor.account_id}
     await db.sensors.insert_one(doc)
@@ -71,7 +67,7 @@ async def revoke(db: AsyncDatabase[Doc], actor: Actor, sensor_id: str) -> Sensor
 async def by_key(db: AsyncDatabase[Doc], key: str) -> Sensor | None:
     if not key.startswith(KEY_PREFIX) or len(key) > 100:
         return None
-    doc = await db.sensors.find_one({"key_hash": _digest(key), "status": "active"})
+    doc = await db.sensors.find_one({"key_hash": digest(key), "status": "active"})
     return Sensor.from_doc(doc) if doc else None
 
 

@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from server.domain.i18n import Localized
+from server.domain.merchants.hours import SHANGHAI
 
 KINDS = ("shopping", "food", "jewellery", "auto", "culture")
+
+
+def window(starts_on: date, ends_on: date) -> tuple[datetime, datetime]:
+    """UTC bounds of a festival: local midnight of its first day to local midnight after its last."""
+    return (datetime.combine(starts_on, time(0), SHANGHAI).astimezone(UTC),
+            datetime.combine(ends_on + timedelta(days=1), time(0), SHANGHAI).astimezone(UTC))
 
 
 @dataclass(frozen=True, slots=True)

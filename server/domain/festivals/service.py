@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -14,9 +14,8 @@ from server.domain import authz, versioned
 from server.domain.accounts.models import Actor
 from server.domain.audit import repository as audit
 from server.domain.errors import Invalid, NotFound
-from server.domain.festivals.models import KINDS, Festival
+from server.domain.festivals.models import KINDS, Festival, window
 from server.domain.forms import Problems
-from server.domain.merchants.hours import SHANGHAI
 from server.services.mongo import Doc
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{2,79}$")
@@ -30,10 +29,6 @@ class FestivalInput:
     starts_on: date | None = None
     ends_on: date | None = None
     district_ids: list[str] = field(default_factory=list)
-
-
-def _midnight(day: date) -> datetime:
-    return datetime.combine(day, time(0), SHANGHAI).astimezone(UTC)
 
 
 async def _validate(db: AsyncDatabase[Doc], data: FestivalInput) -> dict[str, Any]:
@@ -53,9 +48,10 @@ async def _validate(db: AsyncDatabase[Doc], data: FestivalInput) -> dict[str, An
         p.add("district_ids", "unknown_district")
     p.raise_if_any()
     assert data.starts_on is not None and data.ends_on is not None
+    starts_at, ends_at = window(data.starts_on, data.ends_on)
     return {"name": name, "description": description, "kind": data.kind, "starts_on": data.starts_on.isoformat(),
-            "ends_on": data.ends_on.isoformat(), "starts_at": _midnight(data.starts_on),
-            "ends_at": _midnight(data.ends_on + timedelta(days=1)), "district_ids": sorted(set(data.district_ids))}
+            "ends_on": data.ends_on.isoformat(), "starts_at": starts_at, "ends_at": ends_at,
+            "district_ids": sorted(set(data.district_ids))}
 
 
 async def create(db: AsyncDatabase[Doc], actor: Actor, slug: str, data: FestivalInput) -> Festival:
