@@ -58,11 +58,13 @@ class CommandCounter(CommandListener):
 
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.targets: list[tuple[str, str]] = []  # (command, collection)
         self.enabled = False
 
     def started(self, event: CommandStartedEvent) -> None:
         if self.enabled and event.command_name not in {"endSessions", "hello", "isMaster", "ping"}:
             self.commands.append(event.command_name)
+            self.targets.append((event.command_name, str(event.command.get(event.command_name))))
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
         pass

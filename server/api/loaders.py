@@ -40,8 +40,7 @@ class Loaders:
     def __init__(self, db: AsyncDatabase[Doc], now: datetime, settings: Settings) -> None:
         self.district: DataLoader[str, District | None] = _by_key(lambda ids: districts.districts_by_ids(db, ids))
         self.area: DataLoader[str, Area | None] = _by_key(lambda ids: districts.areas_by_ids(db, ids))
-        self.areas_of_district: DataLoader[str, list[Area]] = _by_key(
-            lambda ids: districts.areas_by_district(db, ids), list)
+        self.areas_of_district: DataLoader[str, list[Area]] = _by_key(self._areas_of_districts, list)
         self.merchant: DataLoader[str, Merchant | None] = _by_key(lambda ids: merchants.merchants_by_ids(db, ids))
         self.active_offers_of_merchant: DataLoader[str, list[Offer]] = _by_key(
             lambda ids: offers.active_by_merchants(db, ids, now), list)
@@ -54,13 +53,23 @@ class Loaders:
         self.festival: DataLoader[str, Festival | None] = _by_key(lambda ids: festivals.by_ids(db, ids))
         self.category_name: DataLoader[str, dict[str, str] | None] = _by_key(
             lambda ids: _category_names(db, ids))
-        self.crowd: DataLoader[str, Crowd | None] = _by_key(lambda ids: _crowds(db, ids, now, settings))
+        self.crowd: DataLoader[str, Crowd | None] = _by_key(self._crowds)
+        self._db, self._now, self._settings = db, now, settings
+
+    async def _areas_of_districts(self, ids: list[str]) -> dict[str, list[Area]]:
+        found = await districts.areas_by_district(self._db, ids)
+        for areas in found.values():  # a district's areas are then known by id too (capacity for crowds)
+            for area in areas:
+                self.area.prime(area.id, area)
+        return found
+
+    async def _crowds(self, ids: list[str]) -> dict[str, Crowd]:
+        areas = [a for a in await self.area.load_many(ids) if a is not None]
+        settings = self._settings
+        return await area_crowds(self._db, [(a.id, a.capacity) for a in areas], self._now,
+                                 settings.crowd_stale_minutes, settings.crowd_thresholds)
 
 
 async def _category_names(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, dict[str, str]]:
     return {d["_id"]: d["name"] async for d in db.categories.find({"_id": {"$in": ids}})}
 
-
-async def _crowds(db: AsyncDatabase[Doc], ids: list[str], now: datetime, settings: Settings) -> dict[str, Crowd]:
-    areas = [(d["_id"], int(d["capacity"])) async for d in db.areas.find({"_id": {"$in": ids}}, {"capacity": 1})]
-    return await area_crowds(db, areas, now, settings.crowd_stale_minutes, settings.crowd_thresholds)

@@ -29,3 +29,17 @@ async def test_command_count_does_not_grow_with_page_size(http: httpx.AsyncClien
     assert (small_n, large_n) == (2, 20)
     assert len(small) == len(large), (small, large)
     assert len(large) <= 7, large
+
+
+async def test_crowd_levels_reuse_the_areas_already_loaded(http: httpx.AsyncClient,
+                                                           command_counter: CommandCounter) -> None:
+    query = """{ district(id: "%s") { crowd { level } areas { name crowd { level percent } } } }""" % to_global(
+        "District", "luohu-golden-triangle")
+    command_counter.targets.clear()
+    command_counter.enabled = True
+    try:
+        body = await gql(http, query)
+    finally:
+        command_counter.enabled = False
+    assert len(body["data"]["district"]["areas"]) >= 3
+    assert command_counter.targets.count(("find", "areas")) == 1, command_counter.targets
