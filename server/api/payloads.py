@@ -10,6 +10,8 @@ import strawberry
 from server.api.common import AppInfo
 from server.domain.accounts.models import Actor
 from server.domain.errors import Conflict, DomainError, Invalid, RateLimited
+from server.web.auth import actor_of
+from server.web.i18n import translate  # the same texts the back office shows
 
 T = TypeVar("T")
 
@@ -22,17 +24,11 @@ class FieldError:
                                              "or a validation key such as required or coupon_format.")
 
 
-def message(key: str, locale: str) -> str:
-    from server.web.i18n import translate  # the same texts the back office shows
-
-    return translate(key, locale)
-
-
 def errors_of(exc: DomainError, locale: str) -> list[FieldError]:
     if isinstance(exc, Invalid):
-        return [FieldError(field=f, message=message(k, locale), code=k) for f, k in exc.fields.items()]
+        return [FieldError(field=f, message=translate(k, locale), code=k) for f, k in exc.fields.items()]
     if isinstance(exc, Conflict):
-        return [FieldError(field="version", message=message("conflict", locale), code=exc.code)]
+        return [FieldError(field="version", message=translate("conflict", locale), code=exc.code)]
     if isinstance(exc, RateLimited):
         return [FieldError(field="", message=str(exc), code=exc.code)]
     return [FieldError(field="", message=str(exc), code=exc.code)]
@@ -47,8 +43,6 @@ async def attempt(info: AppInfo, work: Awaitable[T]) -> tuple[T | None, list[Fie
 
 
 async def actor(info: AppInfo) -> Actor:
-    from server.web.auth import actor_of
-
     return await actor_of(info.context.request)
 
 

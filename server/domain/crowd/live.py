@@ -13,6 +13,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from server.domain.crowd import alerts
 from server.domain.crowd.models import Crowd
 from server.domain.crowd.state import area_crowds, combine_district
 from server.services.mongo import Doc
@@ -101,8 +102,6 @@ class Publisher:
 async def broadcast(db: AsyncDatabase[Doc], publisher: Publisher, settings: Settings, district_ids: set[str],
                     touched_areas: set[str], now: datetime) -> None:
     """After new readings: tell every web process, and check the alert rules of the areas that moved."""
-    from server.domain.crowd import alerts
-
     for update in await district_updates(db, district_ids, now, settings.crowd_stale_minutes,
                                          settings.crowd_thresholds):
         await publisher.send(update, now)
