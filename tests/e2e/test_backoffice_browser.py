@@ -4,59 +4,31 @@ test is skipped.  Screenshots are kept under var/artifacts/ (or $SHANGQUAN_ARTIF
 
 from __future__ import annotations
 
-import base64
-import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-from server.settings import ROOT
+from server.api.ids import to_global
 from tests.conftest import RunningApp, gql
+from tests.e2e.conftest import PHONE, artifacts_dir
 from tests.support import PASSWORD, make_account
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-PHONE = {"width": 390, "height": 844}
 SHOP = "hqb-gadget-gift-shop"
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-def artifacts() -> Path:
-    path = Path(os.environ.get("SHANGQUAN_ARTIFACTS") or ROOT / "var" / "artifacts")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@pytest.fixture(scope="module")
-async def backoffice_chromium() -> AsyncIterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip("browser tests need Debian's Chromium at /usr/bin/chromium")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        await browser.close()
-
-
 @pytest.fixture
-async def phone(backoffice_chromium: Any) -> AsyncIterator[Any]:
-    context = await backoffice_chromium.new_context(viewport=PHONE, device_scale_factor=1, locale="zh-CN",
-                                                    timezone_id="Asia/Shanghai", java_script_enabled=False)
+async def phone(browser: Any) -> AsyncIterator[Any]:
+    context = await browser.new_context(viewport=PHONE, device_scale_factor=1, locale="zh-CN",
+                                        timezone_id="Asia/Shanghai", java_script_enabled=False)
     context.set_default_timeout(15_000)
     page = await context.new_page()
     yield page
     await context.close()
-
-
-def global_id(type_name: str, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode().rstrip("=")
 
 
 async def test_a_merchant_publishes_an_offer_from_a_phone(app_server: RunningApp, db_client: Any, phone: Any,
@@ -103,17 +75,17 @@ async def test_a_merchant_publishes_an_offer_from_a_phone(app_server: RunningApp
 
         # a shopper asks the public API
         data = (await gql(http, """{ offers(filter: {merchantId: "%s"}, first: 50) {
-            edges { node { slug title couponCode percentOff } } } }""" % global_id("Merchant", SHOP),
+            edges { node { slug title couponCode percentOff } } } }""" % to_global("Merchant", SHOP),
             headers={"accept-language": "zh-CN"}))["data"]
         nodes = [e["node"] for e in data["offers"]["edges"]]
         assert {"slug": created_id, "title": title, "couponCode": "CASE-50", "percentOff": 50} in nodes
         assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], problems
 
         # the artifacts: a full-page screenshot resizes the viewport for a moment, so they come after the clicks
-        await phone.screenshot(path=str(artifacts() / "backoffice-offers-390.png"), full_page=True)
+        await phone.screenshot(path=str(artifacts_dir() / "backoffice-offers-390.png"), full_page=True)
         await phone.goto(f"{app_server.url}/admin/offers/{created_id}")
         assert await phone.get_by_label("优惠码").input_value() == "CASE-50"
-        await phone.screenshot(path=str(artifacts() / "backoffice-offer-form-390.png"), full_page=True)
+        await phone.screenshot(path=str(artifacts_dir() / "backoffice-offer-form-390.png"), full_page=True)
         await phone.goto(f"{app_server.url}/admin/merchants/{SHOP}/offers/new")
         await phone.get_by_label("简体中文").first.fill(title)
         await phone.get_by_label("优惠码").fill("no spaces!")
@@ -122,7 +94,7 @@ async def test_a_merchant_publishes_an_offer_from_a_phone(app_server: RunningApp
         assert "优惠码为 4–20 位大写字母" in await phone.locator("#f-coupon_code-err").inner_text()
         assert "此项必填。" in await phone.locator("#f-percent_off-err").inner_text()
         assert await phone.get_by_label("优惠码").input_value() == "no spaces!"
-        await phone.screenshot(path=str(artifacts() / "backoffice-offer-form-errors-390.png"), full_page=True)
+        await phone.screenshot(path=str(artifacts_dir() / "backoffice-offer-form-errors-390.png"), full_page=True)
     finally:
         if created_id:
             await db.offers.delete_one({"_id": created_id})
