@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import uuid
@@ -11,13 +10,10 @@ from typing import Any
 
 import httpx
 
+from server.api.ids import to_global
 from tests.conftest import RunningApp, gql
 from tests.web.conftest import DISTRICT, OTHER_DISTRICT, SHOP_X, People, signed_in
 from tests.web.forms import new_offer_form, profile_form
-
-
-def global_id(type_name: str, key: str) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{key}".encode()).decode().rstrip("=")
 
 
 async def test_writes_are_audited_and_operators_read_their_districts_log(
@@ -83,8 +79,8 @@ async def test_publishing_shows_the_offer_to_shoppers_and_withdrawing_hides_it(
     assert title in listing.text and "草稿" in listing.text
 
     query = """{ offers(filter: {merchantId: "%s"}, first: 50) { edges { node { slug title couponCode } } }
-                 merchant(id: "%s") { offers { slug } } }""" % (global_id("Merchant", SHOP_X),
-                                                                 global_id("Merchant", SHOP_X))
+                 merchant(id: "%s") { offers { slug } } }""" % (to_global("Merchant", SHOP_X),
+                                                                 to_global("Merchant", SHOP_X))
 
     async def shopper_sees() -> tuple[bool, bool]:
         data = (await gql(http, query, headers={"accept-language": "zh-CN"}))["data"]
