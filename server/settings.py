@@ -54,6 +54,18 @@ def _allow_local(env: dict[str, str]) -> bool:
     return allowed
 
 
+def _quiet_hours(raw: str) -> tuple[int, int] | None:
+    if not raw.strip():
+        return None
+    try:
+        start, end = (int(part) for part in raw.split(","))
+    except ValueError:
+        raise SettingsError(f"PUSH_QUIET_HOURS must be two hours like 22,8 (or empty for none), got {raw!r}") from None
+    if not (0 <= start <= 23 and 0 <= end <= 23) or start == end:
+        raise SettingsError("PUSH_QUIET_HOURS hours must be 0-23 and differ")
+    return start, end
+
+
 def _bool(env: dict[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -90,6 +102,12 @@ class Settings:
     # http / 127.0.0.1 push services, for tests and the benchmark only; refused in production.
     allow_local_push_services: bool = False
     production: bool = False
+    # Push campaigns: four-eyes approval, quiet hours (local hours start,end in Asia/Shanghai; empty: none),
+    # a per-subscription daily cap (0: none), and the cooldown between automatic crowd-alert messages per area.
+    push_approval: bool = False
+    push_quiet_hours: tuple[int, int] | None = (22, 8)
+    push_daily_cap: int = 5
+    crowd_alert_cooldown_minutes: int = 30
     # Simulated sensors in every area (on by default in single-machine mode with the embedded MongoDB).
     crowd_simulator: bool = False
     log_level: str = "INFO"  # LOG_LEVEL
@@ -135,4 +153,8 @@ class Settings:
             vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),
             allow_local_push_services=_allow_local(env),
             production=_production(env),
+            push_approval=_bool(env, "PUSH_APPROVAL"),
+            push_quiet_hours=_quiet_hours(env.get("PUSH_QUIET_HOURS", "22,8")),
+            push_daily_cap=_int(env, "PUSH_DAILY_CAP", 5, 0, 1000),
+            crowd_alert_cooldown_minutes=_int(env, "CROWD_ALERT_COOLDOWN_MINUTES", 30, 1, 24 * 60),
         )

@@ -74,8 +74,7 @@ async def ensure_group(redis: Redis, config: FanoutConfig) -> None:
 
 
 def audience_filter(campaign: Campaign) -> dict[str, Any]:
-    return {"districts": {"$in": list(campaign.district_ids)}, "topics": {"$in": list(campaign.topics)},
-            "locale": {"$in": list(campaign.locales)}}
+    return campaigns.audience_filter(campaign.district_ids, campaign.topics, campaign.locales)
 
 
 async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config: FanoutConfig = FanoutConfig(),
@@ -88,7 +87,7 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
     """
     now = clock()
     claim = await db[campaigns.COLLECTION].update_one(
-        {"_id": campaign_id, "status": SENDING,
+        {"_id": campaign_id, "status": SENDING, "send_at_ts": {"$lte": now},
          "$or": [{"stage": campaigns.STAGE_NEW},
                  {"stage": campaigns.STAGE_EXPANDING, "expanding_ts": {"$lt": now - config.stale_after}}]},
         {"$set": {"stage": campaigns.STAGE_EXPANDING, "expanding_ts": now, "expander": consumer}})
@@ -125,7 +124,7 @@ async def expand_pending(db: AsyncDatabase[Doc], redis: Redis, config: FanoutCon
     worker that died while expanding); returns how many this call expanded."""
     now = clock()
     cursor = db[campaigns.COLLECTION].find(
-        {"status": SENDING, "$or": [{"stage": campaigns.STAGE_NEW},
+        {"status": SENDING, "send_at_ts": {"$lte": now}, "$or": [{"stage": campaigns.STAGE_NEW},
                                     {"stage": campaigns.STAGE_EXPANDING,
                                      "expanding_ts": {"$lt": now - config.stale_after}}]}, {"_id": 1})
     expanded = 0

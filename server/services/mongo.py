@@ -34,7 +34,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "crowd_readings": [([("area_id", ASCENDING)], {})],
     "crowd_hourly": [([("area_id", ASCENDING), ("hour_ts", ASCENDING)], {})],
     "crowd_alerts": [([("district_id", ASCENDING)], {})],
-    "push_campaigns": [([("district_ids", ASCENDING)], {}), ([("created_at", DESCENDING)], {}),
+    "push_campaigns": [([("district_ids", ASCENDING)], {}), ([("send_at_ts", DESCENDING)], {}),
                        ([("stage", ASCENDING)], {})],
     "push_deliveries": [([("state", ASCENDING), ("due", ASCENDING)], {}), ([("campaign_id", ASCENDING)], {})],
     "push_subscriptions": [([("districts", ASCENDING)], {}), ([("origin", ASCENDING)], {})],

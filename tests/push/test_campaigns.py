@@ -162,6 +162,7 @@ async def test_graphql_create_inbox_stats_cancel(db: Any, redis: Redis) -> None:
     assert {(e["field"], e["code"]) for e in bad["createCampaign"]["errors"]} == \
         {("title.zh-CN", "required"), ("ttl", "out_of_range")}
     t0 = datetime.now(UTC)
+    later = t0 + timedelta(seconds=10)  # after all three send times
     made = []
     for i, topic in enumerate(["FESTIVALS", "OFFERS", "FESTIVALS"]):
         answer = await run(db, redis, CREATE, {"input": gql_input(
@@ -173,16 +174,17 @@ async def test_graphql_create_inbox_stats_cancel(db: Any, redis: Redis) -> None:
     assert made[0]["stats"] == {"targeted": 0, "delivered": 0}  # expanded at once: nobody subscribed here
     huaqiangbei = [to_global("District", "huaqiangbei")]
 
-    page = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK", "first": 2}))["inbox"]
+    page = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK", "first": 2}, now=later))["inbox"]
     assert page["locale"] == "zh-HK" and page["pageInfo"]["hasNextPage"] is True
     assert [e["node"]["title"] for e in page["edges"]] == ["消息2", "消息1"]  # no zh-HK title: zh-CN
     assert page["edges"][0]["node"]["body"] == "今晚开幕" and page["edges"][0]["node"]["url"] == "/d/huaqiangbei"
     rest = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK", "first": 2,
-                                         "after": page["pageInfo"]["endCursor"]}))["inbox"]
+                                         "after": page["pageInfo"]["endCursor"]}, now=later))["inbox"]
     assert [e["node"]["title"] for e in rest["edges"]] == ["消息0"] and rest["pageInfo"]["hasNextPage"] is False
-    english = (await run(db, redis, INBOX, {"districts": huaqiangbei, "topics": ["OFFERS"], "locale": "en"}))["inbox"]
+    english = (await run(db, redis, INBOX, {"districts": huaqiangbei, "topics": ["OFFERS"], "locale": "en"},
+                         now=later))["inbox"]
     assert [(e["node"]["title"], e["node"]["body"]) for e in english["edges"]] == [("Message 1", "Opens tonight")]
-    elsewhere = (await run(db, redis, INBOX, {"districts": [to_global("District", "dongmen")]}))["inbox"]
+    elsewhere = (await run(db, redis, INBOX, {"districts": [to_global("District", "dongmen")]}, now=later))["inbox"]
     assert elsewhere["edges"] == []
 
     stats = await run(db, redis, STATS, {"id": made[2]["id"]}, who=HQB)
@@ -196,7 +198,7 @@ async def test_graphql_create_inbox_stats_cancel(db: Any, redis: Redis) -> None:
             [{"code": "FORBIDDEN"}]
     assert (await run(db, redis, CANCEL, {"id": made[2]["id"]}, who=HQB))["cancelCampaign"] == \
         {"campaign": {"status": "CANCELLED"}, "errors": []}
-    after = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "en"}))["inbox"]
+    after = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "en"}, now=later))["inbox"]
     assert [e["node"]["title"] for e in after["edges"]] == ["Message 1", "Message 0"]  # cancelled: gone
 
 

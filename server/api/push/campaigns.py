@@ -29,6 +29,7 @@ class PushUrgency(Enum):
 
 @strawberry.enum
 class CampaignStatus(Enum):
+    AWAITING_APPROVAL = "awaiting_approval"
     SENDING = "sending"
     CANCELLED = "cancelled"
 
@@ -62,6 +63,7 @@ class CampaignInput:
                              "attempts that were put off, not subscriptions).")
 class CampaignStatsType:
     targeted: int
+    sent: int = strawberry.field(description="Messages handed to a push service (each subscriber at most once).")
     delivered: int
     expired: int
     failed: int
@@ -72,6 +74,8 @@ class CampaignStatsType:
     cancelled: int
     timed_out: int
     skipped: int
+    deferred: int = strawberry.field(description="Held back by quiet hours (sent at their end, or timed out).")
+    capped: int = strawberry.field(description="Subscribers skipped for the per-day message cap.")
     clicked: int = strawberry.field(description="Notifications opened, as reported by the service worker.")
 
 
@@ -142,12 +146,13 @@ class CampaignQueries:
         ctx.use_locale(locale)
         size = page_size(first)
         page = await inbox.inbox(ctx.db, [key_of(d, "District") for d in districts[:inbox.MAX_DISTRICTS]],
-                                 [t.value for t in topics or []], ctx.locale, first=size, after=decode_cursor(after))
+                                 [t.value for t in topics or []], ctx.locale, first=size, now=ctx.now,
+                                 after=decode_cursor(after))
         edges = [InboxEdge(cursor=encode_cursor(item.key), node=InboxItemType(
             id=strawberry.ID(to_global("Campaign", item.campaign.id)), title=item.title, body=item.body,
             url=item.url, topics=[PushTopic(t) for t in item.campaign.topics],
             district_ids=[strawberry.ID(to_global("District", d)) for d in item.campaign.district_ids],
-            created_at=item.campaign.created_at)) for item in page.items]
+            created_at=item.campaign.send_at)) for item in page.items]
         return InboxConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
                                                                end_cursor=edges[-1].cursor if edges else None),
                                locale=ctx.locale)

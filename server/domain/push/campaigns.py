@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -22,6 +24,7 @@ from server.domain.audit.repository import record as audit
 from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.domain.i18n import LOCALES, Localized, pick
+from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.domain.push.models import TOPICS
 from server.push.encode import MAX_TTL, EncodeError, PayloadTooLarge, Urgency, check_payload, check_topic
 from server.services.mongo import Doc
@@ -33,9 +36,17 @@ MAX_BODY: Final = 1000
 MAX_URL: Final = 500
 MAX_DISTRICTS: Final = 50
 
+# A campaign waits for a second operator when four-eyes approval is on (PUSH_APPROVAL), then sends
+# from `send_at_ts` (epoch seconds: now, or the scheduled time); cancelling stops what is not yet sent.
+AWAITING_APPROVAL: Final = "awaiting_approval"
 SENDING: Final = "sending"
 CANCELLED: Final = "cancelled"
-STATUSES: Final = (SENDING, CANCELLED)
+STATUSES: Final = (AWAITING_APPROVAL, SENDING, CANCELLED)
+
+# Who composed it: an operator, or the worker turning a crowd alert into a message.
+SOURCE_OPERATOR: Final = "operator"
+SOURCE_CROWD_ALERT: Final = "crowd_alert"
+MAX_SCHEDULE_AHEAD: Final = 28 * 24 * 3600
 
 # Fan-out stages: "new" until a worker expands the audience onto the stream, then "expanded".
 STAGE_NEW: Final = "new"
@@ -43,16 +54,27 @@ STAGE_EXPANDING: Final = "expanding"
 STAGE_EXPANDED: Final = "expanded"
 
 # Counters under `stats` (all integers, only ever `$inc`ed, except `targeted` which the expansion sets).
-STATS: Final = ("targeted", "delivered", "expired", "failed", "too_large", "blocked", "rate_limited", "retried",
-                "cancelled", "timed_out", "skipped", "clicked")
+# `sent` counts messages handed to a push service (each subscriber at most once); `deferred` counts
+# messages held back by quiet hours (sent later, or timed out); `capped` subscribers over the daily cap.
+STATS: Final = ("targeted", "sent", "delivered", "expired", "failed", "too_large", "blocked", "rate_limited",
+                "retried", "cancelled", "timed_out", "skipped", "deferred", "capped", "clicked")
+# Outcomes after which a subscriber's message needs nothing more: the campaign is done when they add up.
+FINAL_STATS: Final = ("delivered", "expired", "failed", "too_large", "blocked", "cancelled", "timed_out", "skipped",
+                      "capped")
 
 # Message keys (server/web/i18n.py MESSAGES) this module raises besides the shared ones.
 URL_INVALID: Final = "push_url_invalid"
 TOPIC_INVALID: Final = "push_topic_invalid"
 PAYLOAD_TOO_LARGE: Final = "push_payload_too_large"
 FESTIVAL_ENDED: Final = "push_festival_ended"
-MESSAGE_KEYS: Final = (URL_INVALID, TOPIC_INVALID, PAYLOAD_TOO_LARGE, FESTIVAL_ENDED, "required", "too_long",
-                       "unknown_district", "invalid_choice", "out_of_range", "not_found")
+IMAGE_INVALID: Final = "push_image_invalid"
+SEND_AT_PAST: Final = "push_send_at_past"
+SEND_AT_TOO_FAR: Final = "push_send_at_too_far"
+OWN_CAMPAIGN: Final = "push_own_campaign"
+NOT_AWAITING: Final = "push_not_awaiting_approval"
+MESSAGE_KEYS: Final = (URL_INVALID, TOPIC_INVALID, PAYLOAD_TOO_LARGE, FESTIVAL_ENDED, IMAGE_INVALID, SEND_AT_PAST,
+                       SEND_AT_TOO_FAR, OWN_CAMPAIGN, NOT_AWAITING, "required", "too_long", "unknown_district",
+                       "invalid_choice", "out_of_range", "not_found")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +89,8 @@ class CampaignInput:
     urgency: str = Urgency.NORMAL.value
     collapse_topic: str | None = None
     festival_id: str | None = None
+    image: Localized = field(default_factory=dict)  # https URL or app path per locale, shown in the notification
+    send_at: datetime | None = None  # None: now (or when approved)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,10 +112,26 @@ class Campaign:
     created_ts: float  # epoch seconds of created_at: the worker's clock for TTLs
     created_by: str | None
     stats: dict[str, int]
+    image: Localized = field(default_factory=dict)
+    send_at_ts: float = 0.0  # epoch seconds from which it may be sent (and shows in the inbox)
+    source: str = SOURCE_OPERATOR
+    approved_by: str | None = None
+    request_id: str | None = None  # the request that composed it, carried into the worker's log lines
 
     @property
     def expires_ts(self) -> float:
-        return self.created_ts + self.ttl
+        return self.send_at_ts + self.ttl
+
+    @property
+    def send_at(self) -> datetime:
+        return datetime.fromtimestamp(self.send_at_ts, UTC)
+
+    def scheduled(self, now_ts: float) -> bool:
+        return self.status == SENDING and self.send_at_ts > now_ts
+
+    def finished(self) -> bool:
+        """Every targeted subscriber has a final outcome (only meaningful once the audience is expanded)."""
+        return self.stage == STAGE_EXPANDED and sum(self.stats[name] for name in FINAL_STATS) >= self.stats["targeted"]
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Campaign:
@@ -109,28 +149,86 @@ class Campaign:
             created_at=doc["created_at"], created_ts=float(doc["created_ts"]),
             created_by=str(doc["created_by"]) if doc.get("created_by") else None,
             stats={name: int(raw_stats.get(name) or 0) for name in STATS},
+            image=dict(doc.get("image") or {}), send_at_ts=float(doc.get("send_at_ts") or doc["created_ts"]),
+            source=str(doc.get("source") or SOURCE_OPERATOR),
+            approved_by=str(doc["approved_by"]) if doc.get("approved_by") else None,
+            request_id=str(doc["request_id"]) if doc.get("request_id") else None,
         )
 
     def localized(self, locale: str) -> tuple[str, str, str]:
         """(title, body, url) in `locale`, with the zh-HK → zh-CN → en fallback."""
         return pick(self.title, locale), pick(self.body, locale), pick(self.url, locale) or "/"
 
+    def image_for(self, locale: str) -> str:
+        return pick(self.image, locale)
+
     def payload(self, locale: str) -> bytes:
         """The push message's plaintext for a subscriber reading `locale`."""
-        title, body, url = self.localized(locale if locale in LOCALES else "zh-CN")
-        return json.dumps({"id": self.id, "title": title, "body": body, "url": url}, ensure_ascii=False,
-                          separators=(",", ":")).encode()
+        reader = locale if locale in LOCALES else "zh-CN"
+        title, body, url = self.localized(reader)
+        message = {"id": self.id, "title": title, "body": body, "url": url}
+        if image := self.image_for(reader):
+            message["image"] = image
+        return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a subscriber reading `locale` would get, and whether it fits one push record."""
+    locale: str
+    title: str
+    body: str
+    url: str
+    image: str
+    payload_bytes: int
+    fits: bool
+
+
+def audience_filter(district_ids: Sequence[str], topics: Sequence[str], locales: Sequence[str]) -> dict[str, Any]:
+    """The subscriptions a campaign reaches (one flat filter: nx-27017's `$and` path is slow)."""
+    return {"districts": {"$in": list(district_ids)}, "topics": {"$in": list(topics)},
+            "locale": {"$in": list(locales)}}
+
+
+def _app_path(url: str) -> bool:
+    return (url.startswith("/") and not url.startswith("//") and "\\" not in url
+            and not any(c.isspace() or ord(c) < 32 for c in url))
 
 
 def _check_url(p: Problems, urls: Localized) -> Localized:
     for locale, url in urls.items():
-        if (not url.startswith("/") or url.startswith("//") or "\\" in url
-                or any(c.isspace() or ord(c) < 32 for c in url)):
+        if not _app_path(url):
             p.add(f"url.{locale}", URL_INVALID)
     return urls
 
 
-async def _check_ttl(db: AsyncDatabase[Doc], p: Problems, data: CampaignInput, now: datetime) -> int:
+def _check_image(p: Problems, images: Localized) -> Localized:
+    """An app path, or an https URL with a host (the phone fetches it, so no plain http and no userinfo)."""
+    for locale, image in images.items():
+        if _app_path(image):
+            continue
+        parts = urlsplit(image)
+        if (parts.scheme != "https" or not parts.hostname or "@" in parts.netloc
+                or any(c.isspace() or ord(c) < 32 for c in image)):
+            p.add(f"image.{locale}", IMAGE_INVALID)
+    return images
+
+
+def _check_send_at(p: Problems, send_at: datetime | None, now: datetime) -> float:
+    if send_at is None:
+        return now.timestamp()
+    if send_at.tzinfo is None:
+        send_at = send_at.replace(tzinfo=UTC)
+    ts = send_at.timestamp()
+    if ts < now.timestamp() - 60:  # a minute's grace for a form filled in slowly
+        p.add("sendAt", SEND_AT_PAST)
+    elif ts > now.timestamp() + MAX_SCHEDULE_AHEAD:
+        p.add("sendAt", SEND_AT_TOO_FAR)
+    return max(ts, now.timestamp())
+
+
+async def _check_ttl(db: AsyncDatabase[Doc], p: Problems, data: CampaignInput, send_ts: float) -> int:
+    """The TTL counts from the send time and is clipped to the end of the linked festival."""
     ttl = p.integer("ttl", data.ttl, MIN_TTL, MAX_TTL, required=True) or MIN_TTL
     if data.festival_id:
         festival = await db.festivals.find_one({"_id": data.festival_id}, {"ends_at": 1})
@@ -138,7 +236,9 @@ async def _check_ttl(db: AsyncDatabase[Doc], p: Problems, data: CampaignInput, n
         if not isinstance(ends_at, datetime):
             p.add("festivalId", "not_found")
             return ttl
-        left = int((ends_at - now).total_seconds())
+        if ends_at.tzinfo is None:
+            ends_at = ends_at.replace(tzinfo=UTC)
+        left = int(ends_at.timestamp() - send_ts)
         if left < MIN_TTL:
             p.add("festivalId", FESTIVAL_ENDED)
             return ttl
@@ -146,22 +246,27 @@ async def _check_ttl(db: AsyncDatabase[Doc], p: Problems, data: CampaignInput, n
     return ttl
 
 
-async def create(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *, now: datetime) -> Campaign:
-    """Validate, authorize (an operator of every target district, or an admin) and store a campaign to send now."""
-    districts = sorted(set(data.district_ids))
+def _authorize(actor: Actor, districts: list[str]) -> None:
     if districts:
         authz.district_operator(actor, districts, "districts")
     else:
         authz.require_scope(actor, "districts")
+
+
+async def _validated(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *, now: datetime,
+                     approval: bool, source: str, request_id: str | None) -> dict[str, Any]:
+    """The campaign document `data` describes, or InvalidInput with every problem; shared by create and preview."""
+    districts = sorted(set(data.district_ids))
     p = Problems()
     title = p.localized("title", data.title, required=True, max_len=MAX_TITLE)
     body = p.localized("body", data.body, required=True, max_len=MAX_BODY)
     url = _check_url(p, p.localized("url", data.url, required=False, max_len=MAX_URL))
+    image = _check_image(p, p.localized("image", data.image, required=False, max_len=MAX_URL))
     if not districts:
         p.add("districtIds", "required")
     elif len(districts) > MAX_DISTRICTS:
         p.add("districtIds", "too_long")
-    elif await db.districts.count_documents({"_id": {"$in": districts}}) != len(districts):
+    elif await _count(db, "districts", {"_id": {"$in": districts}}) != len(districts):
         p.add("districtIds", "unknown_district")
     topics = sorted(set(data.topics))
     if not topics:
@@ -179,25 +284,72 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *, n
             check_topic(collapse)
         except EncodeError:
             p.add("collapseTopic", TOPIC_INVALID)
-    ttl = await _check_ttl(db, p, data, now)
-    campaign_id = uuid.uuid4().hex
+    send_ts = _check_send_at(p, data.send_at, now)
+    ttl = await _check_ttl(db, p, data, send_ts)
     doc: dict[str, Any] = {
-        "_id": campaign_id, "title": title, "body": body, "url": url, "district_ids": districts, "topics": topics,
-        "locales": locales, "ttl": ttl, "urgency": data.urgency, "collapse_topic": collapse,
-        "festival_id": data.festival_id or None, "status": SENDING, "stage": STAGE_NEW, "created_at": now,
-        "created_ts": now.timestamp(), "created_by": actor.account_id, "stats": dict.fromkeys(STATS, 0),
+        "_id": uuid.uuid4().hex, "title": title, "body": body, "url": url, "image": image, "district_ids": districts,
+        "topics": topics, "locales": locales, "ttl": ttl, "urgency": data.urgency, "collapse_topic": collapse,
+        "festival_id": data.festival_id or None, "status": AWAITING_APPROVAL if approval else SENDING,
+        "stage": STAGE_NEW, "created_at": now, "created_ts": now.timestamp(), "send_at_ts": send_ts,
+        "created_by": actor.account_id, "source": source, "request_id": request_id,
+        "stats": dict.fromkeys(STATS, 0),
     }
     if not p.fields:
         draft = Campaign.from_doc(doc)
         for locale in LOCALES:  # every reader's message must fit one push record
-            try:
-                check_payload(draft.payload(locale))
-            except PayloadTooLarge:
+            if not _fits(draft.payload(locale)):
                 p.add(f"body.{locale}" if locale in body else "body.zh-CN", PAYLOAD_TOO_LARGE)
     p.raise_if_any()
+    return doc
+
+
+def _fits(payload: bytes) -> bool:
+    try:
+        check_payload(payload)
+    except PayloadTooLarge:
+        return False
+    return True
+
+
+async def _count(db: AsyncDatabase[Doc], collection: str, query: dict[str, Any]) -> int:
+    rows = await (await db[collection].aggregate([{"$match": query}, {"$count": "n"}])).to_list()
+    return int(rows[0]["n"]) if rows else 0
+
+
+async def create(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *, now: datetime,
+                 approval: bool = False, source: str = SOURCE_OPERATOR, request_id: str | None = None) -> Campaign:
+    """Validate, authorize (an operator of every target district, or an admin) and store a campaign.
+
+    With `approval` (four-eyes, the PUSH_APPROVAL setting) it waits for another operator's `approve`;
+    otherwise the worker sends it from its send time.
+    """
+    _authorize(actor, sorted(set(data.district_ids)))
+    doc = await _validated(db, actor, data, now=now, approval=approval, source=source, request_id=request_id)
     await db[COLLECTION].insert_one(doc)
-    await audit(db, actor, "push_campaign.create", "push_campaign", campaign_id, districts, None, doc)
+    await audit(db, actor, "push_campaign.create", "push_campaign", doc["_id"], doc["district_ids"], None, doc)
     return Campaign.from_doc(doc)
+
+
+async def preview(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *,
+                  now: datetime) -> tuple[list[Preview], int]:
+    """What each locale's readers would get, and how many subscriptions it would reach now; nothing is stored."""
+    _authorize(actor, sorted(set(data.district_ids)))
+    draft = Campaign.from_doc(await _validated(db, actor, data, now=now, approval=False, source=SOURCE_OPERATOR,
+                                               request_id=None))
+    previews = []
+    for locale in draft.locales:
+        title, body, url = draft.localized(locale)
+        payload = draft.payload(locale)
+        previews.append(Preview(locale, title, body, url, draft.image_for(locale), len(payload), _fits(payload)))
+    return previews, await estimate(db, draft.district_ids, draft.topics, draft.locales)
+
+
+async def estimate(db: AsyncDatabase[Doc], district_ids: Sequence[str], topics: Sequence[str],
+                   locales: Sequence[str]) -> int:
+    """Subscriptions a campaign would reach now (before quiet hours and the daily cap)."""
+    if not district_ids or not topics or not locales:
+        return 0
+    return await _count(db, SUBSCRIPTIONS, audience_filter(district_ids, topics, locales))
 
 
 async def get(db: AsyncDatabase[Doc], campaign_id: str) -> Campaign | None:
@@ -213,6 +365,41 @@ async def for_operator(db: AsyncDatabase[Doc], actor: Actor, campaign_id: str) -
         raise NotFound("no such campaign")
     authz.district_operator(actor, list(campaign.district_ids), "districts")
     return campaign
+
+
+async def approve(db: AsyncDatabase[Doc], actor: Actor, campaign_id: str, *, now: datetime) -> Campaign:
+    """Four-eyes: another operator of all its districts (or an admin) releases a campaign awaiting approval.
+
+    A send time already passed becomes now, so the TTL still counts from when it is really sent.
+    """
+    campaign = await for_operator(db, actor, campaign_id)
+    p = Problems()
+    if campaign.status != AWAITING_APPROVAL:
+        p.add("id", NOT_AWAITING)
+    elif campaign.created_by is not None and campaign.created_by == actor.account_id:
+        p.add("id", OWN_CAMPAIGN)
+    p.raise_if_any()
+    send_ts = max(campaign.send_at_ts, now.timestamp())
+    result = await db[COLLECTION].update_one(
+        {"_id": campaign.id, "status": AWAITING_APPROVAL},
+        {"$set": {"status": SENDING, "approved_by": actor.account_id, "send_at_ts": send_ts}})
+    if result.modified_count == 1:
+        await audit(db, actor, "push_campaign.approve", "push_campaign", campaign.id, list(campaign.district_ids),
+                    {"status": AWAITING_APPROVAL}, {"status": SENDING})
+    after = await get(db, campaign.id)
+    assert after is not None
+    return after
+
+
+async def recent(db: AsyncDatabase[Doc], actor: Actor, *, limit: int = 50) -> list[Campaign]:
+    """The newest campaigns of the districts `actor` operates (all of them for an admin)."""
+    if not actor.is_admin:
+        authz.district_operator(actor, set(actor.district_ids), "districts")
+    query: dict[str, Any] = {} if actor.is_admin else {"district_ids": {"$in": sorted(actor.district_ids)}}
+    cursor = db[COLLECTION].find(query).sort([("created_ts", -1), ("_id", -1)]).limit(limit)
+    found = [Campaign.from_doc(doc) async for doc in cursor]
+    # a campaign spanning districts the operator does not run stays hidden, as for_operator would refuse it
+    return [c for c in found if actor.is_admin or set(c.district_ids) <= set(actor.district_ids)]
 
 
 async def cancel(db: AsyncDatabase[Doc], actor: Actor, campaign_id: str) -> Campaign:

@@ -37,31 +37,31 @@ class InboxPage:
 
 
 def _before(after: Key | None) -> dict[str, Any]:
-    """Strictly after `after` in (created_at, _id) descending order."""
+    """Strictly after `after` in (send_at_ts, _id) descending order."""
     if after is None:
         return {}
     value, last_id = after
-    return {"$or": [{"created_at": {"$lt": value}}, {"created_at": value, "_id": {"$lt": last_id}}]}
+    return {"$or": [{"send_at_ts": {"$lt": value}}, {"send_at_ts": value, "_id": {"$lt": last_id}}]}
 
 
 async def inbox(db: AsyncDatabase[Doc], districts: list[str], topics: list[str], locale: str, *, first: int,
-                after: Key | None = None) -> InboxPage:
+                now: datetime, after: Key | None = None) -> InboxPage:
+    """Campaigns being sent or sent (not scheduled ones before their time, not those awaiting approval)."""
     districts = sorted(set(districts))[:MAX_DISTRICTS]
     wanted = sorted(set(topics) & set(TOPICS)) if topics else list(TOPICS)
     if not districts or not wanted or first <= 0:
         return InboxPage([], False)
     reader = locale if locale in LOCALES else "zh-CN"
     query: dict[str, Any] = {"district_ids": {"$in": districts}, "topics": {"$in": wanted}, "status": SENDING,
-                             "locales": {"$in": [reader]}}
+                             "locales": {"$in": [reader]}, "send_at_ts": {"$lte": now.timestamp()}}
     boundary = _before(after)
     if boundary:
         query = {"$and": [query, boundary]}
-    cursor = db[COLLECTION].find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(first + 1)
+    cursor = db[COLLECTION].find(query).sort([("send_at_ts", DESCENDING), ("_id", DESCENDING)]).limit(first + 1)
     docs = [doc async for doc in cursor]
     items = []
     for doc in docs[:first]:
         campaign = Campaign.from_doc(doc)
         title, body, url = campaign.localized(reader)
-        created: datetime = campaign.created_at
-        items.append(InboxItem(campaign, title, body, url, (created, campaign.id)))
+        items.append(InboxItem(campaign, title, body, url, (campaign.send_at_ts, campaign.id)))
     return InboxPage(items, len(docs) > first)
