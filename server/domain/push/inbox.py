@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
 
 from server.domain.i18n import LOCALES
 from server.domain.paging import Key
@@ -19,6 +20,7 @@ from server.domain.push.models import TOPICS
 from server.services.mongo import Doc
 
 MAX_DISTRICTS: Final = 20
+CHANNEL: Final = "push_inbox"  # Redis pub/sub: ids of campaigns that just started sending
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,3 +67,8 @@ async def inbox(db: AsyncDatabase[Doc], districts: list[str], topics: list[str],
         title, body, url = campaign.localized(reader)
         items.append(InboxItem(campaign, title, body, url, (campaign.send_at_ts, campaign.id)))
     return InboxPage(items, len(docs) > first)
+
+
+async def announce(redis: Redis, campaign_id: str) -> None:
+    """Tell every web process a campaign is now in the inbox (its live inbox subscriptions filter it)."""
+    await redis.publish(CHANNEL, campaign_id)
