@@ -20,7 +20,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from server.api.ids import to_global
 from server.domain.crowd.alerts import STREAM
+from server.domain.push import crowd_messages
 from server.observability.logs import configure_logging
 from server.push import fanout
 from server.push.hosts import HostGuard
@@ -41,14 +43,19 @@ async def _ensure_group(redis_client: Redis) -> None:
         await redis_client.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
 
 
-async def handle_alert(db: AsyncDatabase[Doc], fields: dict[str, str]) -> None:
-    # The push issue turns this into a message to the district's subscribers; until then the
-    # alert is recorded (GraphQL crowdAlerts, back office) and the hand-over is logged.
-    log.info("crowd alert for area %s in %s: %s", fields.get("area_id"), fields.get("district_id"), fields.get("level"))
-    await db.crowd_alerts.update_one({"_id": fields.get("alert_id")}, {"$set": {"handled": {"by": "worker"}}})
+async def handle_alert(db: AsyncDatabase[Doc], redis_client: Redis, settings: Settings,
+                       fields: dict[str, str]) -> None:
+    """A raised crowd alert becomes a campaign to the district's crowd-alert subscribers (see crowd_messages)."""
+    alert_id, district_id = fields.get("alert_id", ""), fields.get("district_id", "")
+    campaign = await crowd_messages.campaign_for_alert(
+        db, redis_client, alert_id, now=datetime.now(UTC), cooldown_minutes=settings.crowd_alert_cooldown_minutes,
+        district_url=f"/d/{to_global('District', district_id)}")
+    log.info("crowd alert %s for area %s in %s (%s): %s", alert_id, fields.get("area_id"), district_id,
+             fields.get("level"), f"campaign {campaign.id}" if campaign else "no message (cooldown)")
 
 
-async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, consumer: str, stop: asyncio.Event) -> None:
+async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, settings: Settings, consumer: str,
+                         stop: asyncio.Event) -> None:
     await _ensure_group(redis_client)
     while not stop.is_set():
         try:
@@ -62,7 +69,11 @@ async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, consumer: 
             continue
         entries = list(claimed[1]) + [entry for _, stream_entries in batches or [] for entry in stream_entries]
         for entry_id, fields in entries:
-            await handle_alert(db, fields)
+            try:
+                await handle_alert(db, redis_client, settings, fields)
+            except Exception:  # left pending: reclaimed and retried after RECLAIM_IDLE_MS
+                log.exception("crowd alert %s failed", fields.get("alert_id"))
+                continue
             await redis_client.xack(STREAM, GROUP, entry_id)
 
 
@@ -90,7 +101,7 @@ async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop:
                             HostGuard(allow_local=settings.allow_local_push_services, production=settings.production))
         log.info("worker %s ready", consumer)
         try:
-            await asyncio.gather(consume_alerts(db, redis_client, consumer, stop),
+            await asyncio.gather(consume_alerts(db, redis_client, settings, consumer, stop),
                                  purge_readings(db, settings.crowd_retention_days, stop),
                                  fanout.consume(db, redis_client, sender, consumer, stop))
         finally:

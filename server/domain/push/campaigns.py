@@ -254,7 +254,8 @@ def _authorize(actor: Actor, districts: list[str]) -> None:
 
 
 async def _validated(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *, now: datetime,
-                     approval: bool, source: str, request_id: str | None) -> dict[str, Any]:
+                     approval: bool, source: str, request_id: str | None,
+                     campaign_id: str | None = None) -> dict[str, Any]:
     """The campaign document `data` describes, or InvalidInput with every problem; shared by create and preview."""
     districts = sorted(set(data.district_ids))
     p = Problems()
@@ -287,10 +288,11 @@ async def _validated(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, 
     send_ts = _check_send_at(p, data.send_at, now)
     ttl = await _check_ttl(db, p, data, send_ts)
     doc: dict[str, Any] = {
-        "_id": uuid.uuid4().hex, "title": title, "body": body, "url": url, "image": image, "district_ids": districts,
-        "topics": topics, "locales": locales, "ttl": ttl, "urgency": data.urgency, "collapse_topic": collapse,
-        "festival_id": data.festival_id or None, "status": AWAITING_APPROVAL if approval else SENDING,
-        "stage": STAGE_NEW, "created_at": now, "created_ts": now.timestamp(), "send_at_ts": send_ts,
+        "_id": campaign_id or uuid.uuid4().hex, "title": title, "body": body, "url": url, "image": image,
+        "district_ids": districts, "topics": topics, "locales": locales, "ttl": ttl, "urgency": data.urgency,
+        "collapse_topic": collapse, "festival_id": data.festival_id or None,
+        "status": AWAITING_APPROVAL if approval else SENDING, "stage": STAGE_NEW,
+        "created_at": now, "created_ts": now.timestamp(), "send_at_ts": send_ts,
         "created_by": actor.account_id, "source": source, "request_id": request_id,
         "stats": dict.fromkeys(STATS, 0),
     }
@@ -317,14 +319,17 @@ async def _count(db: AsyncDatabase[Doc], collection: str, query: dict[str, Any])
 
 
 async def create(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *, now: datetime,
-                 approval: bool = False, source: str = SOURCE_OPERATOR, request_id: str | None = None) -> Campaign:
+                 approval: bool = False, source: str = SOURCE_OPERATOR, request_id: str | None = None,
+                 campaign_id: str | None = None) -> Campaign:
     """Validate, authorize (an operator of every target district, or an admin) and store a campaign.
 
     With `approval` (four-eyes, the PUSH_APPROVAL setting) it waits for another operator's `approve`;
-    otherwise the worker sends it from its send time.
+    otherwise the worker sends it from its send time.  A given `campaign_id` (32 hex digits) makes a
+    retried create a DuplicateKeyError instead of a second campaign.
     """
     _authorize(actor, sorted(set(data.district_ids)))
-    doc = await _validated(db, actor, data, now=now, approval=approval, source=source, request_id=request_id)
+    doc = await _validated(db, actor, data, now=now, approval=approval, source=source, request_id=request_id,
+                           campaign_id=campaign_id)
     await db[COLLECTION].insert_one(doc)
     await audit(db, actor, "push_campaign.create", "push_campaign", doc["_id"], doc["district_ids"], None, doc)
     return Campaign.from_doc(doc)
