@@ -154,13 +154,16 @@ async def test_the_worker_takes_alerts_off_the_stream_and_acknowledges_them(
     from server.worker import GROUP, consume_alerts
 
     redis = aioredis.Redis.from_url(app_server.settings.redis_url, decode_responses=True)
+    # alerts the tests above raised for AREA would come first and start the area's message cooldown
+    await redis.xtrim("crowd_alerts", maxlen=0)
+    await redis.delete(f"push:crowd-cooldown:{AREA}")
     await redis.xadd("crowd_alerts", {"alert_id": "test-alert", "area_id": AREA, "district_id": "huaqiangbei",
                                       "level": "PACKED"})
     await crowd["db"].crowd_alerts.insert_one({"_id": "test-alert", "area_id": AREA, "district_id": "huaqiangbei",
                                                "level": "PACKED", "percent": 100.0, "at": datetime.now(UTC),
                                                "kind": "raised"})
     stop = asyncio.Event()
-    task = asyncio.create_task(consume_alerts(crowd["db"], redis, "test-worker", stop))
+    task = asyncio.create_task(consume_alerts(crowd["db"], redis, app_server.settings, "test-worker", stop))
     for _ in range(100):
         handled = await crowd["db"].crowd_alerts.find_one({"_id": "test-alert"})
         if handled.get("handled"):
@@ -168,8 +171,9 @@ async def test_the_worker_takes_alerts_off_the_stream_and_acknowledges_them(
         await asyncio.sleep(0.05)
     stop.set()
     await asyncio.wait_for(task, timeout=5)
-    assert handled["handled"] == {"by": "worker"}
+    assert handled["handled"] == {"by": "worker", "campaign_id": "test-alert"}  # see tests/push/test_crowd_messages
     await crowd["db"].crowd_alerts.delete_one({"_id": "test-alert"})
+    await crowd["db"].push_campaigns.delete_one({"_id": "test-alert"})
     pending = await redis.xpending("crowd_alerts", GROUP)
     assert pending["pending"] == 0
     await redis.aclose()

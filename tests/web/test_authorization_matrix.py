@@ -15,13 +15,15 @@ from typing import Any
 import pytest
 
 from server.domain.accounts import service as accounts
+from server.domain.accounts.models import Actor
 from server.domain.crowd import sensors
 from server.domain.festivals import service as festivals
 from server.domain.offers import service as offers
 from server.domain.products import service as products
+from server.domain.push import campaigns
 from tests.conftest import RunningApp
 from tests.web.conftest import DISTRICT, SHOP_X, Browser, People, signed_in
-from tests.web.forms import festival_form, new_offer_form, offer_form, product_form, profile_form
+from tests.web.forms import festival_form, local, new_offer_form, offer_form, product_form, profile_form
 
 ACTORS = ("anonymous", "merchant_a", "merchant_b", "operator", "other_operator", "admin")
 AREA = "hqb-seg-square"
@@ -37,6 +39,7 @@ class World:
     people: People
     token_id: str = ""
     sensor_id: str = ""
+    campaign_id: str = ""
 
 
 @dataclass
@@ -101,6 +104,20 @@ def actions(db: Any, w: World) -> list[Action]:
 
     async def rule_data() -> dict[str, Any]:
         return {"raise_at": "PACKED", "clear_below": "BUSY", "cooldown_minutes": str(next(counter) % 1000)}
+
+    async def fresh_campaign() -> None:  # awaiting approval, due tomorrow, by none of the matrix's actors
+        now = datetime.now(UTC)
+        author = Actor("matrix-author", "author@example.com", "admin")
+        made = await campaigns.create(db, author, campaigns.CampaignInput(
+            title={"zh-CN": "矩阵待批准"}, body={"zh-CN": "矩阵"}, district_ids=[DISTRICT], topics=["offers"],
+            send_at=now + timedelta(days=1)), now=now, approval=True)
+        w.campaign_id = made.id
+
+    async def campaign_data() -> dict[str, Any]:
+        return {"title.zh-CN": f"矩阵推送 {next(counter)}", "body.zh-CN": "矩阵", "district_ids": [DISTRICT],
+                "topics": ["offers"], "locales": ["zh-CN", "zh-HK", "en"], "when": "later",
+                "send_at": local(datetime.now(UTC) + timedelta(days=1)), "ttl_hours": "24", "urgency": "normal",
+                "action": "send"}
 
     async def without_x() -> None:
         await db.products.update_one({"_id": SHARED_PRODUCT}, {"$pull": {"sold_by": SHOP_X}})
@@ -201,6 +218,12 @@ def actions(db: Any, w: World) -> list[Action]:
                nothing, lambda: doc("sensors", w.sensor_id), fresh_sensor),
         Action("set crowd alert rule", district_side, lambda: f"/admin/districts/{DISTRICT}/crowd/rules/{AREA}",
                rule_data, lambda: doc("crowd_alert_rules", AREA)),
+        Action("compose push campaign", district_side, lambda: "/admin/campaigns/new", campaign_data,
+               lambda: ids("push_campaigns", {"district_ids": {"$in": [DISTRICT]}})),
+        Action("approve push campaign", district_side, lambda: f"/admin/campaigns/{w.campaign_id}/approve",
+               nothing, lambda: doc("push_campaigns", w.campaign_id), fresh_campaign),
+        Action("cancel push campaign", district_side, lambda: f"/admin/campaigns/{w.campaign_id}/cancel",
+               nothing, lambda: doc("push_campaigns", w.campaign_id), fresh_campaign),
     ]
 
 
@@ -261,7 +284,8 @@ async def test_every_post_route_of_the_back_office_is_in_the_matrix(db: Any, wor
         "/merchants/{merchant_id}/products/new", "/products/{product_id}", "/festivals/new",
         "/festivals/{festival_id}", "/areas/{area_id}/capacity", "/invite", "/tokens", "/tokens/{token_id}/revoke",
         "/districts/{district_id}/sensors", "/districts/{district_id}/sensors/{sensor_id}/revoke",
-        "/districts/{district_id}/crowd/rules/{area_id}",
+        "/districts/{district_id}/crowd/rules/{area_id}", "/campaigns/new", "/campaigns/{campaign_id}/approve",
+        "/campaigns/{campaign_id}/cancel",
     }
     assert posts == covered | own_session
     assert len(actions(db, world)) >= len(covered)

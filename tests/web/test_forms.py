@@ -121,7 +121,8 @@ async def test_uploads_and_oversized_bodies_are_refused(merchant: Browser) -> No
 
 
 async def test_templates_and_pages_have_no_inline_script_style_or_handlers(merchant: Browser) -> None:
-    inline = re.compile(r"<script|<style|\sstyle=|\son[a-z]+=", re.I)
+    # a script only as a file of the back office's own (the CSP allows nothing else): no inline code
+    inline = re.compile(r"<script(?![^>]*\ssrc=\"/admin/static/[a-z]+\.js\")|<style|\sstyle=|\son[a-z]+=", re.I)
     for path in TEMPLATES.glob("*.html"):
         assert not inline.search(path.read_text()), path.name
     for url in ("/admin/", f"/admin/merchants/{SHOP_X}", f"/admin/merchants/{SHOP_X}/offers/new",

@@ -22,17 +22,23 @@ from server.settings import Settings
 from server.web.admin import views_account as account
 from server.web.admin import views_crowd as crowd
 from server.web.admin import views_district as district
+from server.web.admin import views_push as push
 from server.web.admin import views_shop as shop
 from server.web.admin.common import http_error
 from server.web.admin.security import SecurityHeadersMiddleware
 
 MAX_BODY = 256 * 1024
 CSS = (Path(__file__).parent / "static" / "admin.css").read_bytes()
+CAMPAIGNS_JS = (Path(__file__).parent / "static" / "campaigns.js").read_bytes()
 GET, POST = ["GET"], ["POST"]
 
 
 async def stylesheet(request: Request) -> Response:
     return Response(CSS, media_type="text/css; charset=utf-8")
+
+
+async def campaigns_script(request: Request) -> Response:
+    return Response(CAMPAIGNS_JS, media_type="text/javascript; charset=utf-8")
 
 
 async def _to_dashboard(scope: Scope, receive: Receive, send: Send) -> None:
@@ -43,6 +49,7 @@ def back_office_routes() -> list[BaseRoute]:
     return [
         Route("/", account.dashboard, methods=GET),
         Route("/static/admin.css", stylesheet, methods=GET),
+        Route("/static/campaigns.js", campaigns_script, methods=GET),
         Route("/login", account.login_form, methods=GET),
         Route("/login", account.login, methods=POST),
         Route("/logout", account.logout, methods=POST),
@@ -91,6 +98,14 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/districts/{district_id}/crowd", crowd.crowd_page, methods=GET),
         Route("/districts/{district_id}/crowd/rules/{area_id}", crowd.save_rule, methods=POST),
         Route("/accounts", district.account_list, methods=GET),
+        # push campaigns: one form action for compose → preview → send (and back to edit)
+        Route("/campaigns", push.campaign_list, methods=GET),
+        Route("/campaigns/new", push.new_campaign_form, methods=GET),
+        Route("/campaigns/new", push.compose, methods=POST),
+        Route("/campaigns/{campaign_id}", push.campaign_page, methods=GET),
+        Route("/campaigns/{campaign_id}/stats", push.campaign_stats, methods=GET),
+        Route("/campaigns/{campaign_id}/approve", push.approve, methods=POST),
+        Route("/campaigns/{campaign_id}/cancel", push.cancel, methods=POST),
     ]
 
 
