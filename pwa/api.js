@@ -89,3 +89,96 @@ async function load(url, init) {
   }
   return body.data;
 }
+
+// ------------------------------------------------------------------ live (graphql-transport-ws)
+
+const BACKOFF = [1000, 2000, 5000, 10000, 20000, 30000];
+const ACK_TIMEOUT = 10000;
+
+/**
+ * Runs one subscription over its own WebSocket on /graphql and calls onData(data) for each result. Only while
+ * the page is visible and online; reconnects after 1 s, 2 s, 5 s … at most 30 s. onReconnect() is called each
+ * time a connection after the first is acknowledged: what was published while there was none is lost, so the
+ * caller refetches. Returns stop().
+ */
+export function live(text, variables, onData, { onReconnect = null } = {}) {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`;
+  let ws = null;
+  let retryTimer = 0;
+  let attempt = 0;
+  let stopped = false;
+  let acknowledged = false;
+  const wanted = () => !stopped && document.visibilityState === "visible" && navigator.onLine;
+
+  function connect() {
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    if (ws || !wanted()) return;
+    let socket;
+    try {
+      socket = new WebSocket(url, "graphql-transport-ws");
+    } catch {
+      retry();
+      return;
+    }
+    ws = socket;
+    const send = (m) => { if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(m)); };
+    const ackTimer = setTimeout(() => socket.close(), ACK_TIMEOUT);
+    socket.onopen = () => send({ type: "connection_init", payload: {} });
+    socket.onmessage = (e) => {
+      let m;
+      try { m = JSON.parse(e.data); } catch { return; }
+      if (m.type === "connection_ack") {
+        clearTimeout(ackTimer);
+        send({ id: "1", type: "subscribe", payload: { query: text, variables } });
+        if (acknowledged && onReconnect) onReconnect();
+        acknowledged = true;
+      } else if (m.type === "ping") {
+        send({ type: "pong" });
+      } else if (m.type === "next" && m.id === "1") {
+        attempt = 0;
+        const data = m.payload && m.payload.data;
+        if (data) onData(data);
+      } else if (m.type === "error" || m.type === "complete") {
+        // The server refused or ended the subscription: try again, but only slowly after an error.
+        if (m.type === "error") attempt = BACKOFF.length - 1;
+        socket.close(1000);
+      }
+    };
+    socket.onclose = () => {
+      clearTimeout(ackTimer);
+      if (ws !== socket) return; // closed on purpose
+      ws = null;
+      retry();
+    };
+  }
+
+  function retry() {
+    if (!wanted() || retryTimer) return;
+    const base = BACKOFF[Math.min(attempt, BACKOFF.length - 1)];
+    attempt += 1;
+    retryTimer = setTimeout(connect, Math.min(BACKOFF[BACKOFF.length - 1], base * (0.85 + Math.random() * 0.3)));
+  }
+
+  function disconnect() {
+    clearTimeout(retryTimer);
+    retryTimer = 0;
+    const socket = ws;
+    ws = null;
+    if (!socket) return;
+    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ id: "1", type: "complete" }));
+    socket.close(1000);
+  }
+
+  const resume = () => { attempt = 0; connect(); };
+  const onVisibility = () => (document.visibilityState === "visible" ? resume() : disconnect());
+  const events = [[document, "visibilitychange", onVisibility], [window, "online", resume], [window, "offline", disconnect],
+    [window, "pagehide", disconnect], [window, "pageshow", resume]];
+  for (const [target, type, fn] of events) target.addEventListener(type, fn);
+  connect();
+  return () => {
+    stopped = true;
+    for (const [target, type, fn] of events) target.removeEventListener(type, fn);
+    disconnect();
+  };
+}

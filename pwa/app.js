@@ -154,6 +154,7 @@ async function registerServiceWorker() {
   sw.addEventListener("message", (e) => {
     const msg = e.data || {};
     if (msg.type === "navigate" && typeof msg.url === "string") navigate(msg.url);
+    if (msg.type === "pushed") showUnread(); // a new message: the bell counts it (the open inbox has it live)
   });
   const reg = await sw.register("/sw.js", { scope: "/", updateViaCache: "none" });
   const offer = (worker) => {

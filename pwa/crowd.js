@@ -1,14 +1,12 @@
 // How busy a place is: level badges (text and colour, never colour alone), freshness, the 12-hour
 // forecast sparkline, and the live feed — one graphql-transport-ws subscription per open district.
-import { query, queryFresh } from "./api.js";
+import { live, query, queryFresh } from "./api.js";
 import { dateTime, locale, t } from "./i18n.js";
 import { html } from "./ui.js";
 
 // The document of graphql/operations/CrowdUpdates.graphql (whitespace collapsed; a test compares them).
 const SUBSCRIPTION = "subscription CrowdUpdates($districtId: ID!) { crowdUpdates(districtId: $districtId) { districtId sentAt crowd { level percent stale updatedAt source confidence sensors } areas { areaId crowd { level percent stale updatedAt } } } }";
 const STALE_MS = 15 * 60000; // the server's default CROWD_STALE_MINUTES: a cached answer ages on the device too
-const BACKOFF = [1000, 2000, 5000, 10000, 20000, 30000];
-const ACK_TIMEOUT = 10000;
 const HOUR = 3600000;
 const REFRESH_GAP = 5000; // a level moving back and forth refetches a forecast at most this often
 
@@ -162,85 +160,9 @@ export function forecasts(root, ctx) {
 // ------------------------------------------------------------------ live
 
 /**
- * Subscribes to crowdUpdates(districtId) over WebSocket (graphql-transport-ws) and calls onUpdate with
- * every payload: the current state first, then one per change. Only while the page is visible and
- * online; reconnects after 1 s, 2 s, 5 s … at most 30 s. Returns stop().
+ * Subscribes to crowdUpdates(districtId) and calls onUpdate with every payload: the current state first,
+ * then one per change (see live() in api.js for when the socket is open). Returns stop().
  */
 export function liveCrowd(districtId, onUpdate) {
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/graphql`;
-  let ws = null;
-  let retryTimer = 0;
-  let attempt = 0;
-  let stopped = false;
-  const wanted = () => !stopped && document.visibilityState === "visible" && navigator.onLine;
-
-  function connect() {
-    clearTimeout(retryTimer);
-    retryTimer = 0;
-    if (ws || !wanted()) return;
-    let socket;
-    try {
-      socket = new WebSocket(url, "graphql-transport-ws");
-    } catch {
-      retry();
-      return;
-    }
-    ws = socket;
-    const send = (m) => { if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(m)); };
-    const ackTimer = setTimeout(() => socket.close(), ACK_TIMEOUT);
-    socket.onopen = () => send({ type: "connection_init", payload: {} });
-    socket.onmessage = (e) => {
-      let m;
-      try { m = JSON.parse(e.data); } catch { return; }
-      if (m.type === "connection_ack") {
-        clearTimeout(ackTimer);
-        send({ id: "1", type: "subscribe", payload: { query: SUBSCRIPTION, variables: { districtId } } });
-      } else if (m.type === "ping") {
-        send({ type: "pong" });
-      } else if (m.type === "next" && m.id === "1") {
-        attempt = 0;
-        const update = m.payload && m.payload.data && m.payload.data.crowdUpdates;
-        if (update) onUpdate(update);
-      } else if (m.type === "error" || m.type === "complete") {
-        // The server refused or ended the subscription: try again, but only slowly after an error.
-        if (m.type === "error") attempt = BACKOFF.length - 1;
-        socket.close(1000);
-      }
-    };
-    socket.onclose = () => {
-      clearTimeout(ackTimer);
-      if (ws !== socket) return; // closed on purpose
-      ws = null;
-      retry();
-    };
-  }
-
-  function retry() {
-    if (!wanted() || retryTimer) return;
-    const base = BACKOFF[Math.min(attempt, BACKOFF.length - 1)];
-    attempt += 1;
-    retryTimer = setTimeout(connect, Math.min(BACKOFF[BACKOFF.length - 1], base * (0.85 + Math.random() * 0.3)));
-  }
-
-  function disconnect() {
-    clearTimeout(retryTimer);
-    retryTimer = 0;
-    const socket = ws;
-    ws = null;
-    if (!socket) return;
-    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ id: "1", type: "complete" }));
-    socket.close(1000);
-  }
-
-  const resume = () => { attempt = 0; connect(); };
-  const onVisibility = () => (document.visibilityState === "visible" ? resume() : disconnect());
-  const events = [[document, "visibilitychange", onVisibility], [window, "online", resume], [window, "offline", disconnect],
-    [window, "pagehide", disconnect], [window, "pageshow", resume]];
-  for (const [target, type, fn] of events) target.addEventListener(type, fn);
-  connect();
-  return () => {
-    stopped = true;
-    for (const [target, type, fn] of events) target.removeEventListener(type, fn);
-    disconnect();
-  };
+  return live(SUBSCRIPTION, { districtId }, (data) => { if (data.crowdUpdates) onUpdate(data.crowdUpdates); });
 }

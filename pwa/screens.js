@@ -1,6 +1,6 @@
 // The screens. Each one renders into ctx.main and returns {title}; ctx.alive() turns false
 // as soon as the user has navigated elsewhere, so late responses are dropped.
-import { post, query, recordOffer } from "./api.js";
+import { live, post, query, recordOffer } from "./api.js";
 import { badge, forecasts, fresh, liveCrowd, paint, source, ticking } from "./crowd.js";
 import { amapUrl, appleMapsUrl, currentPosition } from "./geo.js";
 import {
@@ -591,6 +591,9 @@ export async function saved(ctx) {
 
 // ---------------------------------------------------------------- Inbox
 
+// The document of graphql/operations/InboxItems.graphql (whitespace collapsed; a test compares them).
+const INBOX_LIVE = "subscription InboxItems($districts: [ID!]!, $topics: [PushTopic!], $locale: String) { inboxItems(districts: $districts, topics: $topics, locale: $locale) { id title body url topics districtIds createdAt } }";
+
 /** The districts and topics the inbox asks for: the saved choice, or every district. */
 async function inboxVars() {
   const prefs = inboxPrefs();
@@ -656,9 +659,10 @@ async function updatePush(vars) {
   if (sub) await post(UPDATE, { endpoint: sub.endpoint, ...vars, locale });
 }
 
-function inboxItem(m, read) {
+function inboxItem(m, read, arrived, arriving) {
   const unread = !read.has(m.id);
-  return html`<li class="msg${unread ? " unread" : ""}" data-id="${m.id}">
+  const live = `${arrived.has(m.id) ? " arrived" : ""}${arriving.has(m.id) ? " arriving" : ""}`;
+  return html`<li class="msg${unread ? " unread" : ""}${live}" data-id="${m.id}">
     <div class="msg-top">${unread ? html`<span class="obadge">${t("isNew")}</span>` : ""}<strong>${m.title}</strong></div>
     <p>${m.body}</p>
     <div class="msg-foot"><time datetime="${m.createdAt}" title="${dateTime(m.createdAt)}">${ago(m.createdAt)}</time>
@@ -679,6 +683,8 @@ export async function inboxScreen(ctx) {
     cursor = data.inbox.pageInfo.endCursor;
     more = data.inbox.pageInfo.hasNextPage;
   };
+  const arrived = new Set(); // came in while the inbox was open: tinted until the next visit
+  let arriving = new Set(); // came in just now: fades in once
   await fetchPage();
   if (!ctx.alive()) return {};
   const chosen = new Set(vars.districts);
@@ -686,6 +692,7 @@ export async function inboxScreen(ctx) {
   ctx.main.innerHTML = html`
     <header class="phead"><h1 tabindex="-1">${t("inboxTitle")}</h1><p class="muted" id="unread-line"></p></header>
     <section aria-labelledby="h-msgs"><h2 id="h-msgs" class="sr">${t("inbox")}</h2>
+      <p class="sr" id="msgs-live" role="status"></p>
       <div id="msgs"></div></section>
     <section class="notif" aria-labelledby="h-notif">
       <h2 id="h-notif">${t("notifSettings")}</h2>
@@ -706,11 +713,41 @@ export async function inboxScreen(ctx) {
     const problem = !vars.districts.length || !vars.topics.length;
     list.innerHTML = html`${items.length ? html`
       ${n ? html`<button type="button" class="btn ghost small" id="read-all">${t("markAllRead")}</button>` : ""}
-      <ul class="msgs">${items.map((m) => inboxItem(m, read))}</ul>
+      <ul class="msgs">${items.map((m) => inboxItem(m, read, arrived, arriving))}</ul>
       ${more ? html`<button type="button" class="btn" id="inbox-more">${t("loadMore")}</button>` : ""}`
       : html`<p class="empty">${icon("bell", "i big")}<span>${problem ? t("pickOne") : t("noMessages")}</span></p>`}`.s;
   };
   paint();
+  // New messages arrive over a subscription while the inbox is open; after a lost connection the first
+  // page is fetched again, since what was announced meanwhile never reached this socket.
+  const addNew = (fresh) => {
+    const known = new Set(items.map((m) => m.id));
+    const added = fresh.filter((m) => !known.has(m.id));
+    if (!added.length) return;
+    for (const m of added) arrived.add(m.id);
+    items = [...added, ...items].sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
+    arriving = new Set(added.map((m) => m.id));
+    paint();
+    arriving = new Set();
+    $("#msgs-live", ctx.main).textContent = t("newMessage", { title: added[0].title });
+  };
+  const refetch = async () => {
+    if (!vars.districts.length || !vars.topics.length) return;
+    try {
+      const data = await query("Inbox", { ...vars, first: PAGE }, { fresh: true });
+      if (ctx.alive()) addNew(data.inbox.edges.map((e) => e.node));
+    } catch { /* offline again: the next reconnect tries once more */ }
+  };
+  let stopLive = () => {};
+  const follow = () => {
+    stopLive();
+    stopLive = () => {};
+    if (!vars.districts.length || !vars.topics.length) return;
+    stopLive = live(INBOX_LIVE, { ...vars, locale }, (data) => { if (data.inboxItems) addNew([data.inboxItems]); },
+      { onReconnect: refetch });
+  };
+  follow();
+  ctx.onLeave(() => stopLive());
   list.addEventListener("click", async (e) => {
     const li = e.target.closest("li[data-id]");
     if (li && (e.target.closest("[data-read]") || e.target.closest("[data-open]"))) { markRead([li.dataset.id]); if (e.target.closest("[data-read]")) paint(); }
@@ -733,6 +770,7 @@ export async function inboxScreen(ctx) {
     try { await fetchPage(); } catch { toast(t("error")); return; }
     if (!ctx.alive()) return;
     paint();
+    follow();
     toast(t("settingsSaved"));
     updatePush(vars).catch(() => {});
   });

@@ -154,6 +154,62 @@ function safePath(value) {
   }
 }
 
+/** A notification image: an https URL (the server allows no other scheme) or a path of this site. */
+function safeImage(value) {
+  if (typeof value !== "string" || !value) return undefined;
+  if (value.startsWith("/") && !value.startsWith("//")) return safePath(value);
+  try {
+    return new URL(value).protocol === "https:" ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// The server sends each campaign to a subscription once, but a worker that dies between the push service's
+// answer and writing it down sends it again: the ids of the last SEEN_MAX campaigns shown are kept here, so a
+// shopper sees a campaign once, even across restarts of this worker.
+const SEEN_DB = "sq-push";
+const SEEN_STORE = "seen";
+const SEEN_KEY = "ids";
+const SEEN_MAX = 200;
+
+function openSeen() {
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.open(SEEN_DB, 1);
+    request.onupgradeneeded = () => request.result.createObjectStore(SEEN_STORE);
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+}
+
+/** True the first time a campaign id comes: checked and written in one readwrite transaction, so of two pushes
+ * handled at once only one wins. Without IndexedDB it shows (a duplicate then replaces, by its tag). */
+async function firstSighting(id) {
+  if (!id) return true;
+  let db;
+  try { db = await openSeen(); } catch { return true; }
+  try {
+    return await new Promise((resolve, reject) => {
+      const tx = db.transaction(SEEN_STORE, "readwrite");
+      const store = tx.objectStore(SEEN_STORE);
+      let first = true;
+      const read = store.get(SEEN_KEY);
+      read.onsuccess = () => {
+        const ids = Array.isArray(read.result) ? read.result : [];
+        first = !ids.includes(id);
+        if (first) store.put([...ids, id].slice(-SEEN_MAX), SEEN_KEY);
+      };
+      tx.oncomplete = () => resolve(first);
+      tx.onerror = () => reject(tx.error);
+      tx.onabort = () => reject(tx.error);
+    });
+  } catch {
+    return true;
+  } finally {
+    db.close();
+  }
+}
+
 self.addEventListener("push", (event) => {
   let data = {};
   try {
@@ -161,23 +217,36 @@ self.addEventListener("push", (event) => {
   } catch {
     data = { body: event.data ? event.data.text() : "" };
   }
-  const actions = Array.isArray(data.actions) ? data.actions.slice(0, 2) : [];
-  const options = {
-    body: data.body || "",
-    icon: data.icon ? safePath(data.icon) : ICON,
-    badge: BADGE,
-    tag: data.tag || undefined,
-    renotify: Boolean(data.tag),
-    timestamp: data.timestamp || Date.now(),
-    data: {
-      id: data.id || null,
-      url: safePath(data.url),
-      actions: Object.fromEntries(actions.map((a) => [a.action, safePath(a.url || data.url)])),
-    },
-    actions: actions.map((a) => ({ action: String(a.action), title: String(a.title || a.action) })),
-  };
-  event.waitUntil(self.registration.showNotification(data.title || "商圈 Shangquan", options));
+  event.waitUntil(showPush(data));
 });
+
+/** Shows a push (unless its campaign was shown already) and tells open windows, which refresh the inbox count. */
+async function showPush(data) {
+  const id = typeof data.id === "string" && data.id ? data.id : null;
+  const shown = await firstSighting(id);
+  if (shown) {
+    const actions = Array.isArray(data.actions) ? data.actions.slice(0, 2) : [];
+    const tag = data.tag || (id ? `campaign-${id}` : undefined);
+    const options = {
+      body: data.body || "",
+      icon: data.icon ? safePath(data.icon) : ICON,
+      image: safeImage(data.image),
+      badge: BADGE,
+      tag,
+      renotify: Boolean(data.tag),
+      timestamp: data.timestamp || Date.now(),
+      data: {
+        id,
+        url: safePath(data.url),
+        actions: Object.fromEntries(actions.map((a) => [a.action, safePath(a.url || data.url)])),
+      },
+      actions: actions.map((a) => ({ action: String(a.action), title: String(a.title || a.action) })),
+    };
+    await self.registration.showNotification(data.title || "商圈 Shangquan", options);
+  }
+  const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+  for (const client of windows) client.postMessage({ type: "pushed", id, shown });
+}
 
 self.addEventListener("notificationclick", (event) => {
   event.notification.close();

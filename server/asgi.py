@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from server.api.crowd.hub import CrowdHub
+from server.api.push.inbox_hub import InboxHub
 from server.api.schema import build_schema
 from server.api.view import GraphQLView
 from server.content.loader import load_content
@@ -72,6 +73,9 @@ def create_app(
             app.state.crowd_hub = CrowdHub(redis_client)
             await app.state.crowd_hub.start()
             stack.push_async_callback(app.state.crowd_hub.stop)
+            app.state.inbox_hub = InboxHub(redis_client, db)
+            await app.state.inbox_hub.start()
+            stack.push_async_callback(app.state.inbox_hub.stop)
             # Schema, dictionaries and caches live for the whole process: keep them out of every
             # later garbage collection (full collections cost ~90 ms each under load).
             gc.collect()

@@ -27,6 +27,7 @@ class Context:
     request: Any = None
     response: Any = None
     explicit_locale: str | None = None
+    connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init payload
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

@@ -33,6 +33,7 @@ from server.api.offers.queries import OfferQueries
 from server.api.products.mutations import ProductMutations
 from server.api.products.queries import ProductQueries
 from server.api.push.campaigns import CampaignMutations, CampaignQueries
+from server.api.push.live import CampaignSubscriptions
 from server.api.push.mutations import PushMutations
 from server.api.push.queries import PushQueries
 from server.api.search.queries import SearchQueries
@@ -49,7 +50,7 @@ class Query(NodeQueries, DistrictQueries, MerchantQueries, OfferQueries, Festiva
 
 
 @strawberry.type
-class Subscription(CrowdSubscriptions):
+class Subscription(CrowdSubscriptions, CampaignSubscriptions):
     pass
 
 

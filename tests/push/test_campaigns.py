@@ -170,8 +170,8 @@ async def test_graphql_create_inbox_stats_cancel(db: Any, redis: Redis) -> None:
             who=HQB, now=t0 + timedelta(seconds=i))
         assert answer["createCampaign"]["errors"] == []
         made.append(answer["createCampaign"]["campaign"])
-    assert made[0]["status"] == "SENDING" and made[0]["urgency"] == "HIGH" and made[0]["ttlSeconds"] == 3600
-    assert made[0]["stats"] == {"targeted": 0, "delivered": 0}  # expanded at once: nobody subscribed here
+    assert made[0]["status"] == "SENT" and made[0]["urgency"] == "HIGH" and made[0]["ttlSeconds"] == 3600
+    assert made[0]["stats"] == {"targeted": 0, "delivered": 0}  # expanded at once: nobody subscribed here, so sent
     huaqiangbei = [to_global("District", "huaqiangbei")]
 
     page = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK", "first": 2}, now=later))["inbox"]
@@ -187,7 +187,7 @@ async def test_graphql_create_inbox_stats_cancel(db: Any, redis: Redis) -> None:
     elsewhere = (await run(db, redis, INBOX, {"districts": [to_global("District", "dongmen")]}, now=later))["inbox"]
     assert elsewhere["edges"] == []
 
-    stats = await run(db, redis, STATS, {"id": made[2]["id"]}, who=HQB)
+    stats = await run(db, redis, STATS, {"id": made[2]["id"]}, who=HQB, now=later)  # its send time has come
     assert stats["campaignStats"] == {"campaign": {"status": "SENDING", "stats": {
         "targeted": 0, "delivered": 0, "cancelled": 0}}, "errors": []}
     other = Actor("op-3", "op3@shangquan.example", "operator", district_ids=frozenset({"dongmen"}))

@@ -255,7 +255,7 @@ def _authorize(actor: Actor, districts: list[str]) -> None:
 
 async def _validated(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *, now: datetime,
                      approval: bool, source: str, request_id: str | None,
-                     campaign_id: str | None = None) -> dict[str, Any]:
+                     campaign_id: str | None = None, check_size: bool = True) -> dict[str, Any]:
     """The campaign document `data` describes, or InvalidInput with every problem; shared by create and preview."""
     districts = sorted(set(data.district_ids))
     p = Problems()
@@ -296,7 +296,7 @@ async def _validated(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, 
         "created_by": actor.account_id, "source": source, "request_id": request_id,
         "stats": dict.fromkeys(STATS, 0),
     }
-    if not p.fields:
+    if not p.fields and check_size:
         draft = Campaign.from_doc(doc)
         for locale in LOCALES:  # every reader's message must fit one push record
             if not _fits(draft.payload(locale)):
@@ -339,8 +339,9 @@ async def preview(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *,
                   now: datetime) -> tuple[list[Preview], int]:
     """What each locale's readers would get, and how many subscriptions it would reach now; nothing is stored."""
     _authorize(actor, sorted(set(data.district_ids)))
+    # a message too large is shown with fits=False rather than refused, so the operator sees which locale
     draft = Campaign.from_doc(await _validated(db, actor, data, now=now, approval=False, source=SOURCE_OPERATOR,
-                                               request_id=None))
+                                               request_id=None, check_size=False))
     previews = []
     for locale in draft.locales:
         title, body, url = draft.localized(locale)

@@ -72,3 +72,18 @@ async def inbox(db: AsyncDatabase[Doc], districts: list[str], topics: list[str],
 async def announce(redis: Redis, campaign_id: str) -> None:
     """Tell every web process a campaign is now in the inbox (its live inbox subscriptions filter it)."""
     await redis.publish(CHANNEL, campaign_id)
+
+
+def item_of(campaign: Campaign, locale: str) -> InboxItem:
+    """A campaign as an inbox item for a reader of `locale` (as `inbox` lists it)."""
+    title, body, url = campaign.localized(locale if locale in LOCALES else "zh-CN")
+    return InboxItem(campaign, title, body, url, (campaign.send_at_ts, campaign.id))
+
+
+def shows(campaign: Campaign, districts: list[str], topics: list[str], locale: str, *, now: datetime) -> bool:
+    """Whether `inbox(districts, topics, locale)` would list the campaign now: the same rules as its query."""
+    wanted = set(topics) & set(TOPICS) if topics else set(TOPICS)
+    reader = locale if locale in LOCALES else "zh-CN"
+    return (campaign.status == SENDING and campaign.send_at_ts <= now.timestamp()
+            and not set(districts).isdisjoint(campaign.district_ids) and not wanted.isdisjoint(campaign.topics)
+            and reader in campaign.locales)

@@ -1,0 +1,112 @@
+"""One Redis subscription per web process to the inbox channel, fanned out to its live inbox subscribers.
+
+The worker publishes a campaign's id on `inbox.CHANNEL` when the campaign starts sending; the hub loads
+the campaign once and hands it to every local subscriber whose inbox would list it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+from redis.asyncio import Redis
+
+from server.domain.push import campaigns, inbox
+from server.domain.push.campaigns import Campaign
+from server.services.mongo import Doc
+
+log = logging.getLogger("shangquan.push.inbox")
+QUEUE_SIZE: Final = 16
+MAX_ID: Final = 64
+CLOCK_SKEW: Final = timedelta(seconds=5)
+
+
+class InboxHub:
+    def __init__(self, redis: Redis, db: AsyncDatabase[Doc]) -> None:
+        self.redis, self.db = redis, db
+        self.by_district: dict[str, set[InboxSubscription]] = defaultdict(set)
+        self.task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+        await asyncio.wait_for(self.ready.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(inbox.CHANNEL)
+                    self.ready.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            await self._announced(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis went away: keep the subscribers, resubscribe when it is back
+                log.warning("inbox hub lost Redis (%s); retrying in 1 s", exc)
+                await asyncio.sleep(1)
+
+    async def _announced(self, raw: str | bytes) -> None:
+        campaign_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if not campaign_id or len(campaign_id) > MAX_ID:
+            return
+        if not self.by_district:
+            return  # nobody here reads an inbox just now: no need to load it
+        try:
+            campaign = await campaigns.get(self.db, campaign_id)
+        except PyMongoError as exc:  # the shoppers' next refetch lists it; do not drop the Redis subscription
+            log.warning("inbox hub could not load campaign %s (%s)", campaign_id, exc)
+            return
+        if campaign is not None:
+            self.dispatch(campaign)
+
+    def dispatch(self, campaign: Campaign) -> None:
+        """Hands the campaign to each local subscriber whose inbox lists it (once, however many districts match)."""
+        # The announcement says the campaign is due by the announcer's clock; this one may be a little behind.
+        now = datetime.now(UTC) + CLOCK_SKEW
+        targets = set().union(*(self.by_district.get(d, ()) for d in campaign.district_ids))
+        for subscription in targets:
+            if inbox.shows(campaign, subscription.districts, subscription.topics, subscription.locale, now=now):
+                subscription.put(campaign)
+
+    def subscribe(self, districts: list[str], topics: list[str], locale: str) -> InboxSubscription:
+        subscription = InboxSubscription(self, sorted(set(districts)), topics, locale)
+        for district in subscription.districts:
+            self.by_district[district].add(subscription)
+        return subscription
+
+
+class InboxSubscription:
+    def __init__(self, hub: InboxHub, districts: list[str], topics: list[str], locale: str) -> None:
+        self.hub, self.districts, self.topics, self.locale = hub, districts, topics, locale
+        self.queue: asyncio.Queue[Campaign] = asyncio.Queue(QUEUE_SIZE)
+
+    def put(self, campaign: Campaign) -> None:
+        if self.queue.full():  # a client this far behind refetches its inbox on reconnect anyway
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self.queue.get_nowait()
+        self.queue.put_nowait(campaign)
+
+    async def next(self) -> Campaign:
+        return await self.queue.get()
+
+    def close(self) -> None:
+        for district in self.districts:
+            subscribers = self.hub.by_district.get(district)
+            if subscribers is not None:
+                subscribers.discard(self)
+                if not subscribers:
+                    del self.hub.by_district[district]
