@@ -6,8 +6,8 @@ import { $, $$, html, toast } from "./ui.js";
 
 const ROUTES = [
   [/^\/(?:app\/(?:index\.html)?)?$/, screens.home, "home"],
-  [/^\/d\/([\w-]+)$/, screens.district, "home", true],
-  [/^\/m\/([\w-]+)$/, screens.merchant, "merchants", true],
+  [/^\/d\/([\w-]+)$/, screens.district, "home", true, "District"],
+  [/^\/m\/([\w-]+)$/, screens.merchant, "merchants", true, "Merchant"],
   [/^\/merchants$/, screens.merchants, "merchants"],
   [/^\/gifts$/, screens.gifts, "gifts"],
   [/^\/festivals$/, screens.festivals, "festivals"],
@@ -15,6 +15,16 @@ const ROUTES = [
   [/^\/favourites$/, screens.saved, "favourites"],
   [/^\/inbox$/, screens.inboxScreen, "inbox"],
 ];
+
+/** The API's ID for a path segment: links from notifications and the back office may use the readable key
+ * (/d/huaqiangbei) where the app's own links use the global ID. */
+function globalId(param, type) {
+  if (!type) return param;
+  try {
+    if (atob(param.replace(/-/g, "+").replace(/_/g, "/")).startsWith(`${type}:`)) return param;
+  } catch { /* not base64: a readable key */ }
+  return btoa(`${type}:${param}`).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
 
 const main = $("#main");
 let current = 0;
@@ -35,7 +45,7 @@ async function render({ restoreScroll = null } = {}) {
   }
   const ctx = {
     main,
-    params: match ? match.slice(1).map(decodeURIComponent) : [],
+    params: match ? match.slice(1).map(decodeURIComponent).map((p) => globalId(p, route[4])) : [],
     query: new URLSearchParams(location.search),
     alive: () => token === current,
     onLeave: (fn) => leaving.push(fn),

@@ -152,3 +152,15 @@ async def test_favourites_are_kept_on_the_device(context: Any, start: str) -> No
     await page.reload()
     await ready(page)
     await expect(page.locator("main .favs")).to_contain_text("华强北")
+
+
+async def test_readable_links_from_notifications_open_the_same_pages(context: Any, start: str) -> None:
+    """Operators write /d/huaqiangbei in a campaign; the app's own links carry global IDs."""
+    page = await context.new_page()
+    await page.goto(start.rstrip("/") + "/d/huaqiangbei")
+    await ready(page)
+    await expect(page.get_by_role("heading", level=1)).to_have_text("华强北")
+    await page.goto(start.rstrip("/") + f"/d/{HQB}")
+    await ready(page)
+    await expect(page.get_by_role("heading", level=1)).to_have_text("华强北")
+    await page.close()
