@@ -6,12 +6,14 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
+from server.api.budget import CostBudget
 from server.api.crowd.hub import CrowdHub
 from server.api.push.inbox_hub import InboxHub
 from server.api.schema import build_schema
@@ -23,6 +25,7 @@ from server.observability.metrics import MongoMetrics, metrics_route
 from server.observability.middleware import AccessLogMiddleware
 from server.observability.startup import problems
 from server.services import embedded, mongo, redis
+from server.services.availability import MONGO_DOWN, REDIS_DOWN, ServiceUnavailable
 from server.settings import Settings
 from server.web import pages
 from server.web.admin.routes import admin_routes
@@ -31,6 +34,7 @@ from server.web.etag import ETagMiddleware
 from server.web.ingest import ingest_crowd
 from server.web.push_clicks import push_clicked
 from server.web.pwa import pwa_routes
+from server.web.ratelimit import Limiter, RateLimitMiddleware
 from server.web.request_id import RequestIdMiddleware
 
 log = logging.getLogger("shangquan")
@@ -42,7 +46,10 @@ def create_app(
 ) -> Starlette:
     """mongo_listeners observe the app's own MongoDB client (tests count its commands)."""
     settings = settings or Settings.from_env()
-    graphql = GraphQLView(build_schema(settings), graphql_ide="graphiql" if settings.debug else None)
+    schema = build_schema(settings)
+    # Charged after validation, with the cost the limits rule computed (server/api/budget.py).
+    schema.extensions = (*schema.extensions, CostBudget)
+    graphql = GraphQLView(schema, graphql_ide="graphiql" if settings.debug else None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -57,7 +64,8 @@ def create_app(
                 redis_child = embedded.start_redis(settings.var_dir)
                 stack.callback(redis_child.stop)
                 redis_url = redis_child.url
-            client = mongo.connect(mongo_url, listeners=[*(mongo_listeners or []), MongoMetrics()])
+            client = mongo.connect(mongo_url, listeners=[*(mongo_listeners or []), MongoMetrics()],
+                                   timeout_ms=settings.mongodb_timeout_ms)
             stack.push_async_callback(client.close)
             redis_client = redis.connect(redis_url)
             stack.push_async_callback(redis_client.aclose)
@@ -67,6 +75,7 @@ def create_app(
                 report = await load_content(db, settings.content_dir)
                 log.info("content: %s", report.summary())
             app.state.settings, app.state.db, app.state.redis = settings, db, redis_client
+            app.state.limiter = Limiter(redis_client, settings.rate_limit_window_seconds)
             app.state.session_policy = await session_policy(db, settings)
             app.state.crowd_publisher = Publisher(redis_client)
             stack.push_async_callback(app.state.crowd_publisher.close)
@@ -93,8 +102,12 @@ def create_app(
         *admin_routes(settings),
         *pwa_routes(settings),
     ]
-    return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan,
-                     middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware)])
+    # A route that needs MongoDB or Redis while it is down answers 503 with Retry-After, not 500.
+    unavailable: dict[Any, Any] = {error: pages.service_unavailable
+                                   for error in (*MONGO_DOWN, *REDIS_DOWN, ServiceUnavailable)}
+    return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan, exception_handlers=unavailable,
+                     middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware),
+                                 Middleware(RateLimitMiddleware)])
 
 
 def __getattr__(name: str) -> Starlette:

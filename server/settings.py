@@ -107,12 +107,27 @@ class Settings:
     push_approval: bool = False
     push_quiet_hours: tuple[int, int] | None = (22, 8)
     push_daily_cap: int = 5
+    # How long a push batch or delivery claim may sit with a silent worker before another takes it over
+    # (PUSH_RECLAIM_SECONDS; keep it well above the 10 s send timeout in production).
+    push_reclaim_seconds: int = 60
+    # The worker's own Prometheus endpoint (WORKER_METRICS_PORT, 0: off) and its address.
+    worker_metrics_port: int = 0
+    worker_metrics_host: str = "127.0.0.1"
     crowd_alert_cooldown_minutes: int = 30
+    push_delivery_retention_days: int = 30  # per-subscriber delivery records; campaign counters stay
     # Simulated sensors in every area (on by default in single-machine mode with the embedded MongoDB).
     crowd_simulator: bool = False
     log_level: str = "INFO"  # LOG_LEVEL
     log_json: bool = True  # LOG_FORMAT=text for plain lines
     metrics_token: str = ""  # METRICS_TOKEN; empty: /metrics for loopback clients only
+    # Per-client limits per fixed window (0 turns one off): GraphQL cost points, plain requests to the back
+    # office and push clicks, sensor batches per sensor. Generous: a shopper scrolling fast stays far below.
+    rate_limit_window_seconds: int = 60
+    rate_limit_graphql_cost: int = 600_000
+    rate_limit_requests: int = 1800
+    rate_limit_ingest_batches: int = 600
+    # How long a request waits for MongoDB to be found and connected before it answers 503.
+    mongodb_timeout_ms: int = 5000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -148,6 +163,11 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO"),
             log_json=env.get("LOG_FORMAT", "json").strip().lower() != "text",
             metrics_token=env.get("METRICS_TOKEN", ""),
+            rate_limit_window_seconds=_int(env, "RATE_LIMIT_WINDOW_SECONDS", 60, 1, 3600),
+            rate_limit_graphql_cost=_int(env, "RATE_LIMIT_GRAPHQL_COST", 600_000, 0, 10**9),
+            rate_limit_requests=_int(env, "RATE_LIMIT_REQUESTS", 1800, 0, 10**9),
+            rate_limit_ingest_batches=_int(env, "RATE_LIMIT_INGEST_BATCHES", 600, 0, 10**9),
+            mongodb_timeout_ms=_int(env, "MONGODB_TIMEOUT_MS", 5000, 100, 120_000),
             vapid_private_key=env.get("VAPID_PRIVATE_KEY", ""),
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
             vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),
@@ -156,5 +176,9 @@ class Settings:
             push_approval=_bool(env, "PUSH_APPROVAL"),
             push_quiet_hours=_quiet_hours(env.get("PUSH_QUIET_HOURS", "22,8")),
             push_daily_cap=_int(env, "PUSH_DAILY_CAP", 5, 0, 1000),
+            push_reclaim_seconds=_int(env, "PUSH_RECLAIM_SECONDS", 60, 1, 3600),
+            worker_metrics_port=_int(env, "WORKER_METRICS_PORT", 0, 0, 65535),
+            worker_metrics_host=env.get("WORKER_METRICS_HOST", "127.0.0.1") or "127.0.0.1",
             crowd_alert_cooldown_minutes=_int(env, "CROWD_ALERT_COOLDOWN_MINUTES", 30, 1, 24 * 60),
+            push_delivery_retention_days=_int(env, "PUSH_DELIVERY_RETENTION_DAYS", 30, 1, 3650),
         )

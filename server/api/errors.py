@@ -7,8 +7,10 @@ from typing import Any
 
 from graphql import GraphQLError
 from server.domain.errors import DomainError
+from server.services.availability import RETRY_AFTER_SECONDS, WarnEvery, down_service
 
 log = logging.getLogger("shangquan.graphql")
+outage_log = WarnEvery(log, 10)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INVALID_ID = "INVALID_ID"
@@ -23,6 +25,8 @@ QUERY_TOO_LARGE = "QUERY_TOO_LARGE"
 PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
 VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL = "INTERNAL_SERVER_ERROR"
+RATE_LIMITED = "RATE_LIMITED"  # HTTP 429 with Retry-After; extensions.retryAfter in seconds
+SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # HTTP 503: MongoDB or Redis is down; retry later
 
 
 class ApiError(GraphQLError):
@@ -41,7 +45,7 @@ def classify(error: GraphQLError) -> str | None:
     if isinstance(original, DomainError):
         return original.code  # FORBIDDEN, UNAUTHENTICATED, NOT_FOUND … raised by a service in a query
     if original is not None and not isinstance(original, GraphQLError):
-        return None
+        return SERVICE_UNAVAILABLE if down_service(original) else None
     if error.message.startswith("Syntax Error"):
         return QUERY_TOO_LARGE if "tokens" in error.message else PARSE_FAILED
     return VALIDATION_FAILED
@@ -58,5 +62,12 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
             masked["path"] = error.path
         return masked
     formatted = dict(error.formatted)
-    formatted["extensions"] = {**(error.extensions or {}), "code": code}
+    extensions: dict[str, Any] = {**(error.extensions or {}), "code": code}
+    if code == SERVICE_UNAVAILABLE and error.original_error is not None:
+        # the driver's message names hosts and ports: keep it in the log, tell the client what to do
+        service = down_service(error.original_error)
+        outage_log.warning("request %s: %s unavailable (%s)", request_id, service, error.original_error)
+        formatted["message"] = f"a data service is unavailable; retry in {RETRY_AFTER_SECONDS} s"
+        extensions["retryAfter"] = RETRY_AFTER_SECONDS
+    formatted["extensions"] = extensions
     return formatted

@@ -15,7 +15,7 @@ from strawberry.types import ExecutionResult
 
 from server.api import persisted
 from server.api.context import Context
-from server.api.errors import format_error
+from server.api.errors import RATE_LIMITED, SERVICE_UNAVAILABLE, format_error
 from server.domain.i18n import negotiate
 from server.observability.metrics import count_graphql_errors
 from server.web.request_id import current_request_id
@@ -61,7 +61,19 @@ class GraphQLView(GraphQL[Context, None]):
         out: dict[str, Any] = {"data": result.data}
         if result.errors:
             out["errors"] = [format_error(e, request_id) for e in result.errors]
-            count_graphql_errors([e["extensions"]["code"] for e in out["errors"]])
+            codes = [e["extensions"]["code"] for e in out["errors"]]
+            count_graphql_errors(codes)
+            _status_for(sub_response, out["errors"], codes)
         if result.extensions:
             out["extensions"] = result.extensions
         return out  # type: ignore[return-value]
+
+
+def _status_for(response: Response, errors: list[dict[str, Any]], codes: list[str]) -> None:
+    """Over budget → 429, a data service down → 503, both with Retry-After; other errors stay 200."""
+    for code, status in ((RATE_LIMITED, 429), (SERVICE_UNAVAILABLE, 503)):
+        if code in codes:
+            wait = max(int(e["extensions"].get("retryAfter", 1)) for e in errors if e["extensions"]["code"] == code)
+            response.status_code = status
+            response.headers["retry-after"] = str(wait)
+            return

@@ -47,9 +47,12 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
 }
 
 
-def connect(url: str, *, listeners: list[CommandListener] | None = None) -> AsyncMongoClient[Doc]:
+def connect(url: str, *, listeners: list[CommandListener] | None = None,
+            timeout_ms: int = 5000) -> AsyncMongoClient[Doc]:
+    """timeout_ms bounds finding a server and connecting to it: while MongoDB is down, a request fails
+    (503) after that long instead of pymongo's default 30 s, and the client reconnects on its own later."""
     return AsyncMongoClient(
-        url, tz_aware=True, serverSelectionTimeoutMS=5000, connectTimeoutMS=5000,
+        url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
         event_listeners=listeners or [],
     )
 

@@ -13,6 +13,8 @@ from starlette.responses import JSONResponse, Response
 from server.domain.crowd import live, sensors
 from server.domain.crowd.ingest import BatchError, ingest
 from server.observability.metrics import count_readings
+from server.services.availability import RETRY_AFTER_SECONDS, ServiceUnavailable
+from server.web.ratelimit import too_many
 
 log = logging.getLogger("shangquan.ingest")
 MAX_BODY = 256 * 1024
@@ -20,6 +22,8 @@ MAX_BODY = 256 * 1024
 
 def _problem(status: int, message: str, **extra: object) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if status == 503:
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse({"error": message, **extra}, status_code=status, headers=headers)
 
 
@@ -31,6 +35,17 @@ async def ingest_crowd(request: Request) -> Response:
         sensor = await sensors.by_key(state.db, authorization[7:].strip())
     if sensor is None:
         return _problem(401, "a valid sensor key is required as `Authorization: Bearer <key>`")
+    # Counted per sensor, and asked of Redis before anything is stored: a batch that could not reach
+    # live subscribers and alert rules is refused whole (503), so sending it again later loses nothing.
+    try:
+        wait = await state.limiter.charge("ingest", f"sensor:{sensor.id}", 1,
+                                          state.settings.rate_limit_ingest_batches, required=True)
+    except ServiceUnavailable:
+        return _problem(503, "live updates are unavailable; keep the batch and send it again later",
+                        code="SERVICE_UNAVAILABLE", retryAfter=RETRY_AFTER_SECONDS)
+    if wait:
+        return too_many(wait, f"at most {state.settings.rate_limit_ingest_batches} batches per "
+                              f"{state.limiter.window} s per sensor; try again in {wait} s")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         return _problem(413, f"the body is limited to {MAX_BODY} bytes; split the batch")

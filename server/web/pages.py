@@ -1,11 +1,23 @@
-"""Health probes for load balancers: /healthz (the process is alive) and /readyz (its data services answer)."""
+"""Health probes for load balancers, and the answer a plain route gives while a data service is down.
+
+/healthz: the process is alive. /readyz: MongoDB and Redis answer (each probed at once, at most 2 s);
+503 otherwise, with the failing service named.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from server.services.availability import RETRY_AFTER_SECONDS, WarnEvery, down_service
+
+log = logging.getLogger("shangquan.web")
+outage_log = WarnEvery(log, 10)
+PROBE_TIMEOUT = 2.0
 
 
 async def healthz(request: Request) -> Response:
@@ -22,12 +34,30 @@ async def readyz(request: Request) -> Response:
     async def redis() -> None:
         await state.redis.ping()
 
-    for name, probe in (("mongodb", mongo), ("redis", redis)):
+    async def probe(name: str, check: Callable[[], Awaitable[None]]) -> None:
         try:
-            await asyncio.wait_for(probe(), timeout=2)
+            await asyncio.wait_for(check(), timeout=PROBE_TIMEOUT)
             checks[name] = "ok"
         except Exception as exc:  # any failure means "not ready"; the reason is for the operator
             checks[name] = f"error: {type(exc).__name__}"
+
+    await asyncio.gather(probe("mongodb", mongo), probe("redis", redis))
     ready = all(v == "ok" for v in checks.values())
     return JSONResponse({"status": "ready" if ready else "unavailable", **checks},
-                        status_code=200 if ready else 503)
+                        status_code=200 if ready else 503, headers={"cache-control": "no-store"})
+
+
+async def service_unavailable(request: Request, exc: Exception) -> Response:
+    """Exception handler: a route that needed MongoDB or Redis while it was down answers 503, not 500."""
+    service = down_service(exc)
+    if service is None:
+        raise exc
+    outage_log.warning("%s %s: %s unavailable (%s)", request.method, request.url.path, service, exc)
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+    message = f"a data service is unavailable; retry in {RETRY_AFTER_SECONDS} s"
+    if "text/html" in request.headers.get("accept", ""):
+        html = (f'<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+                f"<title>503</title><p>服务暂时不可用，请稍后再试。<br>{message}.</p>")
+        return Response(html, status_code=503, media_type="text/html", headers=headers)
+    return JSONResponse({"error": message, "code": "SERVICE_UNAVAILABLE", "retryAfter": RETRY_AFTER_SECONDS},
+                        status_code=503, headers=headers)
