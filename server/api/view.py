@@ -51,9 +51,10 @@ class GraphQLView(GraphQL[Context, None]):
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         request_id = current_request_id()
         sub_response = request.state.sub_response
-        if request.method == "GET" and not result.errors:
+        if request.method == "GET" and not result.errors and "authorization" not in request.headers:
             # Public reads may be stored but are revalidated every time (ETag → 304): a withdrawn offer
             # disappears on the next request, and an unchanged answer costs a weak network almost nothing.
+            # An answer for a bearer token (campaign stats, a merchant's own data) is never stored.
             sub_response.headers["cache-control"] = "public, no-cache"
             sub_response.headers["vary"] = "Accept-Language"
         else:

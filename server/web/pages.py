@@ -1,7 +1,8 @@
 """Health probes for load balancers, and the answer a plain route gives while a data service is down.
 
-/healthz: the process is alive. /readyz: MongoDB and Redis answer (each probed at once, at most 2 s);
-503 otherwise, with the failing service named.
+/healthz: the process is alive. /readyz: MongoDB and Redis answer (each probed at once, at most 2 s).
+Without MongoDB it is 503.  Without only Redis it stays 200 with status "degraded": every web process
+shares the same Redis, so taking them all out of the load balancer would stop the reads that still work.
 """
 
 from __future__ import annotations
@@ -42,9 +43,11 @@ async def readyz(request: Request) -> Response:
             checks[name] = f"error: {type(exc).__name__}"
 
     await asyncio.gather(probe("mongodb", mongo), probe("redis", redis))
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "unavailable", **checks},
-                        status_code=200 if ready else 503, headers={"cache-control": "no-store"})
+    if checks["mongodb"] != "ok":
+        status, code = "unavailable", 503
+    else:
+        status, code = ("ready", 200) if checks["redis"] == "ok" else ("degraded", 200)
+    return JSONResponse({"status": status, **checks}, status_code=code, headers={"cache-control": "no-store"})
 
 
 async def service_unavailable(request: Request, exc: Exception) -> Response:

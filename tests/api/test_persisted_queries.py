@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 
 from server.api.persisted import allow_list, digest
+from server.domain.accounts import service as accounts
 from server.settings import ROOT
+from tests.conftest import RunningApp
+from tests.support import make_account
 
 DISTRICTS = (ROOT / "graphql" / "operations" / "Districts.graphql").read_text(encoding="utf-8")
 
@@ -49,8 +53,15 @@ async def test_hash_must_match_a_given_query(http: httpx.AsyncClient) -> None:
     assert response.status_code == 400
 
 
-async def test_post_and_errors_are_not_cacheable(http: httpx.AsyncClient) -> None:
+async def test_post_and_errors_are_not_cacheable(http: httpx.AsyncClient, db_client: Any,
+                                                 app_server: RunningApp) -> None:
     response = await http.post("/graphql", json={"query": "{ districts { name } }"})
     assert response.headers["cache-control"] == "no-store"
     failed = await http.get("/graphql", params={"query": '{ merchant(id: "x") { name } }'})
     assert failed.headers["cache-control"] == "no-store"
+    # an answer for a bearer token is never kept by a shared cache, even a GET that succeeded
+    operator = await make_account(db_client[app_server.db_name], "operator", district_ids=["huaqiangbei"])
+    token = await accounts.create_token(db_client[app_server.db_name], operator.actor(), "ops", ["districts"])
+    personal = await http.get("/graphql", params=params(digest(DISTRICTS), {"locale": "en"}),
+                              headers={"authorization": f"Bearer {token.secret}"})
+    assert "errors" not in personal.json() and personal.headers["cache-control"] == "no-store"

@@ -6,17 +6,16 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections import defaultdict
 from typing import Any
 
 from redis.asyncio import Redis
 
 from server.domain.crowd.live import CHANNEL_PREFIX
+from server.services.pubsub import follow
 
 log = logging.getLogger("shangquan.crowd")
 QUEUE_SIZE = 16
-RETRY_SECONDS = 1.0
 
 
 class CrowdHub:
@@ -37,29 +36,12 @@ class CrowdHub:
                 await self.task
 
     async def _run(self) -> None:
-        lost_at: float | None = None
-        while True:
-            try:
-                async with self.redis.pubsub() as pubsub:
-                    await pubsub.psubscribe(CHANNEL_PREFIX + "*")
-                    self.ready.set()
-                    if lost_at is not None:
-                        log.info("crowd hub subscribed to Redis again after %.1f s; live updates resume",
-                                 time.monotonic() - lost_at)
-                        lost_at = None
-                    async for message in pubsub.listen():
-                        if message.get("type") == "pmessage":
-                            self._dispatch(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                # Redis went away: subscribers keep their sockets (and answers from MongoDB); retry each
-                # second, and say so once rather than every second of the outage.
-                if lost_at is None:
-                    lost_at = time.monotonic()
-                    log.warning("crowd hub lost Redis (%s: %s); live updates pause until it is back",
-                                type(exc).__name__, exc)
-                await asyncio.sleep(RETRY_SECONDS)
+        await follow(self.redis, "crowd hub", lambda pubsub: pubsub.psubscribe(CHANNEL_PREFIX + "*"),
+                     self._message, self.ready, log)
+
+    async def _message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "pmessage":
+            self._dispatch(message["data"])
 
     def _dispatch(self, raw: str | bytes) -> None:
         # one parsed message shared by every subscriber of the district (they may cache on it)

@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from server.domain.push import campaigns, inbox
 from server.domain.push.campaigns import Campaign
 from server.services.mongo import Doc
+from server.services.pubsub import follow
 
 log = logging.getLogger("shangquan.push.inbox")
 QUEUE_SIZE: Final = 16
@@ -45,19 +46,12 @@ class InboxHub:
                 await self.task
 
     async def _run(self) -> None:
-        while True:
-            try:
-                async with self.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(inbox.CHANNEL)
-                    self.ready.set()
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            await self._announced(message["data"])
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # Redis went away: keep the subscribers, resubscribe when it is back
-                log.warning("inbox hub lost Redis (%s); retrying in 1 s", exc)
-                await asyncio.sleep(1)
+        await follow(self.redis, "inbox hub", lambda pubsub: pubsub.subscribe(inbox.CHANNEL), self._message,
+                     self.ready, log)
+
+    async def _message(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "message":
+            await self._announced(message["data"])
 
     async def _announced(self, raw: str | bytes) -> None:
         campaign_id = raw.decode() if isinstance(raw, bytes) else str(raw)

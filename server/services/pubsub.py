@@ -1,0 +1,44 @@
+"""A Redis pub/sub subscription that outlives Redis restarts: one per hub and web process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+RETRY_SECONDS = 1.0
+
+
+async def follow(redis: Redis, name: str, subscribe: Callable[[PubSub], Awaitable[Any]],
+                 handle: Callable[[dict[str, Any]], Awaitable[None]], ready: asyncio.Event,
+                 log: logging.Logger) -> None:
+    """Subscribe, hand every message to `handle`, and resubscribe after Redis errors, until cancelled.
+
+    Subscribers of the hub keep their WebSockets through an outage (their answers come from MongoDB);
+    the outage is logged once when it starts and once when it ends, not every second.
+    """
+    lost_at: float | None = None
+    while True:
+        try:
+            async with redis.pubsub() as pubsub:
+                await subscribe(pubsub)
+                ready.set()
+                if lost_at is not None:
+                    log.info("%s subscribed to Redis again after %.1f s; live updates resume", name,
+                             time.monotonic() - lost_at)
+                    lost_at = None
+                async for message in pubsub.listen():
+                    await handle(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if lost_at is None:
+                lost_at = time.monotonic()
+                log.warning("%s lost Redis (%s: %s); live updates pause until it is back", name,
+                            type(exc).__name__, exc)
+            await asyncio.sleep(RETRY_SECONDS)
