@@ -151,12 +151,16 @@ def configure_logging(level: str = "INFO", json: bool = True, stream: TextIO | N
     root.setLevel(level.upper() if known else logging.INFO)
     if not known:
         logging.getLogger("shangquan").warning("LOG_LEVEL %r is not a level name; using INFO", level)
-    # uvicorn's own loggers go through ours (start it with log_config=None, access_log=False: the access
-    # line comes from AccessLogMiddleware, without the query string uvicorn would print).
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn's own loggers go through ours, except its access log: the access line comes from
+    # AccessLogMiddleware, without the query string uvicorn would print (invitation tokens live there).
+    # uvicorn decides whether to log access by `hasHandlers()`, so the logger must have none, inherited or not.
+    for name in ("uvicorn", "uvicorn.error"):
         uv = logging.getLogger(name)
         uv.handlers.clear()
         uv.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.handlers.clear()
+    access.propagate = False
     # httpx logs every request's full URL at INFO (push endpoints and query strings): warnings only.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

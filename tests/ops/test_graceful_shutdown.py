@@ -71,6 +71,8 @@ async def test_sigterm_finishes_requests_closes_sockets_and_exits(web: Any) -> N
             return (await http.get(f"{base}/readyz")).status_code == 200
 
     await eventually(ready, within=60)
+    async with httpx.AsyncClient(timeout=5) as http:  # uvicorn's own access line would print the query string
+        await http.get(f"{base}/graphql", params={"query": "{ __typename }", "invite": "secret-in-query-8731"})
     ws = await open_subscription(base, "huaqiangbei")
     await next_update(ws)
     # A request in flight: its headers ask "100-continue", and the app's first read of the body sends
@@ -107,3 +109,4 @@ async def test_sigterm_finishes_requests_closes_sockets_and_exits(web: Any) -> N
     assert process.returncode in (0, -signal.SIGTERM), text
     assert "Application shutdown complete" in text and "Traceback" not in text, text
     assert "timeout graceful shutdown exceeded" not in text, text
+    assert "/graphql" in text and "secret-in-query-8731" not in text, text  # one access line, ours
