@@ -1,21 +1,28 @@
-"""The worker process: crowd alerts and housekeeping now; push fan-out joins when the push issue lands.
+"""The worker process: push fan-out (server/push/fanout.py), crowd alerts and housekeeping.
 
 Crowd alerts arrive on the Redis Stream `crowd_alerts`; a consumer group lets
 any number of workers share them, and an entry is acknowledged only after it
 was handled, so a worker that dies leaves its entries to be reclaimed.
+
+SIGTERM (or SIGINT) stops taking new work: the push batches in hand are finished and their outcomes
+written, then the process exits 0.  With WORKER_METRICS_PORT set, the worker serves Prometheus metrics
+on WORKER_METRICS_HOST (127.0.0.1) and refreshes the stream gauges every STREAM_GAUGES_EVERY seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import start_http_server
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
@@ -24,6 +31,7 @@ from server.api.ids import to_global
 from server.domain.crowd.alerts import STREAM
 from server.domain.push import crowd_messages
 from server.observability.logs import configure_logging
+from server.observability.metrics import MongoMetrics, refresh_stream_gauges
 from server.push import fanout
 from server.push.hosts import HostGuard
 from server.push.sender import PushSender
@@ -36,6 +44,7 @@ log = logging.getLogger("shangquan.worker")
 GROUP = "workers"
 PURGE_EVERY = timedelta(hours=1)
 RECLAIM_IDLE_MS = 60_000
+STREAM_GAUGES_EVERY = 5.0
 
 
 async def _ensure_group(redis_client: Redis) -> None:
@@ -88,10 +97,37 @@ async def purge_readings(db: AsyncDatabase[Doc], retention_days: int, stop: asyn
             await asyncio.wait_for(stop.wait(), timeout=PURGE_EVERY.total_seconds())
 
 
+async def watch_streams(redis_client: Redis, stop: asyncio.Event) -> None:
+    """Keeps the stream backlog and pending-age gauges current for this worker's /metrics."""
+    streams = [(fanout.STREAM, fanout.GROUP), (STREAM, GROUP)]
+    while not stop.is_set():
+        try:
+            await refresh_stream_gauges(redis_client, streams)
+        except RedisError as exc:
+            log.warning("stream gauges not refreshed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=STREAM_GAUGES_EVERY)
+
+
+def serve_metrics(settings: Settings) -> Callable[[], None]:
+    """Prometheus' own HTTP server on WORKER_METRICS_PORT (a daemon thread); returns how to stop it."""
+    server, thread = start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
+    log.info("worker metrics on http://%s:%d/metrics", settings.worker_metrics_host, server.server_port)
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+    return stop
+
+
 async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop: asyncio.Event) -> None:
-    client = mongo.connect(mongodb_url)
+    metrics_on = settings.worker_metrics_port > 0
+    client = mongo.connect(mongodb_url, listeners=[MongoMetrics()] if metrics_on else None)
     redis_client = redis.connect(redis_url)
     consumer = f"{socket.gethostname()}-{os.getpid()}"
+    stop_metrics = serve_metrics(settings) if metrics_on else None
     try:
         db = client[settings.mongodb_db]
         await db.command("ping")
@@ -99,16 +135,26 @@ async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop:
         keys = await keys_for_settings(db, settings)
         sender = PushSender(VapidSigner(keys, settings.vapid_subject),
                             HostGuard(allow_local=settings.allow_local_push_services, production=settings.production))
+        config = fanout.FanoutConfig.from_settings(settings)
+        tasks = [consume_alerts(db, redis_client, settings, consumer, stop),
+                 purge_readings(db, settings.crowd_retention_days, stop),
+                 fanout.consume(db, redis_client, sender, consumer, stop, config)]
+        if metrics_on:
+            tasks.append(watch_streams(redis_client, stop))
+        # Start-up objects (modules, clients, keys) live as long as the process: keep them out of every
+        # collection, so the fan-out's many short-lived objects are all the collector walks.
+        gc.collect()
+        gc.freeze()
         log.info("worker %s ready", consumer)
         try:
-            await asyncio.gather(consume_alerts(db, redis_client, settings, consumer, stop),
-                                 purge_readings(db, settings.crowd_retention_days, stop),
-                                 fanout.consume(db, redis_client, sender, consumer, stop))
+            await asyncio.gather(*tasks)
         finally:
             await sender.aclose()
     finally:
         await redis_client.aclose()
         await client.close()
+        if stop_metrics is not None:
+            stop_metrics()
         log.info("worker stopped")
 
 

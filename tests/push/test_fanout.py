@@ -136,7 +136,7 @@ async def test_429_retry_after_is_honoured_then_delivered(
     tokens = await add_subscribers(db, fresh_service, 6)
     campaign = await new_campaign(db)
     fresh_service.answer(429, headers={"Retry-After": "1"})
-    cfg = config(batch_concurrency=1)
+    cfg = config(in_flight=1)
     await fanout.enqueue(db, redis, campaign.id, cfg)
     started = time.monotonic()
     counts = await run_until_done(db, campaign.id, [Consumer(db, redis, sender, name="w", config=cfg)])
@@ -186,7 +186,7 @@ async def test_a_dead_consumers_batch_is_finished_by_another_and_nobody_gets_two
         db: Any, redis: Redis, fresh_service: PushService, sender: PushSender) -> None:
     tokens = await add_subscribers(db, fresh_service, 60)
     campaign = await new_campaign(db)
-    cfg = config(batch_size=60, batch_concurrency=1, reclaim_idle_ms=300, stale_after=1.0)
+    cfg = config(batch_size=60, in_flight=1, reclaim_idle_ms=300, stale_after=1.0)
     await fanout.enqueue(db, redis, campaign.id, cfg)
     dying = DyingConsumer(db, redis, sender, name="dies", config=cfg, sends=20)
     await fanout.ensure_group(redis, cfg)
@@ -222,7 +222,7 @@ async def test_cancel_stops_what_is_not_yet_sent(
         db: Any, redis: Redis, fresh_service: PushService, sender: PushSender) -> None:
     await add_subscribers(db, fresh_service, 30)
     campaign = await new_campaign(db)
-    cfg = config(batch_concurrency=1, status_cache=0.0)
+    cfg = config(in_flight=1, status_cache=0.0)
     await fanout.enqueue(db, redis, campaign.id, cfg)
     consumer = CancellingConsumer(db, redis, sender, name="w", config=cfg)
     consumer.sent, consumer.campaign_id = [], campaign.id
