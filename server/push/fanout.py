@@ -1,7 +1,7 @@
 """Campaign fan-out over a Redis Stream: every subscriber gets the message, at most a bounded few twice.
 
-1. `enqueue` expands a campaign's audience (once its send time has come) into batches of subscription ids on
-   the stream `push_batches`, then announces the campaign to the inbox.
+1. `enqueue` (server/push/expand.py) expands a campaign's audience (once its send time has come) into batches
+   of subscription ids on the stream `push_batches`, then announces the campaign to the inbox.
 2. `Consumer.run` (any number of workers, one consumer group) reads batches, reclaims those a dead worker left
    unacknowledged, and *claims* each batch with one `insert_many(ordered=False)` of delivery records
    `_id = "<campaign>:<subscription>"`: a duplicate key means another worker has that subscriber.  Records
@@ -22,7 +22,7 @@ know the message went out.  The bound: a POST holds one of the consumer's `in_fl
 before it is sent until its outcome is durably written, so after a worker is killed at most `in_flight`
 messages (those it had POSTed and not yet recorded at that moment) are sent a second time, when their stale
 claims are retried `stale_after` later; nothing is ever lost.
-tests/push/test_worker_processes.py kills a worker mid-campaign and saw 37-80 duplicates per kill.  A
+tests/push/test_worker_processes.py kills a worker mid-campaign and asserts that bound (runs here saw 9-80).  A
 SIGTERM'd worker finishes what it holds, so it duplicates nothing.  The PWA's service worker drops a push whose campaign
 id it has already shown, so the shopper sees it once.  A kill between an outcome write and its `$inc` can
 leave the campaign's counters short by one group; the records stay authoritative (`delivery_counts`).
@@ -49,20 +49,32 @@ from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
-from server.domain.push import campaigns, inbox, policy
-from server.domain.push.campaigns import CANCELLED, SENDING, Campaign
+from server.domain.push import campaigns, policy
+from server.domain.push.campaigns import CANCELLED, Campaign
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.observability.metrics import count_push
 from server.push.encode import EncodedMessage, EncodeError, Subscription, encode
+from server.push.expand import (
+    DEFAULT_CONFIG,
+    GROUP,
+    STREAM,
+    FanoutConfig,
+    audience_filter,
+    enqueue,
+    ensure_group,
+    expand_pending,
+)
+from server.push.groups import GroupWriter
 from server.push.sender import Outcome, PushSender, SendResult
 from server.services.mongo import Doc
 
 log = logging.getLogger("shangquan.push.fanout")
+# The expansion half lives in server/push/expand.py; callers reach it through this module too.
+__all__ = ["DELIVERIES", "FINAL", "GROUP", "STREAM", "Consumer", "FanoutConfig", "audience_filter", "consume",
+           "delivery_counts", "delivery_id", "enqueue", "ensure_group", "expand_pending"]
 
-STREAM: Final = "push_batches"
-GROUP: Final = "push-workers"
 DELIVERIES: Final = "push_deliveries"
 
 # Delivery record states: "sending" (claimed), "retry" and "deferred" are picked up again by the sweeper.
@@ -73,112 +85,6 @@ WAITING: Final = (CLAIMED, RETRY, DEFERRED)
 SUB_FIELDS: Final = {"endpoint": 1, "keys": 1, "locale": 1, "origin": 1}  # what a send needs of a subscription
 FINAL: Final = ("delivered", "expired", "failed", "too_large", "blocked", "cancelled", "timed_out", "skipped",
                 "capped")
-
-
-@dataclass(frozen=True, slots=True)
-class FanoutConfig:
-    stream: str = STREAM
-    group: str = GROUP
-    batch_size: int = 100
-    reclaim_idle_ms: int = 60_000  # a stream entry unacknowledged this long is taken from its consumer
-    stale_after: float = 60.0  # a "sending" claim older than this is retried (well above the send timeout)
-    block_ms: int = 1000
-    read_count: int = 4  # batches a consumer works on at once
-    # POSTs whose outcome is not yet durably written, per consumer: the duplicate bound after a kill -9.
-    in_flight: int = 100
-    # Outcomes per bulk write.  Each POST keeps its slot until its group is written, so the group size does not
-    # widen the duplicate window (in_flight bounds it); it trades Mongo round trips (2 per group: ~15 µs of
-    # worker CPU per message at 20, half that at 50, measured by bench/push_fanout.py) against slots waiting
-    # on a write: at 50 of 100 slots one group fills while the previous one is written.
-    write_group: int = 50
-    write_linger: float = 0.02  # a group not yet full is written after this long
-    max_failures: int = 5  # 5xx/timeouts before a message is given up
-    backoff: float = 5.0  # seconds before the first retry of a 5xx; doubles each time
-    sweep_every: float = 1.0
-    sweep_limit: int = 500
-    expand_every: float = 1.0  # a scheduled campaign starts within ~this long (plus a Mongo round trip)
-    status_cache: float = 0.5  # how long a campaign's status (cancelled or not) is trusted
-    quiet_hours: policy.QuietHours = None  # (start, end) Asia/Shanghai hours; the worker passes the setting
-    daily_cap: int = 0  # messages per subscription per Asia/Shanghai day; 0: no cap
-
-    @classmethod
-    def from_settings(cls, settings: Any, **changes: Any) -> FanoutConfig:
-        """The worker's config: quiet hours, daily cap and reclaim time from Settings."""
-        reclaim = int(settings.push_reclaim_seconds)
-        values: dict[str, Any] = {"reclaim_idle_ms": reclaim * 1000, "stale_after": float(reclaim),
-                                  "quiet_hours": settings.push_quiet_hours, "daily_cap": int(settings.push_daily_cap)}
-        values.update(changes)
-        return cls(**values)
-
-
-async def ensure_group(redis: Redis, config: FanoutConfig) -> None:
-    with contextlib.suppress(ResponseError):  # BUSYGROUP: another worker made it first
-        await redis.xgroup_create(config.stream, config.group, id="0", mkstream=True)
-
-
-def audience_filter(campaign: Campaign) -> dict[str, Any]:
-    return campaigns.audience_filter(campaign.district_ids, campaign.topics, campaign.locales)
-
-
-async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config: FanoutConfig = FanoutConfig(),
-                  *, consumer: str = "", clock: Callable[[], float] = time.time) -> int | None:
-    """Expand the audience onto the stream; None when the campaign is not (or no longer) this caller's to expand.
-
-    The expansion is claimed by moving `stage` from "new" to "expanding"; one stuck in "expanding" for
-    `stale_after` (its expander died) is claimed again.  Expanding twice only repeats batches, which the
-    delivery records turn into no-ops.  The expander that finishes announces the campaign to the inbox.
-    """
-    now = clock()
-    claim = await db[campaigns.COLLECTION].update_one(
-        {"_id": campaign_id, "status": SENDING, "send_at_ts": {"$lte": now},
-         "$or": [{"stage": campaigns.STAGE_NEW},
-                 {"stage": campaigns.STAGE_EXPANDING, "expanding_ts": {"$lt": now - config.stale_after}}]},
-        {"$set": {"stage": campaigns.STAGE_EXPANDING, "expanding_ts": now, "expander": consumer}})
-    if claim.modified_count != 1:
-        return None
-    campaign = await campaigns.get(db, campaign_id)
-    if campaign is None:
-        return None
-    await ensure_group(redis, config)
-    targeted = 0
-    batch: list[str] = []
-    request_id = campaign.request_id or ""
-
-    async def flush() -> None:
-        await redis.xadd(config.stream, {"campaign_id": campaign_id, "request_id": request_id,
-                                         "subscriptions": json.dumps(batch)})
-        batch.clear()
-
-    cursor = db[SUBSCRIPTIONS].find(audience_filter(campaign), {"_id": 1}).sort("_id", 1)
-    async for doc in cursor:
-        batch.append(str(doc["_id"]))
-        targeted += 1
-        if len(batch) >= config.batch_size:
-            await flush()
-    if batch:
-        await flush()
-    await db[campaigns.COLLECTION].update_one(
-        {"_id": campaign_id}, {"$set": {"stage": campaigns.STAGE_EXPANDED, "stats.targeted": targeted}})
-    await inbox.announce(redis, campaign_id)
-    log.info("campaign %s: %d subscriptions queued", campaign_id, targeted,
-             extra={"campaign_id": campaign_id, "request_id": campaign.request_id, "targeted": targeted})
-    return targeted
-
-
-async def expand_pending(db: AsyncDatabase[Doc], redis: Redis, config: FanoutConfig = FanoutConfig(), *,
-                         consumer: str = "", clock: Callable[[], float] = time.time) -> int:
-    """Expand every campaign whose send time has come and that nobody expanded (scheduled ones, a web process
-    that stored one but died before enqueueing, a worker that died while expanding); returns how many."""
-    now = clock()
-    cursor = db[campaigns.COLLECTION].find(
-        {"status": SENDING, "send_at_ts": {"$lte": now}, "$or": [{"stage": campaigns.STAGE_NEW},
-                                    {"stage": campaigns.STAGE_EXPANDING,
-                                     "expanding_ts": {"$lt": now - config.stale_after}}]}, {"_id": 1})
-    expanded = 0
-    for doc in [d async for d in cursor]:
-        if await enqueue(db, redis, str(doc["_id"]), config, consumer=consumer, clock=clock) is not None:
-            expanded += 1
-    return expanded
 
 
 def delivery_id(campaign_id: str, subscription_id: str) -> str:
@@ -211,60 +117,11 @@ class _Result:
     delete_subscription: str | None = None
 
 
-class _GroupWriter:
-    """Collects outcomes and writes them `size` at a time (or after `linger`); `put` returns once written."""
-
-    def __init__(self, store: Callable[[list[_Result]], Any], size: int, linger: float) -> None:
-        self._store = store
-        self._size = max(1, size)
-        self._linger = linger
-        self._items: list[tuple[_Result, asyncio.Future[None]]] = []
-        self._timer: asyncio.TimerHandle | None = None
-        self._running: set[asyncio.Task[None]] = set()
-
-    async def put(self, result: _Result) -> None:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._items.append((result, done))
-        if len(self._items) >= self._size:
-            self._flush()
-        elif self._timer is None:
-            self._timer = loop.call_later(self._linger, self._flush)
-        await done  # if this sender is cancelled, its outcome is still written with the group
-
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        items, self._items = self._items, []
-        if items:
-            task = asyncio.get_running_loop().create_task(self._write(items))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-
-    async def _write(self, items: list[tuple[_Result, asyncio.Future[None]]]) -> None:
-        try:
-            await self._store([result for result, _ in items])
-        except Exception as exc:
-            for _, done in items:
-                if not done.done():
-                    done.set_exception(exc)
-        else:
-            for _, done in items:
-                if not done.done():
-                    done.set_result(None)
-
-    async def drain(self) -> None:
-        self._flush()
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
-
-
 class Consumer:
     """One worker's share of the fan-out; `send` is the seam a test can wrap, `clock` its idea of now."""
 
     def __init__(self, db: AsyncDatabase[Doc], redis: Redis, sender: PushSender, *, name: str,
-                 config: FanoutConfig = FanoutConfig(), clock: Callable[[], float] = time.time) -> None:
+                 config: FanoutConfig = DEFAULT_CONFIG, clock: Callable[[], float] = time.time) -> None:
         self.db = db
         self.redis = redis
         self.sender = sender
@@ -275,7 +132,7 @@ class Consumer:
         self._loading: dict[str, asyncio.Task[Campaign | None]] = {}
         self._payloads: dict[tuple[str, str], bytes] = {}
         self._slots = asyncio.Semaphore(config.in_flight)
-        self._writer = _GroupWriter(self._store, config.write_group, config.write_linger)
+        self._writer = GroupWriter[_Result](self._store, config.write_group, config.write_linger)
         self._hosts: dict[str, str] = {}
 
     async def send(self, message: EncodedMessage) -> SendResult:
@@ -693,7 +550,7 @@ class Consumer:
 
 
 async def consume(db: AsyncDatabase[Doc], redis: Redis, sender: PushSender, consumer_name: str,
-                  stop: asyncio.Event, config: FanoutConfig = FanoutConfig()) -> None:
+                  stop: asyncio.Event, config: FanoutConfig = DEFAULT_CONFIG) -> None:
     """The worker's push task: run one consumer until `stop` is set."""
     await Consumer(db, redis, sender, name=consumer_name, config=config).run(stop)
 

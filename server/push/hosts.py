@@ -76,19 +76,25 @@ class HostGuard:
     async def check_host(self, host: str, port: int = 443) -> None:
         if self.allow_local:
             return
+        await self.addresses(host, port)
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        """The addresses to connect to, each checked: the sender connects only to these (its resolver), so
+        a DNS answer that changes between the check and the connection (rebinding) cannot reach inside."""
         literal = _literal(host)
         if literal is not None:
             addresses = [literal]
         else:
-            if host.lower().rstrip(".") in {"localhost", "localhost.localdomain"} or \
-                    host.lower().endswith(".localhost"):
+            if not self.allow_local and (host.lower().rstrip(".") in {"localhost", "localhost.localdomain"}
+                                         or host.lower().endswith(".localhost")):
                 raise UnsafeHost(f"{host} is a local name")
             addresses = await self._resolved(host.lower(), port)
         if not addresses:
             raise UnsafeHost(f"{host} does not resolve")
-        for address in addresses:
+        for address in addresses if not self.allow_local else ():
             if not is_public_address(address):
                 raise UnsafeHost(f"{host} resolves to the non-public address {address}")
+        return addresses
 
     async def _resolved(self, host: str, port: int) -> list[str]:
         now = self._clock()

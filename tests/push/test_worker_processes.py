@@ -149,11 +149,15 @@ async def test_two_worker_processes_send_10000_exactly_once(
     assert [await stopped(worker) for worker in pair] == [0, 0]
 
 
+# A claim outlives every POST a live worker makes (they queue behind 100 in flight on a loaded CI machine),
+# or the sweeper would take over a live worker's message; short enough that the test does not wait long.
+RECLAIM = 8
+
 async def test_a_killed_worker_loses_nothing_and_duplicates_stay_within_the_in_flight_bound(
         db: Any, fresh_service: PushService, workers: Any) -> None:
     n = 3000
     tokens = await add_subscribers(db, fresh_service, n)
-    doomed, survivor = workers(reclaim_seconds=2), workers(reclaim_seconds=2)
+    doomed, survivor = workers(reclaim_seconds=RECLAIM), workers(reclaim_seconds=RECLAIM)
     for worker in (doomed, survivor):
         await worker.ready()
     campaign = await campaigns.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC))
@@ -163,9 +167,9 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_stay_within_the_in_f
 
     await wait_for(underway)
     doomed.stop(signal.SIGKILL)
-    received_at_kill = len(fresh_service.received)
+    assert len(fresh_service.received) < n, "killed mid-campaign"
     assert doomed.process.wait(timeout=10) == -signal.SIGKILL
-    heir = workers(reclaim_seconds=2)
+    heir = workers(reclaim_seconds=RECLAIM)
     await heir.ready()
     await wait_for(lambda: all_final(db, campaign.id, n))
     assert await fanout.delivery_counts(db, campaign.id) == {"delivered": n}
@@ -174,15 +178,9 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_stay_within_the_in_f
     duplicated = {token for token, count in got.items() if count > 1}
     assert max(got.values()) <= 2
     assert len(duplicated) <= IN_FLIGHT  # the documented bound: what the killed worker had in flight
-    first_seen: dict[str, int] = {}
-    for index, message in enumerate(fresh_service.received):
-        first_seen.setdefault(message.token, index)
-    # a duplicate is a message the dead worker had already delivered when it was killed (in flight then)
-    assert all(first_seen[token] < received_at_kill + IN_FLIGHT for token in duplicated)
-    report = Path(os.environ.get("PUSH_KILL_REPORT", "/tmp/push-kill-duplicates.txt"))
-    with report.open("a") as out:
-        out.write(f"{datetime.now(UTC).isoformat()} killed after {received_at_kill} of {n}: "
-                  f"{len(duplicated)} duplicates\n")
+    # (which ones cannot be told apart here: the push service runs in this test's event loop and reads what the
+    # dead worker had already written to its sockets only after the heir started)
+
     for worker in (survivor, heir):
         worker.stop()
         assert await stopped(worker) == 0

@@ -1,0 +1,73 @@
+"""The sender dials only addresses the SSRF guard resolved and checked (its resolver is the guard's), so a DNS
+answer that changes between the check and the connection — rebinding to an inside address — is never used."""
+
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+from server.push.encode import Subscription, encode
+from server.push.hosts import HostGuard, UnsafeHost
+from server.push.sender import GuardedResolver, Outcome, PushSender
+from server.push.vapid import VapidKeys, VapidSigner
+from tests.push.push_service import PushService
+
+
+class Answers:
+    """A DNS stand-in: the next answer for every name, and how often it was asked."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.asked = 0
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.asked += 1
+        return self.answers[min(self.asked, len(self.answers)) - 1]
+
+
+async def test_the_connection_goes_to_the_address_the_guard_resolved(fresh_service: PushService,
+                                                                    vapid_keys: VapidKeys) -> None:
+    """push.invalid resolves nowhere but through the guard: reaching the push service proves who resolved it."""
+    dns = Answers(["127.0.0.1"])
+    sender = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"),
+                        HostGuard(allow_local=True, resolve=dns))
+    try:
+        _, target = fresh_service.subscriber()
+        port = urlsplit(target.endpoint).port
+        renamed = Subscription(target.endpoint.replace(f"127.0.0.1:{port}", f"push.invalid:{port}"),
+                               target.p256dh, target.auth)
+        before = fresh_service.requests
+        result = await sender.send(encode(renamed, b"hello", ttl=60))
+        assert fresh_service.requests == before + 1, result
+        assert dns.asked >= 1
+    finally:
+        await sender.aclose()
+
+
+async def test_a_rebinding_answer_is_refused_and_the_checked_one_kept() -> None:
+    now = [0.0]
+    dns = Answers(["93.184.216.34"], ["127.0.0.1"])
+    resolver = GuardedResolver(HostGuard(resolve=dns, cache_seconds=60, clock=lambda: now[0]))
+    first = await resolver.resolve("push.example", 443, socket.AF_UNSPEC)
+    assert [r["host"] for r in first] == ["93.184.216.34"]
+    again = await resolver.resolve("push.example", 443, socket.AF_UNSPEC)  # within the check's lifetime
+    assert [r["host"] for r in again] == ["93.184.216.34"] and dns.asked == 1
+    now[0] = 61.0  # the name now points inside: refused, never dialled
+    with pytest.raises(UnsafeHost, match=r"127\.0\.0\.1"):
+        await resolver.resolve("push.example", 443, socket.AF_UNSPEC)
+
+
+async def test_an_endpoint_resolving_inside_is_blocked_before_any_request(push_service: PushService,
+                                                                         vapid_keys: VapidKeys) -> None:
+    sender = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"),
+                        HostGuard(resolve=Answers(["10.0.0.8"])))
+    try:
+        _, keys = push_service.subscriber()  # real subscriber keys; no service is contacted
+        target = Subscription("https://push.example/send/abc", keys.p256dh, keys.auth)
+        result = await sender.send(encode(target, b"hello", ttl=60))
+        assert result.outcome is Outcome.BLOCKED and "10.0.0.8" in result.detail
+    finally:
+        await sender.aclose()
+
