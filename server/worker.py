@@ -30,6 +30,7 @@ from redis.exceptions import RedisError, ResponseError
 from server.api.ids import to_global
 from server.domain.crowd.alerts import STREAM
 from server.domain.push import crowd_messages
+from server.domain.push.retention import purge_deliveries
 from server.observability.logs import configure_logging
 from server.observability.metrics import MongoMetrics, refresh_stream_gauges
 from server.push import fanout
@@ -86,13 +87,19 @@ async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, settings: 
             await redis_client.xack(STREAM, GROUP, entry_id)
 
 
-async def purge_readings(db: AsyncDatabase[Doc], retention_days: int, stop: asyncio.Event) -> None:
-    """Retention for servers without TTL indexes (the embedded one); a no-op where the TTL index already did it."""
+async def purge(db: AsyncDatabase[Doc], settings: Settings, stop: asyncio.Event) -> None:
+    """Retention: crowd readings (for servers without TTL indexes, like the embedded one; a no-op where the TTL
+    index already did it) and the delivery records of old campaigns."""
     while not stop.is_set():
-        cutoff = datetime.now(UTC) - timedelta(days=retention_days)
-        result = await db.crowd_readings.delete_many({"at": {"$lt": cutoff}})
+        now = datetime.now(UTC)
+        days = settings.crowd_retention_days
+        result = await db.crowd_readings.delete_many({"at": {"$lt": now - timedelta(days=days)}})
         if result.deleted_count:
-            log.info("purged %d crowd readings older than %d days", result.deleted_count, retention_days)
+            log.info("purged %d crowd readings older than %d days", result.deleted_count, days)
+        deliveries = await purge_deliveries(db, settings.push_delivery_retention_days, now)
+        if deliveries:
+            log.info("purged %d push delivery records older than %d days", deliveries,
+                     settings.push_delivery_retention_days)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=PURGE_EVERY.total_seconds())
 
@@ -137,7 +144,7 @@ async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop:
                             HostGuard(allow_local=settings.allow_local_push_services, production=settings.production))
         config = fanout.FanoutConfig.from_settings(settings)
         tasks = [consume_alerts(db, redis_client, settings, consumer, stop),
-                 purge_readings(db, settings.crowd_retention_days, stop),
+                 purge(db, settings, stop),
                  fanout.consume(db, redis_client, sender, consumer, stop, config)]
         if metrics_on:
             tasks.append(watch_streams(redis_client, stop))

@@ -67,10 +67,12 @@ from server.push.expand import (
     expand_pending,
 )
 from server.push.groups import GroupWriter
+from server.push.reconcile import reconcile
 from server.push.sender import Outcome, PushSender, SendResult
 from server.services.mongo import Doc
 
 log = logging.getLogger("shangquan.push.fanout")
+RECONCILE_EVERY: Final = 30.0  # seconds between recounts of campaigns a killed worker left short
 # The expansion half lives in server/push/expand.py; callers reach it through this module too.
 __all__ = ["DELIVERIES", "FINAL", "GROUP", "STREAM", "Consumer", "FanoutConfig", "audience_filter", "consume",
            "delivery_counts", "delivery_id", "enqueue", "ensure_group", "expand_pending"]
@@ -146,12 +148,18 @@ class Consumer:
         try:
             await asyncio.gather(self._read_loop(stop),
                                  self._every(stop, self.config.sweep_every, self.sweep),
-                                 self._every(stop, self.config.expand_every, self._expand))
+                                 self._every(stop, self.config.expand_every, self._expand),
+                                 self._every(stop, RECONCILE_EVERY, self._reconcile))
         finally:
             await self._writer.drain()
 
     async def _expand(self) -> None:
         await expand_pending(self.db, self.redis, self.config, consumer=self.name, clock=self.clock)
+
+    async def _reconcile(self) -> None:
+        for campaign_id in await reconcile(self.db, now=self.clock()):
+            log.warning("campaign %s: counters recounted from its delivery records", campaign_id,
+                        extra={"campaign_id": campaign_id})
 
     async def _every(self, stop: asyncio.Event, seconds: float, work: Callable[[], Any]) -> None:
         while not stop.is_set():

@@ -23,6 +23,7 @@ from server.domain.push.models import PushSubscription, subscription_id
 from server.push import fanout
 from server.push.encode import EncodedMessage
 from server.push.fanout import DELIVERIES, FINAL, Consumer, FanoutConfig
+from server.push.reconcile import reconcile
 from server.push.sender import PushSender, SendResult
 from server.push.vapid import origin_of
 from tests.push.push_service import PushService
@@ -245,3 +246,22 @@ async def test_a_campaign_the_web_process_never_enqueued_is_expanded_by_the_work
     counts = await run_until_done(db, campaign.id, [Consumer(db, redis, sender, name="w", config=config())])
     assert counts == {"delivered": 3}
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 1))
+
+
+async def test_counters_a_killed_worker_left_short_are_recounted_from_the_records(
+        db: Any, redis: Redis, fresh_service: PushService, sender: PushSender) -> None:
+    await add_subscribers(db, fresh_service, 60)
+    campaign = await new_campaign(db, urgency="high")
+    cfg = config()
+    assert await fanout.enqueue(db, redis, campaign.id, cfg) == 60
+    await run_until_done(db, campaign.id, [Consumer(db, redis, sender, name="w", config=cfg)])
+    # the worker died after writing a group of 25 outcomes and before adding them to the counters
+    await db[campaigns.COLLECTION].update_one({"_id": campaign.id}, {"$inc": {"stats.delivered": -25,
+                                                                             "stats.sent": -25}})
+    short = await campaigns.get(db, campaign.id)
+    assert short is not None and not short.finished()
+    assert await reconcile(db, now=time.time()) == [campaign.id]
+    fixed = await campaigns.get(db, campaign.id)
+    assert fixed is not None and fixed.finished()
+    assert (fixed.stats["delivered"], fixed.stats["sent"], fixed.stats["targeted"]) == (60, 60, 60)
+    assert await reconcile(db, now=time.time()) == []  # nothing left to fix
