@@ -86,6 +86,8 @@ from server.domain.crowd import sensors
 from server.services import embedded, mongo
 from server.settings import ROOT, Settings
 
+# Every simulated client comes from 127.0.0.1: per-client limits would measure the limiter, not the app.
+NO_RATE_LIMITS = {"RATE_LIMIT_GRAPHQL_COST": "0", "RATE_LIMIT_REQUESTS": "0", "RATE_LIMIT_INGEST_BATCHES": "0"}
 DB_NAME = "bench"
 DISTRICT = "huaqiangbei"
 SUBSCRIPTION = ("subscription($d: ID!) { crowdUpdates(districtId: $d) "
@@ -557,7 +559,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
         redis = Redis.from_url(redis_child.url, decode_responses=True)
 
         env = {**os.environ, "MONGODB_URL": mongo_child.url, "REDIS_URL": redis_child.url, "MONGODB_DB": DB_NAME,
-               "SHANGQUAN_CONTENT_DIR": str(fixture.content_dir), "SHANGQUAN_VAR_DIR": str(var_dir), "DEBUG": ""}
+               "SHANGQUAN_CONTENT_DIR": str(fixture.content_dir), "SHANGQUAN_VAR_DIR": str(var_dir), "DEBUG": "",
+               **NO_RATE_LIMITS}
         web_a = spawn_server("graphql", env, var_dir)
         children.append(web_a)
         await wait_ready(web_a)
@@ -567,7 +570,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
         start_ms = int((datetime.now(UTC) - THROUGHPUT_AGE).timestamp() * 1000)
         batchers = [Batcher(k, fixture.areas, start_ms, rng) for k in fixture.poster_keys]
         settings = replace(Settings.from_env({}), mongodb_url=mongo_child.url, redis_url=redis_child.url,
-                           mongodb_db=DB_NAME, var_dir=var_dir, content_dir=fixture.content_dir)
+                           mongodb_db=DB_NAME, var_dir=var_dir, content_dir=fixture.content_dir,
+                           rate_limit_graphql_cost=0, rate_limit_requests=0, rate_limit_ingest_batches=0)
         result["mongo_commands_per_post"] = await count_commands(
             settings, Batcher(fixture.counter_key, fixture.areas, start_ms, rng), args.batch)
         log(f"MongoDB commands per POST of {args.batch}: {result['mongo_commands_per_post']}")

@@ -67,6 +67,8 @@ from server.services import embedded, mongo
 from server.settings import ROOT, Settings
 
 BENCH_DIR = Path(__file__).resolve().parent
+# Every simulated client comes from 127.0.0.1: per-client limits would measure the limiter, not the app.
+NO_RATE_LIMITS = {"RATE_LIMIT_GRAPHQL_COST": "0", "RATE_LIMIT_REQUESTS": "0", "RATE_LIMIT_INGEST_BATCHES": "0"}
 DB_NAME = "bench"
 GOAL_RATIO = 1 / 6
 IGNORED_COMMANDS = frozenset({"hello", "isMaster", "ismaster", "ping", "endSessions"})
@@ -531,7 +533,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
         gql, plain = graphql_target(setup.district, args.first), plain_target(setup.district, args.first)
 
         env = {**os.environ, "MONGODB_URL": mongo_child.url, "REDIS_URL": redis_child.url, "MONGODB_DB": DB_NAME,
-               "SHANGQUAN_CONTENT_DIR": str(setup.content_dir), "SHANGQUAN_VAR_DIR": str(var_dir), "DEBUG": ""}
+               "SHANGQUAN_CONTENT_DIR": str(setup.content_dir), "SHANGQUAN_VAR_DIR": str(var_dir), "DEBUG": "",
+               **NO_RATE_LIMITS}
         g_server = spawn_server("graphql", env, var_dir)
         children.append(g_server)
         p_server = spawn_server("plain", env, var_dir)
@@ -547,7 +550,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
 
         # MongoDB commands per request, in process, with a listener on each app's own client
         settings = replace(Settings.from_env({}), mongodb_url=mongo_child.url, redis_url=redis_child.url,
-                           mongodb_db=DB_NAME, var_dir=var_dir, content_dir=setup.content_dir)
+                           mongodb_db=DB_NAME, var_dir=var_dir, content_dir=setup.content_dir,
+                           rate_limit_graphql_cost=0, rate_limit_requests=0, rate_limit_ingest_batches=0)
         g_counter, p_counter = CommandCounter(), CommandCounter()
         g_total, g_kinds, g_captured = await count_commands(
             create_app(settings, mongo_listeners=[g_counter]), g_counter, gql)
