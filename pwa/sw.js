@@ -220,30 +220,30 @@ self.addEventListener("push", (event) => {
   event.waitUntil(showPush(data));
 });
 
-/** Shows a push (unless its campaign was shown already) and tells open windows, which refresh the inbox count. */
+/** Shows a push and tells open windows, which refresh the inbox count. A campaign already shown (a worker
+ * killed at the wrong moment can send one twice) replaces its own notification silently: showing nothing would
+ * make Chrome show "updated in the background" and Safari count a push without a notification against us. */
 async function showPush(data) {
   const id = typeof data.id === "string" && data.id ? data.id : null;
   const shown = await firstSighting(id);
-  if (shown) {
-    const actions = Array.isArray(data.actions) ? data.actions.slice(0, 2) : [];
-    const tag = data.tag || (id ? `campaign-${id}` : undefined);
-    const options = {
-      body: data.body || "",
-      icon: data.icon ? safePath(data.icon) : ICON,
-      image: safeImage(data.image),
-      badge: BADGE,
-      tag,
-      renotify: Boolean(data.tag),
-      timestamp: data.timestamp || Date.now(),
-      data: {
-        id,
-        url: safePath(data.url),
-        actions: Object.fromEntries(actions.map((a) => [a.action, safePath(a.url || data.url)])),
-      },
-      actions: actions.map((a) => ({ action: String(a.action), title: String(a.title || a.action) })),
-    };
-    await self.registration.showNotification(data.title || "商圈 Shangquan", options);
-  }
+  const actions = Array.isArray(data.actions) ? data.actions.slice(0, 2) : [];
+  const options = {
+    body: data.body || "",
+    icon: data.icon ? safePath(data.icon) : ICON,
+    image: safeImage(data.image),
+    badge: BADGE,
+    tag: data.tag || (id ? `campaign-${id}` : undefined),
+    renotify: shown && Boolean(data.tag),
+    silent: !shown,
+    timestamp: data.timestamp || Date.now(),
+    data: {
+      id,
+      url: safePath(data.url),
+      actions: Object.fromEntries(actions.map((a) => [a.action, safePath(a.url || data.url)])),
+    },
+    actions: actions.map((a) => ({ action: String(a.action), title: String(a.title || a.action) })),
+  };
+  await self.registration.showNotification(data.title || "商圈 Shangquan", options);
   const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
   for (const client of windows) client.postMessage({ type: "pushed", id, shown });
 }

@@ -60,8 +60,13 @@ async def handle_alert(db: AsyncDatabase[Doc], redis_client: Redis, settings: Se
     campaign = await crowd_messages.campaign_for_alert(
         db, redis_client, alert_id, now=datetime.now(UTC), cooldown_minutes=settings.crowd_alert_cooldown_minutes,
         district_url=f"/d/{to_global('District', district_id)}")
+    if campaign is not None:
+        outcome = f"campaign {campaign.id}"
+    else:  # cooling down, stale, cleared or unknown: the alert document says which
+        handled = (await db.crowd_alerts.find_one({"_id": alert_id}, {"handled": 1}) or {}).get("handled") or {}
+        outcome = f"no message ({handled.get('skipped', 'not a raised alert')})"
     log.info("crowd alert %s for area %s in %s (%s): %s", alert_id, fields.get("area_id"), district_id,
-             fields.get("level"), f"campaign {campaign.id}" if campaign else "no message (cooldown)")
+             fields.get("level"), outcome)
 
 
 async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, settings: Settings, consumer: str,
@@ -93,13 +98,16 @@ async def purge(db: AsyncDatabase[Doc], settings: Settings, stop: asyncio.Event)
     while not stop.is_set():
         now = datetime.now(UTC)
         days = settings.crowd_retention_days
-        result = await db.crowd_readings.delete_many({"at": {"$lt": now - timedelta(days=days)}})
-        if result.deleted_count:
-            log.info("purged %d crowd readings older than %d days", result.deleted_count, days)
-        deliveries = await purge_deliveries(db, settings.push_delivery_retention_days, now)
-        if deliveries:
-            log.info("purged %d push delivery records older than %d days", deliveries,
-                     settings.push_delivery_retention_days)
+        try:
+            result = await db.crowd_readings.delete_many({"at": {"$lt": now - timedelta(days=days)}})
+            if result.deleted_count:
+                log.info("purged %d crowd readings older than %d days", result.deleted_count, days)
+            deliveries = await purge_deliveries(db, settings.push_delivery_retention_days, now)
+            if deliveries:
+                log.info("purged %d push delivery records older than %d days", deliveries,
+                         settings.push_delivery_retention_days)
+        except Exception:  # MongoDB away for a moment: the next round catches up; the fan-out must go on
+            log.exception("retention purge failed; retrying in an hour")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=PURGE_EVERY.total_seconds())
 

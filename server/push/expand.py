@@ -133,3 +133,14 @@ async def expand_pending(db: AsyncDatabase[Doc], redis: Redis, config: FanoutCon
         if await enqueue(db, redis, str(doc["_id"]), config, consumer=consumer, clock=clock) is not None:
             expanded += 1
     return expanded
+
+
+async def start_if_due(db: AsyncDatabase[Doc], redis: Redis, campaign: Campaign) -> None:
+    """Expand a just-stored (or just-approved) campaign at once instead of at a worker's next look, a second
+    later.  The campaign is stored whatever happens here: any failure leaves the expansion to the workers."""
+    if not campaign.due(time.time()):
+        return
+    try:
+        await enqueue(db, redis, campaign.id, consumer="web")
+    except Exception:  # Redis or MongoDB trouble: the worker's expand loop retries within a second
+        log.warning("campaign %s: expansion left to the workers", campaign.id, exc_info=True)

@@ -54,6 +54,7 @@ from redis.exceptions import RedisError
 from server.domain.push import campaigns, policy
 from server.domain.push.campaigns import CANCELLED, Campaign
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
+from server.domain.push.models import DELIVERIES, WAITING
 from server.observability.metrics import count_push
 from server.push.encode import EncodedMessage, EncodeError, Subscription, encode
 from server.push.expand import (
@@ -77,16 +78,11 @@ RECONCILE_EVERY: Final = 30.0  # seconds between recounts of campaigns a killed 
 __all__ = ["DELIVERIES", "FINAL", "GROUP", "STREAM", "Consumer", "FanoutConfig", "audience_filter", "consume",
            "delivery_counts", "delivery_id", "enqueue", "ensure_group", "expand_pending"]
 
-DELIVERIES: Final = "push_deliveries"
 
 # Delivery record states: "sending" (claimed), "retry" and "deferred" are picked up again by the sweeper.
-CLAIMED: Final = "sending"
-RETRY: Final = "retry"
-DEFERRED: Final = "deferred"
-WAITING: Final = (CLAIMED, RETRY, DEFERRED)
+CLAIMED, RETRY, DEFERRED = WAITING
 SUB_FIELDS: Final = {"endpoint": 1, "keys": 1, "locale": 1, "origin": 1}  # what a send needs of a subscription
-FINAL: Final = ("delivered", "expired", "failed", "too_large", "blocked", "cancelled", "timed_out", "skipped",
-                "capped")
+FINAL: Final = campaigns.FINAL_STATS  # a record's final states are the campaign's final counters
 
 
 def delivery_id(campaign_id: str, subscription_id: str) -> str:

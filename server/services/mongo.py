@@ -35,6 +35,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "crowd_hourly": [([("area_id", ASCENDING), ("hour_ts", ASCENDING)], {})],
     "crowd_alerts": [([("district_id", ASCENDING)], {})],
     "push_campaigns": [([("district_ids", ASCENDING)], {}), ([("send_at_ts", DESCENDING)], {}),
+                       ([("created_ts", DESCENDING)], {}),
                        ([("stage", ASCENDING)], {})],
     "push_deliveries": [([("state", ASCENDING), ("due", ASCENDING)], {}), ([("campaign_id", ASCENDING)], {})],
     "push_subscriptions": [([("districts", ASCENDING)], {}), ([("origin", ASCENDING)], {})],

@@ -1,10 +1,11 @@
 """Per-client rate limits: fixed-window counters in Redis, failing open while Redis does not answer.
 
 A window is `window` seconds of the wall clock; its counter is one Redis key (INCRBY and EXPIRE in one
-round trip), so every web process shares it. A client is an account when the request proves one, else
-its address: uvicorn takes that from X-Forwarded-For only when the peer is one of FORWARDED_ALLOW_IPS
-(default 127.0.0.1), so a client cannot choose its own key. IPv6 clients count per /64, the block one
-subscriber usually holds.
+round trip), so every web process shares it. For the GraphQL budget a client is the account of a valid API
+token, else its address; plain routes (back office, push clicks) count by address, since signing in is
+among what they limit. uvicorn takes the address from X-Forwarded-For only when the peer is one of
+FORWARDED_ALLOW_IPS (default 127.0.0.1), so a client cannot choose its own key. IPv6 clients count per
+/64, the block one subscriber usually holds.
 
 Limits protect the service; they are not worth an outage. When Redis fails, `charge` lets the request
 through, warns at most once a minute, and leaves Redis alone for a moment so requests do not each wait
@@ -90,7 +91,8 @@ def too_many(retry_after: int, message: str) -> Response:
 class RateLimitMiddleware:
     """Counts each request to the plain routes that work per request (back office, push clicks) per client.
 
-    Static files, probes and metrics are not counted; GraphQL is charged by cost in server/api/budget.py,
+    The PWA's files, probes and metrics are not counted (the back office's own CSS and JS are, as requests
+    to /admin); GraphQL is charged by cost in server/api/budget.py,
     and sensors per key in server/web/ingest.py.
     """
 

@@ -227,3 +227,24 @@ async def test_the_service_workers_click_report_counts_on_the_campaign(app_serve
         assert (await http.post("/push/clicked", content=b"{nope")).status_code == 400
     stored = await db.push_campaigns.find_one({"_id": campaign.id})
     assert stored["stats"]["clicked"] == 1
+
+
+async def test_a_send_time_without_a_zone_is_refused(db: Any) -> None:
+    """"20:00" is Shanghai to an operator and UTC to a server: eight hours apart, and quiet hours between."""
+    with pytest.raises(Invalid) as refused:
+        await campaigns.create(db, ADMIN, data(send_at=datetime(2025, 2, 1, 20, 0)), now=NOW)
+    assert refused.value.fields == {"sendAt": "bad_datetime"}
+    made = await campaigns.create(db, ADMIN, data(send_at=datetime(2025, 2, 1, 20, 0, tzinfo=UTC)), now=NOW)
+    assert made.send_at == datetime(2025, 2, 1, 20, 0, tzinfo=UTC) and made.scheduled(NOW.timestamp())
+
+
+async def test_a_late_approval_still_ends_with_the_festival(db: Any) -> None:
+    await db.festivals.insert_one({"_id": "hqb-fest", "ends_at": NOW + timedelta(hours=10)})
+    made = await campaigns.create(db, HQB, data(ttl=8 * 3600, festival_id="hqb-fest"), now=NOW, approval=True)
+    assert made.ttl == 8 * 3600
+    approved = await campaigns.approve(db, BOTH, made.id, now=NOW + timedelta(hours=6))
+    assert approved.ttl == 4 * 3600 and approved.expires_ts == (NOW + timedelta(hours=10)).timestamp()
+    late = await campaigns.create(db, HQB, data(festival_id="hqb-fest"), now=NOW, approval=True)
+    with pytest.raises(Invalid) as ended:
+        await campaigns.approve(db, BOTH, late.id, now=NOW + timedelta(hours=11))
+    assert ended.value.fields == {"id": campaigns.FESTIVAL_ENDED}

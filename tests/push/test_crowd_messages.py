@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -107,3 +107,14 @@ async def test_the_worker_turns_stream_entries_into_campaigns(db: Any, redis: Re
         await task
     pending: Any = await redis.xpending_range(STREAM, GROUP, min="-", max="+", count=1000)
     assert entry_id not in {p["message_id"] for p in pending}  # handled, so acknowledged
+
+
+async def test_an_alert_reclaimed_hours_late_is_no_longer_news(db: Any, redis: Redis) -> None:
+    area = await seed(db)
+    fields = await raise_alert(db, area)
+    late = datetime.now(UTC) + timedelta(hours=2)
+    assert await crowd_messages.campaign_for_alert(db, redis, fields["alert_id"], now=late, cooldown_minutes=30,
+                                                   district_url="/d/x") is None
+    assert (await db.crowd_alerts.find_one({"_id": fields["alert_id"]}))["handled"] == {
+        "by": "worker", "skipped": "stale"}
+    assert await redis.get(crowd_messages.COOLDOWN_KEY + area) is None  # a stale alert takes no cooldown

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from server.domain.crowd.live import CHANNEL_PREFIX
 from server.services.pubsub import follow
 
+START_WAIT = 2.0
 log = logging.getLogger("shangquan.crowd")
 QUEUE_SIZE = 16
 
@@ -27,7 +28,10 @@ class CrowdHub:
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self.ready.wait(), timeout=10)
+        # Normally subscribed in milliseconds; with Redis down the app starts anyway (reads work without it)
+        # and the hub subscribes once Redis is back.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ready.wait(), timeout=START_WAIT)
 
     async def stop(self) -> None:
         if self.task:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Final
 
 import strawberry
 
@@ -42,24 +41,8 @@ class CampaignSource(Enum):
     CROWD_ALERT = campaigns.SOURCE_CROWD_ALERT
 
 
-# A send time this close is "now": times written with $set come back rounded to ~15 significant digits on
-# nx-27017 (an approval's send time can read a few µs past the approval), and web processes' clocks differ.
-SCHEDULE_GRACE: Final = 1.0
-
-
-def due(campaign: Campaign, now_ts: float) -> bool:
-    """Released and its send time has come (give or take SCHEDULE_GRACE)."""
-    return campaign.status == campaigns.SENDING and not campaign.scheduled(now_ts + SCHEDULE_GRACE)
-
-
 def status_of(campaign: Campaign, now_ts: float) -> CampaignStatus:
-    if campaign.status == campaigns.CANCELLED:
-        return CampaignStatus.CANCELLED
-    if campaign.status == campaigns.AWAITING_APPROVAL:
-        return CampaignStatus.AWAITING_APPROVAL
-    if campaign.scheduled(now_ts + SCHEDULE_GRACE):
-        return CampaignStatus.SCHEDULED
-    return CampaignStatus.SENT if campaign.finished() else CampaignStatus.SENDING
+    return CampaignStatus(campaign.state(now_ts))
 
 
 DONE = frozenset({CampaignStatus.SENT, CampaignStatus.CANCELLED})

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 import strawberry
 
 from server.api.common import AppInfo
@@ -19,12 +17,12 @@ from server.api.push.campaign_types import (
     CampaignPreviewPayload,
     CampaignType,
     InboxItemType,
-    due,
 )
 from server.api.push.types import PushTopic
 from server.domain.accounts.models import Actor
 from server.domain.push import campaigns, inbox
 from server.domain.push.campaigns import Campaign
+from server.push.expand import start_if_due
 
 RECENT_DEFAULT = 20
 
@@ -48,15 +46,7 @@ def _payload(ctx: Context, campaign: Campaign | None, errors: list[FieldError], 
 
 
 async def _start_if_due(ctx: Context, campaign: Campaign) -> Campaign:
-    """Expand a campaign that may go out now right here: the worker would within seconds, this starts it at once."""
-    if not due(campaign, ctx.now.timestamp()):
-        return campaign
-    from redis.exceptions import RedisError
-
-    from server.push import fanout
-
-    with contextlib.suppress(RedisError):  # the worker's sweep expands it instead
-        await fanout.enqueue(ctx.db, ctx.redis, campaign.id, consumer="web")
+    await start_if_due(ctx.db, ctx.redis, campaign)
     return await campaigns.get(ctx.db, campaign.id) or campaign
 
 

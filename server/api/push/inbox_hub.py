@@ -22,6 +22,7 @@ from server.domain.push.campaigns import Campaign
 from server.services.mongo import Doc
 from server.services.pubsub import follow
 
+START_WAIT = 2.0
 log = logging.getLogger("shangquan.push.inbox")
 QUEUE_SIZE: Final = 16
 MAX_ID: Final = 64
@@ -37,7 +38,10 @@ class InboxHub:
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self._run())
-        await asyncio.wait_for(self.ready.wait(), timeout=10)
+        # Normally subscribed in milliseconds; with Redis down the app starts anyway (reads work without it)
+        # and the hub subscribes once Redis is back.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ready.wait(), timeout=START_WAIT)
 
     async def stop(self) -> None:
         if self.task:

@@ -14,7 +14,7 @@ from server.api.common import AppInfo
 from server.api.errors import UNSUPPORTED_LOCALE, ApiError
 from server.api.ids import key_of
 from server.api.payloads import actor, attempt
-from server.api.push.campaign_types import DONE, CampaignPayload, CampaignType, InboxItemType
+from server.api.push.campaign_types import DONE, CampaignPayload, CampaignStatus, CampaignType, InboxItemType
 from server.api.push.inbox_hub import InboxHub
 from server.api.push.types import PushTopic
 from server.domain.accounts import service as accounts
@@ -23,6 +23,7 @@ from server.domain.i18n import LOCALES, canonical_locale
 from server.domain.push import campaigns, inbox
 
 POLL_SECONDS: Final = 1.0  # a handful of operators follow a campaign: one read by _id each per second is cheap
+IDLE_POLL_SECONDS: Final = 10.0
 
 
 async def socket_actor(info: AppInfo) -> Actor:
@@ -70,7 +71,9 @@ class CampaignSubscriptions:
                 yield CampaignPayload(campaign=view, errors=[])
             if view.status in DONE:
                 return
-            await asyncio.sleep(POLL_SECONDS)
+            # every second while it sends; a scheduled or unapproved one can wait weeks, so look less often
+            sending = view.status is CampaignStatus.SENDING
+            await asyncio.sleep(POLL_SECONDS if sending else IDLE_POLL_SECONDS)
             fresh = await campaigns.get(ctx.db, key)
             if fresh is None:
                 return

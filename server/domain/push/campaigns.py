@@ -47,13 +47,17 @@ STATUSES: Final = (AWAITING_APPROVAL, SENDING, CANCELLED)
 SOURCE_OPERATOR: Final = "operator"
 SOURCE_CROWD_ALERT: Final = "crowd_alert"
 MAX_SCHEDULE_AHEAD: Final = 28 * 24 * 3600
+# A send time this close is "now": times written with $set come back rounded to ~15 significant digits on
+# nx-27017 (an approval's send time can read a few µs past the approval), and processes' clocks differ.
+SCHEDULE_GRACE: Final = 1.0
 
 # Fan-out stages: "new" until a worker expands the audience onto the stream, then "expanded".
 STAGE_NEW: Final = "new"
 STAGE_EXPANDING: Final = "expanding"
 STAGE_EXPANDED: Final = "expanded"
 
-# Counters under `stats` (all integers, only ever `$inc`ed, except `targeted` which the expansion sets).
+# Counters under `stats` (all integers, `$inc`ed as outcomes are written; the expansion sets `targeted`, and a
+# recount from the delivery records sets the final ones if a killed worker left them short: server/push/reconcile).
 # `sent` counts messages handed to a push service (each subscriber at most once); `deferred` counts
 # messages held back by quiet hours (sent later, or timed out); `capped` subscribers over the daily cap.
 STATS: Final = ("targeted", "sent", "delivered", "expired", "failed", "too_large", "blocked", "rate_limited",
@@ -127,7 +131,19 @@ class Campaign:
         return datetime.fromtimestamp(self.send_at_ts, UTC)
 
     def scheduled(self, now_ts: float) -> bool:
-        return self.status == SENDING and self.send_at_ts > now_ts
+        return self.status == SENDING and self.send_at_ts > now_ts + SCHEDULE_GRACE
+
+    def due(self, now_ts: float) -> bool:
+        """Released and its send time has come."""
+        return self.status == SENDING and not self.scheduled(now_ts)
+
+    def state(self, now_ts: float) -> str:
+        """What an operator sees: awaiting_approval, scheduled, sending, sent or cancelled."""
+        if self.status in (CANCELLED, AWAITING_APPROVAL):
+            return self.status
+        if self.scheduled(now_ts):
+            return "scheduled"
+        return "sent" if self.finished() else "sending"
 
     def finished(self) -> bool:
         """Every targeted subscriber has a final outcome (only meaningful once the audience is expanded)."""
@@ -217,8 +233,9 @@ def _check_image(p: Problems, images: Localized) -> Localized:
 def _check_send_at(p: Problems, send_at: datetime | None, now: datetime) -> float:
     if send_at is None:
         return now.timestamp()
-    if send_at.tzinfo is None:
-        send_at = send_at.replace(tzinfo=UTC)
+    if send_at.tzinfo is None:  # "20:00" means Shanghai to an operator and UTC to a server: make them say
+        p.add("sendAt", "bad_datetime")
+        return now.timestamp()
     ts = send_at.timestamp()
     if ts < now.timestamp() - 60:  # a minute's grace for a form filled in slowly
         p.add("sendAt", SEND_AT_PAST)
@@ -227,18 +244,23 @@ def _check_send_at(p: Problems, send_at: datetime | None, now: datetime) -> floa
     return max(ts, now.timestamp())
 
 
+async def _festival_end(db: AsyncDatabase[Doc], festival_id: str) -> float | None:
+    festival = await db.festivals.find_one({"_id": festival_id}, {"ends_at": 1})
+    ends_at = festival.get("ends_at") if festival else None
+    if not isinstance(ends_at, datetime):
+        return None
+    return (ends_at if ends_at.tzinfo else ends_at.replace(tzinfo=UTC)).timestamp()
+
+
 async def _check_ttl(db: AsyncDatabase[Doc], p: Problems, data: CampaignInput, send_ts: float) -> int:
     """The TTL counts from the send time and is clipped to the end of the linked festival."""
     ttl = p.integer("ttl", data.ttl, MIN_TTL, MAX_TTL, required=True) or MIN_TTL
     if data.festival_id:
-        festival = await db.festivals.find_one({"_id": data.festival_id}, {"ends_at": 1})
-        ends_at = festival.get("ends_at") if festival else None
-        if not isinstance(ends_at, datetime):
+        ends = await _festival_end(db, data.festival_id)
+        if ends is None:
             p.add("festivalId", "not_found")
             return ttl
-        if ends_at.tzinfo is None:
-            ends_at = ends_at.replace(tzinfo=UTC)
-        left = int(ends_at.timestamp() - send_ts)
+        left = int(ends - send_ts)
         if left < MIN_TTL:
             p.add("festivalId", FESTIVAL_ENDED)
             return ttl
@@ -386,9 +408,17 @@ async def approve(db: AsyncDatabase[Doc], actor: Actor, campaign_id: str, *, now
         p.add("id", OWN_CAMPAIGN)
     p.raise_if_any()
     send_ts = max(campaign.send_at_ts, now.timestamp())
+    ttl = campaign.ttl
+    if campaign.festival_id:  # approved late, it still must not outlive its festival
+        ends = await _festival_end(db, campaign.festival_id)
+        if ends is not None:
+            ttl = int(min(ttl, ends - send_ts))
+        if ttl < MIN_TTL:
+            p.add("id", FESTIVAL_ENDED)
+            p.raise_if_any()
     result = await db[COLLECTION].update_one(
         {"_id": campaign.id, "status": AWAITING_APPROVAL},
-        {"$set": {"status": SENDING, "approved_by": actor.account_id, "send_at_ts": send_ts}})
+        {"$set": {"status": SENDING, "approved_by": actor.account_id, "send_at_ts": send_ts, "ttl": ttl}})
     if result.modified_count == 1:
         await audit(db, actor, "push_campaign.approve", "push_campaign", campaign.id, list(campaign.district_ids),
                     {"status": AWAITING_APPROVAL}, {"status": SENDING})

@@ -9,7 +9,7 @@ the operator approved the rule, and a crowd message held for a colleague would a
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -58,6 +58,10 @@ async def campaign_for_alert(db: AsyncDatabase[Doc], redis: Redis, alert_id: str
     """The campaign for a raised alert (created once), or None when cooling down or not applicable."""
     alert = await db.crowd_alerts.find_one({"_id": alert_id})
     if alert is None or alert.get("kind") != "raised":
+        return None
+    at = alert.get("at")
+    if isinstance(at, datetime) and (now - (at if at.tzinfo else at.replace(tzinfo=UTC))).total_seconds() > TTL:
+        await _handled(db, alert_id, {"by": "worker", "skipped": "stale"})  # reclaimed too late to be news
         return None
     existing = await campaigns.get(db, alert_id)
     if existing is not None:

@@ -11,6 +11,9 @@ from server.push.encode import Subscription
 
 TOPICS: Final = ("festivals", "offers", "crowd_alerts")
 COLLECTION: Final = "push_subscriptions"
+# One delivery record per (campaign, subscription); these states are picked up again by a worker's sweeper.
+DELIVERIES: Final = "push_deliveries"
+WAITING: Final = ("sending", "retry", "deferred")
 
 
 def subscription_id(endpoint: str) -> str:

@@ -14,9 +14,9 @@ from typing import Final
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain.push.campaigns import COLLECTION as CAMPAIGNS
+from server.domain.push.models import DELIVERIES
 from server.services.mongo import Doc
 
-DELIVERIES: Final = "push_deliveries"
 CHUNK: Final = 500  # campaigns per delete_many, so one purge never sends a huge $in
 
 

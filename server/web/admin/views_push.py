@@ -4,11 +4,9 @@ counters, live while it sends, and approve / reject / cancel."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from redis.exceptions import RedisError
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -25,7 +23,7 @@ from server.domain.festivals.repository import by_ids as festival_by_ids
 from server.domain.push import campaigns
 from server.domain.push.campaigns import FINAL_STATS, STATS, Campaign, CampaignInput, Preview
 from server.domain.push.models import TOPICS
-from server.push import fanout
+from server.push.expand import start_if_due
 from server.settings import Settings
 from server.web import i18n
 from server.web.admin import campaign_form as cf
@@ -51,16 +49,6 @@ LIVE_STATES: Final = ("awaiting_approval", "scheduled", "sending")
 MAIN_STATS: Final = ("targeted", "sent", "delivered", "clicked")
 
 
-def state_of(campaign: Campaign, now_ts: float) -> str:
-    if campaign.status == campaigns.CANCELLED:
-        return "cancelled"
-    if campaign.status == campaigns.AWAITING_APPROVAL:
-        return "awaiting_approval"
-    if campaign.scheduled(now_ts):
-        return "scheduled"
-    return "sent" if campaign.finished() else "sending"
-
-
 def progress(campaign: Campaign) -> dict[str, int]:
     """Subscriptions with a final outcome out of those targeted."""
     targeted = campaign.stats["targeted"]
@@ -70,7 +58,7 @@ def progress(campaign: Campaign) -> dict[str, int]:
 
 
 def stats_json(campaign: Campaign, now_ts: float, locale: str) -> dict[str, Any]:
-    state = state_of(campaign, now_ts)
+    state = campaign.state(now_ts)
     return {"id": campaign.id, "state": state, "stateLabel": i18n.text(f"campaign_state_{state}", locale),
             "live": state in LIVE_STATES, "stats": dict(campaign.stats), **progress(campaign)}
 
@@ -110,7 +98,7 @@ async def campaign_list(request: Request) -> Response:
     names = await districts_by_ids(db, sorted({d for c in found for d in c.district_ids}))
     now_ts = datetime.now(UTC).timestamp()
     return render(request, "campaigns.html", {
-        "campaigns": [(c, state_of(c, now_ts)) for c in found], "district_names": names})
+        "campaigns": [(c, c.state(now_ts)) for c in found], "district_names": names})
 
 
 # ---------------------------------------------------------------- compose, preview, send
@@ -154,7 +142,7 @@ async def compose(request: Request) -> Response:
                                          request_id=current_request_id())
     except Invalid as exc:
         return await _compose_page(request, actor, Values.of_form(form), cf.form_errors(exc.fields, problems), 422)
-    await _start_if_due(request, created)
+    await start_if_due(db_of(request), redis_of(request), created)
     notice = ("campaign_awaiting" if created.status == campaigns.AWAITING_APPROVAL
               else "campaign_scheduled" if created.scheduled(now.timestamp()) else "campaign_sent")
     return see_other(f"/admin/campaigns/{created.id}?ok={notice}")
@@ -172,22 +160,13 @@ async def _preview_page(request: Request, actor: Actor, form: FormData, data: Ca
         "approval": _approval(request), "scheduled": data.send_at is not None and data.send_at > now})
 
 
-async def _start_if_due(request: Request, campaign: Campaign) -> None:
-    """Expand the audience now rather than at the worker's next look, as createCampaign does."""
-    if campaign.status != campaigns.SENDING or campaign.scheduled(datetime.now(UTC).timestamp()):
-        return
-    # the worker expands campaigns left "new" within seconds anyway
-    with contextlib.suppress(RedisError):
-        await fanout.enqueue(db_of(request), redis_of(request), campaign.id, consumer="web")
-
-
 # ---------------------------------------------------------------- a campaign
 
 async def _campaign_page(request: Request, actor: Actor, campaign: Campaign, action_error: str = "",
                          status_code: int = 200) -> Response:
     db = db_of(request)
     now = datetime.now(UTC)
-    state = state_of(campaign, now.timestamp())
+    state = campaign.state(now.timestamp())
     people = {c: await accounts.account_by_id(db, c) for c in {campaign.created_by, campaign.approved_by} if c}
     emails = {c: a.email for c, a in people.items() if a}
     festival = (await festival_by_ids(db, [campaign.festival_id])).get(campaign.festival_id) \
@@ -237,7 +216,7 @@ async def approve(request: Request) -> Response:
     except Invalid as exc:  # the creator, or not awaiting approval any more: say why on the campaign's page
         current = await campaigns.for_operator(db, actor, campaign_id)
         return await _campaign_page(request, actor, current, next(iter(exc.fields.values()), "invalid"), 422)
-    await _start_if_due(request, approved)
+    await start_if_due(db_of(request), redis_of(request), approved)
     return see_other(f"/admin/campaigns/{approved.id}?ok=campaign_approved")
 
 

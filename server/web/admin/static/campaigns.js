@@ -30,6 +30,10 @@
       bar.value = data.done;
       bar.textContent = `${data.percent}%`;
     }
+    if (data.state !== "awaiting_approval") {
+      // a colleague approved or rejected it meanwhile: the buttons would only earn an error
+      for (const el of document.querySelectorAll(".approval")) el.hidden = true;
+    }
     for (const badge of document.querySelectorAll("[data-state]")) {
       if (badge.textContent !== data.stateLabel) badge.textContent = data.stateLabel;
       badge.className = `status status-${data.state}`;
