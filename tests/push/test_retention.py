@@ -21,3 +21,5 @@ async def test_records_of_campaigns_sent_before_the_retention_are_deleted(db: An
     assert left == ["edge", "new"]
     assert await db.push_campaigns.count_documents({}) == 3  # the counters stay
     assert await purge_deliveries(db, 30, NOW) == 0
+    marked = {d["_id"] async for d in db.push_campaigns.find({"deliveries_purged": True}, {"_id": 1})}
+    assert marked == {"old"}  # read once, not every hour from now on

@@ -23,9 +23,13 @@ CHUNK: Final = 500  # campaigns per delete_many, so one purge never sends a huge
 async def purge_deliveries(db: AsyncDatabase[Doc], retention_days: int, now: datetime) -> int:
     """Delete the delivery records of campaigns sent more than `retention_days` ago; returns how many."""
     cutoff = (now - timedelta(days=retention_days)).timestamp()
-    old = [str(d["_id"]) async for d in db[CAMPAIGNS].find({"send_at_ts": {"$lt": cutoff}}, {"_id": 1})]
+    old = [str(d["_id"]) async for d in db[CAMPAIGNS].find(
+        {"send_at_ts": {"$lt": cutoff}, "deliveries_purged": {"$ne": True}}, {"_id": 1})]
     deleted = 0
     for start in range(0, len(old), CHUNK):
-        result = await db[DELIVERIES].delete_many({"campaign_id": {"$in": old[start:start + CHUNK]}})
+        chunk = old[start:start + CHUNK]
+        result = await db[DELIVERIES].delete_many({"campaign_id": {"$in": chunk}})
         deleted += result.deleted_count
+        # so the next purge does not read these campaigns again, forever
+        await db[CAMPAIGNS].update_many({"_id": {"$in": chunk}}, {"$set": {"deliveries_purged": True}})
     return deleted
