@@ -1,12 +1,14 @@
-"""Counters recounted from the delivery records when a worker died between writing a group of outcomes and
-`$inc`ing the campaign's counters: the records are authoritative, the counters a fast summary of them.
+"""Campaigns a failure left unfinished, put right from their delivery records (the authoritative history):
 
-Only campaigns whose every record is final are touched, so no worker is still moving those counters (a
-click is counted separately and left alone).
+- counters short because a worker died between writing a group of outcomes and `$inc`ing them: recounted,
+  once every record is final and quiet (no worker is still moving them; clicks are left alone);
+- subscribers without a record long after the expansion, because Redis lost stream entries (a restart
+  without persistence): the campaign is expanded again, which the records make idempotent.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -20,6 +22,8 @@ LOOK_BACK: Final = 2 * 24 * 3600  # campaigns sent in the last two days; older o
 # A group's outcomes are written a moment before their `$inc`: only records quiet this long are recounted,
 # or the recount and that `$inc` would both land.
 QUIET_FOR: Final = 60.0
+STUCK_AFTER: Final = 600.0  # no record written for this long while some are missing: the batches are gone
+log = logging.getLogger("shangquan.push.reconcile")
 
 
 async def reconcile(db: AsyncDatabase[Doc], *, now: float) -> list[str]:
@@ -39,8 +43,16 @@ async def reconcile(db: AsyncDatabase[Doc], *, now: float) -> list[str]:
             states[str(record.get("state"))] = states.get(str(record.get("state")), 0) + 1
             posted += 1 if record.get("posted") else 0
             newest = max(newest, float(record.get("at") or 0))
-        if sum(states.values()) < campaign.stats["targeted"] or newest > now - QUIET_FOR:
-            continue  # batches still queued on the stream, or outcomes whose `$inc` may still come
+        if sum(states.values()) < campaign.stats["targeted"]:
+            if max(newest, float(doc.get("expanding_ts") or 0)) < now - STUCK_AFTER:
+                await db[campaigns.COLLECTION].update_one(
+                    {"_id": campaign.id, "stage": campaigns.STAGE_EXPANDED}, {"$set": {"stage": campaigns.STAGE_NEW}})
+                log.warning("campaign %s: %d of %d subscribers never got a record; expanding it again",
+                            campaign.id, sum(states.values()), campaign.stats["targeted"],
+                            extra={"campaign_id": campaign.id})
+            continue  # batches still queued on the stream (or just queued again)
+        if newest > now - QUIET_FOR:
+            continue  # outcomes whose `$inc` may still come
         counts: dict[str, Any] = {f"stats.{name}": states.get(name, 0) for name in FINAL_STATS}
         counts["stats.sent"] = posted
         await db[campaigns.COLLECTION].update_one({"_id": campaign.id}, {"$set": counts})

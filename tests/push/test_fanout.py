@@ -266,3 +266,21 @@ async def test_counters_a_killed_worker_left_short_are_recounted_from_the_record
     assert fixed is not None and fixed.finished()
     assert (fixed.stats["delivered"], fixed.stats["sent"], fixed.stats["targeted"]) == (60, 60, 60)
     assert await reconcile(db, now=time.time() + 120) == []  # nothing left to fix
+
+
+async def test_a_campaign_whose_batches_redis_lost_is_expanded_again(
+        db: Any, redis: Redis, fresh_service: PushService, sender: PushSender) -> None:
+    tokens = await add_subscribers(db, fresh_service, 60)
+    campaign = await new_campaign(db, urgency="high")
+    cfg = config()
+    assert await fanout.enqueue(db, redis, campaign.id, cfg) == 60
+    await redis.delete(cfg.stream)  # Redis restarted without persistence: the queued batches are gone
+    assert await reconcile(db, now=time.time() + 60) == []  # not yet: the batches may just be slow
+    stuck = await campaigns.get(db, campaign.id)
+    assert stuck is not None and stuck.stage == campaigns.STAGE_EXPANDED
+    assert await reconcile(db, now=time.time() + 700) == []
+    again = await campaigns.get(db, campaign.id)
+    assert again is not None and again.stage == campaigns.STAGE_NEW
+    counts = await run_until_done(db, campaign.id, [Consumer(db, redis, sender, name="w", config=cfg)])
+    assert counts == {"delivered": 60}
+    assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 1))
