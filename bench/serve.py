@@ -1,7 +1,17 @@
-"""Launcher for bench/graphql_read.py: one server per process, optionally under cProfile.
+"""Launcher for the benchmarks (graphql_read, crowd_live, load): one server per process, optionally profiled.
 
     python bench/serve.py graphql --port 8001    # server.asgi.create_app() from the environment
     python bench/serve.py plain --port 8002      # plain_json_app.app_from_env()
+    python bench/serve.py asgi --port 8003       # `server.asgi:app` as the Procfile's web runs it
+    python bench/serve.py push-sink --port 8004  # push_sink.app_from_env(), for bench/load.py --fault
+
+With --memory-out FILE (or BENCH_MEMORY_OUT=FILE), SIGUSR2 appends one JSON line to FILE: the process's
+RSS, the 60 most common object types the garbage collector tracks after a full collection (objects
+frozen at start-up are not counted) and, when tracemalloc runs (PYTHONTRACEMALLOC=N in the environment),
+the 30 source lines holding the most memory.  Two lines minutes apart show what grows.
+
+`asgi` is the production entry point: logging configured from LOG_LEVEL / LOG_FORMAT, start-up checks,
+one access line per request from the app (uvicorn's own access log off, as `--no-access-log` does).
 
 With --profile-out FILE, SIGUSR1 switches cProfile on (so start-up and warm-up stay out)
 and the stats are written to FILE when the server stops on SIGTERM (uvicorn shuts down
@@ -14,9 +24,13 @@ import argparse
 import cProfile
 import gc
 import json
+import os
 import signal
 import sys
 import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -28,7 +42,16 @@ def build(target: str) -> Starlette:
         from server.asgi import create_app
 
         return create_app()  # Settings.from_env(): MONGODB_URL, REDIS_URL, MONGODB_DB, SHANGQUAN_*
-    from plain_json_app import app_from_env  # bench/ is sys.path[0] when run as a script
+    if target == "asgi":
+        from server import asgi
+
+        app: Starlette = asgi.app  # what `uvicorn server.asgi:app` loads
+        return app
+    if target == "push-sink":
+        from push_sink import app_from_env as sink_from_env  # bench/ is sys.path[0] when run as a script
+
+        return sink_from_env()
+    from plain_json_app import app_from_env
 
     return app_from_env()
 
@@ -58,14 +81,34 @@ class GcTimer:
             self.collections[info["generation"]] += 1
 
 
+def dump_memory(path: str) -> None:
+    """One JSON line: RSS, object counts by type and (when tracing) the biggest allocation sites."""
+    rss = next((int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith("VmRSS:")), 0)
+    gc.collect()  # count what is still referenced, not cycles waiting for a full collection
+    types = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+    record: dict[str, object] = {"at": time.time(), "rss_kb": rss, "objects": sum(types.values()),
+                                 "types": dict(types.most_common(60))}
+    if tracemalloc.is_tracing():
+        stats = tracemalloc.take_snapshot().statistics("lineno")[:30]
+        record["tracemalloc"] = [[str(s.traceback[0]), s.size, s.count] for s in stats]
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("target", choices=["graphql", "plain"])
+    parser.add_argument("target", choices=["graphql", "plain", "asgi", "push-sink"])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--profile-out", default="")
+    parser.add_argument("--memory-out", default=os.environ.get("BENCH_MEMORY_OUT", ""),
+                        help="SIGUSR2 appends a memory census to this file (default: $BENCH_MEMORY_OUT)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, _exit)
+    if args.memory_out:
+        memory_out = args.memory_out
+        signal.signal(signal.SIGUSR2, lambda signum, frame: dump_memory(memory_out))
     app = build(args.target)
     profiler: cProfile.Profile | None = None
     gc_timer = GcTimer()
@@ -80,7 +123,10 @@ def main() -> None:
         signal.signal(signal.SIGUSR1, start)
         profiler = active
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+        if args.target == "asgi":  # the app's own logging, as under the Procfile's `--no-access-log`
+            uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
+        else:
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
     finally:
         if profiler is not None:
             profiler.disable()

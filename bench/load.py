@@ -1,0 +1,1142 @@
+"""Benchmark: a mixed shopper workload against the app served as in production, in one run.
+
+    python bench/load.py [--minutes 10] [--warmup 120] [--rate R | --load 0.7] [--subscribers 50] [--readings 2]
+                         [--memory-census [--tracemalloc N]] [--keep]
+    python bench/load.py --fault [--minutes 5] [--rate R] [--push-subscribers 2000]
+
+Starts an in-memory nx-27017 and a redis-server, loads content/ into database "bench", creates an
+operator with an API token, one sensor per area and a few inbox campaigns, then runs the Procfile's
+processes: the web app (`server.asgi:app` under uvicorn, through bench/serve.py asgi) and the worker
+(`python -m server.worker`; two with --fault).  The load comes from this process:
+
+* shoppers, by weight: district screen 22 (DistrictScreen), merchant page 30 (MerchantPage), search in
+  Chinese 15 (Search), near me 13 (Merchants with `near`, 5 km), inbox 15 (Inbox, a POST of the persisted
+  document as the PWA's fresh read) and subscribe 5: a graphql-transport-ws socket on /graphql with the
+  text of CrowdUpdates.graphql, measured until its first message, then held 20-90 s like an open district
+  screen.  Reads are persisted-query GETs with a `locale` variable (zh-CN 70 %, zh-HK 15 %, en 15 %);
+* `--subscribers` long-lived crowdUpdates subscriptions, spread over the districts, open all run long;
+* sensors: `--readings` single readings per second POSTed to /ingest/crowd, round-robin over every area,
+  each with its own time, so every subscription of the district should see it (area `updatedAt`).
+
+Phase 1 (unless --rate is given) finds the saturation point: a closed loop of the shopper mix at rising
+concurrency, `--step-seconds` each; the best successful req/s is the maximum.  Phase 2 is an open loop at
+`--load` (0.7) of it: arrivals at a fixed rate, latency counted from each arrival's scheduled time (so a
+stalled server or load generator shows up as latency, not as fewer requests), `--warmup` s of warm-up and
+then `--minutes` measured.  Errors are any non-2xx answer, a GraphQL error, a failed connection or
+subscription, and a dropped WebSocket.  The web process's RSS is read from /proc at the end of the
+warm-up (long enough for the held subscriptions to reach their steady number) and at the end;
+--memory-census also counts its objects by type at both moments (bench/serve.py --memory-out) and
+prints the types that grew.  The benchmark acts as a process manager: a worker that exits unasked is
+reported and started again.
+
+--fault runs the same workload with two workers and, during phase 2: Redis is stopped (SIGTERM) and
+started again on the same port `--redis-down` s later (it keeps no data, as the embedded one: streams and
+groups start empty), and later an operator's createCampaign targets `--push-subscribers` subscriptions whose
+endpoints are a local push service (bench/push_sink.py, ALLOW_LOCAL_PUSH_SERVICES=1); once a quarter of
+them got their message, one worker is killed with SIGKILL (and left dead).  Printed: client errors by kind, how
+long requests and subscriptions took to recover from the restart, and push messages lost (a subscription
+that got none) and duplicated (one that got more than one).  Exits with status 2 when a goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvloop
+from crowd_live import wait_ready  # bench/ is sys.path[0] when run as a script
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from graphql_read import ServerProcess, cpu_seconds, percentile, spawn_server
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from server.api.ids import from_global, to_global
+from server.api.persisted import digest
+from server.content.loader import load_content
+from server.domain.accounts import service as accounts
+from server.domain.crowd import sensors
+from server.domain.push import campaigns
+from server.domain.push.models import COLLECTION as PUSH_SUBSCRIPTIONS
+from server.domain.push.models import PushSubscription, subscription_id
+from server.push import fanout
+from server.push.vapid import b64url, origin_of
+from server.services import embedded, mongo
+from server.settings import ROOT
+
+DB_NAME = "bench"
+PASSWORD = "bench-password-for-load-2026"
+OPERATIONS = ROOT / "graphql" / "operations"
+PROTOCOL = Subprotocol("graphql-transport-ws")
+WEIGHTS = {"district": 22, "merchant": 30, "search": 15, "near": 13, "inbox": 15, "subscribe": 5}
+SHOPPER_KINDS = tuple(WEIGHTS)
+LOCALES = ("zh-CN", "zh-HK", "en")
+LOCALE_WEIGHTS = (70, 15, 15)
+SEARCHES = ("华强北", "手机", "黄金", "珠宝", "茶叶", "深圳手信", "東門", "电子", "海鲜", "咖啡", "服装",
+            "中英街", "华强 手机", "金饰", "水贝", "老街", "茶具", "耳机")
+TOPICS = ["FESTIVALS", "OFFERS", "CROWD_ALERTS"]
+NEAR_RADIUS_M = 5000
+PAGE = 20
+HOLD_SECONDS = (20.0, 90.0)  # how long a district screen (and its subscription) stays open
+# Shoppers' phones, each its own address as a load balancer reports it (X-Forwarded-For, trusted from
+# 127.0.0.1 by uvicorn): the app's per-client limits then see many clients, as in production.
+PHONES = 5000
+CAMPAIGN_DISTRICT = "huaqiangbei"
+KILL_AT = 0.25  # share of the push subscribers served when one worker is killed
+CREATE_CAMPAIGN = """mutation BenchCampaign($input: CampaignInput!) {
+  createCampaign(input: $input) { campaign { id status } errors { field code message } }
+}"""
+
+Doc = dict[str, Any]
+Log = Callable[[str], None]
+clock = time.monotonic
+
+
+# ---------------------------------------------------------------------------- what the shoppers see
+
+
+@dataclass
+class Catalog:
+    """Ids and places the shoppers pick from, and the keys of the simulated sensors."""
+
+    districts: list[str]  # raw ids
+    merchants: list[str]  # global ids of published merchants
+    points: list[tuple[float, float]]  # (lat, lng) of merchants: where "near me" asks from
+    area_gid: dict[str, str]
+    area_district: dict[str, str]
+    area_capacity: dict[str, int]
+    sensor_keys: dict[str, str]  # area -> sensor key
+    operator_token: str
+    hashes: dict[str, str] = field(default_factory=dict)
+    subscription_text: str = ""
+
+    def district_gid(self, district: str) -> str:
+        return to_global("District", district)
+
+
+@dataclass
+class Outcome:
+    kind: str
+    started: float  # scheduled (open loop) or sent (closed loop), monotonic
+    ended: float
+    ok: bool
+
+
+class Recorder:
+    """Every answer, good or bad, with a few examples of each kind of failure."""
+
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+        self.examples: dict[str, list[str]] = defaultdict(list)
+
+    def add(self, kind: str, started: float, ok: bool, detail: str = "") -> None:
+        self.outcomes.append(Outcome(kind, started, clock(), ok))
+        if not ok and len(self.examples[kind]) < 4:
+            self.examples[kind].append(f"{detail[:300]}")
+
+
+# ---------------------------------------------------------------------------- subscriptions
+
+
+class LiveSubscription:
+    """One crowdUpdates subscription as the PWA holds it; remembers every area `updatedAt` it was told."""
+
+    def __init__(self, district: str, recorder: Recorder, *, keep_arrivals: bool) -> None:
+        self.district = district
+        self.recorder = recorder
+        self.keep_arrivals = keep_arrivals
+        self.ws: ClientConnection | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.opened_at = 0.0
+        self.closing = False
+        self.dropped = ""
+        self.seen: dict[str, set[int]] = defaultdict(set)  # area gid -> updatedAt in epoch ms
+        self.arrivals: list[tuple[float, dict[str, int]]] = []
+
+    async def open(self, url: str, text: str, phone: str) -> None:
+        ws = await connect(url, subprotocols=[PROTOCOL], compression="deflate", proxy=None, open_timeout=30,
+                           ping_interval=None, close_timeout=2, max_queue=256,
+                           additional_headers={"x-forwarded-for": phone})
+        self.ws = ws
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 30))
+        if ack.get("type") != "connection_ack":
+            raise RuntimeError(f"expected connection_ack, got {str(ack)[:200]}")
+        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
+            "query": text, "variables": {"districtId": to_global("District", self.district)}}}))
+        first = await asyncio.wait_for(ws.recv(), 30)
+        if not self._take(first):
+            raise RuntimeError(f"expected the current level first, got {str(first)[:300]}")
+        self.opened_at = clock()
+        self.task = asyncio.create_task(self._pump(ws))
+
+    def _take(self, raw: str | bytes) -> bool:
+        """Record a `next` message; False for anything that is not a good one."""
+        message = json.loads(raw)
+        kind = message.get("type")
+        if kind == "ping":
+            return True
+        if kind != "next" or message.get("payload", {}).get("errors"):
+            return False
+        stamps: dict[str, int] = {}
+        for area in message["payload"]["data"]["crowdUpdates"]["areas"]:
+            updated = area["crowd"]["updatedAt"]
+            if updated:
+                stamps[area["areaId"]] = round(datetime.fromisoformat(updated).timestamp() * 1000)
+        for area_id, ms in stamps.items():
+            self.seen[area_id].add(ms)
+        if self.keep_arrivals:
+            self.arrivals.append((clock(), stamps))
+        return True
+
+    async def _pump(self, ws: ClientConnection) -> None:
+        try:
+            async for raw in ws:
+                if '"ping"' in str(raw)[:40]:
+                    await ws.send('{"type":"pong"}')
+                    continue
+                if not self._take(raw):
+                    self.recorder.add("subscription", clock(), False, f"{self.district}: {str(raw)[:200]}")
+            reason = "closed by the server"
+        except ConnectionClosed as exc:
+            reason = f"connection lost: {exc}"
+        except Exception as exc:  # a malformed message ends this subscription: count it, never hang
+            reason = f"{type(exc).__name__}: {exc}"
+        if not self.closing:
+            self.dropped = reason
+            self.recorder.add("subscription", clock(), False, f"dropped ({self.district}): {reason}")
+
+    async def close(self) -> None:
+        self.closing = True
+        if self.ws is not None:
+            with contextlib.suppress(Exception):
+                await self.ws.send('{"id":"1","type":"complete"}')
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        if self.task is not None:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.wait_for(self.task, 5)
+
+
+# ---------------------------------------------------------------------------- the load
+
+
+class Shoppers:
+    """Builds and sends one shopper action of a kind; answers go to the recorder."""
+
+    def __init__(self, base_url: str, catalog: Catalog, recorder: Recorder, seed: int) -> None:
+        self.catalog = catalog
+        self.recorder = recorder
+        self.rng = random.Random(seed)
+        self.ws_url = base_url.replace("http://", "ws://") + "/graphql"
+        # idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them under a request
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=4.0)
+        self.client = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30, trust_env=False)
+        self.held: set[LiveSubscription] = set()
+        self.hold_tasks: set[asyncio.Task[None]] = set()
+        self.stopping = False
+
+    def pick(self) -> str:
+        return self.rng.choices(SHOPPER_KINDS, weights=list(WEIGHTS.values()))[0]
+
+    def phone(self) -> str:
+        n = self.rng.randrange(PHONES)
+        return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+
+    def _persisted(self, name: str, variables: Doc) -> tuple[str, str]:
+        locale = self.rng.choices(LOCALES, weights=LOCALE_WEIGHTS)[0]
+        extensions = json.dumps({"persistedQuery": {"version": 1, "sha256Hash": self.catalog.hashes[name]}},
+                                separators=(",", ":"))
+        return extensions, json.dumps({**variables, "locale": locale}, ensure_ascii=False, separators=(",", ":"))
+
+    def request(self, kind: str) -> tuple[str, str, Doc]:
+        """(method, operation, payload) of one shopper read."""
+        c, rng = self.catalog, self.rng
+        if kind == "district":
+            name, variables = "DistrictScreen", {"id": c.district_gid(rng.choice(c.districts))}
+        elif kind == "merchant":
+            name, variables = "MerchantPage", {"id": rng.choice(c.merchants)}
+        elif kind == "search":
+            name, variables = "Search", {"query": rng.choice(SEARCHES)}
+        elif kind == "near":
+            lat, lng = rng.choice(c.points)
+            jitter = 0.004  # about 400 m: shoppers stand near shops, not in them
+            near = {"lat": round(lat + rng.uniform(-jitter, jitter), 6),
+                    "lng": round(lng + rng.uniform(-jitter, jitter), 6), "radiusMeters": NEAR_RADIUS_M}
+            name, variables = "Merchants", {"filter": {"near": near}, "first": PAGE}
+        else:  # inbox: the PWA reads it fresh (a POST of the persisted document) for the whole set of districts
+            districts = [c.district_gid(d) for d in c.districts]
+            name, variables = "Inbox", {"districts": districts, "topics": TOPICS, "first": PAGE}
+        extensions, variables_json = self._persisted(name, variables)
+        if kind == "inbox":
+            return "POST", name, {"extensions": json.loads(extensions), "variables": json.loads(variables_json)}
+        return "GET", name, {"extensions": extensions, "variables": variables_json}
+
+    async def do(self, kind: str, started: float) -> bool:
+        if kind == "subscribe":
+            return await self.subscribe(started)
+        method, _, payload = self.request(kind)
+        headers = {"x-forwarded-for": self.phone()}
+        try:
+            if method == "POST":
+                response = await self.client.post("/graphql", json=payload, headers=headers)
+            else:
+                response = await self.client.get("/graphql", params=payload, headers=headers)
+            ok = response.status_code == 200 and b'"errors"' not in response.content
+            detail = "" if ok else f"HTTP {response.status_code}: {response.text[:250]}"
+        except httpx.HTTPError as exc:
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        self.recorder.add(kind, started, ok, detail)
+        return ok
+
+    async def subscribe(self, started: float) -> bool:
+        sub = LiveSubscription(self.rng.choice(self.catalog.districts), self.recorder, keep_arrivals=False)
+        try:
+            await sub.open(self.ws_url, self.catalog.subscription_text, self.phone())
+        except Exception as exc:
+            self.recorder.add("subscribe", started, False, f"{type(exc).__name__}: {exc}")
+            await sub.close()
+            return False
+        self.recorder.add("subscribe", started, True)
+        if self.stopping:
+            await sub.close()
+            return True
+        self.held.add(sub)
+        task = asyncio.create_task(self._hold(sub, self.rng.uniform(*HOLD_SECONDS)))
+        self.hold_tasks.add(task)
+        task.add_done_callback(self.hold_tasks.discard)
+        return True
+
+    async def _hold(self, sub: LiveSubscription, seconds: float) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(seconds)
+        self.held.discard(sub)
+        await sub.close()
+
+    async def aclose(self) -> None:
+        self.stopping = True
+        for task in list(self.hold_tasks):
+            task.cancel()
+        await asyncio.gather(*self.hold_tasks, return_exceptions=True)
+        await asyncio.gather(*(s.close() for s in list(self.held)), return_exceptions=True)
+        await self.client.aclose()
+
+
+@dataclass
+class Reading:
+    district: str
+    area_gid: str
+    at_ms: int
+    posted: float  # monotonic, when the POST was sent
+
+
+class Sensors:
+    """Single readings, round-robin over every area, each POST on its own so a slow answer delays nothing."""
+
+    def __init__(self, base_url: str, catalog: Catalog, recorder: Recorder, seed: int) -> None:
+        self.catalog = catalog
+        self.recorder = recorder
+        self.rng = random.Random(seed)
+        self.client = httpx.AsyncClient(base_url=base_url, timeout=30, trust_env=False,
+                                        limits=httpx.Limits(keepalive_expiry=4.0))
+        self.areas = sorted(catalog.sensor_keys)
+        self.rng.shuffle(self.areas)
+        self.stored: list[Reading] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, rate: float, stop: asyncio.Event) -> None:
+        t0, i = clock(), 0
+        while not stop.is_set():
+            due = t0 + i / rate
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, due - clock()))
+            if stop.is_set():
+                break
+            task = asyncio.create_task(self.post(self.areas[i % len(self.areas)], due))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            i += 1
+
+    async def post(self, area: str, started: float) -> None:
+        now = datetime.now(UTC)
+        at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the server keeps milliseconds
+        capacity = self.catalog.area_capacity.get(area) or 10_000
+        body = {"readings": [{"areaId": area, "at": at.isoformat(timespec="milliseconds"),
+                              "count": self.rng.randrange(capacity // 10, capacity)}]}
+        sent = clock()
+        try:
+            response = await self.client.post("/ingest/crowd", json=body,
+                                              headers={"authorization": f"Bearer {self.catalog.sensor_keys[area]}"})
+            ok = response.status_code == 200 and response.json().get("stored") == [0]
+            detail = "" if ok else f"HTTP {response.status_code}: {response.text[:250]}"
+        except (httpx.HTTPError, ValueError) as exc:
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        self.recorder.add("ingest", started, ok, detail)
+        if ok:
+            self.stored.append(Reading(self.catalog.area_district[area], self.catalog.area_gid[area],
+                                       round(at.timestamp() * 1000), sent))
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.client.aclose()
+
+
+@dataclass
+class Step:
+    concurrency: int
+    seconds: float
+    ok: int
+    errors: int
+    latencies: list[float]
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.seconds
+
+
+async def closed_step(shoppers: Shoppers, concurrency: int, warmup: float, seconds: float) -> Step:
+    begin = clock() + warmup
+    end = begin + seconds
+    step = Step(concurrency, seconds, 0, 0, [])
+
+    async def user() -> None:
+        while clock() < end:
+            started = clock()
+            ok = await shoppers.do(shoppers.pick(), started)
+            finished = clock()
+            if begin <= finished < end:
+                if ok:
+                    step.ok += 1
+                    step.latencies.append(finished - started)
+                else:
+                    step.errors += 1
+
+    await asyncio.gather(*(user() for _ in range(concurrency)))
+    return step
+
+
+async def saturate(shoppers: Shoppers, levels: Sequence[int], warmup: float, seconds: float, log: Log) -> list[Step]:
+    """Raise the concurrency until the throughput stops growing (two steps under +5 % of the best)."""
+    steps: list[Step] = []
+    flat = 0
+    for concurrency in levels:
+        step = await closed_step(shoppers, concurrency, warmup, seconds)
+        lat = sorted(step.latencies)
+        log(f"  concurrency {concurrency:3d}: {step.rps:7.1f} req/s, p50 {percentile(lat, 50) * 1000:7.1f} ms, "
+            f"p99 {percentile(lat, 99) * 1000:7.1f} ms, {step.errors} errors")
+        best = max((s.rps for s in steps), default=0.0)
+        steps.append(step)
+        flat = flat + 1 if step.rps < best * 1.05 else 0
+        if flat >= 2 or (lat and percentile(lat, 50) > 2.0):
+            break
+    return steps
+
+
+async def open_loop(shoppers: Shoppers, rate: float, seconds: float) -> list[float]:
+    """Arrivals every 1/rate s for `seconds`, each its own task; returns how late each one was started."""
+    t0 = clock()
+    lags: list[float] = []
+    tasks: set[asyncio.Task[bool]] = set()
+    i = 0
+    while True:
+        due = t0 + i / rate
+        if due >= t0 + seconds:
+            break
+        delay = due - clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        lags.append(clock() - due)
+        task = asyncio.create_task(shoppers.do(shoppers.pick(), due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        i += 1
+    if tasks:
+        await asyncio.wait(tasks, timeout=60)
+    return lags
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def spawn_worker(env: dict[str, str], var_dir: Path, index: int) -> ServerProcess:
+    """`python -m server.worker` as the Procfile runs it; its output goes to a file, never to our pipes."""
+    log = var_dir / f"worker-{index}.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "server.worker"], stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=subprocess.STDOUT, env=env, cwd=str(var_dir), start_new_session=True)
+    return ServerProcess(f"worker {index}", "", process, log)
+
+
+async def wait_worker(worker: ServerProcess, within_s: float = 60) -> None:
+    deadline = clock() + within_s
+    while clock() < deadline:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"{worker.name} exited with {worker.process.returncode}; see {worker.log}:\n"
+                               f"{worker.log.read_text(errors='replace')[-2000:]}")
+        if "ready" in worker.log.read_text(errors="replace"):
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{worker.name} not ready within {within_s} s; see {worker.log}")
+
+
+@dataclass
+class WorkerExit:
+    at: float
+    name: str
+    pid: int
+    code: int
+    cause: str  # the last exception line of its log and the innermost frame of server/ before it
+
+
+def exit_cause(log: Path) -> str:
+    lines = log.read_text(errors="replace").splitlines()
+    error = next((x for x in reversed(lines) if re.match(r"^[A-Za-z_][\w.]*(Error|Exception)\b", x)), "")
+    frames = [x.strip() for x in lines if 'File "' in x and f"{ROOT}/server/" in x]
+    where = frames[-1].replace(f"{ROOT}/", "") if frames else ""
+    return f"{error[:200]} at {where}" if where else error[:200] or "no exception in its log"
+
+
+async def supervise(workers: list[ServerProcess], env: dict[str, str], var_dir: Path, deliberate: set[int],
+                    exits: list[WorkerExit], stop: asyncio.Event, log: Log) -> None:
+    """Restart a worker that exits unasked, as a process manager would (restart: always), and note why."""
+    while not stop.is_set():
+        for i, worker in enumerate(workers):
+            code = worker.process.poll()
+            if code is not None and worker.process.pid not in deliberate:
+                exits.append(WorkerExit(clock(), worker.name, worker.process.pid, code, exit_cause(worker.log)))
+                log(f"{worker.name} (pid {worker.process.pid}) exited with {code}: {exits[-1].cause}; restarting it")
+                workers[i] = spawn_worker(env, var_dir, i)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 0.5)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class RedisRestart:
+    stopped: float = 0.0  # SIGTERM sent
+    gone: float = 0.0  # the process had exited
+    started: float = 0.0  # the new process spawned
+    back: float = 0.0  # listening again
+
+
+async def restart_redis(holder: list[embedded.ChildService], var_dir: Path, down_s: float,
+                        event: RedisRestart) -> None:
+    """Stop redis-server and start it again with the same arguments (so on the same port) `down_s` later."""
+    old = holder[0]
+    args = [str(a) for a in old.process.args]
+    port = int(args[args.index("--port") + 1])
+    event.stopped = clock()
+    await asyncio.to_thread(old.stop)
+    event.gone = clock()
+    await asyncio.sleep(down_s)
+    with (var_dir / f"redis-{port}-restarted.out").open("ab") as out:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    event.started = clock()
+    holder[0] = embedded.ChildService("redis", old.url, process)
+    while not port_open(port):
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server did not restart (exit {process.returncode})")
+        await asyncio.sleep(0.01)
+    event.back = clock()
+
+
+# ---------------------------------------------------------------------------- set-up
+
+
+async def prepare(mongo_url: str, push_sink: str, push_subscribers: int, log: Log) -> Catalog:
+    content_dir = ROOT / "content"
+    client = mongo.connect(mongo_url)
+    try:
+        db = client[DB_NAME]
+        await mongo.ensure_indexes(db)
+        await load_content(db, content_dir)
+        districts = sorted([str(d["_id"]) async for d in db.districts.find({}, {"_id": 1})])
+        areas = [d async for d in db.areas.find({}, {"_id": 1, "district_id": 1, "capacity": 1})]
+        merchants = [d async for d in db.merchants.find({"status": "published"}, {"_id": 1, "location": 1})]
+        if not districts or not areas or not merchants:
+            raise RuntimeError(f"content in {content_dir} has no districts, areas or published merchants")
+        points = [(float(m["location"]["coordinates"][1]), float(m["location"]["coordinates"][0]))
+                  for m in merchants if m.get("location")]
+        admin = await accounts.create_admin(db, "bench-admin@example.com", PASSWORD)
+        invitation = await accounts.invite(db, admin.actor(), "bench-operator@example.com", "operator", [],
+                                           districts)
+        operator = await accounts.accept_invitation(db, invitation.token, PASSWORD)
+        token = await accounts.create_token(db, operator.actor(), "bench load", ["districts"])
+        assert token.secret is not None
+        keys = {}
+        for area in areas:
+            _, key = await sensors.register(db, admin.actor(), str(area["_id"]), "people_counter", "bench load")
+            keys[str(area["_id"])] = key
+        # the inbox the shoppers read: a few messages per district, on a topic no push subscriber follows
+        now = datetime.now(UTC)
+        for i, district in enumerate(districts * 2):
+            await campaigns.create(db, operator.actor(), campaigns.CampaignInput(
+                title={"zh-CN": f"本周优惠 {i}", "zh-HK": f"本週優惠 {i}", "en": f"Offers of the week {i}"},
+                body={"zh-CN": "到店出示即享九折", "en": "10 % off in store"}, district_ids=[district],
+                topics=["offers"]), now=now)
+        if push_subscribers:
+            await add_push_subscribers(db, push_sink, push_subscribers)
+            log(f"{push_subscribers} push subscriptions to {push_sink} in {CAMPAIGN_DISTRICT} (topic festivals)")
+    finally:
+        await client.close()
+    hashes = {p.stem: digest(p.read_text(encoding="utf-8")) for p in OPERATIONS.glob("*.graphql")}
+    return Catalog(
+        districts=districts, merchants=[to_global("Merchant", str(m["_id"])) for m in merchants], points=points,
+        area_gid={str(a["_id"]): to_global("Area", str(a["_id"])) for a in areas},
+        area_district={str(a["_id"]): str(a["district_id"]) for a in areas},
+        area_capacity={str(a["_id"]): int(a.get("capacity") or 0) for a in areas},
+        sensor_keys=keys, operator_token=token.secret, hashes=hashes,
+        subscription_text=(OPERATIONS / "CrowdUpdates.graphql").read_text(encoding="utf-8"))
+
+
+async def add_push_subscribers(db: Any, sink_url: str, count: int) -> None:
+    """Subscriptions as subscribePush stores them (written directly: the mutation allows 20 per IP and 10 min)."""
+    key = ec.generate_private_key(ec.SECP256R1())  # one browser key for all: the sender encrypts per message
+    p256dh = b64url(key.public_key().public_bytes(serialization.Encoding.X962,
+                                                  serialization.PublicFormat.UncompressedPoint))
+    now = datetime.now(UTC)
+    docs = []
+    for i in range(count):
+        endpoint = f"{sink_url}/push/s{i:05d}"
+        docs.append(PushSubscription(subscription_id(endpoint), endpoint, p256dh, b64url(os.urandom(16)),
+                                     origin_of(endpoint), (CAMPAIGN_DISTRICT,), ("festivals",), LOCALES[i % 3],
+                                     now, now).to_doc())
+    for start in range(0, count, 500):
+        await db[PUSH_SUBSCRIPTIONS].insert_many(docs[start:start + 500])
+
+
+# ---------------------------------------------------------------------------- the campaign under fire
+
+
+@dataclass
+class CampaignRun:
+    created: float = 0.0
+    answered: float = 0.0
+    campaign_id: str = ""
+    create_error: str = ""
+    killed: float = 0.0
+    killed_worker: str = ""
+    received_at_kill: int = 0
+    finished: float = 0.0  # every delivery record final and the sink quiet
+    counts: dict[str, int] = field(default_factory=dict)  # sink: token -> messages
+    sink_requests: int = 0
+    sink_rejected: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+    by_consumer: dict[str, int] = field(default_factory=dict)
+
+
+async def sink_counts(client: httpx.AsyncClient, sink_url: str) -> Doc:
+    response = await client.get(f"{sink_url}/counts")
+    response.raise_for_status()
+    result: Doc = response.json()
+    return result
+
+
+async def run_campaign(base_url: str, sink_url: str, mongo_url: str, catalog: Catalog, workers: list[ServerProcess],
+                       deliberate: set[int], subscribers: int, deadline: float, run: CampaignRun, log: Log) -> None:
+    """createCampaign as the operator; SIGKILL the first worker once KILL_AT of the subscribers were served
+    (the supervisor leaves it dead); wait until every delivery record is final (or `deadline`)."""
+    variables = {"input": {
+        "title": {"zhCN": "华强北电子节今晚开幕", "zhHK": "華強北電子節今晚開幕",
+                  "en": "HQB electronics festival tonight"},
+        "body": {"zhCN": "凭此消息到店享限时优惠", "zhHK": "憑此訊息到店享限時優惠",
+                 "en": "Show this message for a deal"},
+        "districtIds": [to_global("District", CAMPAIGN_DISTRICT)], "topics": ["FESTIVALS"]}}
+    db_client = mongo.connect(mongo_url)
+    async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
+        try:
+            run.created = clock()
+            response = await client.post(f"{base_url}/graphql", json={"query": CREATE_CAMPAIGN, "variables": variables},
+                                         headers={"authorization": f"Bearer {catalog.operator_token}"})
+            run.answered = clock()
+            payload = response.json()
+            made = (payload.get("data") or {}).get("createCampaign") or {}
+            if response.status_code != 200 or payload.get("errors") or made.get("errors") or not made.get("campaign"):
+                run.create_error = f"HTTP {response.status_code}: {response.text[:400]}"
+                log(f"createCampaign failed: {run.create_error}")
+                return
+            run.campaign_id = from_global(made["campaign"]["id"])[1]
+            log(f"campaign {run.campaign_id} created in {(run.answered - run.created) * 1000:.0f} ms")
+            db = db_client[DB_NAME]
+            quiet_since, last_total = clock(), -1
+            while clock() < deadline:
+                counts = await sink_counts(client, sink_url)
+                served = len(counts["tokens"])
+                if not run.killed and served >= subscribers * KILL_AT:
+                    victim = workers[0]
+                    deliberate.add(victim.process.pid)
+                    victim.process.send_signal(signal.SIGKILL)
+                    run.killed, run.killed_worker, run.received_at_kill = clock(), victim.name, served
+                    log(f"SIGKILL {victim.name} (pid {victim.process.pid}) with {served}/{subscribers} served")
+                total = int(counts["requests"])
+                if total != last_total:
+                    quiet_since, last_total = clock(), total
+                if run.killed and clock() - quiet_since > 2:
+                    states = await fanout.delivery_counts(db, run.campaign_id)
+                    open_records = states.get(fanout.CLAIMED, 0) + states.get(fanout.RETRY, 0)
+                    if sum(states.values()) >= subscribers and open_records == 0:
+                        run.finished = clock()
+                        break
+                await asyncio.sleep(0.2)
+            counts = await sink_counts(client, sink_url)
+            run.counts = {str(k): int(v) for k, v in counts["tokens"].items()}
+            run.sink_requests, run.sink_rejected = int(counts["requests"]), int(counts["rejected"])
+            run.states = await fanout.delivery_counts(db, run.campaign_id)
+            by: Counter[str] = Counter()
+            async for doc in db[fanout.DELIVERIES].find({"campaign_id": run.campaign_id}, {"by": 1}):
+                by[str(doc.get("by"))] += 1
+            run.by_consumer = dict(by)
+        finally:
+            await db_client.close()
+
+
+# ---------------------------------------------------------------------------- run
+
+
+@dataclass
+class Result:
+    steps: list[Step] = field(default_factory=list)
+    rate: float = 0.0
+    window: tuple[float, float] = (0.0, 0.0)
+    lags: list[float] = field(default_factory=list)
+    rss: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, kB) of the web process
+    rss_start: int = 0
+    rss_end: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds inside the window
+    recorder: Recorder = field(default_factory=Recorder)
+    base: list[LiveSubscription] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
+    restart: RedisRestart | None = None
+    campaign: CampaignRun | None = None
+    loadavg: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())
+    pids: dict[str, int] = field(default_factory=dict)
+    worker_exits: list[WorkerExit] = field(default_factory=list)
+    census: list[Doc] = field(default_factory=list)  # bench/serve.py --memory-out lines: window start, end
+
+
+async def sample_rss(pid: int, into: list[tuple[float, int]], stop: asyncio.Event, every: float = 5.0) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(OSError):
+            into.append((clock(), rss_kb(pid)))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+async def at(when: float, coroutine: Coroutine[Any, Any, None]) -> None:
+    await asyncio.sleep(max(0.0, when - clock()))
+    await coroutine
+
+
+async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
+    result = Result()
+    result.loadavg = (os.getloadavg(), ())
+    children: list[Any] = []
+    redis_holder: list[embedded.ChildService] = []
+    shoppers: Shoppers | None = None
+    feeder: Sensors | None = None
+    stop_feed = asyncio.Event()
+    feed_task: asyncio.Task[None] | None = None
+    push_n = args.push_subscribers if args.fault else 0
+    try:
+        mongo_child = embedded.start_mongo(var_dir, in_memory=True)
+        children.append(mongo_child)
+        redis_holder.append(embedded.start_redis(var_dir))
+        log(f"nx-27017 at {mongo_child.url}, redis at {redis_holder[0].url}")
+        env = {**os.environ, "MONGODB_URL": mongo_child.url, "REDIS_URL": redis_holder[0].url, "MONGODB_DB": DB_NAME,
+               "SHANGQUAN_CONTENT_DIR": str(ROOT / "content"), "SHANGQUAN_VAR_DIR": str(var_dir), "DEBUG": "",
+               "CROWD_SIMULATOR": "", "LOG_LEVEL": "INFO", "LOG_FORMAT": "json",
+               # the bench must not wait for Shenzhen's morning, nor be capped by earlier runs
+               "PUSH_QUIET_HOURS": "", "PUSH_APPROVAL": "", "PUSH_DAILY_CAP": "0",
+               "ALLOW_LOCAL_PUSH_SERVICES": "1" if args.fault else "",
+               "PUSH_SINK_DELAY_MS": str(args.sink_delay_ms)}
+        census = var_dir / "web-memory.jsonl"
+        if args.memory_census:
+            env["BENCH_MEMORY_OUT"] = str(census)
+            if args.tracemalloc:
+                env["PYTHONTRACEMALLOC"] = str(args.tracemalloc)
+        sink: ServerProcess | None = None
+        if args.fault:
+            sink = spawn_server("push-sink", env, var_dir)
+            children.append(sink)
+        catalog = await prepare(mongo_child.url, sink.url if sink else "", push_n, log)
+        log(f"content loaded: {len(catalog.districts)} districts, {len(catalog.area_gid)} areas with a sensor each, "
+            f"{len(catalog.merchants)} merchants")
+        web = spawn_server("asgi", env, var_dir)
+        children.append(web)
+        await wait_ready(web)
+        workers = [spawn_worker(env, var_dir, i) for i in range(2 if args.fault else 1)]
+        children.extend(workers)
+        await asyncio.gather(*(wait_worker(w) for w in workers))
+        result.pids = {"web": web.process.pid, **{w.name: w.process.pid for w in workers},
+                       "nx-27017": mongo_child.process.pid, "load generator": os.getpid()}
+        deliberate: set[int] = set()
+        supervisor = asyncio.create_task(supervise(workers, env, var_dir, deliberate, result.worker_exits,
+                                                   stop_feed, log))
+        log(f"web {web.url} (pid {web.process.pid}); workers {[w.process.pid for w in workers]}")
+
+        recorder = result.recorder
+        shoppers = Shoppers(web.url, catalog, recorder, seed=20261129)
+        feeder = Sensors(web.url, catalog, recorder, seed=7)
+        feed_task = asyncio.create_task(feeder.run(args.readings, stop_feed))
+        ws_url = web.url.replace("http://", "ws://") + "/graphql"
+        gate = asyncio.Semaphore(10)
+
+        async def open_base(i: int) -> LiveSubscription:
+            sub = LiveSubscription(catalog.districts[i % len(catalog.districts)], recorder, keep_arrivals=True)
+            async with gate:
+                await sub.open(ws_url, catalog.subscription_text, shoppers.phone())
+            return sub
+
+        result.base = list(await asyncio.gather(*(open_base(i) for i in range(args.subscribers))))
+        log(f"{args.subscribers} long-lived subscriptions open; sensors post {args.readings:g} readings/s")
+
+        if args.rate:
+            result.rate = args.rate
+        else:
+            log(f"phase 1: closed loop, {args.step_seconds:g} s per step (after 3 s warm-up)")
+            result.steps = await saturate(shoppers, args.levels, 3.0, args.step_seconds, log)
+            result.rate = max(s.rps for s in result.steps) * args.load
+        log(f"phase 2: open loop at {result.rate:.1f} req/s, {args.warmup:g} s warm-up + {args.minutes:g} min")
+        stop_rss = asyncio.Event()
+        rss_task = asyncio.create_task(sample_rss(web.process.pid, result.rss, stop_rss))
+        seconds = args.minutes * 60
+        t_begin = clock()
+        w0 = t_begin + args.warmup
+        w1 = w0 + seconds
+        result.window = (w0, w1)
+        side: list[asyncio.Task[None]] = []
+
+        async def mark_start() -> None:
+            if args.memory_census:
+                web.process.send_signal(signal.SIGUSR2)
+            result.rss_start = rss_kb(web.process.pid)
+            result.cpu = {name: -cpu_seconds(pid) for name, pid in result.pids.items()}
+
+        side.append(asyncio.create_task(at(w0, mark_start())))
+        if args.fault:
+            assert sink is not None
+            result.restart = RedisRestart()
+            result.campaign = CampaignRun()
+            side.append(asyncio.create_task(at(w0 + seconds * 0.2, restart_redis(
+                redis_holder, var_dir, args.redis_down, result.restart))))
+            side.append(asyncio.create_task(at(w0 + seconds * 0.45, run_campaign(
+                web.url, sink.url, mongo_child.url, catalog, workers, deliberate, push_n,
+                w1 + args.campaign_grace, result.campaign, log))))
+        result.lags = await open_loop(shoppers, result.rate, args.warmup + seconds)
+        result.rss_end = rss_kb(web.process.pid)
+        if args.memory_census:
+            web.process.send_signal(signal.SIGUSR2)
+            await asyncio.sleep(3)
+            result.census = [json.loads(line) for line in census.read_text().splitlines()]
+        for name, pid in result.pids.items():
+            with contextlib.suppress(OSError):
+                result.cpu[name] = result.cpu.get(name, 0.0) + cpu_seconds(pid)
+        result.cpu = {k: v for k, v in result.cpu.items() if v >= 0}
+        stop_rss.set()
+        await rss_task
+        if side:
+            log("waiting for the fault tasks to finish")
+            for task in side:
+                await task
+        stop_feed.set()
+        await feed_task
+        await supervisor
+        await asyncio.sleep(3)  # the last readings reach the subscriptions
+        result.readings = list(feeder.stored)
+        result.loadavg = (result.loadavg[0], os.getloadavg())
+        return result
+    finally:
+        stop_feed.set()
+        if feed_task is not None:
+            with contextlib.suppress(Exception):
+                await feed_task
+        for closer in ([shoppers.aclose()] if shoppers else []) + ([feeder.aclose()] if feeder else []):
+            with contextlib.suppress(Exception):
+                await closer
+        await asyncio.gather(*(s.close() for s in result.base), return_exceptions=True)
+        for child in reversed(children):
+            with contextlib.suppress(Exception):
+                child.stop()
+        for child in redis_holder:
+            with contextlib.suppress(Exception):
+                child.stop()
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:.0f}" if values else "-"
+
+
+def delivery_check(result: Result, fault_window: tuple[float, float] | None) -> tuple[int, int, int]:
+    """(expected, missed, missed inside the fault window): readings stored while a long-lived subscription of
+    their district was open (from 1 s after it opened to 5 s before the end) that it was never told about."""
+    end = max((r.posted for r in result.readings), default=0.0) - 5
+    expected = missed = in_fault = 0
+    for sub in result.base:
+        for reading in result.readings:
+            if reading.district != sub.district or not sub.opened_at + 1 <= reading.posted <= end:
+                continue
+            expected += 1
+            if reading.at_ms not in sub.seen.get(reading.area_gid, ()):
+                missed += 1
+                if fault_window and fault_window[0] <= reading.posted <= fault_window[1]:
+                    in_fault += 1
+    return expected, missed, in_fault
+
+
+def render_restart(result: Result, outcomes: list[Outcome]) -> list[str]:
+    r = result.restart
+    if r is None or not r.back:
+        return ["Redis restart: did not happen"]
+    w0 = result.window[0]
+    failed = [o for o in outcomes if not o.ok and o.ended >= r.stopped]
+    by_kind = Counter(o.kind for o in failed)
+    lines = [f"Redis restart: SIGTERM at +{r.stopped - w0:.1f} s, gone after {r.gone - r.stopped:.2f} s, "
+             f"listening again at +{r.back - w0:.1f} s (down {r.back - r.stopped:.1f} s)"]
+    if failed:
+        last = max(o.ended for o in failed)
+        lines.append(f"  failures from the stop on: {len(failed)} ({dict(by_kind)}), first at "
+                     f"+{min(o.ended for o in failed) - w0:.1f} s, last at +{last - w0:.1f} s")
+        lines.append(f"  requests succeed again {max(0.0, last - r.back):.1f} s after Redis was back "
+                     f"({last - r.stopped:.1f} s after it stopped)")
+    else:
+        lines.append("  no request failed")
+    # per long-lived subscription: the first update carrying a reading POSTed after Redis was back
+    firsts: list[float] = []
+    carried: list[float] = []
+    after_back = [rd for rd in result.readings if rd.posted > r.back]
+    for sub in result.base:
+        for t, stamps in sub.arrivals:
+            if t <= r.back:
+                continue
+            hit = [rd for rd in after_back if rd.district == sub.district and stamps.get(rd.area_gid) == rd.at_ms]
+            if hit:
+                firsts.append(t - r.back)
+                carried.append(t - min(rd.posted for rd in hit))
+                break
+    firsts.sort()
+    carried.sort()
+    lines.append(f"  subscriptions: {len(firsts)}/{len(result.base)} long-lived ones got a reading POSTed after the "
+                 f"restart: p50 {ms(firsts, 50)} ms, max {ms(firsts, 100)} ms after Redis was back (mostly waiting "
+                 f"for the next reading of their district); that update took p50 {ms(carried, 50)} ms, "
+                 f"max {ms(carried, 100)} ms from its POST")
+    return lines
+
+
+def render_campaign(c: CampaignRun | None, subscribers: int, w0: float) -> list[str]:
+    if c is None:
+        return []
+    if c.create_error:
+        return [f"push campaign: createCampaign failed: {c.create_error}"]
+    got = [n for n in c.counts.values() if n > 0]
+    lost = subscribers - len(got)
+    duplicated = sum(1 for n in got if n > 1)
+    extra = sum(n - 1 for n in got if n > 1)
+    done = f"all delivery records final {c.finished - c.created:.1f} s after createCampaign " \
+           f"({c.finished - c.killed:.1f} s after the kill)" if c.finished else "NOT finished before the deadline"
+    kill = f"{c.killed_worker} SIGKILLed at +{c.killed - w0:.1f} s with {c.received_at_kill} subscriptions served" \
+        if c.killed else f"no worker killed: fewer than {KILL_AT:.0%} of the subscriptions were ever served"
+    return [
+        f"push campaign to {subscribers} subscriptions: created at +{c.created - w0:.1f} s "
+        f"(createCampaign answered in {(c.answered - c.created) * 1000:.0f} ms); {kill}",
+        f"  {done}",
+        f"  push messages lost (subscriptions that got none): {lost}",
+        f"  push messages duplicated (subscriptions that got more than one): {duplicated} ({extra} extra messages)",
+        f"  push service: {c.sink_requests} requests, {c.sink_rejected} rejected; delivery records by state "
+        f"{dict(sorted(c.states.items()))}; by consumer {dict(sorted(c.by_consumer.items()))}",
+    ]
+
+
+def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str, bool]:
+    w0, w1 = result.window
+    seconds = w1 - w0
+    outcomes = [o for o in result.recorder.outcomes if w0 <= o.started < w1]
+    bar = "=" * 100
+    load0, load1 = result.loadavg
+    lines = [
+        "", bar, f"shopper load benchmark{' with faults' if args.fault else ''}: the Procfile's processes, "
+        "one web (uvicorn) + " + ("two workers" if args.fault else "one worker"), bar,
+        f"command: {command}",
+        f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; load average "
+        f"start {load0[0]:.2f}, end {load1[0] if load1 else float('nan'):.2f} (shared: other jobs use the cores)",
+        f"setup: in-memory nx-27017, redis-server, web = bench/serve.py asgi (server.asgi:app, JSON access log), "
+        f"load generator + subscribers in this process; mix {WEIGHTS}; {args.subscribers} long-lived "
+        f"subscriptions; {args.readings:g} sensor readings/s",
+    ]
+    if result.steps:
+        lines += ["", "phase 1: saturation, closed loop (successful req/s of the shopper mix)"]
+        for s in result.steps:
+            lat = sorted(s.latencies)
+            lines.append(f"  concurrency {s.concurrency:3d}: {s.rps:7.1f} req/s  p50 {ms(lat, 50):>6} ms  "
+                         f"p99 {ms(lat, 99):>6} ms  errors {s.errors}")
+        best = max(result.steps, key=lambda s: s.rps)
+        lines.append(f"  maximum {best.rps:.1f} req/s (concurrency {best.concurrency}); phase 2 at {args.load:.0%} "
+                     f"= {result.rate:.1f} req/s")
+    else:
+        lines += ["", f"phase 1 skipped: --rate {result.rate:g}"]
+    lags = sorted(result.lags)
+    lines += ["", f"phase 2: open loop at {result.rate:.1f} req/s, {args.warmup:g} s warm-up, then {seconds:.0f} s "
+              f"measured; arrivals started late by p99 {ms(lags, 99)} ms / max {ms(lags, 100)} ms "
+              "(the load generator keeping up)"]
+    header = f"  {'kind':<14}{'count':>8}{'per s':>8}{'p50 ms':>8}{'p95 ms':>8}{'p99 ms':>8}{'max ms':>8}{'errors':>8}"
+    lines += [header, "  " + "-" * (len(header) - 2)]
+    kinds = [*SHOPPER_KINDS, "ingest", "subscription"]
+    for kind in [*kinds, "all shopper", "all"]:
+        if kind == "all shopper":
+            rows = [o for o in outcomes if o.kind in SHOPPER_KINDS]
+        elif kind == "all":
+            rows = outcomes
+        else:
+            rows = [o for o in outcomes if o.kind == kind]
+        if not rows:
+            continue
+        lat = sorted(o.ended - o.started for o in rows if o.ok)
+        errors = sum(1 for o in rows if not o.ok)
+        count = len(rows) if kind != "subscription" else 0
+        lines.append(f"  {kind:<14}{count:>8}{count / seconds:>8.1f}{ms(lat, 50):>8}{ms(lat, 95):>8}"
+                     f"{ms(lat, 99):>8}{ms(lat, 100):>8}{errors:>8}")
+    lines.append("  (subscribe: socket opened -> first message; subscription: drops and error messages of open "
+                 "subscriptions; ingest: one sensor reading)")
+    errors_total = sum(1 for o in outcomes if not o.ok)
+    ok_total = sum(1 for o in outcomes if o.ok and o.kind in SHOPPER_KINDS)
+    lines.append(f"  throughput: {ok_total / seconds:.1f} successful shopper req/s; errors in the window: "
+                 f"{errors_total}")
+    dropped = [s for s in result.base if s.dropped]
+    fault_window = (result.restart.stopped - 1, result.restart.back + 5) \
+        if result.restart and result.restart.back else None
+    expected, missed, in_fault = delivery_check(result, fault_window)
+    lines.append(f"  long-lived subscriptions: {len(dropped)} of {len(result.base)} dropped; crowd updates "
+                 f"{expected - missed}/{expected} delivered ({missed} missed"
+                 + (f", {in_fault} of them during the Redis restart" if fault_window else "") + ")")
+    examples = {k: v for k, v in result.recorder.examples.items() if v}
+    for kind, texts in examples.items():
+        lines.append(f"  e.g. {kind}: {texts[0]}")
+    mem_change = (result.rss_end - result.rss_start) / result.rss_start * 100 if result.rss_start else float("nan")
+    trend = [kb for t, kb in result.rss if w0 <= t <= w1]
+    step = max(1, len(trend) // 10)
+    lines += ["", f"web RSS: {result.rss_start / 1024:.1f} MiB after warm-up, {result.rss_end / 1024:.1f} MiB at "
+              f"the end: {mem_change:+.1f} %; max {max(trend, default=0) / 1024:.1f} MiB; every ~{5 * step:.0f} s: "
+              + " ".join(f"{kb / 1024:.0f}" for kb in trend[::step])]
+    if len(result.census) >= 2:
+        first, last = result.census[0], result.census[-1]
+        grown = Counter(last["types"])
+        grown.subtract(first["types"])
+        lines.append(f"web objects tracked by the GC: {first['objects']} -> {last['objects']}; grown most: "
+                     + ", ".join(f"{k} {v:+d}" for k, v in grown.most_common(12) if v > 0))
+        if "tracemalloc" in first and "tracemalloc" in last:
+            before = {site: size for site, size, _ in first["tracemalloc"]}
+            sites = sorted(((size - before.get(site, 0), site) for site, size, _ in last["tracemalloc"]), reverse=True)
+            lines.append("  allocation sites grown most (kB): " + "; ".join(
+                f"{site} {delta / 1024:+.0f}" for delta, site in sites[:8] if delta > 0))
+    lines.append("CPU in the window, cores busy: " + ", ".join(
+        f"{name} {value / seconds:.2f}" for name, value in result.cpu.items()))
+    if args.fault:
+        lines += ["", "faults:"]
+        lines += ["  " + x for x in render_restart(result, outcomes)]
+        lines += ["  " + x for x in render_campaign(result.campaign, args.push_subscribers, w0)]
+        by_kind = dict(Counter(o.kind for o in outcomes if not o.ok))
+        lines.append(f"  errors seen by clients, by kind: {by_kind or 'none'}")
+    if result.worker_exits:
+        lines.append("")
+    for e in result.worker_exits:
+        lines.append(f"worker exited unasked at +{e.at - w0:.1f} s: {e.name} (pid {e.pid}, exit {e.code}): "
+                     f"{e.cause}; restarted by the bench")
+    met_errors = errors_total == 0 and not dropped
+    met_memory = abs(mem_change) <= 10
+    met_workers = not result.worker_exits
+    lines += ["", f"goal: zero errors: {'MET' if met_errors else 'NOT MET'}; web memory flat within 10 %: "
+              f"{'MET' if met_memory else 'NOT MET'}; no worker died unasked: {'MET' if met_workers else 'NOT MET'}"]
+    met = met_errors and met_memory and met_workers
+    if args.fault and result.campaign is not None:
+        c = result.campaign
+        got = [n for n in c.counts.values() if n > 0]
+        push_ok = not c.create_error and len(got) == args.push_subscribers and all(n == 1 for n in got)
+        lines.append(f"goal: no push message lost or duplicated: {'MET' if push_ok else 'NOT MET'}")
+        met = met and push_ok
+    lines.append(bar)
+    return "\n".join(lines), met
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Mixed shopper load: saturation, then a long run at 70 %.")
+    parser.add_argument("--minutes", type=float, default=10.0, help="measured minutes of phase 2")
+    parser.add_argument("--warmup", type=float, default=120.0,
+                        help="seconds of phase 2 before measuring (longer than the longest subscription hold)")
+    parser.add_argument("--rate", type=float, default=0.0, help="phase 2 req/s; skips phase 1")
+    parser.add_argument("--load", type=float, default=0.7, help="phase 2 rate as a share of the maximum")
+    parser.add_argument("--step-seconds", type=float, default=15.0, help="measured seconds per phase 1 step")
+    parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8, 16, 32, 64],
+                        help="phase 1 concurrency steps, comma separated")
+    parser.add_argument("--subscribers", type=int, default=50, help="long-lived crowdUpdates subscriptions")
+    parser.add_argument("--readings", type=float, default=2.0, help="sensor readings POSTed per second")
+    parser.add_argument("--fault", action="store_true", help="restart Redis; push campaign; SIGKILL a worker")
+    parser.add_argument("--push-subscribers", type=int, default=2000)
+    parser.add_argument("--redis-down", type=float, default=3.0, help="seconds between Redis stopping and starting")
+    parser.add_argument("--sink-delay-ms", type=int, default=50, help="the push service's answer time")
+    parser.add_argument("--campaign-grace", type=float, default=240.0,
+                        help="seconds after phase 2 to wait for the campaign to finish")
+    parser.add_argument("--memory-census", action="store_true",
+                        help="count the web process's objects by type at both ends of the window (SIGUSR2)")
+    parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
+                        help="with --memory-census: trace allocations in the web process (slow; diagnosis only)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary var dir (server logs)")
+    args = parser.parse_args()
+    if args.subscribers < 1 or args.readings <= 0 or args.minutes <= 0:
+        parser.error("need --subscribers >= 1, --readings > 0, --minutes > 0")
+    command = shlex.join(["python", *sys.argv])
+
+    def log(message: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+    var_dir = Path(tempfile.mkdtemp(prefix="shangquan-load-"))
+    try:
+        result = uvloop.run(run(args, var_dir, log))
+    finally:
+        if args.keep:
+            log(f"kept {var_dir}")
+        else:
+            shutil.rmtree(var_dir, ignore_errors=True)
+    text, met = render(result, args, command)
+    print(text, flush=True)
+    if not met:
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
