@@ -71,7 +71,8 @@ async def handle_alert(db: AsyncDatabase[Doc], redis_client: Redis, settings: Se
 
 async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, settings: Settings, consumer: str,
                          stop: asyncio.Event) -> None:
-    await _ensure_group(redis_client)
+    with contextlib.suppress(RedisError):  # Redis away: the loop below retries, and makes the group then
+        await _ensure_group(redis_client)
     while not stop.is_set():
         try:
             # entries a dead worker read but never acknowledged come back after a minute
@@ -80,7 +81,8 @@ async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, settings: 
         except RedisError as exc:
             log.warning("worker lost Redis (%s); retrying in 1 s", exc)
             await asyncio.sleep(1)
-            await _ensure_group(redis_client)
+            with contextlib.suppress(RedisError):
+                await _ensure_group(redis_client)
             continue
         entries = list(claimed[1]) + [entry for _, stream_entries in batches or [] for entry in stream_entries]
         for entry_id, fields in entries:
@@ -137,6 +139,20 @@ def serve_metrics(settings: Settings) -> Callable[[], None]:
     return stop
 
 
+async def _wait_for_redis(redis_client: Redis, stop: asyncio.Event) -> None:
+    """A worker (re)started while Redis is away waits for it rather than exiting: everything it does needs it."""
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            await redis_client.ping()
+            return
+        except RedisError as exc:
+            log.warning("worker waits for Redis (%s); retrying in %.0f s", type(exc).__name__, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        delay = min(delay * 2, 10.0)
+
+
 async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop: asyncio.Event) -> None:
     metrics_on = settings.worker_metrics_port > 0
     client = mongo.connect(mongodb_url, listeners=[MongoMetrics()] if metrics_on else None)
@@ -146,7 +162,7 @@ async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop:
     try:
         db = client[settings.mongodb_db]
         await db.command("ping")
-        await redis_client.ping()
+        await _wait_for_redis(redis_client, stop)
         keys = await keys_for_settings(db, settings)
         sender = PushSender(VapidSigner(keys, settings.vapid_subject),
                             HostGuard(allow_local=settings.allow_local_push_services, production=settings.production))
