@@ -22,6 +22,7 @@ from server.api.crowd.queries import CrowdQueries, CrowdSubscriptions
 from server.api.districts.mutations import DistrictMutations
 from server.api.districts.queries import DistrictQueries
 from server.api.errors import classify
+from server.api.executor import EventScopedExecutor
 from server.api.festivals.mutations import FestivalMutations
 from server.api.festivals.queries import FestivalQueries
 from server.api.limits import limits_rule
@@ -91,7 +92,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         OperationNameExtension,
     ]
     return AppSchema(query=Query, mutation=Mutation, subscription=Subscription, types=list(NODE_TYPES),
-                     extensions=extensions)
+                     extensions=extensions, execution_context_class=EventScopedExecutor)
 
 
 def schema_sdl() -> str:
