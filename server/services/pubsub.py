@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -42,3 +43,37 @@ async def follow(redis: Redis, name: str, subscribe: Callable[[PubSub], Awaitabl
                 log.warning("%s lost Redis (%s: %s); live updates pause until it is back", name,
                             type(exc).__name__, exc)
             await asyncio.sleep(RETRY_SECONDS)
+
+
+class Hub:
+    """One pub/sub subscription per process, started with the app and stopped with it; a subclass says what it
+    listens to (`listen_to`) and what a message does (`handle`)."""
+
+    name = "hub"
+    START_WAIT = 2.0
+
+    def __init__(self, redis: Redis, log: logging.Logger) -> None:
+        self.redis = redis
+        self.log = log
+        self.task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def listen_to(self, pubsub: PubSub) -> None:
+        raise NotImplementedError
+
+    async def handle(self, message: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(follow(self.redis, self.name, self.listen_to, self.handle, self.ready,
+                                               self.log))
+        # Normally subscribed in milliseconds; with Redis down the app starts anyway (reads work without it)
+        # and the hub subscribes once Redis is back.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.ready.wait(), timeout=self.START_WAIT)
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task

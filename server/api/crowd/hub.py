@@ -10,40 +10,26 @@ from collections import defaultdict
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from server.domain.crowd.live import CHANNEL_PREFIX
-from server.services.pubsub import follow
+from server.services.pubsub import Hub
 
-START_WAIT = 2.0
 log = logging.getLogger("shangquan.crowd")
 QUEUE_SIZE = 16
 
 
-class CrowdHub:
+class CrowdHub(Hub):
+    name = "crowd hub"
+
     def __init__(self, redis: Redis) -> None:
-        self.redis = redis
+        super().__init__(redis, log)
         self.subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
-        self.task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()
 
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self._run())
-        # Normally subscribed in milliseconds; with Redis down the app starts anyway (reads work without it)
-        # and the hub subscribes once Redis is back.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.ready.wait(), timeout=START_WAIT)
+    async def listen_to(self, pubsub: PubSub) -> None:
+        await pubsub.psubscribe(CHANNEL_PREFIX + "*")
 
-    async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-    async def _run(self) -> None:
-        await follow(self.redis, "crowd hub", lambda pubsub: pubsub.psubscribe(CHANNEL_PREFIX + "*"),
-                     self._message, self.ready, log)
-
-    async def _message(self, message: dict[str, Any]) -> None:
+    async def handle(self, message: dict[str, Any]) -> None:
         if message.get("type") == "pmessage":
             self._dispatch(message["data"])
 

@@ -16,44 +16,31 @@ from typing import Any, Final
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from server.domain.push import campaigns, inbox
 from server.domain.push.campaigns import Campaign
 from server.services.mongo import Doc
-from server.services.pubsub import follow
+from server.services.pubsub import Hub
 
-START_WAIT = 2.0
 log = logging.getLogger("shangquan.push.inbox")
 QUEUE_SIZE: Final = 16
 MAX_ID: Final = 64
 CLOCK_SKEW: Final = timedelta(seconds=5)
 
 
-class InboxHub:
+class InboxHub(Hub):
+    name = "inbox hub"
+
     def __init__(self, redis: Redis, db: AsyncDatabase[Doc]) -> None:
-        self.redis, self.db = redis, db
+        super().__init__(redis, log)
+        self.db = db
         self.by_district: dict[str, set[InboxSubscription]] = defaultdict(set)
-        self.task: asyncio.Task[None] | None = None
-        self.ready = asyncio.Event()
 
-    async def start(self) -> None:
-        self.task = asyncio.create_task(self._run())
-        # Normally subscribed in milliseconds; with Redis down the app starts anyway (reads work without it)
-        # and the hub subscribes once Redis is back.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.ready.wait(), timeout=START_WAIT)
+    async def listen_to(self, pubsub: PubSub) -> None:
+        await pubsub.subscribe(inbox.CHANNEL)
 
-    async def stop(self) -> None:
-        if self.task:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-
-    async def _run(self) -> None:
-        await follow(self.redis, "inbox hub", lambda pubsub: pubsub.subscribe(inbox.CHANNEL), self._message,
-                     self.ready, log)
-
-    async def _message(self, message: dict[str, Any]) -> None:
+    async def handle(self, message: dict[str, Any]) -> None:
         if message.get("type") == "message":
             await self._announced(message["data"])
 
