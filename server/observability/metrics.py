@@ -67,9 +67,6 @@ BACKLOG_SCAN = 10_000  # without XINFO's lag (Redis < 7) a backlog is counted up
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
-_operations: set[str] = set()
-_operations_lock = threading.Lock()
-_services: set[str] = set()
 _HOST = re.compile(r"^[A-Za-z0-9.\-:\[\]]{1,255}$")
 
 
@@ -77,18 +74,33 @@ def status_class(status: int) -> str:
     return f"{status // 100}xx" if 100 <= status <= 599 else "other"
 
 
-def operation_label(name: str | None) -> str:
-    if not name:
-        return "anonymous"
-    if not _IDENT.match(name):
-        return "other"
-    with _operations_lock:
-        if name in _operations:
-            return name
-        if len(_operations) >= MAX_OPERATIONS:
+class BoundedLabels:
+    """Label values chosen by clients (operation names, push hosts): the first `limit` well-formed ones keep
+    their own series, the rest share "other", so no client can grow the metrics without bound."""
+
+    def __init__(self, limit: int, pattern: re.Pattern[str]) -> None:
+        self.limit, self.pattern = limit, pattern
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()  # the worker's metrics thread reads while the loop writes
+
+    def __call__(self, value: str) -> str:
+        if not self.pattern.match(value):
             return "other"
-        _operations.add(name)
-        return name
+        with self.lock:
+            if value in self.seen:
+                return value
+            if len(self.seen) >= self.limit:
+                return "other"
+            self.seen.add(value)
+            return value
+
+
+_operation_labels = BoundedLabels(MAX_OPERATIONS, _IDENT)
+_service_labels = BoundedLabels(MAX_PUSH_SERVICES, _HOST)
+
+
+def operation_label(name: str | None) -> str:
+    return _operation_labels(name) if name else "anonymous"
 
 
 def observe_request(method: str, route: str, status: int, seconds: float, operation: str | None = None,
@@ -110,18 +122,8 @@ def count_readings(n: int = 1) -> None:
 
 
 def service_label(host: str) -> str:
-    """A push service host as a label: the first MAX_PUSH_SERVICES hosts seen, then "other" (endpoints are
-    chosen by browsers, so hosts are not a closed set)."""
-    host = host.lower()
-    if not _HOST.match(host):
-        return "other"
-    with _operations_lock:
-        if host in _services:
-            return host
-        if len(_services) >= MAX_PUSH_SERVICES:
-            return "other"
-        _services.add(host)
-        return host
+    """A push service host as a label (endpoints are chosen by browsers, so hosts are not a closed set)."""
+    return _service_labels(host.lower())
 
 
 def count_push(outcome: str, service: str, n: int = 1) -> None:
