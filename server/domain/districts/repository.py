@@ -4,6 +4,7 @@ from collections import defaultdict
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.domain.accounts.models import Actor
 from server.domain.districts.models import Area, District
 from server.services.mongo import Doc
 
@@ -31,3 +32,11 @@ async def areas_by_district(db: AsyncDatabase[Doc], district_ids: list[str]) -> 
 async def search_districts(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[District]:
     cursor = db.districts.find({"search_terms": {"$all": terms}}).sort([("sort", 1), ("_id", 1)]).limit(limit)
     return [District.from_doc(d) async for d in cursor]
+
+
+async def districts_of(db: AsyncDatabase[Doc], actor: Actor) -> list[District]:
+    """The districts an actor works for, by id: every one for an admin."""
+    if actor.is_admin:
+        return await list_districts(db)
+    found = await districts_by_ids(db, sorted(actor.district_ids))
+    return [found[d] for d in sorted(found)]

@@ -16,8 +16,8 @@ from server.domain.accounts.models import Actor
 from server.domain.audit import service as audit
 from server.domain.audit.repository import AuditEntry
 from server.domain.districts import service as districts
-from server.domain.districts.models import Area, District
-from server.domain.districts.repository import districts_by_ids, list_districts
+from server.domain.districts.models import Area
+from server.domain.districts.repository import districts_by_ids, districts_of, list_districts
 from server.domain.errors import Conflict, Invalid
 from server.domain.festivals import service as festivals
 from server.domain.festivals.models import KINDS as FESTIVAL_KINDS
@@ -43,16 +43,6 @@ from server.web.admin.common import (
     show_value,
     signed_in,
 )
-
-
-async def _districts_of(request: Request, actor: Actor) -> list[District]:
-    """The districts this actor works for: every one for an admin."""
-    db = db_of(request)
-    if actor.is_admin:
-        return await list_districts(db)
-    found = await districts_by_ids(db, sorted(actor.district_ids))
-    return [found[d] for d in sorted(found)]
-
 
 # ---------------------------------------------------------------- festivals
 
@@ -83,7 +73,8 @@ def festival_input(form: FormData) -> tuple[festivals.FestivalInput, dict[str, s
 
 
 async def _festival_page(request: Request, actor: Actor, context: dict[str, Any], status_code: int = 200) -> Response:
-    return render(request, "festival.html", {"kinds": FESTIVAL_KINDS, "districts": await _districts_of(request, actor),
+    districts = await districts_of(db_of(request), actor)
+    return render(request, "festival.html", {"kinds": FESTIVAL_KINDS, "districts": districts,
                                              "festival": None, "conflict": None, **context}, status_code)
 
 

@@ -14,8 +14,7 @@ from starlette.responses import JSONResponse, Response
 from server.domain import authz
 from server.domain.accounts import service as accounts
 from server.domain.accounts.models import Actor
-from server.domain.districts.models import District
-from server.domain.districts.repository import districts_by_ids, list_districts
+from server.domain.districts.repository import districts_by_ids, districts_of
 from server.domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from server.domain.festivals.models import Festival
 from server.domain.festivals.repository import When, list_festivals
@@ -63,15 +62,6 @@ def stats_json(campaign: Campaign, now_ts: float, locale: str) -> dict[str, Any]
             "live": state in LIVE_STATES, "stats": dict(campaign.stats), **progress(campaign)}
 
 
-async def _my_districts(request: Request, actor: Actor) -> list[District]:
-    """The districts a campaign of this actor may target: every one for an admin."""
-    db = db_of(request)
-    if actor.is_admin:
-        return await list_districts(db)
-    found = await districts_by_ids(db, sorted(actor.district_ids))
-    return [found[d] for d in sorted(found)]
-
-
 async def _festivals(request: Request, actor: Actor, now: datetime) -> list[Festival]:
     """Current and upcoming festivals of the actor's districts: what a campaign may be linked to."""
     db = db_of(request)
@@ -107,7 +97,7 @@ async def _compose_page(request: Request, actor: Actor, values: Values, errors: 
                         status_code: int = 200) -> Response:
     now = datetime.now(UTC)
     return render(request, "campaign_form.html", {
-        "districts": await _my_districts(request, actor), "festivals": await _festivals(request, actor, now),
+        "districts": await districts_of(db_of(request), actor), "festivals": await _festivals(request, actor, now),
         "topics": TOPICS, "urgencies": cf.URGENCIES, "max_ttl_hours": cf.MAX_TTL_HOURS, "values": values,
         "errors": errors or {}, "approval": _approval(request)}, status_code)
 
