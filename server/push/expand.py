@@ -70,10 +70,6 @@ async def ensure_group(redis: Redis, config: FanoutConfig) -> None:
         await redis.xgroup_create(config.stream, config.group, id="0", mkstream=True)
 
 
-def audience_filter(campaign: Campaign) -> dict[str, Any]:
-    return campaigns.audience_filter(campaign.district_ids, campaign.topics, campaign.locales)
-
-
 async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config: FanoutConfig = FanoutConfig(),
                   *, consumer: str = "", clock: Callable[[], float] = time.time) -> int | None:
     """Expand the audience onto the stream; None when the campaign is not (or no longer) this caller's to expand.
@@ -103,7 +99,8 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
                                          "subscriptions": json.dumps(batch)})
         batch.clear()
 
-    cursor = db[SUBSCRIPTIONS].find(audience_filter(campaign), {"_id": 1}).sort("_id", 1)
+    cursor = db[SUBSCRIPTIONS].find(
+        campaigns.audience_filter(campaign.district_ids, campaign.topics, campaign.locales), {"_id": 1}).sort("_id", 1)
     async for doc in cursor:
         batch.append(str(doc["_id"]))
         targeted += 1

@@ -62,7 +62,6 @@ from server.push.expand import (
     GROUP,
     STREAM,
     FanoutConfig,
-    audience_filter,
     enqueue,
     ensure_group,
     expand_pending,
@@ -75,7 +74,7 @@ from server.services.mongo import Doc
 log = logging.getLogger("shangquan.push.fanout")
 RECONCILE_EVERY: Final = 30.0  # seconds between recounts of campaigns a killed worker left short
 # The expansion half lives in server/push/expand.py; callers reach it through this module too.
-__all__ = ["DELIVERIES", "FINAL", "GROUP", "STREAM", "Consumer", "FanoutConfig", "audience_filter", "consume",
+__all__ = ["DELIVERIES", "FINAL", "GROUP", "STREAM", "Consumer", "FanoutConfig", "consume",
            "delivery_counts", "delivery_id", "enqueue", "ensure_group", "expand_pending"]
 
 
