@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
-from server.domain.merchants.hours import SHANGHAI, HoursError, Span, closes_at, is_open, parse_span
+from server.domain.merchants.hours import (
+    SHANGHAI,
+    HoursError,
+    Span,
+    closes_at,
+    is_open,
+    merge_intervals,
+    parse_span,
+)
 
 Exceptions = Mapping[date, tuple[Span, ...]]
 MAX_EXCEPTIONS = 60
@@ -41,13 +49,7 @@ def _intervals(weekly: Sequence[Span], exceptions: Exceptions, day: date) -> lis
         spans = exceptions[current] if current in exceptions else \
             [s for s in weekly if s.day == current.weekday()]
         raw.extend((offset * 1440 + s.start, offset * 1440 + s.end) for s in spans)
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(raw):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
+    return merge_intervals(raw)
 
 
 def _locate(at: datetime) -> tuple[date, int]:

@@ -75,6 +75,17 @@ def _parse_frozen(week: tuple[tuple[str, ...], ...]) -> tuple[Span, ...]:
     return tuple(parse_week({day: list(spans) for day, spans in zip(DAYS, week, strict=True)}))
 
 
+def merge_intervals(raw: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted half-open (start, end) minute intervals with overlapping and touching ones joined."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(raw):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def _week_intervals(spans: Sequence[Span]) -> tuple[tuple[int, int], ...]:
     return _merged(tuple(spans))
 
@@ -89,13 +100,7 @@ def _merged(spans: tuple[Span, ...]) -> tuple[tuple[int, int], ...]:
             raw.extend([(start, WEEK), (0, end - WEEK)])
         else:
             raw.append((start, end))
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(raw):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return tuple(merged)
+    return tuple(merge_intervals(raw))
 
 
 def open_slots(spans: Sequence[Span]) -> list[int]:
