@@ -57,14 +57,10 @@ async def handle_alert(db: AsyncDatabase[Doc], redis_client: Redis, settings: Se
                        fields: dict[str, str]) -> None:
     """A raised crowd alert becomes a campaign to the district's crowd-alert subscribers (see crowd_messages)."""
     alert_id, district_id = fields.get("alert_id", ""), fields.get("district_id", "")
-    campaign = await crowd_messages.campaign_for_alert(
+    campaign, why = await crowd_messages.campaign_for_alert(
         db, redis_client, alert_id, now=datetime.now(UTC), cooldown_minutes=settings.crowd_alert_cooldown_minutes,
         district_url=f"/d/{to_global('District', district_id)}")
-    if campaign is not None:
-        outcome = f"campaign {campaign.id}"
-    else:  # cooling down, stale, cleared or unknown: the alert document says which
-        handled = (await db.crowd_alerts.find_one({"_id": alert_id}, {"handled": 1}) or {}).get("handled") or {}
-        outcome = f"no message ({handled.get('skipped', 'not a raised alert')})"
+    outcome = f"campaign {campaign.id} ({why})" if campaign else f"no message ({why})"
     log.info("crowd alert %s for area %s in %s (%s): %s", alert_id, fields.get("area_id"), district_id,
              fields.get("level"), outcome)
 

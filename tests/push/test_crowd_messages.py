@@ -114,7 +114,7 @@ async def test_an_alert_reclaimed_hours_late_is_no_longer_news(db: Any, redis: R
     fields = await raise_alert(db, area)
     late = datetime.now(UTC) + timedelta(hours=2)
     assert await crowd_messages.campaign_for_alert(db, redis, fields["alert_id"], now=late, cooldown_minutes=30,
-                                                   district_url="/d/x") is None
+                                                   district_url="/d/x") == (None, "stale")
     assert (await db.crowd_alerts.find_one({"_id": fields["alert_id"]}))["handled"] == {
         "by": "worker", "skipped": "stale"}
     assert await redis.get(crowd_messages.COOLDOWN_KEY + area) is None  # a stale alert takes no cooldown

@@ -54,24 +54,24 @@ def _texts(area: Localized, district: Localized, level: str, percent: float) -> 
 
 
 async def campaign_for_alert(db: AsyncDatabase[Doc], redis: Redis, alert_id: str, *, now: datetime,
-                             cooldown_minutes: int, district_url: str) -> Campaign | None:
-    """The campaign for a raised alert (created once), or None when cooling down or not applicable."""
+                             cooldown_minutes: int, district_url: str) -> tuple[Campaign | None, str]:
+    """The campaign for a raised alert (created once), or None with why: cooldown, stale, not raised."""
     alert = await db.crowd_alerts.find_one({"_id": alert_id})
     if alert is None or alert.get("kind") != "raised":
-        return None
+        return None, "not a raised alert"
     at = alert.get("at")
     if isinstance(at, datetime) and (now - (at if at.tzinfo else at.replace(tzinfo=UTC))).total_seconds() > TTL:
         await _handled(db, alert_id, {"by": "worker", "skipped": "stale"})  # reclaimed too late to be news
-        return None
+        return None, "stale"
     existing = await campaigns.get(db, alert_id)
     if existing is not None:
-        return existing
+        return existing, "created before"
     area_id, district_id = str(alert["area_id"]), str(alert["district_id"])
     # SET NX claims the area's cooldown; a value equal to this alert is our own earlier, interrupted try
     claimed = await redis.set(COOLDOWN_KEY + area_id, alert_id, nx=True, ex=cooldown_minutes * 60)
     if not claimed and await redis.get(COOLDOWN_KEY + area_id) != alert_id:
         await _handled(db, alert_id, {"by": "worker", "skipped": "cooldown"})
-        return None
+        return None, "cooldown"
     area = await db.areas.find_one({"_id": area_id}, {"name": 1}) or {}
     district = await db.districts.find_one({"_id": district_id}, {"name": 1}) or {}
     title, body = _texts(dict(area.get("name") or {"en": area_id}), dict(district.get("name") or {"en": district_id}),
@@ -85,7 +85,7 @@ async def campaign_for_alert(db: AsyncDatabase[Doc], redis: Redis, alert_id: str
     except DuplicateKeyError:  # another worker got there between our read and insert
         campaign = await campaigns.get(db, alert_id)
     await _handled(db, alert_id, {"by": "worker", "campaign_id": alert_id})
-    return campaign
+    return campaign, "created"
 
 
 def _topic(area_id: str) -> str:
