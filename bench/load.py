@@ -74,13 +74,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
 from server.api.ids import from_global, to_global
-from server.api.persisted import digest
 from server.content.loader import load_content
 from server.domain.accounts import service as accounts
 from server.domain.crowd import sensors
 from server.domain.push import campaigns
 from server.domain.push.models import COLLECTION as PUSH_SUBSCRIPTIONS
 from server.domain.push.models import PushSubscription, subscription_id
+from server.plumbing.persisted import digest
 from server.push import fanout
 from server.push.vapid import b64url, origin_of
 from server.services import embedded, mongo

@@ -206,7 +206,7 @@ async def insert_subscribers(db: Any, push_url: str, n: int) -> None:
 
 
 async def new_campaign(db: Any) -> str:
-    from server.domain.accounts.models import Actor
+    from server.domain.actor import Actor
     from server.domain.push import campaigns
 
     admin = Actor("bench-admin", "bench@shangquan.example", "admin")
@@ -285,7 +285,7 @@ async def profile_in_process(db: Any, redis_url: str, settings_env: dict[str, st
     # only the first N subscribers are in this campaign's district
     keep = [d["_id"] async for d in db[COLLECTION].find({}, {"_id": 1}).sort("_id", 1).limit(subscribers)]
     await db[COLLECTION].update_many({"_id": {"$in": keep}}, {"$set": {"districts": ["dongmen"]}})
-    from server.domain.accounts.models import Actor
+    from server.domain.actor import Actor
 
     admin = Actor("bench-admin", "bench@shangquan.example", "admin")
     data = campaigns.CampaignInput(title=dict(PAYLOAD_TEXTS), body={"zh-CN": "今晚 8 点"}, district_ids=["dongmen"],

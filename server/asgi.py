@@ -15,7 +15,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from server.api.budget import CostBudget
 from server.api.crowd.hub import CrowdHub
-from server.api.push.inbox_hub import InboxHub
+from server.api.inbox.hub import InboxHub
 from server.api.schema import build_schema
 from server.api.view import GraphQLView
 from server.content.loader import load_content
@@ -24,18 +24,18 @@ from server.observability.logs import configure_logging
 from server.observability.metrics import MongoMetrics, metrics_route
 from server.observability.middleware import AccessLogMiddleware
 from server.observability.startup import problems
+from server.plumbing.auth import session_policy
+from server.plumbing.etag import ETagMiddleware
+from server.plumbing.ratelimit import Limiter, RateLimitMiddleware
+from server.plumbing.request_id import RequestIdMiddleware
 from server.services import embedded, mongo, redis
 from server.services.availability import MONGO_DOWN, REDIS_DOWN, ServiceUnavailable
 from server.settings import Settings
-from server.web import pages
+from server.web import health
 from server.web.admin.routes import admin_routes
-from server.web.auth import session_policy
-from server.web.etag import ETagMiddleware
 from server.web.ingest import ingest_crowd
 from server.web.push_clicks import push_clicked
 from server.web.pwa import pwa_routes
-from server.web.ratelimit import Limiter, RateLimitMiddleware
-from server.web.request_id import RequestIdMiddleware
 
 log = logging.getLogger("shangquan")
 
@@ -92,8 +92,8 @@ def create_app(
             yield
 
     routes = [
-        Route("/healthz", pages.healthz),
-        Route("/readyz", pages.readyz),
+        Route("/healthz", health.healthz),
+        Route("/readyz", health.readyz),
         metrics_route(settings.metrics_token),
         Route("/ingest/crowd", ingest_crowd, methods=["POST"]),
         Route("/push/clicked", push_clicked, methods=["POST"]),
@@ -103,7 +103,7 @@ def create_app(
         *pwa_routes(settings),
     ]
     # A route that needs MongoDB or Redis while it is down answers 503 with Retry-After, not 500.
-    unavailable: dict[Any, Any] = {error: pages.service_unavailable
+    unavailable: dict[Any, Any] = {error: health.service_unavailable
                                    for error in (*MONGO_DOWN, *REDIS_DOWN, ServiceUnavailable)}
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan, exception_handlers=unavailable,
                      middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware),

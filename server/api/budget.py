@@ -2,7 +2,7 @@
 
 The charge comes after validation (a document that fails it runs nothing and costs nothing) and before
 execution, for queries, mutations and subscriptions alike. A client is the account of a valid API token,
-else its address (server/web/ratelimit.py). Over budget, the operation does not run: the answer is a
+else its address (server/plumbing/ratelimit.py). Over budget, the operation does not run: the answer is a
 RATE_LIMITED error with `retryAfter`, which the view sends as HTTP 429 with a Retry-After header.
 """
 
@@ -14,10 +14,11 @@ from starlette.requests import HTTPConnection
 from strawberry.extensions import SchemaExtension
 
 from graphql import DocumentNode
+from server.api.context import Context
 from server.api.errors import RATE_LIMITED, ApiError
 from server.api.limits import operation_cost
-from server.web.auth import actor_of
-from server.web.ratelimit import Limiter, client_key
+from server.plumbing.auth import actor_of
+from server.plumbing.ratelimit import client_key
 
 
 async def client_of(connection: HTTPConnection) -> str:
@@ -30,9 +31,8 @@ async def client_of(connection: HTTPConnection) -> str:
 
 class CostBudget(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
-        context = self.execution_context.context
-        connection = getattr(context, "request", None)
-        limiter: Limiter | None = getattr(connection.app.state, "limiter", None) if connection else None
+        context: Context = self.execution_context.context
+        connection, limiter = context.request, context.limiter
         budget = context.settings.rate_limit_graphql_cost if limiter else 0
         document = self.execution_context.graphql_document
         if limiter is not None and connection is not None and budget > 0 and isinstance(document, DocumentNode):

@@ -8,10 +8,9 @@ from typing import Any, TypeVar
 import strawberry
 
 from server.api.common import AppInfo
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.errors import Conflict, DomainError, Invalid, RateLimited
-from server.web.auth import actor_of
-from server.web.i18n import translate  # the same texts the back office shows
+from server.domain.messages import translate  # the same texts the back office shows
 
 T = TypeVar("T")
 
@@ -43,7 +42,7 @@ async def attempt(info: AppInfo, work: Awaitable[T]) -> tuple[T | None, list[Fie
 
 
 async def actor(info: AppInfo) -> Actor:
-    return await actor_of(info.context.request)
+    return await info.context.viewer()
 
 
 @strawberry.input(description="A text in the three locales; zhCN is required where the text is.")

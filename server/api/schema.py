@@ -25,6 +25,8 @@ from server.api.errors import classify
 from server.api.executor import EventScopedExecutor
 from server.api.festivals.mutations import FestivalMutations
 from server.api.festivals.queries import FestivalQueries
+from server.api.inbox.queries import InboxQueries
+from server.api.inbox.subscriptions import InboxSubscriptions
 from server.api.limits import limits_rule
 from server.api.merchants.mutations import MerchantMutations
 from server.api.merchants.queries import MerchantQueries
@@ -46,12 +48,12 @@ log = logging.getLogger("shangquan.graphql")
 
 @strawberry.type
 class Query(NodeQueries, DistrictQueries, MerchantQueries, OfferQueries, FestivalQueries, ProductQueries,
-            SearchQueries, CrowdQueries, PushQueries, CampaignQueries):
+            SearchQueries, CrowdQueries, PushQueries, InboxQueries, CampaignQueries):
     pass
 
 
 @strawberry.type
-class Subscription(CrowdSubscriptions, CampaignSubscriptions):
+class Subscription(CrowdSubscriptions, CampaignSubscriptions, InboxSubscriptions):
     pass
 
 

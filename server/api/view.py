@@ -13,12 +13,12 @@ from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.types import ExecutionResult
 
-from server.api import persisted
 from server.api.context import Context
 from server.api.errors import RATE_LIMITED, SERVICE_UNAVAILABLE, format_error
 from server.domain.i18n import negotiate
+from server.observability.correlation import current_request_id
 from server.observability.metrics import count_graphql_errors
-from server.web.request_id import current_request_id
+from server.plumbing import persisted
 
 
 class GraphQLView(GraphQL[Context, None]):
@@ -46,6 +46,7 @@ class GraphQLView(GraphQL[Context, None]):
             db=state.db, redis=state.redis, settings=state.settings,
             locale=negotiate(request.headers.get("accept-language")), now=datetime.now(UTC),
             request_id=current_request_id(), request=request, response=response,
+            crowd_hub=state.crowd_hub, inbox_hub=state.inbox_hub, limiter=state.limiter,
         )
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:

@@ -10,7 +10,7 @@ from server.domain.festivals.models import KINDS as FESTIVAL_KINDS
 from server.domain.festivals.models import window
 from server.domain.geo import Point, point_in_polygon
 from server.domain.merchants.derived import derived_fields
-from server.domain.merchants.exceptions import parse_exceptions
+from server.domain.merchants.holiday_hours import parse_exceptions
 from server.domain.merchants.hours import DAYS, HoursError, parse_week
 from server.domain.offers.models import KINDS as OFFER_KINDS
 from server.domain.products.models import CATEGORIES as PRODUCT_CATEGORIES

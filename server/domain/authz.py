@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.errors import Forbidden, Unauthenticated
 
 # API-token scopes; a session (scopes None) carries every scope of its role.

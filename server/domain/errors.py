@@ -36,7 +36,7 @@ class RateLimited(DomainError):
 
 
 class Invalid(DomainError):
-    """Per-field problems; `fields` maps a field name to a message key (see server/web/i18n.py)."""
+    """Per-field problems; `fields` maps a field name to a message key (see server/domain/messages.py)."""
 
     code = "VALIDATION_FAILED"
 

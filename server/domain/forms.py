@@ -1,4 +1,4 @@
-"""Field checks shared by the service functions; problems are message keys (server/web/i18n.py)."""
+"""Field checks shared by the service functions; problems are message keys (server/domain/messages.py)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from server.web.request_id import current_request_id
+from server.observability.correlation import current_request_id
 
 REDACTED = "[REDACTED]"
 

@@ -15,7 +15,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from server.domain.push import campaigns, inbox, policy
+from server.domain.inbox import service as inbox
+from server.domain.push import campaigns, policy
 from server.domain.push.campaigns import SENDING, Campaign
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.services.mongo import Doc

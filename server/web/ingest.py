@@ -13,8 +13,8 @@ from starlette.responses import JSONResponse, Response
 from server.domain.crowd import live, sensors
 from server.domain.crowd.ingest import BatchError, ingest
 from server.observability.metrics import count_readings
+from server.plumbing.ratelimit import too_many
 from server.services.availability import RETRY_AFTER_SECONDS, ServiceUnavailable
-from server.web.ratelimit import too_many
 
 log = logging.getLogger("shangquan.ingest")
 MAX_BODY = 256 * 1024

@@ -23,8 +23,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from server.api.persisted import allow_list
 from server.domain.i18n import LOCALES
+from server.plumbing.persisted import allow_list
 from server.settings import Settings
 
 SHELL = "/app/index.html"

@@ -13,7 +13,7 @@ import pytest
 
 from server.api.ids import to_global
 from server.domain.accounts import service as accounts
-from server.web.i18n import translate
+from server.domain.messages import translate
 from tests.conftest import RunningApp, gql, unique_db
 from tests.support import PASSWORD, make_account
 

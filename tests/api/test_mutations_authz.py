@@ -13,7 +13,7 @@ import pytest
 
 from server.api.ids import to_global
 from server.domain.accounts import service as accounts
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.authz import SCOPES
 from server.domain.festivals import service as festivals
 from server.domain.offers import service as offers

@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 
-from server.api.persisted import allow_list, digest
 from server.domain.accounts import service as accounts
+from server.plumbing.persisted import allow_list, digest
 from server.settings import ROOT
 from tests.conftest import RunningApp
 from tests.support import make_account

@@ -16,7 +16,8 @@ import pytest
 from playwright.async_api import expect
 from redis.asyncio import Redis
 
-from server.domain.push import campaigns, inbox
+from server.domain.inbox import service as inbox
+from server.domain.push import campaigns
 from server.domain.push.campaigns import CampaignInput
 from server.settings import ROOT
 from tests.conftest import RunningApp

@@ -22,7 +22,7 @@ from server.observability.graphql import OperationNameExtension
 from server.observability.logs import configure_logging
 from server.observability.metrics import metrics_route
 from server.observability.middleware import AccessLogMiddleware
-from server.web.request_id import RequestIdMiddleware
+from server.plumbing.request_id import RequestIdMiddleware
 
 METRICS_TOKEN = "metrics-token-for-tests-0123456789"
 SQ_TOKEN = "sq_" + "T0kenSecretValue_abcdefghijklmnop1234567"

@@ -24,10 +24,10 @@ import redis.asyncio as aioredis
 
 from graphql import parse, validate
 from server.api.limits import limits_rule
-from server.api.persisted import digest
 from server.api.schema import build_schema
 from server.domain.accounts import service as accounts
 from server.domain.crowd import sensors
+from server.plumbing.persisted import digest
 from server.settings import ROOT, Settings
 from tests.conftest import RunningApp
 from tests.ops.servers import RedisServer, serve

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,13 +13,13 @@ from redis.asyncio import Redis
 from server.api.context import Context
 from server.api.ids import to_global
 from server.api.push.campaigns import CampaignMutations, CampaignQueries
-from server.domain.accounts.models import ANONYMOUS, Actor
+from server.domain import messages
+from server.domain.actor import ANONYMOUS, Actor
 from server.domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from server.domain.push import campaigns
 from server.domain.push.campaigns import CampaignInput
 from server.push.encode import MAX_TTL
 from server.settings import Settings
-from server.web import i18n
 
 ADMIN = Actor("admin-1", "admin@shangquan.example", "admin")
 HQB = Actor("op-1", "op1@shangquan.example", "operator", district_ids=frozenset({"huaqiangbei"}))
@@ -74,8 +73,8 @@ async def test_field_rules(db: Any) -> None:
     with pytest.raises(Invalid) as caught:
         await campaigns.create(db, ADMIN, data(district_ids=["atlantis"], ttl=MAX_TTL + 1), now=NOW)
     assert caught.value.fields == {"districtIds": "unknown_district", "ttl": "out_of_range"}
-    for key in campaigns.MESSAGE_KEYS:  # the push_* keys join server/web/i18n.py MESSAGES at wiring time
-        assert key.startswith("push_") or i18n.translate(key, "en") != key, key
+    for key in campaigns.MESSAGE_KEYS:  # the push_* keys join server/domain/messages.py MESSAGES at wiring time
+        assert key.startswith("push_") or messages.translate(key, "en") != key, key
 
 
 async def test_payload_size_is_checked_for_every_locale_at_compose_time(db: Any) -> None:
@@ -138,9 +137,8 @@ CANCEL = "mutation ($id: ID!) { cancelCampaign(id: $id) { campaign { status } er
 
 async def run(db: Any, redis: Redis, query: str, variables: dict[str, Any] | None = None, *,
               who: Actor = ANONYMOUS, now: datetime | None = None) -> dict[str, Any]:
-    request = SimpleNamespace(state=SimpleNamespace(actor=who))
     context = Context(db=db, redis=redis, settings=Settings(), locale="zh-CN", now=now or datetime.now(UTC),
-                      request_id="test", request=request)
+                      request_id="test", actor=who)
     result = await SCHEMA.execute(query, variable_values=variables, context_value=context)
     assert result.errors is None, result.errors
     assert result.data is not None

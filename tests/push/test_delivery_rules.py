@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 from redis.asyncio import Redis
 
-from server.domain.push import campaigns, inbox, policy
+from server.domain.inbox import service as inbox
+from server.domain.push import campaigns, policy
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.push import fanout
 from server.push.fanout import DELIVERIES, Consumer, FanoutConfig

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.i18n import LOCALES
 from server.domain.push import campaigns
 from server.domain.push.campaigns import CampaignInput

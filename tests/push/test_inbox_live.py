@@ -17,9 +17,10 @@ from gql.transport.websockets import WebsocketsTransport
 from redis.asyncio import Redis
 
 from server.api.ids import to_global
-from server.api.push.inbox_hub import InboxHub
+from server.api.inbox.hub import InboxHub
 from server.domain.accounts import service as accounts
-from server.domain.push import campaigns, inbox
+from server.domain.inbox import service as inbox
+from server.domain.push import campaigns
 from server.domain.push.campaigns import CampaignInput
 from tests.conftest import RunningApp, gql
 from tests.support import make_account

@@ -13,6 +13,7 @@ from server.api.context import Context
 from server.api.ids import to_global
 from server.api.push.mutations import PushMutations
 from server.api.push.queries import PushQueries
+from server.domain import messages
 from server.domain.push import subscriptions as subs
 from server.domain.push.models import COLLECTION, PushSubscription
 from server.push.encode import encode
@@ -20,7 +21,6 @@ from server.push.hosts import HostGuard
 from server.push.sender import Outcome, PushSender
 from server.push.vapid import VapidKeys
 from server.settings import Settings
-from server.web import i18n
 from tests.push.push_service import PushService, b64e
 
 
@@ -139,5 +139,5 @@ async def test_subscribed_browser_receives_and_expired_is_deleted(db: Any, redis
 
 def test_push_message_keys_are_translated() -> None:
     for key in subs.MESSAGE_KEYS:
-        texts = i18n.MESSAGES.get(key)
+        texts = messages.MESSAGES.get(key)
         assert texts and set(texts) == {"zh-CN", "zh-HK", "en"} and len(set(texts.values())) > 1, key

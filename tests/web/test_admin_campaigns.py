@@ -18,13 +18,13 @@ import pytest
 import uvicorn
 
 from server.asgi import create_app
+from server.domain import messages
 from server.domain.festivals import service as festivals
 from server.domain.i18n import LOCALES
 from server.domain.push.campaigns import STATS
 from server.domain.push.models import TOPICS, PushSubscription
 from server.push.encode import Urgency
 from server.services import embedded
-from server.web import i18n
 from server.web.admin.views_push import STATES
 from tests.conftest import RunningApp
 from tests.support import make_account
@@ -171,7 +171,7 @@ async def test_an_operator_previews_then_sends_and_watches_the_counters(
     assert f"/admin/campaigns/{campaign_id}/approve" not in detail.text
     for name in STATS:  # every counter, with what it means
         assert f'data-stat="{name}"' in detail.text
-        assert i18n.text(f"stat_{name}_help", "en") in html.unescape(detail.text)
+        assert messages.translate(f"stat_{name}_help", "en") in html.unescape(detail.text)
 
     listing = await operator.get("/admin/campaigns")
     card = listing.text.split(f'id="campaign-{campaign_id}"', 1)[1].split("</li>", 1)[0]
@@ -409,7 +409,7 @@ def test_every_campaign_text_exists_in_three_languages() -> None:
     for path in templates.glob("campaign*.html"):
         keys |= set(re.findall(r"""\bt\(["']([a-zA-Z0-9_-]+)["']\s*[,)]""", path.read_text()))
     for key in keys:
-        texts = i18n.MESSAGES.get(key)
+        texts = messages.MESSAGES.get(key)
         assert texts and set(texts) == set(LOCALES) and all(texts.values()), key
     assert {"campaign_sent", "campaign_scheduled", "campaign_awaiting", "campaign_approved", "campaign_rejected",
-            "campaign_cancelled"} <= i18n.NOTICES
+            "campaign_cancelled"} <= messages.NOTICES

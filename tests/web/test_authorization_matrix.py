@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from server.domain.accounts import service as accounts
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.crowd import sensors
 from server.domain.festivals import service as festivals
 from server.domain.offers import service as offers

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from server.domain import messages
 from server.domain.offers import service as offers
-from server.web import i18n
 from server.web.admin.security import CSP
 from tests.conftest import RunningApp
 from tests.web.conftest import SHOP_X, Browser, People, signed_in
@@ -285,7 +285,7 @@ def test_every_domain_message_key_is_translated_in_three_locales() -> None:
               "login_failed", "role_invalid", "scopes_invalid", "unknown_merchant"}
     assert listed <= keys, listed - keys
     for key in keys | {"conflict", "rate_limited", "password_mismatch", "bad_date"}:
-        texts = i18n.MESSAGES.get(key)
+        texts = messages.MESSAGES.get(key)
         assert texts and set(texts) == {"zh-CN", "zh-HK", "en"} and all(texts.values()), key
         assert len(set(texts.values())) > 1, key  # really translated, not copied
 
@@ -305,23 +305,23 @@ def test_every_text_the_templates_ask_for_exists() -> None:
         used |= set(re.findall(r"""\bt\(["']([a-zA-Z0-9_-]+)["']\s*[,)]""", path.read_text()))
     for prefix, values in (("role_", ROLES), ("scope_", SCOPES), ("fkind_", FESTIVAL_KINDS), ("locale_", LOCALES),
                            ("day_", DAYS), ("kind_", KINDS), ("status_", STATUSES), ("pcat_", CATEGORIES),
-                           ("decision_", ("featured", "rejected", "none")), ("ok_", i18n.NOTICES),
+                           ("decision_", ("featured", "rejected", "none")), ("ok_", messages.NOTICES),
                            ("skind_", SENSOR_KINDS), ("level_", LEVELS), ("sensor_status_", ("active", "revoked")),
                            ("rule_state_", ("armed", "raised")), ("alert_kind_", ("raised", "cleared"))):
         used |= {prefix + v for v in values}
-    missing = sorted(k for k in used if k not in i18n.MESSAGES)
+    missing = sorted(k for k in used if k not in messages.MESSAGES)
     assert not missing
-    for key, texts in i18n.MESSAGES.items():
+    for key, texts in messages.MESSAGES.items():
         assert set(texts) == {"zh-CN", "zh-HK", "en"} and all(texts.values()), key
         fields = {tuple(sorted(re.findall(r"\{(\w+)\}", t))) for t in texts.values()}
         assert len(fields) == 1, f"{key}: placeholders differ between locales"
 
 
 def test_field_labels() -> None:
-    assert i18n.field_label("title.zh-CN", "zh-CN") == "标题（简体中文）"
-    assert i18n.field_label("title.en", "en") == "Title (English)"
-    assert i18n.field_label("hours", "zh-HK") == "營業時間"
-    assert i18n.translate("no_such_key", "en") == "no_such_key"
+    assert messages.field_label("title.zh-CN", "zh-CN") == "标题（简体中文）"
+    assert messages.field_label("title.en", "en") == "Title (English)"
+    assert messages.field_label("hours", "zh-HK") == "營業時間"
+    assert messages.translate("no_such_key", "en") == "no_such_key"
 
 
 async def test_festival_and_product_conflicts_show_what_is_stored(db: Any, people: People,

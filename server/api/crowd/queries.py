@@ -85,7 +85,7 @@ class CrowdSubscriptions:
         district = await context.loaders.district.load(key)
         if district is None:
             raise not_found("District", district_id)
-        hub = context.request.app.state.crowd_hub
+        hub = context.live_crowd()
         settings = context.settings
         subscription = hub.subscribe(key)
         try:

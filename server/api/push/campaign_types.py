@@ -1,4 +1,4 @@
-"""GraphQL types of campaigns and inbox items: inputs, the campaign as an operator sees it, previews."""
+"""GraphQL types of campaigns: inputs, the campaign as an operator sees it, previews."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ import strawberry
 from server.api.ids import key_of, to_global
 from server.api.payloads import FieldError, LocalizedInput, texts
 from server.api.push.types import PushTopic
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.push import campaigns
 from server.domain.push.campaigns import Campaign, Preview
-from server.domain.push.inbox import InboxItem
 
 MAX_INPUT_LIST = 60  # one past every domain limit, so the service can say "too many" without a huge list
 
@@ -173,24 +172,3 @@ class CampaignPreviewPayload:
     audience: int | None = strawberry.field(description="Subscriptions it would reach now, before quiet hours and "
                                                         "the daily cap; null when the input has errors.")
     errors: list[FieldError]
-
-
-@strawberry.type(description="One inbox message in the reader's locale (zh-HK → zh-CN → en fallback).")
-class InboxItemType:
-    id: strawberry.ID
-    title: str
-    body: str
-    url: str
-    image: str | None
-    topics: list[PushTopic]
-    district_ids: list[strawberry.ID]
-    created_at: datetime = strawberry.field(description="When it was sent.")
-
-    @staticmethod
-    def of(item: InboxItem, locale: str) -> InboxItemType:
-        campaign = item.campaign
-        return InboxItemType(
-            id=strawberry.ID(to_global("Campaign", campaign.id)), title=item.title, body=item.body, url=item.url,
-            image=campaign.image_for(locale) or None, topics=[PushTopic(t) for t in campaign.topics],
-            district_ids=[strawberry.ID(to_global("District", d)) for d in campaign.district_ids],
-            created_at=campaign.send_at)

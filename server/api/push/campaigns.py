@@ -1,4 +1,4 @@
-"""Campaigns and the inbox in GraphQL: compose, preview, approve, cancel, follow; the inbox's pages."""
+"""Campaigns in GraphQL: compose, preview, approve, cancel, follow."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import strawberry
 from server.api.common import AppInfo
 from server.api.context import Context
 from server.api.ids import key_of
-from server.api.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from server.api.pagination import page_size
 from server.api.payloads import FieldError, actor, attempt
 from server.api.push.campaign_types import (
     CampaignInput,
@@ -16,28 +16,13 @@ from server.api.push.campaign_types import (
     CampaignPreview,
     CampaignPreviewPayload,
     CampaignType,
-    InboxItemType,
 )
-from server.api.push.types import PushTopic
-from server.domain.accounts.models import Actor
-from server.domain.push import campaigns, inbox
+from server.domain.actor import Actor
+from server.domain.push import campaigns
 from server.domain.push.campaigns import Campaign
 from server.push.expand import start_if_due
 
 RECENT_DEFAULT = 20
-
-
-@strawberry.type
-class InboxEdge:
-    cursor: str
-    node: InboxItemType
-
-
-@strawberry.type
-class InboxConnection:
-    edges: list[InboxEdge]
-    page_info: PageInfo
-    locale: str
 
 
 def _payload(ctx: Context, campaign: Campaign | None, errors: list[FieldError], viewer: Actor) -> CampaignPayload:
@@ -52,22 +37,6 @@ async def _start_if_due(ctx: Context, campaign: Campaign) -> Campaign:
 
 @strawberry.type
 class CampaignQueries:
-    @strawberry.field(description="Campaign messages for these districts and topics, newest first.")
-    async def inbox(self, info: AppInfo, districts: list[strawberry.ID], topics: list[PushTopic] | None = None,
-                    locale: str | None = None, first: int | None = None,
-                    after: str | None = None) -> InboxConnection:
-        ctx = info.context
-        ctx.use_locale(locale)
-        size = page_size(first)
-        page = await inbox.inbox(ctx.db, [key_of(d, "District") for d in districts[:inbox.MAX_DISTRICTS]],
-                                 [t.value for t in topics or []], ctx.locale, first=size, now=ctx.now,
-                                 after=decode_cursor(after))
-        edges = [InboxEdge(cursor=encode_cursor(item.key), node=InboxItemType.of(item, ctx.locale))
-                 for item in page.items]
-        return InboxConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
-                                                               end_cursor=edges[-1].cursor if edges else None),
-                               locale=ctx.locale)
-
     @strawberry.field(description="A campaign with its progress; for operators of its districts.")
     async def campaign_stats(self, info: AppInfo, id: strawberry.ID) -> CampaignPayload:
         ctx = info.context

@@ -1,5 +1,4 @@
-"""Live campaign views over graphql-transport-ws: an operator follows a campaign's progress; a shopper's open
-inbox gets each new message as its campaign starts sending."""
+"""Live campaign views over graphql-transport-ws: an operator follows a campaign's progress."""
 
 from __future__ import annotations
 
@@ -11,16 +10,12 @@ from typing import Any, Final
 import strawberry
 
 from server.api.common import AppInfo
-from server.api.errors import UNSUPPORTED_LOCALE, ApiError
 from server.api.ids import key_of
 from server.api.payloads import actor, attempt
-from server.api.push.campaign_types import DONE, CampaignPayload, CampaignStatus, CampaignType, InboxItemType
-from server.api.push.inbox_hub import InboxHub
-from server.api.push.types import PushTopic
+from server.api.push.campaign_types import DONE, CampaignPayload, CampaignStatus, CampaignType
 from server.domain.accounts import service as accounts
-from server.domain.accounts.models import ANONYMOUS, Actor
-from server.domain.i18n import LOCALES, canonical_locale
-from server.domain.push import campaigns, inbox
+from server.domain.actor import ANONYMOUS, Actor
+from server.domain.push import campaigns
 
 POLL_SECONDS: Final = 1.0  # a handful of operators follow a campaign: one read by _id each per second is cheap
 IDLE_POLL_SECONDS: Final = 10.0
@@ -29,22 +24,11 @@ IDLE_POLL_SECONDS: Final = 10.0
 async def socket_actor(info: AppInfo) -> Actor:
     """Who opened the WebSocket: a bearer token in the connection_init payload (`{"authorization": "Bearer
     sq_…"}`, as browsers cannot set headers on a WebSocket), else the upgrade request's header or cookie."""
-    params: Any = getattr(info.context, "connection_params", None)
+    params = info.context.connection_params
     authorization = params.get("authorization") if isinstance(params, dict) else None
     if isinstance(authorization, str) and authorization.lower().startswith("bearer "):
         return await accounts.actor_for_token(info.context.db, authorization[7:].strip()) or ANONYMOUS
     return await actor(info)
-
-
-def _locale(info: AppInfo, requested: str | None) -> str:
-    # Not Context.use_locale: one socket carries many operations, each may read its own locale.
-    if requested is None:
-        return info.context.locale
-    locale = canonical_locale(requested) if len(requested) <= 20 else None
-    if locale is None:
-        raise ApiError(UNSUPPORTED_LOCALE, f"locale {requested[:20]!r} is not supported; use one of "
-                       f"{', '.join(LOCALES)}", supported=list(LOCALES))
-    return locale
 
 
 @strawberry.type
@@ -55,7 +39,7 @@ class CampaignSubscriptions:
     async def campaign_progress(self, info: AppInfo, id: strawberry.ID,
                                 locale: str | None = None) -> AsyncGenerator[CampaignPayload, None]:
         ctx = info.context
-        reader = _locale(info, locale)
+        reader = info.context.operation_locale(locale)
         who = await socket_actor(info)
         key = key_of(id, "Campaign")
         campaign, errors, _ = await attempt(info, campaigns.for_operator(ctx.db, who, key))
@@ -78,18 +62,3 @@ class CampaignSubscriptions:
             if fresh is None:
                 return
             campaign = fresh
-
-    @strawberry.subscription(description="Each new message of inbox(districts, topics, locale), as soon as its "
-                                         "campaign starts sending (the current ones come from the inbox query).")
-    async def inbox_items(self, info: AppInfo, districts: list[strawberry.ID], topics: list[PushTopic] | None = None,
-                          locale: str | None = None) -> AsyncGenerator[InboxItemType, None]:
-        reader = _locale(info, locale)
-        keys = [key_of(d, "District") for d in districts[:inbox.MAX_DISTRICTS]]
-        hub: InboxHub = info.context.request.app.state.inbox_hub
-        subscription = hub.subscribe(keys, [t.value for t in topics or []], reader)
-        try:
-            while True:
-                campaign = await subscription.next()
-                yield InboxItemType.of(inbox.item_of(campaign, reader), reader)
-        finally:
-            subscription.close()

@@ -14,28 +14,10 @@ from server.api.push.types import (
 )
 from server.domain.push import subscriptions
 from server.domain.push.subscriptions import MAX_DISTRICTS, Preferences, SubscriptionInput
-from server.push.hosts import HostGuard
-
-_guards: dict[tuple[bool, bool], HostGuard] = {}
-
-
-def host_guard(settings: object) -> HostGuard:
-    """One guard (and DNS cache) per process; local push services only with allow_local_push_services."""
-    allow_local = bool(getattr(settings, "allow_local_push_services", False))
-    production = bool(getattr(settings, "production", False))
-    guard = _guards.get((allow_local, production))
-    if guard is None:
-        guard = _guards[(allow_local, production)] = HostGuard(allow_local=allow_local, production=production)
-    return guard
 
 
 def client_of(info: AppInfo) -> str:
-    request = info.context.request
-    if request is None:
-        return "unknown"
-    from server.web.auth import client_ip
-
-    return client_ip(request)
+    return info.context.client_ip()
 
 
 def preferences(districts: list[strawberry.ID], topics: list[PushTopic], locale: str | None) -> Preferences:
@@ -53,7 +35,7 @@ class PushMutations:
         data = SubscriptionInput(subscription.endpoint, subscription.keys.p256dh, subscription.keys.auth,
                                  preferences(districts, topics, locale))
         result, errors, _ = await attempt(info, subscriptions.subscribe(
-            ctx.db, ctx.redis, host_guard(ctx.settings), data, client=client_of(info), default_locale=ctx.locale,
+            ctx.db, ctx.redis, ctx.push_host_guard(), data, client=client_of(info), default_locale=ctx.locale,
             now=ctx.now))
         return PushSubscriptionPayload(subscription=PushSubscriptionInfo.of(result) if result else None,
                                        errors=errors)

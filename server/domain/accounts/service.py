@@ -15,10 +15,11 @@ from redis.asyncio import Redis
 
 from server.domain import authz
 from server.domain.accounts import passwords, ratelimit
-from server.domain.accounts.models import ROLES, Account, Actor
+from server.domain.accounts.models import ROLES, Account
+from server.domain.actor import Actor
 from server.domain.audit import repository as audit
+from server.domain.digests import digest
 from server.domain.errors import Invalid, NotFound, RateLimited
-from server.domain.secrets import digest
 from server.services.mongo import Doc
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")

@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.services.mongo import Doc
 
 REDACTED = {"password_hash", "token_hash", "search_terms", "title_terms", "geo_cells", "open_slots", "content_hash"}

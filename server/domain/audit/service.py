@@ -5,7 +5,7 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import authz
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.audit.repository import AuditEntry, entries
 from server.services.mongo import Doc
 

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from server.domain import authz
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.crowd.models import LEVELS, Crowd
 from server.domain.errors import Invalid, NotFound

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.crowd import live, sensors
 from server.domain.crowd.ingest import ingest
 from server.domain.crowd.outlook import calendar_for

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import authz
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.crowd.models import SENSOR_KINDS
+from server.domain.digests import digest
 from server.domain.errors import Invalid, NotFound
-from server.domain.secrets import digest
 from server.services.mongo import Doc
 
 KEY_PREFIX = "sqs_"

@@ -4,7 +4,7 @@ from collections import defaultdict
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.districts.models import Area, District
 from server.services.mongo import Doc
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import authz, versioned
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.districts.models import Area
 from server.domain.errors import NotFound

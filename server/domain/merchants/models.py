@@ -6,7 +6,7 @@ from typing import Any
 
 from server.domain.geo import Point
 from server.domain.i18n import Localized
-from server.domain.merchants.exceptions import closing_at, open_at, parse_exceptions
+from server.domain.merchants.holiday_hours import closing_at, open_at, parse_exceptions
 from server.domain.merchants.hours import DAYS, Span, parse_week_cached
 
 

@@ -11,13 +11,13 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import authz, versioned
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.domain.geo import Point, point_in_polygon, valid_coordinates
 from server.domain.merchants.derived import derived_fields
-from server.domain.merchants.exceptions import parse_exceptions
+from server.domain.merchants.holiday_hours import parse_exceptions
 from server.domain.merchants.hours import DAYS, HoursError, parse_week
 from server.domain.merchants.models import Merchant
 from server.services.mongo import Doc

@@ -10,7 +10,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import authz, versioned
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.errors import Invalid, NotFound
 from server.domain.forms import CODE, Problems

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import authz
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.audit.repository import record as audit
 from server.domain.errors import NotFound
 from server.domain.forms import Problems
@@ -66,7 +66,7 @@ STATS: Final = ("targeted", "sent", "delivered", "expired", "failed", "too_large
 FINAL_STATS: Final = ("delivered", "expired", "failed", "too_large", "blocked", "cancelled", "timed_out", "skipped",
                       "capped")
 
-# Message keys (server/web/i18n.py MESSAGES) this module raises besides the shared ones.
+# Message keys (server/domain/messages.py MESSAGES) this module raises besides the shared ones.
 URL_INVALID: Final = "push_url_invalid"
 TOPIC_INVALID: Final = "push_topic_invalid"
 PAYLOAD_TOO_LARGE: Final = "push_payload_too_large"

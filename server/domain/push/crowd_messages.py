@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.i18n import LOCALES, Localized, pick
 from server.domain.push import campaigns
 from server.domain.push.campaigns import Campaign, CampaignInput

@@ -25,7 +25,7 @@ MAX_DISTRICTS: Final = 20
 RATE_WINDOW_SECONDS: Final = 10 * 60
 RATE_MAX_CALLS: Final = 20
 
-# Message keys (server/web/i18n.py MESSAGES) this module raises besides the shared ones.
+# Message keys (server/domain/messages.py MESSAGES) this module raises besides the shared ones.
 ENDPOINT_INVALID: Final = "push_endpoint_invalid"
 ENDPOINT_PRIVATE: Final = "push_endpoint_private"
 KEY_INVALID: Final = "push_key_invalid"

@@ -19,14 +19,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from server.domain.accounts.models import ANONYMOUS, Actor
+from server.domain import messages
+from server.domain.actor import ANONYMOUS, Actor
 from server.domain.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from server.domain.i18n import LOCALES, canonical_locale, negotiate, pick
 from server.domain.merchants.hours import SHANGHAI
+from server.plumbing.auth import actor_of
 from server.services.mongo import Doc
-from server.web import i18n
 from server.web.admin import security
-from server.web.auth import actor_of
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANG_COOKIE = "lang"
@@ -217,10 +217,10 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, s
     ok = request.query_params.get("ok", "")
     base: dict[str, Any] = {
         "locale": locale, "locales": LOCALES, "actor": actor or ANONYMOUS, "csrf": csrf,
-        "t": functools.partial(i18n.text, locale=locale), "pick": functools.partial(pick, locale=locale),
+        "t": functools.partial(messages.translate, locale=locale), "pick": functools.partial(pick, locale=locale),
         "show": functools.partial(show_value, locale=locale), "show_time": show_time,
-        "field_label": functools.partial(i18n.field_label, locale=locale),
-        "notice": ok if ok in i18n.NOTICES else "", "errors": {}, "values": Values(), "path": request.url.path,
+        "field_label": functools.partial(messages.field_label, locale=locale),
+        "notice": ok if ok in messages.NOTICES else "", "errors": {}, "values": Values(), "path": request.url.path,
     }
     response = templates.TemplateResponse(request, name, {**base, **(context or {})}, status_code=status_code,
                                           headers=headers)
@@ -269,7 +269,7 @@ def page(endpoint: Endpoint) -> Endpoint:
                            headers={"Retry-After": str(exc.retry_after)})
         except Invalid as exc:
             locale = locale_of(request)
-            details = [f"{i18n.field_label(f, locale)}: {i18n.text(k, locale)}"
+            details = [f"{messages.field_label(f, locale)}: {messages.translate(k, locale)}"
                        for f, k in exc.fields.items()]
             return message(request, "invalid_title", "invalid", 422, details)
         except Conflict:

@@ -13,6 +13,7 @@ from server.domain.accounts import sessions
 from server.domain.districts.repository import districts_by_ids, list_districts
 from server.domain.errors import Invalid, RateLimited
 from server.domain.merchants import service as merchants
+from server.plumbing.auth import SESSION_COOKIE, client_ip
 from server.web.admin import security
 from server.web.admin.common import (
     Values,
@@ -28,7 +29,6 @@ from server.web.admin.common import (
     session_actor,
     signed_in,
 )
-from server.web.auth import SESSION_COOKIE, client_ip
 
 _NEXT = re.compile(r"^/admin/[A-Za-z0-9/_.-]{0,200}$")
 

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.domain import authz
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.crowd import alerts, live, sensors
 from server.domain.crowd.models import LEVELS, SENSOR_KINDS
 from server.domain.districts.models import Area, District

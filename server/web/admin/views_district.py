@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from server.domain import authz
 from server.domain.accounts import service as accounts
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.audit import service as audit
 from server.domain.audit.repository import AuditEntry
 from server.domain.districts import service as districts

@@ -11,9 +11,9 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.domain import authz
+from server.domain import authz, messages
 from server.domain.accounts import service as accounts
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.districts.repository import districts_by_ids, districts_of
 from server.domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from server.domain.festivals.models import Festival
@@ -22,9 +22,9 @@ from server.domain.festivals.repository import by_ids as festival_by_ids
 from server.domain.push import campaigns
 from server.domain.push.campaigns import FINAL_STATS, STATS, Campaign, CampaignInput, Preview
 from server.domain.push.models import TOPICS
+from server.observability.correlation import current_request_id
 from server.push.expand import start_if_due
 from server.settings import Settings
-from server.web import i18n
 from server.web.admin import campaign_form as cf
 from server.web.admin.common import (
     Values,
@@ -39,7 +39,6 @@ from server.web.admin.common import (
     session_actor,
     signed_in,
 )
-from server.web.request_id import current_request_id
 
 # What the list and the page call a campaign's moment; "scheduled" and "sent" are read from status, time and stats.
 STATES: Final = ("awaiting_approval", "scheduled", "sending", "sent", "cancelled")
@@ -58,7 +57,7 @@ def progress(campaign: Campaign) -> dict[str, int]:
 
 def stats_json(campaign: Campaign, now_ts: float, locale: str) -> dict[str, Any]:
     state = campaign.state(now_ts)
-    return {"id": campaign.id, "state": state, "stateLabel": i18n.text(f"campaign_state_{state}", locale),
+    return {"id": campaign.id, "state": state, "stateLabel": messages.translate(f"campaign_state_{state}", locale),
             "live": state in LIVE_STATES, "stats": dict(campaign.stats), **progress(campaign)}
 
 

@@ -13,13 +13,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.domain import authz
-from server.domain.accounts.models import Actor
+from server.domain.actor import Actor
 from server.domain.districts.repository import areas_by_district, districts_by_ids
 from server.domain.errors import Conflict, Invalid, NotFound
 from server.domain.festivals.repository import by_ids as festivals_by_ids
 from server.domain.festivals.repository import list_festivals
 from server.domain.merchants import service as merchants
-from server.domain.merchants.exceptions import MAX_EXCEPTIONS
+from server.domain.merchants.holiday_hours import MAX_EXCEPTIONS
 from server.domain.merchants.hours import DAYS
 from server.domain.merchants.models import Merchant
 from server.domain.offers import service as offers

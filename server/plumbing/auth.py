@@ -11,7 +11,7 @@ from starlette.requests import HTTPConnection
 
 from server.domain.accounts import service as accounts
 from server.domain.accounts import sessions
-from server.domain.accounts.models import ANONYMOUS, Actor
+from server.domain.actor import ANONYMOUS, Actor
 from server.services.mongo import Doc
 from server.settings import Settings
 

@@ -26,8 +26,8 @@ from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.plumbing.auth import client_ip
 from server.services.availability import ServiceUnavailable, WarnEvery
-from server.web.auth import client_ip
 
 log = logging.getLogger("shangquan.ratelimit")
 KEY_PREFIX = "rl:"

@@ -18,7 +18,8 @@ from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
-from server.domain.push import campaigns, inbox
+from server.domain.inbox import service as inbox
+from server.domain.push import campaigns
 from server.domain.push.campaigns import Campaign
 from server.services.mongo import Doc
 from server.services.pubsub import Hub

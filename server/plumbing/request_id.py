@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-_current: ContextVar[str] = ContextVar("request_id", default="-")
+from server.observability.correlation import request_id_var
+
 _SANE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-
-
-def current_request_id() -> str:
-    return _current.get()
 
 
 class RequestIdMiddleware:
@@ -26,7 +22,7 @@ class RequestIdMiddleware:
             return
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if _SANE.match(incoming) else uuid.uuid4().hex
-        token = _current.set(request_id)
+        token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -37,4 +33,4 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            _current.reset(token)
+            request_id_var.reset(token)

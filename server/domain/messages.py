@@ -658,9 +658,6 @@ def translate(key: str, locale: str = DEFAULT_LOCALE, **values: object) -> str:
     return text.format(**values) if values else text
 
 
-text = translate
-
-
 def field_label(field: str, locale: str = DEFAULT_LOCALE) -> str:
     """"title.zh-CN" → "标题（简体中文）"; "hours" → "营业时间"."""
     base, _, sub = field.partition(".")
