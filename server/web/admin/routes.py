@@ -20,10 +20,15 @@ from starlette.types import Receive, Scope, Send
 
 from server.settings import Settings
 from server.web.admin import views_account as account
+from server.web.admin import views_areas as areas
+from server.web.admin import views_audit as audit
 from server.web.admin import views_crowd as crowd
-from server.web.admin import views_district as district
+from server.web.admin import views_festivals as festivals
+from server.web.admin import views_merchants as merchants
+from server.web.admin import views_offers as offers
+from server.web.admin import views_products as products
 from server.web.admin import views_push as push
-from server.web.admin import views_shop as shop
+from server.web.admin import views_team as team
 from server.web.admin.common import http_error
 from server.web.admin.security import SecurityHeadersMiddleware
 
@@ -60,44 +65,44 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/tokens", account.create_token, methods=POST),
         Route("/tokens/{token_id}/revoke", account.revoke_token, methods=POST),
         # shops
-        Route("/merchants", shop.merchant_list, methods=GET),
-        Route("/merchants/{merchant_id}", shop.profile_form, methods=GET),
-        Route("/merchants/{merchant_id}", shop.profile_save, methods=POST),
-        Route("/districts/{district_id}/merchants/new", shop.new_merchant_form, methods=GET),
-        Route("/districts/{district_id}/merchants/new", shop.new_merchant, methods=POST),
-        Route("/merchants/{merchant_id}/offers", shop.offer_list, methods=GET),
-        Route("/merchants/{merchant_id}/offers/new", shop.new_offer_form, methods=GET),
-        Route("/merchants/{merchant_id}/offers/new", shop.new_offer, methods=POST),
-        Route("/offers/{offer_id}", shop.offer_form, methods=GET),
-        Route("/offers/{offer_id}", shop.offer_save, methods=POST),
-        Route("/offers/{offer_id}/publish", shop.publish_offer, methods=POST),
-        Route("/offers/{offer_id}/withdraw", shop.withdraw_offer, methods=POST),
-        Route("/offers/{offer_id}/decision", district.decide_offer, methods=POST),
-        Route("/merchants/{merchant_id}/products", shop.product_list, methods=GET),
-        Route("/merchants/{merchant_id}/products/new", shop.new_product_form, methods=GET),
-        Route("/merchants/{merchant_id}/products/new", shop.new_product, methods=POST),
-        Route("/merchants/{merchant_id}/products/{product_id}/sold", shop.set_sold_here, methods=POST),
-        Route("/products/{product_id}", shop.product_form, methods=GET),
-        Route("/products/{product_id}", shop.product_save, methods=POST),
+        Route("/merchants", merchants.merchant_list, methods=GET),
+        Route("/merchants/{merchant_id}", merchants.profile_form, methods=GET),
+        Route("/merchants/{merchant_id}", merchants.profile_save, methods=POST),
+        Route("/districts/{district_id}/merchants/new", merchants.new_merchant_form, methods=GET),
+        Route("/districts/{district_id}/merchants/new", merchants.new_merchant, methods=POST),
+        Route("/merchants/{merchant_id}/offers", offers.offer_list, methods=GET),
+        Route("/merchants/{merchant_id}/offers/new", offers.new_offer_form, methods=GET),
+        Route("/merchants/{merchant_id}/offers/new", offers.new_offer, methods=POST),
+        Route("/offers/{offer_id}", offers.offer_form, methods=GET),
+        Route("/offers/{offer_id}", offers.offer_save, methods=POST),
+        Route("/offers/{offer_id}/publish", offers.publish_offer, methods=POST),
+        Route("/offers/{offer_id}/withdraw", offers.withdraw_offer, methods=POST),
+        Route("/offers/{offer_id}/decision", festivals.decide_offer, methods=POST),
+        Route("/merchants/{merchant_id}/products", products.product_list, methods=GET),
+        Route("/merchants/{merchant_id}/products/new", products.new_product_form, methods=GET),
+        Route("/merchants/{merchant_id}/products/new", products.new_product, methods=POST),
+        Route("/merchants/{merchant_id}/products/{product_id}/sold", products.set_sold_here, methods=POST),
+        Route("/products/{product_id}", products.product_form, methods=GET),
+        Route("/products/{product_id}", products.product_save, methods=POST),
         # districts
-        Route("/festivals", district.festival_list, methods=GET),
-        Route("/festivals/new", district.new_festival_form, methods=GET),
-        Route("/festivals/new", district.new_festival, methods=POST),
-        Route("/festivals/{festival_id}", district.festival_form, methods=GET),
-        Route("/festivals/{festival_id}", district.festival_save, methods=POST),
-        Route("/festivals/{festival_id}/offers", district.festival_offers, methods=GET),
-        Route("/areas", district.area_list, methods=GET),
-        Route("/areas/{area_id}/capacity", district.set_capacity, methods=POST),
-        Route("/invite", district.invite_form, methods=GET),
-        Route("/invite", district.invite, methods=POST),
-        Route("/audit", district.audit_log, methods=GET),
+        Route("/festivals", festivals.festival_list, methods=GET),
+        Route("/festivals/new", festivals.new_festival_form, methods=GET),
+        Route("/festivals/new", festivals.new_festival, methods=POST),
+        Route("/festivals/{festival_id}", festivals.festival_form, methods=GET),
+        Route("/festivals/{festival_id}", festivals.festival_save, methods=POST),
+        Route("/festivals/{festival_id}/offers", festivals.festival_offers, methods=GET),
+        Route("/areas", areas.area_list, methods=GET),
+        Route("/areas/{area_id}/capacity", areas.set_capacity, methods=POST),
+        Route("/invite", team.invite_form, methods=GET),
+        Route("/invite", team.invite, methods=POST),
+        Route("/audit", audit.audit_log, methods=GET),
         # crowd sensing of a district
         Route("/districts/{district_id}/sensors", crowd.sensor_list, methods=GET),
         Route("/districts/{district_id}/sensors", crowd.register_sensor, methods=POST),
         Route("/districts/{district_id}/sensors/{sensor_id}/revoke", crowd.revoke_sensor, methods=POST),
         Route("/districts/{district_id}/crowd", crowd.crowd_page, methods=GET),
         Route("/districts/{district_id}/crowd/rules/{area_id}", crowd.save_rule, methods=POST),
-        Route("/accounts", district.account_list, methods=GET),
+        Route("/accounts", audit.account_list, methods=GET),
         # push campaigns: one form action for compose → preview → send (and back to edit)
         Route("/campaigns", push.campaign_list, methods=GET),
         Route("/campaigns/new", push.new_campaign_form, methods=GET),

@@ -1,5 +1,4 @@
-"""What operators run for their districts (admins: for all): festivals, featured offers, areas, invitations,
-the audit log; and the admins' list of accounts."""
+"""Festivals of an operator's districts, and which of their offers are featured."""
 
 from __future__ import annotations
 
@@ -11,19 +10,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.domain import authz
-from server.domain.accounts import service as accounts
 from server.domain.actor import Actor
-from server.domain.audit import service as audit
-from server.domain.audit.repository import AuditEntry
-from server.domain.districts import service as districts
-from server.domain.districts.models import Area
-from server.domain.districts.repository import districts_by_ids, districts_of, list_districts
+from server.domain.districts.repository import districts_of, list_districts
 from server.domain.errors import Conflict, Invalid
 from server.domain.festivals import service as festivals
 from server.domain.festivals.models import KINDS as FESTIVAL_KINDS
 from server.domain.festivals.models import Festival
 from server.domain.festivals.repository import list_festivals
-from server.domain.merchants import service as merchants
 from server.domain.merchants.repository import merchants_by_ids
 from server.domain.offers import repository as offer_repository
 from server.domain.offers import service as offers
@@ -40,11 +33,9 @@ from server.web.admin.common import (
     posted,
     render,
     see_other,
-    show_value,
     signed_in,
 )
 
-# ---------------------------------------------------------------- festivals
 
 def festival_values(festival: Festival | None, version: int = 0, district_ids: list[str] | None = None) -> Values:
     if festival is None:
@@ -159,107 +150,3 @@ async def decide_offer(request: Request) -> Response:
     offer = await offers.decide_for_festival(db_of(request), actor, request.path_params["offer_id"],
                                              form_str(form, "decision", 20), form_version(form))
     return see_other(f"/admin/festivals/{offer.festival_id}/offers?ok=saved")
-
-
-# ---------------------------------------------------------------- areas
-
-async def _areas_page(request: Request, actor: Actor, context: dict[str, Any], status_code: int = 200) -> Response:
-    found = await districts.areas_for_edit(db_of(request), actor)
-    wanted = request.query_params.get("district", "")
-    groups: dict[str, list[tuple[Area, int]]] = {}
-    for area, version in found:
-        if not wanted or area.district_id == wanted:
-            groups.setdefault(area.district_id, []).append((area, version))
-    names = await districts_by_ids(db_of(request), sorted(groups))
-    return render(request, "areas.html", {"groups": groups, "district_names": names, "failed": None,
-                                          "errors": {}, "conflict": None, **context}, status_code)
-
-
-@page
-async def area_list(request: Request) -> Response:
-    return await _areas_page(request, await signed_in(request), {})
-
-
-@page
-async def set_capacity(request: Request) -> Response:
-    actor, form = await posted(request)
-    area_id = request.path_params["area_id"]
-    capacity = form_str(form, "capacity", 40)
-    try:
-        area = await districts.set_capacity(db_of(request), actor, area_id, capacity, form_version(form))
-    except Invalid as exc:
-        return await _areas_page(request, actor, {"failed": area_id, "errors": exc.fields,
-                                                  "values": Values({"capacity": capacity})}, 422)
-    except Conflict as exc:
-        return await _areas_page(request, actor, {"failed": area_id, "conflict": exc.current,
-                                                  "values": Values({"capacity": capacity})}, 409)
-    return see_other(f"/admin/areas?district={area.district_id}&ok=saved")
-
-
-# ---------------------------------------------------------------- invitations
-
-async def _invite_page(request: Request, actor: Actor, context: dict[str, Any], status_code: int = 200) -> Response:
-    authz.district_operator(actor, sorted(actor.district_ids), "accounts")  # operators and admins invite
-    db = db_of(request)
-    shops = await merchants.of_actor(db, actor)
-    names = await districts_by_ids(db, sorted({m.district_id for m in shops}))
-    groups: dict[str, list[Any]] = {}
-    for shop in shops:
-        groups.setdefault(shop.district_id, []).append(shop)
-    roles = ["merchant", "operator", "admin"] if actor.is_admin else ["merchant"]
-    return render(request, "invite.html", {
-        "roles": roles, "shop_groups": groups, "district_names": names, "invitation": None, "link": "",
-        "districts": await list_districts(db) if actor.is_admin else [], **context}, status_code)
-
-
-@page
-async def invite_form(request: Request) -> Response:
-    actor = await signed_in(request)
-    merchant = request.query_params.get("merchant", "")
-    role = request.query_params.get("role", "merchant")
-    return await _invite_page(request, actor, {"values": Values({"role": role, "merchant_ids": [merchant]
-                                                                 if merchant else []})})
-
-
-@page
-async def invite(request: Request) -> Response:
-    actor, form = await posted(request)
-    try:
-        invitation = await accounts.invite(db_of(request), actor, form_str(form, "email", 320),
-                                           form_str(form, "role", 20), form_list(form, "merchant_ids"),
-                                           form_list(form, "district_ids"))
-    except Invalid as exc:
-        return await _invite_page(request, actor, {"values": Values.of_form(form), "errors": exc.fields}, 422)
-    link = f"{str(request.base_url).rstrip('/')}/admin/invite/{invitation.token}"
-    # the link is shown here once; only its hash is stored
-    return render(request, "invite_done.html", {"invitation": invitation, "link": link})
-
-
-# ---------------------------------------------------------------- audit log and accounts
-
-IGNORED_IN_DIFF = {"updated_at"}
-
-
-def diff(entry: AuditEntry, locale: str) -> list[tuple[str, str, str]]:
-    """(field, before, after) for every field that changed."""
-    before, after = entry.before or {}, entry.after or {}
-    rows = []
-    for key in sorted((set(before) | set(after)) - IGNORED_IN_DIFF):
-        if before.get(key) != after.get(key):
-            rows.append((key, show_value(before.get(key), locale, 160) if entry.before is not None else "",
-                         show_value(after.get(key), locale, 160) if entry.after is not None else ""))
-    return rows[:40]
-
-
-@page
-async def audit_log(request: Request) -> Response:
-    actor = await signed_in(request)
-    entries = await audit.visible_to(db_of(request), actor)
-    return render(request, "audit.html", {"entries": entries, "diff": diff})
-
-
-@page
-async def account_list(request: Request) -> Response:
-    actor = await signed_in(request)
-    found = await accounts.list_accounts(db_of(request), actor)
-    return render(request, "accounts.html", {"accounts": found})
