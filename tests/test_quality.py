@@ -21,3 +21,24 @@ def test_ruff_is_clean() -> None:
 def test_mypy_strict_on_server() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_imports_run_downward() -> None:
+    """The layer contracts in pyproject.toml ([tool.importlinter]; docs/architecture.md explains them)."""
+    result = subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; "
+                             "lint_imports_command(['--no-cache'])"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=600, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_resolvers_read_the_typed_context() -> None:
+    """Resolvers reach clients, hubs and the limiter through Context's attributes (server/api/context.py):
+    only the view that builds the Context reads the application's state, and settings are read as typed
+    attributes, never with getattr."""
+    api = ROOT / "server" / "api"
+    state = sorted(str(p.relative_to(ROOT)) for p in api.rglob("*.py")
+                   if "app.state" in p.read_text(encoding="utf-8") and p.name not in ("view.py", "context.py"))
+    assert state == []
+    loose = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "server").rglob("*.py")
+                   if "getattr(settings" in p.read_text(encoding="utf-8") and "push" not in p.parts)
+    assert loose == []

@@ -6,7 +6,7 @@ import base64
 import binascii
 
 from server.api.errors import INVALID_ID, NOT_FOUND, ApiError
-from server.content.validate import SLUG
+from server.domain.forms import SLUG
 
 
 def to_global(type_name: str, key: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from pymongo.asynchronous.database import AsyncDatabase
 from strawberry.dataloader import DataLoader
 
+from server.domain.categories.repository import names_by_ids
 from server.domain.crowd.models import Crowd
 from server.domain.crowd.state import area_crowds
 from server.domain.districts import repository as districts
@@ -52,7 +53,7 @@ class Loaders:
         self.product: DataLoader[str, Product | None] = _by_key(lambda ids: products.by_ids(db, ids))
         self.festival: DataLoader[str, Festival | None] = _by_key(lambda ids: festivals.by_ids(db, ids))
         self.category_name: DataLoader[str, dict[str, str] | None] = _by_key(
-            lambda ids: _category_names(db, ids))
+            lambda ids: names_by_ids(db, ids))
         self.crowd: DataLoader[str, Crowd | None] = _by_key(self._crowds)
         self._db, self._now, self._settings = db, now, settings
 
@@ -69,7 +70,4 @@ class Loaders:
         return await area_crowds(self._db, [(a.id, a.capacity) for a in areas], self._now,
                                  settings.crowd_stale_minutes, settings.crowd_thresholds)
 
-
-async def _category_names(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, dict[str, str]]:
-    return {d["_id"]: d["name"] async for d in db.categories.find({"_id": {"$in": ids}})}
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from server.domain.forms import SLUG
 from server.domain.geo import valid_coordinates
 from server.domain.i18n import LOCALES
-
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 
 
 class ContentError(ValueError):

@@ -9,6 +9,7 @@ from typing import Any
 from server.domain.i18n import LOCALES
 
 CODE = re.compile(r"^[A-Z0-9-]{4,20}$")
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")  # a record's readable key, as content/ and global ids write it
 
 
 class Problems:

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.domain import authz
+from server.domain.categories.repository import list_categories
 from server.domain.districts.repository import areas_by_district, districts_by_ids
 from server.domain.errors import Conflict, Invalid, NotFound
 from server.domain.merchants import service as merchants
@@ -147,7 +148,7 @@ def profile_input(form: FormData) -> tuple[merchants.ProfileInput, str | None]:
 async def _profile_page(request: Request, district_id: str, context: dict[str, Any],
                         status_code: int = 200) -> Response:
     db = db_of(request)
-    categories = [d async for d in db.categories.find({}, {"name": 1}).sort([("sort", 1), ("_id", 1)])]
+    categories = await list_categories(db)
     areas = (await areas_by_district(db, [district_id])).get(district_id, [])
     district = (await districts_by_ids(db, [district_id])).get(district_id)
     return render(request, "profile.html", {"categories": categories, "areas": areas, "district": district,
