@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import secrets
-from typing import Any
-
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 from starlette.requests import HTTPConnection
 
+from server.domain.accounts import repository as accounts_repository
 from server.domain.accounts import service as accounts
 from server.domain.accounts import sessions
 from server.domain.actor import ANONYMOUS, Actor
@@ -20,15 +17,8 @@ SESSION_COOKIE = "sq_session"
 
 async def session_policy(db: AsyncDatabase[Doc], settings: Settings) -> sessions.SessionPolicy:
     secret = settings.session_secret
-    if not secret:
-        # One secret for every web process: the first to start stores it, the others read it.
-        try:
-            await db.meta.insert_one({"_id": "session_secret", "value": secrets.token_hex(32)})
-        except DuplicateKeyError:
-            pass
-        doc: dict[str, Any] | None = await db.meta.find_one({"_id": "session_secret"})
-        assert doc is not None
-        secret = str(doc["value"])
+    if not secret:  # one secret for every web process
+        secret = await accounts_repository.shared_secret(db, "session_secret")
     return sessions.SessionPolicy(secret.encode(), settings.session_idle_minutes * 60,
                                   settings.session_absolute_hours * 3600)
 

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from server.api.context import Context
 from server.api.ids import to_global
+from server.api.inbox.queries import InboxQueries
 from server.api.push.campaigns import CampaignMutations, CampaignQueries
 from server.domain import messages
 from server.domain.actor import ANONYMOUS, Actor
@@ -107,7 +108,7 @@ async def test_ttl_is_clipped_to_the_linked_festival(db: Any) -> None:
 
 
 @strawberry.type
-class Query(CampaignQueries):
+class Query(InboxQueries, CampaignQueries):
     pass
 
 

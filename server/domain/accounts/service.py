@@ -10,16 +10,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
 from server.domain import authz
-from server.domain.accounts import passwords, ratelimit
+from server.domain.accounts import passwords, ratelimit, repository
 from server.domain.accounts.models import ROLES, Account
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.digests import digest
+from server.domain.districts.repository import districts_by_ids
 from server.domain.errors import Invalid, NotFound, RateLimited
+from server.domain.merchants.repository import district_of_merchants
 from server.services.mongo import Doc
 
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}\.[^@\s.]{2,}$")
@@ -47,10 +48,9 @@ async def _insert_account(db: AsyncDatabase[Doc], email: str, password: str, rol
            "role": role, "merchant_ids": merchant_ids, "district_ids": district_ids, "status": "active",
            "created_at": datetime.now(UTC)}
     try:
-        await db.accounts.insert_one(doc)
-    except DuplicateKeyError:
+        return await repository.insert_account(db, doc)
+    except repository.EmailTaken:
         raise Invalid({"email": "email_taken"}) from None
-    return Account.from_doc(doc)
 
 
 async def create_admin(db: AsyncDatabase[Doc], email: str, password: str) -> Account:
@@ -63,22 +63,19 @@ async def authenticate(db: AsyncDatabase[Doc], redis: Redis, email: str, passwor
     wait = await ratelimit.retry_after(redis, email, ip)
     if wait:
         raise RateLimited(wait)
-    doc = await db.accounts.find_one({"email": email})
-    account = Account.from_doc(doc) if doc else None
+    account = await repository.account_by_email(db, email)
     ok = passwords.verify(account.password_hash if account else passwords.DUMMY_HASH, password)
     if not ok or account is None or account.status != "active":
         await ratelimit.record_failure(redis, email, ip)
         raise Invalid({"email": "login_failed"})  # one message whether or not the account exists
     await ratelimit.clear_account(redis, email)
     if passwords.needs_rehash(account.password_hash):
-        await db.accounts.update_one({"_id": account.id},
-                                     {"$set": {"password_hash": passwords.hash_password(password)}})
+        await repository.set_password_hash(db, account.id, passwords.hash_password(password))
     return account
 
 
 async def account_by_id(db: AsyncDatabase[Doc], account_id: str) -> Account | None:
-    doc = await db.accounts.find_one({"_id": account_id, "status": "active"})
-    return Account.from_doc(doc) if doc else None
+    return await repository.active_account(db, account_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,39 +96,38 @@ async def invite(db: AsyncDatabase[Doc], actor: Actor, email: str, role: str,
         authz.admin(actor)
         if role == "operator" and not district_ids:
             raise Invalid({"district_ids": "required"})
-        known = {d["_id"] async for d in db.districts.find({"_id": {"$in": district_ids}}, {"_id": 1})}
-        if set(district_ids) - known:
+        if set(district_ids) - set(await districts_by_ids(db, district_ids)):
             raise Invalid({"district_ids": "unknown_district"})
         merchant_ids = []
         logged_districts = sorted(set(district_ids))
     else:
         if not merchant_ids:
             raise Invalid({"merchant_ids": "required"})
-        shops = [d async for d in db.merchants.find({"_id": {"$in": merchant_ids}}, {"district_id": 1})]
+        shops = await district_of_merchants(db, merchant_ids)
         if len(shops) != len(set(merchant_ids)):
             raise Invalid({"merchant_ids": "unknown_merchant"})
-        authz.district_operator(actor, {s["district_id"] for s in shops}, "accounts")
+        authz.district_operator(actor, set(shops.values()), "accounts")
         district_ids = []
         # logged under its shops' districts, so their operators find it in their audit log
-        logged_districts = sorted({s["district_id"] for s in shops})
+        logged_districts = sorted(set(shops.values()))
     token = secrets.token_urlsafe(24)
     expires = datetime.now(UTC) + timedelta(days=INVITATION_DAYS)
     doc = {"_id": digest(token), "email": email, "role": role, "merchant_ids": merchant_ids,
            "district_ids": district_ids, "invited_by": actor.account_id, "expires_at": expires, "status": "open"}
-    await db.invitations.insert_one(doc)
+    await repository.insert_invitation(db, doc)
     await audit.record(db, actor, "invite", "account", email, logged_districts, None,
                        {k: v for k, v in doc.items() if k != "_id"})
     return Invitation(token, email, role, expires)
 
 
 async def accept_invitation(db: AsyncDatabase[Doc], token: str, password: str) -> Account:
-    doc = await db.invitations.find_one({"_id": digest(token[:100]), "status": "open"})
+    doc = await repository.open_invitation(db, digest(token[:100]))
     if doc is None or doc["expires_at"] <= datetime.now(UTC):
         raise NotFound("this invitation link is unknown, used or expired")
     account = await _insert_account(db, doc["email"], password, doc["role"], doc["merchant_ids"],
                                     doc["district_ids"])
     used = {"status": "used", "used": {"at": datetime.now(UTC)}}
-    await db.invitations.update_one({"_id": doc["_id"]}, {"$set": used})
+    await repository.mark_invitation_used(db, doc["_id"], used)
     await audit.record(db, account.actor(), "accept_invitation", "account", account.id,
                        account.district_ids, None, {"email": account.email, "role": account.role})
     return account
@@ -158,7 +154,7 @@ async def create_token(db: AsyncDatabase[Doc], actor: Actor, name: str, scopes: 
     now = datetime.now(UTC)
     shown = {"account_id": actor.account_id, "name": name, "scopes": sorted(set(scopes)), "created_at": now,
              "status": "active"}
-    await db.api_tokens.insert_one({"_id": token_id, "token_hash": digest(secret), **shown})
+    await repository.insert_token(db, {"_id": token_id, "token_hash": digest(secret), **shown})
     # the audit entry never holds the secret or its hash
     await audit.record(db, actor, "token.create", "api_token", token_id, [], None, shown)
     return ApiToken(token_id, name, sorted(set(scopes)), now, secret)
@@ -169,15 +165,14 @@ def _token_fields(doc: Doc) -> Doc:
 
 
 async def list_tokens(db: AsyncDatabase[Doc], actor: Actor) -> list[ApiToken]:
-    cursor = db.api_tokens.find({"account_id": actor.account_id, "status": "active"}).sort([("created_at", 1)])
-    return [ApiToken(d["_id"], d["name"], d["scopes"], d["created_at"]) async for d in cursor]
+    return [ApiToken(d["_id"], d["name"], d["scopes"], d["created_at"])
+            for d in await repository.active_tokens_of(db, actor.account_id)]
 
 
 async def revoke_token(db: AsyncDatabase[Doc], actor: Actor, token_id: str) -> None:
     authz.require_scope(actor, "accounts")
     revoked = {"status": "revoked", "revoked": {"at": datetime.now(UTC)}}
-    before = await db.api_tokens.find_one_and_update(
-        {"_id": token_id, "account_id": actor.account_id, "status": "active"}, {"$set": revoked})
+    before = await repository.revoke_token(db, token_id, actor.account_id, revoked)
     if before is None:
         raise NotFound("no such token")
     await audit.record(db, actor, "token.revoke", "api_token", token_id, [], _token_fields(before),
@@ -187,7 +182,7 @@ async def revoke_token(db: AsyncDatabase[Doc], actor: Actor, token_id: str) -> N
 async def actor_for_token(db: AsyncDatabase[Doc], secret: str) -> Actor | None:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 100:
         return None
-    doc = await db.api_tokens.find_one({"token_hash": digest(secret), "status": "active"})
+    doc = await repository.active_token_by_digest(db, digest(secret))
     if doc is None:
         return None
     account = await account_by_id(db, doc["account_id"])
@@ -196,5 +191,4 @@ async def actor_for_token(db: AsyncDatabase[Doc], secret: str) -> Actor | None:
 
 async def list_accounts(db: AsyncDatabase[Doc], actor: Actor) -> list[dict[str, Any]]:
     authz.admin(actor)
-    cursor = db.accounts.find({}, {"password_hash": 0}).sort([("email", 1)])
-    return [d async for d in cursor]
+    return await repository.list_accounts(db)

@@ -17,3 +17,7 @@ async def names_by_ids(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, dict
 async def list_categories(db: AsyncDatabase[Doc]) -> list[dict[str, Any]]:
     """Every category (its _id and name), in the content's order."""
     return [d async for d in db.categories.find({}, {"name": 1}).sort([("sort", 1), ("_id", 1)])]
+
+
+async def existing_ids(db: AsyncDatabase[Doc], ids: list[str]) -> set[str]:
+    return {d["_id"] async for d in db.categories.find({"_id": {"$in": ids}}, {"_id": 1})}

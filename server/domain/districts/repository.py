@@ -4,6 +4,7 @@ from collections import defaultdict
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.domain import versioned
 from server.domain.actor import Actor
 from server.domain.districts.models import Area, District
 from server.services.mongo import Doc
@@ -40,3 +41,32 @@ async def districts_of(db: AsyncDatabase[Doc], actor: Actor) -> list[District]:
         return await list_districts(db)
     found = await districts_by_ids(db, sorted(actor.district_ids))
     return [found[d] for d in sorted(found)]
+
+
+async def district_boundary(db: AsyncDatabase[Doc], district_id: str) -> list[list[float]] | None:
+    """The outer ring of the district's boundary polygon ([lng, lat] pairs), None for no such district."""
+    doc = await db.districts.find_one({"_id": district_id}, {"boundary": 1})
+    return doc["boundary"]["coordinates"][0] if doc else None
+
+
+async def area_in_district(db: AsyncDatabase[Doc], area_id: str, district_id: str) -> bool:
+    return await db.areas.find_one({"_id": area_id, "district_id": district_id}, {"_id": 1}) is not None
+
+
+async def area_doc(db: AsyncDatabase[Doc], area_id: str) -> Doc | None:
+    return await db.areas.find_one({"_id": area_id})
+
+
+async def save_area(db: AsyncDatabase[Doc], before: Doc, version: int, changes: Doc) -> Doc:
+    return await versioned.save(db.areas, before, version, changes)
+
+
+async def existing_ids(db: AsyncDatabase[Doc], ids: list[str]) -> set[str]:
+    return {d["_id"] async for d in db.districts.find({"_id": {"$in": ids}}, {"_id": 1})}
+
+
+async def areas_with_versions(db: AsyncDatabase[Doc], district_ids: list[str] | None) -> list[tuple[Area, int]]:
+    """The areas of these districts (None: all), by district, with their versions for an edit form."""
+    query: dict[str, object] = {} if district_ids is None else {"district_id": {"$in": district_ids}}
+    cursor = db.areas.find(query).sort([("district_id", 1), ("sort", 1), ("_id", 1)])
+    return [(Area.from_doc(d), int(d.get("version") or 0)) async for d in cursor]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz, versioned
+from server.domain import authz
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
+from server.domain.districts import repository
 from server.domain.districts.models import Area
 from server.domain.errors import NotFound
 from server.domain.forms import Problems
@@ -14,14 +15,14 @@ from server.services.mongo import Doc
 
 
 async def set_capacity(db: AsyncDatabase[Doc], actor: Actor, area_id: str, capacity: object, version: int) -> Area:
-    before = await db.areas.find_one({"_id": area_id})
+    before = await repository.area_doc(db, area_id)
     if before is None:
         raise NotFound(f"no area {area_id!r}")
     authz.district_operator(actor, [before["district_id"]], "districts")
     p = Problems()
     value = p.integer("capacity", capacity, 1, 2_000_000, required=True)
     p.raise_if_any()
-    after = await versioned.save(db.areas, before, version, {"capacity": value})
+    after = await repository.save_area(db, before, version, {"capacity": value})
     await audit.record(db, actor, "area.capacity", "area", area_id, [before["district_id"]], before, after)
     return Area.from_doc(after)
 
@@ -30,9 +31,6 @@ async def areas_for_edit(db: AsyncDatabase[Doc], actor: Actor) -> list[tuple[Are
     """The areas an operator may set capacities of (admins: all), with their versions (read only)."""
     authz.require_scope(actor, "districts")
     if actor.is_admin:
-        query: dict[str, object] = {}
-    else:
-        authz.district_operator(actor, sorted(actor.district_ids), "districts")
-        query = {"district_id": {"$in": sorted(actor.district_ids)}}
-    cursor = db.areas.find(query).sort([("district_id", 1), ("sort", 1), ("_id", 1)])
-    return [(Area.from_doc(d), int(d.get("version") or 0)) async for d in cursor]
+        return await repository.areas_with_versions(db, None)
+    authz.district_operator(actor, sorted(actor.district_ids), "districts")
+    return await repository.areas_with_versions(db, sorted(actor.district_ids))

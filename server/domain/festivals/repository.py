@@ -5,7 +5,9 @@ from enum import Enum
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from server.domain import versioned
 from server.domain.festivals.models import Festival
 from server.services.mongo import Doc
 
@@ -38,3 +40,27 @@ async def list_festivals(
 
 async def by_ids(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, Festival]:
     return {d["_id"]: Festival.from_doc(d) async for d in db.festivals.find({"_id": {"$in": ids}})}
+
+
+class SlugTaken(Exception):
+    """A festival with this slug (its _id) exists already."""
+
+
+async def festival_doc(db: AsyncDatabase[Doc], festival_id: str) -> Doc | None:
+    return await db.festivals.find_one({"_id": festival_id})
+
+
+async def districts_of_festival(db: AsyncDatabase[Doc], festival_id: str) -> list[str] | None:
+    doc = await db.festivals.find_one({"_id": festival_id}, {"district_ids": 1})
+    return list(doc["district_ids"]) if doc else None
+
+
+async def insert_festival(db: AsyncDatabase[Doc], doc: Doc) -> None:
+    try:
+        await db.festivals.insert_one(doc)
+    except DuplicateKeyError:
+        raise SlugTaken(doc["_id"]) from None
+
+
+async def save_festival(db: AsyncDatabase[Doc], before: Doc, version: int, changes: Doc) -> Doc:
+    return await versioned.save(db.festivals, before, version, changes)

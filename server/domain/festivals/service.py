@@ -8,12 +8,13 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
 
-from server.domain import authz, versioned
+from server.domain import authz
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
+from server.domain.districts import repository as districts
 from server.domain.errors import Invalid, NotFound
+from server.domain.festivals import repository
 from server.domain.festivals.models import KINDS, Festival, window
 from server.domain.forms import Problems
 from server.services.mongo import Doc
@@ -43,7 +44,7 @@ async def _validate(db: AsyncDatabase[Doc], data: FestivalInput) -> dict[str, An
         p.add("ends_on", "required")
     if data.starts_on and data.ends_on and data.ends_on < data.starts_on:
         p.add("ends_on", "ends_before_start")
-    known = {d["_id"] async for d in db.districts.find({"_id": {"$in": data.district_ids}}, {"_id": 1})}
+    known = await districts.existing_ids(db, data.district_ids)
     if not data.district_ids or set(data.district_ids) - known:
         p.add("district_ids", "unknown_district")
     p.raise_if_any()
@@ -61,8 +62,8 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, slug: str, data: Festival
     fields = await _validate(db, data)
     doc = {"_id": slug, **fields, "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
     try:
-        await db.festivals.insert_one(doc)
-    except DuplicateKeyError:
+        await repository.insert_festival(db, doc)
+    except repository.SlugTaken:
         raise Invalid({"slug": "slug_taken"}) from None
     await audit.record(db, actor, "festival.create", "festival", slug, fields["district_ids"], None, doc)
     return Festival.from_doc(doc)
@@ -70,20 +71,20 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, slug: str, data: Festival
 
 async def update(db: AsyncDatabase[Doc], actor: Actor, festival_id: str, data: FestivalInput,
                  version: int) -> Festival:
-    before = await db.festivals.find_one({"_id": festival_id})
+    before = await repository.festival_doc(db, festival_id)
     if before is None:
         raise NotFound(f"no festival {festival_id!r}")
     # the operator must hold every district the festival runs in, before and after the edit
     authz.district_operator(actor, sorted(set(before["district_ids"]) | set(data.district_ids)), "festivals")
     fields = await _validate(db, data)
-    after = await versioned.save(db.festivals, before, version, fields)
+    after = await repository.save_festival(db, before, version, fields)
     await audit.record(db, actor, "festival.update", "festival", festival_id,
                        sorted(set(before["district_ids"]) | set(fields["district_ids"])), before, after)
     return Festival.from_doc(after)
 
 
 async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, festival_id: str) -> tuple[Festival, int]:
-    doc = await db.festivals.find_one({"_id": festival_id})
+    doc = await repository.festival_doc(db, festival_id)
     if doc is None:
         raise NotFound(f"no festival {festival_id!r}")
     authz.district_operator(actor, list(doc["district_ids"]), "festivals")

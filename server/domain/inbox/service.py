@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 
-from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from server.domain.i18n import LOCALES
+from server.domain.inbox import repository
 from server.domain.paging import Key
-from server.domain.push.campaigns import COLLECTION, SENDING, Campaign
+from server.domain.push.campaigns import SENDING, Campaign
 from server.domain.push.models import TOPICS
 from server.services.mongo import Doc
 
@@ -38,14 +38,6 @@ class InboxPage:
     has_next: bool
 
 
-def _before(after: Key | None) -> dict[str, Any]:
-    """Strictly after `after` in (send_at_ts, _id) descending order."""
-    if after is None:
-        return {}
-    value, last_id = after
-    return {"$or": [{"send_at_ts": {"$lt": value}}, {"send_at_ts": value, "_id": {"$lt": last_id}}]}
-
-
 async def inbox(db: AsyncDatabase[Doc], districts: list[str], topics: list[str], locale: str, *, first: int,
                 now: datetime, after: Key | None = None) -> InboxPage:
     """Campaigns being sent or sent (not scheduled ones before their time, not those awaiting approval)."""
@@ -54,13 +46,7 @@ async def inbox(db: AsyncDatabase[Doc], districts: list[str], topics: list[str],
     if not districts or not wanted or first <= 0:
         return InboxPage([], False)
     reader = locale if locale in LOCALES else "zh-CN"
-    query: dict[str, Any] = {"district_ids": {"$in": districts}, "topics": {"$in": wanted}, "status": SENDING,
-                             "locales": {"$in": [reader]}, "send_at_ts": {"$lte": now.timestamp()}}
-    boundary = _before(after)
-    if boundary:
-        query = {"$and": [query, boundary]}
-    cursor = db[COLLECTION].find(query).sort([("send_at_ts", DESCENDING), ("_id", DESCENDING)]).limit(first + 1)
-    docs = [doc async for doc in cursor]
+    docs = await repository.sending_campaigns(db, districts, wanted, reader, now.timestamp(), first + 1, after)
     items = []
     for doc in docs[:first]:
         campaign = Campaign.from_doc(doc)

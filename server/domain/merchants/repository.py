@@ -7,6 +7,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.domain import versioned
 from server.domain.geo import Point, covering_cells, haversine_m
 from server.domain.merchants.hours import SHANGHAI, slot_at
 from server.domain.merchants.models import Merchant
@@ -139,6 +140,11 @@ async def merchants_by_ids(db: AsyncDatabase[Doc], ids: Iterable[str]) -> dict[s
 
 
 
+async def district_of_merchants(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, str]:
+    """merchant id → its district id, for the merchants that exist."""
+    return {d["_id"]: d["district_id"] async for d in db.merchants.find({"_id": {"$in": ids}}, {"district_id": 1})}
+
+
 async def ids_in_district(db: AsyncDatabase[Doc], district_id: str) -> list[str]:
     # find, not distinct("_id"): nx-27017 cannot distinct on _id (tests/contract)
     cursor = db.merchants.find({"district_id": district_id, "status": "published"}, {"_id": 1})
@@ -148,3 +154,31 @@ async def ids_in_district(db: AsyncDatabase[Doc], district_id: str) -> list[str]
 async def search(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[Merchant]:
     page = await _ranked_page(db, _filter(MerchantQuery(terms=terms)), _by_relevance(terms, None), limit, None)
     return [merchant for merchant, _, _ in page.items]
+
+
+async def merchant_doc(db: AsyncDatabase[Doc], merchant_id: str) -> Doc | None:
+    return await db.merchants.find_one({"_id": merchant_id})
+
+
+async def district_of_merchant(db: AsyncDatabase[Doc], merchant_id: str) -> str | None:
+    doc = await db.merchants.find_one({"_id": merchant_id}, {"district_id": 1})
+    return str(doc["district_id"]) if doc else None
+
+
+async def insert_merchant(db: AsyncDatabase[Doc], doc: Doc) -> None:
+    await db.merchants.insert_one(doc)
+
+
+async def save_merchant(db: AsyncDatabase[Doc], before: Doc, version: int, changes: Doc) -> Doc:
+    return await versioned.save(db.merchants, before, version, changes)
+
+
+async def merchants_where(db: AsyncDatabase[Doc], *, district_ids: list[str] | None = None,
+                          merchant_ids: list[str] | None = None) -> list[Merchant]:
+    """All merchants (no argument), those of these districts, or these ones; by district, then id."""
+    query: dict[str, Any] = {}
+    if district_ids is not None:
+        query = {"district_id": {"$in": district_ids}}
+    elif merchant_ids is not None:
+        query = {"_id": {"$in": merchant_ids}}
+    return [Merchant.from_doc(d) async for d in db.merchants.find(query).sort([("district_id", 1), ("_id", 1)])]

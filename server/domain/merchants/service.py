@@ -10,12 +10,15 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz, versioned
+from server.domain import authz
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
+from server.domain.categories import repository as categories
+from server.domain.districts import repository as districts
 from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.domain.geo import Point, point_in_polygon, valid_coordinates
+from server.domain.merchants import repository
 from server.domain.merchants.derived import derived_fields
 from server.domain.merchants.holiday_hours import parse_exceptions
 from server.domain.merchants.hours import DAYS, HoursError, parse_week
@@ -49,7 +52,7 @@ async def _validate(db: AsyncDatabase[Doc], data: ProfileInput, district_id: str
     phone = data.phone.strip()
     if not PHONE.match(phone):
         p.add("phone", "phone_format")
-    known = {d["_id"] async for d in db.categories.find({"_id": {"$in": data.categories}}, {"_id": 1})}
+    known = await categories.existing_ids(db, data.categories)
     if not data.categories or len(data.categories) > 5 or set(data.categories) - known:
         p.add("categories", "categories_invalid")
     price_level = p.integer("price_level", data.price_level, 1, 4, required=True)
@@ -74,12 +77,10 @@ async def _validate(db: AsyncDatabase[Doc], data: ProfileInput, district_id: str
             raise ValueError
     except (TypeError, ValueError):
         p.add("location", "coordinates_invalid")
-    district = await db.districts.find_one({"_id": district_id}, {"boundary": 1})
-    if "location" not in p.fields and district and not point_in_polygon(Point(lat, lng),
-                                                                         district["boundary"]["coordinates"][0]):
+    boundary = await districts.district_boundary(db, district_id)
+    if "location" not in p.fields and boundary and not point_in_polygon(Point(lat, lng), boundary):
         p.add("location", "outside_district")
-    area = await db.areas.find_one({"_id": data.area_id, "district_id": district_id}, {"_id": 1})
-    if area is None:
+    if not await districts.area_in_district(db, data.area_id, district_id):
         p.add("area_id", "unknown_area")
     p.raise_if_any()
     hours = {day: [s.strip() for s in data.hours.get(day, []) if s.strip()] for day in DAYS}
@@ -90,7 +91,7 @@ async def _validate(db: AsyncDatabase[Doc], data: ProfileInput, district_id: str
 
 
 async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str) -> tuple[Merchant, int]:
-    doc = await db.merchants.find_one({"_id": merchant_id})
+    doc = await repository.merchant_doc(db, merchant_id)
     if doc is None:
         raise NotFound(f"no merchant {merchant_id!r}")
     authz.merchant_owner(actor, merchant_id, doc["district_id"], "profile")
@@ -99,12 +100,12 @@ async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str) -
 
 async def update_profile(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: ProfileInput,
                          version: int) -> Merchant:
-    before = await db.merchants.find_one({"_id": merchant_id})
+    before = await repository.merchant_doc(db, merchant_id)
     if before is None:
         raise NotFound(f"no merchant {merchant_id!r}")
     authz.merchant_owner(actor, merchant_id, before["district_id"], "profile")
     fields = await _validate(db, data, before["district_id"])
-    after = await versioned.save(db.merchants, before, version, fields)
+    after = await repository.save_merchant(db, before, version, fields)
     await audit.record(db, actor, "merchant.update", "merchant", merchant_id, [before["district_id"]], before, after)
     return Merchant.from_doc(after)
 
@@ -115,7 +116,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, district_id: str, data: P
     fields = await _validate(db, data, district_id)
     doc = {"_id": f"{district_id[:20]}-{uuid.uuid4().hex[:10]}", "district_id": district_id, **fields,
            "status": "published", "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
-    await db.merchants.insert_one(doc)
+    await repository.insert_merchant(db, doc)
     await audit.record(db, actor, "merchant.create", "merchant", doc["_id"], [district_id], None, doc)
     return Merchant.from_doc(doc)
 
@@ -124,9 +125,7 @@ async def of_actor(db: AsyncDatabase[Doc], actor: Actor) -> list[Merchant]:
     """The shops an account may manage."""
     authz.require_scope(actor, "profile")
     if actor.is_admin:
-        query: dict[str, Any] = {}
-    elif actor.role == "operator":
-        query = {"district_id": {"$in": sorted(actor.district_ids)}}
-    else:
-        query = {"_id": {"$in": sorted(actor.merchant_ids)}}
-    return [Merchant.from_doc(d) async for d in db.merchants.find(query).sort([("district_id", 1), ("_id", 1)])]
+        return await repository.merchants_where(db)
+    if actor.role == "operator":
+        return await repository.merchants_where(db, district_ids=sorted(actor.district_ids))
+    return await repository.merchants_where(db, merchant_ids=sorted(actor.merchant_ids))

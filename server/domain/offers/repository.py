@@ -7,6 +7,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.domain import versioned
 from server.domain.offers.models import Offer
 from server.domain.paging import Key, Page, after_filter, combine
 from server.domain.paging import count as count_matching
@@ -76,3 +77,27 @@ async def by_ids(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, Offer]:
 async def merchants_with_active_offer(db: AsyncDatabase[Doc], at: datetime) -> list[str]:
     ids: list[str] = await db.offers.distinct("merchant_id", combine(PUBLISHED, active_filter(at)))
     return ids
+
+
+async def offer_doc(db: AsyncDatabase[Doc], offer_id: str) -> Doc | None:
+    return await db.offers.find_one({"_id": offer_id})
+
+
+async def insert_offer(db: AsyncDatabase[Doc], doc: Doc) -> None:
+    await db.offers.insert_one(doc)
+
+
+async def save_offer(db: AsyncDatabase[Doc], before: Doc, version: int, changes: Doc) -> Doc:
+    return await versioned.save(db.offers, before, version, changes)
+
+
+async def of_merchant(db: AsyncDatabase[Doc], merchant_id: str) -> list[Offer]:
+    """Every offer of a shop, drafts included, latest ending first."""
+    cursor = db.offers.find({"merchant_id": merchant_id}).sort([("valid_until", -1), ("_id", 1)])
+    return [Offer.from_doc(d) async for d in cursor]
+
+
+async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str) -> bool:
+    """One more view or save of a published offer; False when there is no such published offer."""
+    result = await db.offers.update_one({"_id": offer_id, "status": "published"}, {"$inc": {kind: 1}})
+    return result.matched_count > 0

@@ -9,11 +9,14 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz, versioned
+from server.domain import authz
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.errors import Invalid, NotFound
+from server.domain.festivals import repository as festivals
 from server.domain.forms import CODE, Problems
+from server.domain.merchants import repository as merchants
+from server.domain.offers import repository
 from server.domain.offers.models import KINDS, Offer
 from server.services.mongo import Doc
 
@@ -51,10 +54,10 @@ async def _validate(db: AsyncDatabase[Doc], data: OfferInput, district_id: str) 
         p.add("valid_until", "ends_before_start")
     festival_id = data.festival_id or None
     if festival_id is not None:
-        festival = await db.festivals.find_one({"_id": festival_id}, {"district_ids": 1})
-        if festival is None:
+        festival_districts = await festivals.districts_of_festival(db, festival_id)
+        if festival_districts is None:
             p.add("festival_id", "unknown_festival")
-        elif district_id not in festival["district_ids"]:
+        elif district_id not in festival_districts:
             p.add("festival_id", "festival_elsewhere")
     p.raise_if_any()
     assert valid_from is not None and valid_until is not None
@@ -67,37 +70,37 @@ async def _validate(db: AsyncDatabase[Doc], data: OfferInput, district_id: str) 
     }
 
 
-async def _merchant(db: AsyncDatabase[Doc], merchant_id: str) -> Doc:
-    doc = await db.merchants.find_one({"_id": merchant_id}, {"district_id": 1})
-    if doc is None:
+async def _merchant_district(db: AsyncDatabase[Doc], merchant_id: str) -> str:
+    district_id = await merchants.district_of_merchant(db, merchant_id)
+    if district_id is None:
         raise NotFound(f"no merchant {merchant_id!r}")
-    return doc
+    return district_id
 
 
 async def _offer_doc(db: AsyncDatabase[Doc], offer_id: str) -> Doc:
-    doc = await db.offers.find_one({"_id": offer_id})
+    doc = await repository.offer_doc(db, offer_id)
     if doc is None:
         raise NotFound(f"no offer {offer_id!r}")
     return doc
 
 
 async def create(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: OfferInput) -> Offer:
-    merchant = await _merchant(db, merchant_id)
+    district_id = await _merchant_district(db, merchant_id)
     authz.merchant_only(actor, merchant_id, "offers")
-    fields = await _validate(db, data, merchant["district_id"])
+    fields = await _validate(db, data, district_id)
     doc = {"_id": f"{merchant_id[:40]}-{uuid.uuid4().hex[:10]}", "merchant_id": merchant_id,
-           "district_id": merchant["district_id"], **fields, "status": "draft", "version": 1,
+           "district_id": district_id, **fields, "status": "draft", "version": 1,
            "origin": "backoffice", "festival_decision": "none", "views": 0, "saves": 0,
            "created_at": datetime.now(UTC)}
-    await db.offers.insert_one(doc)
-    await audit.record(db, actor, "offer.create", "offer", doc["_id"], [merchant["district_id"]], None, doc)
+    await repository.insert_offer(db, doc)
+    await audit.record(db, actor, "offer.create", "offer", doc["_id"], [district_id], None, doc)
     return Offer.from_doc(doc)
 
 
 async def _save(db: AsyncDatabase[Doc], actor: Actor, action: str, before: Doc, version: int,
                 changes: dict[str, Any]) -> Offer:
     """Compare-and-set on `version`: the second of two concurrent saves gets a Conflict, never a silent overwrite."""
-    after = await versioned.save(db.offers, before, version, changes)
+    after = await repository.save_offer(db, before, version, changes)
     await audit.record(db, actor, action, "offer", before["_id"], [before["district_id"]], before, after)
     return Offer.from_doc(after)
 
@@ -129,8 +132,8 @@ async def decide_for_festival(db: AsyncDatabase[Doc], actor: Actor, offer_id: st
     before = await _offer_doc(db, offer_id)
     if not before.get("festival_id"):
         raise Invalid({"festival_id": "not_in_festival"})
-    festival = await db.festivals.find_one({"_id": before["festival_id"]}, {"district_ids": 1})
-    authz.district_operator(actor, list(festival["district_ids"]) if festival else [], "festivals")
+    festival_districts = await festivals.districts_of_festival(db, before["festival_id"])
+    authz.district_operator(actor, festival_districts or [], "festivals")
     if decision not in ("featured", "rejected", "none"):
         raise Invalid({"decision": "invalid_choice"})
     return await _save(db, actor, f"offer.{decision}", before, version, {"festival_decision": decision})
@@ -138,10 +141,9 @@ async def decide_for_festival(db: AsyncDatabase[Doc], actor: Actor, offer_id: st
 
 async def of_merchant(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str) -> list[Offer]:
     """Every offer of a shop, drafts included, for its back office."""
-    merchant = await _merchant(db, merchant_id)
-    authz.merchant_owner(actor, merchant_id, merchant["district_id"], "offers")
-    cursor = db.offers.find({"merchant_id": merchant_id}).sort([("valid_until", -1), ("_id", 1)])
-    return [Offer.from_doc(d) async for d in cursor]
+    district_id = await _merchant_district(db, merchant_id)
+    authz.merchant_owner(actor, merchant_id, district_id, "offers")
+    return await repository.of_merchant(db, merchant_id)
 
 
 async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, offer_id: str) -> Offer:
@@ -154,6 +156,5 @@ async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str) ->
     """A shopper viewed or saved a published offer (anonymous; counters only)."""
     if kind not in ("views", "saves"):
         raise Invalid({"kind": "invalid_choice"})
-    result = await db.offers.update_one({"_id": offer_id, "status": "published"}, {"$inc": {kind: 1}})
-    if result.matched_count == 0:
+    if not await repository.count_interaction(db, offer_id, kind):
         raise NotFound(f"no offer {offer_id!r}")

@@ -6,6 +6,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.domain import versioned
 from server.domain.paging import Key, Page, after_filter, combine
 from server.domain.paging import count as count_matching
 from server.domain.products.models import Product
@@ -61,3 +62,25 @@ async def by_ids(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, Product]:
 async def search(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[Product]:
     cursor = db.products.find({"search_terms": {"$all": terms}}).sort([("_id", 1)]).limit(limit)
     return [Product.from_doc(d) async for d in cursor]
+
+
+async def product_doc(db: AsyncDatabase[Doc], product_id: str) -> Doc | None:
+    return await db.products.find_one({"_id": product_id})
+
+
+async def set_sellers(db: AsyncDatabase[Doc], product_id: str, sellers: list[str]) -> None:
+    await db.products.update_one({"_id": product_id}, {"$set": {"sold_by": sellers, "origin": "backoffice"}})
+
+
+async def insert_product(db: AsyncDatabase[Doc], doc: Doc) -> None:
+    await db.products.insert_one(doc)
+
+
+async def save_product(db: AsyncDatabase[Doc], before: Doc, version: int, changes: Doc) -> Doc:
+    return await versioned.save(db.products, before, version, changes)
+
+
+async def all_with_owners(db: AsyncDatabase[Doc]) -> list[tuple[Product, str | None]]:
+    """Every product by category, with the shop that created it (None for a shared city specialty)."""
+    cursor = db.products.find({}).sort([("category", 1), ("_id", 1)])
+    return [(Product.from_doc(d), d.get("owner_merchant_id")) async for d in cursor]

@@ -9,11 +9,13 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz, versioned
+from server.domain import authz
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.errors import NotFound
 from server.domain.forms import Problems
+from server.domain.merchants import repository as merchants
+from server.domain.products import repository
 from server.domain.products.models import CATEGORIES, Product
 from server.domain.search.terms import index_terms
 from server.services.mongo import Doc
@@ -46,10 +48,10 @@ def _validate(data: ProductInput) -> dict[str, Any]:
 
 
 async def _merchant_district(db: AsyncDatabase[Doc], merchant_id: str) -> str:
-    doc = await db.merchants.find_one({"_id": merchant_id}, {"district_id": 1})
-    if doc is None:
+    district_id = await merchants.district_of_merchant(db, merchant_id)
+    if district_id is None:
         raise NotFound(f"no merchant {merchant_id!r}")
-    return str(doc["district_id"])
+    return district_id
 
 
 async def set_sold_here(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, product_id: str,
@@ -57,11 +59,11 @@ async def set_sold_here(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, 
     """Add or remove this shop from where a specialty can be bought."""
     district_id = await _merchant_district(db, merchant_id)
     authz.merchant_only(actor, merchant_id, "products")
-    before = await db.products.find_one({"_id": product_id})
+    before = await repository.product_doc(db, product_id)
     if before is None:
         raise NotFound(f"no product {product_id!r}")
     sellers = [m for m in before.get("sold_by", []) if m != merchant_id] + ([merchant_id] if sold else [])
-    await db.products.update_one({"_id": product_id}, {"$set": {"sold_by": sellers, "origin": "backoffice"}})
+    await repository.set_sellers(db, product_id, sellers)
     after = {**before, "sold_by": sellers}
     await audit.record(db, actor, "product.sold_here" if sold else "product.not_sold_here", "product", product_id,
                        [district_id], {"sold_by": before.get("sold_by", [])}, {"sold_by": sellers})
@@ -73,14 +75,14 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: P
     authz.merchant_only(actor, merchant_id, "products")
     doc = {"_id": f"{merchant_id[:40]}-{uuid.uuid4().hex[:8]}", **_validate(data), "sold_by": [merchant_id],
            "owner_merchant_id": merchant_id, "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
-    await db.products.insert_one(doc)
+    await repository.insert_product(db, doc)
     await audit.record(db, actor, "product.create", "product", doc["_id"], [district_id], None, doc)
     return Product.from_doc(doc)
 
 
 async def update(db: AsyncDatabase[Doc], actor: Actor, product_id: str, data: ProductInput, version: int) -> Product:
     """A merchant edits the products it created; shared city specialties are edited by admins."""
-    before = await db.products.find_one({"_id": product_id})
+    before = await repository.product_doc(db, product_id)
     if before is None:
         raise NotFound(f"no product {product_id!r}")
     owner = before.get("owner_merchant_id")
@@ -89,7 +91,7 @@ async def update(db: AsyncDatabase[Doc], actor: Actor, product_id: str, data: Pr
     else:
         authz.admin(actor, "products")
     fields = _validate(data)
-    after = await versioned.save(db.products, before, version, fields)
+    after = await repository.save_product(db, before, version, fields)
     districts = [await _merchant_district(db, owner)] if owner else []
     await audit.record(db, actor, "product.update", "product", product_id, districts, before, after)
     return Product.from_doc(after)
@@ -99,13 +101,12 @@ async def for_merchant(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str) -
     """Every specialty with whether this shop created it, for the shop's back office (read only)."""
     await _merchant_district(db, merchant_id)
     authz.merchant_only(actor, merchant_id, "products")
-    cursor = db.products.find({}).sort([("category", 1), ("_id", 1)])
-    return [(Product.from_doc(d), d.get("owner_merchant_id") == merchant_id) async for d in cursor]
+    return [(product, owner == merchant_id) for product, owner in await repository.all_with_owners(db)]
 
 
 async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, product_id: str) -> tuple[Product, int, str | None]:
     """A product with its version and owning shop, for whoever may `update` it (read only)."""
-    doc = await db.products.find_one({"_id": product_id})
+    doc = await repository.product_doc(db, product_id)
     if doc is None:
         raise NotFound(f"no product {product_id!r}")
     owner = doc.get("owner_merchant_id")
