@@ -26,6 +26,7 @@ from server.api.schema import schema_sdl
 from server.asgi import create_app
 from server.content.loader import load_content
 from server.content.validate import ContentError
+from server.domain import freshness
 from server.domain.accounts import service as accounts
 from server.domain.crowd import feeder
 from server.domain.crowd.live import Publisher
@@ -34,6 +35,7 @@ from server.observability.logs import configure_logging
 from server.observability.startup import MongoUnavailable, problems, wait_for_mongo
 from server.services import embedded, mongo
 from server.services import redis as redis_service
+from server.services.public_cache import PublicCache
 from server.settings import Settings, SettingsError
 from server.worker import run_worker
 
@@ -129,6 +131,16 @@ async def _load(settings: Settings) -> int:
         return 1
     finally:
         await client.close()
+    if report.changed and settings.redis_url:
+        # Running web processes answer from the public cache: outdate all of it.
+        cache_client = redis_service.connect(settings.redis_url, decode_responses=False)
+        try:
+            cache = PublicCache(cache_client, settings.mongodb_db,
+                                max_entry_bytes=settings.public_cache_max_entry_bytes)
+            if not await cache.bump([freshness.EVERYTHING]):
+                print("warning: Redis did not answer; cached pages stay up to a minute old", file=sys.stderr)
+        finally:
+            await cache_client.aclose()
     print(f"content loaded ({report.changed} changes): {report.summary()}")
     return 0
 

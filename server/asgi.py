@@ -14,11 +14,13 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from server.api.budget import CostBudget
+from server.api.cached_reads import CacheBinding, CachedReads
 from server.api.crowd.hub import CrowdHub
 from server.api.inbox.hub import InboxHub
 from server.api.schema import build_schema
 from server.api.view import GraphQLView
 from server.content.loader import load_content
+from server.domain import freshness
 from server.domain.crowd.live import Publisher
 from server.observability.logs import configure_logging
 from server.observability.metrics import MongoMetrics, metrics_route
@@ -28,7 +30,7 @@ from server.plumbing.auth import session_policy
 from server.plumbing.etag import ETagMiddleware
 from server.plumbing.ratelimit import Limiter, RateLimitMiddleware
 from server.plumbing.request_id import RequestIdMiddleware
-from server.services import embedded, mongo, redis
+from server.services import embedded, mongo, public_cache, redis
 from server.services.availability import MONGO_DOWN, REDIS_DOWN, ServiceUnavailable
 from server.settings import Settings
 from server.web import health
@@ -69,11 +71,18 @@ def create_app(
             stack.push_async_callback(client.close)
             redis_client = redis.connect(redis_url)
             stack.push_async_callback(redis_client.aclose)
+            cache_client = redis.connect(redis_url, decode_responses=False)  # cached bodies are bytes
+            stack.push_async_callback(cache_client.aclose)
+            cache = public_cache.PublicCache(cache_client, settings.mongodb_db, enabled=settings.public_cache,
+                                             max_entry_bytes=settings.public_cache_max_entry_bytes)
             db = client[settings.mongodb_db]
             await mongo.ensure_indexes(db, settings.crowd_retention_days)
             if load_content_on_start:
                 report = await load_content(db, settings.content_dir)
                 log.info("content: %s", report.summary())
+                if report.changed:
+                    await cache.bump([freshness.EVERYTHING])
+            app.state.public_cache = cache
             app.state.settings, app.state.db, app.state.redis = settings, db, redis_client
             app.state.limiter = Limiter(redis_client, settings.rate_limit_window_seconds)
             app.state.session_policy = await session_policy(db, settings)
@@ -97,7 +106,7 @@ def create_app(
         metrics_route(settings.metrics_token),
         Route("/ingest/crowd", ingest_crowd, methods=["POST"]),
         Route("/push/clicked", push_clicked, methods=["POST"]),
-        Route("/graphql", ETagMiddleware(graphql), methods=["GET", "POST"]),
+        Route("/graphql", CachedReads(ETagMiddleware(graphql)), methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *admin_routes(settings),
         *pwa_routes(settings),
@@ -107,7 +116,7 @@ def create_app(
                                    for error in (*MONGO_DOWN, *REDIS_DOWN, ServiceUnavailable)}
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan, exception_handlers=unavailable,
                      middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware),
-                                 Middleware(RateLimitMiddleware)])
+                                 Middleware(RateLimitMiddleware), Middleware(CacheBinding)])
 
 
 def __getattr__(name: str) -> Starlette:

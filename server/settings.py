@@ -128,6 +128,10 @@ class Settings:
     rate_limit_ingest_batches: int = 600
     # How long a request waits for MongoDB to be found and connected before it answers 503.
     mongodb_timeout_ms: int = 5000
+    # Anonymous persisted-query GETs answered from Redis (server/api/cached_reads.py); answers larger
+    # than the entry limit are never stored.
+    public_cache: bool = True
+    public_cache_max_entry_bytes: int = 256 * 1024
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -168,6 +172,8 @@ class Settings:
             rate_limit_requests=_int(env, "RATE_LIMIT_REQUESTS", 1800, 0, 10**9),
             rate_limit_ingest_batches=_int(env, "RATE_LIMIT_INGEST_BATCHES", 600, 0, 10**9),
             mongodb_timeout_ms=_int(env, "MONGODB_TIMEOUT_MS", 5000, 100, 120_000),
+            public_cache=env.get("PUBLIC_CACHE", "on").strip().lower() not in {"0", "off", "false", "no"},
+            public_cache_max_entry_bytes=_int(env, "PUBLIC_CACHE_MAX_ENTRY_BYTES", 256 * 1024, 1024, 16 * 1024**2),
             vapid_private_key=env.get("VAPID_PRIVATE_KEY", ""),
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
             vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),

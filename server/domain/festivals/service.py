@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz
+from server.domain import authz, freshness
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.districts import repository as districts
@@ -18,6 +18,7 @@ from server.domain.festivals import repository
 from server.domain.festivals.models import KINDS, Festival, window
 from server.domain.forms import Problems
 from server.services.mongo import Doc
+from server.services.public_cache import changed
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{2,79}$")
 
@@ -66,6 +67,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, slug: str, data: Festival
     except repository.SlugTaken:
         raise Invalid({"slug": "slug_taken"}) from None
     await audit.record(db, actor, "festival.create", "festival", slug, fields["district_ids"], None, doc)
+    await changed(freshness.FESTIVALS, *freshness.of_districts(fields["district_ids"]))
     return Festival.from_doc(doc)
 
 
@@ -80,6 +82,7 @@ async def update(db: AsyncDatabase[Doc], actor: Actor, festival_id: str, data: F
     after = await repository.save_festival(db, before, version, fields)
     await audit.record(db, actor, "festival.update", "festival", festival_id,
                        sorted(set(before["district_ids"]) | set(fields["district_ids"])), before, after)
+    await changed(freshness.FESTIVALS, *freshness.of_districts({*before["district_ids"], *fields["district_ids"]}))
     return Festival.from_doc(after)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz
+from server.domain import authz, freshness
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.categories import repository as categories
@@ -24,6 +24,7 @@ from server.domain.merchants.holiday_hours import parse_exceptions
 from server.domain.merchants.hours import DAYS, HoursError, parse_week
 from server.domain.merchants.models import Merchant
 from server.services.mongo import Doc
+from server.services.public_cache import changed
 
 PHONE = re.compile(r"^[0-9+\- ()]{5,30}$")
 
@@ -107,6 +108,7 @@ async def update_profile(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str,
     fields = await _validate(db, data, before["district_id"])
     after = await repository.save_merchant(db, before, version, fields)
     await audit.record(db, actor, "merchant.update", "merchant", merchant_id, [before["district_id"]], before, after)
+    await changed(*freshness.of_merchant(merchant_id, before["district_id"]))  # hours and open-now too
     return Merchant.from_doc(after)
 
 
@@ -118,6 +120,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, district_id: str, data: P
            "status": "published", "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
     await repository.insert_merchant(db, doc)
     await audit.record(db, actor, "merchant.create", "merchant", doc["_id"], [district_id], None, doc)
+    await changed(*freshness.of_merchant(doc["_id"], district_id))
     return Merchant.from_doc(doc)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz
+from server.domain import authz, freshness
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.errors import Invalid, NotFound
@@ -19,6 +19,7 @@ from server.domain.merchants import repository as merchants
 from server.domain.offers import repository
 from server.domain.offers.models import KINDS, Offer
 from server.services.mongo import Doc
+from server.services.public_cache import changed
 
 
 @dataclass(slots=True)
@@ -94,6 +95,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: O
            "created_at": datetime.now(UTC)}
     await repository.insert_offer(db, doc)
     await audit.record(db, actor, "offer.create", "offer", doc["_id"], [district_id], None, doc)
+    await changed(*freshness.of_merchant(merchant_id, district_id))
     return Offer.from_doc(doc)
 
 
@@ -102,6 +104,8 @@ async def _save(db: AsyncDatabase[Doc], actor: Actor, action: str, before: Doc, 
     """Compare-and-set on `version`: the second of two concurrent saves gets a Conflict, never a silent overwrite."""
     after = await repository.save_offer(db, before, version, changes)
     await audit.record(db, actor, action, "offer", before["_id"], [before["district_id"]], before, after)
+    # Edits, stock reaching zero, publish, withdraw, festival decisions: all shown to shoppers.
+    await changed(*freshness.of_merchant(before["merchant_id"], before["district_id"]))
     return Offer.from_doc(after)
 
 

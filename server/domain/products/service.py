@@ -9,7 +9,7 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain import authz
+from server.domain import authz, freshness
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
 from server.domain.errors import NotFound
@@ -19,6 +19,7 @@ from server.domain.products import repository
 from server.domain.products.models import CATEGORIES, Product
 from server.domain.search.terms import index_terms
 from server.services.mongo import Doc
+from server.services.public_cache import changed
 
 
 @dataclass(slots=True)
@@ -67,6 +68,7 @@ async def set_sold_here(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, 
     after = {**before, "sold_by": sellers}
     await audit.record(db, actor, "product.sold_here" if sold else "product.not_sold_here", "product", product_id,
                        [district_id], {"sold_by": before.get("sold_by", [])}, {"sold_by": sellers})
+    await changed(*freshness.of_merchant(merchant_id, district_id))
     return Product.from_doc(after)
 
 
@@ -77,6 +79,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: P
            "owner_merchant_id": merchant_id, "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
     await repository.insert_product(db, doc)
     await audit.record(db, actor, "product.create", "product", doc["_id"], [district_id], None, doc)
+    await changed(*freshness.of_merchant(merchant_id, district_id))
     return Product.from_doc(doc)
 
 
@@ -94,6 +97,7 @@ async def update(db: AsyncDatabase[Doc], actor: Actor, product_id: str, data: Pr
     after = await repository.save_product(db, before, version, fields)
     districts = [await _merchant_district(db, owner)] if owner else []
     await audit.record(db, actor, "product.update", "product", product_id, districts, before, after)
+    await changed(freshness.PRODUCTS, freshness.ANY_WRITE)  # its name shows wherever it is sold
     return Product.from_doc(after)
 
 

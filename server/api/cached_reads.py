@@ -1,0 +1,331 @@
+"""Anonymous persisted-query GETs answered from the public cache before GraphQL runs.
+
+The PWA reads with GETs that name a document of graphql/operations/ by hash. For the
+operations below, and only for the variables the PWA sends (a bounded set: ids, a locale, a
+few fixed page sizes, first pages), the answer is looked up in Redis under
+(document hash, normalized variables, locale) and the versions of the tags it depends on, in
+one round trip. A hit is sent as it was stored, with its ETag (a 304 when the phone has it),
+so a repeat read costs about what a static file does. Everything else (a POST, a bearer token,
+a query text, an unknown hash, variables outside the set, an answer with errors or a null
+root, an answer larger than the entry limit) passes through to GraphQL untouched and is never
+stored, so only bodies the server produced for exactly that key are ever served from it.
+
+An entry lives until the next boundary its own data has: a minute boundary at most (open-now
+turns at quarter-hours, offers and festivals start and end to the minute, including ones not
+in the answer yet), sooner when an offer in it ends first, and 10 s for answers that carry
+crowd levels (the live subscription carries those; the `Age` header says how old a stored
+answer is).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.api.errors import ApiError
+from server.api.ids import key_of
+from server.api.persisted import allow_list
+from server.domain import freshness
+from server.domain.i18n import canonical_locale, negotiate
+from server.services.public_cache import PublicCache, bind
+
+Vars = dict[str, Any]
+MAX_VARIABLES_CHARS = 1000
+MAX_TTL_MS = 60_000
+LIVE_TTL_MS = 10_000
+BOUNDARY_FIELDS = frozenset({"validFrom", "validUntil", "startsAt", "endsAt"})
+
+
+class NotCacheable(Exception):
+    """These variables are outside the set that may be cached (GraphQL answers them as usual)."""
+
+
+def _id(type_name: str) -> Callable[[object], str]:
+    def check(value: object) -> str:
+        if not isinstance(value, str):
+            raise NotCacheable
+        try:
+            return key_of(value, type_name)
+        except ApiError:
+            raise NotCacheable from None
+    return check
+
+
+def _one_of(*allowed: object) -> Callable[[object], object]:
+    def check(value: object) -> object:
+        # `type is` too: JSON's true must not pass for 1, nor 20.0 for 20
+        if not any(type(value) is type(a) and value == a for a in allowed):
+            raise NotCacheable
+        return value
+    return check
+
+
+def _absent(value: object) -> None:
+    if value is not None:
+        raise NotCacheable
+
+
+def _search_text(value: object) -> str:
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 32:
+        raise NotCacheable
+    return value
+
+
+def _categories(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > 5 or not all(isinstance(c, str) and len(c) <= 40 for c in value):
+        raise NotCacheable
+    return value
+
+
+def _merchant_filter(value: object) -> Vars | None:
+    """District, area, categories, open now, has an offer: yes; near me and free text: no (unbounded)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"districtId", "areaId", "categories", "openNow", "hasActiveOffer"}:
+        raise NotCacheable
+    out: Vars = {}
+    checks: dict[str, Callable[[object], object]] = {
+        "districtId": _id("District"), "areaId": _id("Area"), "categories": _categories,
+        "openNow": _one_of(None, True, False), "hasActiveOffer": _one_of(None, True, False)}
+    for name, raw in value.items():
+        if raw is not None:
+            checks[name](raw)
+            out[name] = raw
+    return out or None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    variables: dict[str, Callable[[object], object]]
+    tags: Callable[[Vars], tuple[str, ...]]
+    live: bool = False  # carries crowd levels: kept 10 s at most
+    defaults: tuple[tuple[str, object], ...] = ()
+
+
+def _district_tags(variables: Vars) -> tuple[str, ...]:
+    return (freshness.district(key_of(variables["id"], "District")), freshness.FESTIVALS, freshness.PRODUCTS)
+
+
+def _merchant_tags(variables: Vars) -> tuple[str, ...]:
+    return (freshness.merchant(key_of(variables["id"], "Merchant")), freshness.PRODUCTS)
+
+
+def _city_wide(variables: Vars) -> tuple[str, ...]:
+    return (freshness.ANY_WRITE,)
+
+
+LOCALE: Callable[[object], object] = lambda v: v  # noqa: E731 - checked with the negotiated locale below
+POLICIES: dict[str, Policy] = {
+    "DistrictPage": Policy({"id": _id("District"), "first": _one_of(None, 20), "after": _absent, "locale": LOCALE},
+                           _district_tags, defaults=(("first", 20),)),
+    "DistrictScreen": Policy({"id": _id("District"), "locale": LOCALE}, _district_tags, live=True),
+    "MerchantPage": Policy({"id": _id("Merchant"), "locale": LOCALE}, _merchant_tags),
+    "Home": Policy({"locale": LOCALE}, _city_wide, live=True),
+    "Districts": Policy({"locale": LOCALE}, _city_wide),
+    "Festivals": Policy({"when": _one_of(None, "CURRENT", "UPCOMING", "PAST"), "locale": LOCALE}, _city_wide),
+    "Products": Policy({"first": _one_of(None, 20, 50), "after": _absent, "filter": _absent, "locale": LOCALE},
+                       _city_wide, defaults=(("first", 20),)),
+    "MerchantCategories": Policy({"districtId": lambda v: None if v is None else _id("District")(v),
+                                  "after": _absent, "locale": LOCALE}, _city_wide),
+    "Merchants": Policy({"filter": _merchant_filter, "first": _one_of(None, 20, 50), "after": _absent,
+                         "locale": LOCALE}, _city_wide, defaults=(("first", 20),)),
+    "Search": Policy({"query": _search_text, "locale": LOCALE}, _city_wide),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CacheableRead:
+    key: str
+    tags: tuple[str, ...]
+    live: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Operations:
+    """Persisted document hash → (operation name, policy), for the operations that may be cached."""
+
+    by_hash: dict[str, tuple[str, Policy]]
+
+    @staticmethod
+    def load() -> Operations:
+        by_hash: dict[str, tuple[str, Policy]] = {}
+        for sha, text in allow_list().items():
+            for name, policy in POLICIES.items():
+                if text.lstrip().startswith(f"query {name}(") or text.lstrip().startswith(f"query {name} "):
+                    by_hash[sha] = (name, policy)
+        return Operations(by_hash)
+
+
+def cacheable(operations: Operations, query_string: str, accept_language: str | None) -> CacheableRead | None:
+    """The cache key and tags of an anonymous persisted GET, or None when it must not be cached."""
+    params = dict(parse_qsl(query_string, keep_blank_values=True))
+    if "query" in params or set(params) - {"extensions", "variables", "operationName"}:
+        return None
+    raw_variables = params.get("variables") or "{}"
+    if len(raw_variables) > MAX_VARIABLES_CHARS or len(params.get("extensions", "")) > 200:
+        return None
+    try:
+        sha = json.loads(params.get("extensions", ""))["persistedQuery"]["sha256Hash"]
+        variables = json.loads(raw_variables)
+    except (ValueError, KeyError, TypeError):
+        return None
+    known = operations.by_hash.get(sha) if isinstance(sha, str) else None
+    if known is None or not isinstance(variables, dict) or set(variables) - set(known[1].variables):
+        return None
+    policy = known[1]
+    try:
+        normalized = {k: check(variables.get(k)) for k, check in policy.variables.items()}
+    except NotCacheable:
+        return None
+    for k, default in policy.defaults:
+        if normalized.get(k) is None:
+            normalized[k] = default
+    requested = variables.get("locale")
+    if requested is None:
+        locale = negotiate(accept_language)
+    elif isinstance(requested, str) and len(requested) <= 20 and (found := canonical_locale(requested)):
+        locale = found
+    else:
+        return None  # GraphQL answers the error
+    normalized["locale"] = locale
+    canonical = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    key = hashlib.sha256(f"{sha}\n{canonical}".encode()).hexdigest()[:40]
+    return CacheableRead(key, (freshness.EVERYTHING, *policy.tags(variables)), policy.live)
+
+
+def lifetime_ms(data: object, now: float, live: bool) -> int:
+    """Until the next boundary the answer's own data has: a minute boundary, an offer ending, 10 s if live."""
+    end: float = math.floor(now / 60 + 1) * 60
+    if live:
+        end = min(end, now + LIVE_TTL_MS / 1000)
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for name, value in item.items():
+                if name in BOUNDARY_FIELDS and isinstance(value, str):
+                    try:
+                        moment = datetime.fromisoformat(value).timestamp()
+                    except ValueError:
+                        continue
+                    if moment > now:
+                        end = min(end, moment)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return int((end - now) * 1000)
+
+
+def worth_storing(body: bytes) -> tuple[bool, object]:
+    """(store?, data): only answers without errors whose root fields all found something."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False, None
+    data = parsed.get("data") if isinstance(parsed, dict) else None
+    if "errors" in parsed or not isinstance(data, dict) or any(v is None for v in data.values()):
+        return False, None
+    return True, data
+
+
+def _matches(scope: Scope, etag: str) -> bool:
+    wanted = Headers(scope=scope).get("if-none-match", "")
+    return etag in [t.strip() for t in wanted.split(",")]
+
+
+HIT_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"public, no-cache"),
+               (b"vary", b"Accept-Language")]
+
+
+class CachedReads:
+    """ASGI: the public cache in front of the GraphQL endpoint (which stays as it was for everything else)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.operations = Operations.load()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        cache: PublicCache | None = getattr(scope["app"].state, "public_cache", None)
+        read = None
+        if scope["type"] == "http" and scope["method"] == "GET" and cache is not None:
+            headers = dict(scope["headers"])
+            if b"authorization" not in headers:
+                read = cacheable(self.operations, scope["query_string"].decode("latin-1"),
+                                 headers.get(b"accept-language", b"").decode("latin-1") or None)
+        if read is None or cache is None or not await cache.usable():
+            await self.app(scope, receive, send)
+            return
+        found = await cache.lookup(read.key, read.tags)
+        if found is not None and found.entry is not None:
+            entry = found.entry
+            age = max(0, int(time.time() * 1000) - entry.stored_ms) // 1000
+            extra = [(b"etag", entry.etag.encode()), (b"age", str(age).encode()), (b"x-cache", b"hit")]
+            if _matches(scope, entry.etag):
+                await send({"type": "http.response.start", "status": 304, "headers": [*HIT_HEADERS[1:], *extra]})
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await send({"type": "http.response.start", "status": 200, "headers": [
+                *HIT_HEADERS, (b"content-length", str(len(entry.body)).encode()), *extra]})
+            await send({"type": "http.response.body", "body": entry.body})
+            return
+        await self._miss(scope, receive, send, cache, read, found.versions if found else None)
+
+    async def _miss(self, scope: Scope, receive: Receive, send: Send, cache: PublicCache, read: CacheableRead,
+                    versions: bytes | None) -> None:
+        # GraphQL answers in full (no If-None-Match inside), so the body can be stored; the 304 is decided here.
+        inner = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"if-none-match"]}
+        start: Message | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        began = time.time()
+        await self.app(inner, receive, capture)
+        assert start is not None
+        body = b"".join(chunks)
+        headers = Headers(raw=start.get("headers", []))
+        etag = headers.get("etag")
+        if start["status"] == 200 and etag and "public" in headers.get("cache-control", "") and versions is not None:
+            store, data = worth_storing(body)
+            if store:
+                await cache.store(read.key, versions, etag, body, lifetime_ms(data, began, read.live))
+        raw = [(k, v) for k, v in start.get("headers", []) if k not in (b"x-cache",)] + [(b"x-cache", b"miss")]
+        if start["status"] == 200 and etag and _matches(scope, etag):
+            await send({"type": "http.response.start", "status": 304,
+                        "headers": [(k, v) for k, v in raw if k not in (b"content-length", b"content-type")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({**start, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+
+class CacheBinding:
+    """Lets the application services of this request outdate cached answers (server/services/public_cache.py)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            bind(getattr(scope["app"].state, "public_cache", None))
+        await self.app(scope, receive, send)
+
+

@@ -1,0 +1,156 @@
+"""The public read cache in Redis: answers stored with the tag versions they were computed under.
+
+One hash holds the version of every tag (`sq:pc:<database>:tags`); one string per cached answer holds the
+versions it was stored with, its ETag, when it was stored and the body. A read is one round trip
+(HMGET of its tags + GET of its entry, pipelined): the entry answers only while every version is
+still the one it was stored with. A write replaces its tags' versions with fresh random tokens
+(`bump`), so the next read anywhere misses, and nothing else needs deleting.
+
+Why it stays right under eviction and restarts: versions are random tokens, never counters that
+could come round again, and the hash carries a generation (`_gen`). If Redis loses the hash
+(a restart without persistence, `allkeys-*` eviction), the generation is gone too; the next reader
+sets a new one and no entry stored under the old one ever matches again. A tag never bumped has
+no version; it can only gain one, never lose it, while the generation lives.
+
+Entries always expire (at the next boundary their own data has, at most a minute), so an
+evicting Redis (`maxmemory` with `volatile-lru`, which spares every key without a TTL: the tag
+hash, push streams) drops them first. Redis failing is not an outage: the cache steps aside for
+a moment and reads go to MongoDB; a bump that failed is retried before this process trusts the
+cache again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from server.services.availability import WarnEvery
+
+log = logging.getLogger("shangquan.cache")
+PREFIX = "sq:pc:"  # then the database name: deployments (and test apps) sharing a Redis never share answers
+GENERATION = "_gen"
+CALL_TIMEOUT = 0.5  # seconds: a cache slower than this is treated as down
+PAUSE_AFTER_FAILURE = 2.0  # seconds without asking Redis after it failed
+SEPARATOR = b"\x1f"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    etag: str
+    stored_ms: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    versions: bytes | None  # None: no generation yet, so nothing may be stored under these versions
+    entry: Entry | None  # only an entry stored under exactly `versions`
+
+
+def _token() -> bytes:
+    return os.urandom(8).hex().encode()
+
+
+class PublicCache:
+    def __init__(self, redis: Redis, namespace: str, *, max_entry_bytes: int, enabled: bool = True) -> None:
+        self.redis, self.max_entry_bytes, self.enabled = redis, max_entry_bytes, enabled
+        self.tags_key, self.entry_prefix = f"{PREFIX}{namespace}:tags", f"{PREFIX}{namespace}:e:"
+        self.paused_until = 0.0
+        self.pending: set[str] = set()  # tags whose bump did not reach Redis yet
+        self.warn = WarnEvery(log, 60)
+
+    def _failed(self, exc: BaseException, what: str) -> None:
+        self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
+        self.warn.warning("public cache %s failed (%s): reads go to MongoDB", what, type(exc).__name__)
+
+    async def usable(self) -> bool:
+        """False while Redis is paused after a failure or a failed bump is still owed."""
+        if not self.enabled or time.monotonic() < self.paused_until:
+            return False
+        if self.pending:
+            return await self.bump(())
+        return True
+
+    async def lookup(self, key: str, tags: Iterable[str]) -> Lookup | None:
+        """None when the cache cannot be used now (the caller reads MongoDB)."""
+        fields = [GENERATION, *tags]
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT), self.redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(self.tags_key, fields)
+                pipe.get(self.entry_prefix + key)
+                versions, raw = await pipe.execute()
+            if versions[0] is None:
+                # First reader after a restart or an eviction: a new generation outdates every old entry.
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    await self.redis.hsetnx(self.tags_key, GENERATION, _token())
+                    versions = await self.redis.hmget(self.tags_key, fields)
+                if versions[0] is None:
+                    return Lookup(None, None)
+                raw = None
+        except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+            self._failed(exc, "read")
+            return None
+        current = SEPARATOR.join(v or b"" for v in versions)
+        return Lookup(current, _decode(raw, current))
+
+    async def store(self, key: str, versions: bytes, etag: str, body: bytes, ttl_ms: int) -> bool:
+        if len(body) > self.max_entry_bytes or ttl_ms <= 0:
+            return False
+        header = b"\n".join((versions, etag.encode(), str(int(time.time() * 1000)).encode()))
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await self.redis.set(self.entry_prefix + key, header + b"\n" + body, px=ttl_ms)
+        except (RedisError, OSError) as exc:  # an OOM refusal under maxmemory lands here too
+            self._failed(exc, "store")
+            return False
+        return True
+
+    async def bump(self, tags: Iterable[str]) -> bool:
+        """Give each tag a new version: every answer that depends on one of them is outdated."""
+        self.pending.update(tags)
+        if not self.pending:
+            return True
+        token = _token()
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await self.redis.hset(self.tags_key, mapping={t: token for t in self.pending})
+        except (RedisError, OSError) as exc:
+            self._failed(exc, "invalidation")
+            return False
+        self.pending.clear()
+        return True
+
+
+def _decode(raw: bytes | None, versions: bytes) -> Entry | None:
+    if raw is None:
+        return None
+    parts = raw.split(b"\n", 3)
+    if len(parts) != 4 or parts[0] != versions:
+        return None
+    return Entry(parts[1].decode(), int(parts[2]), parts[3])
+
+
+# The cache that a write in this request (or start-up step) reports its changes to. Set once per
+# request by CacheBinding, so application services need no Redis parameter of their own.
+_current: ContextVar[PublicCache | None] = ContextVar("shangquan_public_cache", default=None)
+
+
+def bind(cache: PublicCache | None) -> None:
+    _current.set(cache)
+
+
+async def changed(*tags: str) -> None:
+    """Called by application services after a write was acknowledged: outdate what shows it."""
+    cache = _current.get()
+    if cache is None:
+        log.debug("write outside a web request or start-up: no public cache to tell (%s)", tags)
+        return
+    await cache.bump(tags)

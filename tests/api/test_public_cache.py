@@ -1,0 +1,269 @@
+"""The public read cache: hits, 304s without MongoDB, writes visible on the next read through any web process,
+what is never cached, Redis stopping, and the memory bound.
+
+Each test runs its own app(s) on its own database (tests/fixtures/content) so that writes stay here.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from server.api.cached_reads import lifetime_ms
+from server.api.ids import to_global
+from server.api.persisted import allow_list
+from server.domain.accounts import service as accounts
+from server.settings import ROOT
+from tests.conftest import CommandCounter, RunningApp, gql, unique_db
+from tests.ops.servers import RedisServer, serve
+from tests.support import make_account
+
+DISTRICT, SHOP, AREA = "huaqiangbei", "hqb-phone-city", "hqb-north"  # tests/fixtures/content
+FIXTURES = ROOT / "tests" / "fixtures" / "content"
+HASHES = {text.split("(")[0].split()[1]: sha for sha, text in allow_list().items()}
+NOW = datetime.now(UTC)
+
+
+def persisted(name: str, **variables: Any) -> dict[str, str]:
+    return {"extensions": json.dumps({"persistedQuery": {"version": 1, "sha256Hash": HASHES[name]}}),
+            "variables": json.dumps(variables)}
+
+
+def district_screen(locale: str = "zh-CN") -> dict[str, str]:
+    return persisted("DistrictScreen", id=to_global("District", DISTRICT), locale=locale)
+
+
+def merchant_page(locale: str = "zh-CN") -> dict[str, str]:
+    return persisted("MerchantPage", id=to_global("Merchant", SHOP), locale=locale)
+
+
+@pytest.fixture
+async def settings_here(app_server: RunningApp, tmp_path: Path) -> Any:
+    return replace(app_server.settings, mongodb_db=unique_db("cache"), var_dir=tmp_path, content_dir=FIXTURES)
+
+
+@pytest.fixture
+async def one_app(settings_here: Any) -> AsyncIterator[tuple[str, CommandCounter]]:
+    counter = CommandCounter()
+    async with serve(settings_here, mongo_listeners=[counter]) as url:
+        yield url, counter
+
+
+async def test_second_read_is_a_hit_and_a_304_sends_no_mongodb_command(
+        one_app: tuple[str, CommandCounter]) -> None:
+    url, counter = one_app
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        first = await http.get("/graphql", params=merchant_page())
+        assert first.status_code == 200 and first.headers["x-cache"] == "miss"
+        counter.commands.clear()
+        counter.enabled = True
+        second = await http.get("/graphql", params=merchant_page())
+        third = await http.get("/graphql", params=merchant_page(), headers={"if-none-match": first.headers["etag"]})
+        counter.enabled = False
+        assert second.headers["x-cache"] == "hit" and second.content == first.content
+        assert second.headers["etag"] == first.headers["etag"]
+        assert second.headers["cache-control"] == "public, no-cache" and "age" in second.headers
+        assert third.status_code == 304 and third.content == b"" and third.headers["etag"] == first.headers["etag"]
+        assert counter.commands == []  # neither the hit nor the 304 asked MongoDB anything
+        # another locale is another answer
+        english = await http.get("/graphql", params=merchant_page("en"))
+        assert english.headers["x-cache"] == "miss" and english.content != first.content
+        # a conditional GET on a miss still ends in 304 when the answer is the same
+        await http.get("/graphql", params=persisted("Districts", locale="en"))
+
+
+async def test_what_is_never_cached(one_app: tuple[str, CommandCounter], settings_here: Any) -> None:
+    url, _ = one_app
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        district_page = persisted("DistrictPage", id=to_global("District", DISTRICT), after="YWJj")
+        near = persisted("Merchants", filter={"near": {"lat": 22.54, "lng": 114.08, "radiusMeters": 500}})
+        unknown_variable = persisted("MerchantPage", id=to_global("Merchant", SHOP), extra=1)
+        missing = persisted("MerchantPage", id=to_global("Merchant", "no-such-shop"))
+        for params in (district_page, near, unknown_variable, missing, missing):
+            response = await http.get("/graphql", params=params)
+            assert "x-cache" not in response.headers or response.headers["x-cache"] == "miss", params
+            again = await http.get("/graphql", params=params)
+            assert again.headers.get("x-cache") != "hit", params
+        # bad input keeps its error codes
+        bad_hash = await http.get("/graphql", params={"extensions": json.dumps(
+            {"persistedQuery": {"version": 1, "sha256Hash": "zz"}})})
+        assert bad_hash.status_code == 400 and "PersistedQueryNotFound" in bad_hash.text
+        assert unknown_variable.get("variables")
+        bad_id = await http.get("/graphql", params=persisted("MerchantPage", id="!!"))
+        assert bad_id.json()["errors"][0]["extensions"]["code"] == "INVALID_ID"
+        assert (await http.get("/graphql", params=persisted("MerchantPage", id="!!"))).headers.get("x-cache") != "hit"
+        # a bearer token is never answered from the cache
+        await http.get("/graphql", params=merchant_page())
+        token = await http.get("/graphql", params=merchant_page(), headers={"authorization": "Bearer nope"})
+        assert token.headers.get("x-cache") != "hit"
+    # an answer larger than the entry limit is not stored
+    small = replace(settings_here, public_cache_max_entry_bytes=1024, mongodb_db=settings_here.mongodb_db + "s")
+    async with serve(small) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for _ in range(2):
+            page = await http.get("/graphql", params=merchant_page())
+            assert len(page.content) > 1024 and page.headers["x-cache"] == "miss"
+
+
+async def test_entries_end_at_the_next_boundary_of_their_data() -> None:
+    now = datetime(2027, 2, 6, 13, 59, 30, tzinfo=UTC).timestamp()
+    assert lifetime_ms({"x": 1}, now, live=False) == 30_000  # the minute turns
+    assert lifetime_ms({"x": 1}, now, live=True) == 10_000  # crowd levels: 10 s at most
+    ending = (datetime.fromtimestamp(now, UTC) + timedelta(seconds=12)).isoformat()
+    assert lifetime_ms({"a": [{"offers": [{"validUntil": ending}]}]}, now, live=False) == 12_000
+    past = (datetime.fromtimestamp(now, UTC) - timedelta(days=1)).isoformat()
+    assert lifetime_ms({"festivals": [{"endsAt": past}]}, now, live=False) == 30_000
+
+
+async def _tokens(db: Any) -> dict[str, dict[str, str]]:
+    merchant = await make_account(db, "merchant", merchant_ids=[SHOP])
+    operator = await make_account(db, "operator", district_ids=[DISTRICT])
+    shop = await accounts.create_token(db, merchant.actor(), "pos", ["offers", "products", "profile"])
+    ops = await accounts.create_token(db, operator.actor(), "ops", ["districts", "festivals", "profile"])
+    return {"shop": {"authorization": f"Bearer {shop.secret}"}, "ops": {"authorization": f"Bearer {ops.secret}"}}
+
+
+OFFER_FIELDS = "offer { id version status title } errors { field code message }"
+
+
+def offer_input(title: str, stock: int | None = None) -> dict[str, Any]:
+    return {"title": {"zhCN": title}, "kind": "PERCENT_OFF", "percentOff": 10,
+            "validFrom": (NOW - timedelta(days=1)).isoformat(), "validUntil": (NOW + timedelta(days=30)).isoformat(),
+            "stock": stock}
+
+
+async def test_writes_are_seen_on_the_next_read_through_either_web_process(
+        settings_here: Any, db_client: Any) -> None:
+    """Randomized: hundreds of writes and reads interleaved across two app instances; 0 stale reads."""
+    rng = random.Random(13)
+    async with serve(settings_here) as url_a, serve(settings_here, load_content=False) as url_b, \
+            httpx.AsyncClient(base_url=url_a, timeout=30) as a, httpx.AsyncClient(base_url=url_b, timeout=30) as b:
+        db = db_client[settings_here.mongodb_db]
+        headers = await _tokens(db)
+        offers: dict[str, dict[str, Any]] = {}  # global id → {version, title, published}
+        for n in range(4):
+            made = (await gql(a, "mutation($m: ID!, $i: OfferInput!) { createOffer(merchantId: $m, input: $i) "
+                              "{ %s } }" % OFFER_FIELDS, {"m": to_global("Merchant", SHOP), "i": offer_input(f"o{n}")},
+                              headers["shop"]))["data"]["createOffer"]["offer"]
+            published = (await gql(b, 'mutation { publishOffer(id: "%s", version: 1) { %s } }'
+                                   % (made["id"], OFFER_FIELDS), headers=headers["shop"]))["data"]["publishOffer"]
+            offers[made["id"]] = {"version": published["offer"]["version"], "title": f"o{n}", "published": True}
+        area = (await gql(a, '{ node(id: "%s") { ... on Area { capacity version } } }' % to_global("Area", AREA)))
+        capacity = {"value": area["data"]["node"]["capacity"], "version": area["data"]["node"]["version"]}
+        stale: list[str] = []
+        writes = reads = 0
+        for step in range(400):
+            client = rng.choice((a, b))
+            if rng.random() < 0.35:
+                writes += 1
+                kind = rng.choice(("title", "stock", "toggle", "capacity"))
+                if kind == "capacity":
+                    value = rng.randrange(100, 100_000)
+                    done = (await gql(client, 'mutation { setAreaCapacity(id: "%s", version: %d, capacity: %d) '
+                                      '{ area { version } errors { code } } }'
+                                      % (to_global("Area", AREA), capacity["version"], value),
+                                      headers=headers["ops"]))["data"]["setAreaCapacity"]
+                    assert done["errors"] == [], done
+                    capacity = {"value": value, "version": done["area"]["version"]}
+                    continue
+                gid = rng.choice(list(offers))
+                state = offers[gid]
+                if kind == "toggle":
+                    action = "withdrawOffer" if state["published"] else "publishOffer"
+                    done = (await gql(client, 'mutation { %s(id: "%s", version: %d) { %s } }'
+                                      % (action, gid, state["version"], OFFER_FIELDS),
+                                      headers=headers["shop"]))["data"][action]
+                    state["published"] = not state["published"]
+                else:
+                    title = f"{state['title'].split('-')[0]}-{step}"
+                    done = (await gql(client, "mutation($id: ID!, $v: Int!, $i: OfferInput!) { updateOffer(id: $id, "
+                                      "version: $v, input: $i) { %s } }" % OFFER_FIELDS,
+                                      {"id": gid, "v": state["version"],
+                                       "i": offer_input(title, 0 if kind == "stock" else 50)},
+                                      headers["shop"]))["data"]["updateOffer"]
+                    state["title"] = title
+                assert done["errors"] == [], done
+                state["version"] = done["offer"]["version"]
+                continue
+            reads += 1
+            if rng.random() < 0.5:
+                page = (await client.get("/graphql", params=merchant_page())).json()["data"]["merchant"]
+                seen = {o["id"]: o["title"] for o in page["offers"]}
+                expected = {g: s["title"] for g, s in offers.items() if s["published"]}
+                shown = {g: t for g, t in seen.items() if g in offers}
+                if shown != expected:
+                    stale.append(f"step {step} merchant page: {shown} != {expected}")
+            else:
+                screen = (await client.get("/graphql", params=district_screen())).json()["data"]["district"]
+                areas = {x["id"]: x["capacity"] for x in screen["areas"]}
+                if areas[to_global("Area", AREA)] != capacity["value"]:
+                    stale.append(f"step {step} district screen: capacity {areas} != {capacity['value']}")
+                titles = {e["node"]["id"]: e["node"]["title"] for e in screen["offers"]["edges"]}
+                expected = {g: s["title"] for g, s in offers.items() if s["published"]}
+                if {g: t for g, t in titles.items() if g in offers} != expected:
+                    stale.append(f"step {step} district screen offers: {titles} != {expected}")
+        assert writes > 100 and reads > 200
+        assert stale == []
+        # and the cache was used: an unchanged page is a hit on the other process
+        await a.get("/graphql", params=merchant_page("en"))
+        assert (await b.get("/graphql", params=merchant_page("en"))).headers["x-cache"] == "hit"
+
+
+async def test_redis_stopping_sends_reads_to_mongodb_and_its_return_brings_the_cache_back(
+        settings_here: Any, tmp_path: Path) -> None:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    settings = replace(settings_here, redis_url=redis.url)
+    try:
+        async with serve(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            await http.get("/graphql", params=merchant_page())
+            assert (await http.get("/graphql", params=merchant_page())).headers["x-cache"] == "hit"
+            redis.stop()
+            for _ in range(3):
+                down = await http.get("/graphql", params=merchant_page())
+                assert down.status_code == 200 and down.json()["data"]["merchant"]["name"]
+                assert down.headers.get("x-cache") != "hit"
+            redis.start()
+
+            async def cached_again() -> bool:
+                await http.get("/graphql", params=merchant_page())
+                return (await http.get("/graphql", params=merchant_page())).headers.get("x-cache") == "hit"
+
+            from tests.ops.servers import eventually
+            assert await eventually(cached_again, within=30, every=0.5)
+    finally:
+        redis.stop()
+
+
+async def test_cycling_variables_cannot_fill_redis(settings_here: Any, tmp_path: Path) -> None:
+    """maxmemory + volatile-lru (as the embedded Redis runs): entries are evicted, the tag versions stay."""
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    client = aioredis.from_url(redis.url)
+    try:
+        settings = replace(settings_here, redis_url=redis.url)
+        async with serve(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            await http.get("/graphql", params=merchant_page())
+            cap = int((await client.info("memory"))["used_memory"]) + 30_000
+            await client.config_set("maxmemory", str(cap))
+            await client.config_set("maxmemory-policy", "volatile-lru")
+            for n in range(300):
+                response = await http.get("/graphql", params=persisted("Search", query=f"华强北{n}", locale="en"))
+                assert response.status_code == 200
+            info, memory = await client.info("stats"), await client.info("memory")
+            assert int(info["evicted_keys"]) > 0
+            assert int(memory["used_memory"]) <= cap + 16_000
+            assert await client.hget(f"sq:pc:{settings.mongodb_db}:tags", "_gen") is not None
+            await http.get("/graphql", params=merchant_page())
+            assert (await http.get("/graphql", params=merchant_page())).headers["x-cache"] == "hit"
+    finally:
+        await client.aclose()
+        redis.stop()
