@@ -530,3 +530,33 @@ async def test_gap_top_level_datetime_set_on_an_existing_document(db: AsyncDatab
     coll = await fresh(db, "top_set", [{"_id": "a"}])
     await coll.update_one({"_id": "a"}, {"$set": {"at": when}})
     assert (await coll.find_one({"_id": "a"}))["at"] == when
+
+
+@EMBEDDED_GAP
+async def test_gap_count_stage_after_lte_on_a_datetime(db: AsyncDatabase[Doc]) -> None:
+    # nx-27017 0.8.1: an aggregate $match with $lt/$lte on a datetime matches nothing ($gt/$gte and find() are
+    # right), so `count` (a $count stage) said 0 active offers. Counts of date windows use find() instead.
+    coll = await fresh(db, "count_lte", [{"_id": f"o{i}", "at": T0 - timedelta(days=i)} for i in range(3)])
+    assert await count(coll, {"at": {"$lte": T0}}) == 3
+
+
+async def test_find_with_lte_on_a_datetime_counts_the_window(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "find_lte", [{"_id": f"o{i}", "at": T0 - timedelta(days=i)} for i in range(3)])
+    assert len(await ids(coll, {"at": {"$lte": T0 - timedelta(days=1)}, "_id": {"$gte": "o0"}})) == 2
+
+
+@EMBEDDED_GAP
+async def test_gap_keyset_or_flat_beside_a_filter_on_an_indexed_datetime(db: AsyncDatabase[Doc]) -> None:
+    # nx-27017 0.8.1: {district, valid_until: {$gt}, $or: [keyset]} with valid_until indexed returns documents
+    # of other districts; the offers repository wraps the keyset in an explicit $and (which is right, below).
+    coll = await fresh(db, "keyset_flat", [{"_id": f"{d}{i}", "d": d, "u": T0} for d in "ab" for i in range(3)])
+    await coll.create_index([("u", ASCENDING)])
+    after = after_filter("u", (T0, "a0"))
+    assert await ids(coll, {"d": "a", "u": {"$gt": T0 - timedelta(days=1)}, **after}) == ["a1", "a2"]
+
+
+async def test_keyset_or_in_an_explicit_and_beside_a_filter_on_an_indexed_datetime(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "keyset_and", [{"_id": f"{d}{i}", "d": d, "u": T0} for d in "ab" for i in range(3)])
+    await coll.create_index([("u", ASCENDING)])
+    after = after_filter("u", (T0, "a0"))
+    assert await ids(coll, {"$and": [{"d": "a", "u": {"$gt": T0 - timedelta(days=1)}}, after]}) == ["a1", "a2"]
