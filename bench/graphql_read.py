@@ -52,6 +52,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import uvicorn
@@ -61,6 +62,7 @@ from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStart
 from starlette.applications import Starlette
 
 from server.api.ids import from_global, to_global
+from server.api.persisted import digest
 from server.asgi import create_app
 from server.content.loader import load_content
 from server.services import embedded, mongo
@@ -156,12 +158,13 @@ class Target:
     path: str
     body: bytes | None
     headers: dict[str, str]
+    expect: int = 200
 
     def request(self, client: httpx.AsyncClient) -> Awaitable[httpx.Response]:
         return client.request(self.method, self.path, content=self.body, headers=self.headers)
 
     def ok(self, response: httpx.Response) -> bool:
-        if response.status_code != 200:
+        if response.status_code != self.expect:
             return False
         # a GraphQL error still answers 200; a byte search is cheap enough not to load the client
         return self.body is None or b'"errors"' not in response.content
@@ -172,6 +175,24 @@ def graphql_target(district: str, first: int) -> Target:
                "variables": {"id": to_global("District", district), "first": first}}
     return Target("GraphQL", "POST", "/graphql", json.dumps(payload).encode(),
                   {"content-type": "application/json", "accept": "application/json"})
+
+
+def cached_target(district: str, first: int, etag: str | None = None) -> Target:
+    """The PWA's read: a persisted-query GET, answered from the public cache after the first time;
+    with `etag`, the phone's revalidation that ends in 304."""
+    extensions = json.dumps({"persistedQuery": {"version": 1, "sha256Hash": digest(OPERATION.read_text("utf-8"))}})
+    variables = json.dumps({"id": to_global("District", district), "first": first, "locale": "zh-CN"})
+    path = "/graphql?" + urlencode({"extensions": extensions, "variables": variables})
+    if etag is None:
+        return Target("cached GET", "GET", path, None, {"accept": "application/json"})
+    return Target("cached 304", "GET", path, None, {"accept": "application/json", "if-none-match": etag}, 304)
+
+
+STATIC_PATH = "/app/style.css"  # a shell file the same app serves from memory
+
+
+def static_target() -> Target:
+    return Target("static file", "GET", STATIC_PATH, None, {})
 
 
 def plain_target(district: str, first: int) -> Target:
@@ -561,8 +582,19 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
         log(f"MongoDB commands per request: GraphQL {g_kinds}, plain {p_kinds}")
         log(f"replayed alone, ms: GraphQL {g_replayed}, plain {p_replayed}")
 
-        runs: dict[str, list[RunResult]] = {"graphql": [], "plain": []}
-        plan = [("graphql", g_server, gql), ("plain", p_server, plain)]
+        # The public cache, in the same run: the PWA's GET (a hit after the first), its 304 revalidation, and a
+        # static file from the same app process as the baseline they are measured against.
+        cached = cached_target(setup.district, args.first)
+        async with httpx.AsyncClient(base_url=g_server.url, timeout=30) as client:
+            first_answer = await cached.request(client)
+            second_answer = await cached.request(client)
+        if second_answer.headers.get("x-cache") != "hit" or second_answer.content != first_answer.content:
+            raise RuntimeError(f"the DistrictPage GET was not answered from the cache: {second_answer.headers}")
+        not_modified, static = cached_target(setup.district, args.first, first_answer.headers["etag"]), static_target()
+        runs: dict[str, list[RunResult]] = {"graphql": [], "plain": [], "cached": [], "not_modified": [],
+                                            "static": []}
+        plan = [("graphql", g_server, gql), ("plain", p_server, plain), ("cached", g_server, cached),
+                ("not_modified", g_server, not_modified), ("static", g_server, static)]
         for round_no in range(1, args.rounds + 1):
             for key, server, target in plan:
                 pids = {"server": server.process.pid, "nx-27017": mongo_child.process.pid,
@@ -573,6 +605,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
 
         g_report = combine("GraphQL", g_server.url + gql.path, runs["graphql"], (g_total, g_kinds), g_replayed)
         p_report = combine("plain JSON", p_server.url + plain.path, runs["plain"], (p_total, p_kinds), p_replayed)
+        extra = {key: asdict(combine(target.name, g_server.url + target.path[:60], runs[key], (0.0, {}), {}))
+                 for key, target in (("cached", cached), ("not_modified", not_modified), ("static", static))}
         for server in (g_server, p_server):
             server.stop()
 
@@ -606,6 +640,11 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
             "graphql": asdict(g_report),
             "plain": asdict(p_report),
             "ratio": round(ratio, 3),
+            **extra,
+            "cached_vs_static": round(extra["cached"]["requests_per_s"] / extra["static"]["requests_per_s"], 3),
+            "not_modified_vs_cached": round(extra["not_modified"]["requests_per_s"]
+                                            / extra["cached"]["requests_per_s"], 3),
+            "cached_vs_uncached": round(extra["cached"]["requests_per_s"] / g_report.requests_per_s, 2),
             "goal_ratio": round(GOAL_RATIO, 3),
             "goal_met": ratio >= GOAL_RATIO,
             "profile": profile,
@@ -638,7 +677,7 @@ def render(result: dict[str, Any]) -> str:
              f"{'errors':>8}{'requests':>10}   per round req/s"
     lines.append(header)
     lines.append("-" * len(header))
-    for key in ("graphql", "plain"):
+    for key in ("graphql", "plain", "cached", "not_modified", "static"):
         r = result[key]
         lines.append(f"{r['name']:<12}{r['requests_per_s']:>10.1f}{r['p50_ms']:>10.2f}{r['p99_ms']:>10.2f}"
                      f"{r['mean_ms']:>10.2f}{r['mongo_commands_per_request']:>16g}{r['errors']:>8}"
@@ -660,6 +699,11 @@ def render(result: dict[str, Any]) -> str:
             f"{k} {v:g} ({r['cpu_cores_busy'][k]:g})" for k, v in r["cpu_ms_per_request"].items()))
     lines.append("")
     lines.append(f"throughput ratio GraphQL / plain JSON: {result['ratio']:.3f}")
+    lines.append(f"public cache: cached GET / static file {result['cached_vs_static']:.3f} (goal ≥ 0.7: "
+                 f"{'MET' if result['cached_vs_static'] >= 0.7 else 'NOT MET'}); 304 / cached GET "
+                 f"{result['not_modified_vs_cached']:.3f} (goal ≥ 1: "
+                 f"{'MET' if result['not_modified_vs_cached'] >= 1 else 'NOT MET'}); cached / uncached POST "
+                 f"{result['cached_vs_uncached']:g}x")
     lines.append(f"goal: GraphQL ≥ 1/6 of plain JSON throughput (ratio ≥ 0.167): "
                  f"{'MET' if result['goal_met'] else 'NOT MET'}")
     profile = result.get("profile")
