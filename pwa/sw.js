@@ -99,11 +99,20 @@ async function networkOr(request, fallbackUrl) {
   }
 }
 
-/** Persisted GraphQL GETs: answer from the cache at once, refresh it in the background. */
+/** Persisted GraphQL GETs: answer from the cache at once, refresh it in the background. The refresh asks
+ * with If-None-Match, so an unchanged answer costs a 304 (the server answers it from its own cache, without
+ * its database) and the device keeps what it has. */
 async function staleWhileRevalidate(event) {
   const cache = await caches.open(API_CACHE);
   const cached = await cache.match(event.request, { ignoreVary: true });
-  const refresh = fetch(event.request).then(async (response) => {
+  const etag = cached && cached.headers.get("etag");
+  // no-store: this cache is the device's only copy (the HTTP cache would keep a second one and answer the 304
+  // itself); the If-None-Match is ours.
+  const headers = new Headers(event.request.headers);
+  if (etag) headers.set("If-None-Match", etag);
+  const ask = new Request(event.request, { cache: "no-store", headers });
+  const refresh = fetch(ask).then(async (response) => {
+    if (response.status === 304 && cached) return cached.clone();
     // Only what the server marks public (answers without errors) is kept.
     if (response.ok && /\bpublic\b/.test(response.headers.get("cache-control") || "")) {
       await cache.put(event.request, response.clone());
