@@ -59,11 +59,12 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
+import redis.asyncio as aioredis
 import uvloop
 from crowd_live import wait_ready  # bench/ is sys.path[0] when run as a script
 from cryptography.hazmat.primitives import serialization
@@ -130,6 +131,8 @@ class Catalog:
     sensor_keys: dict[str, str]  # area -> sensor key
     operator_token: str
     hashes: dict[str, str] = field(default_factory=dict)
+    shop_token: str = ""  # a merchant's token: the operator edits this shop's offer every 2 s
+    shop_offer: Doc = field(default_factory=dict)
     subscription_text: str = ""
 
     def district_gid(self, district: str) -> str:
@@ -257,6 +260,7 @@ class Shoppers:
         self.held: set[LiveSubscription] = set()
         self.hold_tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
+        self.cache_answers: Counter[str] = Counter()
 
     def pick(self) -> str:
         return self.rng.choices(SHOPPER_KINDS, weights=list(WEIGHTS.values()))[0]
@@ -306,6 +310,8 @@ class Shoppers:
                 response = await self.client.get("/graphql", params=payload, headers=headers)
             ok = response.status_code == 200 and b'"errors"' not in response.content
             detail = "" if ok else f"HTTP {response.status_code}: {response.text[:250]}"
+            if method == "GET":
+                self.cache_answers[response.headers.get("x-cache", "not cacheable")] += 1
         except httpx.HTTPError as exc:
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         self.recorder.add(kind, started, ok, detail)
@@ -403,6 +409,90 @@ class Sensors:
         await self.client.aclose()
 
 
+UPDATE_OFFER = """mutation($id: ID!, $v: Int!, $i: OfferInput!) { updateOffer(id: $id, version: $v, input: $i) {
+  offer { version title } errors { field code message } } }"""
+STATIC_PATH = "/app/style.css"  # a shell file the same web process serves: the baseline of the mix
+
+
+class StaticFile:
+    """The closed-loop shape of Shoppers for a static file of the same app (phase 1's baseline)."""
+
+    def __init__(self, base_url: str) -> None:
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=4.0)
+        self.client = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30, trust_env=False)
+
+    def pick(self) -> str:
+        return "static"
+
+    async def do(self, kind: str, started: float) -> bool:
+        try:
+            return (await self.client.get(STATIC_PATH)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@dataclass
+class Operator:
+    """Edits one offer every `every` s through the API (as the back office would), then reads the shop's page
+    as a shopper (a persisted GET, answered from the public cache when nothing changed): a read that does not
+    show the acknowledged edit is a stale read."""
+
+    base_url: str
+    catalog: Catalog
+    every: float = 2.0
+    writes: int = 0
+    stale: int = 0
+    failed: list[str] = field(default_factory=list)
+
+    async def run(self, until: float) -> None:
+        offer = self.catalog.shop_offer
+        version = int(offer.get("version") or 0)
+        gid, shop = to_global("Offer", offer["_id"]), to_global("Merchant", offer["merchant_id"])
+        page = {"extensions": json.dumps({"persistedQuery": {"version": 1, "sha256Hash":
+                                                             self.catalog.hashes["MerchantPage"]}}),
+                "variables": json.dumps({"id": shop, "locale": "zh-CN"})}
+        headers = {"authorization": f"Bearer {self.catalog.shop_token}"}
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=30, trust_env=False) as client:
+            while clock() < until:
+                next_at = clock() + self.every
+                title = f"{offer['title'].get('zh-CN', 'offer')[:60]} #{self.writes + 1}"
+                given = {"title": {"zhCN": title}, "kind": str(offer["kind"]).upper(),
+                         "percentOff": offer.get("percent_off"), "amountOffFen": offer.get("amount_off_fen"),
+                         "minSpendFen": offer.get("min_spend_fen"), "couponCode": offer.get("coupon_code"),
+                         "validFrom": offer["valid_from"].replace(tzinfo=UTC).isoformat(),
+                         "validUntil": offer["valid_until"].replace(tzinfo=UTC).isoformat(),
+                         "stock": offer.get("stock")}
+                try:
+                    done = (await client.post("/graphql", json={"query": UPDATE_OFFER, "variables": {
+                        "id": gid, "v": version, "i": given}}, headers=headers)).json()["data"]["updateOffer"]
+                    if done["errors"]:
+                        raise RuntimeError(str(done["errors"]))
+                    version = done["offer"]["version"]
+                    self.writes += 1
+                    seen = (await client.get("/graphql", params=page)).json()["data"]["merchant"]["offers"]
+                    if title not in [o["title"] for o in seen]:
+                        self.stale += 1
+                except Exception as exc:  # reported, and the run goes on
+                    self.failed.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                await asyncio.sleep(max(0.0, next_at - clock()))
+
+
+async def cache_memory(redis_url: str) -> tuple[int, float]:
+    """(cached answers in Redis now, bytes of Redis memory per 1,000 of them: MEMORY USAGE of each entry)."""
+    client = aioredis.from_url(redis_url)
+    try:
+        keys = [k async for k in client.scan_iter(match=f"sq:pc:{DB_NAME}:e:*", count=1000)]
+        if not keys:
+            return 0, 0.0
+        async with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.memory_usage(key)
+            sizes = [int(x or 0) for x in await pipe.execute()]
+        return len(keys), sum(sizes) / len(sizes) * 1000
+    finally:
+        await client.aclose()
+
+
 @dataclass
 class Step:
     concurrency: int
@@ -416,7 +506,13 @@ class Step:
         return self.ok / self.seconds
 
 
-async def closed_step(shoppers: Shoppers, concurrency: int, warmup: float, seconds: float) -> Step:
+class Actions(Protocol):
+    def pick(self) -> str: ...
+
+    async def do(self, kind: str, started: float) -> bool: ...
+
+
+async def closed_step(shoppers: Actions, concurrency: int, warmup: float, seconds: float) -> Step:
     begin = clock() + warmup
     end = begin + seconds
     step = Step(concurrency, seconds, 0, 0, [])
@@ -437,7 +533,7 @@ async def closed_step(shoppers: Shoppers, concurrency: int, warmup: float, secon
     return step
 
 
-async def saturate(shoppers: Shoppers, levels: Sequence[int], warmup: float, seconds: float, log: Log) -> list[Step]:
+async def saturate(shoppers: Actions, levels: Sequence[int], warmup: float, seconds: float, log: Log) -> list[Step]:
     """Raise the concurrency until the throughput stops growing (two steps under +5 % of the best)."""
     steps: list[Step] = []
     flat = 0
@@ -597,6 +693,17 @@ async def prepare(mongo_url: str, push_sink: str, push_subscribers: int, log: Lo
         operator = await accounts.accept_invitation(db, invitation.token, PASSWORD)
         token = await accounts.create_token(db, operator.actor(), "bench load", ["districts"])
         assert token.secret is not None
+        # the operator's edits during phase 2: a published, active offer of one shop, edited with the shop's token
+        now = datetime.now(UTC)
+        offer = await db.offers.find_one({"status": "published", "valid_from": {"$lte": now},
+                                          "valid_until": {"$gt": now + timedelta(days=1)}})
+        if offer is None:
+            raise RuntimeError("content has no active published offer for the operator to edit")
+        shop_invite = await accounts.invite(db, admin.actor(), "bench-shop@example.com", "merchant",
+                                            [offer["merchant_id"]], [])
+        shop = await accounts.accept_invitation(db, shop_invite.token, PASSWORD)
+        shop_token = await accounts.create_token(db, shop.actor(), "bench edits", ["offers"])
+        assert shop_token.secret is not None
         keys = {}
         for area in areas:
             _, key = await sensors.register(db, admin.actor(), str(area["_id"]), "people_counter", "bench load")
@@ -619,7 +726,8 @@ async def prepare(mongo_url: str, push_sink: str, push_subscribers: int, log: Lo
         area_gid={str(a["_id"]): to_global("Area", str(a["_id"])) for a in areas},
         area_district={str(a["_id"]): str(a["district_id"]) for a in areas},
         area_capacity={str(a["_id"]): int(a.get("capacity") or 0) for a in areas},
-        sensor_keys=keys, operator_token=token.secret, hashes=hashes,
+        sensor_keys=keys, operator_token=token.secret, hashes=hashes, shop_token=shop_token.secret,
+        shop_offer=offer,
         subscription_text=(OPERATIONS / "CrowdUpdates.graphql").read_text(encoding="utf-8"))
 
 
@@ -746,6 +854,11 @@ class Result:
     pids: dict[str, int] = field(default_factory=dict)
     worker_exits: list[WorkerExit] = field(default_factory=list)
     census: list[Doc] = field(default_factory=list)  # bench/serve.py --memory-out lines: window start, end
+    static_steps: list[Step] = field(default_factory=list)
+    cache_answers: Counter[str] = field(default_factory=Counter)  # X-Cache of shopper GETs in phase 2
+    operator: Operator | None = None
+    cache_entries: int = 0
+    cache_bytes_per_1000: float = 0.0
 
 
 async def sample_rss(pid: int, into: list[tuple[float, int]], stop: asyncio.Event, every: float = 5.0) -> None:
@@ -830,6 +943,12 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
             log(f"phase 1: closed loop, {args.step_seconds:g} s per step (after 3 s warm-up)")
             result.steps = await saturate(shoppers, args.levels, 3.0, args.step_seconds, log)
             result.rate = max(s.rps for s in result.steps) * args.load
+            log(f"phase 1b: the same closed loop on a static file ({STATIC_PATH}) of the same web process")
+            static = StaticFile(web.url)
+            try:
+                result.static_steps = await saturate(static, args.levels, 3.0, args.step_seconds, log)
+            finally:
+                await static.client.aclose()
         log(f"phase 2: open loop at {result.rate:.1f} req/s, {args.warmup:g} s warm-up + {args.minutes:g} min")
         stop_rss = asyncio.Event()
         rss_task = asyncio.create_task(sample_rss(web.process.pid, result.rss, stop_rss))
@@ -856,7 +975,17 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
             side.append(asyncio.create_task(at(w0 + seconds * 0.45, run_campaign(
                 web.url, sink.url, mongo_child.url, catalog, workers, deliberate, push_n,
                 w1 + args.campaign_grace, result.campaign, log))))
+        result.operator = Operator(web.url, catalog)
+        side.append(asyncio.create_task(at(w0, result.operator.run(w1))))
+
+        async def count_cache_from_w0() -> None:
+            shoppers.cache_answers.clear()
+
+        side.append(asyncio.create_task(at(w0, count_cache_from_w0())))
         result.lags = await open_loop(shoppers, result.rate, args.warmup + seconds)
+        result.cache_answers = Counter(shoppers.cache_answers)
+        with contextlib.suppress(Exception):
+            result.cache_entries, result.cache_bytes_per_1000 = await cache_memory(redis_holder[0].url)
         result.rss_end = rss_kb(web.process.pid)
         if args.memory_census:
             web.process.send_signal(signal.SIGUSR2)
@@ -1077,12 +1206,34 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
     for e in result.worker_exits:
         lines.append(f"worker exited unasked at +{e.at - w0:.1f} s: {e.name} (pid {e.pid}, exit {e.code}): "
                      f"{e.cause}; restarted by the bench")
+    answers = result.cache_answers
+    cacheable = answers["hit"] + answers["miss"]
+    lines += ["", "public cache (shopper GETs in the window): "
+              + ", ".join(f"{k} {v}" for k, v in answers.most_common())
+              + (f"; hit ratio {answers['hit'] / cacheable:.3f} of cacheable reads, "
+                 f"{answers['hit'] / sum(answers.values()):.3f} of all GETs" if cacheable else "")]
+    lines.append(f"  Redis: {result.cache_entries} cached answers at the end, "
+                 f"{result.cache_bytes_per_1000 / 1024:.0f} KiB per 1,000 cached answers (MEMORY USAGE)")
+    operator = result.operator
+    if operator is not None:
+        lines.append(f"  operator: {operator.writes} offer edits (one every {operator.every:g} s), each followed by "
+                     f"the shop's page as a shopper reads it: {operator.stale} stale reads"
+                     + (f"; {len(operator.failed)} failed, e.g. {operator.failed[0]}" if operator.failed else ""))
+    if result.static_steps and result.steps:
+        best_mix = max(s.rps for s in result.steps)
+        best_static = max(s.rps for s in result.static_steps)
+        lines.append(f"saturation: shopper mix {best_mix:.1f} req/s, static file {best_static:.1f} req/s, ratio "
+                     f"{best_mix / best_static:.3f} (goal ≥ 0.7: "
+                     f"{'MET' if best_mix >= 0.7 * best_static else 'NOT MET'}); goal ≥ 1,000 req/s: "
+                     f"{'MET' if best_mix >= 1000 else 'NOT MET'}")
     met_errors = errors_total == 0 and not dropped
     met_memory = abs(mem_change) <= 10
     met_workers = not result.worker_exits
     lines += ["", f"goal: zero errors: {'MET' if met_errors else 'NOT MET'}; web memory flat within 10 %: "
               f"{'MET' if met_memory else 'NOT MET'}; no worker died unasked: {'MET' if met_workers else 'NOT MET'}"]
-    met = met_errors and met_memory and met_workers
+    met_stale = operator is None or (operator.stale == 0 and not operator.failed)
+    lines.append(f"goal: 0 stale reads after the operator's edits: {'MET' if met_stale else 'NOT MET'}")
+    met = met_errors and met_memory and met_workers and met_stale
     if args.fault and result.campaign is not None:
         c = result.campaign
         got = [n for n in c.counts.values() if n > 0]

@@ -17,6 +17,7 @@ from server.api.budget import CostBudget
 from server.api.cached_reads import CacheBinding, CachedReads
 from server.api.crowd.hub import CrowdHub
 from server.api.inbox.hub import InboxHub
+from server.api.memo import VersionedMemo
 from server.api.schema import build_schema
 from server.api.view import GraphQLView
 from server.content.loader import load_content
@@ -83,6 +84,7 @@ def create_app(
                 if report.changed:
                     await cache.bump([freshness.EVERYTHING])
             app.state.public_cache = cache
+            app.state.memo = VersionedMemo()
             app.state.settings, app.state.db, app.state.redis = settings, db, redis_client
             app.state.limiter = Limiter(redis_client, settings.rate_limit_window_seconds)
             app.state.session_policy = await session_policy(db, settings)

@@ -34,9 +34,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.errors import ApiError
 from server.api.ids import key_of
-from server.api.persisted import allow_list
 from server.domain import freshness
 from server.domain.i18n import canonical_locale, negotiate
+from server.plumbing.persisted import allow_list
 from server.services.public_cache import PublicCache, bind
 
 Vars = dict[str, Any]
@@ -281,12 +281,15 @@ class CachedReads:
                 *HIT_HEADERS, (b"content-length", str(len(entry.body)).encode()), *extra]})
             await send({"type": "http.response.body", "body": entry.body})
             return
-        await self._miss(scope, receive, send, cache, read, found.versions if found else None)
+        await self._miss(scope, receive, send, cache, read, found.versions if found else None,
+                         found.by_tag if found else None)
 
     async def _miss(self, scope: Scope, receive: Receive, send: Send, cache: PublicCache, read: CacheableRead,
-                    versions: bytes | None) -> None:
+                    versions: bytes | None, by_tag: dict[str, str] | None) -> None:
         # GraphQL answers in full (no If-None-Match inside), so the body can be stored; the 304 is decided here.
-        inner = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"if-none-match"]}
+        # The versions let it reuse pieces other misses computed under them (server/api/memo.py).
+        inner = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"if-none-match"],
+                 "state": {**scope.get("state", {}), "tag_versions": by_tag}}
         start: Message | None = None
         chunks: list[bytes] = []
 

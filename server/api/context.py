@@ -21,6 +21,8 @@ from server.api.crowd.hub import CrowdHub
 from server.api.errors import BAD_USER_INPUT, UNSUPPORTED_LOCALE, ApiError
 from server.api.inbox.hub import InboxHub
 from server.api.loaders import Loaders
+from server.api.memo import VersionedMemo, versioned_key
+from server.domain import freshness
 from server.domain.actor import ANONYMOUS, Actor
 from server.domain.i18n import LOCALES, canonical_locale
 from server.plumbing.auth import actor_of, client_ip
@@ -58,12 +60,19 @@ class Context:
     host_guard: HostGuard | None = None  # None: the process-wide guard for these settings
     explicit_locale: str | None = None
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init payload
+    memo: VersionedMemo | None = None  # the process's, with tag_versions of a public-cache miss
+    tag_versions: dict[str, str] | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.db, self.now, self.settings)
+        self.loaders = Loaders(self.db, self.now, self.settings,
+                               categories_key=self.memo_key((freshness.EVERYTHING,), "categories"), memo=self.memo)
         if self.host_guard is None:
             self.host_guard = shared_host_guard(self.settings)
+
+    def memo_key(self, tags: tuple[str, ...], *what: Any) -> Any:
+        """A key for the process memo while `tags` keep the versions this request saw, or None."""
+        return versioned_key(self.tag_versions, tags, *what) if self.memo is not None else None
 
     async def viewer(self) -> Actor:
         """Who is asking (a session cookie or a bearer token), resolved once per request."""

@@ -9,7 +9,8 @@ from typing import Any, TypeVar
 from pymongo.asynchronous.database import AsyncDatabase
 from strawberry.dataloader import DataLoader
 
-from server.domain.categories.repository import names_by_ids
+from server.api.memo import VersionedMemo
+from server.domain.categories.repository import list_categories, names_by_ids
 from server.domain.crowd.models import Crowd
 from server.domain.crowd.state import area_crowds
 from server.domain.districts import repository as districts
@@ -38,7 +39,8 @@ def _by_key(fetch: Callable[[list[str]], Awaitable[dict[str, V]]], default: Any 
 
 
 class Loaders:
-    def __init__(self, db: AsyncDatabase[Doc], now: datetime, settings: Settings) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], now: datetime, settings: Settings, *,
+                 categories_key: Any = None, memo: VersionedMemo | None = None) -> None:
         self.district: DataLoader[str, District | None] = _by_key(lambda ids: districts.districts_by_ids(db, ids))
         self.area: DataLoader[str, Area | None] = _by_key(lambda ids: districts.areas_by_ids(db, ids))
         self.areas_of_district: DataLoader[str, list[Area]] = _by_key(self._areas_of_districts, list)
@@ -54,6 +56,10 @@ class Loaders:
         self.festival: DataLoader[str, Festival | None] = _by_key(lambda ids: festivals.by_ids(db, ids))
         self.category_name: DataLoader[str, dict[str, str] | None] = _by_key(
             lambda ids: names_by_ids(db, ids))
+        if memo is not None and categories_key is not None:
+            # All names (a few dozen), kept while no content load changed them
+            every = memo
+            self.category_name = _by_key(lambda ids: every.get(categories_key, lambda: _all_category_names(db)))
         self.crowd: DataLoader[str, Crowd | None] = _by_key(self._crowds)
         self._db, self._now, self._settings = db, now, settings
 
@@ -71,3 +77,7 @@ class Loaders:
                                  settings.crowd_stale_minutes, settings.crowd_thresholds)
 
 
+
+
+async def _all_category_names(db: AsyncDatabase[Doc]) -> dict[str, dict[str, str]]:
+    return {d["_id"]: d["name"] for d in await list_categories(db)}

@@ -47,6 +47,7 @@ class GraphQLView(GraphQL[Context, None]):
             locale=negotiate(request.headers.get("accept-language")), now=datetime.now(UTC),
             request_id=current_request_id(), request=request, response=response,
             crowd_hub=state.crowd_hub, inbox_hub=state.inbox_hub, limiter=state.limiter,
+            memo=getattr(state, "memo", None), tag_versions=request.scope.get("state", {}).get("tag_versions"),
         )
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:

@@ -53,6 +53,7 @@ class Entry:
 class Lookup:
     versions: bytes | None  # None: no generation yet, so nothing may be stored under these versions
     entry: Entry | None  # only an entry stored under exactly `versions`
+    by_tag: dict[str, str] | None = None  # the same versions by tag name (a tag never bumped has "")
 
 
 def _token() -> bytes:
@@ -99,7 +100,8 @@ class PublicCache:
             self._failed(exc, "read")
             return None
         current = SEPARATOR.join(v or b"" for v in versions)
-        return Lookup(current, _decode(raw, current))
+        by_tag = {name: (v or b"").decode() for name, v in zip(fields, versions, strict=True)}
+        return Lookup(current, _decode(raw, current), by_tag)
 
     async def store(self, key: str, versions: bytes, etag: str, body: bytes, ttl_ms: int) -> bool:
         if len(body) > self.max_entry_bytes or ttl_ms <= 0:

@@ -267,3 +267,22 @@ async def test_cycling_variables_cannot_fill_redis(settings_here: Any, tmp_path:
     finally:
         await client.aclose()
         redis.stop()
+
+
+async def test_a_district_page_miss_costs_at_most_five_commands(one_app: tuple[str, CommandCounter]) -> None:
+    """Category names, current festivals and the merchant count come from the process memo under the versions
+    the miss saw; the page's own district, merchants, areas, offers and products are read."""
+    url, counter = one_app
+    page = persisted("DistrictPage", id=to_global("District", DISTRICT), locale="zh-CN")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        warm = await http.get("/graphql", params=page)
+        assert warm.headers["x-cache"] == "miss"
+        counter.targets.clear()
+        counter.enabled = True
+        other = await http.get("/graphql", params={**page, "variables": page["variables"].replace("zh-CN", "en")})
+        counter.enabled = False
+    assert other.headers["x-cache"] == "miss"
+    body = other.json()["data"]["district"]
+    assert body["merchants"]["totalCount"] == len(body["merchants"]["edges"]) > 0
+    assert body["merchants"]["edges"][0]["node"]["categories"][0]["name"]
+    assert len(counter.targets) <= 5, counter.targets

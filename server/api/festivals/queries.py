@@ -5,13 +5,24 @@ import strawberry
 from server.api.common import AppInfo, LocaleArg
 from server.api.festivals.types import FestivalType, FestivalWhen
 from server.api.ids import key_of, not_found
+from server.domain import freshness
 from server.domain.festivals import repository
+from server.domain.festivals.models import Festival
+from server.domain.merchants.hours import SHANGHAI
 
 
 async def festival_list(info: AppInfo, when: FestivalWhen | None, district_key: str | None) -> list[FestivalType]:
-    found = await repository.list_festivals(
-        info.context.db, repository.When(when.value) if when else None, info.context.now, district_key)
-    return [FestivalType.of(f, info.context.locale) for f in found]
+    context = info.context
+
+    async def fetch() -> list[Festival]:
+        return await repository.list_festivals(
+            context.db, repository.When(when.value) if when else None, context.now, district_key)
+
+    # Kept per Shanghai day too: festivals start and end at local midnight (festivals.models.window).
+    key = context.memo_key((freshness.EVERYTHING, freshness.FESTIVALS), "festivals", when, district_key,
+                           context.now.astimezone(SHANGHAI).date())
+    found = await context.memo.get(key, fetch) if key is not None and context.memo is not None else await fetch()
+    return [FestivalType.of(f, context.locale) for f in found]
 
 
 @strawberry.type

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 
 import strawberry
 
@@ -9,6 +10,7 @@ from server.api.errors import BAD_USER_INPUT, INVALID_CURSOR, ApiError
 from server.api.ids import key_of, not_found
 from server.api.merchants.types import MerchantConnection, MerchantEdge, MerchantFilter, MerchantType
 from server.api.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from server.domain import freshness
 from server.domain.geo import MAX_RADIUS_M, Point, valid_coordinates
 from server.domain.merchants import repository
 from server.domain.offers.repository import merchants_with_active_offer
@@ -68,8 +70,18 @@ async def merchant_connection(
     return MerchantConnection(
         edges=edges, page_info=PageInfo(has_next_page=page.has_next,
                                         end_cursor=edges[-1].cursor if edges else None),
-        count=page.count,
+        count=_district_count(info, page.count, district_key) if f is None and district_key else page.count,
     )
+
+
+def _district_count(info: AppInfo, count: Callable[[], Awaitable[int]],
+                    district_key: str) -> Callable[[], Awaitable[int]]:
+    """A district's merchant count, kept in the process memo while the district's tag keeps its version."""
+    memo, key = info.context.memo, info.context.memo_key(
+        (freshness.EVERYTHING, freshness.district(district_key)), "merchant_count", district_key)
+    if memo is None or key is None:
+        return count
+    return lambda: memo.get(key, count)
 
 
 @strawberry.type
