@@ -286,3 +286,20 @@ async def test_a_district_page_miss_costs_at_most_five_commands(one_app: tuple[s
     assert body["merchants"]["totalCount"] == len(body["merchants"]["edges"]) > 0
     assert body["merchants"]["edges"][0]["node"]["categories"][0]["name"]
     assert len(counter.targets) <= 5, counter.targets
+
+
+async def test_a_content_load_outdates_every_answer_and_a_cold_process_reads_the_shared_cache(
+        settings_here: Any, db_client: Any) -> None:
+    async with serve(settings_here) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        db = db_client[settings_here.mongodb_db]
+        await http.get("/graphql", params=merchant_page())
+        before = await http.get("/graphql", params=merchant_page())
+        assert before.headers["x-cache"] == "hit"
+        # the stored shop differs from its content file (as after an edit of the files): the next load rewrites it
+        await db.merchants.update_one({"_id": SHOP}, {"$set": {"name.zh-CN": "改过的名字", "content_hash": "edited"}})
+        assert (await http.get("/graphql", params=merchant_page())).content == before.content  # not a write path
+        async with serve(settings_here) as cold_url, httpx.AsyncClient(base_url=cold_url, timeout=30) as cold:
+            after = await http.get("/graphql", params=merchant_page())
+            assert after.headers["x-cache"] == "miss" and after.json() == before.json()
+            shared = await cold.get("/graphql", params=merchant_page())
+            assert shared.headers["x-cache"] == "hit" and shared.content == after.content
