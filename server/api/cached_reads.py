@@ -19,6 +19,8 @@ answer is).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
 import math
@@ -43,6 +45,7 @@ Vars = dict[str, Any]
 MAX_VARIABLES_CHARS = 1000
 MAX_TTL_MS = 60_000
 LIVE_TTL_MS = 10_000
+FOLLOW_TIMEOUT = 5.0  # seconds a read waits for the same read being computed before computing it itself
 BOUNDARY_FIELDS = frozenset({"validFrom", "validUntil", "startsAt", "endsAt"})
 
 
@@ -256,6 +259,9 @@ class CachedReads:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.operations = Operations.load()
+        # Misses being computed in this process, by key: the same read arriving meanwhile (all of a district's
+        # phones when its entry ends at the minute) waits for the first and is then answered from Redis.
+        self.computing: dict[str, asyncio.Event] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cache: PublicCache | None = getattr(scope["app"].state, "public_cache", None)
@@ -269,6 +275,11 @@ class CachedReads:
             await self.app(scope, receive, send)
             return
         found = await cache.lookup(read.key, read.tags)
+        if found is not None and found.entry is None and (first := self.computing.get(read.key)) is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(FOLLOW_TIMEOUT):
+                    await first.wait()
+            found = await cache.lookup(read.key, read.tags)
         if found is not None and found.entry is not None:
             entry = found.entry
             age = max(0, int(time.time() * 1000) - entry.stored_ms) // 1000
@@ -281,8 +292,14 @@ class CachedReads:
                 *HIT_HEADERS, (b"content-length", str(len(entry.body)).encode()), *extra]})
             await send({"type": "http.response.body", "body": entry.body})
             return
-        await self._miss(scope, receive, send, cache, read, found.versions if found else None,
-                         found.by_tag if found else None)
+        computing = self.computing.setdefault(read.key, asyncio.Event())
+        try:
+            await self._miss(scope, receive, send, cache, read, found.versions if found else None,
+                             found.by_tag if found else None)
+        finally:
+            computing.set()
+            if self.computing.get(read.key) is computing:
+                del self.computing[read.key]
 
     async def _miss(self, scope: Scope, receive: Receive, send: Send, cache: PublicCache, read: CacheableRead,
                     versions: bytes | None, by_tag: dict[str, str] | None) -> None:
