@@ -117,7 +117,7 @@ async def signed_in(app: RunningApp, account: Account, **headers: str) -> Browse
 
 
 @pytest.fixture(scope="module", autouse=True)
-async def restore_content(db: Any) -> AsyncIterator[None]:
+async def restore_content(db: Any, redis_client: aioredis.Redis) -> AsyncIterator[None]:
     """What the back office changes in the shared database is put back after each test module."""
     saved = {name: [d async for d in db[name].find({})] for name in RESTORED}
     yield
@@ -125,3 +125,5 @@ async def restore_content(db: Any) -> AsyncIterator[None]:
         await db[name].delete_many({})
         if docs:
             await db[name].insert_many(docs)
+    # Written around the app's write paths: the public cache's versions go too, so no cached answer survives
+    await redis_client.delete(f"sq:pc:{db.name}:tags")
