@@ -171,7 +171,8 @@ class Operations:
         return Operations(by_hash)
 
 
-def cacheable(operations: Operations, query_string: str, accept_language: str | None) -> CacheableRead | None:
+def cacheable(operations: Operations, query_string: str, accept_language: str | None,
+              accept: str = "") -> CacheableRead | None:
     """The cache key and tags of an anonymous persisted GET, or None when it must not be cached."""
     params = dict(parse_qsl(query_string, keep_blank_values=True))
     if "query" in params or set(params) - {"extensions", "variables", "operationName"}:
@@ -203,6 +204,10 @@ def cacheable(operations: Operations, query_string: str, accept_language: str | 
     else:
         return None  # GraphQL answers the error
     normalized["locale"] = locale
+    # Which media type the client asked for (application/json or GraphQL over HTTP's own) is part of the answer
+    normalized["~media"] = "graphql-response" if "application/graphql-response+json" in accept else "json"
+    if params.get("operationName") not in (None, "", known[0]):
+        return None  # GraphQL answers the mismatch
     canonical = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     key = hashlib.sha256(f"{sha}\n{canonical}".encode()).hexdigest()[:40]
     return CacheableRead(key, (freshness.EVERYTHING, *policy.tags(variables)), policy.live)
@@ -270,7 +275,8 @@ class CachedReads:
             headers = dict(scope["headers"])
             if b"authorization" not in headers:
                 read = cacheable(self.operations, scope["query_string"].decode("latin-1"),
-                                 headers.get(b"accept-language", b"").decode("latin-1") or None)
+                                 headers.get(b"accept-language", b"").decode("latin-1") or None,
+                                 headers.get(b"accept", b"").decode("latin-1"))
         if read is None or cache is None or not await cache.usable():
             await self.app(scope, receive, send)
             return
@@ -289,7 +295,8 @@ class CachedReads:
                 await send({"type": "http.response.body", "body": b""})
                 return
             await send({"type": "http.response.start", "status": 200, "headers": [
-                *HIT_HEADERS, (b"content-length", str(len(entry.body)).encode()), *extra]})
+                (b"content-type", entry.content_type.encode("latin-1")), *HIT_HEADERS[1:],
+                (b"content-length", str(len(entry.body)).encode()), *extra]})
             await send({"type": "http.response.body", "body": entry.body})
             return
         computing = self.computing.setdefault(read.key, asyncio.Event())
@@ -326,7 +333,8 @@ class CachedReads:
         if start["status"] == 200 and etag and "public" in headers.get("cache-control", "") and versions is not None:
             store, data = worth_storing(body)
             if store:
-                await cache.store(read.key, versions, etag, body, lifetime_ms(data, began, read.live))
+                await cache.store(read.key, versions, etag, headers.get("content-type", "application/json"), body,
+                                  lifetime_ms(data, began, read.live))
         raw = [(k, v) for k, v in start.get("headers", []) if k not in (b"x-cache",)] + [(b"x-cache", b"miss")]
         if start["status"] == 200 and etag and _matches(scope, etag):
             await send({"type": "http.response.start", "status": 304,

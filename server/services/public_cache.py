@@ -46,6 +46,7 @@ SEPARATOR = b"\x1f"
 class Entry:
     etag: str
     stored_ms: int
+    content_type: str
     body: bytes
 
 
@@ -103,10 +104,12 @@ class PublicCache:
         by_tag = {name: (v or b"").decode() for name, v in zip(fields, versions, strict=True)}
         return Lookup(current, _decode(raw, current), by_tag)
 
-    async def store(self, key: str, versions: bytes, etag: str, body: bytes, ttl_ms: int) -> bool:
+    async def store(self, key: str, versions: bytes, etag: str, content_type: str, body: bytes,
+                    ttl_ms: int) -> bool:
         if len(body) > self.max_entry_bytes or ttl_ms <= 0:
             return False
-        header = b"\n".join((versions, etag.encode(), str(int(time.time() * 1000)).encode()))
+        header = b"\n".join((versions, etag.encode(), str(int(time.time() * 1000)).encode(),
+                             content_type.encode("latin-1")))
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 await self.redis.set(self.entry_prefix + key, header + b"\n" + body, px=ttl_ms)
@@ -134,10 +137,10 @@ class PublicCache:
 def _decode(raw: bytes | None, versions: bytes) -> Entry | None:
     if raw is None:
         return None
-    parts = raw.split(b"\n", 3)
-    if len(parts) != 4 or parts[0] != versions:
+    parts = raw.split(b"\n", 4)
+    if len(parts) != 5 or parts[0] != versions:
         return None
-    return Entry(parts[1].decode(), int(parts[2]), parts[3])
+    return Entry(parts[1].decode(), int(parts[2]), parts[3].decode("latin-1"), parts[4])
 
 
 # The cache that a write in this request (or start-up step) reports its changes to. Set once per

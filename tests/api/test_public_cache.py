@@ -70,6 +70,7 @@ async def test_second_read_is_a_hit_and_a_304_sends_no_mongodb_command(
         third = await http.get("/graphql", params=merchant_page(), headers={"if-none-match": first.headers["etag"]})
         counter.enabled = False
         assert second.headers["x-cache"] == "hit" and second.content == first.content
+        assert second.headers["content-type"] == first.headers["content-type"]
         assert second.headers["etag"] == first.headers["etag"]
         assert second.headers["cache-control"] == "public, no-cache" and "age" in second.headers
         assert third.status_code == 304 and third.content == b"" and third.headers["etag"] == first.headers["etag"]
@@ -101,8 +102,13 @@ async def test_what_is_never_cached(one_app: tuple[str, CommandCounter], setting
         bad_id = await http.get("/graphql", params=persisted("MerchantPage", id="!!"))
         assert bad_id.json()["errors"][0]["extensions"]["code"] == "INVALID_ID"
         assert (await http.get("/graphql", params=persisted("MerchantPage", id="!!"))).headers.get("x-cache") != "hit"
-        # a bearer token is never answered from the cache
+        # a bearer token is never answered from the cache, nor another operation's name or media type
         await http.get("/graphql", params=merchant_page())
+        wrong_name = await http.get("/graphql", params={**merchant_page(), "operationName": "DistrictPage"})
+        assert wrong_name.headers.get("x-cache") != "hit"
+        other_media = await http.get("/graphql", params=merchant_page(),
+                                     headers={"accept": "application/graphql-response+json"})
+        assert other_media.headers.get("x-cache") != "hit"
         token = await http.get("/graphql", params=merchant_page(), headers={"authorization": "Bearer nope"})
         assert token.headers.get("x-cache") != "hit"
     # an answer larger than the entry limit is not stored
