@@ -62,9 +62,9 @@ from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStart
 from starlette.applications import Starlette
 
 from server.api.ids import from_global, to_global
-from server.api.persisted import digest
 from server.asgi import create_app
 from server.content.loader import load_content
+from server.plumbing.persisted import digest
 from server.services import embedded, mongo
 from server.settings import ROOT, Settings
 

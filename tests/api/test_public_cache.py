@@ -20,8 +20,8 @@ import redis.asyncio as aioredis
 
 from server.api.cached_reads import lifetime_ms
 from server.api.ids import to_global
-from server.api.persisted import allow_list
 from server.domain.accounts import service as accounts
+from server.plumbing.persisted import allow_list
 from server.settings import ROOT
 from tests.conftest import CommandCounter, RunningApp, gql, unique_db
 from tests.ops.servers import RedisServer, serve

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from server.api.persisted import digest
+from server.plumbing.persisted import digest
 from server.settings import ROOT
 from tests.e2e.conftest import controlled, ready, until
 

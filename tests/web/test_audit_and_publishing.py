@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from server.api.ids import to_global
-from server.api.persisted import digest
+from server.plumbing.persisted import digest
 from server.settings import ROOT
 from tests.conftest import RunningApp, gql
 from tests.web.conftest import DISTRICT, OTHER_DISTRICT, SHOP_X, People, signed_in
