@@ -352,7 +352,7 @@ class CacheBinding:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] in ("http", "websocket"):  # mutations may come over graphql-transport-ws too
             bind(getattr(scope["app"].state, "public_cache", None))
         await self.app(scope, receive, send)
 
