@@ -32,8 +32,9 @@ from server.domain.crowd.live import Publisher
 from server.domain.errors import Invalid
 from server.observability.logs import configure_logging
 from server.observability.startup import MongoUnavailable, problems, wait_for_mongo
-from server.services import embedded, mongo
+from server.services import embedded, instance, mongo
 from server.services import redis as redis_service
+from server.services.supervisor import Supervisor
 from server.settings import Settings, SettingsError
 from server.worker import run_worker
 
@@ -86,15 +87,48 @@ async def _demo_feed(settings: Settings, stop: asyncio.Event) -> None:
         await client.close()
 
 
-def _with_services(settings: Settings, *, redis: bool = True) -> tuple[Settings, list[embedded.ChildService]]:
-    children = []
-    if not settings.mongodb_url:
-        children.append(embedded.start_mongo(settings.var_dir))
-        settings = dataclasses.replace(settings, mongodb_url=children[-1].url)
-    if redis and not settings.redis_url:
-        children.append(embedded.start_redis(settings.var_dir))
-        settings = dataclasses.replace(settings, redis_url=children[-1].url)
-    return settings, children
+class Embedded:
+    """The embedded services a command needs, on a data folder this process holds the lock of."""
+
+    def __init__(self) -> None:
+        self.lock: instance.InstanceLock | None = None
+        self.children: list[embedded.ChildService] = []
+        self.supervisor: Supervisor | None = None
+
+    def start(self, settings: Settings, *, redis: bool, supervise: bool) -> Settings:
+        """Settings pointing at the services (started here unless their URL is set). A management command
+        while the app runs on this folder uses the app's MongoDB instead of starting a second one."""
+        if settings.mongodb_url and (settings.redis_url or not redis):
+            return settings  # production mode: nothing started, nothing supervised
+        if not supervise and (held := instance.holder(settings.var_dir)) and held.get("mongodb_url"):
+            return dataclasses.replace(settings, mongodb_url=settings.mongodb_url or str(held["mongodb_url"]))
+        instance.check_var_dir(settings.var_dir)
+        self.lock = instance.acquire(settings.var_dir, url=f"http://{settings.host}:{settings.port}")
+        if not settings.mongodb_url:
+            self.children.append(embedded.mongo_service(settings.var_dir))
+        if redis and not settings.redis_url:
+            self.children.append(embedded.redis_service(settings.var_dir,
+                                                        persist=settings.embedded_redis_appendonly))
+        for child in self.children:
+            child.start()
+            if child.name == "mongo":
+                settings = dataclasses.replace(settings, mongodb_url=child.url)
+            else:
+                settings = dataclasses.replace(settings, redis_url=child.url)
+        self.lock.update(mongodb_url=settings.mongodb_url, redis_url=settings.redis_url,
+                         children={c.name: c.pid for c in self.children})
+        if supervise and self.children:
+            self.supervisor = Supervisor(self.children)
+            self.supervisor.start()
+        return settings
+
+    def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        for child in reversed(self.children):
+            child.stop()
+        if self.lock is not None:
+            self.lock.release()
 
 
 async def _serve(settings: Settings) -> None:
@@ -188,10 +222,11 @@ def main(argv: list[str] | None = None) -> int:
               "crowds in single-machine mode)", file=sys.stderr)
         return 2
     embedded_mongo = not settings.mongodb_url
-    settings, children = _with_services(settings, redis=args.command is None)
-    if embedded_mongo and "CROWD_SIMULATOR" not in os.environ:
-        settings = dataclasses.replace(settings, crowd_simulator=True)  # a demo needs moving numbers
+    services = Embedded()
     try:
+        settings = services.start(settings, redis=args.command is None, supervise=args.command is None)
+        if embedded_mongo and "CROWD_SIMULATOR" not in os.environ:
+            settings = dataclasses.replace(settings, crowd_simulator=True)  # a demo needs moving numbers
         if args.command == "content":
             return asyncio.run(_load(settings))
         if args.command == "accounts":
@@ -202,12 +237,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except KeyboardInterrupt:
         return 0
+    except instance.InstanceError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except embedded.EmbeddedStartError as exc:
+        print(f"startup failed: {exc}", file=sys.stderr)
+        return 1
     except MongoUnavailable as exc:
         print(f"startup failed: {exc}", file=sys.stderr)
         return 2
     finally:
-        for child in reversed(children):
-            child.stop()
+        services.stop()
 
 
 if __name__ == "__main__":

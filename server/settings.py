@@ -66,6 +66,17 @@ def _quiet_hours(raw: str) -> tuple[int, int] | None:
     return start, end
 
 
+def _on_off(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
 def _bool(env: dict[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -128,6 +139,8 @@ class Settings:
     rate_limit_ingest_batches: int = 600
     # How long a request waits for MongoDB to be found and connected before it answers 503.
     mongodb_timeout_ms: int = 5000
+    # The embedded Redis keeps an append-only file written every second (EMBEDDED_REDIS_APPENDONLY=off: none).
+    embedded_redis_appendonly: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -168,6 +181,7 @@ class Settings:
             rate_limit_requests=_int(env, "RATE_LIMIT_REQUESTS", 1800, 0, 10**9),
             rate_limit_ingest_batches=_int(env, "RATE_LIMIT_INGEST_BATCHES", 600, 0, 10**9),
             mongodb_timeout_ms=_int(env, "MONGODB_TIMEOUT_MS", 5000, 100, 120_000),
+            embedded_redis_appendonly=_on_off(env, "EMBEDDED_REDIS_APPENDONLY", True),
             vapid_private_key=env.get("VAPID_PRIVATE_KEY", ""),
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
             vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),

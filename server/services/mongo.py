@@ -6,7 +6,10 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.monitoring import CommandListener
+from pymongo.monitoring import CommandListener, ServerDescriptionChangedEvent, ServerListener
+from pymongo.server_type import SERVER_TYPE
+
+from server.services.availability import outage
 
 Doc = dict[str, Any]
 
@@ -48,13 +51,31 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
 }
 
 
+class OutageListener(ServerListener):
+    """Tells the process's MongoDB Outage when the driver loses its server and when it finds it again, so a
+    MongoDB outage is logged once, and its end too, whoever met it."""
+
+    def opened(self, event: object) -> None:
+        pass
+
+    def closed(self, event: object) -> None:
+        pass
+
+    def description_changed(self, event: ServerDescriptionChangedEvent) -> None:
+        before, after = event.previous_description, event.new_description
+        if after.server_type == SERVER_TYPE.Unknown and before.server_type != SERVER_TYPE.Unknown:
+            outage("mongodb").down(str(after.error or "connection lost").split(" (configured timeouts")[0])
+        elif after.server_type != SERVER_TYPE.Unknown:
+            outage("mongodb").up()
+
+
 def connect(url: str, *, listeners: list[CommandListener] | None = None,
             timeout_ms: int = 5000) -> AsyncMongoClient[Doc]:
     """timeout_ms bounds finding a server and connecting to it: while MongoDB is down, a request fails
     (503) after that long instead of pymongo's default 30 s, and the client reconnects on its own later."""
     return AsyncMongoClient(
         url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-        event_listeners=listeners or [],
+        event_listeners=[*(listeners or []), OutageListener()],
     )
 
 
