@@ -150,9 +150,12 @@ class ChildService:
         finally:
             os.close(fd)
         Watchdog.shared().watch(self.process.pid)
-        if self.pid_file is not None:
-            self.pid_file.write_text(json.dumps({"pid": self.process.pid, "argv": self.args}) + "\n")
         self._wait_for_port()
+        if self.pid_file is not None:
+            # the command line as the system shows it once running (redis-server rewrites its own title):
+            # what a later start compares before it stops a leftover
+            self.pid_file.write_text(json.dumps({"pid": self.process.pid, "argv": self.args,
+                                                 "cmdline": command_line(self.process.pid)}) + "\n")
 
     def _wait_for_port(self) -> None:
         assert self.process is not None

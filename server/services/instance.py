@@ -194,7 +194,7 @@ def stop_leftovers(var_dir: Path) -> list[str]:
             continue
         pid, argv = record["pid"], " ".join(str(a) for a in record["argv"])
         running = command_line(pid)
-        if running is not None and running == argv:
+        if running is not None and running == (record.get("cmdline") or argv):
             _terminate(pid)
             stopped.append(f"{name.removesuffix('.pid')} (pid {pid})")
         path.unlink(missing_ok=True)  # dead, or a reused pid that is not ours: either way not ours any more
