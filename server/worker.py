@@ -156,7 +156,9 @@ async def _wait_for_redis(redis_client: Redis, stop: asyncio.Event) -> None:
         delay = min(delay * 2, 10.0)
 
 
-async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop: asyncio.Event) -> None:
+async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop: asyncio.Event,
+                     ready: asyncio.Event | None = None) -> None:
+    """Until `stop`; `ready` is set once it takes work (single-machine mode's banner waits for it)."""
     metrics_on = settings.worker_metrics_port > 0
     client = mongo.connect(mongodb_url, listeners=[MongoMetrics()] if metrics_on else None)
     redis_client = redis.connect(redis_url)
@@ -180,6 +182,8 @@ async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop:
         gc.collect()
         gc.freeze()
         log.info("worker %s ready", consumer)
+        if ready is not None:
+            ready.set()
         try:
             await asyncio.gather(*tasks)
         finally:

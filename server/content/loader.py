@@ -122,11 +122,15 @@ def _digest(doc: Doc) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
 
 
-async def load_content(db: AsyncDatabase[Doc], root: Path) -> LoadReport:
+async def load_content(db: AsyncDatabase[Doc], root: Path,
+                       progress: Callable[[int, int], None] | None = None) -> LoadReport:
+    """`progress(done, total)` after each step (parsing, then each collection), for a progress bar."""
     # all validation happens before the first write; YAML and search terms are CPU work, kept off the event loop
     parsed = await asyncio.to_thread(parse_content, root)
     report = LoadReport()
-    for name in COLLECTIONS:
+    if progress:
+        progress(1, len(COLLECTIONS) + 1)
+    for step, name in enumerate(COLLECTIONS, start=2):
         coll = db[name]
         existing: dict[str, Any] = {
             d["_id"]: d async for d in coll.find({}, {"origin": 1, "content_hash": 1})
@@ -156,4 +160,6 @@ async def load_content(db: AsyncDatabase[Doc], root: Path) -> LoadReport:
             await coll.bulk_write(ops, ordered=False)
         report.inserted[name], report.updated[name] = inserted, updated
         report.deleted[name], report.unchanged[name] = len(stale), unchanged
+        if progress:
+            progress(step, len(COLLECTIONS) + 1)
     return report

@@ -67,6 +67,9 @@ STILL_WORKS = {
 }
 LABELS = {"redis": "Redis", "mongodb": "MongoDB"}
 STILL_DOWN_EVERY = 60.0
+# Each client (web, worker, hubs) finds out on its own: a "lost" this soon after "back" is one of them
+# catching up with the same outage, not a new one.
+REOPEN_SECONDS = 10.0
 
 
 class Outage:
@@ -81,6 +84,8 @@ class Outage:
         self.service, self.every = service, every
         self.since: float | None = None
         self.last = 0.0
+        self.back_at = -REOPEN_SECONDS
+        self.quiet = False  # reopened just after "back": one client noticed later than another
 
     @property
     def down_now(self) -> bool:
@@ -92,7 +97,9 @@ class Outage:
         label = LABELS.get(self.service, self.service)
         if self.since is None:
             self.since = self.last = now
-            self.log.warning("lost %s (%s); %s", label, why, STILL_WORKS.get(self.service, "retrying"))
+            self.quiet = now - self.back_at < REOPEN_SECONDS
+            if not self.quiet:
+                self.log.warning("lost %s (%s); %s", label, why, STILL_WORKS.get(self.service, "retrying"))
         elif now - self.last >= self.every:
             self.last = now
             self.log.warning("%s still down after %.0f s (%s); retrying", label, now - self.since, why)
@@ -101,7 +108,9 @@ class Outage:
         if self.since is None:
             return
         since, self.since = self.since, None
-        self.log.warning("%s is back after %.1f s", LABELS.get(self.service, self.service), time.monotonic() - since)
+        self.back_at = time.monotonic()
+        if not self.quiet:
+            self.log.warning("%s is back after %.1f s", LABELS.get(self.service, self.service), self.back_at - since)
 
 
 _outages: dict[str, Outage] = {}
