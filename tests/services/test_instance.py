@@ -182,3 +182,27 @@ def test_cap_log_keeps_one_previous_file_and_the_writer_carries_on(tmp_path: Pat
         os.close(fd)
     assert log.read_bytes() == b"after\n"
     assert (tmp_path / "redis.log.1").read_bytes() == b"x" * 2000
+
+
+def children_of(parent: int) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                    found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def test_production_mode_starts_and_supervises_nothing(tmp_path: Path, mongo_url: str, redis_url: str) -> None:
+    app = SingleMachine(tmp_path / "var", MONGODB_DB="production_mode")
+    app.env.update(MONGODB_URL=mongo_url, REDIS_URL=redis_url)
+    app.start()
+    try:
+        app.ready()
+        assert app.process is not None
+        spawned = children_of(app.process.pid)
+        assert not [c for c in spawned if "nx-27017" in c or "redis-server" in c or "watchdog" in c], spawned
+        assert not (app.var_dir / "run").exists(), "no lock, no pid files: any number of web processes may run"
+    finally:
+        assert app.stop() == 0
