@@ -227,10 +227,12 @@ class Embedded:
         while the app runs on this folder uses the app's MongoDB instead of starting a second one."""
         if settings.mongodb_url and (settings.redis_url or not redis):
             return settings  # production mode: nothing started, nothing supervised
-        if not supervise and (held := instance.holder(settings.var_dir)) and held.get("mongodb_url"):
+        held = None if supervise else instance.holder(settings.var_dir)
+        if held and held.get("url") and held.get("mongodb_url"):  # the app runs: use its MongoDB
             return dataclasses.replace(settings, mongodb_url=settings.mongodb_url or str(held["mongodb_url"]))
         instance.check_var_dir(settings.var_dir)
-        self.lock = instance.acquire(settings.var_dir, url=f"http://{settings.host}:{settings.port}")
+        self.lock = instance.acquire(settings.var_dir, **(
+            {"url": f"http://{settings.host}:{settings.port}"} if supervise else {"command": " ".join(sys.argv[1:])}))
         if not settings.mongodb_url:
             self.children.append(embedded.mongo_service(settings.var_dir))
         if redis and not settings.redis_url:

@@ -34,8 +34,12 @@ class InstanceError(Exception):
 
 
 class AlreadyRunning(InstanceError):
-    def __init__(self, pid: int | str, url: str) -> None:
-        super().__init__(f"Shangquan is already running (pid {pid}) at {url or 'an unknown address'}")
+    def __init__(self, pid: int | str, url: str, command: str = "") -> None:
+        if command and not url:
+            super().__init__(f"a Shangquan command ({command}, pid {pid}) is using this data folder; start again "
+                             f"when it has finished")
+        else:
+            super().__init__(f"Shangquan is already running (pid {pid}) at {url or 'an unknown address'}")
         self.pid, self.url = pid, url
 
 
@@ -151,7 +155,7 @@ def acquire(var_dir: Path, **record: Any) -> InstanceLock:
             held = _read_record(path, raw)
         except InstanceError:
             raise AlreadyRunning("unknown", "") from None
-        raise AlreadyRunning(held["pid"], str(held.get("url", ""))) from None
+        raise AlreadyRunning(held["pid"], str(held.get("url", "")), str(held.get("command", ""))) from None
     try:
         raw = os.pread(fd, 64 * 1024, 0)
         if raw.strip():
