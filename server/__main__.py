@@ -114,17 +114,18 @@ async def _first_run_work(settings: Settings, console: bool) -> bool:
     from server.content.loader import load_content
     from server.domain.accounts import service as accounts
     from server.domain.crowd import feeder
+    from server.domain.districts import repository as districts
     from server.services import mongo
 
     client = mongo.connect(settings.mongodb_url)
     try:
         db = client[settings.mongodb_db]
         await mongo.ensure_indexes(db, settings.crowd_retention_days)
-        first = await db.districts.find_one({}, {"_id": 1}) is None
+        first = not await districts.any_district(db)
         with Progress("loading the content" if first else "checking the content", shown=console and first) as bar:
             report = await load_content(db, settings.content_dir, progress=bar.step)
         log.info("content: %s", report.summary() if report.changed else "up to date")
-        if settings.crowd_simulator and await db.crowd_hourly.count_documents({}) < 1000:
+        if settings.crowd_simulator and await feeder.needs_history(db):
             with Progress(f"simulating {HISTORY_DAYS} days of crowd history", shown=console) as bar:
                 await feeder.backfill(db, HISTORY_DAYS, datetime.now(UTC), progress=bar.step)
         return await accounts.admin_exists(db)

@@ -55,7 +55,7 @@ async def _insert_account(db: AsyncDatabase[Doc], email: str, password: str, rol
 
 async def admin_exists(db: AsyncDatabase[Doc]) -> bool:
     """Whether the first admin was made (single-machine mode's banner says how, until then)."""
-    return await db.accounts.find_one({"role": "admin"}, {"_id": 1}) is not None
+    return await repository.admin_exists(db)
 
 
 async def create_admin(db: AsyncDatabase[Doc], email: str, password: str) -> Account:

@@ -47,6 +47,11 @@ def _dropout_area(area_ids: list[str]) -> str | None:
     return sorted(area_ids)[len(area_ids) // 2] if area_ids else None
 
 
+async def needs_history(db: AsyncDatabase[Doc]) -> bool:
+    """No simulated history yet (or hardly any): single-machine mode writes it before it starts."""
+    return await db.crowd_hourly.count_documents({}, limit=1000) < 1000
+
+
 async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime,
                    progress: Callable[[int, int], None] | None = None) -> int:
     """Hourly history for the past `days` (up to 48 h ago; the live feed covers the rest); `progress(done,
