@@ -16,16 +16,27 @@ Doc = dict[str, Any]
 INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "districts": [([("search_terms", ASCENDING)], {})],
     "areas": [([("district_id", ASCENDING)], {})],
+    # Lists read in `key` order (a copy of _id: nx-27017 cannot index _id with other fields), each
+    # filter's index ending in key so a page is one index range; "near" reads geo_bands ranges.
     "merchants": [
         ([("district_id", ASCENDING)], {}),
         ([("area_id", ASCENDING)], {}),
         ([("categories", ASCENDING)], {}),
-        ([("geo_cells", ASCENDING)], {}),
-        ([("open_slots", ASCENDING)], {}),
-        ([("search_terms", ASCENDING)], {}),
+        ([("key", ASCENDING)], {}),
+        ([("district_id", ASCENDING), ("key", ASCENDING)], {}),
+        ([("area_id", ASCENDING), ("key", ASCENDING)], {}),
+        ([("categories", ASCENDING), ("key", ASCENDING)], {}),
+        ([("open_keys", ASCENDING), ("key", ASCENDING)], {}),
+        ([("name_terms", ASCENDING), ("key", ASCENDING)], {}),
+        ([("title_terms", ASCENDING), ("key", ASCENDING)], {}),
+        ([("search_terms", ASCENDING), ("key", ASCENDING)], {}),
+        # server.domain.geo.BANDS_M (tests/contract checks they agree)
+        *(([(f"geo_bands.b{band}", ASCENDING)], {}) for band in (100, 400, 1_600, 6_400, 25_600)),
     ],
     "offers": [
         ([("merchant_id", ASCENDING)], {}),
+        # the DistrictPage's active offers of a page of merchants: filter and range in one index
+        ([("merchant_id", ASCENDING), ("valid_until", ASCENDING)], {}),
         ([("festival_id", ASCENDING)], {}),
         ([("valid_until", ASCENDING)], {}),
     ],
