@@ -66,6 +66,17 @@ def _quiet_hours(raw: str) -> tuple[int, int] | None:
     return start, end
 
 
+def _on_off(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name} must be on or off, got {raw!r}")
+
+
 def _bool(env: dict[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -132,6 +143,8 @@ class Settings:
     # than the entry limit are never stored.
     public_cache: bool = True
     public_cache_max_entry_bytes: int = 256 * 1024
+    # The embedded Redis keeps an append-only file written every second (EMBEDDED_REDIS_APPENDONLY=off: none).
+    embedded_redis_appendonly: bool = True
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -174,6 +187,7 @@ class Settings:
             mongodb_timeout_ms=_int(env, "MONGODB_TIMEOUT_MS", 5000, 100, 120_000),
             public_cache=env.get("PUBLIC_CACHE", "on").strip().lower() not in {"0", "off", "false", "no"},
             public_cache_max_entry_bytes=_int(env, "PUBLIC_CACHE_MAX_ENTRY_BYTES", 256 * 1024, 1024, 16 * 1024**2),
+            embedded_redis_appendonly=_on_off(env, "EMBEDDED_REDIS_APPENDONLY", True),
             vapid_private_key=env.get("VAPID_PRIVATE_KEY", ""),
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
             vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),

@@ -38,6 +38,7 @@ from server.push.hosts import HostGuard
 from server.push.sender import PushSender
 from server.push.vapid import VapidSigner, keys_for_settings
 from server.services import mongo, redis
+from server.services.availability import outage
 from server.services.mongo import Doc
 from server.settings import Settings
 
@@ -75,11 +76,12 @@ async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, settings: 
             claimed: Any = await redis_client.xautoclaim(STREAM, GROUP, consumer, RECLAIM_IDLE_MS, "0-0", count=50)
             batches: Any = await redis_client.xreadgroup(GROUP, consumer, {STREAM: ">"}, count=50, block=1000)
         except RedisError as exc:
-            log.warning("worker lost Redis (%s); retrying in 1 s", exc)
+            outage("redis").down(exc)  # told once, then at most once a minute; retried every second
             await asyncio.sleep(1)
             with contextlib.suppress(RedisError):
                 await _ensure_group(redis_client)
             continue
+        outage("redis").up()
         entries = list(claimed[1]) + [entry for _, stream_entries in batches or [] for entry in stream_entries]
         for entry_id, fields in entries:
             try:
@@ -138,18 +140,25 @@ def serve_metrics(settings: Settings) -> Callable[[], None]:
 async def _wait_for_redis(redis_client: Redis, stop: asyncio.Event) -> None:
     """A worker (re)started while Redis is away waits for it rather than exiting: everything it does needs it."""
     delay = 0.5
+    told = False
     while not stop.is_set():
         try:
             await redis_client.ping()
+            outage("redis").up()
             return
         except RedisError as exc:
-            log.warning("worker waits for Redis (%s); retrying in %.0f s", type(exc).__name__, delay)
+            if not told:
+                told = True
+                log.warning("worker waits for Redis (%s); retrying until it answers", type(exc).__name__)
+            outage("redis").down(exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay)
         delay = min(delay * 2, 10.0)
 
 
-async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop: asyncio.Event) -> None:
+async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop: asyncio.Event,
+                     ready: asyncio.Event | None = None) -> None:
+    """Until `stop`; `ready` is set once it takes work (single-machine mode's banner waits for it)."""
     metrics_on = settings.worker_metrics_port > 0
     client = mongo.connect(mongodb_url, listeners=[MongoMetrics()] if metrics_on else None)
     redis_client = redis.connect(redis_url)
@@ -173,6 +182,8 @@ async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop:
         gc.collect()
         gc.freeze()
         log.info("worker %s ready", consumer)
+        if ready is not None:
+            ready.set()
         try:
             await asyncio.gather(*tasks)
         finally:

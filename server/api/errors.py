@@ -7,10 +7,9 @@ from typing import Any
 
 from graphql import GraphQLError
 from server.domain.errors import DomainError
-from server.services.availability import RETRY_AFTER_SECONDS, WarnEvery, down_service
+from server.services.availability import RETRY_AFTER_SECONDS, down_service, outage
 
 log = logging.getLogger("shangquan.graphql")
-outage_log = WarnEvery(log, 10)
 
 BAD_USER_INPUT = "BAD_USER_INPUT"
 INVALID_ID = "INVALID_ID"
@@ -66,7 +65,9 @@ def format_error(error: GraphQLError, request_id: str) -> dict[str, Any]:
     if code == SERVICE_UNAVAILABLE and error.original_error is not None:
         # the driver's message names hosts and ports: keep it in the log, tell the client what to do
         service = down_service(error.original_error)
-        outage_log.warning("request %s: %s unavailable (%s)", request_id, service, error.original_error)
+        if service is not None:
+            outage(service).down(error.original_error)  # told once per outage; each request only at DEBUG
+        log.debug("request %s: %s unavailable (%s)", request_id, service, error.original_error)
         formatted["message"] = f"a data service is unavailable; retry in {RETRY_AFTER_SECONDS} s"
         extensions["retryAfter"] = RETRY_AFTER_SECONDS
     formatted["extensions"] = extensions

@@ -17,6 +17,7 @@ from server.domain.districts import repository as districts
 from server.domain.districts.models import Area, District
 from server.domain.festivals import repository as festivals
 from server.domain.festivals.models import Festival
+from server.domain.merchants import counts as merchant_counts
 from server.domain.merchants import repository as merchants
 from server.domain.merchants.models import Merchant
 from server.domain.offers import repository as offers
@@ -61,6 +62,8 @@ class Loaders:
             every = memo
             self.category_name = _by_key(lambda ids: every.get(categories_key, lambda: _all_category_names(db)))
         self.crowd: DataLoader[str, Crowd | None] = _by_key(self._crowds)
+        # published merchants per counter key (merchants/counts.py): Home's districts in one read
+        self.merchant_count: DataLoader[str, int] = _by_key(lambda keys: merchant_counts.by_keys(db, keys), int)
         self._db, self._now, self._settings = db, now, settings
 
     async def _areas_of_districts(self, ids: list[str]) -> dict[str, list[Area]]:

@@ -5,6 +5,10 @@ so a second load with unchanged files writes nothing, a changed record is
 replaced whole, and a record removed from the files is removed from the
 database.  A document edited in the back office changes its origin and is
 left alone.
+
+A manifest (collection `content_manifest`) remembers the digest of the files
+and of the code that derives documents from them: a start with both unchanged
+reads one document instead of parsing and comparing the whole city.
 """
 
 from __future__ import annotations
@@ -18,14 +22,24 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pymongo import DeleteOne, ReplaceOne
+from pymongo import DeleteOne, InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.content import records
 from server.content.validate import ContentError, Record
+from server.domain.merchants import counts
+from server.domain.merchants.derived import derived_fields
+from server.domain.merchants.models import Merchant
 from server.services.mongo import Doc
 
 COLLECTIONS = ("categories", "districts", "areas", "merchants", "festivals", "offers", "products")
+# libyaml's parser when PyYAML was built with it (~10x faster on a city's worth of merchants)
+YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_SERVER = Path(__file__).resolve().parent.parent
+# The code that turns records into documents: a change to it re-derives everything on the next load.
+DERIVING = tuple(_SERVER / p for p in ("content/records.py", "content/loader.py", "content/validate.py",
+                                       "domain/merchants/derived.py", "domain/merchants/hours.py",
+                                       "domain/search/terms.py", "domain/geo.py"))
 
 
 @dataclass(slots=True)
@@ -50,7 +64,7 @@ class LoadReport:
 def _read(path: Path, key: str, root: Path) -> list[Record]:
     name = str(path.relative_to(root))
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ContentError(name, "-", "-", f"not valid YAML: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get(key), list):
@@ -122,38 +136,74 @@ def _digest(doc: Doc) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
 
 
-async def load_content(db: AsyncDatabase[Doc], root: Path) -> LoadReport:
+def manifest_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for path in [*DERIVING, *sorted(root.rglob("*.yaml"))]:
+        h.update(str(path.relative_to(root) if path.is_relative_to(root) else path.name).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+async def load_content(db: AsyncDatabase[Doc], root: Path,
+                       progress: Callable[[int, int], None] | None = None) -> LoadReport:
+    """`progress(done, total)` after each step (parsing, then each collection), for a progress bar."""
+    digest = await asyncio.to_thread(manifest_digest, root)
+    manifest = await db.content_manifest.find_one({"_id": "content"})
+    if manifest is not None and manifest.get("digest") == digest:
+        if progress:
+            progress(len(COLLECTIONS) + 1, len(COLLECTIONS) + 1)
+        return LoadReport(unchanged={k: int(v) for k, v in manifest.get("counts", {}).items()})
     # all validation happens before the first write; YAML and search terms are CPU work, kept off the event loop
     parsed = await asyncio.to_thread(parse_content, root)
     report = LoadReport()
-    for name in COLLECTIONS:
+    if progress:
+        progress(1, len(COLLECTIONS) + 1)
+    for step, name in enumerate(COLLECTIONS, start=2):
         coll = db[name]
         existing: dict[str, Any] = {
             d["_id"]: d async for d in coll.find({}, {"origin": 1, "content_hash": 1})
         }
-        ops: list[ReplaceOne[Doc] | DeleteOne] = []
+        ops: list[InsertOne[Doc] | ReplaceOne[Doc] | DeleteOne] = []
         wanted = set()
         inserted = updated = unchanged = 0
         for doc in parsed[name]:
             wanted.add(doc["_id"])
-            digest = _digest(doc)
+            digest_ = _digest(doc)
             current = existing.get(doc["_id"])
             if current is not None and current.get("origin", "content") != "content":
                 unchanged += 1  # edited in the back office since: the edit wins
                 continue
-            if current is not None and current.get("content_hash") == digest:
+            if current is not None and current.get("content_hash") == digest_:
                 unchanged += 1
                 continue
-            ops.append(ReplaceOne({"_id": doc["_id"]}, {**doc, "origin": "content", "content_hash": digest},
-                                  upsert=True))
+            full = {**doc, "origin": "content", "content_hash": digest_}
             if current is None:
+                ops.append(InsertOne(full))
                 inserted += 1
             else:
+                ops.append(ReplaceOne({"_id": doc["_id"]}, full, upsert=True))
                 updated += 1
         stale = [i for i, d in existing.items() if i not in wanted and d.get("origin", "content") == "content"]
         ops.extend(DeleteOne({"_id": i}) for i in stale)
-        if ops:
-            await coll.bulk_write(ops, ordered=False)
+        for start in range(0, len(ops), 5000):
+            await coll.bulk_write(ops[start:start + 5000], ordered=False)
         report.inserted[name], report.updated[name] = inserted, updated
         report.deleted[name], report.unchanged[name] = len(stale), unchanged
+        if progress:
+            progress(step, len(COLLECTIONS) + 1)
+    await _upgrade_back_office_merchants(db)
+    await counts.rebuild(db)
+    totals = {name: len(parsed[name]) for name in COLLECTIONS}
+    # the _id is repeated in the replacement: nx-27017's upsert would otherwise give it an ObjectId (tests/contract)
+    await db.content_manifest.replace_one({"_id": "content"}, {"_id": "content", "digest": digest, "counts": totals},
+                                          upsert=True)
     return report
+
+
+async def _upgrade_back_office_merchants(db: AsyncDatabase[Doc]) -> None:
+    """Merchants the back office owns get the derived fields of this code too (new indexes need them)."""
+    async for doc in db.merchants.find({"origin": "backoffice"}):
+        merchant = Merchant.from_doc(doc)
+        fields = derived_fields(merchant.name, merchant.description, merchant.address, merchant.categories,
+                                merchant.location, list(merchant.spans), merchant.exceptions)
+        await db.merchants.update_one({"_id": doc["_id"]}, {"$set": {**fields, "key": doc["_id"]}})

@@ -102,7 +102,7 @@ def merchant(r: Record, district_doc: Doc, area_ids: set[str], category_ids: set
     name, description = r.localized("name"), r.localized("description", required=False)
     address = r.localized("address", required=False)
     return {
-        "_id": mid, "district_id": district_doc["_id"], "area_id": area_id, "name": name,
+        "_id": mid, "key": mid, "district_id": district_doc["_id"], "area_id": area_id, "name": name,
         "description": description, "address": address, "categories": categories, "phone": phone,
         "price_level": r.integer("price_level", 1, 4), "hours": {day: list(hours.get(day) or []) for day in DAYS},
         "status": "published", "version": 0,

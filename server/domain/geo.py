@@ -1,8 +1,9 @@
 """Points, distances and the H3 cells that stand in for a 2dsphere index.
 
 The embedded MongoDB has no $near, so each point stores the H3 cells that
-contain it at a few resolutions (`geo_cells`); a radius search asks for the
-cells covering the disk with `$in`, then measures exactly.
+contain it at a few resolutions (`geo_cells`, for real MongoDB and analytics)
+and its latitude-band keys (`geo_bands`); a radius search reads growing boxes
+by band-key ranges, nearest first, then measures exactly.
 """
 
 from __future__ import annotations
@@ -43,17 +44,36 @@ def cells_of(point: Point) -> list[str]:
     return [h3.latlng_to_cell(point.lat, point.lng, res) for res in RESOLUTIONS]
 
 
-def covering_cells(center: Point, radius_m: float) -> list[str]:
-    """Cells at one stored resolution that together contain every point within radius_m."""
-    for res in reversed(RESOLUTIONS):
-        edge = h3.average_hexagon_edge_length(res, unit="m")
-        # A cell holding a point within r has its centre within r + edge; neighbouring
-        # centres are at least edge·√3 apart, and +1 ring absorbs H3's shape distortion.
-        k = math.ceil((radius_m + edge) / (edge * math.sqrt(3))) + 1
-        if k <= 8 or res == RESOLUTIONS[0]:
-            origin = h3.latlng_to_cell(center.lat, center.lng, res)
-            return sorted(h3.grid_disk(origin, k))
-    raise AssertionError("unreachable")
+# Latitude bands of these heights (metres) hold each point under a sortable "row|longitude" key, one
+# indexed scalar per height: a box is then one index range per band it crosses.  Scalar ranges are what
+# both the embedded server (which scans for any `$in` on an array) and MongoDB serve from an index.
+BANDS_M = (100, 400, 1_600, 6_400, 25_600)
+_M_PER_DEG = 111_320.0
+
+
+def _band_key(row: int, lng: float) -> str:
+    return f"{row:07d}|{lng + 180:010.6f}"
+
+
+def _row(lat: float, band: int) -> int:
+    return math.floor((lat + 90) * _M_PER_DEG / band)
+
+
+def bands_of(point: Point) -> dict[str, str]:
+    return {f"b{band}": _band_key(_row(point.lat, band), point.lng) for band in BANDS_M}
+
+
+def box_ranges(center: Point, radius_m: float) -> tuple[str, list[tuple[str, str]]]:
+    """(field, [(low, high)]): index ranges whose union holds every point within radius_m of center.
+
+    The band is the smallest at least as tall as the radius, so a box crosses at most three of them."""
+    band = next((b for b in BANDS_M if b >= radius_m), BANDS_M[-1])
+    # 1 % wider than the sphere's arc: along a parallel a great circle reaches a little further in longitude
+    dlat = math.degrees(radius_m / EARTH_RADIUS_M) * 1.01
+    dlng = min(180.0, dlat / max(math.cos(math.radians(min(89.0, abs(center.lat) + dlat))), 1e-6))
+    low_lng, high_lng = max(-180.0, center.lng - dlng), min(180.0, center.lng + dlng)
+    rows = range(_row(max(-90.0, center.lat - dlat), band), _row(min(90.0, center.lat + dlat), band) + 1)
+    return f"geo_bands.b{band}", [(_band_key(r, low_lng), _band_key(r, high_lng)) for r in rows]
 
 
 def point_in_polygon(point: Point, ring: list[list[float]]) -> bool:

@@ -138,11 +138,18 @@ class TextFormatter(logging.Formatter):
         return redact_text(line)
 
 
-def configure_logging(level: str = "INFO", json: bool = True, stream: TextIO | None = None) -> logging.Handler:
-    """Replace the root logger's handlers with one (JSON or text) handler on stderr; returns it."""
+def configure_logging(level: str = "INFO", json: bool = True, stream: TextIO | None = None,
+                      console: bool = False) -> logging.Handler:
+    """Replace the root logger's handlers with one (JSON or text) handler on stderr; returns it.  `console`:
+    single-machine mode on a terminal (see console.py), short lines and no request lines below DEBUG."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if json else TextFormatter())
     handler.addFilter(RedactionFilter())
+    if console:
+        from server.observability.console import CalmFilter, ConsoleFormatter
+
+        handler.setFormatter(ConsoleFormatter())
+        handler.addFilter(CalmFilter(debug=level.upper() == "DEBUG"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

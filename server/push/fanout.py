@@ -69,6 +69,7 @@ from server.push.expand import (
 from server.push.groups import GroupWriter
 from server.push.reconcile import reconcile
 from server.push.sender import Outcome, PushSender, SendResult
+from server.services.availability import outage
 from server.services.mongo import Doc
 
 log = logging.getLogger("shangquan.push.fanout")
@@ -161,7 +162,7 @@ class Consumer:
             try:
                 await work()
             except RedisError as exc:
-                log.warning("push consumer %s lost Redis (%s); retrying in 1 s", self.name, exc)
+                outage("redis").down(exc)  # told once per outage, not once a second
                 seconds_left = 1.0
             except Exception:
                 log.exception("push consumer %s: %s failed; retrying in 1 s", self.name, work.__name__)
@@ -183,7 +184,7 @@ class Consumer:
                 try:
                     entries = await self._read(free, block_ms=50 if active else self.config.block_ms)
                 except RedisError as exc:
-                    log.warning("push consumer %s lost Redis (%s); retrying in 1 s", self.name, exc)
+                    outage("redis").down(exc)  # told once per outage, not once a second
                     await asyncio.sleep(1)
                     with contextlib.suppress(RedisError):
                         await ensure_group(self.redis, self.config)

@@ -57,3 +57,67 @@ class WarnEvery:
             args = (*args, self.held)
         self.last, self.held = now, 0
         self.log.warning(message, *args)
+
+
+# What still works while a service is down, for the one warning an outage gets.
+STILL_WORKS = {
+    "redis": "reads, pages and the PWA still work; sign-in, sensor batches, live updates and push sending wait "
+             "until it is back",
+    "mongodb": "the PWA's shell and saved screens still load; the API and back office answer 503 until it is back",
+}
+LABELS = {"redis": "Redis", "mongodb": "MongoDB"}
+STILL_DOWN_EVERY = 60.0
+# Each client (web, worker, hubs) finds out on its own: a "lost" this soon after "back" is one of them
+# catching up with the same outage, not a new one.
+REOPEN_SECONDS = 10.0
+
+
+class Outage:
+    """One data service's outage as this process sees it, logged calmly: a warning when it starts, naming what
+    still works; "still down" at most once a minute; one line when it is back.  Every part of the process
+    (web, hubs, worker loops, push consumers) reports to the same Outage, so an outage is told once, not once
+    per loop per second."""
+
+    log = logging.getLogger("shangquan.outage")
+
+    def __init__(self, service: str, every: float = STILL_DOWN_EVERY) -> None:
+        self.service, self.every = service, every
+        self.since: float | None = None
+        self.last = 0.0
+        self.back_at = -REOPEN_SECONDS
+        self.quiet = False  # reopened just after "back": one client noticed later than another
+
+    @property
+    def down_now(self) -> bool:
+        return self.since is not None
+
+    def down(self, reason: BaseException | str) -> None:
+        now = time.monotonic()
+        why = f"{type(reason).__name__}: {reason}" if isinstance(reason, BaseException) else reason
+        label = LABELS.get(self.service, self.service)
+        if self.since is None:
+            self.since = self.last = now
+            self.quiet = now - self.back_at < REOPEN_SECONDS
+            if not self.quiet:
+                self.log.warning("lost %s (%s); %s", label, why, STILL_WORKS.get(self.service, "retrying"))
+        elif now - self.last >= self.every:
+            self.last = now
+            self.log.warning("%s still down after %.0f s (%s); retrying", label, now - self.since, why)
+
+    def up(self) -> None:
+        if self.since is None:
+            return
+        since, self.since = self.since, None
+        self.back_at = time.monotonic()
+        if not self.quiet:
+            self.log.warning("%s is back after %.1f s", LABELS.get(self.service, self.service), self.back_at - since)
+
+
+_outages: dict[str, Outage] = {}
+
+
+def outage(service: str) -> Outage:
+    """This process's Outage for "redis" or "mongodb"."""
+    if service not in _outages:
+        _outages[service] = Outage(service)
+    return _outages[service]

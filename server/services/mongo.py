@@ -6,23 +6,37 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.monitoring import CommandListener
+from pymongo.monitoring import CommandListener, ServerDescriptionChangedEvent, ServerListener
+from pymongo.server_type import SERVER_TYPE
+
+from server.services.availability import outage
 
 Doc = dict[str, Any]
 
 INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "districts": [([("search_terms", ASCENDING)], {})],
     "areas": [([("district_id", ASCENDING)], {})],
+    # Lists read in `key` order (a copy of _id: nx-27017 cannot index _id with other fields), each
+    # filter's index ending in key so a page is one index range; "near" reads geo_bands ranges.
     "merchants": [
         ([("district_id", ASCENDING)], {}),
         ([("area_id", ASCENDING)], {}),
         ([("categories", ASCENDING)], {}),
-        ([("geo_cells", ASCENDING)], {}),
-        ([("open_slots", ASCENDING)], {}),
-        ([("search_terms", ASCENDING)], {}),
+        ([("key", ASCENDING)], {}),
+        ([("district_id", ASCENDING), ("key", ASCENDING)], {}),
+        ([("area_id", ASCENDING), ("key", ASCENDING)], {}),
+        ([("categories", ASCENDING), ("key", ASCENDING)], {}),
+        ([("open_keys", ASCENDING), ("key", ASCENDING)], {}),
+        ([("name_terms", ASCENDING), ("key", ASCENDING)], {}),
+        ([("title_terms", ASCENDING), ("key", ASCENDING)], {}),
+        ([("search_terms", ASCENDING), ("key", ASCENDING)], {}),
+        # server.domain.geo.BANDS_M (tests/contract checks they agree)
+        *(([(f"geo_bands.b{band}", ASCENDING)], {}) for band in (100, 400, 1_600, 6_400, 25_600)),
     ],
     "offers": [
         ([("merchant_id", ASCENDING)], {}),
+        # the DistrictPage's active offers of a page of merchants: filter and range in one index
+        ([("merchant_id", ASCENDING), ("valid_until", ASCENDING)], {}),
         ([("festival_id", ASCENDING)], {}),
         ([("valid_until", ASCENDING)], {}),
     ],
@@ -48,13 +62,31 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
 }
 
 
+class OutageListener(ServerListener):
+    """Tells the process's MongoDB Outage when the driver loses its server and when it finds it again, so a
+    MongoDB outage is logged once, and its end too, whoever met it."""
+
+    def opened(self, event: object) -> None:
+        pass
+
+    def closed(self, event: object) -> None:
+        pass
+
+    def description_changed(self, event: ServerDescriptionChangedEvent) -> None:
+        before, after = event.previous_description, event.new_description
+        if after.server_type == SERVER_TYPE.Unknown and before.server_type != SERVER_TYPE.Unknown:
+            outage("mongodb").down(str(after.error or "connection lost").split(" (configured timeouts")[0])
+        elif after.server_type != SERVER_TYPE.Unknown:
+            outage("mongodb").up()
+
+
 def connect(url: str, *, listeners: list[CommandListener] | None = None,
             timeout_ms: int = 5000) -> AsyncMongoClient[Doc]:
     """timeout_ms bounds finding a server and connecting to it: while MongoDB is down, a request fails
     (503) after that long instead of pymongo's default 30 s, and the client reconnects on its own later."""
     return AsyncMongoClient(
         url, tz_aware=True, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-        event_listeners=listeners or [],
+        event_listeners=[*(listeners or []), OutageListener()],
     )
 
 

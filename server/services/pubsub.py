@@ -12,6 +12,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from server.services.availability import outage
+
 RETRY_SECONDS = 1.0
 
 
@@ -21,7 +23,8 @@ async def follow(redis: Redis, name: str, subscribe: Callable[[PubSub], Awaitabl
     """Subscribe, hand every message to `handle`, and resubscribe after Redis errors, until cancelled.
 
     Subscribers of the hub keep their WebSockets through an outage (their answers come from MongoDB);
-    the outage is logged once when it starts and once when it ends, not every second.
+    the outage is logged by the process's shared Outage (once when it starts, once when it ends), and the
+    hub's own lines are at INFO.
     """
     lost_at: float | None = None
     while True:
@@ -29,6 +32,7 @@ async def follow(redis: Redis, name: str, subscribe: Callable[[PubSub], Awaitabl
             async with redis.pubsub() as pubsub:
                 await subscribe(pubsub)
                 ready.set()
+                outage("redis").up()
                 if lost_at is not None:
                     log.info("%s subscribed to Redis again after %.1f s; live updates resume", name,
                              time.monotonic() - lost_at)
@@ -38,10 +42,10 @@ async def follow(redis: Redis, name: str, subscribe: Callable[[PubSub], Awaitabl
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            outage("redis").down(exc)
             if lost_at is None:
                 lost_at = time.monotonic()
-                log.warning("%s lost Redis (%s: %s); live updates pause until it is back", name,
-                            type(exc).__name__, exc)
+                log.info("%s lost Redis (%s); live updates pause until it is back", name, type(exc).__name__)
             await asyncio.sleep(RETRY_SECONDS)
 
 

@@ -14,10 +14,9 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.services.availability import RETRY_AFTER_SECONDS, WarnEvery, down_service
+from server.services.availability import RETRY_AFTER_SECONDS, down_service, outage
 
 log = logging.getLogger("shangquan.web")
-outage_log = WarnEvery(log, 10)
 PROBE_TIMEOUT = 2.0
 
 
@@ -39,8 +38,10 @@ async def readyz(request: Request) -> Response:
         try:
             await asyncio.wait_for(check(), timeout=PROBE_TIMEOUT)
             checks[name] = "ok"
+            outage(name).up()
         except Exception as exc:  # any failure means "not ready"; the reason is for the operator
             checks[name] = f"error: {type(exc).__name__}"
+            outage(name).down(exc)
 
     await asyncio.gather(probe("mongodb", mongo), probe("redis", redis))
     if checks["mongodb"] != "ok":
@@ -55,7 +56,8 @@ async def service_unavailable(request: Request, exc: Exception) -> Response:
     service = down_service(exc)
     if service is None:
         raise exc
-    outage_log.warning("%s %s: %s unavailable (%s)", request.method, request.url.path, service, exc)
+    outage(service).down(exc)  # the outage is told once; each request that met it only at DEBUG
+    log.debug("%s %s: %s unavailable (%s)", request.method, request.url.path, service, exc)
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
     message = f"a data service is unavailable; retry in {RETRY_AFTER_SECONDS} s"
     if "text/html" in request.headers.get("accept", ""):

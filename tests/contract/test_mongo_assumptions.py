@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, DeleteOne, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, DeleteOne, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -68,8 +68,10 @@ async def test_ensure_indexes_creates_the_single_field_indexes(db: AsyncDatabase
     await ensure_indexes(db)  # idempotent: the app runs it on every start
     info = await db.merchants.index_information()
     keys = {tuple(tuple(k) for k in spec["key"]) for spec in info.values()}
-    for field in ("district_id", "area_id", "categories", "geo_cells", "open_slots", "search_terms"):
+    for field in ("district_id", "area_id", "categories", "key", "geo_bands.b100"):
         assert ((field, 1),) in keys
+    for field in ("district_id", "area_id", "categories", "open_keys", "name_terms", "title_terms", "search_terms"):
+        assert ((field, 1), ("key", 1)) in keys
 
 
 async def test_index_on_array_field_allows_inserts_and_in_queries(db: AsyncDatabase[Doc]) -> None:
@@ -560,3 +562,27 @@ async def test_keyset_or_in_an_explicit_and_beside_a_filter_on_an_indexed_dateti
     await coll.create_index([("u", ASCENDING)])
     after = after_filter("u", (T0, "a0"))
     assert await ids(coll, {"$and": [{"d": "a", "u": {"$gt": T0 - timedelta(days=1)}}, after]}) == ["a1", "a2"]
+
+
+async def test_inc_upsert_counts_under_the_filters_id(db: AsyncDatabase[Doc]) -> None:
+    # merchant_counts: a counter document is created by its first $inc
+    coll = await fresh(db, "inc_upsert")
+    for _ in range(2):
+        await coll.bulk_write([UpdateOne({"_id": "district:x"}, {"$inc": {"n": 1}}, upsert=True)])
+    assert [d async for d in coll.find({})] == [{"_id": "district:x", "n": 2}]
+
+
+async def test_replace_upsert_keeps_an_id_named_in_the_replacement(db: AsyncDatabase[Doc]) -> None:
+    # content_manifest: nx-27017 gives an upserted replacement without _id an ObjectId, so the
+    # loader names the _id in the replacement too (test_gap_replace_upsert_takes_the_filters_id)
+    coll = await fresh(db, "replace_upsert")
+    for n in (1, 2):
+        await coll.replace_one({"_id": "content"}, {"_id": "content", "n": n}, upsert=True)
+    assert [d async for d in coll.find({})] == [{"_id": "content", "n": 2}]
+
+
+@EMBEDDED_GAP
+async def test_gap_replace_upsert_takes_the_filters_id(db: AsyncDatabase[Doc]) -> None:
+    coll = await fresh(db, "replace_upsert_gap")
+    await coll.replace_one({"_id": "content"}, {"n": 1}, upsert=True)
+    assert await coll.find_one({"_id": "content"}) is not None

@@ -1,4 +1,4 @@
-"""Unit tests for server.domain.geo: distances, H3 covering cells, polygons, GCJ-02."""
+"""Unit tests for server.domain.geo: distances, H3 cells, latitude-band boxes, polygons, GCJ-02."""
 
 from __future__ import annotations
 
@@ -8,17 +8,20 @@ import random
 import pytest
 
 from server.domain.geo import (
+    BANDS_M,
     EARTH_RADIUS_M,
     MAX_RADIUS_M,
     RESOLUTIONS,
     Point,
+    bands_of,
+    box_ranges,
     cells_of,
-    covering_cells,
     gcj02,
     haversine_m,
     point_in_polygon,
     valid_coordinates,
 )
+from server.services.mongo import INDEXES
 
 FUTIAN = Point(22.5431, 114.0579)
 
@@ -100,29 +103,43 @@ def test_cells_of_gives_one_cell_per_stored_resolution() -> None:
     assert len(cells) == len(RESOLUTIONS) == len(set(cells))
 
 
-def test_covering_cells_contains_the_center_cells() -> None:
-    assert set(cells_of(FUTIAN)) & set(covering_cells(FUTIAN, 100))
+# --- latitude bands ----------------------------------------------------------------------------
 
 
-def test_covering_cells_stays_small() -> None:
-    for radius in (50, 500, 2_000, 5_000, MAX_RADIUS_M):
-        assert len(covering_cells(FUTIAN, radius)) <= 217  # a k=8 disk at most
+def _in_box(point: Point, center: Point, radius: float) -> bool:
+    field, ranges = box_ranges(center, radius)
+    key = bands_of(point)[field.removeprefix("geo_bands.")]
+    return any(low <= key <= high for low, high in ranges)
+
+
+def test_bands_match_the_indexes() -> None:
+    indexed = [k for k, _ in INDEXES["merchants"] if k[0][0].startswith("geo_bands.")]
+    assert [k[0][0] for k in indexed] == [f"geo_bands.b{b}" for b in BANDS_M]
+
+
+def test_a_box_crosses_at_most_three_bands() -> None:
+    for radius in (10, 50, 100, 400, 2_000, 5_000, MAX_RADIUS_M):
+        assert 1 <= len(box_ranges(FUTIAN, radius)[1]) <= 3
+
+
+def test_far_points_fall_outside_the_box() -> None:
+    assert not _in_box(destination(FUTIAN, 0, 1_000), FUTIAN, 300)
+    assert not _in_box(destination(FUTIAN, 90, 1_000), FUTIAN, 300)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-def test_every_point_within_the_radius_shares_a_cell_with_the_covering(seed: int) -> None:
+def test_every_point_within_the_radius_is_in_the_box(seed: int) -> None:
     rng = random.Random(seed)
     checked = 0
     for _ in range(25):
         center = Point(rng.uniform(22.50, 22.60), rng.uniform(113.90, 114.30))
         radius = math.exp(rng.uniform(math.log(50), math.log(MAX_RADIUS_M)))
-        covering = set(covering_cells(center, radius))
         points = [destination(center, rng.uniform(0, 360), radius * math.sqrt(rng.random())) for _ in range(8)]
         # and a few right at the edge, where a miss would show first
         points += [destination(center, rng.uniform(0, 360), radius * 0.999) for _ in range(4)]
         for point in points:
             assert haversine_m(center, point) <= radius
-            assert covering & set(cells_of(point)), (center, radius, point)
+            assert _in_box(point, center, radius), (center, radius, point)
             checked += 1
     assert checked == 300
 

@@ -1,18 +1,16 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
 
 import strawberry
 
 from server.api.common import AppInfo, LocaleArg
 from server.api.errors import BAD_USER_INPUT, INVALID_CURSOR, ApiError
 from server.api.ids import key_of, not_found
-from server.api.merchants.types import MerchantConnection, MerchantEdge, MerchantFilter, MerchantType
+from server.api.merchants.types import MerchantConnection, MerchantEdge, MerchantFilter, MerchantType, once
 from server.api.pagination import PageInfo, decode_cursor, encode_cursor, page_size
-from server.domain import freshness
 from server.domain.geo import MAX_RADIUS_M, Point, valid_coordinates
-from server.domain.merchants import repository
+from server.domain.merchants import counts, repository
 from server.domain.offers.repository import merchants_with_active_offer
 from server.domain.search.terms import query_terms
 
@@ -57,31 +55,32 @@ async def merchant_connection(
     info: AppInfo, f: MerchantFilter | None, first: int | None, after: str | None,
     district_key: str | None = None,
 ) -> MerchantConnection:
+    """Reads nothing yet: the page is read when edges or pageInfo are asked for, the count when totalCount is."""
     size = page_size(first)
     cursor = decode_cursor(after)
     q = await _query(info, f, district_key)
     ranked = q.near is not None or bool(q.terms) or q.open_at is not None
     if cursor is not None and ranked != isinstance(cursor[0], int | float):
         raise ApiError(INVALID_CURSOR, "this cursor belongs to a list in another order; start again without `after`")
-    page = await repository.find_page(info.context.db, q, size, cursor)
-    locale = info.context.locale
-    edges = [MerchantEdge(cursor=encode_cursor(key), node=MerchantType.of(m, locale), distance_meters=dist)
-             for m, key, dist in page.items]
-    return MerchantConnection(
-        edges=edges, page_info=PageInfo(has_next_page=page.has_next,
-                                        end_cursor=edges[-1].cursor if edges else None),
-        count=_district_count(info, page.count, district_key) if f is None and district_key else page.count,
-    )
+    db, locale = info.context.db, info.context.locale
 
+    async def read_page() -> tuple[list[MerchantEdge], PageInfo]:
+        page = await repository.find_page(db, q, size, cursor)
+        edges = [MerchantEdge(cursor=encode_cursor(key), node=MerchantType.of(m, locale), distance_meters=dist)
+                 for m, key, dist in page.items]
+        return edges, PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None)
 
-def _district_count(info: AppInfo, count: Callable[[], Awaitable[int]],
-                    district_key: str) -> Callable[[], Awaitable[int]]:
-    """A district's merchant count, kept in the process memo while the district's tag keeps its version."""
-    memo, key = info.context.memo, info.context.memo_key(
-        (freshness.EVERYTHING, freshness.district(district_key)), "merchant_count", district_key)
-    if memo is None or key is None:
-        return count
-    return lambda: memo.get(key, count)
+    async def read_count() -> tuple[int, bool]:
+        key = counts.counter_for(q.district_id, q.area_id, q.categories,
+                                 q.open_at is not None or q.near is not None or bool(q.terms) or q.with_ids is not None)
+        if key is not None:
+            return await info.context.loaders.merchant_count.load(key), False
+        if q.near is not None:
+            return await repository.count_near(db, q)
+        return await repository.count_matching(db, q)
+
+    return MerchantConnection(page=once(read_page), count=once(read_count))
+
 
 
 @strawberry.type

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
 
@@ -141,10 +142,39 @@ class MerchantEdge:
 
 @strawberry.type
 class MerchantConnection:
-    edges: list[MerchantEdge]
-    page_info: PageInfo
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
+    page: strawberry.Private[Callable[[], Awaitable[tuple[list[MerchantEdge], PageInfo]]]]
+    count: strawberry.Private[Callable[[], Awaitable[tuple[int, bool]]]]
 
-    @strawberry.field(description="Matches across all pages.")
+    @strawberry.field
+    async def edges(self) -> list[MerchantEdge]:
+        return (await self.page())[0]
+
+    @strawberry.field
+    async def page_info(self) -> PageInfo:
+        return (await self.page())[1]
+
+    @strawberry.field(description="Matches across all pages; where counting them all would read them all, the "
+                                  "matches among the first ones read (at most 1000) and totalCountIsFloor is "
+                                  "true: show it as 1,000+.")
     async def total_count(self) -> int:
-        return await self.count()
+        return (await self.count())[0]
+
+    @strawberry.field(description="True when totalCount is a floor (shown as N+), not the exact total.")
+    async def total_count_is_floor(self) -> bool:
+        return (await self.count())[1]
+
+
+T = TypeVar("T")
+
+
+def once(read: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """`read` runs on the first call only; later calls (edges, then pageInfo) share its result."""
+    task: asyncio.Future[T] | None = None
+
+    def call() -> Awaitable[T]:
+        nonlocal task
+        if task is None:
+            task = asyncio.ensure_future(read())
+        return task
+
+    return call

@@ -27,6 +27,10 @@ async def insert_account(db: AsyncDatabase[Doc], doc: Doc) -> Account:
     return Account.from_doc(doc)
 
 
+async def admin_exists(db: AsyncDatabase[Doc]) -> bool:
+    return await db.accounts.find_one({"role": "admin"}, {"_id": 1}) is not None
+
+
 async def account_by_email(db: AsyncDatabase[Doc], email: str) -> Account | None:
     """Whatever its status (sign-in says the same for a disabled account as for an unknown one)."""
     doc = await db.accounts.find_one({"email": email})

@@ -53,6 +53,11 @@ async def _insert_account(db: AsyncDatabase[Doc], email: str, password: str, rol
         raise Invalid({"email": "email_taken"}) from None
 
 
+async def admin_exists(db: AsyncDatabase[Doc]) -> bool:
+    """Whether the first admin was made (single-machine mode's banner says how, until then)."""
+    return await repository.admin_exists(db)
+
+
 async def create_admin(db: AsyncDatabase[Doc], email: str, password: str) -> Account:
     """Bootstrap from the command line: no actor, so no authorization to ask."""
     return await _insert_account(db, _check_email(email), password, "admin", [], [])

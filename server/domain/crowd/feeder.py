@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -46,14 +47,21 @@ def _dropout_area(area_ids: list[str]) -> str | None:
     return sorted(area_ids)[len(area_ids) // 2] if area_ids else None
 
 
-async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime) -> int:
-    """Hourly history for the past `days` (up to 48 h ago; the live feed covers the rest)."""
+async def needs_history(db: AsyncDatabase[Doc]) -> bool:
+    """No simulated history yet (or hardly any): single-machine mode writes it before it starts."""
+    return await db.crowd_hourly.count_documents({}, limit=1000) < 1000
+
+
+async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime,
+                   progress: Callable[[int, int], None] | None = None) -> int:
+    """Hourly history for the past `days` (up to 48 h ago; the live feed covers the rest); `progress(done,
+    total)` after each area, for a progress bar."""
     counters = await simulated_sensors(db)
     areas = {d["_id"]: d async for d in db.areas.find({}, {"district_id": 1, "capacity": 1})}
     calendars = {d: await calendar_for(db, d) for d in {a["district_id"] for a in areas.values()}}
     start, end = now - timedelta(days=days), now - timedelta(hours=48)
     total = 0
-    for area_id, area in sorted(areas.items()):
+    for done, (area_id, area) in enumerate(sorted(areas.items()), start=1):
         sensor = counters[area_id]
         # weeks of model output are CPU work: off the event loop, which also serves requests
         produced = await asyncio.to_thread(list, simulated_readings(area_id, int(area["capacity"]), start, end, STEP,
@@ -61,6 +69,8 @@ async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime) -> int:
         readings = [Stored(sensor.id, sensor.kind, area_id, at, count, None, None) for at, count in produced]
         await apply(db, readings, {area_id: int(area["capacity"])}, live=False)
         total += len(readings)
+        if progress:
+            progress(done, len(areas))
     return total
 
 

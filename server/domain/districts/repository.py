@@ -10,6 +10,11 @@ from server.domain.districts.models import Area, District
 from server.services.mongo import Doc
 
 
+async def any_district(db: AsyncDatabase[Doc]) -> bool:
+    """Whether any content was ever loaded (single-machine mode's first start has none)."""
+    return await db.districts.find_one({}, {"_id": 1}) is not None
+
+
 async def list_districts(db: AsyncDatabase[Doc]) -> list[District]:
     return [District.from_doc(d) async for d in db.districts.find({}).sort([("sort", 1), ("_id", 1)])]
 

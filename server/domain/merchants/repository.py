@@ -1,24 +1,46 @@
+"""Merchant reads: every list reads about one page of documents, in an index's order.
+
+Listings are in `key` order (a copy of `_id`: the embedded server cannot put `_id` in a compound
+index, see tests/contract), so a page is the next `first + 1` keys after the cursor.  Search ranks by
+tier (the name, then name or address, then anywhere), one key-ordered read per tier.  "Near" reads
+growing boxes around the point, nearest first, until the page is full and nothing outside the box
+read so far can come before its last result.  Counts come from merchants/counts.py.
+"""
+
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import asyncio
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import versioned
-from server.domain.geo import Point, covering_cells, haversine_m
-from server.domain.merchants.hours import SHANGHAI, slot_at
+from server.domain.geo import MAX_RADIUS_M, Point, box_ranges, haversine_m
+from server.domain.merchants.derived import open_keys_at
 from server.domain.merchants.models import Merchant
-from server.domain.paging import Key, Page, after_filter, combine
-from server.domain.paging import count as count_matching
+from server.domain.paging import Key, Page, combine
 from server.services.mongo import Doc
 
-# Index-only fields are large (open_slots alone holds up to 672 numbers) and never read back.
+# Index-only fields are large (open_keys alone holds up to 672 numbers) and never read back.
 LEAN: dict[str, Any] = dict.fromkeys(("district_id", "area_id", "name", "description", "address", "categories",
-                                      "location", "phone", "price_level", "hours", "version", "hours_exceptions"), 1)
-RANKING: dict[str, Any] = {"open_slots": 0, "geo_cells": 0, "search_terms": 0}
+                                      "location", "phone", "price_level", "hours", "version", "hours_exceptions",
+                                      "exception_dates"), 1)
+# Read past the page when a filter can only be checked here (an exception date's hours): a few more per
+# batch, and another batch only if those were not enough.
+MARGIN = 4
+# Nearest first: the first box, and how it grows while the page is not full.
+FIRST_BOX_M = 50.0
+GROWTH = 2.0
+MAX_GROWTH = 8.0
+# A box read for a count stops here: counts past it are shown as "1,000+".
+COUNT_CAP = 1000
+# a near count reads at most this many documents per band range
+NEAR_COUNT_READ = 100
+TIERS = ("name_terms", "title_terms", "search_terms")
 
 
 @dataclass(slots=True)
@@ -33,7 +55,8 @@ class MerchantQuery:
     terms: list[str] = field(default_factory=list)
 
 
-def _filter(q: MerchantQuery) -> dict[str, Any]:
+def base_filter(q: MerchantQuery) -> dict[str, Any]:
+    """What a merchant must hold to be listed, apart from distance and exception dates (checked here)."""
     parts: list[dict[str, Any]] = [{"status": "published"}]
     if q.district_id:
         parts.append({"district_id": q.district_id})
@@ -42,102 +65,147 @@ def _filter(q: MerchantQuery) -> dict[str, Any]:
     if q.categories:
         parts.append({"categories": {"$in": q.categories}})
     if q.open_at is not None:
-        # candidates: open now by the weekly slots, or with an exception date around today (checked exactly later)
-        local_day = q.open_at.astimezone(SHANGHAI).date()
-        near = [(local_day + timedelta(days=d)).isoformat() for d in (-1, 0)]
-        parts.append({"$or": [{"open_slots": {"$in": [slot_at(q.open_at)]}},  # $in: see tests/contract
-                              {"exception_dates": {"$in": near}}]})
+        parts.append({"open_keys": {"$in": open_keys_at(q.open_at)}})  # $in: see tests/contract
     if q.with_ids is not None:
         parts.append({"_id": {"$in": q.with_ids}})
     if q.terms:
         parts.append({"search_terms": {"$all": q.terms}})
-    if q.near is not None:
-        parts.append({"geo_cells": {"$in": covering_cells(*q.near)}})
     return combine(*parts)
 
 
+def _really_open(doc: Doc, at: datetime | None) -> bool:
+    # open_keys holds whole hours and exception marks: a candidate is checked to the minute here
+    return at is None or Merchant.from_doc(doc).open_at(at)
+
+
+async def _keyed(db: AsyncDatabase[Doc], query: dict[str, Any], after_id: str | None, want: int,
+                 accept: Any, projection: dict[str, Any]) -> tuple[list[Doc], bool]:
+    """Up to `want` accepted documents after `after_id` in key order, and whether the read ran out."""
+    out: list[Doc] = []
+    last = after_id
+    while len(out) < want:
+        batch_size = want - len(out) + MARGIN
+        # always a range on key, even from the start: the embedded server then walks an index in key order
+        cursor = db.merchants.find(combine(query, {"key": {"$gt": last if last is not None else ""}}),
+                                   projection).sort([("key", 1)]).limit(batch_size)
+        batch = [d async for d in cursor]
+        out.extend(d for d in batch if accept(d))
+        if len(batch) < batch_size:
+            return out[:want], True
+        last = batch[-1]["_id"]
+    return out[:want], False
+
+
 async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
-    base = _filter(q)
     if q.near is not None:
-        return await _ranked_page(db, base, _by_distance(q.near, q.open_at), first, after, distances=True)
+        return await _near_page(db, q, first, after)
     if q.terms:
-        return await _ranked_page(db, base, _by_relevance(q.terms, q.open_at), first, after)
-    if q.open_at is not None:
-        return await _ranked_page(db, base, _open_at(q.open_at), first, after)
-    cursor = db.merchants.find(combine(base, after_filter(None, after)), LEAN).sort([("_id", 1)]).limit(first + 1)
-    docs = [doc async for doc in cursor]
-
-    async def count() -> int:
-        return await count_matching(db.merchants, base)
-
-    items = [(Merchant.from_doc(d), (None, d["_id"]), None) for d in docs[:first]]
-    return Page(items, len(docs) > first, count)
+        return await _search_page(db, q, first, after)
+    docs, _ = await _keyed(db, base_filter(q), after[1] if after else None, first + 1,
+                           lambda d: _really_open(d, q.open_at), LEAN)
+    # openNow pages keep the cursors they had when they were ranked (every value 0.0)
+    value = 0.0 if q.open_at is not None else None
+    items = [(Merchant.from_doc(d), (value, d["_id"]), None) for d in docs[:first]]
+    return Page(items, len(docs) > first, _no_count)
 
 
-Ranker = Callable[[Doc], float | None]  # a sort value (lower first), or None to leave the document out
+async def _no_count() -> int:
+    raise AssertionError("counts come from merchants.counts")
 
 
-def _by_distance(near: tuple[Point, float], open_at: datetime | None) -> Ranker:
-    center, radius = near
-    still_open = _open_at(open_at) if open_at is not None else None
+async def _search_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
+    wanted = set(q.terms)
+    base = base_filter(q)
+    start = int(after[0]) if after is not None and isinstance(after[0], int | float) else 0
+    found: list[tuple[int, Doc]] = []
+    for tier in range(max(0, min(start, len(TIERS) - 1)), len(TIERS)):
+        earlier = TIERS[:tier]
 
-    def rank(doc: Doc) -> float | None:
-        lng, lat = doc["location"]["coordinates"]
-        distance = round(haversine_m(center, Point(float(lat), float(lng))), 1)
-        if distance > radius or (still_open is not None and still_open(doc) is None):
-            return None
-        return distance
+        def accept(doc: Doc, earlier: tuple[str, ...] = earlier) -> bool:
+            in_earlier = any(wanted.issubset(doc.get(f) or ()) for f in earlier)
+            return not in_earlier and _really_open(doc, q.open_at)
 
-    return rank
-
-
-def _open_at(at: datetime) -> Ranker:
-    def rank(doc: Doc) -> float | None:
-        if not doc.get("exception_dates"):
-            return 0.0  # the weekly slot already matched
-        return 0.0 if Merchant.from_doc(doc).open_at(at) else None
-
-    return rank
-
-
-def _by_relevance(terms: list[str], open_at: datetime | None) -> Ranker:
-    wanted = set(terms)
-    still_open = _open_at(open_at) if open_at is not None else None
-
-    def rank(doc: Doc) -> float | None:
-        if still_open is not None and still_open(doc) is None:
-            return None
-        return 0.0 if wanted.issubset(doc.get("title_terms") or ()) else 1.0  # name or address match first
-
-    return rank
+        query = combine(base, {TIERS[tier]: {"$all": q.terms}}) if tier < len(TIERS) - 1 else base
+        after_id = after[1] if after is not None and tier == start else None
+        docs, _ = await _keyed(db, query, after_id, first + 1 - len(found), accept,
+                               {**LEAN, **dict.fromkeys(earlier, 1)})
+        found.extend((tier, d) for d in docs)
+        if len(found) > first:
+            break
+    items = [(Merchant.from_doc(d), (float(tier), d["_id"]), None) for tier, d in found[:first]]
+    return Page(items, len(found) > first, _no_count)
 
 
-async def _ranked_page(
-    db: AsyncDatabase[Doc], base: dict[str, Any], rank: Ranker, first: int, after: Key | None,
-    *, distances: bool = False,
-) -> Page[Merchant]:
-    """Order computed per query (distance, relevance): the candidates are few, so rank them all here."""
-    ranked: list[tuple[float, str, Doc]] = []
-    async for doc in db.merchants.find(base, RANKING):
-        value = rank(doc)
-        if value is not None:
-            ranked.append((value, doc["_id"], doc))
-    ranked.sort(key=lambda r: (r[0], r[1]))
-    total = len(ranked)
-    if after is not None:
-        ranked = [r for r in ranked if (r[0], r[1]) > (float(after[0]), after[1])]
+async def _box(db: AsyncDatabase[Doc], base: dict[str, Any], center: Point, radius_m: float,
+               projection: dict[str, Any], limit: int = 0) -> list[Doc]:
+    field_, ranges = box_ranges(center, radius_m)
 
-    async def count() -> int:
-        return total
+    async def read(low: str, high: str) -> list[Doc]:
+        cursor = db.merchants.find(combine(base, {field_: {"$gte": low, "$lte": high}}), projection)
+        return [d async for d in (cursor.limit(limit) if limit else cursor)]
 
-    items = [(Merchant.from_doc(d), (value, mid), value if distances else None) for value, mid, d in ranked[:first]]
-    return Page(items, len(ranked) > first, count)
+    # the (at most three) band ranges travel together
+    return [d for docs in await asyncio.gather(*(read(lo, hi) for lo, hi in ranges)) for d in docs]
+
+
+def _distance(center: Point, doc: Doc) -> float:
+    lng, lat = doc["location"]["coordinates"]
+    return round(haversine_m(center, Point(float(lat), float(lng))), 1)
+
+
+async def _near_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
+    assert q.near is not None
+    center, radius = q.near
+    base = base_filter(q)
+    after_key = (float(after[0]), after[1]) if after is not None else None
+    reach = min(radius, max(FIRST_BOX_M, after_key[0] * GROWTH if after_key else 0.0))
+    seen: dict[str, tuple[float, Doc]] = {}
+    while True:
+        for doc in await _box(db, base, center, reach, LEAN):
+            if doc["_id"] not in seen:
+                seen[doc["_id"]] = (_distance(center, doc), doc)
+        # everything within `reach` is now known: results up to it are final
+        ranked = sorted((dist, mid) for mid, (dist, doc) in seen.items()
+                        if dist <= radius and (after_key is None or (dist, mid) > after_key)
+                        and _really_open(doc, q.open_at))
+        settled = [r for r in ranked if r[0] <= reach]
+        if len(settled) > first or reach >= radius:
+            break
+        # grow by the density seen so far: where the area holds few merchants, straight to a box that
+        # should hold the page (a sparse city asks few boxes), where it holds many, by GROWTH at least
+        area_needed = (first + 1) / max(len(settled), 0.5)
+        reach = min(radius, reach * min(MAX_GROWTH, max(GROWTH, math.sqrt(area_needed) * 1.2)))
+    page = settled[: first + 1]
+    items = [(Merchant.from_doc(seen[mid][1]), (dist, mid), dist) for dist, mid in page[:first]]
+    return Page(items, len(page) > first, _no_count)
+
+
+async def count_near(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, bool]:
+    """Merchants within the radius, exact while the box holds at most NEAR_COUNT_READ of them; beyond,
+    the matches among those read, flagged as a floor (shown as "N+"): an exact count would read them all."""
+    assert q.near is not None
+    center, radius = q.near
+    docs = await _box(db, base_filter(q), center, min(radius, MAX_RADIUS_M), LEAN, limit=NEAR_COUNT_READ)
+    inside = {d["_id"] for d in docs if _distance(center, d) <= radius and _really_open(d, q.open_at)}
+    return len(inside), len(docs) >= NEAR_COUNT_READ
+
+
+async def count_matching(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, bool]:
+    """Matches of a filter no counter keeps, read up to COUNT_CAP (then the flag says it is a floor)."""
+    if q.open_at is not None:  # open_keys finds the hour's candidates; the minute is checked here
+        cursor = db.merchants.find(base_filter(q), LEAN).limit(COUNT_CAP)
+        docs = [d async for d in cursor]
+        return sum(_really_open(d, q.open_at) for d in docs), len(docs) >= COUNT_CAP
+    pipeline: list[Doc] = [{"$match": base_filter(q)}, {"$limit": COUNT_CAP}, {"$count": "n"}]
+    n = 0
+    async for doc in await db.merchants.aggregate(pipeline):
+        n = int(doc["n"])
+    return n, n >= COUNT_CAP
 
 
 async def merchants_by_ids(db: AsyncDatabase[Doc], ids: Iterable[str]) -> dict[str, Merchant]:
     cursor = db.merchants.find({"_id": {"$in": list(ids)}}, LEAN)
     return {d["_id"]: Merchant.from_doc(d) async for d in cursor}
-
 
 
 async def district_of_merchants(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, str]:
@@ -152,7 +220,7 @@ async def ids_in_district(db: AsyncDatabase[Doc], district_id: str) -> list[str]
 
 
 async def search(db: AsyncDatabase[Doc], terms: list[str], limit: int) -> list[Merchant]:
-    page = await _ranked_page(db, _filter(MerchantQuery(terms=terms)), _by_relevance(terms, None), limit, None)
+    page = await _search_page(db, MerchantQuery(terms=terms), limit, None)
     return [merchant for merchant, _, _ in page.items]
 
 

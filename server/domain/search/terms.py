@@ -84,7 +84,8 @@ def _bigrams(run: str) -> list[str]:
     return [run[i : i + 2] for i in range(len(run) - 1)] if len(run) > 1 else [run]
 
 
-def _pinyin_words(run: str) -> list[str]:
+@functools.lru_cache(maxsize=65_536)
+def _pinyin_words(run: str) -> tuple[str, ...]:
     # rjieba and pypinyin load their dictionaries (~130 ms and ~200 ms) when
     # imported; importing here keeps that off this module's import, and Python's
     # module cache makes it happen once per process.
@@ -96,10 +97,16 @@ def _pinyin_words(run: str) -> list[str]:
     # lets "shajinghao" and "sjh" find it.
     whole = (run,) if 2 <= len(run) <= WHOLE_RUN_PINYIN else ()
     words = dict.fromkeys(w for w in (*whole, *rjieba.cut(run), *rjieba.cut_all(run)) if len(w) >= 2)
-    return list(words)
+    return tuple(words)
 
 
-def _pinyin_terms(word: str) -> Iterator[str]:
+@functools.lru_cache(maxsize=262_144)
+def _pinyin_terms(word: str) -> tuple[str, ...]:
+    # Words recur across a city's names and addresses (华强北, 深圳市): spell each once.
+    return tuple(_spell(word))
+
+
+def _spell(word: str) -> Iterator[str]:
     from pypinyin import lazy_pinyin
 
     syllables = lazy_pinyin(word)
@@ -128,6 +135,13 @@ def _document_terms(normalized: str) -> Iterator[str]:
                 yield from _prefixes(token, 3)
 
 
+@functools.lru_cache(maxsize=65_536)
+def _text_terms(text: str) -> tuple[str, ...]:
+    # Content repeats texts (addresses, descriptions, category slugs, a name in the name and title
+    # terms): segmenting and spelling each distinct text once keeps a city-sized load fast.
+    return tuple(_document_terms(normalize(text)))
+
+
 def index_terms(texts: Iterable[str]) -> list[str]:
     """All terms for a document, sorted and deduplicated, at most MAX_TERMS.
 
@@ -136,7 +150,7 @@ def index_terms(texts: Iterable[str]) -> list[str]:
     """
     seen: dict[str, None] = {}
     for text in texts:
-        for term in _document_terms(normalize(text)):
+        for term in _text_terms(text):
             if term in seen:
                 continue
             if len(seen) >= MAX_TERMS:

@@ -1,0 +1,191 @@
+"""Every repository read of the shopper pages is served by an index: pinned with `explain`.
+
+Each test runs the real repository function against the shipped content, captures the commands it
+sends (a pymongo CommandListener) and asks the server to explain each one.
+
+* On a real MongoDB (TEST_MONGODB_URL): no plan holds a COLLSCAN or an in-memory SORT stage, and
+  the documents examined stay within a bound set by the page size, not by the collection.
+* On the embedded nx-27017, explain is SQLite's query plan (its executionStats are always zero, so
+  documents examined cannot be read there): reads it can index must SEARCH an index, never SCAN the
+  collection nor sort in a temporary B-tree.  nx-27017 answers any filter on an array field (`$in`,
+  `$all` on open_keys, search_terms, categories) by scanning the collection (tests/contract/
+  test_mongo_assumptions.py); those reads are pinned on a real MongoDB only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+
+from server.content.loader import load_content
+from server.domain.geo import Point
+from server.domain.merchants import counts
+from server.domain.merchants import repository as merchants
+from server.domain.offers import repository as offers
+from server.services import mongo
+from server.settings import ROOT
+from tests.conftest import unique_db
+
+Doc = dict[str, Any]
+REAL = bool(os.environ.get("TEST_MONGODB_URL"))
+READS = frozenset({"find", "aggregate", "count", "distinct"})
+SESSION = frozenset({"lsid", "$db", "$readPreference", "$clusterTime", "txnNumber"})
+# 11:00 on a Friday in Shenzhen: most shops are open
+NOON = datetime(2026, 12, 4, 3, 0, tzinfo=UTC)
+HQB = Point(22.5445, 114.0830)
+
+
+class Capture(CommandListener):
+    def __init__(self) -> None:
+        self.commands: list[Doc] = []
+        self.on = False
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if self.on and event.command_name in READS:
+            self.commands.append({k: v for k, v in event.command.items() if k not in SESSION})
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+async def setup(mongo_url: str) -> AsyncIterator[tuple[AsyncDatabase[Doc], Capture]]:
+    capture = Capture()
+    client: AsyncMongoClient[Doc] = mongo.connect(mongo_url, listeners=[capture])
+    name = unique_db("plans")
+    db = client[name]
+    await mongo.ensure_indexes(db)
+    await load_content(db, ROOT / "content")
+    yield db, capture
+    await client.drop_database(name)
+    await client.close()
+
+
+def _stages(plan: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(plan, dict):
+        if isinstance(plan.get("stage"), str):
+            out.append(plan["stage"])
+        for value in plan.values():
+            out.extend(_stages(value))
+    elif isinstance(plan, list):
+        for value in plan:
+            out.extend(_stages(value))
+    return out
+
+
+def _nx_details(explained: Doc) -> list[str]:
+    plan = explained.get("queryPlanner", {}).get("winningPlan", [])
+    return [str(step.get("detail", "")) for step in plan] if isinstance(plan, list) else []
+
+
+async def explain_reads(db: AsyncDatabase[Doc], capture: Capture, read: Callable[[], Awaitable[Any]],
+                        *, max_examined: int | None = None, embedded_indexed: bool = True) -> list[Doc]:
+    capture.commands.clear()
+    capture.on = True
+    try:
+        await read()
+    finally:
+        capture.on = False
+    assert capture.commands, "the read sent no command"
+    results = []
+    for command in capture.commands:
+        explained = await db.command("explain", command, verbosity="executionStats")
+        collection = str(command[next(iter(command))])
+        if REAL:
+            stages = _stages(explained.get("queryPlanner", explained))
+            stages += _stages(explained.get("stages", []))
+            assert "COLLSCAN" not in stages, (command, stages)
+            assert "SORT" not in stages, (command, stages)
+            examined = _examined(explained)
+            if max_examined is not None and examined is not None:
+                assert examined <= max_examined, (command, examined)
+        elif embedded_indexed and "aggregate" not in command:
+            details = _nx_details(explained)
+            assert any("USING INDEX" in d or "USING PRIMARY KEY" in d for d in details), (command, details)
+            assert not any(d.strip() == f"SCAN {collection}" for d in details), (command, details)
+            assert not any("TEMP B-TREE" in d for d in details), (command, details)
+        results.append(explained)
+    return results
+
+
+def _examined(explained: Doc) -> int | None:
+    stats = explained.get("executionStats")
+    if isinstance(stats, dict) and "totalDocsExamined" in stats:
+        return int(stats["totalDocsExamined"])
+    return None
+
+
+async def test_district_listing_reads_a_page_by_key(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    db, capture = setup
+    q = merchants.MerchantQuery(district_id="huaqiangbei")
+    page = await merchants.find_page(db, q, 5, None)
+    await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, page.items[-1][1]),
+                        max_examined=5 + 1 + merchants.MARGIN)
+
+
+async def test_area_listing_reads_a_page_by_key(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    db, capture = setup
+    q = merchants.MerchantQuery(area_id="hqb-seg-square")
+    await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, None),
+                        max_examined=5 + 1 + merchants.MARGIN)
+
+
+async def test_whole_city_listing_reads_a_page_by_key(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    db, capture = setup
+    await explain_reads(db, capture, lambda: merchants.find_page(db, merchants.MerchantQuery(), 5, None),
+                        max_examined=5 + 1 + merchants.MARGIN)
+
+
+async def test_open_now_in_a_district(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    db, capture = setup
+    q = merchants.MerchantQuery(district_id="huaqiangbei", open_at=NOON)
+    await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, None), embedded_indexed=False)
+
+
+async def test_near_reads_band_ranges(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    db, capture = setup
+    q = merchants.MerchantQuery(near=(HQB, 2_000))
+    page = await merchants.find_page(db, q, 5, None)
+    assert [d for _, _, d in page.items] == sorted(d for _, _, d in page.items if d is not None)
+    await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, None))
+
+
+async def test_search_tiers(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    db, capture = setup
+    await explain_reads(db, capture, lambda: merchants.search(db, ["手机"], 10), embedded_indexed=False)
+    await explain_reads(db, capture, lambda: merchants.search(db, ["hqb"], 10), embedded_indexed=False)
+
+
+async def test_capped_count(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    db, capture = setup
+    q = merchants.MerchantQuery(district_id="huaqiangbei", categories=["electronics"])
+    n, floor = await merchants.count_matching(db, q)
+    assert n > 0 and not floor
+    await explain_reads(db, capture, lambda: merchants.count_matching(db, q), embedded_indexed=False)
+
+
+async def test_counters_and_ids_read_by_id(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    db, capture = setup
+    found = await counts.by_keys(db, [counts.district_key("huaqiangbei"), counts.ALL])
+    assert found[counts.ALL] >= found[counts.district_key("huaqiangbei")] > 0
+    await explain_reads(db, capture, lambda: counts.by_keys(db, [counts.district_key("huaqiangbei")]))
+    await explain_reads(db, capture, lambda: merchants.merchants_by_ids(db, ["hqb-huaqiang-digital-phone-mall"]))
+
+
+async def test_active_offers_of_a_page_of_merchants(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    db, capture = setup
+    ids = await merchants.ids_in_district(db, "huaqiangbei")
+    # the embedded server scans for any $in on a field other than _id (test_mongo_assumptions.py)
+    await explain_reads(db, capture, lambda: offers.active_by_merchants(db, ids[:20], NOON),
+                        embedded_indexed=False, max_examined=60)
