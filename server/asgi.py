@@ -33,6 +33,8 @@ from server.services.availability import MONGO_DOWN, REDIS_DOWN, ServiceUnavaila
 from server.settings import Settings
 from server.web import health
 from server.web.admin.routes import admin_routes
+from server.web.explorer import ExplorerGate, explorer_routes
+from server.web.headers import SecurityHeadersMiddleware
 from server.web.ingest import ingest_crowd
 from server.web.push_clicks import push_clicked
 from server.web.pwa import pwa_routes
@@ -49,7 +51,8 @@ def create_app(
     schema = build_schema(settings)
     # Charged after validation, with the cost the limits rule computed (server/api/budget.py).
     schema.extensions = (*schema.extensions, CostBudget)
-    graphql = GraphQLView(schema, graphql_ide="graphiql" if settings.debug else None)
+    # Strawberry's own GraphiQL loads from a CDN: the explorer is ours (server/web/explorer).
+    graphql = GraphQLView(schema, graphql_ide=None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -97,17 +100,20 @@ def create_app(
         metrics_route(settings.metrics_token),
         Route("/ingest/crowd", ingest_crowd, methods=["POST"]),
         Route("/push/clicked", push_clicked, methods=["POST"]),
-        Route("/graphql", ETagMiddleware(graphql), methods=["GET", "POST"]),
+        Route("/graphql", ExplorerGate(ETagMiddleware(graphql), enabled=settings.graphql_ide),
+              methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *admin_routes(settings),
         *pwa_routes(settings),
+        *explorer_routes(schema.as_str()),
     ]
     # A route that needs MongoDB or Redis while it is down answers 503 with Retry-After, not 500.
     unavailable: dict[Any, Any] = {error: health.service_unavailable
                                    for error in (*MONGO_DOWN, *REDIS_DOWN, ServiceUnavailable)}
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan, exception_handlers=unavailable,
-                     middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware),
-                                 Middleware(RateLimitMiddleware)])
+                     # The security headers outermost: every answer carries them, errors and 429s included.
+                     middleware=[Middleware(SecurityHeadersMiddleware), Middleware(RequestIdMiddleware),
+                                 Middleware(AccessLogMiddleware), Middleware(RateLimitMiddleware)])
 
 
 def __getattr__(name: str) -> Starlette:

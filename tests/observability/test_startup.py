@@ -51,7 +51,7 @@ def test_production_without_secrets() -> None:
         "MONGODB_URL must be set in production (the embedded server is for one machine)",
         "REDIS_URL must be set in production (the embedded server is for one machine)",
         "SESSION_SECRET must be set in production (32+ random characters)",
-        "DEBUG is on in production: it shows tracebacks and GraphiQL to everyone; unset it",
+        "DEBUG is on in production: it shows tracebacks to everyone; unset it",
     ]
     short = problems(replace(GOOD, session_secret="short"), {"SHANGQUAN_ENV": "production"})
     assert short == ["SESSION_SECRET is too short: 5 characters, need at least 32"]
