@@ -107,14 +107,17 @@ async def start(app_server: RunningApp) -> str:
 
 async def ready(page: Any) -> None:
     """Waits until the current screen has rendered its data."""
+    # A function, not an expression: Playwright evaluates a bare expression with eval(), which the CSP blocks.
     await page.wait_for_function(
-        "document.documentElement.dataset.ready === location.pathname && !document.querySelector('main[aria-busy]')")
+        "() => document.documentElement.dataset.ready === location.pathname && "
+        "!document.querySelector('main[aria-busy]')")
 
 
 async def controlled(page: Any) -> None:
     """Waits until an activated service worker controls the page."""
     await page.wait_for_function(
-        "navigator.serviceWorker.controller !== null && navigator.serviceWorker.controller.state === 'activated'")
+        "() => navigator.serviceWorker.controller !== null && "
+        "navigator.serviceWorker.controller.state === 'activated'")
 
 
 async def until(target: Any, script: str, arg: Any = None) -> Any:
