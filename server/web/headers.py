@@ -87,8 +87,10 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                kept = [pair for pair in message.get("headers", []) if pair[0].lower() not in _NAMES]
-                message["headers"] = [*kept, *policy]
+                # ASGI header names are lower-case (Starlette's responses make them so).
+                headers = [pair for pair in message.get("headers", ()) if pair[0] not in _NAMES]
+                headers += policy
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
