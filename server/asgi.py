@@ -30,7 +30,7 @@ from server.plumbing.ratelimit import Limiter, RateLimitMiddleware
 from server.plumbing.request_id import RequestIdMiddleware
 from server.services import embedded, mongo, redis
 from server.services.availability import MONGO_DOWN, REDIS_DOWN, ServiceUnavailable
-from server.settings import Settings
+from server.settings import Settings, SettingsError
 from server.web import health
 from server.web.admin.routes import admin_routes
 from server.web.explorer import ExplorerGate, explorer_routes
@@ -119,7 +119,10 @@ def create_app(
 def __getattr__(name: str) -> Starlette:
     # `uvicorn server.asgi:app` builds the app on first access, from the environment.
     if name == "app":
-        settings = Settings.from_env()
+        try:
+            settings = Settings.from_env()
+        except SettingsError as exc:
+            raise SystemExit(f"configuration error: {exc}") from None  # one line, no traceback
         configure_logging(settings.log_level, json=settings.log_json)
         if issues := problems(settings):
             raise SystemExit("configuration error: " + "; ".join(issues))
