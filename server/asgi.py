@@ -111,7 +111,8 @@ def create_app(
     unavailable: dict[Any, Any] = {error: health.service_unavailable
                                    for error in (*MONGO_DOWN, *REDIS_DOWN, ServiceUnavailable)}
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan, exception_handlers=unavailable,
-                     # The security headers outermost: every answer carries them, errors and 429s included.
+                     # The security headers outermost: 404s, 429s and 503s carry them too (only the bare 500 of
+                     # Starlette's own error middleware, which sits outside every user middleware, does not).
                      middleware=[Middleware(SecurityHeadersMiddleware), Middleware(RequestIdMiddleware),
                                  Middleware(AccessLogMiddleware), Middleware(RateLimitMiddleware)])
 
