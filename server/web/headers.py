@@ -1,9 +1,10 @@
 """The one security-header policy of the whole app, set on every HTTP response in one place.
 
 Three kinds of route differ only in what a page may use: the shopper app (geolocation for "near me"),
-the back office (the camera, for the code scanner) and the API with its explorer (nothing; the
-explorer's vendored GraphiQL embeds its fonts as data: URLs and sets styles at run time). Scripts
-come only from the app itself everywhere: no inline script, no eval.
+the back office (the camera, for the code scanner) and the API with its explorer (no device at all;
+fonts also from data: URLs, which the vendored GraphiQL stylesheet embeds). Scripts and styles come
+only from the app itself everywhere: no inline script or style element, no eval. Nothing may frame
+any page (frame-ancestors 'none'): there is no embedding use, and clickjacking needs one.
 
 The header lists are computed once at import, so a response costs one dictionary look-up and a
 list copy — the cached persisted-query answers pay the same. Headers an endpoint set under these
