@@ -1,7 +1,7 @@
 """What the app-wide security-header middleware costs per response, measured in-process.
 
 Calls one tiny ASGI endpoint (a 200 with five headers, like a cached persisted-query answer) directly,
-alone, inside server/web/headers.py's middleware, and inside the app's request-id middleware (an existing
+alone, inside server/plumbing/headers.py's middleware, and inside the app's request-id middleware (an existing
 pure-ASGI middleware that adds one header: the yardstick), alternating rounds so all see the same machine
 load; prints the time per call of each and the ratios.
 No network and no server: only the middleware's own work is compared.
@@ -18,8 +18,8 @@ import time
 
 from starlette.types import Message, Receive, Scope, Send
 
-from server.web.headers import SecurityHeadersMiddleware
-from server.web.request_id import RequestIdMiddleware
+from server.plumbing.headers import SecurityHeadersMiddleware
+from server.plumbing.request_id import RequestIdMiddleware
 
 HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"public, no-cache"),
            (b"vary", b"Accept, Accept-Language"), (b"etag", b'"0123456789abcdef"'), (b"content-length", b"2")]

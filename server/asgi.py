@@ -26,6 +26,7 @@ from server.observability.middleware import AccessLogMiddleware
 from server.observability.startup import problems
 from server.plumbing.auth import session_policy
 from server.plumbing.etag import ETagMiddleware
+from server.plumbing.headers import SecurityHeadersMiddleware
 from server.plumbing.ratelimit import Limiter, RateLimitMiddleware
 from server.plumbing.request_id import RequestIdMiddleware
 from server.services import embedded, mongo, redis
@@ -34,7 +35,6 @@ from server.settings import Settings, SettingsError
 from server.web import health
 from server.web.admin.routes import admin_routes
 from server.web.explorer import ExplorerGate, explorer_routes
-from server.web.headers import SecurityHeadersMiddleware
 from server.web.ingest import ingest_crowd
 from server.web.push_clicks import push_clicked
 from server.web.pwa import pwa_routes

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server.api.persisted import digest
 
 from server.api.ids import to_global
-from server.api.persisted import digest
 from server.api.view import wants_graphql_response
 
 ROOT = Path(__file__).resolve().parents[2]

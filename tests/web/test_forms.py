@@ -13,7 +13,7 @@ import pytest
 
 from server.domain import messages
 from server.domain.offers import service as offers
-from server.web.headers import CSP, Kind
+from server.plumbing.headers import CSP, Kind
 from tests.conftest import RunningApp
 from tests.web.conftest import SHOP_X, Browser, People, signed_in
 from tests.web.forms import new_offer_form, offer_form, profile_form

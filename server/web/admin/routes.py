@@ -2,7 +2,7 @@
 
 Every endpoint asks the domain's service functions, where authorization lives; a POST needs a
 CSRF token; no response is cached (`NoStoreMiddleware`); the security headers are the app-wide policy
-(server/web/headers.py).
+(server/plumbing/headers.py).
 There are no uploads: forms are URL-encoded and a file part is refused.
 """
 

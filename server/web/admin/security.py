@@ -1,7 +1,7 @@
 """No caching of any back-office response, and the two kinds of CSRF token.
 
 The security headers (CSP, frame and referrer policy…) come from the app-wide policy in
-server/web/headers.py.
+server/plumbing/headers.py.
 
 Signed-in forms carry `sessions.csrf_token(policy, session_id)`; the forms used before a
 session exists (sign-in, accepting an invitation) use a double-submit cookie instead.
