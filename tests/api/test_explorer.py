@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server.api.persisted import digest
 
+from server.plumbing.persisted import digest
 from server.settings import Settings, SettingsError
 from tests.conftest import RunningApp
 from tests.ops.servers import serve

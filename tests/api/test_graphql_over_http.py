@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server.api.persisted import digest
 
 from server.api.ids import to_global
 from server.api.view import wants_graphql_response
+from server.plumbing.persisted import digest
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTRICTS = (ROOT / "graphql" / "operations" / "Districts.graphql").read_text(encoding="utf-8")

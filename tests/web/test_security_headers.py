@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 import httpx
-from server.api.persisted import digest
 
 from server.plumbing.headers import Kind
+from server.plumbing.persisted import digest
 from tests.conftest import RunningApp
 from tests.ops.servers import serve
 
