@@ -29,13 +29,15 @@ from server.observability.middleware import AccessLogMiddleware
 from server.observability.startup import problems
 from server.plumbing.auth import session_policy
 from server.plumbing.etag import ETagMiddleware
+from server.plumbing.headers import SecurityHeadersMiddleware
 from server.plumbing.ratelimit import Limiter, RateLimitMiddleware
 from server.plumbing.request_id import RequestIdMiddleware
 from server.services import embedded, mongo, public_cache, redis
 from server.services.availability import MONGO_DOWN, REDIS_DOWN, ServiceUnavailable
-from server.settings import Settings
+from server.settings import Settings, SettingsError
 from server.web import health
 from server.web.admin.routes import admin_routes
+from server.web.explorer import ExplorerGate, explorer_routes
 from server.web.ingest import ingest_crowd
 from server.web.push_clicks import push_clicked
 from server.web.pwa import pwa_routes
@@ -52,7 +54,8 @@ def create_app(
     schema = build_schema(settings)
     # Charged after validation, with the cost the limits rule computed (server/api/budget.py).
     schema.extensions = (*schema.extensions, CostBudget)
-    graphql = GraphQLView(schema, graphql_ide="graphiql" if settings.debug else None)
+    # Strawberry's own GraphiQL loads from a CDN: the explorer is ours (server/web/explorer).
+    graphql = GraphQLView(schema, graphql_ide=None)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -108,23 +111,31 @@ def create_app(
         metrics_route(settings.metrics_token),
         Route("/ingest/crowd", ingest_crowd, methods=["POST"]),
         Route("/push/clicked", push_clicked, methods=["POST"]),
-        Route("/graphql", CachedReads(ETagMiddleware(graphql)), methods=["GET", "POST"]),
+        Route("/graphql", ExplorerGate(CachedReads(ETagMiddleware(graphql)), enabled=settings.graphql_ide),
+              methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *admin_routes(settings),
         *pwa_routes(settings),
+        *explorer_routes(schema.as_str()),
     ]
     # A route that needs MongoDB or Redis while it is down answers 503 with Retry-After, not 500.
     unavailable: dict[Any, Any] = {error: health.service_unavailable
                                    for error in (*MONGO_DOWN, *REDIS_DOWN, ServiceUnavailable)}
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan, exception_handlers=unavailable,
-                     middleware=[Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware),
-                                 Middleware(RateLimitMiddleware), Middleware(CacheBinding)])
+                     # The security headers outermost: 404s, 429s and 503s carry them too (only the bare 500 of
+                     # Starlette's own error middleware, which sits outside every user middleware, does not).
+                     middleware=[Middleware(SecurityHeadersMiddleware), Middleware(RequestIdMiddleware),
+                                 Middleware(AccessLogMiddleware), Middleware(RateLimitMiddleware),
+                                 Middleware(CacheBinding)])
 
 
 def __getattr__(name: str) -> Starlette:
     # `uvicorn server.asgi:app` builds the app on first access, from the environment.
     if name == "app":
-        settings = Settings.from_env()
+        try:
+            settings = Settings.from_env()
+        except SettingsError as exc:
+            raise SystemExit(f"configuration error: {exc}") from None  # one line, no traceback
         configure_logging(settings.log_level, json=settings.log_json)
         if issues := problems(settings):
             raise SystemExit("configuration error: " + "; ".join(issues))

@@ -98,6 +98,8 @@ class Settings:
     max_aliases: int = 30
     max_tokens: int = 2000
     max_cost: int = 5000
+    # The API explorer (GraphiQL, vendored) on a browser's GET of /graphql; GRAPHQL_IDE=off hides it.
+    graphql_ide: bool = True
     # Signs session cookies; empty means one generated once and kept in MongoDB, shared by every process.
     session_secret: str = ""
     session_idle_minutes: int = 30
@@ -170,6 +172,7 @@ class Settings:
             max_aliases=_int(env, "GRAPHQL_MAX_ALIASES", 30, 1, 500),
             max_tokens=_int(env, "GRAPHQL_MAX_TOKENS", 2000, 100, 100_000),
             max_cost=_int(env, "GRAPHQL_MAX_COST", 5000, 10, 1_000_000),
+            graphql_ide=_on_off(env, "GRAPHQL_IDE", True),
             session_secret=env.get("SESSION_SECRET", ""),
             session_idle_minutes=_int(env, "SESSION_IDLE_MINUTES", 30, 1, 24 * 60),
             session_absolute_hours=_int(env, "SESSION_ABSOLUTE_HOURS", 12, 1, 24 * 30),

@@ -40,7 +40,7 @@ from server.push.vapid import VapidSigner, keys_for_settings
 from server.services import mongo, redis
 from server.services.availability import outage
 from server.services.mongo import Doc
-from server.settings import Settings
+from server.settings import Settings, SettingsError
 
 log = logging.getLogger("shangquan.worker")
 GROUP = "workers"
@@ -197,7 +197,10 @@ async def run_worker(settings: Settings, mongodb_url: str, redis_url: str, stop:
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None  # one line, no traceback
     configure_logging(settings.log_level, json=settings.log_json)
     if not settings.mongodb_url or not settings.redis_url:
         raise SystemExit("the worker needs MONGODB_URL and REDIS_URL (python -m server runs one for you)")

@@ -20,12 +20,44 @@ from server.observability.correlation import current_request_id
 from server.observability.metrics import count_graphql_errors
 from server.plumbing import persisted
 
+# GraphQL over HTTP (the current spec): clients that ask for this media type get it back, with
+# HTTP status codes that say whether the request was executed at all. application/json keeps the
+# legacy behaviour (200 for every GraphQL answer) for clients that predate the spec.
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def _quality(accept: str) -> tuple[float, float]:
+    """q of application/graphql-response+json (named only) and of application/json (or a wildcard)."""
+    ours, json_q = 0.0, 0.0
+    for part in accept.split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media == GRAPHQL_RESPONSE:
+            ours = max(ours, q)
+        elif media in ("application/json", "application/*", "*/*"):
+            json_q = max(json_q, q)
+    return ours, json_q
+
+
+def wants_graphql_response(accept: str) -> bool:
+    """True when Accept ranks the spec's media type at least as high as application/json."""
+    ours, json_q = _quality(accept)
+    return ours > 0 and ours >= json_q
+
 
 class GraphQLView(GraphQL[Context, None]):
     def should_render_graphql_ide(self, request: Any) -> bool:
-        # Only in DEBUG, and never for a persisted-query GET (it has no `query` parameter either).
-        return bool(self.graphql_ide) and "extensions" not in request.query_params and \
-            super().should_render_graphql_ide(request)
+        # The explorer is answered in front of this view (server/web/explorer): here a GET without
+        # `query` is a persisted query, whatever its Accept header says.
+        return False
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter,
@@ -58,7 +90,7 @@ class GraphQLView(GraphQL[Context, None]):
             # disappears on the next request, and an unchanged answer costs a weak network almost nothing.
             # An answer for a bearer token (campaign stats, a merchant's own data) is never stored.
             sub_response.headers["cache-control"] = "public, no-cache"
-            sub_response.headers["vary"] = "Accept-Language"
+            sub_response.headers["vary"] = "Accept, Accept-Language"
         else:
             sub_response.headers["cache-control"] = "no-store"
         out: dict[str, Any] = {"data": result.data}
@@ -67,9 +99,26 @@ class GraphQLView(GraphQL[Context, None]):
             codes = [e["extensions"]["code"] for e in out["errors"]]
             count_graphql_errors(codes)
             _status_for(sub_response, out["errors"], codes)
+        if wants_graphql_response(request.headers.get("accept", "")):
+            sub_response.media_type = GRAPHQL_RESPONSE  # read by create_response
+            # A request error (the document did not parse or validate, variables did not coerce, a limit
+            # refused it): nothing was executed, so the spec wants 4xx and no `data` entry at all.
+            # Field errors carry a path; those answers stay 200 with their partial data.
+            if result.data is None and result.errors and all(e.path is None for e in result.errors):
+                del out["data"]
+                if sub_response.status_code is None:
+                    sub_response.status_code = 400
         if result.extensions:
             out["extensions"] = result.extensions
         return out  # type: ignore[return-value]
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if sub_response.media_type == GRAPHQL_RESPONSE:
+            response.headers["content-type"] = f"{GRAPHQL_RESPONSE}; charset=utf-8"
+        return response
 
 
 def _status_for(response: Response, errors: list[dict[str, Any]], codes: list[str]) -> None:

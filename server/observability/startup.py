@@ -82,7 +82,7 @@ def problems(settings: Settings, environ: Mapping[str, str] | None = None) -> li
             out.append(f"SESSION_SECRET is too short: {len(settings.session_secret)} characters, "
                        f"need at least {MIN_SECRET}")
         if settings.debug:
-            out.append("DEBUG is on in production: it shows tracebacks and GraphiQL to everyone; unset it")
+            out.append("DEBUG is on in production: it shows tracebacks to everyone; unset it")
     return out
 
 

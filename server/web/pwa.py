@@ -41,8 +41,9 @@ MEDIA_TYPES = {
     ".png": "image/png",
 }
 # The shell: what the service worker precaches (sw.js itself is never precached).
-PRECACHE_FILES = ("index.html", "offline.html", "style.css", "app.js", "api.js", "i18n.js", "ui.js", "geo.js",
-                  "store.js", "screens.js", "crowd.js", "icons/icon.svg", "icons/icon-192.png", "icons/badge-96.png")
+PRECACHE_FILES = ("index.html", "offline.html", "style.css", "boot.js", "app.js", "api.js", "i18n.js", "ui.js",
+                  "geo.js", "store.js", "screens.js", "crowd.js", "icons/icon.svg", "icons/icon-192.png",
+                  "icons/badge-96.png")
 GENERATED_MODULES = ("operations.js",)
 OPERATION_NAME = re.compile(r"^\s*(?:query|mutation|subscription)\s+(\w+)", re.MULTILINE)
 

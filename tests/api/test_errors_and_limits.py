@@ -96,11 +96,6 @@ async def test_unexpected_failure_is_masked_and_logged_with_the_request_id(
     assert any("test-request-0001" in r.getMessage() for r in caplog.records)
 
 
-async def test_graphiql_is_off_without_debug(http: httpx.AsyncClient) -> None:
-    response = await http.get("/graphql", headers={"accept": "text/html"})
-    assert "graphiql" not in response.text.lower()
-
-
 async def test_a_cursor_from_another_ordering_is_refused_not_a_crash(http: httpx.AsyncClient) -> None:
     plain = await gql(http, "{ merchants(first: 2) { pageInfo { endCursor } } }")
     cursor = plain["data"]["merchants"]["pageInfo"]["endCursor"]

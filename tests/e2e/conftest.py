@@ -48,6 +48,28 @@ async def browser(playwright: Any) -> AsyncIterator[Any]:
     await launched.close()
 
 
+# Every document of the context reports Content-Security-Policy violations to the test (an init script runs
+# before any script of the page, on every navigation), so a screen that needs something the policy forbids
+# fails its test instead of silently losing a feature.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__sqCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || "(inline)"} in ${e.documentURI}` +
+    (e.sourceFile ? ` (${e.sourceFile}:${e.lineNumber})` : ""));
+});
+"""
+
+
+async def watch_csp(ctx: Any) -> list[str]:
+    violations: list[str] = []
+
+    def record(violation: str) -> None:
+        violations.append(violation)
+
+    await ctx.expose_function("__sqCspViolation", record)
+    await ctx.add_init_script(CSP_LISTENER)
+    return violations
+
+
 @pytest.fixture
 async def context(browser: Any) -> AsyncIterator[Any]:
     """A fresh profile per test: no service worker, caches or localStorage from other tests."""
@@ -56,9 +78,11 @@ async def context(browser: Any) -> AsyncIterator[Any]:
     ctx.set_default_timeout(10_000)
     uncaught: list[Any] = []
     ctx.on("page", lambda page: page.on("pageerror", lambda error: uncaught.append(error)))
+    violations = await watch_csp(ctx)
     yield ctx
     await ctx.close()
     assert not uncaught, f"uncaught errors in the page: {uncaught}"
+    assert not violations, f"Content-Security-Policy violations: {violations}"
 
 
 @pytest.fixture
@@ -67,8 +91,10 @@ async def profile(playwright: Any, tmp_path: Path) -> AsyncIterator[Any]:
     ctx = await playwright.chromium.launch_persistent_context(
         tmp_path / "profile", executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, viewport=PHONE, locale="zh-CN")
     ctx.set_default_timeout(10_000)
+    violations = await watch_csp(ctx)
     yield ctx
     await ctx.close()
+    assert not violations, f"Content-Security-Policy violations: {violations}"
 
 
 @pytest.fixture(scope="session")
@@ -81,14 +107,17 @@ async def start(app_server: RunningApp) -> str:
 
 async def ready(page: Any) -> None:
     """Waits until the current screen has rendered its data."""
+    # A function, not an expression: Playwright evaluates a bare expression with eval(), which the CSP blocks.
     await page.wait_for_function(
-        "document.documentElement.dataset.ready === location.pathname && !document.querySelector('main[aria-busy]')")
+        "() => document.documentElement.dataset.ready === location.pathname && "
+        "!document.querySelector('main[aria-busy]')")
 
 
 async def controlled(page: Any) -> None:
     """Waits until an activated service worker controls the page."""
     await page.wait_for_function(
-        "navigator.serviceWorker.controller !== null && navigator.serviceWorker.controller.state === 'activated'")
+        "() => navigator.serviceWorker.controller !== null && "
+        "navigator.serviceWorker.controller.state === 'activated'")
 
 
 async def until(target: Any, script: str, arg: Any = None) -> Any:

@@ -16,7 +16,7 @@ from server.api.ids import to_global
 from server.domain.crowd import sensors
 from server.settings import ROOT
 from tests.conftest import RunningApp
-from tests.e2e.conftest import artifacts_dir, ready
+from tests.e2e.conftest import artifacts_dir, ready, watch_csp
 from tests.support import make_account
 
 DISTRICT = "huaqiangbei"
@@ -120,6 +120,7 @@ async def test_a_reading_turns_the_area_packed_without_a_reload(
     dark = await browser.new_context(viewport={"width": 360, "height": 780}, device_scale_factor=2, locale="zh-CN",
                                      timezone_id="Asia/Shanghai", color_scheme="dark", reduced_motion="reduce")
     errors: list[Any] = []
+    violations = await watch_csp(dark)
     try:
         other = await dark.new_page()
         other.on("pageerror", lambda error: errors.append(error))
@@ -138,7 +139,7 @@ async def test_a_reading_turns_the_area_packed_without_a_reload(
         await other.screenshot(path=artifacts_dir() / "crowd-home-360-dark.png")
     finally:
         await dark.close()
-    assert not errors
+    assert not errors and not violations, (errors, violations)
 
 
 async def test_the_socket_is_closed_when_hidden_or_left_and_opened_again_when_visible(

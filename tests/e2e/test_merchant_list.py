@@ -9,7 +9,7 @@ import httpx
 from playwright.async_api import expect
 
 from tests.conftest import gql
-from tests.e2e.conftest import ready
+from tests.e2e.conftest import ready, watch_csp
 
 # Huaqiangbei, SEG Plaza (WGS-84)
 HERE = {"latitude": 22.5405, "longitude": 114.0855}
@@ -50,6 +50,7 @@ async def test_infinite_scroll_and_category_filter(context: Any, start: str, htt
 async def test_near_me_asks_for_the_location_only_when_tapped(browser: Any, start: str) -> None:
     context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN",
                                         geolocation=HERE, permissions=["geolocation"])
+    violations = await watch_csp(context)
     try:
         await context.add_init_script(COUNT_GEOLOCATION_CALLS)
         page = await context.new_page()
@@ -72,3 +73,4 @@ async def test_near_me_asks_for_the_location_only_when_tapped(browser: Any, star
         await expect(page.locator(".mlist")).to_contain_text("华强")
     finally:
         await context.close()
+    assert not violations, violations

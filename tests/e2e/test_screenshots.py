@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import expect
 
 from server.api.ids import to_global
-from tests.e2e.conftest import artifacts_dir, ready
+from tests.e2e.conftest import artifacts_dir, ready, watch_csp
 
 SCREENS = {
     "home": "",
@@ -22,6 +22,7 @@ SCREENS = {
 async def test_screenshots_of_home_district_and_merchant(browser: Any, start: str, width: int) -> None:
     context = await browser.new_context(viewport={"width": width, "height": 844}, device_scale_factor=2,
                                         locale="zh-CN", timezone_id="Asia/Shanghai", reduced_motion="reduce")
+    violations = await watch_csp(context)
     try:
         page = await context.new_page()
         base = start if start.endswith("/") else start + "/"
@@ -35,3 +36,4 @@ async def test_screenshots_of_home_district_and_merchant(browser: Any, start: st
             await page.screenshot(path=artifacts_dir() / f"{name}-{width}.png")
     finally:
         await context.close()
+    assert not violations, violations

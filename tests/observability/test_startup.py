@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
 from dataclasses import replace
 
 import pytest
 
 from server.observability.startup import MongoUnavailable, problems, wait_for_mongo
-from server.settings import Settings
+from server.settings import ROOT, Settings
 
 BASE = Settings.from_env({})
 GOOD = replace(BASE, mongodb_url="mongodb://db1:27017,db2:27018/shangquan?replicaSet=rs0",
@@ -51,7 +54,7 @@ def test_production_without_secrets() -> None:
         "MONGODB_URL must be set in production (the embedded server is for one machine)",
         "REDIS_URL must be set in production (the embedded server is for one machine)",
         "SESSION_SECRET must be set in production (32+ random characters)",
-        "DEBUG is on in production: it shows tracebacks and GraphiQL to everyone; unset it",
+        "DEBUG is on in production: it shows tracebacks to everyone; unset it",
     ]
     short = problems(replace(GOOD, session_secret="short"), {"SHANGQUAN_ENV": "production"})
     assert short == ["SESSION_SECRET is too short: 5 characters, need at least 32"]
@@ -80,3 +83,16 @@ async def test_wait_for_mongo_gives_up_clearly() -> None:
 
 async def test_wait_for_mongo_returns_when_up(mongo_url: str) -> None:
     await wait_for_mongo(mongo_url, attempts=2, delay=0.1)
+
+
+@pytest.mark.parametrize("command", [
+    ["-m", "server"],
+    ["-m", "server.worker"],
+    ["-c", "import server.asgi as entry; entry.app"],  # what `uvicorn server.asgi:app` does
+])
+def test_a_bad_setting_is_refused_in_one_line_by_every_entry_point(command: list[str]) -> None:
+    env = {**os.environ, "GRAPHQL_IDE": "maybe", "MONGODB_URL": "mongodb://127.0.0.1:1", "REDIS_URL": "redis://x"}
+    done = subprocess.run([sys.executable, *command], env=env, capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert done.returncode in (1, 2), done
+    assert done.stderr.strip() == "configuration error: GRAPHQL_IDE must be on or off, got 'maybe'", done.stderr

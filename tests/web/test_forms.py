@@ -13,7 +13,7 @@ import pytest
 
 from server.domain import messages
 from server.domain.offers import service as offers
-from server.web.admin.security import CSP
+from server.plumbing.headers import CSP, Kind
 from tests.conftest import RunningApp
 from tests.web.conftest import SHOP_X, Browser, People, signed_in
 from tests.web.forms import new_offer_form, offer_form, profile_form
@@ -79,9 +79,9 @@ async def test_every_post_form_in_the_templates_carries_a_csrf_field() -> None:
 # ---------------------------------------------------------------- security headers
 
 EXPECTED_HEADERS = {
-    "content-security-policy": CSP,
+    "content-security-policy": CSP[Kind.BACK_OFFICE],
     "x-frame-options": "DENY",
-    "referrer-policy": "same-origin",
+    "referrer-policy": "strict-origin-when-cross-origin",
     "x-content-type-options": "nosniff",
     "cache-control": "no-store",
 }

@@ -1,7 +1,8 @@
 """The back office at /admin (server-rendered, works without JavaScript).
 
 Every endpoint asks the domain's service functions, where authorization lives; a POST needs a
-CSRF token; every response carries the security headers of `SecurityHeadersMiddleware`.
+CSRF token; no response is cached (`NoStoreMiddleware`); the security headers are the app-wide policy
+(server/plumbing/headers.py).
 There are no uploads: forms are URL-encoded and a file part is refused.
 """
 
@@ -30,7 +31,7 @@ from server.web.admin import views_products as products
 from server.web.admin import views_push as push
 from server.web.admin import views_team as team
 from server.web.admin.common import http_error
-from server.web.admin.security import SecurityHeadersMiddleware
+from server.web.admin.security import NoStoreMiddleware
 
 MAX_BODY = 256 * 1024
 CSS = (Path(__file__).parent / "static" / "admin.css").read_bytes()
@@ -116,9 +117,9 @@ def back_office_routes() -> list[BaseRoute]:
 
 def admin_routes(settings: Settings) -> list[BaseRoute]:
     return [
-        Route("/admin", SecurityHeadersMiddleware(_to_dashboard)),
+        Route("/admin", NoStoreMiddleware(_to_dashboard)),
         Mount("/admin", routes=back_office_routes(), middleware=[
-            Middleware(SecurityHeadersMiddleware),
+            Middleware(NoStoreMiddleware),
             Middleware(ExceptionMiddleware, handlers={HTTPException: http_error}),
             Middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY),
         ]),

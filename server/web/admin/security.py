@@ -1,4 +1,7 @@
-"""Security headers for every back-office response, and the two kinds of CSRF token.
+"""No caching of any back-office response, and the two kinds of CSRF token.
+
+The security headers (CSP, frame and referrer policy…) come from the app-wide policy in
+server/plumbing/headers.py.
 
 Signed-in forms carry `sessions.csrf_token(policy, session_id)`; the forms used before a
 session exists (sign-in, accepting an invitation) use a double-submit cookie instead.
@@ -17,23 +20,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.domain.accounts import sessions
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-HEADERS: tuple[tuple[bytes, bytes], ...] = (
-    (b"content-security-policy", CSP.encode()),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"cache-control", b"no-store"),
-    (b"cross-origin-opener-policy", b"same-origin"),
-)
+HEADERS: tuple[tuple[bytes, bytes], ...] = ((b"cache-control", b"no-store"),)
 PRE_SESSION_COOKIE = "sq_csrf"
 CSRF_FIELD = "csrf"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 
 
-class SecurityHeadersMiddleware:
-    """Pure ASGI: sets the headers on the response start (replacing any the endpoint set)."""
+class NoStoreMiddleware:
+    """Pure ASGI: `Cache-Control: no-store` on every response start (replacing what the endpoint set)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
