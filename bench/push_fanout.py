@@ -207,21 +207,22 @@ async def insert_subscribers(db: Any, push_url: str, n: int) -> None:
 
 async def new_campaign(db: Any) -> str:
     from server.domain.actor import Actor
-    from server.domain.push import campaigns
+    from server.domain.push import campaign as campaign_model
+    from server.domain.push import campaign_service
 
     admin = Actor("bench-admin", "bench@shangquan.example", "admin")
-    data = campaigns.CampaignInput(title=dict(PAYLOAD_TEXTS), body={"zh-CN": "今晚 8 点", "en": "Tonight at 8"},
+    data = campaign_model.CampaignInput(title=dict(PAYLOAD_TEXTS), body={"zh-CN": "今晚 8 点", "en": "Tonight at 8"},
                                    url={"zh-CN": "/d/huaqiangbei"}, district_ids=["huaqiangbei"],
-                                   topics=["festivals"], ttl=3600)
-    return (await campaigns.create(db, admin, data, now=datetime.now(UTC), request_id="bench-push")).id
+        topics=["festivals"], ttl=3600)
+    return (await campaign_service.create(db, admin, data, now=datetime.now(UTC), request_id="bench-push")).id
 
 
 async def wait_finished(db: Any, campaign_id: str, limit: float) -> Any:
-    from server.domain.push import campaigns
+    from server.domain.push import campaign_service
 
     deadline = time.monotonic() + limit
     while True:
-        campaign = await campaigns.get(db, campaign_id)
+        campaign = await campaign_service.get(db, campaign_id)
         if campaign is not None and campaign.finished():
             return campaign
         if time.monotonic() > deadline:
@@ -272,7 +273,8 @@ async def push_stats(url: str) -> dict[str, int]:
 
 
 async def profile_in_process(db: Any, redis_url: str, settings_env: dict[str, str], subscribers: int) -> str:
-    from server.domain.push import campaigns
+    from server.domain.push import campaign as campaign_model
+    from server.domain.push import campaign_service
     from server.domain.push.models import COLLECTION
     from server.push import fanout
     from server.push.hosts import HostGuard
@@ -288,9 +290,10 @@ async def profile_in_process(db: Any, redis_url: str, settings_env: dict[str, st
     from server.domain.actor import Actor
 
     admin = Actor("bench-admin", "bench@shangquan.example", "admin")
-    data = campaigns.CampaignInput(title=dict(PAYLOAD_TEXTS), body={"zh-CN": "今晚 8 点"}, district_ids=["dongmen"],
-                                   topics=["festivals"], ttl=3600)
-    campaign = await campaigns.create(db, admin, data, now=datetime.now(UTC))
+    data = campaign_model.CampaignInput(
+        title=dict(PAYLOAD_TEXTS), body={"zh-CN": "今晚 8 点"}, district_ids=["dongmen"],
+        topics=["festivals"], ttl=3600)
+    campaign = await campaign_service.create(db, admin, data, now=datetime.now(UTC))
     redis = connect_redis(redis_url)
     sender = PushSender(VapidSigner(VapidKeys.from_b64(settings.vapid_private_key), settings.vapid_subject),
                         HostGuard(allow_local=True))

@@ -16,8 +16,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from server.domain.inbox import service as inbox
-from server.domain.push import campaigns, policy
-from server.domain.push.campaigns import SENDING, Campaign
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_repository, policy
+from server.domain.push.campaign import SENDING, Campaign
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.services.mongo import Doc
 
@@ -80,14 +81,14 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
     delivery records turn into no-ops.  The expander that finishes announces the campaign to the inbox.
     """
     now = clock()
-    claim = await db[campaigns.COLLECTION].update_one(
+    claim = await db[campaign_model.COLLECTION].update_one(
         {"_id": campaign_id, "status": SENDING, "send_at_ts": {"$lte": now},
-         "$or": [{"stage": campaigns.STAGE_NEW},
-                 {"stage": campaigns.STAGE_EXPANDING, "expanding_ts": {"$lt": now - config.stale_after}}]},
-        {"$set": {"stage": campaigns.STAGE_EXPANDING, "expanding_ts": now, "expander": consumer}})
+         "$or": [{"stage": campaign_model.STAGE_NEW},
+                 {"stage": campaign_model.STAGE_EXPANDING, "expanding_ts": {"$lt": now - config.stale_after}}]},
+        {"$set": {"stage": campaign_model.STAGE_EXPANDING, "expanding_ts": now, "expander": consumer}})
     if claim.modified_count != 1:
         return None
-    campaign = await campaigns.get(db, campaign_id)
+    campaign = await campaign_repository.get(db, campaign_id)
     if campaign is None:
         return None
     await ensure_group(redis, config)
@@ -101,7 +102,8 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
         batch.clear()
 
     cursor = db[SUBSCRIPTIONS].find(
-        campaigns.audience_filter(campaign.district_ids, campaign.topics, campaign.locales), {"_id": 1}).sort("_id", 1)
+        campaign_model.audience_filter(campaign.district_ids, campaign.topics, campaign.locales),
+        {"_id": 1}).sort("_id", 1)
     async for doc in cursor:
         batch.append(str(doc["_id"]))
         targeted += 1
@@ -109,8 +111,8 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
             await flush()
     if batch:
         await flush()
-    await db[campaigns.COLLECTION].update_one(
-        {"_id": campaign_id}, {"$set": {"stage": campaigns.STAGE_EXPANDED, "stats.targeted": targeted}})
+    await db[campaign_model.COLLECTION].update_one(
+        {"_id": campaign_id}, {"$set": {"stage": campaign_model.STAGE_EXPANDED, "stats.targeted": targeted}})
     await inbox.announce(redis, campaign_id)
     log.info("campaign %s: %d subscriptions queued", campaign_id, targeted,
              extra={"campaign_id": campaign_id, "request_id": campaign.request_id, "targeted": targeted})
@@ -122,9 +124,9 @@ async def expand_pending(db: AsyncDatabase[Doc], redis: Redis, config: FanoutCon
     """Expand every campaign whose send time has come and that nobody expanded (scheduled ones, a web process
     that stored one but died before enqueueing, a worker that died while expanding); returns how many."""
     now = clock()
-    cursor = db[campaigns.COLLECTION].find(
-        {"status": SENDING, "send_at_ts": {"$lte": now}, "$or": [{"stage": campaigns.STAGE_NEW},
-                                    {"stage": campaigns.STAGE_EXPANDING,
+    cursor = db[campaign_model.COLLECTION].find(
+        {"status": SENDING, "send_at_ts": {"$lte": now}, "$or": [{"stage": campaign_model.STAGE_NEW},
+                                    {"stage": campaign_model.STAGE_EXPANDING,
                                      "expanding_ts": {"$lt": now - config.stale_after}}]}, {"_id": 1})
     expanded = 0
     for doc in [d async for d in cursor]:

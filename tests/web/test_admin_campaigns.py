@@ -21,7 +21,7 @@ from server.asgi import create_app
 from server.domain import messages
 from server.domain.festivals import service as festivals
 from server.domain.i18n import LOCALES
-from server.domain.push.campaigns import STATS
+from server.domain.push.campaign import STATS
 from server.domain.push.models import TOPICS, PushSubscription
 from server.push.encode import Urgency
 from server.services import embedded
