@@ -38,7 +38,7 @@ class Job:
     sub: dict[str, Any] | None
     leased_at: float
     tally: Counter[str]
-    counted_now: bool = False  # its daily-cap counter was incremented by this attempt
+    cap_key: str | None = None  # the daily-cap counter this attempt reserved a place in
 
 
 @dataclass(slots=True)
@@ -55,6 +55,7 @@ class Result:
     posted: bool = False
     failed: bool = False
     delete_subscription: str | None = None
+    uncount: str | None = None  # a daily-cap place reserved for a message that was not delivered: given back
 
 
 class HostNames:
@@ -126,19 +127,19 @@ class Delivering:
         return None
 
     async def _apply_cap(self, jobs: list[Job], now: float, settled: list[Result]) -> list[Job]:
-        """INCR + EXPIRE per subscription and local day, in one pipeline; over the cap is final ("capped")."""
-        counting = [job for job in jobs if not job.record.get("counted")]
-        if not counting:
+        """Reserve a place under the daily cap (INCR + EXPIRE per subscription and local day, one pipeline);
+        over the cap is final ("capped").  The place is kept only if the message is delivered: the outcome
+        write gives it back otherwise (see `store`), so the cap counts messages actually sent."""
+        if not jobs:
             return jobs
         pipe = self.redis.pipeline(transaction=False)
-        for job in counting:
-            key = policy.cap_key(str(job.record["subscription_id"]), now)
-            pipe.incr(key)
-            pipe.expire(key, policy.CAP_KEY_SECONDS)
+        for job in jobs:
+            job.cap_key = policy.cap_key(str(job.record["subscription_id"]), now)
+            pipe.incr(job.cap_key)
+            pipe.expire(job.cap_key, policy.CAP_KEY_SECONDS)
         replies: list[Any] = await pipe.execute()
         over: set[int] = set()
-        for job, count in zip(counting, replies[0::2], strict=True):
-            job.counted_now = True
+        for job, count in zip(jobs, replies[0::2], strict=True):
             if int(count) > self.config.daily_cap:
                 over.add(id(job))
                 settled.append(self.final(job, "capped"))
@@ -146,8 +147,11 @@ class Delivering:
 
     def final(self, job: Job, state: str) -> Result:
         result = Result(job.record, state, state, self.hosts.of(job.sub), job.tally, {state: 1})
-        if job.counted_now:
-            result.fields["counted"] = 1
+        if job.cap_key is not None:
+            if state == "delivered":
+                result.fields["counted"] = 1
+            else:
+                result.uncount = job.cap_key
         return result
 
     async def _attempt(self, job: Job) -> None:
@@ -155,6 +159,8 @@ class Delivering:
             result = await self._attempt_in_slot(job)
             if result is not None:
                 await self._writer.put(result)  # the slot is held until the outcome is durable
+            elif job.cap_key is not None:  # another worker took the message over: its place is not ours
+                await self.redis.decr(job.cap_key)
 
     async def _attempt_in_slot(self, job: Job) -> Result | None:
         record = job.record
@@ -219,11 +225,8 @@ class Delivering:
         return result
 
     def _retry(self, job: Job, wait: float, counter: str) -> Result:
-        result = Result(job.record, RETRY, counter, self.hosts.of(job.sub), job.tally, {counter: 1},
-                        {"due": self.clock() + max(0.0, wait)})
-        if job.counted_now:
-            result.fields["counted"] = 1
-        return result
+        return Result(job.record, RETRY, counter, self.hosts.of(job.sub), job.tally, {counter: 1},
+                      {"due": self.clock() + max(0.0, wait)}, uncount=job.cap_key)
 
     # ---- writing outcomes
 
@@ -241,10 +244,23 @@ class Delivering:
         won = [r for r in results if str(r.record["_id"]) in ours]
         for r in won:
             r.record["version"] = int(r.record["version"]) + 1
-        await self._count(won)
+        by_campaign = await self._count(won)
+        await self._redis_outcomes(results, by_campaign)
         await self.deliveries.forget_subscriptions([r.delete_subscription for r in won if r.delete_subscription])
 
-    async def _count(self, results: Iterable[Result]) -> None:
+    async def _redis_outcomes(self, results: Sequence[Result], by_campaign: dict[str, Counter[str]]) -> None:
+        """The Redis side of a group's outcomes, in one pipeline: daily-cap places given back for messages
+        not delivered (all of this attempt's, whoever won the record's write).  `by_campaign` holds the counter
+        changes just added to the campaigns, for whatever else wants to hear of them here."""
+        uncounts = [r.uncount for r in results if r.uncount]
+        if not uncounts:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for key in uncounts:
+            pipe.decr(key)
+        await pipe.execute()
+
+    async def _count(self, results: Iterable[Result]) -> dict[str, Counter[str]]:
         by_campaign: dict[str, Counter[str]] = {}
         metrics: Counter[tuple[str, str]] = Counter()
         for r in results:
@@ -256,3 +272,4 @@ class Delivering:
             count_push(label, host, n)
         for campaign_id, counters in by_campaign.items():
             await self.deliveries.add_to_counters(campaign_id, counters)
+        return by_campaign

@@ -1,14 +1,15 @@
 """Campaign fan-out over a Redis Stream: every subscriber gets the message, at most a bounded few twice.
 
-1. `enqueue` (server/push/expand.py) expands a campaign's audience (once its send time has come) into batches of
-   subscription ids on the stream `push_batches`, then announces the campaign to the inbox.
+1. `enqueue` (server/push/expand.py), in a worker's expand loop, expands a campaign's audience (once its send time
+   has come) in keyset pages into batches of subscription ids on the stream `push_batches`, each with its resume
+   point, then announces the campaign to the inbox.  The web process only stores the campaign (and wakes the loops).
 2. `Consumer.run` (any number of workers, one consumer group) reads batches (server/push/reading.py), reclaims those
    a dead worker left unacknowledged, and *claims* each batch (server/push/claiming.py) with one
    `insert_many(ordered=False)` of delivery records `_id = "<campaign>:<subscription>"`: a duplicate key means
    another worker has that subscriber.  Records that need no POST are inserted in their final state (cancelled,
    skipped, timed_out) or as "deferred" (quiet hours, due when they end); the rest are "sending" claims.  The daily
-   cap is counted in Redis just before sending ("capped" over it).  Outcomes are written with `bulk_write` in groups
-   of `write_group`, with one `$inc` of the campaign's counters per group.  A batch is acknowledged once every
+   cap reserves a place in Redis just before sending ("capped" over it), given back unless delivered.  Outcomes
+   are written with `bulk_write` in groups of `write_group`, with one `$inc` of the campaign's counters per group.  A batch is acknowledged once every
    subscriber in it has a record, so a dead worker's batch is finished by another one.
 3. The sweeper (server/push/sweeping.py) takes over records in "retry" or "deferred" whose time has come and
    "sending" claims older than `stale_after` (their worker died), with one `update_many` stamped with a lease token.
@@ -39,7 +40,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -57,6 +58,7 @@ from server.push.expand import (
     DEFAULT_CONFIG,
     GROUP,
     STREAM,
+    WAKE_CHANNEL,
     FanoutConfig,
     enqueue,
     ensure_group,
@@ -100,6 +102,7 @@ class Consumer:
                                      clock=clock, hosts=hosts)
         self.sweeper = Sweeper(deliveries, self.delivering, name=name, config=config, clock=clock)
         self.deliveries = deliveries
+        self._woken = asyncio.Event()
 
     async def send(self, message: EncodedMessage) -> SendResult:
         return await self.sender.send(message)
@@ -118,7 +121,8 @@ class Consumer:
         try:
             await asyncio.gather(self.reader.loop(stop, self.handle_entry),
                                  self._every(stop, self.config.sweep_every, self.sweep),
-                                 self._every(stop, self.config.expand_every, self._expand),
+                                 self._every(stop, self.config.expand_every, self._expand, self._woken),
+                                 self._listen_for_wakes(stop),
                                  self._every(stop, RECONCILE_EVERY, self._reconcile))
         finally:
             await self.delivering.drain()
@@ -131,7 +135,22 @@ class Consumer:
             log.warning("campaign %s: counters recounted from its delivery records", campaign_id,
                         extra={"campaign_id": campaign_id})
 
-    async def _every(self, stop: asyncio.Event, seconds: float, work: Callable[[], Any]) -> None:
+    async def _listen_for_wakes(self, stop: asyncio.Event) -> None:
+        """Campaigns the web process stored and that are due: expand now rather than at the next look."""
+        while not stop.is_set():
+            try:
+                async with self.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(WAKE_CHANNEL)
+                    while not stop.is_set():
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                        if message is not None:
+                            self._woken.set()
+            except RedisError:  # the reader loop reports lost Redis; the expand loop still looks every second
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1.0)
+
+    async def _every(self, stop: asyncio.Event, seconds: float, work: Callable[[], Any],
+                     woken: asyncio.Event | None = None) -> None:
         while not stop.is_set():
             try:
                 await work()
@@ -143,8 +162,11 @@ class Consumer:
                 seconds_left = 1.0
             else:
                 seconds_left = seconds
+            waits = [stop.wait()] if woken is None else [stop.wait(), woken.wait()]
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=seconds_left)
+                await asyncio.wait_for(_first(*waits), timeout=seconds_left)
+            if woken is not None:
+                woken.clear()
 
     async def read_once(self, *, block_ms: int | None = None) -> int:
         """Reclaim stale entries, else read new ones; handle them; returns how many entries were handled."""
@@ -176,6 +198,15 @@ class Consumer:
                  extra={"job": "push_batch", "campaign_id": campaign_id, "request_id": request_id,
                         "batch_size": len(ids), "outcomes": dict(tally), "consumer": self.name,
                         "duration_ms": round((time.perf_counter() - started) * 1000, 1)})
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 async def consume(db: AsyncDatabase[Doc], redis: Redis, sender: PushSender, consumer_name: str,

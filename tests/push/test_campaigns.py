@@ -172,8 +172,8 @@ async def test_graphql_create_inbox_stats_cancel(db: Any, redis: Redis) -> None:
             who=HQB, now=t0 + timedelta(seconds=i))
         assert answer["createCampaign"]["errors"] == []
         made.append(answer["createCampaign"]["campaign"])
-    assert made[0]["status"] == "SENT" and made[0]["urgency"] == "HIGH" and made[0]["ttlSeconds"] == 3600
-    assert made[0]["stats"] == {"targeted": 0, "delivered": 0}  # expanded at once: nobody subscribed here, so sent
+    assert made[0]["status"] == "SENDING" and made[0]["urgency"] == "HIGH" and made[0]["ttlSeconds"] == 3600
+    assert made[0]["stats"] == {"targeted": 0, "delivered": 0}  # stored at once: the workers expand it
     huaqiangbei = [to_global("District", "huaqiangbei")]
 
     page = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK", "first": 2}, now=later))["inbox"]

@@ -185,7 +185,7 @@ async def test_daily_cap_two_then_capped_and_a_new_day_resets(
     assert await stats(db, next_day.id) == {"targeted": n, "sent": n, "delivered": n}
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 3))
     sub_id = str((await db[SUBSCRIPTIONS].find_one({}))["_id"])
-    assert await redis.get(policy.cap_key(sub_id, shanghai(29, 12).timestamp())) == "3"
+    assert await redis.get(policy.cap_key(sub_id, shanghai(29, 12).timestamp())) == "2"  # messages sent
     assert 0 < await redis.ttl(policy.cap_key(sub_id, shanghai(30, 12).timestamp())) <= policy.CAP_KEY_SECONDS
 
 
@@ -210,6 +210,28 @@ async def test_the_cap_counts_at_send_time_not_at_deferral(
     assert await stats(db, held.id) == {"targeted": n, "sent": n, "delivered": n, "deferred": n}
     assert await stats(db, third.id) == {"targeted": n, "capped": n}
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 2))
+
+
+async def test_a_message_that_fails_does_not_use_up_the_daily_allowance(
+        db: Any, redis: Redis, fresh_service: PushService, sender: PushSender) -> None:
+    n = 3
+    tokens = await add_subscribers(db, fresh_service, n)
+    clock = Clock(shanghai(29, 12))
+    consumer = Consumer(db, redis, sender, name="cap-fail", config=config(daily_cap=1), clock=clock)
+    async with running(consumer):
+        fresh_service.answer(400, times=n)  # refused for good: "failed", never shown
+        refused = await create_at(db, clock)
+        await until(lambda: finished(db, refused.id))
+        delivered = await create_at(db, clock)  # the day's one message
+        await until(lambda: finished(db, delivered.id))
+        over = await create_at(db, clock)
+        await until(lambda: finished(db, over.id))
+    assert await stats(db, refused.id) == {"targeted": n, "sent": n, "failed": n}
+    assert await stats(db, delivered.id) == {"targeted": n, "sent": n, "delivered": n}
+    assert await stats(db, over.id) == {"targeted": n, "capped": n}
+    assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 1))
+    sub_id = str((await db[SUBSCRIPTIONS].find_one({}))["_id"])
+    assert await redis.get(policy.cap_key(sub_id, shanghai(29, 12).timestamp())) == "1"
 
 
 async def _deferred(db: Any, campaign_id: str, n: int) -> bool:

@@ -171,15 +171,13 @@ async def create_and_start(db: AsyncDatabase[Doc], redis: Redis, actor: Actor, d
                            now: datetime, approval: bool = False, request_id: str | None = None) -> Campaign:
     """`create`, then set it going if it is due: what the compose form and the GraphQL mutation both do."""
     campaign = await create(db, actor, data, now=now, approval=approval, request_id=request_id)
-    return await _started(db, redis, campaign)
+    await start_if_due(redis, campaign, now=now.timestamp())
+    return campaign
 
 
 async def approve_and_start(db: AsyncDatabase[Doc], redis: Redis, actor: Actor, campaign_id: str, *,
                             now: datetime) -> Campaign:
     """`approve`, then set it going if it is due."""
-    return await _started(db, redis, await approve(db, actor, campaign_id, now=now))
-
-
-async def _started(db: AsyncDatabase[Doc], redis: Redis, campaign: Campaign) -> Campaign:
-    await start_if_due(db, redis, campaign)
-    return await repository.get(db, campaign.id) or campaign
+    campaign = await approve(db, actor, campaign_id, now=now)
+    await start_if_due(redis, campaign, now=now.timestamp())
+    return campaign
