@@ -10,7 +10,8 @@
    skipped, timed_out) or as "deferred" (quiet hours, due when they end); the rest are "sending" claims.  The daily
    cap reserves a place in Redis just before sending ("capped" over it), given back unless delivered.  Outcomes
    are written with `bulk_write` in groups of `write_group`, with one `$inc` of the campaign's counters per group.
-   A batch is acknowledged once every subscriber in it has a record, so a dead worker's batch is finished by another one.
+   A batch is acknowledged once every subscriber in it has a record, so a dead worker's batch is finished by
+   another one.
 3. The sweeper (server/push/sweeping.py) takes over records in "retry" or "deferred" whose time has come and
    "sending" claims older than `stale_after` (their worker died), with one `update_many` stamped with a lease token.
    A claim older than `stale_after / 4` is renewed (compare-and-set on `version`) before its POST, so a live worker
