@@ -18,14 +18,13 @@ from redis.exceptions import ResponseError
 from server.domain.inbox import service as inbox
 from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_repository, policy
-from server.domain.push.campaign import SENDING, Campaign
+from server.domain.push.campaign import SENDING
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.services.mongo import Doc
 
 log = logging.getLogger("shangquan.push.fanout")
 
 STREAM: Final = "push_batches"
-WAKE_CHANNEL: Final = "push_expand_wake"  # a campaign became due: expand loops look now
 EXPAND_PROGRESS_SECONDS: Final = 7 * 24 * 3600  # an expansion's resume point outlives any crash
 GROUP: Final = "push-workers"
 
@@ -159,15 +158,3 @@ async def expand_pending(db: AsyncDatabase[Doc], redis: Redis, config: FanoutCon
         if await enqueue(db, redis, str(doc["_id"]), config, consumer=consumer, clock=clock) is not None:
             expanded += 1
     return expanded
-
-
-async def start_if_due(redis: Redis, campaign: Campaign, *, now: float) -> None:
-    """Wake the workers' expand loops for a just-stored (or just-approved) campaign that is due, instead of
-    waiting for their next look (`expand_every`).  Nothing is expanded here: a web request stores the campaign
-    and returns, whatever its audience.  Lost wake-ups only cost that second."""
-    if not campaign.due(now):
-        return
-    try:
-        await redis.publish(WAKE_CHANNEL, campaign.id)
-    except Exception:  # Redis trouble: the expand loops look within `expand_every` anyway
-        log.warning("campaign %s: workers not woken; they start it within a second", campaign.id, exc_info=True)

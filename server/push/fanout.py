@@ -49,6 +49,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.domain.push.campaign import FINAL_STATS, Campaign
+from server.domain.push.campaign_service import WAKE_CHANNEL
 from server.domain.push.models import DELIVERIES
 from server.push.campaign_cache import CampaignCache
 from server.push.claiming import Claiming
@@ -59,7 +60,6 @@ from server.push.expand import (
     DEFAULT_CONFIG,
     GROUP,
     STREAM,
-    WAKE_CHANNEL,
     FanoutConfig,
     enqueue,
     ensure_group,

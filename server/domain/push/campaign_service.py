@@ -6,9 +6,10 @@ The application service: authorization, validation (server/domain/push/campaign_
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
@@ -34,8 +35,10 @@ from server.domain.push.campaign import (
     Preview,
 )
 from server.domain.push.campaign_rules import fits, validated
-from server.push.expand import start_if_due
 from server.services.mongo import Doc
+
+log = logging.getLogger("shangquan.push.campaigns")
+WAKE_CHANNEL: Final = "push_expand_wake"  # a campaign became due: the workers' expand loops look now
 
 
 def _authorize(actor: Actor, districts: list[str]) -> None:
@@ -181,3 +184,15 @@ async def approve_and_start(db: AsyncDatabase[Doc], redis: Redis, actor: Actor, 
     campaign = await approve(db, actor, campaign_id, now=now)
     await start_if_due(redis, campaign, now=now.timestamp())
     return campaign
+
+
+async def start_if_due(redis: Redis, campaign: Campaign, *, now: float) -> None:
+    """Wake the workers' expand loops for a just-stored (or just-approved) campaign that is due, instead of
+    waiting for their next look (`expand_every`).  Nothing is expanded here: a web request stores the campaign
+    and returns, whatever its audience.  A lost wake-up only costs that second."""
+    if not campaign.due(now):
+        return
+    try:
+        await redis.publish(WAKE_CHANNEL, campaign.id)
+    except Exception:  # Redis trouble: the expand loops look within `expand_every` anyway
+        log.warning("campaign %s: workers not woken; they start it within a second", campaign.id, exc_info=True)
