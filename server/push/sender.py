@@ -160,7 +160,8 @@ class PushSender:
         host_slots = self._host_slots.get(origin)
         if host_slots is None:
             host_slots = self._host_slots[origin] = asyncio.Semaphore(self._max_per_host)
-            self._answered_at[origin] = time.monotonic()  # a new service gets HOST_SLOT_WAIT to answer at all
+            # a new service has the send timeout to answer at all (TLS handshakes of a busy process included)
+            self._answered_at[origin] = time.monotonic() + max(0.0, self._timeout_s - HOST_SLOT_WAIT)
         if not await self._host_slot(origin, host_slots):
             return SendResult(Outcome.RATE_LIMITED, retry_after=HOST_SLOT_WAIT,
                               detail="push service is slow to answer")

@@ -214,12 +214,12 @@ async def test_inbox_respects_the_campaign_locales(db: Any, redis: Redis) -> Non
 async def test_the_service_workers_click_report_counts_on_the_campaign(app_server: Any, db_client: Any) -> None:
     import httpx
 
-    from server.domain.push import campaigns as campaign_service
+    from server.domain.push import campaign_service
     from tests.support import make_account
 
     db = db_client[app_server.db_name]
     admin = (await make_account(db, "admin")).actor()
-    campaign = await campaign_service.create(db, admin, campaign_service.CampaignInput(
+    campaign = await campaign_service.create(db, admin, CampaignInput(
         title={"zh-CN": "点击测试"}, body={"zh-CN": "正文"}, url={"zh-CN": "/festivals"}, district_ids=["huaqiangbei"],
         topics=["offers"]), now=datetime.now(UTC))
     async with httpx.AsyncClient(base_url=app_server.url) as http:
