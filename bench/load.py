@@ -78,7 +78,8 @@ from server.api.ids import from_global, to_global
 from server.content.loader import load_content
 from server.domain.accounts import service as accounts
 from server.domain.crowd import sensors
-from server.domain.push import campaigns
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_service
 from server.domain.push.models import COLLECTION as PUSH_SUBSCRIPTIONS
 from server.domain.push.models import PushSubscription, subscription_id
 from server.plumbing.persisted import digest
@@ -711,7 +712,7 @@ async def prepare(mongo_url: str, push_sink: str, push_subscribers: int, log: Lo
         # the inbox the shoppers read: a few messages per district, on a topic no push subscriber follows
         now = datetime.now(UTC)
         for i, district in enumerate(districts * 2):
-            await campaigns.create(db, operator.actor(), campaigns.CampaignInput(
+            await campaign_service.create(db, operator.actor(), campaign_model.CampaignInput(
                 title={"zh-CN": f"本周优惠 {i}", "zh-HK": f"本週優惠 {i}", "en": f"Offers of the week {i}"},
                 body={"zh-CN": "到店出示即享九折", "en": "10 % off in store"}, district_ids=[district],
                 topics=["offers"]), now=now)

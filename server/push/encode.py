@@ -2,85 +2,76 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
+from types import MappingProxyType
 from typing import cast
 
-from pywebpush import WebPusher  # type: ignore[import-untyped]
+import http_ece  # type: ignore[import-untyped]
+from cryptography.hazmat.primitives.asymmetric import ec
 
-# aes128gcm in one 4096-byte record: 86 header bytes, a 1-byte delimiter and a 16-byte tag leave 3993.
-MAX_PLAINTEXT = 3993
-MAX_TTL = 4 * 7 * 24 * 3600
-_TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
+from server.domain.push.message import (  # re-exported: the sending side's vocabulary
+    MAX_PLAINTEXT,
+    MAX_TTL,
+    EncodeError,
+    PayloadTooLarge,
+    Subscription,
+    Urgency,
+    check_payload,
+    check_topic,
+    check_ttl,
+)
+from server.push.vapid import b64url_decode
 
-
-class Urgency(StrEnum):
-    VERY_LOW = "very-low"
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-
-
-class EncodeError(ValueError):
-    pass
-
-
-class PayloadTooLarge(EncodeError):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"push payload is {size} bytes; at most {MAX_PLAINTEXT} bytes fit one push message")
-        self.size = size
-
-
-@dataclass(frozen=True, slots=True)
-class Subscription:
-    endpoint: str
-    p256dh: str  # base64url, the subscriber's uncompressed P-256 public key
-    auth: str  # base64url, the subscriber's 16-byte auth secret
-
+__all__ = ["MAX_PLAINTEXT", "MAX_TTL", "EncodeError", "EncodedMessage", "PayloadTooLarge", "Subscription",
+           "Urgency", "check_payload", "check_topic", "check_ttl", "encode"]
 
 @dataclass(frozen=True, slots=True)
 class EncodedMessage:
     endpoint: str
     body: bytes
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # shared by every message of a (campaign, TTL second): never modified
+    # what `headers` depend on, so a sender can reuse what it builds from them (with Authorization)
+    header_key: tuple[object, ...] = ()
 
 
-def check_payload(payload: bytes | str) -> bytes:
-    data = payload.encode() if isinstance(payload, str) else payload
-    if not data:
-        raise EncodeError("push payload is empty")
-    if len(data) > MAX_PLAINTEXT:
-        raise PayloadTooLarge(len(data))
-    return data
+_headers: dict[tuple[int, str, str | None], Mapping[str, str]] = {}
 
 
-def check_topic(topic: str) -> str:
-    """RFC 8030 Topic: at most 32 characters of the base64url alphabet."""
-    if not _TOPIC.fullmatch(topic):
-        raise EncodeError(f"push topic must be 1-32 characters of A-Z a-z 0-9 - _, got {topic[:40]!r}")
-    return topic
+def headers_for(ttl: int, urgency: Urgency, topic: str | None) -> Mapping[str, str]:
+    """The RFC 8030 headers, one shared mapping per (TTL, urgency, topic): a fan-out builds a few per second."""
+    key = (ttl, urgency, topic)
+    found = _headers.get(key)
+    if found is None:
+        headers = {"Content-Encoding": "aes128gcm", "Content-Type": "application/octet-stream",
+                   "TTL": str(check_ttl(ttl)), "Urgency": Urgency(urgency).value}
+        if topic is not None:
+            headers["Topic"] = check_topic(topic)
+        if len(_headers) > 10_000:
+            _headers.clear()
+        found = _headers[key] = MappingProxyType(headers)
+    return found
 
 
-def check_ttl(ttl: int) -> int:
-    if ttl < 0:
-        raise EncodeError("TTL must not be negative")
-    return min(ttl, MAX_TTL)
+def encrypt(subscription: Subscription, data: bytes) -> bytes:
+    """aes128gcm (RFC 8291) with a fresh ephemeral key, straight through http_ece: pywebpush's WebPusher would
+    deep-copy the subscription and re-validate it for every message."""
+    try:
+        receiver = b64url_decode(subscription.p256dh)
+        auth = b64url_decode(subscription.auth)
+    except ValueError as exc:
+        raise EncodeError(f"subscription keys are not base64url: {exc}") from None
+    if len(receiver) != 65 or receiver[0] != 4 or len(auth) != 16:
+        raise EncodeError("subscription keys have the wrong length")
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    return cast(bytes, http_ece.encrypt(data, private_key=server_key, dh=receiver, auth_secret=auth,
+                                        version="aes128gcm"))
 
 
 def encode(subscription: Subscription, payload: bytes | str, *, ttl: int, urgency: Urgency = Urgency.NORMAL,
            topic: str | None = None) -> EncodedMessage:
     """Encrypt `payload` for the subscriber; the caller adds Authorization (see VapidSigner) when sending."""
     data = check_payload(payload)
-    headers = {
-        "Content-Encoding": "aes128gcm",
-        "Content-Type": "application/octet-stream",
-        "TTL": str(check_ttl(ttl)),
-        "Urgency": Urgency(urgency).value,
-    }
-    if topic is not None:
-        headers["Topic"] = check_topic(topic)
-    pusher = WebPusher({"endpoint": subscription.endpoint,
-                        "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth}})
-    body = cast(bytes, pusher.encode(data, content_encoding="aes128gcm")["body"])
-    return EncodedMessage(subscription.endpoint, body, headers)
+    ttl = check_ttl(ttl)
+    headers = headers_for(ttl, Urgency(urgency), topic)
+    return EncodedMessage(subscription.endpoint, encrypt(subscription, data), headers, (ttl, urgency, topic))

@@ -16,14 +16,16 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from server.domain.inbox import service as inbox
-from server.domain.push import campaigns, policy
-from server.domain.push.campaigns import SENDING, Campaign
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_repository, policy
+from server.domain.push.campaign import SENDING
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.services.mongo import Doc
 
 log = logging.getLogger("shangquan.push.fanout")
 
 STREAM: Final = "push_batches"
+EXPAND_PROGRESS_SECONDS: Final = 7 * 24 * 3600  # an expansion's resume point outlives any crash
 GROUP: Final = "push-workers"
 
 
@@ -48,7 +50,8 @@ class FanoutConfig:
     backoff: float = 5.0  # seconds before the first retry of a 5xx; doubles each time
     sweep_every: float = 1.0
     sweep_limit: int = 500
-    expand_every: float = 1.0  # a scheduled campaign starts within ~this long (plus a Mongo round trip)
+    expand_every: float = 1.0  # a campaign starts within ~this long of its send time (plus a Mongo round trip)
+    expand_page: int = 20  # stream batches read per keyset page of the audience (the expander's memory bound)
     status_cache: float = 0.5  # how long a campaign's status (cancelled or not) is trusted
     quiet_hours: policy.QuietHours = None  # (start, end) Asia/Shanghai hours; the worker passes the setting
     daily_cap: int = 0  # messages per subscription per Asia/Shanghai day; 0: no cap
@@ -71,50 +74,74 @@ async def ensure_group(redis: Redis, config: FanoutConfig) -> None:
         await redis.xgroup_create(config.stream, config.group, id="0", mkstream=True)
 
 
+def _progress_key(campaign_id: str) -> str:
+    return f"push_expand:{campaign_id}"
+
+
 async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config: FanoutConfig = FanoutConfig(),
                   *, consumer: str = "", clock: Callable[[], float] = time.time) -> int | None:
     """Expand the audience onto the stream; None when the campaign is not (or no longer) this caller's to expand.
 
-    The expansion is claimed by moving `stage` from "new" to "expanding"; one stuck in "expanding" for
-    `stale_after` (its expander died) is claimed again.  Expanding twice only repeats batches, which the
-    delivery records turn into no-ops.  The expander that finishes announces the campaign to the inbox.
+    Runs in the worker, never in a web request.  The expansion is claimed by moving `stage` from "new" to
+    "expanding"; one whose expander has not been heard of for `stale_after` (it died) is claimed again.  The
+    audience is read in keyset pages (`_id` > the last one queued), one page in memory at a time, and each
+    batch goes onto the stream in one MULTI with the resume point (`push_expand:<id>`: the last id queued and
+    how many), so an expander that dies anywhere resumes after the last batch it queued and queues none twice.
+    A cancelled campaign stops expanding at its next page.  The expander that finishes announces the campaign
+    to the inbox.
     """
     now = clock()
-    claim = await db[campaigns.COLLECTION].update_one(
+    claim = await db[campaign_model.COLLECTION].update_one(
         {"_id": campaign_id, "status": SENDING, "send_at_ts": {"$lte": now},
-         "$or": [{"stage": campaigns.STAGE_NEW},
-                 {"stage": campaigns.STAGE_EXPANDING, "expanding_ts": {"$lt": now - config.stale_after}}]},
-        {"$set": {"stage": campaigns.STAGE_EXPANDING, "expanding_ts": now, "expander": consumer}})
+         "$or": [{"stage": campaign_model.STAGE_NEW},
+                 {"stage": campaign_model.STAGE_EXPANDING, "expanding_ts": {"$lt": now - config.stale_after}}]},
+        {"$set": {"stage": campaign_model.STAGE_EXPANDING, "expanding_ts": now, "expander": consumer}})
     if claim.modified_count != 1:
         return None
-    campaign = await campaigns.get(db, campaign_id)
+    campaign = await campaign_repository.get(db, campaign_id)
     if campaign is None:
         return None
     await ensure_group(redis, config)
-    targeted = 0
-    batch: list[str] = []
-    request_id = campaign.request_id or ""
-
-    async def flush() -> None:
-        await redis.xadd(config.stream, {"campaign_id": campaign_id, "request_id": request_id,
-                                         "subscriptions": json.dumps(batch)})
-        batch.clear()
-
-    cursor = db[SUBSCRIPTIONS].find(
-        campaigns.audience_filter(campaign.district_ids, campaign.topics, campaign.locales), {"_id": 1}).sort("_id", 1)
-    async for doc in cursor:
-        batch.append(str(doc["_id"]))
-        targeted += 1
-        if len(batch) >= config.batch_size:
-            await flush()
-    if batch:
-        await flush()
-    await db[campaigns.COLLECTION].update_one(
-        {"_id": campaign_id}, {"$set": {"stage": campaigns.STAGE_EXPANDED, "stats.targeted": targeted}})
+    key = _progress_key(campaign_id)
+    progress: dict[Any, Any] = await redis.hgetall(key)
+    after = _text(progress.get(b"after", progress.get("after", "")))
+    queued = int(progress.get(b"queued", progress.get("queued", 0)) or 0)
+    audience = campaign_model.audience_filter(campaign.district_ids, campaign.topics, campaign.locales)
+    heard_of = clock()
+    while True:
+        page = [str(doc["_id"]) async for doc in db[SUBSCRIPTIONS].find(
+            {**audience, "_id": {"$gt": after}} if after else audience, {"_id": 1}).sort("_id", 1).limit(
+                config.batch_size * config.expand_page)]
+        if not page:
+            break
+        for start in range(0, len(page), config.batch_size):
+            batch = page[start:start + config.batch_size]
+            pipe = redis.pipeline(transaction=True)  # the batch and the resume point, or neither
+            pipe.xadd(config.stream, {"campaign_id": campaign_id, "request_id": campaign.request_id or "",
+                                      "subscriptions": json.dumps(batch)})
+            pipe.hset(key, mapping={"after": batch[-1], "queued": queued + len(batch)})
+            pipe.expire(key, EXPAND_PROGRESS_SECONDS)
+            await pipe.execute()
+            after, queued = batch[-1], queued + len(batch)
+        if clock() - heard_of > config.stale_after / 4:  # still alive: nobody else takes the expansion over
+            heard_of = clock()
+            await db[campaign_model.COLLECTION].update_one({"_id": campaign_id}, {"$set": {"expanding_ts": heard_of}})
+        fresh = await campaign_repository.get(db, campaign_id)
+        if fresh is None or fresh.status != SENDING:
+            log.info("campaign %s: expansion stopped after %d subscriptions (cancelled)", campaign_id, queued,
+                     extra={"campaign_id": campaign_id})
+            break
+    await db[campaign_model.COLLECTION].update_one(
+        {"_id": campaign_id}, {"$set": {"stage": campaign_model.STAGE_EXPANDED, "stats.targeted": queued}})
+    await redis.delete(key)
     await inbox.announce(redis, campaign_id)
-    log.info("campaign %s: %d subscriptions queued", campaign_id, targeted,
-             extra={"campaign_id": campaign_id, "request_id": campaign.request_id, "targeted": targeted})
-    return targeted
+    log.info("campaign %s: %d subscriptions queued", campaign_id, queued,
+             extra={"campaign_id": campaign_id, "request_id": campaign.request_id, "targeted": queued})
+    return queued
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
 async def expand_pending(db: AsyncDatabase[Doc], redis: Redis, config: FanoutConfig = FanoutConfig(), *,
@@ -122,23 +149,12 @@ async def expand_pending(db: AsyncDatabase[Doc], redis: Redis, config: FanoutCon
     """Expand every campaign whose send time has come and that nobody expanded (scheduled ones, a web process
     that stored one but died before enqueueing, a worker that died while expanding); returns how many."""
     now = clock()
-    cursor = db[campaigns.COLLECTION].find(
-        {"status": SENDING, "send_at_ts": {"$lte": now}, "$or": [{"stage": campaigns.STAGE_NEW},
-                                    {"stage": campaigns.STAGE_EXPANDING,
+    cursor = db[campaign_model.COLLECTION].find(
+        {"status": SENDING, "send_at_ts": {"$lte": now}, "$or": [{"stage": campaign_model.STAGE_NEW},
+                                    {"stage": campaign_model.STAGE_EXPANDING,
                                      "expanding_ts": {"$lt": now - config.stale_after}}]}, {"_id": 1})
     expanded = 0
     for doc in [d async for d in cursor]:
         if await enqueue(db, redis, str(doc["_id"]), config, consumer=consumer, clock=clock) is not None:
             expanded += 1
     return expanded
-
-
-async def start_if_due(db: AsyncDatabase[Doc], redis: Redis, campaign: Campaign) -> None:
-    """Expand a just-stored (or just-approved) campaign at once instead of at a worker's next look, a second
-    later.  The campaign is stored whatever happens here: any failure leaves the expansion to the workers."""
-    if not campaign.due(time.time()):
-        return
-    try:
-        await enqueue(db, redis, campaign.id, consumer="web")
-    except Exception:  # Redis or MongoDB trouble: the worker's expand loop retries within a second
-        log.warning("campaign %s: expansion left to the workers", campaign.id, exc_info=True)

@@ -13,9 +13,9 @@ from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain.push import campaigns
-from server.domain.push.campaigns import FINAL_STATS, Campaign
-from server.domain.push.models import DELIVERIES, WAITING
+from server.domain.push import campaign as campaign_model
+from server.domain.push.campaign import FINAL_STATS, Campaign
+from server.push.deliveries import Deliveries
 from server.services.mongo import Doc
 
 LOOK_BACK: Final = 2 * 24 * 3600  # campaigns sent in the last two days; older ones were long reconciled
@@ -29,24 +29,21 @@ log = logging.getLogger("shangquan.push.reconcile")
 async def reconcile(db: AsyncDatabase[Doc], *, now: float) -> list[str]:
     """Recount the campaigns that are done but whose counters fall short; returns their ids."""
     fixed = []
-    cursor = db[campaigns.COLLECTION].find({"stage": campaigns.STAGE_EXPANDED, "send_at_ts": {"$gt": now - LOOK_BACK}})
+    deliveries = Deliveries(db)
+    cursor = db[campaign_model.COLLECTION].find(
+        {"stage": campaign_model.STAGE_EXPANDED, "send_at_ts": {"$gt": now - LOOK_BACK}})
     for doc in [d async for d in cursor]:
         campaign = Campaign.from_doc(doc)
         if campaign.finished():
             continue
-        if await db[DELIVERIES].find_one({"campaign_id": campaign.id, "state": {"$in": list(WAITING)}}, {"_id": 1}):
+        if await deliveries.any_waiting(campaign.id):
             continue  # still sending: its counters are still moving
-        states: dict[str, int] = {}
-        posted = 0
-        newest = 0.0
-        async for record in db[DELIVERIES].find({"campaign_id": campaign.id}, {"state": 1, "posted": 1, "at": 1}):
-            states[str(record.get("state"))] = states.get(str(record.get("state")), 0) + 1
-            posted += 1 if record.get("posted") else 0
-            newest = max(newest, float(record.get("at") or 0))
+        states, posted, newest = await deliveries.tally(campaign.id)
         if sum(states.values()) < campaign.stats["targeted"]:
             if max(newest, float(doc.get("expanding_ts") or 0)) < now - STUCK_AFTER:
-                await db[campaigns.COLLECTION].update_one(
-                    {"_id": campaign.id, "stage": campaigns.STAGE_EXPANDED}, {"$set": {"stage": campaigns.STAGE_NEW}})
+                await db[campaign_model.COLLECTION].update_one(
+                    {"_id": campaign.id, "stage": campaign_model.STAGE_EXPANDED},
+                    {"$set": {"stage": campaign_model.STAGE_NEW}})
                 log.warning("campaign %s: %d of %d subscribers never got a record; expanding it again",
                             campaign.id, sum(states.values()), campaign.stats["targeted"],
                             extra={"campaign_id": campaign.id})
@@ -55,6 +52,6 @@ async def reconcile(db: AsyncDatabase[Doc], *, now: float) -> list[str]:
             continue  # outcomes whose `$inc` may still come
         counts: dict[str, Any] = {f"stats.{name}": states.get(name, 0) for name in FINAL_STATS}
         counts["stats.sent"] = posted
-        await db[campaigns.COLLECTION].update_one({"_id": campaign.id}, {"$set": counts})
+        await db[campaign_model.COLLECTION].update_one({"_id": campaign.id}, {"$set": counts})
         fixed.append(campaign.id)
     return fixed

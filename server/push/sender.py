@@ -1,17 +1,22 @@
-"""Sends encoded messages: one aiohttp session per push service, bounded concurrency, typed outcomes.
+"""Sends encoded messages: HTTP/2 where the push service offers it, else HTTP/1.1 keep-alive; typed outcomes.
 
-aiohttp rather than httpx (the rest of the stack's HTTP client) on this one path: a fan-out is nothing but
-small POSTs, and bench/push_fanout.py measured an httpx POST at 1.0-3.3 ms of CPU here against 0.11 ms
-for aiohttp (pywebpush's own async client) — with httpx a worker managed 7 % of the encryption floor.
-aiohttp speaks HTTP/1.1 only; each push service gets a pool of keep-alive connections instead of one
-multiplexed HTTP/2 connection.  Its resolver is the SSRF guard's, so a connection goes only to an address
-that was checked.
+An https push service is dialled with ALPN ["h2", "http/1.1"].  When it picks h2 (FCM, Apple), its messages
+are multiplexed over a small pool of connections (server/push/http2.py), each carrying up to the service's
+SETTINGS_MAX_CONCURRENT_STREAMS.  When it picks HTTP/1.1 (Mozilla's autopush) or is plain http (local test
+services), aiohttp's keep-alive pool carries them: aiohttp rather than httpx there because bench/push_fanout.py
+measured an httpx POST at 1.0-3.3 ms of CPU against 0.11 ms for aiohttp.  Both dial only addresses the SSRF
+guard checked at send time.
+
+A push service that misbehaves (refuses connections, resets streams, sends invalid frames) is backed off
+per host, like one that answers 429: its messages are put back for later (RATE_LIMITED, not a failure) and
+no more than `max_per_host` of the in-flight slots ever wait on one service, so the others keep going.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +31,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from server.observability.metrics import observe_push_send
 from server.push.encode import EncodedMessage
 from server.push.hosts import RESOLVE_CACHE_SECONDS, HostGuard, UnsafeHost
+from server.push.http2 import Http2Connection, Http2Pool, MaybeProcessed, NotProcessed
 from server.push.vapid import VapidSigner, endpoint_prefix, origin_of
 
 
@@ -78,14 +84,35 @@ def outcome_of(status: int) -> Outcome:
     return Outcome.FAILED
 
 
+HTTP2_CONNECTIONS = 4  # per push service: a few, so one stalled connection is not the whole service
+NOT_PROCESSED_RETRIES = 3  # a GOAWAY'd or refused stream is sent again at once, on another connection
+HOST_SLOT_WAIT = 1.0  # seconds a send waits for one of its service's `max_per_host` slots
+BACKOFF_FIRST, BACKOFF_MAX = 1.0, 60.0  # seconds a misbehaving push service is left alone, doubling
+
+
 class PushSender:
     def __init__(self, signer: VapidSigner, guard: HostGuard, *, concurrency: int = 100, timeout: float = 10.0,
-                 max_connections_per_service: int = 50, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_connections_per_service: int = 50, http2: bool = True,
+                 http2_connections: int = HTTP2_CONNECTIONS, max_per_host: int | None = None,
+                 ca_file: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self._signer = signer
         self._guard = guard
         self._semaphore = asyncio.Semaphore(concurrency)
+        self._timeout_s = timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections_per_service
+        self._http2 = http2
+        self._http2_connections = http2_connections
+        # one slow service may hold at most this many sends; the rest of its messages come back for later
+        self._max_per_host = max_per_host if max_per_host is not None else max(1, concurrency * 3 // 4)
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
+        self._answered_at: dict[str, float] = {}  # origin -> when it last answered (monotonic)
+        self._header_cache: dict[tuple[object, ...], tuple[str, dict[str, str], list[tuple[bytes, bytes]]]] = {}
+        self._ssl = tls_context(ca_file, ["http/1.1"])
+        self._h2_ssl = tls_context(ca_file, ["h2", "http/1.1"])
+        self._pools: dict[str, Http2Pool] = {}
+        self._backoff: dict[str, float] = {}  # origin -> current backoff (seconds) after misbehaviour
+        self.protocols: dict[str, str] = {}  # origin -> "h2" or "http/1.1", as negotiated
         self._clients: dict[str, aiohttp.ClientSession] = {}
         self._hosts: dict[str, str] = {}
         self._paused_until: dict[str, float] = {}
@@ -97,7 +124,7 @@ class PushSender:
         client = self._clients.get(origin)
         if client is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, resolver=GuardedResolver(self._guard),
-                                             use_dns_cache=False)  # the guard caches its checked answers
+                                             use_dns_cache=False, ssl=self._ssl)  # the guard caches its answers
             client = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False,
                                            skip_auto_headers=("User-Agent", "Content-Type"))
             self._clients[origin] = client
@@ -130,41 +157,153 @@ class PushSender:
         wait = self.paused_for(origin)
         if wait > 0:
             return SendResult(Outcome.RATE_LIMITED, retry_after=wait, detail="push service asked to wait")
-        headers = dict(message.headers)
-        headers["Authorization"] = self._signer.header_for_origin(origin)
-        client = self.client_for(origin)
-        async with self._semaphore:
-            started = time.perf_counter()
+        host_slots = self._host_slots.get(origin)
+        if host_slots is None:
+            host_slots = self._host_slots[origin] = asyncio.Semaphore(self._max_per_host)
+            # a new service has the send timeout to answer at all (TLS handshakes of a busy process included)
+            self._answered_at[origin] = time.monotonic() + max(0.0, self._timeout_s - HOST_SLOT_WAIT)
+        if not await self._host_slot(origin, host_slots):
+            return SendResult(Outcome.RATE_LIMITED, retry_after=HOST_SLOT_WAIT,
+                              detail="push service is slow to answer")
+        headers, fields = self._headers(message, origin)
+        try:
+            async with self._semaphore:
+                started = time.perf_counter()
+                if self._http2 and origin.startswith("https:") and not self._pool(origin).http1:
+                    sent = await self._send_h2(origin, endpoint, prefix, headers, fields, message.body)
+                else:
+                    sent = await self._send_h1(origin, endpoint, headers, message.body)
+                if sent.status is not None:
+                    self._answered_at[origin] = time.monotonic()
+                    observe_push_send(self._hosts.setdefault(origin, urlsplit(origin).hostname or origin),
+                                      time.perf_counter() - started)
+        finally:
+            host_slots.release()
+        return self._settle(origin, sent)
+
+    async def _host_slot(self, origin: str, slots: asyncio.Semaphore) -> bool:
+        """One of the service's `max_per_host` slots.  While the service keeps answering (however busy this
+        process is), wait for it; once it has answered nothing for HOST_SLOT_WAIT, give the message back."""
+        while True:
             try:
-                async with client.post(endpoint, data=message.body, headers=headers,
-                                       allow_redirects=False) as response:
-                    status = response.status
-                    retry_header = response.headers.get("retry-after")
-                    text = "" if status in (201, 202) else (await response.content.read(400)).decode(
-                        "utf-8", "replace")
-            except UnsafeHost as exc:  # the resolver refused what the DNS answers now
+                async with asyncio.timeout(HOST_SLOT_WAIT):
+                    await slots.acquire()
+                return True
+            except TimeoutError:
+                if time.monotonic() - self._answered_at.get(origin, 0.0) > HOST_SLOT_WAIT:
+                    return False
+
+    def _headers(self, message: EncodedMessage, origin: str) -> tuple[dict[str, str], list[tuple[bytes, bytes]]]:
+        """The request headers with Authorization, for HTTP/1.1 and as h2 fields: built once per (campaign
+        headers, push service) and reused until the VAPID token is renewed."""
+        authorization = self._signer.header_for_origin(origin)
+        key = (message.header_key, origin) if message.header_key else None
+        cached = self._header_cache.get(key) if key is not None else None
+        if cached is not None and cached[0] is authorization:
+            return cached[1], cached[2]
+        headers = {**message.headers, "Authorization": authorization}
+        fields = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+        if key is not None:
+            if len(self._header_cache) > 10_000:
+                self._header_cache.clear()
+            self._header_cache[key] = (authorization, headers, fields)
+        return headers, fields
+
+    def _settle(self, origin: str, sent: SendResult) -> SendResult:
+        if sent.outcome is Outcome.RATE_LIMITED and sent.status == 429:
+            retry_after = sent.retry_after if sent.retry_after is not None else 60.0
+            self._paused_until[origin] = max(self._paused_until.get(origin, 0.0), self._clock() + retry_after)
+            return SendResult(sent.outcome, sent.status, retry_after, sent.detail, sent.posted)
+        if sent.status is None and sent.outcome is Outcome.RETRYABLE:  # the service misbehaved, not answered
+            backoff = min(BACKOFF_MAX, self._backoff.get(origin, BACKOFF_FIRST / 2) * 2)
+            self._backoff[origin] = backoff
+            self._paused_until[origin] = max(self._paused_until.get(origin, 0.0), self._clock() + backoff)
+        elif sent.status is not None:
+            self._backoff.pop(origin, None)
+        return sent
+
+    async def _send_h1(self, origin: str, endpoint: str, headers: dict[str, str], body: bytes) -> SendResult:
+        client = self.client_for(origin)
+        try:
+            async with client.post(endpoint, data=body, headers=headers, allow_redirects=False) as response:
+                status = response.status
+                retry_header = response.headers.get("retry-after")
+                text = "" if status in (201, 202) else (await response.content.read(400)).decode("utf-8", "replace")
+        except UnsafeHost as exc:  # the resolver refused what the DNS answers now
+            return SendResult(Outcome.BLOCKED, detail=str(exc))
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, UnsafeHost):
+                return SendResult(Outcome.BLOCKED, detail=str(exc.os_error))
+            return SendResult(Outcome.RETRYABLE, detail=f"connect: {exc}")  # the message never left us
+        except TimeoutError:
+            return SendResult(Outcome.RETRYABLE, detail="timeout: no answer in time", posted=True)
+        except aiohttp.ClientError as exc:
+            return SendResult(Outcome.RETRYABLE, detail=f"{type(exc).__name__}: {exc}", posted=True)
+        self.protocols.setdefault(origin, "http/1.1")
+        return self._answered(status, retry_header, text)
+
+    @staticmethod
+    def _answered(status: int, retry_header: str | None, text: str) -> SendResult:
+        outcome = outcome_of(status)
+        detail = "" if outcome is Outcome.DELIVERED else text[:200]
+        return SendResult(outcome, status, parse_retry_after(retry_header), detail, posted=True)
+
+    def _pool(self, origin: str) -> Http2Pool:
+        pool = self._pools.get(origin)
+        if pool is None:
+            parts = urlsplit(origin)
+            host, port = parts.hostname or "", parts.port or 443
+            authority = origin.split("//", 1)[1]
+
+            async def dial() -> Http2Connection | None:
+                addresses = await self._guard.addresses(host, port)  # checked now: no rebinding inside
+                connection = await Http2Connection.open(addresses[0], port, host, authority, self._h2_ssl,
+                                                        self._timeout_s)
+                self.protocols[origin] = "h2" if connection is not None else "http/1.1"
+                return connection
+
+            pool = self._pools[origin] = Http2Pool(dial, self._http2_connections)
+        return pool
+
+    async def _send_h2(self, origin: str, endpoint: str, prefix: str, headers: dict[str, str],
+                       fields: list[tuple[bytes, bytes]], body: bytes) -> SendResult:
+        path = endpoint[len(prefix):] or "/"
+        pool = self._pool(origin)
+        for _ in range(NOT_PROCESSED_RETRIES):
+            try:
+                connection = await pool.acquire()
+            except UnsafeHost as exc:
                 return SendResult(Outcome.BLOCKED, detail=str(exc))
-            except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.os_error, UnsafeHost):
-                    return SendResult(Outcome.BLOCKED, detail=str(exc.os_error))
+            except (OSError, TimeoutError, ssl.SSLError) as exc:
                 return SendResult(Outcome.RETRYABLE, detail=f"connect: {exc}")  # the message never left us
+            if connection is None:  # the service chose HTTP/1.1
+                return await self._send_h1(origin, endpoint, headers, body)
+            try:
+                answer = await connection.request(path, fields, body, self._timeout_s)
+            except NotProcessed:
+                continue  # GOAWAY'd or refused: it never reached the service, so send it again now
+            except MaybeProcessed as exc:
+                return SendResult(Outcome.RETRYABLE, detail=str(exc), posted=True)
             except TimeoutError:
                 return SendResult(Outcome.RETRYABLE, detail="timeout: no answer in time", posted=True)
-            except aiohttp.ClientError as exc:
-                return SendResult(Outcome.RETRYABLE, detail=f"{type(exc).__name__}: {exc}", posted=True)
-            observe_push_send(self._hosts[origin], time.perf_counter() - started)
-        outcome = outcome_of(status)
-        retry_after = parse_retry_after(retry_header)
-        if outcome is Outcome.RATE_LIMITED:
-            retry_after = retry_after if retry_after is not None else 60.0
-            self._paused_until[origin] = max(self._paused_until.get(origin, 0.0), self._clock() + retry_after)
-        detail = "" if outcome is Outcome.DELIVERED else text[:200]
-        return SendResult(outcome, status, retry_after, detail, posted=True)
+            text = "" if answer.status in (201, 202) else answer.body[:400].decode("utf-8", "replace")
+            return self._answered(answer.status, answer.headers.get("retry-after"), text)
+        return SendResult(Outcome.RETRYABLE, detail="streams refused again and again")
 
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.close()
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+
+def tls_context(ca_file: str | None, alpn: list[str]) -> ssl.SSLContext:
+    """The system's trust store (or SSL_CERT_FILE), plus `ca_file` when given (a test CA)."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.set_alpn_protocols(alpn)
+    return context
 
 
 class GuardedResolver(AbstractResolver):

@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from server.services.mongo import Doc
+from server.settings import Settings
 
 TOKEN_LIFETIME = 12 * 3600  # RFC 8292 allows at most 24 h
 RENEW_BEFORE = 3600  # a token with less than this left is replaced
@@ -161,10 +162,10 @@ class VapidSigner:
 _process_keys: dict[tuple[str, str], VapidKeys] = {}
 
 
-async def keys_for_settings(db: AsyncDatabase[Doc], settings: object) -> VapidKeys:
+async def keys_for_settings(db: AsyncDatabase[Doc], settings: Settings) -> VapidKeys:
     """This process's keys (read once): settings' vapid_private_key/vapid_public_key, else the stored pair."""
-    private = str(getattr(settings, "vapid_private_key", "") or "")
-    public = str(getattr(settings, "vapid_public_key", "") or "")
+    private = settings.vapid_private_key
+    public = settings.vapid_public_key
     cache_key = (db.name, private)
     keys = _process_keys.get(cache_key)
     if keys is None:

@@ -7,7 +7,7 @@ import json
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.domain.push.campaigns import count_click
+from server.domain.push.campaign_service import count_click
 
 MAX_BODY = 2048
 

@@ -14,6 +14,8 @@ import pytest
 from playwright.async_api import expect
 
 from server.domain.push.models import PushSubscription
+from server.push.expand import enqueue
+from server.services.redis import connect as connect_redis
 from tests.conftest import RunningApp
 from tests.e2e.conftest import PHONE, artifacts_dir
 from tests.support import PASSWORD, make_account
@@ -38,7 +40,7 @@ async def phones(app_server: RunningApp, db_client: Any) -> AsyncIterator[int]:
 
 
 async def test_compose_preview_send_and_watch_the_counters_live(context: Any, app_server: RunningApp,
-                                                                db_client: Any, phones: int) -> None:
+                                                                db_client: Any, phones: int, redis_url: str) -> None:
     db = db_client[app_server.db_name]
     account = await make_account(db, "operator", district_ids=[DISTRICT])
     rows = await (await db.push_subscriptions.aggregate([
@@ -86,9 +88,14 @@ async def test_compose_preview_send_and_watch_the_counters_live(context: Any, ap
     await page.wait_for_url(re.compile(r".*/admin/campaigns/[0-9a-f]{32}\?ok=campaign_sent$"))
     campaign_id = page.url.rsplit("/", 1)[1].split("?", 1)[0]
     await expect(page.locator("p.notice")).to_have_text("已开始发送。")
-    await expect(page.locator('[data-stat="targeted"]').first).to_have_text(str(audience))
     await expect(page.locator("[data-state]")).to_have_text("发送中")
     await expect(page.locator("[data-live-note]")).to_be_visible()  # the script runs (the CSP allows it)
+    redis = connect_redis(redis_url)  # the request stored the campaign; a worker expands it, the page follows
+    try:
+        await enqueue(db, redis, campaign_id)
+    finally:
+        await redis.aclose()
+    await expect(page.locator('[data-stat="targeted"]').first).to_have_text(str(audience))
     await expect(page.locator('[data-stat="delivered"]')).to_have_text("0")
 
     # the worker reports: part delivered, then the rest, and a tap; the page follows without a reload

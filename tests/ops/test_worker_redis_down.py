@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from server.domain.crowd.alerts import STREAM
-from server.domain.push import campaigns
+from server.domain.push import campaign_service
 from server.settings import ROOT
 from tests.conftest import unique_db
 from tests.ops.servers import RedisServer, eventually
@@ -54,7 +54,7 @@ async def test_a_worker_outlives_a_redis_restart(db_client: Any, mongo_url: str,
 
         async def made(alert_id: str) -> bool:
             assert worker.poll() is None, log.read_text()
-            return await campaigns.get(db, alert_id) is not None
+            return await campaign_service.get(db, alert_id) is not None
 
         await eventually(lambda: made(first), within=30)
 

@@ -21,7 +21,9 @@ from server.domain.accounts import service as accounts
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.domain.push.models import PushSubscription, subscription_id
 from server.push.encode import MAX_PLAINTEXT
+from server.push.expand import expand_pending
 from server.services import embedded
+from server.services.redis import connect as connect_redis
 from tests.conftest import RunningApp, gql
 from tests.support import make_account
 
@@ -120,16 +122,30 @@ def _key(global_id: str) -> str:
     return from_global(global_id)[1]
 
 
-async def test_status_follows_the_sending(http: httpx.AsyncClient, db: Any) -> None:
-    """Sent at once to nobody is SENT; to one subscriber it is SENDING until that one has an outcome."""
+async def worker_expands(db: Any, redis_url: str) -> None:
+    """What a worker's expand loop does within a second of a campaign becoming due."""
+    redis = connect_redis(redis_url)
+    try:
+        await expand_pending(db, redis)
+    finally:
+        await redis.aclose()
+
+
+async def test_status_follows_the_sending(http: httpx.AsyncClient, db: Any, redis_url: str) -> None:
+    """Stored at once and SENDING; once the worker expanded it, to nobody it is SENT, to one subscriber it is
+    SENDING until that one has an outcome."""
     quiet = await operator(db, QUIET)
     alone = subscription(uuid.uuid4().hex, [QUIET], ["offers"], "zh-HK")
     await db[SUBSCRIPTIONS].insert_one(alone)
     try:
         nobody = await create(http, quiet, district=QUIET, topics=["CROWD_ALERTS"])
-        assert nobody["campaign"]["status"] == "SENT" and nobody["campaign"]["stats"]["targeted"] == 0
+        assert nobody["campaign"]["status"] == "SENDING" and nobody["campaign"]["stats"]["targeted"] == 0
         one = await create(http, quiet, district=QUIET, topics=["OFFERS"], locales=["zh-HK"])
-        assert one["campaign"]["status"] == "SENDING" and one["campaign"]["stats"]["targeted"] == 1
+        assert one["campaign"]["status"] == "SENDING" and one["campaign"]["stats"]["targeted"] == 0
+        await worker_expands(db, redis_url)
+        for made, status, targeted in ((nobody, "SENT", 0), (one, "SENDING", 1)):
+            now = (await gql(http, STATS, {"id": made["campaign"]["id"]}, quiet))["data"]["campaignStats"]["campaign"]
+            assert now["status"] == status and now["stats"]["targeted"] == targeted
         await db.push_campaigns.update_one({"_id": _key(one["campaign"]["id"])},
                                            {"$inc": {"stats.sent": 1, "stats.delivered": 1}})
         done = (await gql(http, STATS, {"id": one["campaign"]["id"]}, quiet))["data"]["campaignStats"]["campaign"]
@@ -138,7 +154,7 @@ async def test_status_follows_the_sending(http: httpx.AsyncClient, db: Any) -> N
         await db[SUBSCRIPTIONS].delete_one({"_id": alone["_id"]})
 
 
-async def test_four_eyes_approval(approval_app: str, db: Any) -> None:
+async def test_four_eyes_approval(approval_app: str, db: Any, redis_url: str) -> None:
     author = await make_account(db, "operator", district_ids=[HQB])
     mine, colleague = await bearer(db, author), await operator(db, HQB)
     elsewhere, admin = await operator(db, FUTIAN), await bearer(db, await make_account(db, "admin"))
@@ -162,7 +178,8 @@ async def test_four_eyes_approval(approval_app: str, db: Any) -> None:
 
         approved = (await gql(http, APPROVE, {"id": campaign["id"]}, colleague))["data"]["approveCampaign"]
         assert approved["errors"] == [] and approved["campaign"]["approved"] is True
-        assert approved["campaign"]["status"] in {"SENT", "SENDING"}  # released and expanded at once
+        assert approved["campaign"]["status"] == "SENDING"  # released; the workers expand it
+        await worker_expands(db, redis_url)
         stored = await db.push_campaigns.find_one({"_id": _key(campaign["id"])})
         assert stored["stage"] == "expanded" and stored["approved_by"] != author.id
         again = (await gql(http, APPROVE, {"id": campaign["id"]}, admin))["data"]["approveCampaign"]

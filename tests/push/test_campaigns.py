@@ -17,8 +17,9 @@ from server.api.push.campaigns import CampaignMutations, CampaignQueries
 from server.domain import messages
 from server.domain.actor import ANONYMOUS, Actor
 from server.domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
-from server.domain.push import campaigns
-from server.domain.push.campaigns import CampaignInput
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_service
+from server.domain.push.campaign import CampaignInput
 from server.push.encode import MAX_TTL
 from server.settings import Settings
 
@@ -39,29 +40,30 @@ def data(**changes: Any) -> CampaignInput:
 async def test_operators_of_every_target_district_or_admins_only(db: Any) -> None:
     for who in (MERCHANT, HQB):
         with pytest.raises(Forbidden):
-            await campaigns.create(db, who, data(district_ids=["huaqiangbei", "dongmen"]), now=NOW)
+            await campaign_service.create(db, who, data(district_ids=["huaqiangbei", "dongmen"]), now=NOW)
     with pytest.raises(Unauthenticated):
-        await campaigns.create(db, Actor(), data(), now=NOW)
+        await campaign_service.create(db, Actor(), data(), now=NOW)
     with pytest.raises(Forbidden):
-        await campaigns.create(db, replace(BOTH, scopes=frozenset({"offers"})), data(), now=NOW)
-    made = await campaigns.create(db, BOTH, data(district_ids=["huaqiangbei", "dongmen"]), now=NOW)
+        await campaign_service.create(db, replace(BOTH, scopes=frozenset({"offers"})), data(), now=NOW)
+    made = await campaign_service.create(db, BOTH, data(district_ids=["huaqiangbei", "dongmen"]), now=NOW)
     assert made.status == "sending" and made.district_ids == ("dongmen", "huaqiangbei")
     assert made.locales == ("en", "zh-CN", "zh-HK") and made.stage == "new"
-    assert (await campaigns.create(db, ADMIN, data(district_ids=["shekou"]), now=NOW)).district_ids == ("shekou",)
+    shekou = await campaign_service.create(db, ADMIN, data(district_ids=["shekou"]), now=NOW)
+    assert shekou.district_ids == ("shekou",)
     with pytest.raises(Forbidden):
-        await campaigns.cancel(db, HQB, made.id)
+        await campaign_service.cancel(db, HQB, made.id)
     with pytest.raises(Forbidden):
-        await campaigns.for_operator(db, MERCHANT, made.id)
+        await campaign_service.for_operator(db, MERCHANT, made.id)
     with pytest.raises(NotFound):
-        await campaigns.cancel(db, BOTH, "nope")
-    assert (await campaigns.cancel(db, BOTH, made.id)).status == "cancelled"
-    assert (await campaigns.cancel(db, BOTH, made.id)).status == "cancelled"  # idempotent
+        await campaign_service.cancel(db, BOTH, "nope")
+    assert (await campaign_service.cancel(db, BOTH, made.id)).status == "cancelled"
+    assert (await campaign_service.cancel(db, BOTH, made.id)).status == "cancelled"  # idempotent
     assert await db.audit.count_documents({"target_id": made.id}) == 2
 
 
 async def test_field_rules(db: Any) -> None:
     with pytest.raises(Invalid) as caught:
-        await campaigns.create(db, ADMIN, data(
+        await campaign_service.create(db, ADMIN, data(
             title={"en": "x"}, body={"zh-CN": "y" * 1001}, url={"zh-CN": "https://evil.example/", "en": "//x"},
             topics=["weather"], locales=["fr"], ttl=30, urgency="urgent", collapse_topic="has space"), now=NOW)
     assert caught.value.fields == {
@@ -69,26 +71,27 @@ async def test_field_rules(db: Any) -> None:
         "url.en": "push_url_invalid", "topics": "invalid_choice", "locales": "invalid_choice",
         "urgency": "invalid_choice", "collapseTopic": "push_topic_invalid", "ttl": "out_of_range"}
     with pytest.raises(Invalid) as caught:
-        await campaigns.create(db, ADMIN, data(district_ids=[]), now=NOW)
+        await campaign_service.create(db, ADMIN, data(district_ids=[]), now=NOW)
     assert caught.value.fields == {"districtIds": "required"}
     with pytest.raises(Invalid) as caught:
-        await campaigns.create(db, ADMIN, data(district_ids=["atlantis"], ttl=MAX_TTL + 1), now=NOW)
+        await campaign_service.create(db, ADMIN, data(district_ids=["atlantis"], ttl=MAX_TTL + 1), now=NOW)
     assert caught.value.fields == {"districtIds": "unknown_district", "ttl": "out_of_range"}
-    for key in campaigns.MESSAGE_KEYS:  # the push_* keys join server/domain/messages.py MESSAGES at wiring time
+    for key in campaign_model.MESSAGE_KEYS:  # the push_* keys join server/domain/messages.py MESSAGES at wiring time
         assert key.startswith("push_") or messages.translate(key, "en") != key, key
 
 
 async def test_payload_size_is_checked_for_every_locale_at_compose_time(db: Any) -> None:
     # 950 four-byte characters fit the 1,000-character body limit but not, with the title, one push record
     with pytest.raises(Invalid) as caught:
-        await campaigns.create(db, ADMIN, data(body={"zh-CN": "🎉" * 950, "en": "short"},
+        await campaign_service.create(db, ADMIN, data(body={"zh-CN": "🎉" * 950, "en": "short"},
                                                title={"zh-CN": "题" * 120}), now=NOW)
     assert caught.value.fields == {"body.zh-CN": "push_payload_too_large"}
     with pytest.raises(Invalid) as caught:  # only the zh-HK readers' message is too big
-        await campaigns.create(db, ADMIN, data(body={"zh-CN": "短", "zh-HK": "🏮" * 950},
+        await campaign_service.create(db, ADMIN, data(body={"zh-CN": "短", "zh-HK": "🏮" * 950},
                                                title={"zh-CN": "題" * 120}), now=NOW)
     assert caught.value.fields == {"body.zh-HK": "push_payload_too_large"}
-    made = await campaigns.create(db, ADMIN, data(body={"zh-CN": "商" * 1000}, title={"zh-CN": "题" * 120}), now=NOW)
+    made = await campaign_service.create(db, ADMIN, data(body={"zh-CN": "商" * 1000}, title={"zh-CN": "题" * 120}),
+                                         now=NOW)
     assert len(made.payload("zh-CN")) <= 3993
 
 
@@ -96,14 +99,14 @@ async def test_ttl_is_clipped_to_the_linked_festival(db: Any) -> None:
     await db.festivals.insert_many([
         {"_id": "fest", "ends_at": NOW + timedelta(hours=2), "district_ids": ["huaqiangbei"]},
         {"_id": "past", "ends_at": NOW - timedelta(hours=2), "district_ids": ["huaqiangbei"]}])
-    made = await campaigns.create(db, ADMIN, data(ttl=7 * 86400, festival_id="fest"), now=NOW)
+    made = await campaign_service.create(db, ADMIN, data(ttl=7 * 86400, festival_id="fest"), now=NOW)
     assert made.ttl == 7200 and made.festival_id == "fest"
-    assert (await campaigns.create(db, ADMIN, data(ttl=600, festival_id="fest"), now=NOW)).ttl == 600
+    assert (await campaign_service.create(db, ADMIN, data(ttl=600, festival_id="fest"), now=NOW)).ttl == 600
     with pytest.raises(Invalid) as caught:
-        await campaigns.create(db, ADMIN, data(festival_id="past"), now=NOW)
+        await campaign_service.create(db, ADMIN, data(festival_id="past"), now=NOW)
     assert caught.value.fields == {"festivalId": "push_festival_ended"}
     with pytest.raises(Invalid) as caught:
-        await campaigns.create(db, ADMIN, data(festival_id="missing"), now=NOW)
+        await campaign_service.create(db, ADMIN, data(festival_id="missing"), now=NOW)
     assert caught.value.fields == {"festivalId": "not_found"}
 
 
@@ -169,8 +172,8 @@ async def test_graphql_create_inbox_stats_cancel(db: Any, redis: Redis) -> None:
             who=HQB, now=t0 + timedelta(seconds=i))
         assert answer["createCampaign"]["errors"] == []
         made.append(answer["createCampaign"]["campaign"])
-    assert made[0]["status"] == "SENT" and made[0]["urgency"] == "HIGH" and made[0]["ttlSeconds"] == 3600
-    assert made[0]["stats"] == {"targeted": 0, "delivered": 0}  # expanded at once: nobody subscribed here, so sent
+    assert made[0]["status"] == "SENDING" and made[0]["urgency"] == "HIGH" and made[0]["ttlSeconds"] == 3600
+    assert made[0]["stats"] == {"targeted": 0, "delivered": 0}  # stored at once: the workers expand it
     huaqiangbei = [to_global("District", "huaqiangbei")]
 
     page = (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK", "first": 2}, now=later))["inbox"]
@@ -202,7 +205,7 @@ async def test_graphql_create_inbox_stats_cancel(db: Any, redis: Redis) -> None:
 
 
 async def test_inbox_respects_the_campaign_locales(db: Any, redis: Redis) -> None:
-    await campaigns.create(db, ADMIN, data(locales=["en"]), now=NOW)
+    await campaign_service.create(db, ADMIN, data(locales=["en"]), now=NOW)
     huaqiangbei = [to_global("District", "huaqiangbei")]
     assert len((await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "en"}))["inbox"]["edges"]) == 1
     assert (await run(db, redis, INBOX, {"districts": huaqiangbei, "locale": "zh-HK"}))["inbox"]["edges"] == []
@@ -211,12 +214,12 @@ async def test_inbox_respects_the_campaign_locales(db: Any, redis: Redis) -> Non
 async def test_the_service_workers_click_report_counts_on_the_campaign(app_server: Any, db_client: Any) -> None:
     import httpx
 
-    from server.domain.push import campaigns as campaign_service
+    from server.domain.push import campaign_service
     from tests.support import make_account
 
     db = db_client[app_server.db_name]
     admin = (await make_account(db, "admin")).actor()
-    campaign = await campaign_service.create(db, admin, campaign_service.CampaignInput(
+    campaign = await campaign_service.create(db, admin, CampaignInput(
         title={"zh-CN": "点击测试"}, body={"zh-CN": "正文"}, url={"zh-CN": "/festivals"}, district_ids=["huaqiangbei"],
         topics=["offers"]), now=datetime.now(UTC))
     async with httpx.AsyncClient(base_url=app_server.url) as http:
@@ -231,19 +234,19 @@ async def test_the_service_workers_click_report_counts_on_the_campaign(app_serve
 async def test_a_send_time_without_a_zone_is_refused(db: Any) -> None:
     """"20:00" is Shanghai to an operator and UTC to a server: eight hours apart, and quiet hours between."""
     with pytest.raises(Invalid) as refused:
-        await campaigns.create(db, ADMIN, data(send_at=datetime(2025, 2, 1, 20, 0)), now=NOW)
+        await campaign_service.create(db, ADMIN, data(send_at=datetime(2025, 2, 1, 20, 0)), now=NOW)
     assert refused.value.fields == {"sendAt": "bad_datetime"}
-    made = await campaigns.create(db, ADMIN, data(send_at=datetime(2025, 2, 1, 20, 0, tzinfo=UTC)), now=NOW)
+    made = await campaign_service.create(db, ADMIN, data(send_at=datetime(2025, 2, 1, 20, 0, tzinfo=UTC)), now=NOW)
     assert made.send_at == datetime(2025, 2, 1, 20, 0, tzinfo=UTC) and made.scheduled(NOW.timestamp())
 
 
 async def test_a_late_approval_still_ends_with_the_festival(db: Any) -> None:
     await db.festivals.insert_one({"_id": "hqb-fest", "ends_at": NOW + timedelta(hours=10)})
-    made = await campaigns.create(db, HQB, data(ttl=8 * 3600, festival_id="hqb-fest"), now=NOW, approval=True)
+    made = await campaign_service.create(db, HQB, data(ttl=8 * 3600, festival_id="hqb-fest"), now=NOW, approval=True)
     assert made.ttl == 8 * 3600
-    approved = await campaigns.approve(db, BOTH, made.id, now=NOW + timedelta(hours=6))
+    approved = await campaign_service.approve(db, BOTH, made.id, now=NOW + timedelta(hours=6))
     assert approved.ttl == 4 * 3600 and approved.expires_ts == (NOW + timedelta(hours=10)).timestamp()
-    late = await campaigns.create(db, HQB, data(festival_id="hqb-fest"), now=NOW, approval=True)
+    late = await campaign_service.create(db, HQB, data(festival_id="hqb-fest"), now=NOW, approval=True)
     with pytest.raises(Invalid) as ended:
-        await campaigns.approve(db, BOTH, late.id, now=NOW + timedelta(hours=11))
-    assert ended.value.fields == {"id": campaigns.FESTIVAL_ENDED}
+        await campaign_service.approve(db, BOTH, late.id, now=NOW + timedelta(hours=11))
+    assert ended.value.fields == {"id": campaign_model.FESTIVAL_ENDED}

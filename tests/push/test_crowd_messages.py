@@ -11,7 +11,8 @@ from redis.asyncio import Redis
 
 from server.api.ids import to_global
 from server.domain.crowd.alerts import STREAM
-from server.domain.push import campaigns, crowd_messages
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_service, crowd_messages
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.settings import Settings
 from server.worker import GROUP, consume_alerts, handle_alert
@@ -37,9 +38,9 @@ async def test_a_raised_alert_becomes_one_campaign_to_crowd_alert_subscribers(db
     area = await seed(db)
     fields = await raise_alert(db, area)
     await handle_alert(db, redis, Settings(), fields)
-    campaign = await campaigns.get(db, fields["alert_id"])
+    campaign = await campaign_service.get(db, fields["alert_id"])
     assert campaign is not None
-    assert campaign.source == campaigns.SOURCE_CROWD_ALERT and campaign.status == campaigns.SENDING
+    assert campaign.source == campaign_model.SOURCE_CROWD_ALERT and campaign.status == campaign_model.SENDING
     assert campaign.district_ids == ("huaqiangbei",) and campaign.topics == ("crowd_alerts",)
     assert campaign.ttl == 3600 and campaign.collapse_topic == f"crowd-{area}"[:32]
     assert campaign.localized("zh-CN") == (
@@ -52,7 +53,7 @@ async def test_a_raised_alert_becomes_one_campaign_to_crowd_alert_subscribers(db
 
     # a reclaimed stream entry (the worker died before acknowledging) finds the campaign, not a second one
     await handle_alert(db, redis, Settings(), fields)
-    assert await db[campaigns.COLLECTION].count_documents({}) == 1
+    assert await db[campaign_model.COLLECTION].count_documents({}) == 1
 
     # its audience: subscriptions of the district that chose crowd alerts
     now = datetime.now(UTC)
@@ -61,7 +62,7 @@ async def test_a_raised_alert_becomes_one_campaign_to_crowd_alert_subscribers(db
                                             "keys": {"p256dh": "x", "auth": "y"}, "origin": "https://push.example",
                                             "districts": ["huaqiangbei"], "topics": topics, "locale": "en",
                                             "created_at": now, "updated_at": now})
-    assert await campaigns.estimate(db, campaign.district_ids, campaign.topics, campaign.locales) == 2
+    assert await campaign_service.estimate(db, campaign.district_ids, campaign.topics, campaign.locales) == 2
 
 
 async def test_the_cooldown_keeps_a_flapping_area_to_one_message(db: Any, redis: Redis) -> None:
@@ -70,15 +71,15 @@ async def test_the_cooldown_keeps_a_flapping_area_to_one_message(db: Any, redis:
     second = await raise_alert(db, area, "PACKED")
     await handle_alert(db, redis, Settings(), first)
     await handle_alert(db, redis, Settings(), second)
-    assert await campaigns.get(db, first["alert_id"]) is not None
-    assert await campaigns.get(db, second["alert_id"]) is None
+    assert await campaign_service.get(db, first["alert_id"]) is not None
+    assert await campaign_service.get(db, second["alert_id"]) is None
     assert (await db.crowd_alerts.find_one({"_id": second["alert_id"]}))["handled"] == {
         "by": "worker", "skipped": "cooldown"}
     # once the cooldown is over the next alert is sent again
     await redis.delete(crowd_messages.COOLDOWN_KEY + area)
     third = await raise_alert(db, area, "PACKED")
     await handle_alert(db, redis, Settings(), third)
-    assert (await campaigns.get(db, third["alert_id"])) is not None
+    assert (await campaign_service.get(db, third["alert_id"])) is not None
     assert 0 < await redis.ttl(crowd_messages.COOLDOWN_KEY + area) <= 30 * 60
 
 
@@ -87,7 +88,7 @@ async def test_cleared_and_unknown_alerts_send_nothing(db: Any, redis: Redis) ->
     cleared = await raise_alert(db, area, "MODERATE", kind="cleared")
     await handle_alert(db, redis, Settings(), cleared)
     await handle_alert(db, redis, Settings(), {"alert_id": "nope", "district_id": "huaqiangbei"})
-    assert await db[campaigns.COLLECTION].count_documents({}) == 0
+    assert await db[campaign_model.COLLECTION].count_documents({}) == 0
 
 
 async def test_the_worker_turns_stream_entries_into_campaigns(db: Any, redis: Redis) -> None:
@@ -98,10 +99,10 @@ async def test_the_worker_turns_stream_entries_into_campaigns(db: Any, redis: Re
     task = asyncio.create_task(consume_alerts(db, redis, Settings(), f"test-{uuid.uuid4().hex[:6]}", stop))
     try:
         for _ in range(100):
-            if await campaigns.get(db, fields["alert_id"]) is not None:
+            if await campaign_service.get(db, fields["alert_id"]) is not None:
                 break
             await asyncio.sleep(0.05)
-        assert await campaigns.get(db, fields["alert_id"]) is not None
+        assert await campaign_service.get(db, fields["alert_id"]) is not None
     finally:
         stop.set()
         await task

@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 from redis.asyncio import Redis
 
 from server.domain.inbox import service as inbox
-from server.domain.push import campaigns, policy
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_service, policy
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.push import fanout
 from server.push.fanout import DELIVERIES, Consumer, FanoutConfig
@@ -68,13 +69,13 @@ async def until(check: Callable[[], Awaitable[bool]], limit: float = 30) -> None
 
 
 async def stats(db: Any, campaign_id: str) -> dict[str, int]:
-    campaign = await campaigns.get(db, campaign_id)
+    campaign = await campaign_service.get(db, campaign_id)
     assert campaign is not None
     return {k: v for k, v in campaign.stats.items() if v}
 
 
 async def finished(db: Any, campaign_id: str) -> bool:
-    campaign = await campaigns.get(db, campaign_id)
+    campaign = await campaign_service.get(db, campaign_id)
     return campaign is not None and campaign.finished()
 
 
@@ -83,7 +84,7 @@ async def test_a_scheduled_campaign_starts_at_its_time_and_is_announced_once(
     tokens = await add_subscribers(db, fresh_service, 5)
     start = datetime.now(UTC).replace(microsecond=0)
     clock = Clock(start)
-    campaign = await campaigns.create(db, campaigns_admin(), campaign_input(send_at=start + timedelta(hours=2)),
+    campaign = await campaign_service.create(db, campaigns_admin(), campaign_input(send_at=start + timedelta(hours=2)),
                                       now=start)
     cfg = config()
     announcements = redis.pubsub()
@@ -93,8 +94,8 @@ async def test_a_scheduled_campaign_starts_at_its_time_and_is_announced_once(
     consumer = Consumer(db, redis, sender, name="w", config=cfg, clock=clock)
     async with running(consumer):
         await asyncio.sleep(0.5)  # several expand ticks (every 0.1 s here)
-        stored = await campaigns.get(db, campaign.id)
-        assert stored is not None and stored.stage == campaigns.STAGE_NEW and fresh_service.received == []
+        stored = await campaign_service.get(db, campaign.id)
+        assert stored is not None and stored.stage == campaign_model.STAGE_NEW and fresh_service.received == []
         clock.set(start + timedelta(hours=2))
         await until(lambda: finished(db, campaign.id))
     assert await stats(db, campaign.id) == {"targeted": 5, "sent": 5, "delivered": 5}
@@ -115,18 +116,18 @@ def campaigns_admin() -> Any:
     return ADMIN
 
 
-def campaign_input(**changes: Any) -> campaigns.CampaignInput:
+def campaign_input(**changes: Any) -> campaign_model.CampaignInput:
     from dataclasses import replace
 
     from tests.push.test_fanout import TEXTS
 
-    data = campaigns.CampaignInput(title=dict(TEXTS), body={"zh-CN": "今晚 8 点", "en": "Tonight at 8"},
+    data = campaign_model.CampaignInput(title=dict(TEXTS), body={"zh-CN": "今晚 8 点", "en": "Tonight at 8"},
                                    district_ids=["huaqiangbei"], topics=["festivals"])
     return replace(data, **changes)
 
 
-async def create_at(db: Any, clock: Clock, **changes: Any) -> campaigns.Campaign:
-    return await campaigns.create(db, campaigns_admin(), campaign_input(**changes), now=clock.datetime)
+async def create_at(db: Any, clock: Clock, **changes: Any) -> campaign_model.Campaign:
+    return await campaign_service.create(db, campaigns_admin(), campaign_input(**changes), now=clock.datetime)
 
 
 async def test_quiet_hours_defer_until_eight_then_send_or_time_out(
@@ -184,7 +185,7 @@ async def test_daily_cap_two_then_capped_and_a_new_day_resets(
     assert await stats(db, next_day.id) == {"targeted": n, "sent": n, "delivered": n}
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 3))
     sub_id = str((await db[SUBSCRIPTIONS].find_one({}))["_id"])
-    assert await redis.get(policy.cap_key(sub_id, shanghai(29, 12).timestamp())) == "3"
+    assert await redis.get(policy.cap_key(sub_id, shanghai(29, 12).timestamp())) == "2"  # messages sent
     assert 0 < await redis.ttl(policy.cap_key(sub_id, shanghai(30, 12).timestamp())) <= policy.CAP_KEY_SECONDS
 
 
@@ -209,6 +210,28 @@ async def test_the_cap_counts_at_send_time_not_at_deferral(
     assert await stats(db, held.id) == {"targeted": n, "sent": n, "delivered": n, "deferred": n}
     assert await stats(db, third.id) == {"targeted": n, "capped": n}
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 2))
+
+
+async def test_a_message_that_fails_does_not_use_up_the_daily_allowance(
+        db: Any, redis: Redis, fresh_service: PushService, sender: PushSender) -> None:
+    n = 3
+    tokens = await add_subscribers(db, fresh_service, n)
+    clock = Clock(shanghai(29, 12))
+    consumer = Consumer(db, redis, sender, name="cap-fail", config=config(daily_cap=1), clock=clock)
+    async with running(consumer):
+        fresh_service.answer(400, times=n)  # refused for good: "failed", never shown
+        refused = await create_at(db, clock)
+        await until(lambda: finished(db, refused.id))
+        delivered = await create_at(db, clock)  # the day's one message
+        await until(lambda: finished(db, delivered.id))
+        over = await create_at(db, clock)
+        await until(lambda: finished(db, over.id))
+    assert await stats(db, refused.id) == {"targeted": n, "sent": n, "failed": n}
+    assert await stats(db, delivered.id) == {"targeted": n, "sent": n, "delivered": n}
+    assert await stats(db, over.id) == {"targeted": n, "capped": n}
+    assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 1))
+    sub_id = str((await db[SUBSCRIPTIONS].find_one({}))["_id"])
+    assert await redis.get(policy.cap_key(sub_id, shanghai(29, 12).timestamp())) == "1"
 
 
 async def _deferred(db: Any, campaign_id: str, n: int) -> bool:

@@ -16,8 +16,9 @@ from redis.asyncio import Redis
 
 from server.domain.actor import Actor
 from server.domain.i18n import LOCALES
-from server.domain.push import campaigns
-from server.domain.push.campaigns import CampaignInput
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_service
+from server.domain.push.campaign import CampaignInput
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.domain.push.models import PushSubscription, subscription_id
 from server.push import fanout
@@ -56,10 +57,10 @@ async def add_subscribers(db: Any, service: PushService, n: int, *, districts: t
     return tokens
 
 
-async def new_campaign(db: Any, **changes: Any) -> campaigns.Campaign:
+async def new_campaign(db: Any, **changes: Any) -> campaign_model.Campaign:
     data = CampaignInput(title=dict(TEXTS), body={"zh-CN": "今晚 8 点", "en": "Tonight at 8"},
                          url={"zh-CN": "/d/huaqiangbei"}, district_ids=["huaqiangbei"], topics=["festivals"])
-    return await campaigns.create(db, ADMIN, replace(data, **changes), now=datetime.now(UTC))
+    return await campaign_service.create(db, ADMIN, replace(data, **changes), now=datetime.now(UTC))
 
 
 async def run_until_done(db: Any, campaign_id: str, consumers: list[Consumer], limit: float = 60) -> dict[str, int]:
@@ -68,10 +69,10 @@ async def run_until_done(db: Any, campaign_id: str, consumers: list[Consumer], l
     deadline = time.monotonic() + limit
     try:
         while True:
-            campaign = await campaigns.get(db, campaign_id)
+            campaign = await campaign_service.get(db, campaign_id)
             assert campaign is not None
             counts = await fanout.delivery_counts(db, campaign_id)
-            if campaign.stage == campaigns.STAGE_EXPANDED and \
+            if campaign.stage == campaign_model.STAGE_EXPANDED and \
                     sum(counts.get(s, 0) for s in FINAL) == campaign.stats["targeted"]:
                 return counts
             assert time.monotonic() < deadline, counts
@@ -111,7 +112,7 @@ async def test_two_consumers_send_each_subscriber_exactly_once_in_its_locale(
     assert not set(per_token(fresh_service)) & set(others)
     by = {doc["by"] async for doc in db[DELIVERIES].find({"campaign_id": campaign.id})}
     assert by == {"w0", "w1"}
-    stored = await campaigns.get(db, campaign.id)
+    stored = await campaign_service.get(db, campaign.id)
     assert stored is not None and stored.stats["targeted"] == 200 and stored.stats["delivered"] == 200
     pending: Any = await redis.xpending(cfg.stream, cfg.group)
     assert pending["pending"] == 0
@@ -128,7 +129,7 @@ async def test_410_deletes_the_subscription_and_counts_expired(
     assert counts == {"delivered": 7, "expired": 3}
     assert await db[SUBSCRIPTIONS].count_documents({}) == 7
     assert len(per_token(fresh_service)) == 7
-    stored = await campaigns.get(db, campaign.id)
+    stored = await campaign_service.get(db, campaign.id)
     assert stored is not None and (stored.stats["delivered"], stored.stats["expired"]) == (7, 3)
 
 
@@ -144,7 +145,7 @@ async def test_429_retry_after_is_honoured_then_delivered(
     assert counts == {"delivered": 6}
     assert time.monotonic() - started >= 0.9  # the push service asked for a second
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 1))
-    stored = await campaigns.get(db, campaign.id)
+    stored = await campaign_service.get(db, campaign.id)
     assert stored is not None and stored.stats["rate_limited"] >= 1 and stored.stats["delivered"] == 6
 
 
@@ -162,7 +163,7 @@ async def test_5xx_is_retried_with_backoff_then_given_up(
     await fanout.enqueue(db, redis, second.id, cfg)
     assert await run_until_done(db, second.id, [Consumer(db, redis, sender, name="w", config=cfg)]) == \
         {"failed": 1}
-    one, two = await campaigns.get(db, first.id), await campaigns.get(db, second.id)
+    one, two = await campaign_service.get(db, first.id), await campaign_service.get(db, second.id)
     assert one is not None and two is not None
     assert one.stats["retried"] == 2 and (two.stats["retried"], two.stats["failed"]) == (2, 1)
 
@@ -201,7 +202,7 @@ async def test_a_dead_consumers_batch_is_finished_by_another_and_nobody_gets_two
     counts = await run_until_done(db, campaign.id, [Consumer(db, redis, sender, name="heir", config=cfg)])
     assert counts == {"delivered": 60}
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 1))
-    stored = await campaigns.get(db, campaign.id)
+    stored = await campaign_service.get(db, campaign.id)
     assert stored is not None and stored.stats["delivered"] == 60
     pending = await redis.xpending(cfg.stream, cfg.group)
     assert pending["pending"] == 0
@@ -211,7 +212,7 @@ class CancellingConsumer(Consumer):
     async def send(self, message: EncodedMessage) -> SendResult:
         result = await super().send(message)
         if len(self.sent) == 9:
-            await campaigns.cancel(self.db, ADMIN, self.campaign_id)
+            await campaign_service.cancel(self.db, ADMIN, self.campaign_id)
         self.sent.append(message.endpoint)
         return result
 
@@ -233,7 +234,7 @@ async def test_cancel_stops_what_is_not_yet_sent(
     # cancelled before the worker reached it: nothing at all
     fresh_service.received.clear()
     other = await new_campaign(db)
-    await campaigns.cancel(db, ADMIN, other.id)
+    await campaign_service.cancel(db, ADMIN, other.id)
     assert await fanout.enqueue(db, redis, other.id, cfg) is None
     assert await fanout.expand_pending(db, redis, cfg) == 0
     assert fresh_service.received == []
@@ -256,13 +257,13 @@ async def test_counters_a_killed_worker_left_short_are_recounted_from_the_record
     assert await fanout.enqueue(db, redis, campaign.id, cfg) == 60
     await run_until_done(db, campaign.id, [Consumer(db, redis, sender, name="w", config=cfg)])
     # the worker died after writing a group of 25 outcomes and before adding them to the counters
-    await db[campaigns.COLLECTION].update_one({"_id": campaign.id}, {"$inc": {"stats.delivered": -25,
+    await db[campaign_model.COLLECTION].update_one({"_id": campaign.id}, {"$inc": {"stats.delivered": -25,
                                                                              "stats.sent": -25}})
-    short = await campaigns.get(db, campaign.id)
+    short = await campaign_service.get(db, campaign.id)
     assert short is not None and not short.finished()
     assert await reconcile(db, now=time.time()) == []  # outcomes just written: their $inc may still come
     assert await reconcile(db, now=time.time() + 120) == [campaign.id]
-    fixed = await campaigns.get(db, campaign.id)
+    fixed = await campaign_service.get(db, campaign.id)
     assert fixed is not None and fixed.finished()
     assert (fixed.stats["delivered"], fixed.stats["sent"], fixed.stats["targeted"]) == (60, 60, 60)
     assert await reconcile(db, now=time.time() + 120) == []  # nothing left to fix
@@ -276,11 +277,11 @@ async def test_a_campaign_whose_batches_redis_lost_is_expanded_again(
     assert await fanout.enqueue(db, redis, campaign.id, cfg) == 60
     await redis.delete(cfg.stream)  # Redis restarted without persistence: the queued batches are gone
     assert await reconcile(db, now=time.time() + 60) == []  # not yet: the batches may just be slow
-    stuck = await campaigns.get(db, campaign.id)
-    assert stuck is not None and stuck.stage == campaigns.STAGE_EXPANDED
+    stuck = await campaign_service.get(db, campaign.id)
+    assert stuck is not None and stuck.stage == campaign_model.STAGE_EXPANDED
     assert await reconcile(db, now=time.time() + 700) == []
-    again = await campaigns.get(db, campaign.id)
-    assert again is not None and again.stage == campaigns.STAGE_NEW
+    again = await campaign_service.get(db, campaign.id)
+    assert again is not None and again.stage == campaign_model.STAGE_NEW
     counts = await run_until_done(db, campaign.id, [Consumer(db, redis, sender, name="w", config=cfg)])
     assert counts == {"delivered": 60}
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 1))

@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import REGISTRY, generate_latest
 from redis.asyncio import Redis
 
-from server.domain.push import campaigns
+from server.domain.push import campaign_service
 from server.observability.logs import JsonFormatter, RedactionFilter
 from server.observability.metrics import refresh_stream_gauges
 from server.push import fanout
@@ -35,7 +35,7 @@ async def test_outcomes_and_latency_by_push_service(
     before = {outcome: sample("shangquan_push_messages_total", outcome=outcome, service="127.0.0.1")
               for outcome in ("delivered", "expired")}
     posts = sample("shangquan_push_send_duration_seconds_count", service="127.0.0.1")
-    campaign = await campaigns.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC))
+    campaign = await campaign_service.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC))
     async with running(Consumer(db, redis, sender, name="metered", config=config())):
         await until(lambda: finished(db, campaign.id))
     assert sample("shangquan_push_messages_total", outcome="delivered", service="127.0.0.1") - \
@@ -83,7 +83,7 @@ async def test_one_structured_log_line_per_batch_with_the_request_id(
     old_level = logger.level
     logger.setLevel("INFO")
     try:
-        campaign = await campaigns.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC),
+        campaign = await campaign_service.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC),
                                           request_id="req-7f3a")
         cfg = replace(config(), batch_size=25)
         async with running(Consumer(db, redis, sender, name="logged", config=cfg)):

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.domain.push import campaigns
+from server.domain.push import campaign_service
 from server.push import fanout
 from server.push.fanout import DELIVERIES, FINAL, FanoutConfig
 from server.push.vapid import VapidKeys
@@ -115,15 +115,15 @@ async def test_two_worker_processes_send_10000_exactly_once(
     pair = [workers(), workers()]
     for worker in pair:
         await worker.ready()
-    campaign = await campaigns.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC),
+    campaign = await campaign_service.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC),
                                       request_id="req-two-workers")
 
     async def done() -> bool:
-        stored = await campaigns.get(db, campaign.id)
+        stored = await campaign_service.get(db, campaign.id)
         return stored is not None and stored.finished()
 
     await wait_for(done)
-    stored = await campaigns.get(db, campaign.id)
+    stored = await campaign_service.get(db, campaign.id)
     assert stored is not None
     assert {k: v for k, v in stored.stats.items() if v} == {"targeted": n, "sent": n, "delivered": n}
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 1))
@@ -160,7 +160,7 @@ async def test_a_killed_worker_loses_nothing_and_duplicates_stay_within_the_in_f
     doomed, survivor = workers(reclaim_seconds=RECLAIM), workers(reclaim_seconds=RECLAIM)
     for worker in (doomed, survivor):
         await worker.ready()
-    campaign = await campaigns.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC))
+    campaign = await campaign_service.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC))
 
     async def underway() -> bool:
         return len(fresh_service.received) >= 300
@@ -193,7 +193,7 @@ async def test_sigterm_finishes_the_batches_in_hand_and_exits_0(
     leaving, staying = workers(), workers()
     for worker in (leaving, staying):
         await worker.ready()
-    campaign = await campaigns.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC))
+    campaign = await campaign_service.create(db, campaigns_admin(), campaign_input(), now=datetime.now(UTC))
 
     async def underway() -> bool:
         return len(fresh_service.received) >= 300
@@ -204,11 +204,11 @@ async def test_sigterm_finishes_the_batches_in_hand_and_exits_0(
     assert any(line.get("message") == "worker stopped" for line in leaving.lines())
 
     async def done() -> bool:
-        stored = await campaigns.get(db, campaign.id)
+        stored = await campaign_service.get(db, campaign.id)
         return stored is not None and stored.finished()
 
     await wait_for(done)
-    stored = await campaigns.get(db, campaign.id)
+    stored = await campaign_service.get(db, campaign.id)
     assert stored is not None
     assert {k: v for k, v in stored.stats.items() if v} == {"targeted": n, "sent": n, "delivered": n}
     assert per_token(fresh_service) == Counter(dict.fromkeys(tokens, 1))  # nobody lost, nobody twice

@@ -21,10 +21,12 @@ from server.asgi import create_app
 from server.domain import messages
 from server.domain.festivals import service as festivals
 from server.domain.i18n import LOCALES
-from server.domain.push.campaigns import STATS
+from server.domain.push.campaign import STATS
 from server.domain.push.models import TOPICS, PushSubscription
 from server.push.encode import Urgency
+from server.push.expand import expand_pending
 from server.services import embedded
+from server.services.redis import connect as connect_redis
 from server.web.admin.views_push import STATES
 from tests.conftest import RunningApp
 from tests.support import make_account
@@ -117,8 +119,17 @@ async def expected_audience(db: Any) -> int:
 
 # ---------------------------------------------------------------- compose → preview → send
 
+async def worker_expands(db: Any, redis_url: str) -> None:
+    """What a worker's expand loop does within a second of a campaign becoming due."""
+    redis = connect_redis(redis_url)
+    try:
+        await expand_pending(db, redis)
+    finally:
+        await redis.aclose()
+
+
 async def test_an_operator_previews_then_sends_and_watches_the_counters(
-        db: Any, people: People, app_server: RunningApp, operator: Browser) -> None:
+        db: Any, people: People, app_server: RunningApp, operator: Browser, redis_url: str) -> None:
     page = await operator.form_page("/admin/campaigns/new")
     assert 'href="/admin/campaigns" aria-current="page"' in page  # the menu leads here
     assert f'value="{DISTRICT}" checked' in page and OTHER_DISTRICT not in page  # only its own district
@@ -155,7 +166,9 @@ async def test_an_operator_previews_then_sends_and_watches_the_counters(
     doc = await db.push_campaigns.find_one({"_id": campaign_id})
     assert doc["status"] == "sending" and doc["created_by"] == people.operator.id
     assert doc["title"] == {"zh-CN": "华强北周末数码节", "en": "Huaqiangbei gadget weekend"}
-    assert doc["stage"] == "expanded" and doc["stats"]["targeted"] == audience  # fan-out started at once
+    assert doc["stage"] == "new" and doc["stats"]["targeted"] == 0  # stored and answered at once, whatever its size
+    await worker_expands(db, redis_url)
+    assert (await db.push_campaigns.find_one({"_id": campaign_id}))["stats"]["targeted"] == audience
     assert await db.audit.find_one({"action": "push_campaign.create", "target_id": campaign_id})
 
     detail = await operator.get(sent.headers["location"])
@@ -350,7 +363,7 @@ async def approval_app(app_server: RunningApp) -> AsyncIterator[RunningApp]:
 
 
 async def test_with_four_eyes_another_operator_approves_or_rejects(
-        db: Any, people: People, approval_app: RunningApp) -> None:
+        db: Any, people: People, approval_app: RunningApp, redis_url: str) -> None:
     second = await make_account(db, "operator", district_ids=[DISTRICT])
     author = await signed_in(approval_app, people.operator, **{"accept-language": "en"})
     reviewer = await signed_in(approval_app, second, **{"accept-language": "en"})
@@ -381,7 +394,9 @@ async def test_with_four_eyes_another_operator_approves_or_rejects(
         assert approved.status_code == 303 and approved.headers["location"].endswith("?ok=campaign_approved")
         doc = await db.push_campaigns.find_one({"_id": campaign_id})
         assert doc["status"] == "sending" and doc["approved_by"] == second.id
-        assert doc["stats"]["targeted"] == await expected_audience(db)  # sending started on approval
+        await worker_expands(db, redis_url)  # due on approval: the workers expand it
+        assert (await db.push_campaigns.find_one({"_id": campaign_id}))["stats"]["targeted"] == \
+            await expected_audience(db)
         assert second.email in (await reviewer.get(f"/admin/campaigns/{campaign_id}")).text
 
         sent = await author.post("/admin/campaigns/new", {**form(**{"title.zh-CN": "会被拒绝"}), "action": "send"})

@@ -20,7 +20,8 @@ from server.domain.crowd import sensors
 from server.domain.festivals import service as festivals
 from server.domain.offers import service as offers
 from server.domain.products import service as products
-from server.domain.push import campaigns
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_service
 from tests.conftest import RunningApp
 from tests.web.conftest import DISTRICT, SHOP_X, Browser, People, signed_in
 from tests.web.forms import festival_form, local, new_offer_form, offer_form, product_form, profile_form
@@ -108,7 +109,7 @@ def actions(db: Any, w: World) -> list[Action]:
     async def fresh_campaign() -> None:  # awaiting approval, due tomorrow, by none of the matrix's actors
         now = datetime.now(UTC)
         author = Actor("matrix-author", "author@example.com", "admin")
-        made = await campaigns.create(db, author, campaigns.CampaignInput(
+        made = await campaign_service.create(db, author, campaign_model.CampaignInput(
             title={"zh-CN": "矩阵待批准"}, body={"zh-CN": "矩阵"}, district_ids=[DISTRICT], topics=["offers"],
             send_at=now + timedelta(days=1)), now=now, approval=True)
         w.campaign_id = made.id

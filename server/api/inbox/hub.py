@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from server.domain.inbox import service as inbox
-from server.domain.push import campaigns
-from server.domain.push.campaigns import Campaign
+from server.domain.push import campaign_service
+from server.domain.push.campaign import Campaign
 from server.services.mongo import Doc
 from server.services.pubsub import Hub
 
@@ -52,7 +52,7 @@ class InboxHub(Hub):
         if not self.by_district:
             return  # nobody here reads an inbox just now: no need to load it
         try:
-            campaign = await campaigns.get(self.db, campaign_id)
+            campaign = await campaign_service.get(self.db, campaign_id)
         except PyMongoError as exc:  # the shoppers' next refetch lists it; do not drop the Redis subscription
             log.warning("inbox hub could not load campaign %s (%s)", campaign_id, exc)
             return

@@ -11,8 +11,8 @@ from server.api.ids import key_of, to_global
 from server.api.payloads import FieldError, LocalizedInput, texts
 from server.api.push.types import PushTopic
 from server.domain.actor import Actor
-from server.domain.push import campaigns
-from server.domain.push.campaigns import Campaign, Preview
+from server.domain.push import campaign as campaign_model
+from server.domain.push.campaign import Campaign, Preview
 
 MAX_INPUT_LIST = 60  # one past every domain limit, so the service can say "too many" without a huge list
 
@@ -36,8 +36,8 @@ class CampaignStatus(Enum):
 
 @strawberry.enum(description="Who composed a campaign.")
 class CampaignSource(Enum):
-    OPERATOR = campaigns.SOURCE_OPERATOR
-    CROWD_ALERT = campaigns.SOURCE_CROWD_ALERT
+    OPERATOR = campaign_model.SOURCE_OPERATOR
+    CROWD_ALERT = campaign_model.SOURCE_CROWD_ALERT
 
 
 def status_of(campaign: Campaign, now_ts: float) -> CampaignStatus:
@@ -69,8 +69,8 @@ class CampaignInput:
         default=None, description="When to send (with a UTC offset; up to 4 weeks ahead); null sends now, or as "
                                   "soon as it is approved.")
 
-    def to_service(self) -> campaigns.CampaignInput:
-        return campaigns.CampaignInput(
+    def to_service(self) -> campaign_model.CampaignInput:
+        return campaign_model.CampaignInput(
             title=texts(self.title), body=texts(self.body), url=texts(self.url), image=texts(self.image),
             district_ids=[key_of(d, "District") for d in self.district_ids[:MAX_INPUT_LIST]],
             topics=[t.value for t in self.topics], locales=[str(loc)[:20] for loc in (self.locales or [])[:10]],
@@ -122,7 +122,7 @@ class CampaignType:
     @staticmethod
     def of(campaign: Campaign, locale: str, now: datetime, viewer: Actor | None = None) -> CampaignType:
         title, body, url = campaign.localized(locale)
-        awaiting = campaign.status == campaigns.AWAITING_APPROVAL
+        awaiting = campaign.status == campaign_model.AWAITING_APPROVAL
         return CampaignType(
             id=strawberry.ID(to_global("Campaign", campaign.id)), status=status_of(campaign, now.timestamp()),
             title=title, body=body, url=url, image=campaign.image_for(locale) or None, locale=locale,
@@ -134,7 +134,7 @@ class CampaignType:
             approved=campaign.approved_by is not None,
             can_approve=awaiting and viewer is not None and viewer.account_id is not None
             and viewer.account_id != campaign.created_by,
-            stats=CampaignStatsType(**{name: campaign.stats.get(name, 0) for name in campaigns.STATS}))
+            stats=CampaignStatsType(**{name: campaign.stats.get(name, 0) for name in campaign_model.STATS}))
 
 
 @strawberry.type

@@ -18,9 +18,8 @@ from server.api.push.campaign_types import (
     CampaignType,
 )
 from server.domain.actor import Actor
-from server.domain.push import campaigns
-from server.domain.push.campaigns import Campaign
-from server.push.expand import start_if_due
+from server.domain.push import campaign_service
+from server.domain.push.campaign import Campaign
 
 RECENT_DEFAULT = 20
 
@@ -30,18 +29,13 @@ def _payload(ctx: Context, campaign: Campaign | None, errors: list[FieldError], 
     return CampaignPayload(campaign=view, errors=errors)
 
 
-async def _start_if_due(ctx: Context, campaign: Campaign) -> Campaign:
-    await start_if_due(ctx.db, ctx.redis, campaign)
-    return await campaigns.get(ctx.db, campaign.id) or campaign
-
-
 @strawberry.type
 class CampaignQueries:
     @strawberry.field(description="A campaign with its progress; for operators of its districts.")
     async def campaign_stats(self, info: AppInfo, id: strawberry.ID) -> CampaignPayload:
         ctx = info.context
         who = await actor(info)
-        result, errors, _ = await attempt(info, campaigns.for_operator(ctx.db, who, key_of(id, "Campaign")))
+        result, errors, _ = await attempt(info, campaign_service.for_operator(ctx.db, who, key_of(id, "Campaign")))
         return _payload(ctx, result, errors, who)
 
     @strawberry.field(description="The newest campaigns of the districts the caller operates (all for an admin).")
@@ -49,7 +43,7 @@ class CampaignQueries:
         ctx = info.context
         who = await actor(info)
         size = page_size(first if first is not None else RECENT_DEFAULT)
-        found, errors, _ = await attempt(info, campaigns.recent(ctx.db, who, limit=size))
+        found, errors, _ = await attempt(info, campaign_service.recent(ctx.db, who, limit=size))
         return CampaignListPayload(campaigns=[CampaignType.of(c, ctx.locale, ctx.now, who) for c in found or []],
                                    errors=errors)
 
@@ -58,7 +52,7 @@ class CampaignQueries:
     async def preview_campaign(self, info: AppInfo, input: CampaignInput) -> CampaignPreviewPayload:
         ctx = info.context
         who = await actor(info)
-        result, errors, _ = await attempt(info, campaigns.preview(ctx.db, who, input.to_service(), now=ctx.now))
+        result, errors, _ = await attempt(info, campaign_service.preview(ctx.db, who, input.to_service(), now=ctx.now))
         if result is None:
             return CampaignPreviewPayload(previews=[], audience=None, errors=errors)
         previews, audience = result
@@ -73,11 +67,9 @@ class CampaignMutations:
     async def create_campaign(self, info: AppInfo, input: CampaignInput) -> CampaignPayload:
         ctx = info.context
         who = await actor(info)
-        result, errors, _ = await attempt(info, campaigns.create(
-            ctx.db, who, input.to_service(), now=ctx.now, approval=ctx.settings.push_approval,
+        result, errors, _ = await attempt(info, campaign_service.create_and_start(
+            ctx.db, ctx.redis, who, input.to_service(), now=ctx.now, approval=ctx.settings.push_approval,
             request_id=ctx.request_id))
-        if result is not None:
-            result = await _start_if_due(ctx, result)
         return _payload(ctx, result, errors, who)
 
     @strawberry.mutation(description="Four-eyes: release a campaign another operator composed; sent at its send "
@@ -85,14 +77,13 @@ class CampaignMutations:
     async def approve_campaign(self, info: AppInfo, id: strawberry.ID) -> CampaignPayload:
         ctx = info.context
         who = await actor(info)
-        result, errors, _ = await attempt(info, campaigns.approve(ctx.db, who, key_of(id, "Campaign"), now=ctx.now))
-        if result is not None:
-            result = await _start_if_due(ctx, result)
+        result, errors, _ = await attempt(
+            info, campaign_service.approve_and_start(ctx.db, ctx.redis, who, key_of(id, "Campaign"), now=ctx.now))
         return _payload(ctx, result, errors, who)
 
     @strawberry.mutation(description="Stop sending what is not yet sent; the campaign leaves the inbox.")
     async def cancel_campaign(self, info: AppInfo, id: strawberry.ID) -> CampaignPayload:
         ctx = info.context
         who = await actor(info)
-        result, errors, _ = await attempt(info, campaigns.cancel(ctx.db, who, key_of(id, "Campaign")))
+        result, errors, _ = await attempt(info, campaign_service.cancel(ctx.db, who, key_of(id, "Campaign")))
         return _payload(ctx, result, errors, who)

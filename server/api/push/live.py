@@ -15,7 +15,7 @@ from server.api.payloads import actor, attempt
 from server.api.push.campaign_types import DONE, CampaignPayload, CampaignStatus, CampaignType
 from server.domain.accounts import service as accounts
 from server.domain.actor import ANONYMOUS, Actor
-from server.domain.push import campaigns
+from server.domain.push import campaign_service
 
 POLL_SECONDS: Final = 1.0  # a handful of operators follow a campaign: one read by _id each per second is cheap
 IDLE_POLL_SECONDS: Final = 10.0
@@ -42,7 +42,7 @@ class CampaignSubscriptions:
         reader = info.context.operation_locale(locale)
         who = await socket_actor(info)
         key = key_of(id, "Campaign")
-        campaign, errors, _ = await attempt(info, campaigns.for_operator(ctx.db, who, key))
+        campaign, errors, _ = await attempt(info, campaign_service.for_operator(ctx.db, who, key))
         if campaign is None:
             yield CampaignPayload(campaign=None, errors=errors)
             return
@@ -58,7 +58,7 @@ class CampaignSubscriptions:
             # every second while it sends; a scheduled or unapproved one can wait weeks, so look less often
             sending = view.status is CampaignStatus.SENDING
             await asyncio.sleep(POLL_SECONDS if sending else IDLE_POLL_SECONDS)
-            fresh = await campaigns.get(ctx.db, key)
+            fresh = await campaign_service.get(ctx.db, key)
             if fresh is None:
                 return
             campaign = fresh

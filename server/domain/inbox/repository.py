@@ -8,7 +8,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain.paging import Key
-from server.domain.push.campaigns import COLLECTION, SENDING
+from server.domain.push.campaign import COLLECTION, SENDING
 from server.services.mongo import Doc
 
 

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from server.domain.i18n import LOCALES
 from server.domain.inbox import repository
 from server.domain.paging import Key
-from server.domain.push.campaigns import SENDING, Campaign
+from server.domain.push.campaign import SENDING, Campaign
 from server.domain.push.models import TOPICS
 from server.services.mongo import Doc
 

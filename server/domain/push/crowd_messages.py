@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 
 from server.domain.actor import Actor
 from server.domain.i18n import LOCALES, Localized, pick
-from server.domain.push import campaigns
-from server.domain.push.campaigns import Campaign, CampaignInput
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_service
+from server.domain.push.campaign import Campaign, CampaignInput
 from server.services.mongo import Doc
 
 WORKER: Final = Actor(account_id="crowd-alerts", email="crowd-alerts", role="admin")
@@ -63,7 +64,7 @@ async def campaign_for_alert(db: AsyncDatabase[Doc], redis: Redis, alert_id: str
     if isinstance(at, datetime) and (now - (at if at.tzinfo else at.replace(tzinfo=UTC))).total_seconds() > TTL:
         await _handled(db, alert_id, {"by": "worker", "skipped": "stale"})  # reclaimed too late to be news
         return None, "stale"
-    existing = await campaigns.get(db, alert_id)
+    existing = await campaign_service.get(db, alert_id)
     if existing is not None:
         return existing, "created before"
     area_id, district_id = str(alert["area_id"]), str(alert["district_id"])
@@ -80,10 +81,10 @@ async def campaign_for_alert(db: AsyncDatabase[Doc], redis: Redis, alert_id: str
                          topics=["crowd_alerts"], ttl=TTL, collapse_topic=_topic(area_id))
     campaign: Campaign | None
     try:
-        campaign = await campaigns.create(db, WORKER, data, now=now, source=campaigns.SOURCE_CROWD_ALERT,
+        campaign = await campaign_service.create(db, WORKER, data, now=now, source=campaign_model.SOURCE_CROWD_ALERT,
                                           campaign_id=alert_id)
     except DuplicateKeyError:  # another worker got there between our read and insert
-        campaign = await campaigns.get(db, alert_id)
+        campaign = await campaign_service.get(db, alert_id)
     await _handled(db, alert_id, {"by": "worker", "campaign_id": alert_id})
     return campaign, "created"
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from server.push.encode import Subscription
+from server.domain.push.message import Subscription
 
 TOPICS: Final = ("festivals", "offers", "crowd_alerts")
 COLLECTION: Final = "push_subscriptions"

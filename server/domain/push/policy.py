@@ -9,7 +9,7 @@ from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from server.push.encode import Urgency
+from server.domain.push.message import Urgency
 
 LOCAL: Final = ZoneInfo("Asia/Shanghai")
 # A cap counter outlives its local day by a day, so a key written just before midnight still expires.

@@ -13,7 +13,7 @@ from typing import Final
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain.push.campaigns import COLLECTION as CAMPAIGNS
+from server.domain.push.campaign import COLLECTION as CAMPAIGNS
 from server.domain.push.models import DELIVERIES
 from server.services.mongo import Doc
 

@@ -12,7 +12,7 @@ from starlette.datastructures import FormData
 
 from server.domain.festivals.models import Festival
 from server.domain.i18n import FALLBACKS, LOCALES, Localized
-from server.domain.push.campaigns import MIN_TTL, CampaignInput, Preview
+from server.domain.push.campaign import MIN_TTL, CampaignInput, Preview
 from server.push.encode import MAX_PLAINTEXT, MAX_TTL, Urgency
 from server.web.admin import security
 from server.web.admin.common import Values, form_list, form_str, localized_input, parse_local

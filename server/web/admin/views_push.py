@@ -19,11 +19,11 @@ from server.domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from server.domain.festivals.models import Festival
 from server.domain.festivals.repository import When, list_festivals
 from server.domain.festivals.repository import by_ids as festival_by_ids
-from server.domain.push import campaigns
-from server.domain.push.campaigns import FINAL_STATS, STATS, Campaign, CampaignInput, Preview
+from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_service
+from server.domain.push.campaign import FINAL_STATS, STATS, Campaign, CampaignInput, Preview
 from server.domain.push.models import TOPICS
 from server.observability.correlation import current_request_id
-from server.push.expand import start_if_due
 from server.settings import Settings
 from server.web.admin import campaign_form as cf
 from server.web.admin.common import (
@@ -83,7 +83,7 @@ def _approval(request: Request) -> bool:
 async def campaign_list(request: Request) -> Response:
     actor = await signed_in(request)
     db = db_of(request)
-    found = await campaigns.recent(db, actor)
+    found = await campaign_service.recent(db, actor)
     names = await districts_by_ids(db, sorted({d for c in found for d in c.district_ids}))
     now_ts = datetime.now(UTC).timestamp()
     return render(request, "campaigns.html", {
@@ -123,16 +123,16 @@ async def compose(request: Request) -> Response:
     try:
         if problems or action == "preview":
             # nothing is stored here; with the form's own problems it only collects the service's
-            previews, audience = await campaigns.preview(db, actor, data, now=now)
+            previews, audience = await campaign_service.preview(db, actor, data, now=now)
             if problems:
                 raise Invalid({})
             return await _preview_page(request, actor, form, data, previews, audience, now)
-        created = await campaigns.create(db, actor, data, now=now, approval=_approval(request),
-                                         request_id=current_request_id())
+        created = await campaign_service.create_and_start(db, redis_of(request), actor, data, now=now,
+                                                          approval=_approval(request),
+                                                          request_id=current_request_id())
     except Invalid as exc:
         return await _compose_page(request, actor, Values.of_form(form), cf.form_errors(exc.fields, problems), 422)
-    await start_if_due(db_of(request), redis_of(request), created)
-    notice = ("campaign_awaiting" if created.status == campaigns.AWAITING_APPROVAL
+    notice = ("campaign_awaiting" if created.status == campaign_model.AWAITING_APPROVAL
               else "campaign_scheduled" if created.scheduled(now.timestamp()) else "campaign_sent")
     return see_other(f"/admin/campaigns/{created.id}?ok={notice}")
 
@@ -175,7 +175,7 @@ async def _campaign_page(request: Request, actor: Actor, campaign: Campaign, act
 @page
 async def campaign_page(request: Request) -> Response:
     actor = await signed_in(request)
-    campaign = await campaigns.for_operator(db_of(request), actor, request.path_params["campaign_id"])
+    campaign = await campaign_service.for_operator(db_of(request), actor, request.path_params["campaign_id"])
     return await _campaign_page(request, actor, campaign)
 
 
@@ -185,7 +185,7 @@ async def campaign_stats(request: Request) -> Response:
         actor = await session_actor(request)
         if not actor.signed_in:
             raise Unauthenticated()
-        campaign = await campaigns.for_operator(db_of(request), actor, request.path_params["campaign_id"])
+        campaign = await campaign_service.for_operator(db_of(request), actor, request.path_params["campaign_id"])
     except Unauthenticated:
         return JSONResponse({"error": "unauthenticated"}, 401)
     except Forbidden:
@@ -201,11 +201,11 @@ async def approve(request: Request) -> Response:
     db = db_of(request)
     campaign_id = request.path_params["campaign_id"]
     try:
-        approved = await campaigns.approve(db, actor, campaign_id, now=datetime.now(UTC))
+        approved = await campaign_service.approve_and_start(db, redis_of(request), actor, campaign_id,
+                                                            now=datetime.now(UTC))
     except Invalid as exc:  # the creator, or not awaiting approval any more: say why on the campaign's page
-        current = await campaigns.for_operator(db, actor, campaign_id)
+        current = await campaign_service.for_operator(db, actor, campaign_id)
         return await _campaign_page(request, actor, current, next(iter(exc.fields.values()), "invalid"), 422)
-    await start_if_due(db_of(request), redis_of(request), approved)
     return see_other(f"/admin/campaigns/{approved.id}?ok=campaign_approved")
 
 
@@ -214,9 +214,9 @@ async def cancel(request: Request) -> Response:
     """Cancel, or reject one awaiting approval (the same stop, told apart for the notice)."""
     actor, form = await posted(request)
     db = db_of(request)
-    campaign = await campaigns.for_operator(db, actor, request.path_params["campaign_id"])  # who may comes first
+    campaign = await campaign_service.for_operator(db, actor, request.path_params["campaign_id"])  # who may comes first
     reject = form_str(form, "reject", 5) == "1"
-    if reject and campaign.status != campaigns.AWAITING_APPROVAL:
-        return await _campaign_page(request, actor, campaign, campaigns.NOT_AWAITING, 422)
-    await campaigns.cancel(db, actor, campaign.id)
+    if reject and campaign.status != campaign_model.AWAITING_APPROVAL:
+        return await _campaign_page(request, actor, campaign, campaign_model.NOT_AWAITING, 422)
+    await campaign_service.cancel(db, actor, campaign.id)
     return see_other(f"/admin/campaigns/{campaign.id}?ok={'campaign_rejected' if reject else 'campaign_cancelled'}")

@@ -1,0 +1,320 @@
+"""HTTP/2 to the push services that speak it: a few multiplexed TLS connections per service, built on `h2`.
+
+Why `h2` directly rather than httpx (which uses the same `h2` underneath): a fan-out is nothing but small
+POSTs, and httpx's request machinery measured 1.0-3.3 ms of CPU per POST here (server/push/sender.py), where
+this connection adds ~0.1 ms to h2's own framing.  And the fan-out needs what a general client hides: which
+streams a GOAWAY left unprocessed (safe to send again at once: RFC 9113 §6.8), REFUSED_STREAM (likewise), the
+peer's SETTINGS_MAX_CONCURRENT_STREAMS, and dialling only the addresses the SSRF guard checked.
+
+Errors are typed by what they mean for duplicates: `NotProcessed` (the service promises it did nothing with
+the request: retried here on another connection) and `MaybeProcessed` (it may have: the fan-out retries it
+later, inside its documented in-flight bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+READ_SIZE = 65_536
+DEFAULT_STREAMS = 100  # until the peer's SETTINGS say otherwise (RFC 9113 recommends at least 100)
+
+
+class NotProcessed(Exception):
+    """The request was not acted on (above a GOAWAY's last stream id, REFUSED_STREAM, or never sent)."""
+
+
+class MaybeProcessed(Exception):
+    """The request may have reached the push service (connection lost, stream reset, protocol error)."""
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Stream:
+    done: asyncio.Future[Response]
+    status: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytearray = field(default_factory=bytearray)
+
+
+class Http2Connection:
+    """One TLS connection speaking h2; `request` multiplexes up to the peer's concurrent-stream limit."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, authority: str) -> None:
+        self._reader = reader
+        self._writer = writer
+        self.authority = authority
+        # Our own headers, built once per campaign and service: h2's per-request validation and normalisation
+        # were a third of a message's CPU.  Normalisation also marks Authorization never-indexed, so the same
+        # VAPID token was Huffman-coded into every request instead of being sent once into the HPACK table
+        # (a connection carries only our own requests, so there is no secret for compression to leak).
+        self._h2 = h2.connection.H2Connection(h2.config.H2Configuration(
+            client_side=True, header_encoding="utf-8", validate_outbound_headers=False,
+            normalize_outbound_headers=False))
+        self._authority = authority.encode()
+        self._streams: dict[int, _Stream] = {}
+        self._window = asyncio.Event()  # set when the peer opens its flow-control window
+        self.max_streams = DEFAULT_STREAMS
+        self.active = 0  # streams open or being opened on this connection
+        self.usable = True  # False after GOAWAY or an error: finish what is open, start nothing new
+        self.on_change: Callable[[], None] = lambda: None  # a stream finished or the limit moved
+        self.settings_received = asyncio.Event()  # the peer's first SETTINGS: its stream limit is known
+        self._h2.initiate_connection()
+        self._flush()
+        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    @classmethod
+    async def open(cls, address: str, port: int, server_name: str, authority: str, context: ssl.SSLContext,
+                   connect_within: float) -> Http2Connection | None:
+        """Dial `address`; None if the service chose HTTP/1.1 in ALPN (the caller falls back)."""
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(address, port, ssl=context, server_hostname=server_name), connect_within)
+        ssl_object = writer.get_extra_info("ssl_object")
+        if ssl_object is None or ssl_object.selected_alpn_protocol() != "h2":
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+            return None
+        connection = cls(reader, writer, authority)
+        try:  # the server's preface is its SETTINGS: wait for its stream limit before opening any stream
+            await asyncio.wait_for(connection.settings_received.wait(), connect_within)
+        except TimeoutError:
+            await connection.aclose()
+            raise
+        if connection.closed:
+            raise ConnectionError("the push service closed the connection during its preface")
+        return connection
+
+    @property
+    def free(self) -> int:
+        return self.max_streams - self.active if self.usable else 0
+
+    def _flush(self) -> None:
+        data = self._h2.data_to_send()
+        if data and not self._writer.is_closing():
+            self._writer.write(data)
+
+    async def request(self, path: str, headers: list[tuple[bytes, bytes]], body: bytes,
+                      answer_within: float) -> Response:
+        """POST `body`; the caller took one of `free` first (`active` counts it)."""
+        loop = asyncio.get_running_loop()
+        stream = _Stream(loop.create_future())
+        try:
+            if not self.usable:
+                raise NotProcessed("connection is closing")
+            try:
+                stream_id = self._h2.get_next_available_stream_id()
+                self._h2.send_headers(stream_id, [(b":method", b"POST"), (b":scheme", b"https"),
+                                                  (b":authority", self._authority), (b":path", path.encode()),
+                                                  (b"content-length", str(len(body)).encode()), *headers])
+            except h2.exceptions.H2Error as exc:
+                raise NotProcessed(f"cannot open a stream: {exc}") from None
+            self._streams[stream_id] = stream
+            self._flush()
+            async with asyncio.timeout(answer_within):
+                await self._send_body(stream_id, body)
+                return await asyncio.shield(stream.done)
+        except TimeoutError:
+            self._reset(stream)
+            raise
+        finally:
+            self.active -= 1
+            self.on_change()
+
+    async def _send_body(self, stream_id: int, body: bytes) -> None:
+        view = memoryview(body)
+        while view:
+            if stream_id not in self._streams or self._streams[stream_id].done.done():
+                return  # reset or answered early
+            window = min(self._h2.local_flow_control_window(stream_id), self._h2.max_outbound_frame_size)
+            if window <= 0:
+                self._window.clear()
+                await self._window.wait()
+                continue
+            chunk, view = view[:window], view[window:]
+            self._h2.send_data(stream_id, bytes(chunk), end_stream=not view)
+            self._flush()
+        if not body:
+            self._h2.end_stream(stream_id)
+            self._flush()
+
+    def _reset(self, stream: _Stream) -> None:
+        for stream_id, known in list(self._streams.items()):
+            if known is stream:
+                del self._streams[stream_id]
+                with contextlib.suppress(h2.exceptions.H2Error):
+                    self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+                    self._flush()
+
+    async def _read_loop(self) -> None:
+        failure: Exception = MaybeProcessed("connection closed")
+        try:
+            while True:
+                data = await self._reader.read(READ_SIZE)
+                if not data:
+                    break
+                try:
+                    events = self._h2.receive_data(data)
+                except h2.exceptions.ProtocolError as exc:  # an invalid frame: this connection is done
+                    failure = MaybeProcessed(f"protocol error: {exc}")
+                    with contextlib.suppress(h2.exceptions.H2Error):
+                        self._h2.close_connection(h2.errors.ErrorCodes.PROTOCOL_ERROR)
+                    self._flush()
+                    break
+                for event in events:
+                    self._on(event)
+                self._flush()
+        except (OSError, ssl.SSLError) as exc:
+            failure = MaybeProcessed(f"connection lost: {exc}")
+        finally:
+            self.usable = False
+            for stream in self._streams.values():
+                if not stream.done.done():
+                    stream.done.set_exception(failure)
+            self._streams.clear()
+            self._window.set()
+            self.settings_received.set()
+            self.on_change()
+            self._writer.close()
+
+    def _on(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.ResponseReceived):
+            stream = self._streams.get(event.stream_id)
+            if stream is not None:
+                for name, value in event.headers or ():
+                    key = name.decode() if isinstance(name, bytes) else str(name)
+                    text = value.decode() if isinstance(value, bytes) else str(value)
+                    if key == ":status":
+                        stream.status = int(text)
+                    else:
+                        stream.headers[key] = text
+        elif isinstance(event, h2.events.DataReceived):
+            self._h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            stream = self._streams.get(event.stream_id)
+            if stream is not None and len(stream.body) < 4096:
+                stream.body += event.data or b""
+        elif isinstance(event, h2.events.StreamEnded):
+            stream = self._streams.pop(event.stream_id, None)
+            if stream is not None and not stream.done.done():
+                stream.done.set_result(Response(stream.status, stream.headers, bytes(stream.body)))
+        elif isinstance(event, h2.events.StreamReset):
+            stream = self._streams.pop(event.stream_id, None)
+            if stream is not None and not stream.done.done():
+                code = event.error_code
+                error: Exception = (NotProcessed("stream refused") if code == h2.errors.ErrorCodes.REFUSED_STREAM
+                                    else MaybeProcessed(f"stream reset ({code!r})"))
+                stream.done.set_exception(error)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.usable = False
+            last = event.last_stream_id if event.last_stream_id is not None else 0
+            for stream_id in [s for s in self._streams if s > last]:
+                stream = self._streams.pop(stream_id)
+                if not stream.done.done():
+                    stream.done.set_exception(NotProcessed(f"GOAWAY after stream {last}"))
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            changed = event.changed_settings.get(h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS)
+            if changed is not None:
+                self.max_streams = max(0, int(changed.new_value))
+            self.settings_received.set()
+        elif isinstance(event, h2.events.WindowUpdated):
+            self._window.set()
+        if isinstance(event, h2.events.StreamEnded | h2.events.StreamReset | h2.events.ConnectionTerminated
+                      | h2.events.RemoteSettingsChanged):
+            self.on_change()
+
+    def close_soon(self) -> None:
+        """Close a connection nothing uses any more (after GOAWAY), without waiting."""
+        self.usable = False
+        self._writer.close()
+
+    async def aclose(self) -> None:
+        self.usable = False
+        with contextlib.suppress(h2.exceptions.H2Error):
+            self._h2.close_connection()
+            self._flush()
+        self._writer.close()
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._task
+
+    @property
+    def closed(self) -> bool:
+        return self._task.done()
+
+
+Dial = Callable[[], Awaitable["Http2Connection | None"]]
+
+
+class Http2Pool:
+    """Up to `size` connections to one push service, each carrying up to its peer's stream limit.
+
+    `acquire` returns a connection with a stream reserved for the caller, or None once the service turned out
+    to speak only HTTP/1.1 (the caller then uses its HTTP/1.1 client for this service).
+    """
+
+    def __init__(self, dial: Dial, size: int) -> None:
+        self._dial = dial
+        self._size = max(1, size)
+        self._connections: list[Http2Connection] = []
+        self._opening = 0
+        self._waiters: list[asyncio.Future[None]] = []
+        self.http1 = False
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def acquire(self) -> Http2Connection | None:
+        while True:
+            for spent in [c for c in self._connections if c.closed or not (c.usable or c.active)]:
+                self._connections.remove(spent)
+                if not spent.closed:
+                    spent.close_soon()
+            best = max((c for c in self._connections if c.free > 0), key=lambda c: c.free, default=None)
+            if best is not None:
+                best.active += 1
+                return best
+            if self.http1:
+                return None
+            if len(self._connections) + self._opening < self._size:
+                break
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        self._opening += 1
+        try:
+            connection = await self._dial()
+        finally:
+            self._opening -= 1
+            self._wake()
+        if connection is None:
+            self.http1 = True
+            return None
+        connection.on_change = self._wake
+        self._connections.append(connection)
+        connection.active += 1
+        return connection
+
+    async def aclose(self) -> None:
+        connections, self._connections = self._connections, []
+        for connection in connections:
+            await connection.aclose()
+        self._wake()
