@@ -301,8 +301,10 @@ async def test_a_content_load_outdates_every_answer_and_a_cold_process_reads_the
         await http.get("/graphql", params=merchant_page())
         before = await http.get("/graphql", params=merchant_page())
         assert before.headers["x-cache"] == "hit"
-        # the stored shop differs from its content file (as after an edit of the files): the next load rewrites it
+        # the stored shop differs from its content file and the manifest no longer matches the files (as after an
+        # edit of the files): the next load rewrites the shop
         await db.merchants.update_one({"_id": SHOP}, {"$set": {"name.zh-CN": "改过的名字", "content_hash": "edited"}})
+        await db.content_manifest.update_one({"_id": "content"}, {"$set": {"digest": "files edited"}})
         assert (await http.get("/graphql", params=merchant_page())).content == before.content  # not a write path
         async with serve(settings_here) as cold_url, httpx.AsyncClient(base_url=cold_url, timeout=30) as cold:
             after = await http.get("/graphql", params=merchant_page())

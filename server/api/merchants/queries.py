@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable
 
 import strawberry
 
@@ -9,6 +10,7 @@ from server.api.errors import BAD_USER_INPUT, INVALID_CURSOR, ApiError
 from server.api.ids import key_of, not_found
 from server.api.merchants.types import MerchantConnection, MerchantEdge, MerchantFilter, MerchantType, once
 from server.api.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from server.domain import freshness
 from server.domain.geo import MAX_RADIUS_M, Point, valid_coordinates
 from server.domain.merchants import counts, repository
 from server.domain.offers.repository import merchants_with_active_offer
@@ -74,7 +76,7 @@ async def merchant_connection(
         key = counts.counter_for(q.district_id, q.area_id, q.categories,
                                  q.open_at is not None or q.near is not None or bool(q.terms) or q.with_ids is not None)
         if key is not None:
-            return await info.context.loaders.merchant_count.load(key), False
+            return await _counter(info, key, district_key if f is None else None), False
         if q.near is not None:
             return await repository.count_near(db, q)
         return await repository.count_matching(db, q)
@@ -82,6 +84,17 @@ async def merchant_connection(
     return MerchantConnection(page=once(read_page), count=once(read_count))
 
 
+async def _counter(info: AppInfo, key: str, district_key: str | None) -> int:
+    """A stored merchant counter; a district page's own count is kept in the process memo while the district's
+    tag keeps the version this request saw, which saves the district page's miss one command."""
+    def load() -> Awaitable[int]:
+        return info.context.loaders.merchant_count.load(key)
+
+    memo_key = None if district_key is None else info.context.memo_key(
+        (freshness.EVERYTHING, freshness.district(district_key)), "merchant_count", district_key)
+    if info.context.memo is None or memo_key is None:
+        return await load()
+    return await info.context.memo.get(memo_key, load)
 
 @strawberry.type
 class MerchantQueries:
