@@ -356,3 +356,12 @@ def naive_same_hour_last_week(history: Mapping[datetime, float], now: datetime, 
         else:
             points.append(HourPoint(t, 0.0, 0.0))
     return points
+
+
+def typical(history: Mapping[datetime, float], now: datetime, hours: Iterable[datetime],
+            calendar: Calendar) -> list[float]:
+    """The usual percent of each given UTC hour start: the forecaster's baseline times its festival or
+    holiday factor, without today's live deviation (what "popular times" draws as the typical day)."""
+    model = _Model(history, _floor_hour(now), calendar)
+    model.learn_factors()
+    return [max(0.0, model.expected(_index(_floor_hour(t)))[0]) for t in hours]
