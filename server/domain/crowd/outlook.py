@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -14,7 +15,7 @@ from server.domain.crowd.calendar import (
     Calendar,
     local_time,
 )
-from server.domain.crowd.forecast import HISTORY_WEEKS, HourPoint, forecast, typical
+from server.domain.crowd.forecast import HISTORY_WEEKS, HourPoint, forecast, typical_and_forecast
 from server.domain.crowd.models import Crowd
 from server.domain.crowd.popular import (
     HORIZON,
@@ -80,8 +81,8 @@ class _Series:
 async def _series(db: AsyncDatabase[Doc], area_id: str, weight: float, calendar: Calendar, day: date, now: datetime,
                   live_percent: float | None) -> _Series:
     history = await hourly_history(db, area_id, now - timedelta(weeks=HISTORY_WEEKS), now)
-    usual = typical(history, now, [*day_hours(day), now], calendar)
-    ahead = forecast(history, now, live_percent, calendar, HORIZON) if day == local_today(now) else []
+    usual, ahead = typical_and_forecast(history, now, live_percent, calendar, [*day_hours(day), now],
+                                        HORIZON if day == local_today(now) else 0)
     return _Series(weight, usual, ahead)
 
 
@@ -89,8 +90,9 @@ async def popular_times(db: AsyncDatabase[Doc], areas: list[tuple[str, int, Crow
                         day: date, now: datetime) -> DayOutlook:
     """Popular times of one area, or of a district as its areas weighted by capacity: (area id, capacity, crowd)."""
     calendar = await calendar_for(db, district_id)
-    series = [await _series(db, area_id, float(max(1, capacity)), calendar, day, now, _live(crowd))
-              for area_id, capacity, crowd in areas]
+    # the areas' histories are read concurrently: the reads, not the arithmetic, take the time
+    series = await asyncio.gather(*(_series(db, area_id, float(max(1, capacity)), calendar, day, now, _live(crowd))
+                                    for area_id, capacity, crowd in areas))
     total = sum(s.weight for s in series) or 1.0
     usual = [sum(s.weight * s.typical[i] for s in series) / total for i in range(25)]
     live_percent = _live(live)

@@ -20,7 +20,7 @@ BEST_SPAN = 2  # hours: long enough for an errand, short enough to be a real rec
 MARGIN = 5.0  # percentage points a coming hour must differ from now by to count as busier or calmer
 QUIET_FLOOR = 15.0  # below this everywhere ahead, "it stays quiet" says more than any peak
 USUAL_RATIO = 1.25  # live over usual: beyond this (and MARGIN points) the day is unusual
-HORIZON = 12  # hours ahead the next-hours summary looks at (within the same shopping day)
+HORIZON = 23  # hours ahead the summary may look at: it keeps to those of the same shopping day
 
 
 @dataclass(frozen=True, slots=True)
