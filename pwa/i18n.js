@@ -9,7 +9,7 @@ const S = {
   "zh-CN": {
     settings: "设置", popularTimes: "热门时段", bestHours: "最佳时段 {range}", bestGone: "今天的最佳时段已过",
     liveNow: "现在 {pct}", calmerNearby: "附近更空的地方", showAllOffers: "查看全部 {n} 个优惠", showAllN: "查看全部{what}（{n}）",
-    seeAll: "查看全部", backToResults: "返回搜索结果", andMore: "{name} 等 {n} 个商圈",
+    seeAll: "查看全部", backToResults: "返回搜索结果",
     quietHours: "免打扰：{from}–{to} 只发送紧急提醒。", noQuietHours: "通知全天都可能送达。",
     followed: "关注的商圈", noFollowed: "还没有关注商圈。在商圈页面点 ♡ 收藏即可关注。",
     clearData: "清除本机数据", clearDataHint: "删除这台设备上的收藏、已读记录、通知设置、语言和已保存的内容，并关闭推送通知。",
@@ -63,7 +63,7 @@ const S = {
   "zh-HK": {
     settings: "設定", popularTimes: "熱門時段", bestHours: "最佳時段 {range}", bestGone: "今日的最佳時段已過",
     liveNow: "而家 {pct}", calmerNearby: "附近較少人的地方", showAllOffers: "查看全部 {n} 個優惠", showAllN: "查看全部{what}（{n}）",
-    seeAll: "查看全部", backToResults: "返回搜尋結果", andMore: "{name} 等 {n} 個商圈",
+    seeAll: "查看全部", backToResults: "返回搜尋結果",
     quietHours: "免打擾：{from}–{to} 只發送緊急提示。", noQuietHours: "通知全日都可能送達。",
     followed: "關注的商圈", noFollowed: "仲未關注商圈。喺商圈頁面撳 ♡ 收藏就會關注。",
     clearData: "清除本機資料", clearDataHint: "刪除這部裝置上的收藏、已讀記錄、通知設定、語言和已儲存的內容，並關閉推送通知。",
@@ -117,7 +117,7 @@ const S = {
   en: {
     settings: "Settings", popularTimes: "Popular times", bestHours: "Best time {range}", bestGone: "Today's best time has passed",
     liveNow: "now {pct}", calmerNearby: "Calmer places nearby", showAllOffers: "Show all {n} offers", showAllN: "Show all {what} ({n})",
-    seeAll: "See all", backToResults: "Back to results", andMore: "{name} and {n} more",
+    seeAll: "See all", backToResults: "Back to results",
     quietHours: "Quiet hours: {from}–{to}, only urgent alerts are sent.", noQuietHours: "Notifications may arrive at any hour.",
     followed: "Followed districts", noFollowed: "No districts followed yet. Tap ♡ on a district to follow it.",
     clearData: "Clear my data on this device",

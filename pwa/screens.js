@@ -470,7 +470,7 @@ export async function merchant(ctx) {
 
 // ---------------------------------------------------------------- 深圳手信
 
-const GROUP_PREVIEW = 3; // products per category on the grouped page; "show all" opens the category
+const GROUP_PREVIEW = 2; // products per category on the grouped page; "show all" opens the category
 
 export async function gifts(ctx) {
   const data = await query("Products", { first: 50 });
@@ -553,9 +553,9 @@ export async function festivals(ctx) {
         <h3>${f.name}</h3>
         <p>${f.description}</p>
         ${f.districts.length ? html`<ul class="tags">${f.districts.map((d) => html`<li><a class="chip small" href="/d/${d.id}">${d.name}</a></li>`)}</ul>` : ""}
-        ${f.offers.length ? html`<p class="wtb">${t("festivalOffers")} · ${f.offers.length}</p><ul class="folist">${shown.map(offerLi)}</ul>
-          ${rest.length ? html`<details class="fomore"><summary>${t("showAllOffers", { n: f.offers.length })}</summary><ul class="folist">${rest.map(offerLi)}</ul></details>` : ""}` : ""}
       </div>
+      ${f.offers.length ? html`<div class="fofull"><p class="wtb">${t("festivalOffers")} · ${f.offers.length}</p><ul class="folist">${shown.map(offerLi)}</ul>
+        ${rest.length ? html`<details class="fomore"><summary>${t("showAllOffers", { n: f.offers.length })}</summary><ul class="folist">${rest.map(offerLi)}</ul></details>` : ""}</div>` : ""}
     </li>`;
   })}</ul>`;
   ctx.main.innerHTML = html`
@@ -608,17 +608,13 @@ export async function search(ctx) {
       const group = (id, title, items, row, seeAll) => (items.length ? html`<section class="rgroup" aria-labelledby="${id}">
         <h2 id="${id}">${title} <span class="count-badge">${more(items.length)}</span></h2><ul class="rlist">${items.slice(0, seeAll ? SEARCH_PREVIEW : items.length).map(row)}</ul>
         ${seeAll && items.length > SEARCH_PREVIEW ? html`<a class="btn ghost small seeall" href="${seeAll}">${t("seeAll")}</a>` : ""}</section>` : "");
-      const whereSold = (p) => {
-        const names = [...new Set(p.soldBy.map((m) => m.district.name))];
-        return names.length > 1 ? t("andMore", { name: names[0], n: names.length - 1 }) : names[0] || "";
-      };
       out.innerHTML = (r.merchants.length + r.products.length + r.districts.length === 0
         ? html`<p class="muted">${t("noMatches", { q: text })}</p>`
         : html`
           ${group("r-d", t("resultsDistricts"), r.districts, (d) => html`<li><a href="/d/${d.id}">${icon("map")}<span>${d.name}</span></a></li>`)}
           ${group("r-m", t("resultsMerchants"), r.merchants, (m) => html`<li><a href="/m/${m.id}">${icon("store")}<span>${m.name}</span><small>${m.district.name}</small></a></li>`,
             `/search?q=${encodeURIComponent(text)}&all=merchants`)}
-          ${group("r-p", t("resultsProducts"), r.products, (p) => html`<li><a href="/gifts?p=${p.id}">${icon("gift")}<span>${p.name}</span><small>${whereSold(p)}</small></a></li>`)}`).s;
+          ${group("r-p", t("resultsProducts"), r.products, (p) => html`<li><a href="/gifts?p=${p.id}">${icon("gift")}<span>${p.name}</span><small>${categoryLabel(p.category)}</small></a></li>`)}`).s;
     } catch {
       if (mine === seq) out.innerHTML = html`<p class="muted">${t("error")}</p>`.s;
     }
