@@ -123,7 +123,7 @@ export function popularChart(pt) {
   const live = pt.hours.find((h) => h.isLive);
   const bars = pt.hours.map((h) => {
     const level = LEVELS[LEVELS.indexOf(h.level)] && !h.isLive ? h.level : "NONE";
-    const cls = `pt-b lv-${level}${h.hour >= from && h.hour < to ? " pt-best" : ""}`;
+    const cls = `pt-b lv-${level}${h.hour >= from && h.hour < to ? " pt-calm" : ""}`;
     const x = (h.hour * step + 1).toFixed(1);
     return `<rect class="${cls}" x="${x}" y="${y(h.typicalPercent).toFixed(1)}" width="${(step - 2).toFixed(1)}" height="${(H - y(h.typicalPercent)).toFixed(1)}" rx="1.5"/>`;
   }).join("");
