@@ -36,9 +36,10 @@ function sourceText(c) {
 }
 
 /** A level badge for the place `id`; paint() keeps it current in place. */
-export function badge(id, c, { big = false } = {}) {
+export function badge(id, c, { big = false, still = false } = {}) {
   const level = levelOf(c);
-  return html`<span class="crowd${big ? " big" : ""}" data-crowd="${id}" data-level="${level}" data-stale="${String(staleOf(c))}" data-at="${c?.updatedAt || ""}">
+  // a still badge (a calmer place listed elsewhere) is not painted live: its list is fetched again instead
+  return html`<span class="crowd${big ? " big" : ""}" ${still ? "data-still" : "data-crowd"}="${id}" data-level="${level}" data-stale="${String(staleOf(c))}" data-at="${c?.updatedAt || ""}">
     <span class="sr">${t("crowdNow")}: </span><span class="lvl"><span class="bars" aria-hidden="true"><i></i><i></i><i></i><i></i></span><span class="lvl-t">${t(`lv_${level}`)}</span></span>
     <span class="pct">${known(c) ? pct(c.percent) : ""}</span><span class="stale-t">${t("staleMark")}</span></span>`;
 }
@@ -191,16 +192,16 @@ export function popularCharts(root, ctx) {
 }
 
 /** "附近更空的地方" for a busy area into el: calmer areas within walking distance, each explained in a line. */
-export async function calmerPlaces(el, areaId, ctx) {
-  if (el.dataset.loaded === areaId) { el.hidden = !el.querySelector("li"); return; }
+export async function calmerPlaces(el, areaId, ctx, { fresh = false } = {}) {
+  if (!fresh && el.dataset.loaded === areaId) { el.hidden = !el.querySelector("li"); return; }
   el.dataset.loaded = areaId;
   try {
-    const data = await query("CalmerAlternatives", { id: areaId });
+    const data = await (fresh ? queryFresh : query)("CalmerAlternatives", { id: areaId });
     if (!ctx.alive()) return;
     const alts = data.area.calmerAlternatives;
     el.innerHTML = alts.length ? html`<h4 class="alt-h">${t("calmerNearby")}</h4><ul class="alt-list">${alts.map((a) => html`<li>
       <a class="alt-row" href="/d/${a.area.district.id}?area=${encodeURIComponent(a.area.id)}">
-        <span class="alt-top"><span class="alt-name">${a.area.name}<small> · ${a.area.district.name}</small></span>${badge(a.area.id, a.area.crowd)}</span>
+        <span class="alt-top"><span class="alt-name">${a.area.name}<small> · ${a.area.district.name}</small></span>${badge(a.area.id, a.area.crowd, { still: true })}</span>
         <span class="alt-why">${a.explanation}</span></a></li>`)}</ul>`.s : "";
     el.hidden = !alts.length;
   } catch {

@@ -181,14 +181,15 @@ export async function district(ctx) {
   }
   const crowds = new Map(d.areas.map((a) => [a.id, a.crowd]));
   // A busy area (较挤 or more) offers calmer places nearby, on its card and above its merchant list.
-  const offerCalmer = () => {
+  // fresh: a level moved, so what counts as calmer may have changed; ask the server itself
+  const offerCalmer = (fresh = false) => {
     for (const el of $$("[data-alt]", ctx.main)) {
-      if (busy(crowds.get(el.dataset.alt))) calmerPlaces(el, el.dataset.alt, ctx);
+      if (busy(crowds.get(el.dataset.alt))) calmerPlaces(el, el.dataset.alt, ctx, { fresh });
       else el.hidden = true;
     }
     const listAlt = $(".mlist-alt", ctx.main);
     const chosen = list.area();
-    if (chosen && busy(crowds.get(chosen))) calmerPlaces(listAlt, chosen, ctx);
+    if (chosen && busy(crowds.get(chosen))) calmerPlaces(listAlt, chosen, ctx, { fresh });
     else listAlt.hidden = true;
   };
   ctx.onLeave(ticking(ctx.main));
@@ -196,14 +197,15 @@ export async function district(ctx) {
   ctx.onLeave(liveCrowd(d.id, (u) => {
     if (!ctx.alive()) return;
     if (paint(ctx.main, d.id, u.crowd)) charts.refresh(d.id);
+    let moved = false;
     for (const a of u.areas) {
-      const before = crowds.get(a.areaId);
       crowds.set(a.areaId, a.crowd);
       if (paint(ctx.main, a.areaId, a.crowd)) {
         charts.refresh(a.areaId);
-        if (busy(before) !== busy(a.crowd)) offerCalmer();
+        moved = true;
       }
     }
+    if (moved) offerCalmer(true);
   }));
   const list = merchantList($(".mlist-root", ctx.main), ctx, { districtId: d.id });
   for (const b of $$("[data-area]", ctx.main)) {

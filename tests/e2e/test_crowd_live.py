@@ -102,7 +102,7 @@ async def test_a_reading_turns_the_area_packed_without_a_reload(
 
     # a new level asks the server (not a cache) for that area's outlook again
     async with page.expect_request(lambda r: r.method == "POST" and r.url.endswith("/graphql")
-                                   and area_id in (r.post_data or "")):
+                                   and area_id in (r.post_data or "") and '"date"' in (r.post_data or "")):
         await post_reading(app_server, key, LIVE_AREA, int(area["capacity"]))  # 100 %: PACKED
         await expect(badge.locator(".lvl-t")).to_have_text("拥挤", timeout=10_000)
     await expect(badge).to_have_attribute("data-level", "PACKED")

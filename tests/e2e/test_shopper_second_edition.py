@@ -157,10 +157,11 @@ async def test_a_busy_area_offers_calmer_places_nearby(context: Any, start: str,
     await card.screenshot(path=artifacts_dir() / f"calmer-card-{locale}.png")
 
     # the merchant list of the busy area offers them too
+    await page.emulate_media(reduced_motion="reduce")  # no smooth scroll to the list under the click
     await card.get_by_role("button", name=re.compile(words["shops_here"])).click()
     listed = page.locator(".mlist-alt")
     await expect(listed.locator(".alt-row")).to_have_count(2)
-    await rows.first.click()
+    await listed.locator(".alt-row").first.click()
     await ready(page)
     await expect(page.locator(f'[data-area="{to_global("Area", "pb-taizi-road")}"]')).to_have_attribute(
         "aria-pressed", "true")
