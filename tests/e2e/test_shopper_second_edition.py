@@ -27,7 +27,8 @@ SHENZHEN = ZoneInfo("Asia/Shanghai")
 LOCALES = ["zh-CN", "en"]
 WORDS = {
     "zh-CN": {"best": r"(最佳时段 \d\d:00–\d\d:00|今天的最佳时段已过)", "usual": r"^通常", "calmer": "附近更空的地方",
-              "see_all": "查看全部", "more": "加载更多", "found": "{n} 家商户", "settings": "设置", "not_found": "找不到这个页面。",
+              "see_all": "查看全部", "more": "加载更多", "found": "{n} 家商户", "settings": "设置",
+              "not_found": "找不到这个页面。",
               "home": "首页", "quiet": "免打扰：22:00–08:00 只发送紧急提醒。", "clear": "清除我的数据",
               "offers_all": r"^查看全部 \d+ 个优惠$", "followed_none": "还没有关注商圈", "popular": "热门时段",
               "shops_here": "本区商户", "walk": r"步行约 \d+ 分钟，现在人少（\d+%，这里 9\d%），也有"},
@@ -35,7 +36,8 @@ WORDS = {
            "calmer": "Calmer places nearby", "see_all": "See all", "more": "Load more", "found": "{n} shops",
            "settings": "Settings", "not_found": "This page doesn't exist.", "home": "Home",
            "quiet": "Quiet hours: 22:00–08:00, only urgent alerts are sent.", "clear": "Clear my data",
-           "offers_all": r"^Show all \d+ offers$", "followed_none": "No districts followed yet", "popular": "Popular times",
+           "offers_all": r"^Show all \d+ offers$", "followed_none": "No districts followed yet",
+           "popular": "Popular times",
            "shops_here": "Shops here", "walk": r"\d+ min walk; quiet now \(\d+% vs 9\d% here\); also"},
 }
 # every shape crowd.wording can give, in both languages
@@ -52,8 +54,10 @@ def shop_url(start: str, path: str) -> str:
 
 async def open_page(context: Any, start: str, path: str, locale: str) -> Any:
     if locale != "zh-CN":
-        await context.add_init_script(f"try {{ if (!sessionStorage.getItem('sq.e2e')) {{ sessionStorage.setItem("
-                                      f"'sq.e2e', '1'); localStorage.setItem('sq.locale', '{locale}'); }} }} catch {{}}")
+        # once per tab: the language a shopper chose earlier (clearing the device's data may reset it)
+        await context.add_init_script(
+            f"try {{ if (!sessionStorage.getItem('sq.e2e')) {{ sessionStorage.setItem('sq.e2e', '1'); "
+            f"localStorage.setItem('sq.locale', '{locale}'); }} }} catch {{}}")
     page = await context.new_page()
     await page.goto(shop_url(start, path))
     await ready(page)
