@@ -52,6 +52,13 @@ def test_a_lunch_crowd_that_thins_and_comes_back_names_the_calmest_hour() -> Non
     assert text(shape) == "15:00 最空（40%）"
 
 
+def test_a_morning_rush_that_ebbs_before_a_lower_evening_is_a_dip_not_emptying() -> None:
+    # 86 % at 06:00, then 12 % at 09:00, then 74 % at 19:00: "ever emptier" would be false
+    shape = next_hours(at(6), 86, ahead(6, [60, 30, 12, 20, 35, 45, 50, 52, 55, 60, 66, 70, 74, 60, 40]))
+    assert (shape.kind, shape.percent) == ("dip", 12)
+    assert text(shape) == "09:00 最空（12%）"
+
+
 def test_a_flat_curve_is_steady() -> None:
     shape = next_hours(at(11), 50, ahead(11, [52, 51, 49, 50, 53, 52, 50, 49, 51, 52, 50, 50]))
     assert shape.kind == "steady"
@@ -84,6 +91,8 @@ def test_the_summary_is_true_at_every_hour_of_a_usual_day() -> None:
             assert shape.percent is not None and shape.percent < usual[hour], hour
         if shape.kind == "emptying":
             assert max(tonight) < usual[hour] + 5, hour
+            lows = [min(tonight[: k + 1]) for k in range(len(tonight))]
+            assert all(v < low + 10 for v, low in zip(tonight, lows, strict=True)), hour  # it never fills again
     assert next_hours(at(21), usual[21], ahead(21, [usual[(21 + k) % 24] for k in range(1, 13)])).kind == "emptying"
     assert next_hours(at(23), usual[23], ahead(23, [usual[(23 + k) % 24] for k in range(1, 13)])).kind == "emptying"
     # tomorrow's noon is no peak of tonight: the shopping day ends at 05:00

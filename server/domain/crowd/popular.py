@@ -85,8 +85,8 @@ def next_hours(now: datetime, now_percent: float, ahead: Sequence[HourPoint],
     """The shape of the rest of the shopping day (until 05:00, when the next one begins) against now.
 
     The busiest hour ahead is named only when it is busier than now: "22:00 busiest (27 %)" at 64 % now
-    would be false.  Otherwise a calmer spell that ends in a busier hour names its calmest hour, and a
-    fall that does not recover is "emptier from here on".
+    would be false.  Otherwise a fall that fills again names its lowest hour before it does, and only a
+    fall that never picks up again is "emptier from here on".
     """
     versus = None
     if usual_now is not None and usual_now >= 3.0:
@@ -104,14 +104,13 @@ def next_hours(now: datetime, now_percent: float, ahead: Sequence[HourPoint],
     peak = max(coming, key=lambda p: p.percent)  # the first of equal maxima
     if peak.percent >= now_percent + MARGIN:
         return NextHours("peak", peak.hour, round(peak.percent), versus)
-    low: HourPoint | None = None
-    for p in coming:
-        if p.percent <= now_percent - MARGIN:
-            if low is None or p.percent < low.percent:
-                low = p
-        elif low is not None and p.percent >= low.percent + 2 * MARGIN:
-            return NextHours("dip", low.hour, round(low.percent), versus)
-    if low is not None:
+    low = coming[0]
+    for p in coming[1:]:
+        if p.percent < low.percent:
+            low = p
+        elif p.percent >= low.percent + 2 * MARGIN and low.percent <= now_percent - MARGIN:
+            return NextHours("dip", low.hour, round(low.percent), versus)  # it fills again after low
+    if low.percent <= now_percent - MARGIN:
         return NextHours("emptying", versus_usual=versus)
     return NextHours("steady", versus_usual=versus)
 
