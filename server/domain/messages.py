@@ -23,6 +23,8 @@ VALIDATION: Final[dict[str, Texts]] = {
     "required": _t("此项必填。", "此項必填。", "This field is required."),
     "too_long": _t("内容太长了。", "內容太長了。", "This is too long."),
     "not_a_number": _t("请输入整数。", "請輸入整數。", "Enter a whole number."),
+    "not_an_amount": _t("请输入金额（元），最多两位小数，例如 12.50。", "請輸入金額（元），最多兩位小數，例如 12.50。",
+                        "Enter an amount in yuan with at most two decimals, e.g. 12.50."),
     "out_of_range": _t("数值超出允许范围。", "數值超出允許範圍。", "This number is outside the allowed range."),
     "bad_datetime": _t("日期时间无法识别，请用 年-月-日 时:分。", "日期時間無法識別，請用 年-月-日 時:分。",
                        "This date and time can't be read; use YYYY-MM-DD HH:MM."),

@@ -363,6 +363,7 @@ async def test_merchants_type_and_read_money_in_yuan(app_server: RunningApp, db_
     await phone.get_by_role("button", name="保存").click()
     await phone.wait_for_load_state()
     assert await phone.get_by_label("最低价（元）").input_value() == "12.505"  # kept as typed, and refused
+    assert "最多两位小数" in await phone.locator("#f-price_min_yuan-err").inner_text()
     assert (await db.products.find_one({"_id": stored["_id"]}))["price_min_fen"] == 1250
     await phone.screenshot(path=str(artifacts_dir() / "backoffice-product-yuan-390.png"), full_page=True)
 

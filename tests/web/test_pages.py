@@ -169,6 +169,7 @@ async def test_a_merchant_manages_its_specialties(app_server: RunningApp, db: An
     assert 'name="price_min_yuan" value="20"' in form and "最低价（元）" in form  # merchants read yuan
     typo = await merchant.post(f"/admin/products/{product['_id']}", product_form(product, price_max_yuan="35.505"))
     assert typo.status_code == 422 and 'value="35.505"' in typo.text  # never rounded into another price
+    assert "请输入金额（元），最多两位小数" in typo.text
     assert (await db.products.find_one({"_id": product["_id"]}))["price_max_fen"] == 3000
     saved = await merchant.post(f"/admin/products/{product['_id']}", product_form(product, price_max_yuan="¥35.50"))
     assert saved.status_code == 303

@@ -30,10 +30,13 @@ def to_yuan(fen: Any) -> str:
 
 
 def as_yuan(fields: dict[str, Any]) -> dict[str, Any]:
-    """The *_fen keys of a service's errors or stored values as the form's *_yuan ones (values in yuan)."""
+    """The *_fen keys of a service's errors or stored values as the form's *_yuan ones (values in yuan; an
+    amount that was no number is reported as no amount, since yuan may have decimals)."""
     out: dict[str, Any] = {}
     for key, value in fields.items():
         if key.endswith("_fen"):
+            if value == "not_a_number":
+                value = "not_an_amount"
             out[key.removesuffix("_fen") + "_yuan"] = value if isinstance(value, str) else to_yuan(value)
         else:
             out[key] = value
