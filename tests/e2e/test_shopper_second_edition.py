@@ -16,8 +16,8 @@ import pytest
 from playwright.async_api import expect
 
 from server.api.ids import to_global
-from server.api.persisted import digest
 from server.domain.crowd import sensors
+from server.plumbing.persisted import digest
 from server.settings import ROOT
 from tests.conftest import RunningApp, gql
 from tests.e2e.conftest import PHONE, artifacts_dir, ready
