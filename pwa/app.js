@@ -1,6 +1,6 @@
 // Shangquan shopper PWA: client-side routing over the history API, language switch, service worker.
 import { ApiError, OfflineError, seen } from "./api.js";
-import { applyLocale, setLocale, t } from "./i18n.js";
+import { applyLocale, t } from "./i18n.js";
 import * as screens from "./screens.js";
 import { $, $$, html, toast } from "./ui.js";
 
@@ -14,6 +14,7 @@ const ROUTES = [
   [/^\/search$/, screens.search, null, true],
   [/^\/favourites$/, screens.saved, "favourites"],
   [/^\/inbox$/, screens.inboxScreen, "inbox"],
+  [/^\/settings$/, screens.settings, "settings"],
 ];
 
 /** The API's ID for a path segment: links from notifications and the back office may use the readable key
@@ -50,8 +51,9 @@ async function render({ restoreScroll = null } = {}) {
     alive: () => token === current,
     onLeave: (fn) => leaving.push(fn),
     afterRender: (fn) => after.push(fn),
+    rerender: () => { saveScroll(); render({ restoreScroll: window.scrollY }).then(showUnread); },
   };
-  for (const a of $$(".tabbar a, #inbox-link")) {
+  for (const a of $$(".tabbar a, #inbox-link, #settings-link")) {
     if (route && a.dataset.tab === route[2]) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
@@ -68,6 +70,8 @@ async function render({ restoreScroll = null } = {}) {
     result = failure(err);
   }
   if (token !== current) return;
+  screenSaved = !result.unsaved;
+  showNetwork();
   main.removeAttribute("aria-busy");
   document.title = result.title ? `${result.title} · ${t("app")}` : t("app");
   if (restoreScroll != null) window.scrollTo(0, restoreScroll);
@@ -87,7 +91,7 @@ function failure(err) {
     <span>${offline ? t("offlineEmpty") : t("error")}</span>
     <button type="button" class="btn" id="retry">${t("retry")}</button></div>`.s;
   $("#retry").addEventListener("click", () => render());
-  return { title: offline ? t("offline") : t("error") };
+  return { title: offline ? t("offline") : t("error"), unsaved: offline };
 }
 
 // ------------------------------------------------------------- navigation
@@ -125,24 +129,14 @@ document.addEventListener("click", (e) => {
 window.addEventListener("popstate", (e) => render({ restoreScroll: e.state && e.state.scroll }));
 history.scrollRestoration = "manual";
 
-// ------------------------------------------------------------- language
-
-for (const b of $$("[data-lang]")) {
-  b.addEventListener("click", () => {
-    if (b.getAttribute("aria-pressed") === "true") return;
-    setLocale(b.dataset.lang);
-    saveScroll();
-    render({ restoreScroll: window.scrollY });
-    showUnread();
-  });
-}
-
 // ------------------------------------------------------------- network status
 
 const netbar = $("#netbar");
+let screenSaved = true; // whether the screen shown came out of what the device had saved
+/** The offline line: "showing saved content" only above a screen that is; else just "offline". */
 function showNetwork() {
   netbar.hidden = navigator.onLine;
-  netbar.textContent = navigator.onLine ? "" : t("offline");
+  netbar.textContent = navigator.onLine ? "" : t(screenSaved ? "offlineSaved" : "offline");
 }
 window.addEventListener("offline", showNetwork);
 window.addEventListener("online", () => { showNetwork(); toast(t("online")); });

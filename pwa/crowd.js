@@ -1,8 +1,8 @@
-// How busy a place is: level badges (text and colour, never colour alone), freshness, the 12-hour
-// forecast sparkline, and the live feed — one graphql-transport-ws subscription per open district.
+// How busy a place is: level badges (text and colour, never colour alone), freshness, popular times (a bar
+// chart per day), calmer places nearby, and the live feed — one graphql-transport-ws subscription per open district.
 import { live, query, queryFresh } from "./api.js";
 import { dateTime, locale, t } from "./i18n.js";
-import { html } from "./ui.js";
+import { html, raw } from "./ui.js";
 
 // The document of graphql/operations/CrowdUpdates.graphql (whitespace collapsed; a test compares them).
 const SUBSCRIPTION = "subscription CrowdUpdates($districtId: ID!) { crowdUpdates(districtId: $districtId) { districtId sentAt crowd { level percent stale updatedAt source confidence sensors } areas { areaId crowd { level percent stale updatedAt } } } }";
@@ -36,9 +36,10 @@ function sourceText(c) {
 }
 
 /** A level badge for the place `id`; paint() keeps it current in place. */
-export function badge(id, c, { big = false } = {}) {
+export function badge(id, c, { big = false, still = false } = {}) {
   const level = levelOf(c);
-  return html`<span class="crowd${big ? " big" : ""}" data-crowd="${id}" data-level="${level}" data-stale="${String(staleOf(c))}" data-at="${c?.updatedAt || ""}">
+  // a still badge (a calmer place listed elsewhere) is not painted live: its list is fetched again instead
+  return html`<span class="crowd${big ? " big" : ""}" ${still ? "data-still" : "data-crowd"}="${id}" data-level="${level}" data-stale="${String(staleOf(c))}" data-at="${c?.updatedAt || ""}">
     <span class="sr">${t("crowdNow")}: </span><span class="lvl"><span class="bars" aria-hidden="true"><i></i><i></i><i></i><i></i></span><span class="lvl-t">${t(`lv_${level}`)}</span></span>
     <span class="pct">${known(c) ? pct(c.percent) : ""}</span><span class="stale-t">${t("staleMark")}</span></span>`;
 }
@@ -88,73 +89,125 @@ export function ticking(root) {
   return () => clearInterval(timer);
 }
 
-// ------------------------------------------------------------------ forecast
+// ------------------------------------------------------------------ popular times
 
-/** The 12-hour outlook as an inline SVG (role img, summarized in its label), hours in Shenzhen time. */
-export function sparkline(points) {
-  const now = Date.now();
-  const shown = points.filter((p) => Date.parse(p.hour) + HOUR > now); // a cached answer may have aged
-  if (shown.length < 2) return html`<p class="fc-none">${t("noForecast")}</p>`;
-  const top = Math.max(100, ...shown.map((p) => p.percent));
-  const peak = shown.reduce((a, b) => (b.percent > a.percent ? b : a));
-  const W = 100;
-  const H = 32;
-  const x = (i) => 2 + (i * (W - 4)) / (shown.length - 1); // room for the peak dot at either end
-  const y = (p) => H - 2 - (p * (H - 4)) / top;
-  const xy = shown.map((p, i) => `${x(i).toFixed(2)} ${y(p.percent).toFixed(2)}`);
-  const line = `M${xy.join("L")}`;
-  const i = shown.indexOf(peak);
-  const summary = t("busiestAt", { time: hhmm(peak.hour), pct: pct(peak.percent) });
-  return html`<svg class="spark" role="img" aria-label="${t("forecastLabel", { peak: summary })}" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" data-peak="${peak.level}">
-      <path class="spark-area" d="${line}V${H}H${x(0)}Z"/>
-      <path class="spark-busy" d="M0 ${y(70).toFixed(2)}H${W}" vector-effect="non-scaling-stroke"/>
-      <path class="spark-line" d="${line}" vector-effect="non-scaling-stroke"/>
-      <path class="spark-dot" d="M${x(i).toFixed(2)} ${y(peak.percent).toFixed(2)}h0" vector-effect="non-scaling-stroke"/>
-    </svg>
-    <span class="fc-axis" aria-hidden="true"><span>${hhmm(shown[0].hour)}</span><span class="fc-peak">${summary}</span><span>${hhmm(shown[shown.length - 1].hour)}</span></span>`;
+const LEVELS = ["QUIET", "MODERATE", "BUSY", "PACKED"];
+/** Whether a place is busy enough (较挤 or more) to offer calmer places nearby. */
+export const busy = (c) => known(c) && !staleOf(c) && LEVELS.indexOf(c.level) >= 2;
+
+/** The local (Shenzhen) date of now plus `days`, as YYYY-MM-DD. */
+export function shenzhenDate(days = 0) {
+  return new Date(Date.now() + 8 * HOUR + days * 24 * HOUR).toISOString().slice(0, 10);
+}
+
+/** The seven days popular times cover: today, then weekday names. */
+export function dayChoices() {
+  const f = new Intl.DateTimeFormat(intl(), { timeZone: "UTC", weekday: "short" });
+  return Array.from({ length: 7 }, (_, i) => {
+    const date = shenzhenDate(i);
+    return { date, label: i === 0 ? t("today") : f.format(new Date(`${date}T12:00:00Z`)) };
+  });
 }
 
 /**
- * Fills each [data-forecast=areaId] once it comes near the viewport (one small persisted query each).
- * refresh(areaId) fetches a shown forecast again, from the server itself: the live level is part of it.
+ * Popular times as an inline SVG bar chart (role img, summarized in its label): the usual level of each
+ * local hour, the best hours marked, and on today the live value drawn over its hour.
  */
-export function forecasts(root, ctx) {
-  const lastFresh = new Map(); // areaId → when it was last asked of the server itself (0: shown, from wherever)
-  const latest = new Map(); // areaId → number of its newest request: an older answer arriving late is dropped
+export function popularChart(pt) {
+  const W = 240;
+  const H = 64;
+  const step = W / 24;
+  const top = Math.max(100, ...pt.hours.map((h) => Math.max(h.percent, h.typicalPercent)));
+  const y = (p) => H - (Math.max(0, p) * (H - 4)) / top;
+  const best = pt.bestHours ? pt.bestHours.label : "";
+  const [from, to] = best ? best.split("–").map((s) => parseInt(s, 10)) : [-1, -1];
+  const live = pt.hours.find((h) => h.isLive);
+  const bars = pt.hours.map((h) => {
+    const level = LEVELS[LEVELS.indexOf(h.level)] && !h.isLive ? h.level : "NONE";
+    const cls = `pt-b lv-${level}${h.hour >= from && h.hour < to ? " pt-calm" : ""}`;
+    const x = (h.hour * step + 1).toFixed(1);
+    return `<rect class="${cls}" x="${x}" y="${y(h.typicalPercent).toFixed(1)}" width="${(step - 2).toFixed(1)}" height="${(H - y(h.typicalPercent)).toFixed(1)}" rx="1.5"/>`;
+  }).join("");
+  const liveBar = live ? `<rect class="pt-live lv-${live.level}" x="${(live.hour * step + 2.5).toFixed(1)}" y="${y(live.percent).toFixed(1)}" width="${(step - 5).toFixed(1)}" height="${(H - y(live.percent)).toFixed(1)}" rx="1"/><path class="pt-live-cap" d="M${(live.hour * step).toFixed(1)} ${y(live.percent).toFixed(1)}h${step.toFixed(1)}"/>` : "";
+  const label = [pt.summary, best ? t("bestHours", { range: best }) : "", live ? t("liveNow", { pct: pct(live.percent) }) : ""]
+    .filter(Boolean).join("; ");
+  return html`<svg class="pt" role="img" aria-label="${label}" viewBox="0 0 ${W} ${H}" preserveAspectRatio="none" data-summary="${pt.summaryKind}">${raw(bars + liveBar)}</svg>
+    <span class="pt-axis" aria-hidden="true"><span>00</span><span>06</span><span>12</span><span>18</span><span>24</span></span>
+    <p class="pt-sum">${pt.summary}</p>
+    <p class="pt-best">${best ? t("bestHours", { range: best }) : t("bestGone")}${live ? html` · <span class="pt-live-t">${t("liveNow", { pct: pct(live.percent) })}</span>` : ""}</p>`;
+}
+
+/**
+ * Fills each [data-popular] (an area's or the district's, data-kind) once it comes near the viewport with
+ * the popular times of the chosen day (one small persisted query each). day(date) switches every chart;
+ * refresh(id) fetches today's again from the server itself: the live level is part of it.
+ */
+export function popularCharts(root, ctx) {
+  let date = shenzhenDate();
+  const lastFresh = new Map(); // id → when it was last asked of the server itself (0: shown, from wherever)
+  const latest = new Map(); // id → number of its newest request: an older answer arriving late is dropped
   const dirty = new Set(); // its level moved before it was shown: skip the caches when it is
   const timers = new Map();
   function load(el, fresh) {
-    const areaId = el.dataset.forecast;
-    const mine = (latest.get(areaId) || 0) + 1;
-    latest.set(areaId, mine);
-    lastFresh.set(areaId, fresh ? Date.now() : 0);
-    const current = () => ctx.alive() && latest.get(areaId) === mine;
-    (fresh ? queryFresh : query)("AreaForecast", { areaId })
-      .then((data) => { if (current()) el.innerHTML = sparkline(data.crowdForecast).s; })
-      .catch(() => { if (current() && !el.querySelector("svg")) el.innerHTML = html`<p class="fc-none">${t("noForecast")}</p>`.s; })
-      .finally(() => el.removeAttribute("aria-busy"));
+    const id = el.dataset.popular;
+    const district = el.dataset.kind === "district";
+    const mine = (latest.get(id) || 0) + 1;
+    latest.set(id, mine);
+    lastFresh.set(id, fresh ? Date.now() : 0);
+    const current = () => ctx.alive() && latest.get(id) === mine;
+    el.setAttribute("aria-busy", "true");
+    (fresh ? queryFresh : query)(district ? "DistrictPopular" : "AreaPopular", { id, date })
+      .then((data) => { if (current()) el.innerHTML = popularChart((district ? data.district : data.area).popularTimes).s; })
+      .catch(() => { if (current()) el.innerHTML = html`<p class="fc-none">${t("noForecast")}</p>`.s; })
+      .finally(() => { if (current()) el.removeAttribute("aria-busy"); });
   }
   const io = new IntersectionObserver((entries) => {
     for (const e of entries) {
       if (!e.isIntersecting) continue;
       io.unobserve(e.target);
-      load(e.target, dirty.delete(e.target.dataset.forecast));
+      load(e.target, dirty.delete(e.target.dataset.popular));
     }
   }, { rootMargin: "200px 0px" });
-  for (const el of root.querySelectorAll("[data-forecast]")) io.observe(el);
+  const observeAll = () => { for (const el of root.querySelectorAll("[data-popular]")) io.observe(el); };
+  observeAll();
   ctx.onLeave(() => {
     io.disconnect();
     for (const timer of timers.values()) clearTimeout(timer);
   });
   return {
-    refresh(areaId) {
-      const el = root.querySelector(sel("data-forecast", areaId));
-      if (!el || timers.has(areaId)) return;
-      if (!lastFresh.has(areaId)) { dirty.add(areaId); return; }
-      const wait = Math.max(0, lastFresh.get(areaId) + REFRESH_GAP - Date.now());
-      timers.set(areaId, setTimeout(() => { timers.delete(areaId); if (ctx.alive()) load(el, true); }, wait));
+    day(next) {
+      date = next;
+      lastFresh.clear();
+      io.disconnect();
+      observeAll();
+    },
+    refresh(id) {
+      const el = root.querySelector(sel("data-popular", id));
+      if (!el || timers.has(id) || date !== shenzhenDate()) return;
+      if (!lastFresh.has(id)) { dirty.add(id); return; }
+      const wait = Math.max(0, lastFresh.get(id) + REFRESH_GAP - Date.now());
+      timers.set(id, setTimeout(() => { timers.delete(id); if (ctx.alive()) load(el, true); }, wait));
     },
   };
+}
+
+/** "附近更空的地方" for a busy area into el: calmer areas within walking distance, each explained in a line. */
+export async function calmerPlaces(el, areaId, ctx, { fresh = false } = {}) {
+  if (!fresh && el.dataset.loaded === areaId) { el.hidden = !el.querySelector("li"); return; }
+  el.dataset.loaded = areaId;
+  try {
+    const data = await (fresh ? queryFresh : query)("CalmerAlternatives", { id: areaId });
+    if (!ctx.alive()) return;
+    const alts = data.area.calmerAlternatives;
+    el.innerHTML = alts.length ? html`<h4 class="alt-h">${t("calmerNearby")}</h4><ul class="alt-list">${alts.map((a) => html`<li>
+      <a class="alt-row" href="/d/${a.area.district.id}?area=${encodeURIComponent(a.area.id)}">
+        <span class="alt-top"><span class="alt-name">${a.area.name}<small> · ${a.area.district.name}</small></span>${badge(a.area.id, a.area.crowd, { still: true })}</span>
+        <span class="alt-why">${a.explanation}</span></a></li>`)}</ul>`.s : "";
+    el.hidden = !alts.length;
+  } catch {
+    el.hidden = true;
+    delete el.dataset.loaded;
+  }
 }
 
 // ------------------------------------------------------------------ live

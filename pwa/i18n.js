@@ -7,6 +7,14 @@ const TZ = "Asia/Shanghai";
 
 const S = {
   "zh-CN": {
+    settings: "设置", popularTimes: "热门时段", bestHours: "最佳时段 {range}", bestGone: "今天的最佳时段已过",
+    liveNow: "现在 {pct}", calmerNearby: "附近更空的地方", showAllOffers: "查看全部 {n} 个优惠", showAllN: "查看全部{what}（{n}）",
+    seeAll: "查看全部", backToResults: "返回搜索结果",
+    quietHours: "免打扰：{from}–{to} 只发送紧急提醒。", noQuietHours: "通知全天都可能送达。",
+    followed: "关注的商圈", noFollowed: "还没有关注商圈。在商圈页面点 ♡ 收藏即可关注。",
+    clearData: "清除本机数据", clearDataHint: "删除这台设备上的收藏、已读记录、通知设置、语言和已保存的内容，并关闭推送通知。",
+    clearDataButton: "清除我的数据", clearDataConfirm: "确定要清除这台设备上的全部商圈数据吗？", dataCleared: "已清除本机数据",
+    notFoundHint: "链接可能有误，或者这个页面已经不在了。", offlineSaved: "离线中 · 正在显示已保存的内容",
     app: "商圈", appLong: "深圳商圈指南", skip: "跳到主要内容", back: "返回", search: "搜索", language: "语言",
     mainNav: "主导航", navHome: "首页", navMerchants: "商户", navGifts: "手信", navFestivals: "活动", navFavourites: "收藏",
     hello: "逛深圳，从商圈开始", searchBox: "搜索商户、手信、商圈", searchLabel: "搜索",
@@ -29,7 +37,7 @@ const S = {
     days: "{n} 天",
     resultsMerchants: "商户", resultsProducts: "手信", resultsDistricts: "商圈", noMatches: "没有找到“{q}”的结果。",
     favourites: "我的收藏", noFavourites: "还没有收藏。在商户或商圈页面点 ♡ 收藏，离线也能看到。",
-    offline: "离线中 · 正在显示已保存的内容", offlineEmpty: "离线中，这个页面还没有保存过。联网后再打开一次即可离线使用。",
+    offline: "离线中", offlineEmpty: "离线中，这个页面还没有保存过。联网后再打开一次即可离线使用。",
     online: "已恢复联网", retry: "重试", error: "加载失败，请稍后重试。", notFound: "找不到这个页面。",
     updateReady: "有新版本可用", reload: "刷新",
     k_SHOPPING: "购物", k_FOOD: "美食", k_JEWELLERY: "珠宝", k_AUTO: "汽车", k_CULTURE: "文化",
@@ -53,6 +61,14 @@ const S = {
     settingsSaved: "已保存设置", justNow: "刚刚",
   },
   "zh-HK": {
+    settings: "設定", popularTimes: "熱門時段", bestHours: "最佳時段 {range}", bestGone: "今日的最佳時段已過",
+    liveNow: "而家 {pct}", calmerNearby: "附近較少人的地方", showAllOffers: "查看全部 {n} 個優惠", showAllN: "查看全部{what}（{n}）",
+    seeAll: "查看全部", backToResults: "返回搜尋結果",
+    quietHours: "免打擾：{from}–{to} 只發送緊急提示。", noQuietHours: "通知全日都可能送達。",
+    followed: "關注的商圈", noFollowed: "仲未關注商圈。喺商圈頁面撳 ♡ 收藏就會關注。",
+    clearData: "清除本機資料", clearDataHint: "刪除這部裝置上的收藏、已讀記錄、通知設定、語言和已儲存的內容，並關閉推送通知。",
+    clearDataButton: "清除我的資料", clearDataConfirm: "確定要清除這部裝置上的全部商圈資料嗎？", dataCleared: "已清除本機資料",
+    notFoundHint: "連結可能有誤，或者這個頁面已經不在了。", offlineSaved: "離線中 · 正在顯示已儲存的內容",
     app: "商圈", appLong: "深圳商圈指南", skip: "跳到主要內容", back: "返回", search: "搜尋", language: "語言",
     mainNav: "主導航", navHome: "首頁", navMerchants: "商戶", navGifts: "手信", navFestivals: "活動", navFavourites: "收藏",
     hello: "逛深圳，從商圈開始", searchBox: "搜尋商戶、手信、商圈", searchLabel: "搜尋",
@@ -75,7 +91,7 @@ const S = {
     days: "{n} 日",
     resultsMerchants: "商戶", resultsProducts: "手信", resultsDistricts: "商圈", noMatches: "找不到「{q}」的結果。",
     favourites: "我的收藏", noFavourites: "仲未有收藏。喺商戶或商圈頁面撳 ♡ 收藏，離線都睇到。",
-    offline: "離線中 · 正在顯示已儲存的內容", offlineEmpty: "離線中，這個頁面未曾儲存。連網後再開一次即可離線使用。",
+    offline: "離線中", offlineEmpty: "離線中，這個頁面未曾儲存。連網後再開一次即可離線使用。",
     online: "已恢復連網", retry: "重試", error: "載入失敗，請稍後再試。", notFound: "找不到這個頁面。",
     updateReady: "有新版本可用", reload: "重新載入",
     k_SHOPPING: "購物", k_FOOD: "美食", k_JEWELLERY: "珠寶", k_AUTO: "汽車", k_CULTURE: "文化",
@@ -99,6 +115,15 @@ const S = {
     settingsSaved: "已儲存設定", justNow: "剛剛",
   },
   en: {
+    settings: "Settings", popularTimes: "Popular times", bestHours: "Best time {range}", bestGone: "Today's best time has passed",
+    liveNow: "now {pct}", calmerNearby: "Calmer places nearby", showAllOffers: "Show all {n} offers", showAllN: "Show all {what} ({n})",
+    seeAll: "See all", backToResults: "Back to results",
+    quietHours: "Quiet hours: {from}–{to}, only urgent alerts are sent.", noQuietHours: "Notifications may arrive at any hour.",
+    followed: "Followed districts", noFollowed: "No districts followed yet. Tap ♡ on a district to follow it.",
+    clearData: "Clear my data on this device",
+    clearDataHint: "Deletes this device's saved places, read messages, notification settings, language and saved pages, and turns push notifications off.",
+    clearDataButton: "Clear my data", clearDataConfirm: "Clear all Shangquan data on this device?", dataCleared: "Data on this device cleared",
+    notFoundHint: "The link may be wrong, or the page is gone.", offlineSaved: "Offline · showing saved content",
     app: "Shangquan", appLong: "Shenzhen shopping districts", skip: "Skip to content", back: "Back", search: "Search",
     language: "Language", mainNav: "Main", navHome: "Home", navMerchants: "Shops", navGifts: "Gifts", navFestivals: "Events",
     navFavourites: "Saved",
@@ -126,7 +151,7 @@ const S = {
     festivalOffers: "Festival offers", days: "{n} days",
     resultsMerchants: "Shops", resultsProducts: "Gifts", resultsDistricts: "Districts", noMatches: "Nothing found for “{q}”.",
     favourites: "Saved", noFavourites: "Nothing saved yet. Tap ♡ on a shop or district to keep it here, even offline.",
-    offline: "Offline · showing saved content", offlineEmpty: "You're offline and this page hasn't been saved yet. Open it once online to keep it.",
+    offline: "Offline", offlineEmpty: "You're offline and this page hasn't been saved yet. Open it once online to keep it.",
     online: "Back online", retry: "Retry", error: "Couldn't load this. Please try again.", notFound: "This page doesn't exist.",
     updateReady: "A new version is available", reload: "Reload",
     k_SHOPPING: "Shopping", k_FOOD: "Food", k_JEWELLERY: "Jewellery", k_AUTO: "Auto", k_CULTURE: "Culture",
@@ -156,7 +181,8 @@ function stored() {
   try { return localStorage.getItem(KEY); } catch { return null; }
 }
 
-function fromNavigator() {
+/** The language the browser asks for (what a device without a saved choice gets). */
+export function fromBrowser() {
   for (const tag of navigator.languages || []) {
     const l = tag.toLowerCase();
     if (l.startsWith("en")) return "en";
@@ -166,12 +192,14 @@ function fromNavigator() {
   return "zh-CN";
 }
 
-export let locale = LOCALES.includes(stored()) ? stored() : fromNavigator();
+export let locale = LOCALES.includes(stored()) ? stored() : fromBrowser();
 
-export function setLocale(next) {
+export function setLocale(next, { remember = true } = {}) {
   if (!LOCALES.includes(next)) return;
   locale = next;
-  try { localStorage.setItem(KEY, next); } catch { /* private mode: this session only */ }
+  if (remember) {
+    try { localStorage.setItem(KEY, next); } catch { /* private mode: this session only */ }
+  }
   applyLocale();
 }
 

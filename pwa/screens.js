@@ -1,10 +1,11 @@
 // The screens. Each one renders into ctx.main and returns {title}; ctx.alive() turns false
 // as soon as the user has navigated elsewhere, so late responses are dropped.
 import { live, post, query, recordOffer } from "./api.js";
-import { badge, forecasts, fresh, liveCrowd, paint, source, ticking } from "./crowd.js";
+import { badge, busy, calmerPlaces, dayChoices, fresh, liveCrowd, paint, popularCharts, source, ticking } from "./crowd.js";
 import { amapUrl, appleMapsUrl, currentPosition } from "./geo.js";
 import {
-  ago, categoryLabel, dateRange, dateTime, distance, locale, monthDay, money, offerBadge, priceRange, relative, t, todayKey,
+  ago, categoryLabel, dateRange, dateTime, distance, fromBrowser, locale, monthDay, money, offerBadge, priceRange, relative, setLocale,
+  t, todayKey,
 } from "./i18n.js";
 import {
   favourites, inboxPrefs, isFavourite, markRead, readIds, refreshFavourite, saveInboxPrefs, toggleFavourite, TOPICS,
@@ -106,6 +107,7 @@ export async function home(ctx) {
           <span class="dtop"><span class="dname">${d.name}</span>${d.crowd && d.crowd.updatedAt ? badge(d.id, d.crowd) : ""}</span>
           <span class="ddesc">${d.description}</span>
           <span class="dmeta">${t("merchantsCount", { n: d.merchants.totalCount })} · ${t("areasCount", { n: d.areas.length })}</span>
+          ${fresh(d.id, d.crowd)}
         </span>
         ${icon("chevron", "i chev")}
       </a></li>`)}</ul>
@@ -140,13 +142,17 @@ export async function district(ctx) {
       <div class="crowd-panel">
         <p class="cp-now"><span class="cp-label" aria-hidden="true">${t("crowdNow")}</span>${badge(d.id, d.crowd, { big: true })}${fresh(d.id, d.crowd)}</p>
         <p class="cp-src">${source(d.id, d.crowd)}</p>
+        <h2 class="pt-h" id="h-popular">${t("popularTimes")}</h2>
+        <div class="days" role="group" aria-labelledby="h-popular">${dayChoices().map((c, i) => html`<button type="button" class="chip small" data-day="${c.date}" aria-pressed="${String(i === 0)}">${c.label}</button>`)}</div>
+        <div class="fc" data-popular="${d.id}" data-kind="district" aria-busy="true"><span class="sk fc-sk"></span></div>
       </div>
     </header>
     <section aria-labelledby="h-areas">
       <h2 id="h-areas">${t("areas")}</h2>
       <ul class="areas">${d.areas.map((a) => html`<li class="area" id="a-${a.slug}">
         <div class="area-top"><h3>${a.name}</h3>${badge(a.id, a.crowd)}</div>
-        <div class="fc" data-forecast="${a.id}" aria-busy="true"><span class="sk fc-sk"></span></div>
+        <div class="fc" data-popular="${a.id}" data-kind="area" aria-busy="true"><span class="sk fc-sk"></span></div>
+        <div class="alt" data-alt="${a.id}" hidden></div>
         <div class="area-foot">${fresh(a.id, a.crowd)}
           <button type="button" class="chip area-btn" data-area="${a.id}" aria-pressed="false">${icon("store")}<span>${t("shopsHere")}</span><span class="sr"> · ${a.name}</span></button></div>
       </li>`)}</ul>
@@ -166,13 +172,40 @@ export async function district(ctx) {
       <div class="mlist-root"></div>
     </section>`.s;
   bindFavs(ctx.main);
-  const outlook = forecasts(ctx.main, ctx);
+  const charts = popularCharts(ctx.main, ctx);
+  for (const b of $$("[data-day]", ctx.main)) {
+    b.addEventListener("click", () => {
+      for (const o of $$("[data-day]", ctx.main)) o.setAttribute("aria-pressed", String(o === b));
+      charts.day(b.dataset.day);
+    });
+  }
+  const crowds = new Map(d.areas.map((a) => [a.id, a.crowd]));
+  // A busy area (较挤 or more) offers calmer places nearby, on its card and above its merchant list.
+  // fresh: a level moved, so what counts as calmer may have changed; ask the server itself
+  const offerCalmer = (fresh = false) => {
+    for (const el of $$("[data-alt]", ctx.main)) {
+      if (busy(crowds.get(el.dataset.alt))) calmerPlaces(el, el.dataset.alt, ctx, { fresh });
+      else el.hidden = true;
+    }
+    const listAlt = $(".mlist-alt", ctx.main);
+    const chosen = list.area();
+    if (chosen && busy(crowds.get(chosen))) calmerPlaces(listAlt, chosen, ctx, { fresh });
+    else listAlt.hidden = true;
+  };
   ctx.onLeave(ticking(ctx.main));
   // One live subscription while this screen is open: the current levels at once, then each change.
   ctx.onLeave(liveCrowd(d.id, (u) => {
     if (!ctx.alive()) return;
-    paint(ctx.main, d.id, u.crowd);
-    for (const a of u.areas) if (paint(ctx.main, a.areaId, a.crowd)) outlook.refresh(a.areaId);
+    if (paint(ctx.main, d.id, u.crowd)) charts.refresh(d.id);
+    let moved = false;
+    for (const a of u.areas) {
+      crowds.set(a.areaId, a.crowd);
+      if (paint(ctx.main, a.areaId, a.crowd)) {
+        charts.refresh(a.areaId);
+        moved = true;
+      }
+    }
+    if (moved) offerCalmer(true);
   }));
   const list = merchantList($(".mlist-root", ctx.main), ctx, { districtId: d.id });
   for (const b of $$("[data-area]", ctx.main)) {
@@ -181,11 +214,13 @@ export async function district(ctx) {
       for (const o of $$("[data-area]", ctx.main)) o.setAttribute("aria-pressed", "false");
       b.setAttribute("aria-pressed", String(on));
       list.set({ area: on ? b.dataset.area : null });
+      offerCalmer();
       $("#merchants").scrollIntoView({ behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
     });
   }
   const area = ctx.query.get("area");
   if (area) $(`[data-area="${CSS.escape(area)}"]`, ctx.main)?.setAttribute("aria-pressed", "true");
+  offerCalmer();
   return { title: d.name };
 }
 
@@ -213,6 +248,7 @@ function merchantList(root, ctx, fixed) {
       <label class="select"><span class="sr">${t("category")}</span>
         <select data-f="cat"><option value="">${t("allCategories")}</option></select></label>
     </div>
+    <div class="alt mlist-alt" hidden></div>
     <p class="count" aria-live="polite"></p>
     <ul class="mlist"></ul>
     <div class="more"><button type="button" class="btn ghost" hidden>${t("loadMore")}</button></div>`.s;
@@ -365,14 +401,14 @@ function merchantList(root, ctx, fixed) {
   fillDistricts();
   fillCategories(state.district);
   load(true);
-  return { set: (changes) => set(changes) };
+  return { set: (changes) => set(changes), area: () => state.area };
 }
 
 function merchantRow(m, meters) {
   const cats = m.categories.slice(0, 2).map((c) => c.name).join(" · ");
   return html`<li><a class="mcard" href="/m/${m.id}">
     <span class="mtop"><span class="mname">${m.name}</span>${meters != null ? html`<span class="mdist">${distance(meters)}</span>` : ""}</span>
-    <span class="mmeta">${cats}<span aria-hidden="true"> · ${price(m.priceLevel)}</span><span class="sr">, ${t("priceLevel")} ${m.priceLevel}/4</span></span>
+    <span class="mmeta">${m.district ? html`<span class="mdistrict">${icon("pin")}${m.district.name}</span> · ` : ""}${cats}<span aria-hidden="true"> · ${price(m.priceLevel)}</span><span class="sr">, ${t("priceLevel")} ${m.priceLevel}/4</span></span>
     <span class="mbottom">${status(m)}${m.offers.length ? html`<span class="moffer">${icon("tag")}${m.offers[0].title}${m.offers.length > 1 ? ` +${m.offers.length - 1}` : ""}</span>` : ""}</span>
   </a></li>`.s;
 }
@@ -436,6 +472,8 @@ export async function merchant(ctx) {
 
 // ---------------------------------------------------------------- 深圳手信
 
+const GROUP_PREVIEW = 2; // products per category on the grouped page; "show all" opens the category
+
 export async function gifts(ctx) {
   const data = await query("Products", { first: 50 });
   if (!ctx.alive()) return {};
@@ -443,29 +481,43 @@ export async function gifts(ctx) {
   const cats = [...new Set(products.map((p) => p.category))];
   let cat = ctx.query.get("cat") || "";
   const focus = ctx.query.get("p");
+  const focused = products.find((p) => p.id === focus);
+  if (focused) cat = focused.category;
+  const item = (p, extra) => html`<li class="product" id="p-${p.id}" data-cat="${p.category}"${extra ? html` data-extra="1"` : ""}>
+      <div class="prow"><h3>${p.name}</h3><span class="pprice">${priceRange(p.priceMinFen, p.priceMaxFen)} <small>${p.unit}</small></span></div>
+      <span class="pill">${categoryLabel(p.category)}</span>
+      <p class="story clamp" id="s-${p.id}">${p.story}</p>
+      <button type="button" class="linkbtn" aria-expanded="false" aria-controls="s-${p.id}">${t("readStory")}</button>
+      ${p.soldBy.length ? html`<p class="wtb">${t("whereToBuy")}</p><ul class="sold">${p.soldBy.map((m) => html`<li><a href="/m/${m.id}">${icon("store")}<span>${m.name}</span><small>${m.district.name}</small></a></li>`)}</ul>` : ""}
+    </li>`;
   ctx.main.innerHTML = html`
     <header class="phead"><h1 tabindex="-1">${t("gifts")}</h1><p class="lead">${t("giftsIntro")}</p></header>
     <div class="filters scrollx" role="group" aria-label="${t("category")}">
       <button type="button" class="chip" data-cat="" aria-pressed="${String(!cat)}">${t("all")}</button>
       ${cats.map((c) => html`<button type="button" class="chip" data-cat="${c}" aria-pressed="${String(cat === c)}">${categoryLabel(c)}</button>`)}
     </div>
-    <ul class="products">${products.map((p) => html`<li class="product" id="p-${p.id}" data-cat="${p.category}">
-      <div class="prow"><h2 class="h3">${p.name}</h2><span class="pprice">${priceRange(p.priceMinFen, p.priceMaxFen)} <small>${p.unit}</small></span></div>
-      <span class="pill">${categoryLabel(p.category)}</span>
-      <p class="story clamp" id="s-${p.id}">${p.story}</p>
-      <button type="button" class="linkbtn" aria-expanded="false" aria-controls="s-${p.id}">${t("readStory")}</button>
-      ${p.soldBy.length ? html`<p class="wtb">${t("whereToBuy")}</p><ul class="sold">${p.soldBy.map((m) => html`<li><a href="/m/${m.id}">${icon("store")}<span>${m.name}</span><small>${m.district.name}</small></a></li>`)}</ul>` : ""}
-    </li>`)}</ul>`.s;
+    ${cats.map((c) => {
+      const list = products.filter((p) => p.category === c);
+      return html`<section class="pgroup" data-group="${c}" aria-labelledby="g-${c}">
+        <h2 id="g-${c}">${categoryLabel(c)} <span class="count-badge">${list.length}</span></h2>
+        <ul class="products">${list.map((p, i) => item(p, i >= GROUP_PREVIEW))}</ul>
+        ${list.length > GROUP_PREVIEW ? html`<button type="button" class="btn ghost small showcat" data-show="${c}">${t("showAllN", { n: list.length, what: categoryLabel(c) })}</button>` : ""}
+      </section>`;
+    })}`.s;
   const apply = () => {
-    for (const li of $$(".product", ctx.main)) li.hidden = Boolean(cat) && li.dataset.cat !== cat;
-    for (const b of $$("[data-cat]", ctx.main)) if (b.tagName === "BUTTON") b.setAttribute("aria-pressed", String(b.dataset.cat === cat));
+    for (const g of $$(".pgroup", ctx.main)) g.hidden = Boolean(cat) && g.dataset.group !== cat;
+    for (const li of $$(".product", ctx.main)) li.hidden = !cat && li.dataset.extra === "1";
+    for (const b of $$(".showcat", ctx.main)) b.hidden = Boolean(cat);
+    for (const b of $$("button[data-cat]", ctx.main)) b.setAttribute("aria-pressed", String(b.dataset.cat === cat));
   };
-  for (const b of $$("button[data-cat]", ctx.main)) {
-    b.addEventListener("click", () => {
-      cat = b.dataset.cat;
-      history.replaceState(history.state, "", cat ? `/gifts?cat=${encodeURIComponent(cat)}` : "/gifts");
-      apply();
-    });
+  const choose = (next) => {
+    cat = next;
+    history.replaceState(history.state, "", cat ? `/gifts?cat=${encodeURIComponent(cat)}` : "/gifts");
+    apply();
+  };
+  for (const b of $$("button[data-cat]", ctx.main)) b.addEventListener("click", () => choose(b.dataset.cat));
+  for (const b of $$("button[data-show]", ctx.main)) {
+    b.addEventListener("click", () => { choose(b.dataset.show); $(`#g-${CSS.escape(cat)}`, ctx.main).scrollIntoView({ block: "start" }); });
   }
   for (const b of $$(".product .linkbtn", ctx.main)) {
     b.addEventListener("click", () => {
@@ -476,14 +528,11 @@ export async function gifts(ctx) {
     });
   }
   apply();
-  if (focus) {
+  if (focused) {
     const li = document.getElementById(`p-${focus}`);
-    if (li) {
-      li.hidden = false;
-      li.classList.add("focus");
-      li.querySelector(".linkbtn").click();
-      ctx.afterRender(() => li.scrollIntoView({ block: "start" }));
-    }
+    li.classList.add("focus");
+    li.querySelector(".linkbtn").click();
+    ctx.afterRender(() => li.scrollIntoView({ block: "start" }));
   }
   return { title: t("gifts") };
 }
@@ -497,7 +546,8 @@ export async function festivals(ctx) {
     const md = monthDay(f.startsOn);
     const shown = f.offers.slice(0, 3);
     const rest = f.offers.slice(3);
-    const offerLi = (o) => html`<li><a href="/m/${o.merchant.id}"><span>${o.title}</span><small>${o.merchant.name}</small></a></li>`;
+    const offerLi = (o) => html`<li><a class="forow" href="/m/${o.merchant.id}"><span class="obadge">${offerBadge(o)}</span>
+      <span class="fotext"><span class="fotitle">${o.title}</span><small>${o.merchant.name}${o.merchant.district ? html` · ${o.merchant.district.name}` : ""}</small></span>${icon("chevron", "i fochev")}</a></li>`;
     return html`<li class="fest" id="f-${f.id}">
       <div class="cal ${current ? "cal-now" : ""}" aria-hidden="true"><span class="cal-m">${md.month}</span><span class="cal-d">${md.day}</span></div>
       <div class="fbody">
@@ -505,9 +555,9 @@ export async function festivals(ctx) {
         <h3>${f.name}</h3>
         <p>${f.description}</p>
         ${f.districts.length ? html`<ul class="tags">${f.districts.map((d) => html`<li><a class="chip small" href="/d/${d.id}">${d.name}</a></li>`)}</ul>` : ""}
-        ${f.offers.length ? html`<p class="wtb">${t("festivalOffers")} · ${f.offers.length}</p><ul class="folist">${shown.map(offerLi)}</ul>
-          ${rest.length ? html`<details><summary>+${rest.length}</summary><ul class="folist">${rest.map(offerLi)}</ul></details>` : ""}` : ""}
       </div>
+      ${f.offers.length ? html`<div class="fofull"><p class="wtb">${t("festivalOffers")} · ${f.offers.length}</p><ul class="folist">${shown.map(offerLi)}</ul>
+        ${rest.length ? html`<details class="fomore"><summary>${t("showAllOffers", { n: f.offers.length })}</summary><ul class="folist">${rest.map(offerLi)}</ul></details>` : ""}</div>` : ""}
     </li>`;
   })}</ul>`;
   ctx.main.innerHTML = html`
@@ -525,8 +575,12 @@ export async function festivals(ctx) {
 
 // ---------------------------------------------------------------- Search
 
+const SEARCH_MAX = 20; // what one search answers per kind; more merchants are paged with "查看全部"
+const SEARCH_PREVIEW = 5;
+
 export async function search(ctx) {
   const initial = ctx.query.get("q") || "";
+  let all = ctx.query.get("all") === "merchants";
   ctx.main.innerHTML = html`
     <h1 class="sr" tabindex="-1">${t("search")}</h1>
     <form class="searchform" role="search" action="/search">
@@ -541,7 +595,7 @@ export async function search(ctx) {
   let seq = 0;
   async function run() {
     const text = input.value.trim();
-    history.replaceState(history.state, "", text ? `/search?q=${encodeURIComponent(text)}` : "/search");
+    history.replaceState(history.state, "", text ? `/search?q=${encodeURIComponent(text)}${all ? "&all=merchants" : ""}` : "/search");
     const mine = ++seq;
     if (!text) {
       out.innerHTML = html`<p class="muted hint">${t("searchHint")}</p>
@@ -549,21 +603,47 @@ export async function search(ctx) {
       return;
     }
     try {
+      if (all) { await allMerchants(text, mine); return; }
       const { search: r } = await query("Search", { query: text });
       if (mine !== seq || !ctx.alive()) return;
-      const group = (id, title, items, row) => (items.length ? html`<section class="rgroup" aria-labelledby="${id}">
-        <h2 id="${id}">${title} <span class="count-badge">${items.length}</span></h2><ul class="rlist">${items.map(row)}</ul></section>` : "");
+      const more = (n) => (n >= SEARCH_MAX ? `${SEARCH_MAX}+` : String(n));
+      const group = (id, title, items, row, seeAll) => (items.length ? html`<section class="rgroup" aria-labelledby="${id}">
+        <h2 id="${id}">${title} <span class="count-badge">${more(items.length)}</span></h2><ul class="rlist">${items.slice(0, seeAll ? SEARCH_PREVIEW : items.length).map(row)}</ul>
+        ${seeAll && items.length > SEARCH_PREVIEW ? html`<a class="btn ghost small seeall" href="${seeAll}">${t("seeAll")}</a>` : ""}</section>` : "");
       out.innerHTML = (r.merchants.length + r.products.length + r.districts.length === 0
         ? html`<p class="muted">${t("noMatches", { q: text })}</p>`
         : html`
           ${group("r-d", t("resultsDistricts"), r.districts, (d) => html`<li><a href="/d/${d.id}">${icon("map")}<span>${d.name}</span></a></li>`)}
-          ${group("r-m", t("resultsMerchants"), r.merchants, (m) => html`<li><a href="/m/${m.id}">${icon("store")}<span>${m.name}</span><small>${m.district.name}</small></a></li>`)}
-          ${group("r-p", t("resultsProducts"), r.products, (p) => html`<li><a href="/gifts?p=${p.id}">${icon("gift")}<span>${p.name}</span></a></li>`)}`).s;
+          ${group("r-m", t("resultsMerchants"), r.merchants, (m) => html`<li><a href="/m/${m.id}">${icon("store")}<span>${m.name}</span><small>${m.district.name}</small></a></li>`,
+            `/search?q=${encodeURIComponent(text)}&all=merchants`)}
+          ${group("r-p", t("resultsProducts"), r.products, (p) => html`<li><a href="/gifts?p=${p.id}">${icon("gift")}<span>${p.name}</span><small>${categoryLabel(p.category)}</small></a></li>`)}`).s;
     } catch {
       if (mine === seq) out.innerHTML = html`<p class="muted">${t("error")}</p>`.s;
     }
   }
-  input.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(run, 220); });
+  /** Every matching merchant, a page at a time ("查看全部"), each with its district. */
+  async function allMerchants(text, mine, after = null) {
+    const data = await query("SearchAll", { query: text, first: PAGE, after });
+    if (mine !== seq || !ctx.alive()) return;
+    const conn = data.merchants;
+    const rows = conn.edges.map((e) => merchantRow(e.node)).join("");
+    if (!after) {
+      out.innerHTML = html`<section class="rgroup" aria-labelledby="r-all">
+        <h2 id="r-all">${t("resultsMerchants")} <span class="count-badge">${conn.totalCount}</span></h2>
+        <p class="count">${t("found", { n: conn.totalCount })} · <a class="linkbtn" href="/search?q=${encodeURIComponent(text)}">${t("backToResults")}</a></p>
+        <ul class="mlist"></ul><div class="more"><button type="button" class="btn ghost" id="all-more" hidden>${t("loadMore")}</button></div></section>`.s;
+      $("#all-more", out).addEventListener("click", (e) => {
+        e.currentTarget.textContent = t("loadingMore");
+        allMerchants(text, seq, e.currentTarget.dataset.after).catch(() => toast(t("error")));
+      });
+    }
+    $(".mlist", out).insertAdjacentHTML("beforeend", rows);
+    const btn = $("#all-more", out);
+    btn.hidden = !conn.pageInfo.hasNextPage;
+    btn.textContent = t("loadMore");
+    btn.dataset.after = conn.pageInfo.endCursor || "";
+  }
+  input.addEventListener("input", () => { all = false; clearTimeout(timer); timer = setTimeout(run, 220); });
   $("form", ctx.main).addEventListener("submit", (e) => { e.preventDefault(); clearTimeout(timer); run(); input.blur(); });
   run();
   ctx.afterRender(() => { if (!initial) input.focus(); });
@@ -787,7 +867,113 @@ export async function inboxScreen(ctx) {
   return { title: t("inboxTitle") };
 }
 
+// ---------------------------------------------------------------- Settings
+
+const LANGS = [["zh-CN", "简体中文"], ["zh-HK", "繁體中文"], ["en", "English"]];
+
+/** Language, notifications per district and topic, followed districts, and wiping this device's data. */
+export async function settings(ctx) {
+  const data = await query("Settings");
+  if (!ctx.alive()) return {};
+  const all = data.districts;
+  const prefs = inboxPrefs();
+  const chosen = new Set(prefs.districts ?? all.map((d) => d.id));
+  const followed = favourites().filter((f) => f.type === "district");
+  const quiet = data.pushQuietHours;
+  const hh = (h) => `${String(h).padStart(2, "0")}:00`;
+  ctx.main.innerHTML = html`
+    <header class="phead"><h1 tabindex="-1">${t("settings")}</h1></header>
+    <section class="set" aria-labelledby="h-lang"><h2 id="h-lang">${t("language")}</h2>
+      <div class="seg" role="group" aria-labelledby="h-lang">${LANGS.map(([code, name]) => html`<button type="button" data-setlang="${code}" lang="${code}" aria-pressed="${String(code === locale)}">${name}</button>`)}</div>
+    </section>
+    <section class="set notif" aria-labelledby="h-notif"><h2 id="h-notif">${t("notifSettings")}</h2>
+      <form id="prefs">
+        <fieldset><legend>${t("districts")}</legend>${all.map((d) => html`<label class="check"><input type="checkbox" name="district" value="${d.id}"${chosen.has(d.id) ? html` checked` : ""}> ${d.name}</label>`)}</fieldset>
+        <fieldset><legend>${t("topicsLabel")}</legend>${TOPICS.map((x) => html`<label class="check"><input type="checkbox" name="topic" value="${x}"${prefs.topics.includes(x) ? html` checked` : ""}> ${t(`t_${x}`)}</label>`)}</fieldset>
+      </form>
+      <p class="hint" id="quiet-note">${quiet ? t("quietHours", { from: hh(quiet.start), to: hh(quiet.end) }) : t("noQuietHours")}</p>
+      <button type="button" class="btn primary" id="push-on">${icon("bell")}${t("turnOn")}</button>
+      <p class="muted" id="push-status" role="status"></p>
+    </section>
+    <section class="set" aria-labelledby="h-follow"><h2 id="h-follow">${t("followed")}</h2>
+      ${followed.length ? html`<ul class="rlist favs">${followed.map((f) => html`<li>
+        <a href="/d/${f.id}">${icon("map")}<span>${f.name}</span></a>
+        <button type="button" class="fav" aria-pressed="true" data-unfollow="${f.id}">${icon("heart")}<span class="sr">${t("saved")}</span></button></li>`)}</ul>`
+        : html`<p class="muted">${t("noFollowed")}</p>`}
+    </section>
+    <section class="set" aria-labelledby="h-clear"><h2 id="h-clear">${t("clearData")}</h2>
+      <p class="muted">${t("clearDataHint")}</p>
+      <button type="button" class="btn danger" id="clear-data">${t("clearDataButton")}</button>
+    </section>`.s;
+  for (const b of $$("[data-setlang]", ctx.main)) {
+    b.addEventListener("click", () => {
+      if (b.getAttribute("aria-pressed") === "true") return;
+      setLocale(b.dataset.setlang);
+      ctx.rerender();
+    });
+  }
+  const form = $("#prefs", ctx.main);
+  form.addEventListener("change", () => {
+    const districts = $$("[name=district]:checked", form).map((i) => i.value);
+    const topics = $$("[name=topic]:checked", form).map((i) => i.value);
+    saveInboxPrefs({ districts: districts.length === all.length ? null : districts, topics });
+    toast(t("settingsSaved"));
+    updatePush({ districts, topics }).catch(() => {});
+  });
+  $("#push-on", ctx.main).addEventListener("click", async (e) => {
+    const statusEl = $("#push-status", ctx.main);
+    e.currentTarget.disabled = true;
+    statusEl.textContent = t("turningOn");
+    const districts = $$("[name=district]:checked", form).map((i) => i.value);
+    const topics = $$("[name=topic]:checked", form).map((i) => i.value);
+    let message;
+    try { message = await turnOnPush({ districts, topics }); } catch { message = t("pushUnsupported"); }
+    if (!ctx.alive()) return;
+    statusEl.textContent = message;
+    $("#push-on", ctx.main).disabled = false;
+  });
+  for (const b of $$("[data-unfollow]", ctx.main)) {
+    b.addEventListener("click", () => {
+      const f = followed.find((x) => x.id === b.dataset.unfollow);
+      if (f) toggleFavourite(f);
+      toast(t("removedToast"));
+      ctx.rerender();
+    });
+  }
+  $("#clear-data", ctx.main).addEventListener("click", async () => {
+    if (!confirm(t("clearDataConfirm"))) return;
+    await clearDeviceData();
+    toast(t("dataCleared"));
+    ctx.rerender();
+  });
+  return { title: t("settings") };
+}
+
+/** Forgets everything this app keeps on the device: favourites, inbox state, language, saved answers, push. */
+async function clearDeviceData() {
+  try {
+    for (const key of Object.keys(localStorage)) if (key.startsWith("sq.")) localStorage.removeItem(key);
+    for (const key of Object.keys(sessionStorage)) if (key.startsWith("sq.")) sessionStorage.removeItem(key);
+  } catch { /* storage disabled: nothing was kept */ }
+  try {
+    // Saved API answers and pictures; the app's own files stay so that it still opens offline.
+    for (const name of await caches.keys()) if (!name.includes("precache")) await caches.delete(name);
+  } catch { /* no Cache Storage here */ }
+  try {
+    const reg = "serviceWorker" in navigator ? await navigator.serviceWorker.getRegistration() : null;
+    const sub = reg && reg.pushManager ? await reg.pushManager.getSubscription() : null;
+    if (sub) await sub.unsubscribe();
+  } catch { /* no push here */ }
+  setLocale(fromBrowser(), { remember: false });
+  showUnread(0);
+}
+
 export function notFound(ctx) {
-  ctx.main.innerHTML = html`<p class="empty"><span>${t("notFound")}</span><a class="btn" href="/">${t("navHome")}</a></p>`.s;
+  ctx.main.innerHTML = html`<section class="nf">
+    <p class="nf-code" aria-hidden="true">404</p>
+    <h1 tabindex="-1">${t("notFound")}</h1>
+    <p class="muted">${t("notFoundHint")}</p>
+    <div class="nf-actions"><a class="btn primary" href="/">${icon("map")}${t("navHome")}</a><a class="btn" href="/search">${icon("search")}${t("search")}</a></div>
+  </section>`.s;
   return { title: t("notFound") };
 }

@@ -26,6 +26,7 @@ VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 INTERNAL = "INTERNAL_SERVER_ERROR"
 RATE_LIMITED = "RATE_LIMITED"  # HTTP 429 with Retry-After; extensions.retryAfter in seconds
 SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # HTTP 503: MongoDB or Redis is down; retry later
+DATE_OUT_OF_RANGE = "DATE_OUT_OF_RANGE"  # popularTimes outside today … today + 6 (Shenzhen dates)
 
 
 class ApiError(GraphQLError):

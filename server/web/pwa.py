@@ -30,7 +30,9 @@ from server.settings import Settings
 SHELL = "/app/index.html"
 # Client-side routes: the server answers each with the shell (and so does the service worker).
 APP_PATHS = ("/", "/app/", SHELL, "/d/{id}", "/m/{id}", "/merchants", "/gifts", "/festivals", "/search", "/inbox",
-             "/favourites")
+             "/favourites", "/settings")
+# Paths that are never the app's: an unknown one below them is a plain 404, not the shell's styled one.
+NOT_APP = re.compile(r"^/(?:admin|app|graphql|ingest|push|metrics|healthz|readyz|sw\.js)(?:/|$)")
 MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -136,7 +138,8 @@ def service_worker(root: Path) -> Asset | None:
     return Asset(text.encode(), MEDIA_TYPES[".js"])
 
 
-def respond(request: Request, found: Asset | None, extra: dict[str, str] | None = None) -> Response:
+def respond(request: Request, found: Asset | None, extra: dict[str, str] | None = None,
+            status_code: int = 200) -> Response:
     if found is None:
         return Response("not found", status_code=404, media_type="text/plain", headers={"cache-control": "no-store"})
     image = found.media_type.startswith("image/png")
@@ -156,7 +159,7 @@ def respond(request: Request, found: Asset | None, extra: dict[str, str] | None 
     if not image and len(body) > 512 and "gzip" in request.headers.get("accept-encoding", ""):
         body = found.compressed
         headers["content-encoding"] = "gzip"
-    return Response(body, media_type=found.media_type, headers=headers)
+    return Response(body, status_code=status_code, media_type=found.media_type, headers=headers)
 
 
 def pwa_routes(settings: Settings) -> list[BaseRoute]:
@@ -171,8 +174,16 @@ def pwa_routes(settings: Settings) -> list[BaseRoute]:
     async def sw(request: Request) -> Response:
         return respond(request, service_worker(root), {"service-worker-allowed": "/"})
 
+    async def unknown(request: Request) -> Response:
+        # A page the app does not have: the shell with status 404, which shows a translated "not found"
+        # screen inside the app (tab bar, language, a way home) rather than a bare text.
+        if NOT_APP.match(request.url.path) or "text/html" not in request.headers.get("accept", ""):
+            return respond(request, None)
+        return respond(request, _file(root, "index.html"), status_code=404)
+
     return [
         *(Route(path, shell, methods=["GET", "HEAD"]) for path in APP_PATHS),
         Route("/sw.js", sw, methods=["GET", "HEAD"]),
         Route("/app/{path:path}", app_file, methods=["GET", "HEAD"]),
+        Route("/{path:path}", unknown, methods=["GET", "HEAD"]),  # last: only what nothing else answers
     ]

@@ -41,11 +41,13 @@ async def test_reload_offline_after_one_visit(context: Any, start: str, app_serv
         # Rendered from the cached persisted query by the precached shell and modules.
         await expect(page.locator(".districts li")).to_have_count(districts)
         await expect(page.locator(".districts")).to_contain_text("华强北")
-        await expect(page.locator("#netbar")).to_contain_text("离线")
+        await expect(page.locator("#netbar")).to_have_text("离线中 · 正在显示已保存的内容")
 
-        # A district never opened before: an honest "not saved yet", not a broken page.
+        # A district never opened before: an honest "not saved yet", not a broken page, and the offline
+        # line no longer claims to show saved content above it.
         await page.locator(".districts").get_by_role("link", name=re.compile("大浪")).click()
         await expect(page.get_by_role("alert")).to_contain_text("还没有保存过")
+        await expect(page.locator("#netbar")).to_have_text("离线中")
 
         # A navigation outside the app gets the precached offline page.
         await page.goto(app_server.url + "/healthz")

@@ -33,14 +33,19 @@ def profile_form(doc: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return data
 
 
+def yuan(fen: int | None) -> str:
+    """What the back office shows for an amount in fen: merchants read and type yuan."""
+    return "" if fen is None else f"{fen / 100:.2f}"
+
+
 def offer_form(doc: dict[str, Any], **changes: Any) -> dict[str, Any]:
     def text(value: Any) -> str:
         return "" if value is None else str(value)
 
     data: dict[str, Any] = {
         **localized("title", doc["title"]), **localized("description", doc.get("description")), "kind": doc["kind"],
-        "percent_off": text(doc.get("percent_off")), "amount_off_fen": text(doc.get("amount_off_fen")),
-        "min_spend_fen": text(doc.get("min_spend_fen")), "coupon_code": text(doc.get("coupon_code")),
+        "percent_off": text(doc.get("percent_off")), "amount_off_yuan": yuan(doc.get("amount_off_fen")),
+        "min_spend_yuan": yuan(doc.get("min_spend_fen")), "coupon_code": text(doc.get("coupon_code")),
         "valid_from": local(doc["valid_from"]), "valid_until": local(doc["valid_until"]),
         "stock": text(doc.get("stock")), "festival_id": text(doc.get("festival_id")),
         "version": str(doc.get("version") or 0),
@@ -62,8 +67,8 @@ def festival_form(doc: dict[str, Any], **changes: Any) -> dict[str, Any]:
 def product_form(doc: dict[str, Any], **changes: Any) -> dict[str, Any]:
     data: dict[str, Any] = {
         **localized("name", doc["name"]), **localized("story", doc.get("story")), **localized("unit", doc.get("unit")),
-        "category": doc["category"], "price_min_fen": str(doc["price_min_fen"]),
-        "price_max_fen": str(doc["price_max_fen"]), "version": str(doc.get("version") or 0),
+        "category": doc["category"], "price_min_yuan": yuan(doc["price_min_fen"]),
+        "price_max_yuan": yuan(doc["price_max_fen"]), "version": str(doc.get("version") or 0),
     }
     data.update(changes)
     return data
@@ -73,7 +78,7 @@ def new_offer_form(start: datetime, end: datetime, **changes: Any) -> dict[str, 
     data: dict[str, Any] = {
         "title.zh-CN": "手机贴膜八折", "title.zh-HK": "手機貼膜八折", "title.en": "20% off screen protectors",
         "description.zh-CN": "到店出示即可。", "description.zh-HK": "", "description.en": "Show this at the counter.",
-        "kind": "percent_off", "percent_off": "20", "amount_off_fen": "", "min_spend_fen": "5000",
+        "kind": "percent_off", "percent_off": "20", "amount_off_yuan": "", "min_spend_yuan": "50",
         "coupon_code": "FILM-20", "valid_from": local(start), "valid_until": local(end), "stock": "100",
         "festival_id": "",
     }

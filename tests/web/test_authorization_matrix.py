@@ -147,7 +147,7 @@ def actions(db: Any, w: World) -> list[Action]:
         return product_form(await doc("products", w.product_id), **{"name.zh-CN": f"矩阵产品 {next(counter)}"})
 
     async def product_data() -> dict[str, Any]:
-        return product_form(await doc("products", w.product_id), price_max_fen=str(3000 + next(counter)))
+        return product_form(await doc("products", w.product_id), price_max_yuan=str(30 + next(counter)))
 
     async def new_festival_data() -> dict[str, Any]:
         data = festival_form(await doc("festivals", w.festival_id), **{"name.zh-CN": "矩阵新活动"})

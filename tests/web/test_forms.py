@@ -338,10 +338,10 @@ async def test_festival_and_product_conflicts_show_what_is_stored(db: Any, peopl
     assert (await db.festivals.find_one({"_id": festival["_id"]}))["name"]["en"] == "Golden Week, first save"
 
     product = await db.products.find_one({"_id": "shajing-oyster"})  # a shared specialty: admins edit it
-    assert (await admin.post("/admin/products/shajing-oyster", product_form(product, price_max_fen="30000"))
+    assert (await admin.post("/admin/products/shajing-oyster", product_form(product, price_max_yuan="300"))
             ).status_code == 303
-    late = await admin.post("/admin/products/shajing-oyster", product_form(product, price_max_fen="99999"))
-    assert late.status_code == 409 and "30000" in late.text.split('class="conflict"', 1)[1]
-    assert 'value="99999"' in late.text
+    late = await admin.post("/admin/products/shajing-oyster", product_form(product, price_max_yuan="999.99"))
+    assert late.status_code == 409 and ">300<" in late.text.split('class="conflict"', 1)[1]  # yuan, not fen
+    assert 'value="999.99"' in late.text
     assert (await db.products.find_one({"_id": "shajing-oyster"}))["price_max_fen"] == 30000
     await admin.aclose()

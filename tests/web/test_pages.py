@@ -155,20 +155,25 @@ async def test_a_merchant_manages_its_specialties(app_server: RunningApp, db: An
 
     data = {"name.zh-CN": "华强北芯片钥匙扣", "name.zh-HK": "", "name.en": "Chip keyring", "story.zh-CN": "",
             "story.zh-HK": "", "story.en": "", "unit.zh-CN": "每个", "unit.zh-HK": "", "unit.en": "",
-            "category": "souvenir", "price_min_fen": "2000", "price_max_fen": "1000"}
+            "category": "souvenir", "price_min_yuan": "20", "price_max_yuan": "10"}
     bad = await merchant.post(f"/admin/merchants/{SHOP_X}/products/new", data)
     assert bad.status_code == 422 and "最高价不能低于最低价。" in bad.text and "此项必填。" in bad.text
     assert 'value="Chip keyring"' in bad.text
     created = await merchant.post(f"/admin/merchants/{SHOP_X}/products/new", {
-        **data, "story.zh-CN": "把旧芯片做成钥匙扣。", "price_max_fen": "3000"})
+        **data, "story.zh-CN": "把旧芯片做成钥匙扣。", "price_max_yuan": "30"})
     assert created.status_code == 303
     product = await db.products.find_one({"owner_merchant_id": SHOP_X, "name.en": "Chip keyring"})
     assert product["sold_by"] == [SHOP_X]
     form = await merchant.form_page(f"/admin/products/{product['_id']}")
     assert 'value="华强北芯片钥匙扣"' in form
-    saved = await merchant.post(f"/admin/products/{product['_id']}", product_form(product, price_max_fen="3500"))
+    assert 'name="price_min_yuan" value="20"' in form and "最低价（元）" in form  # merchants read yuan
+    typo = await merchant.post(f"/admin/products/{product['_id']}", product_form(product, price_max_yuan="35.505"))
+    assert typo.status_code == 422 and 'value="35.505"' in typo.text  # never rounded into another price
+    assert "请输入金额（元），最多两位小数" in typo.text
+    assert (await db.products.find_one({"_id": product["_id"]}))["price_max_fen"] == 3000
+    saved = await merchant.post(f"/admin/products/{product['_id']}", product_form(product, price_max_yuan="¥35.50"))
     assert saved.status_code == 303
-    assert (await db.products.find_one({"_id": product["_id"]}))["price_max_fen"] == 3500
+    assert (await db.products.find_one({"_id": product["_id"]}))["price_max_fen"] == 3550
     await merchant.aclose()
 
 

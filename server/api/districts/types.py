@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
@@ -10,6 +11,7 @@ from server.domain.districts.models import Area, District
 from server.domain.i18n import pick
 
 if TYPE_CHECKING:
+    from server.api.crowd.popular import CalmerAlternative, PopularTimes
     from server.api.crowd.types import CrowdType
     from server.api.festivals.types import FestivalType, FestivalWhen
     from server.api.merchants.types import MerchantConnection, MerchantFilter
@@ -45,6 +47,29 @@ class AreaType(Node):
         assert district is not None
         return DistrictType.of(district, info.context.locale)
 
+    @strawberry.field(description="A local date of the coming week (today … today + 6, Shenzhen time) hour by hour: "
+                                  "usual levels from the forecaster, today's live value, the best hours, a summary. "
+                                  "Other dates: DATE_OUT_OF_RANGE.")
+    async def popular_times(
+        self, info: AppInfo, date: date,
+    ) -> Annotated[PopularTimes, strawberry.lazy("server.api.crowd.popular")]:
+        from server.api.crowd.popular import area_popular_times
+
+        area = await info.context.loaders.area.load(self.slug)
+        assert area is not None
+        return await area_popular_times(info, area, date)
+
+    @strawberry.field(description="Areas within walking distance (this district or a neighbouring one) that are "
+                                  "calmer now and have shops of the same categories, best first (first ≤ 10).")
+    async def calmer_alternatives(
+        self, info: AppInfo, first: int = 3,
+    ) -> list[Annotated[CalmerAlternative, strawberry.lazy("server.api.crowd.popular")]]:
+        from server.api.crowd.popular import area_alternatives
+
+        area = await info.context.loaders.area.load(self.slug)
+        assert area is not None
+        return await area_alternatives(info, area, first)
+
 
 @strawberry.type(name="District", description="A business district (商圈).")
 class DistrictType(Node):
@@ -72,6 +97,18 @@ class DistrictType(Node):
         crowds = await info.context.loaders.crowd.load_many([a.id for a in areas])
         thresholds = info.context.settings.crowd_thresholds
         return CrowdType.of(combine_district([c for c in crowds if c], info.context.now, thresholds))
+
+    @strawberry.field(description="Popular times of the district: its areas weighted by capacity (see Area).")
+    async def popular_times(
+        self, info: AppInfo, date: date,
+    ) -> Annotated[PopularTimes, strawberry.lazy("server.api.crowd.popular")]:
+        from server.api.crowd.popular import district_popular_times
+        from server.domain.crowd.state import combine_district
+
+        areas = await info.context.loaders.areas_of_district.load(self.key)
+        crowds = await info.context.loaders.crowd.load_many([a.id for a in areas])
+        live = combine_district([c for c in crowds if c], info.context.now, info.context.settings.crowd_thresholds)
+        return await district_popular_times(info, self.key, live, date)
 
     @strawberry.field
     async def areas(self, info: AppInfo) -> list[AreaType]:

@@ -312,13 +312,21 @@ def forecast(history: Mapping[datetime, float], now: datetime, live_percent: flo
     `history` maps aware UTC hour starts to the mean percent observed in that hour; entries at or
     after floor(now) are ignored (the current hour is incomplete: its value comes as live_percent).
     """
-    cutoff = _floor_hour(now)
+    return _forecast(_fitted(history, now, calendar), live_percent, hours)
+
+
+def _fitted(history: Mapping[datetime, float], now: datetime, calendar: Calendar) -> _Model:
     if history:
         first = next(iter(history))
         if first.tzinfo is None:
             raise ValueError("history keys must be timezone-aware")
-    model = _Model(history, cutoff, calendar)
+    model = _Model(history, _floor_hour(now), calendar)
     model.learn_factors()
+    return model
+
+
+def _forecast(model: _Model, live_percent: float | None, hours: int) -> list[HourPoint]:
+    cutoff = _EPOCH + model.cut * HOUR
     dev = _deviation(model, live_percent)
     today = model.crowd_day(model.cut)
     points: list[HourPoint] = []
@@ -356,3 +364,22 @@ def naive_same_hour_last_week(history: Mapping[datetime, float], now: datetime, 
         else:
             points.append(HourPoint(t, 0.0, 0.0))
     return points
+
+
+def typical(history: Mapping[datetime, float], now: datetime, hours: Iterable[datetime],
+            calendar: Calendar) -> list[float]:
+    """The usual percent of each given UTC hour start: the forecaster's baseline times its festival or
+    holiday factor, without today's live deviation (what "popular times" draws as the typical day)."""
+    return _typical(_fitted(history, now, calendar), hours)
+
+
+def _typical(model: _Model, hours: Iterable[datetime]) -> list[float]:
+    return [max(0.0, model.expected(_index(_floor_hour(t)))[0]) for t in hours]
+
+
+def typical_and_forecast(history: Mapping[datetime, float], now: datetime, live_percent: float | None,
+                         calendar: Calendar, usual: Iterable[datetime],
+                         hours: int) -> tuple[list[float], list[HourPoint]]:
+    """typical() of the `usual` hours and forecast() of the next `hours`, from one fitted model."""
+    model = _fitted(history, now, calendar)
+    return _typical(model, usual), (_forecast(model, live_percent, hours) if hours else [])

@@ -250,3 +250,14 @@ async def merchants_where(db: AsyncDatabase[Doc], *, district_ids: list[str] | N
     elif merchant_ids is not None:
         query = {"_id": {"$in": merchant_ids}}
     return [Merchant.from_doc(d) async for d in db.merchants.find(query).sort([("district_id", 1), ("_id", 1)])]
+
+
+async def categories_by_area(db: AsyncDatabase[Doc], area_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Published merchants per category slug, per area: which errands an area serves."""
+    out: dict[str, dict[str, int]] = {a: {} for a in area_ids}
+    cursor = db.merchants.find({"status": "published", "area_id": {"$in": area_ids}}, {"area_id": 1, "categories": 1})
+    async for doc in cursor:
+        counts = out.setdefault(doc["area_id"], {})
+        for slug in doc.get("categories") or []:
+            counts[slug] = counts.get(slug, 0) + 1
+    return out

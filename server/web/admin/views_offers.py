@@ -33,6 +33,7 @@ from server.web.admin.common import (
     see_other,
     signed_in,
 )
+from server.web.admin.money import as_yuan, to_fen, to_yuan
 
 
 def offer_values(offer: Offer | None) -> Values:
@@ -42,8 +43,8 @@ def offer_values(offer: Offer | None) -> Values:
                        "valid_until": local_input(now + timedelta(days=7))})
     return Values({
         **localized_values("title", offer.title), **localized_values("description", offer.description),
-        "kind": offer.kind, "percent_off": offer.percent_off, "amount_off_fen": offer.amount_off_fen,
-        "min_spend_fen": offer.min_spend_fen, "coupon_code": offer.coupon_code,
+        "kind": offer.kind, "percent_off": offer.percent_off, "amount_off_yuan": to_yuan(offer.amount_off_fen),
+        "min_spend_yuan": to_yuan(offer.min_spend_fen), "coupon_code": offer.coupon_code,
         "valid_from": local_input(offer.valid_from), "valid_until": local_input(offer.valid_until),
         "stock": offer.stock, "festival_id": offer.festival_id, "version": offer.version,
     })
@@ -60,7 +61,8 @@ def offer_input(form: FormData) -> tuple[offers.OfferInput, dict[str, str]]:
     data = offers.OfferInput(
         title=localized_input(form, "title", 500), description=localized_input(form, "description"),
         kind=form_str(form, "kind", 40), percent_off=form_str(form, "percent_off", 40),
-        amount_off_fen=form_str(form, "amount_off_fen", 40), min_spend_fen=form_str(form, "min_spend_fen", 40),
+        amount_off_fen=to_fen(form_str(form, "amount_off_yuan", 40)),
+        min_spend_fen=to_fen(form_str(form, "min_spend_yuan", 40)),
         coupon_code=form_str(form, "coupon_code", 100) or None, valid_from=moments["valid_from"],
         valid_until=moments["valid_until"], stock=form_str(form, "stock", 40),
         festival_id=form_str(form, "festival_id", 100) or None,
@@ -104,7 +106,7 @@ async def new_offer(request: Request) -> Response:
     except Invalid as exc:
         merchant, _ = await merchants.get_for_edit(db, actor, merchant_id)
         return await _offer_page(request, merchant, {"values": Values.of_form(form),
-                                                     "errors": {**exc.fields, **problems}}, 422)
+                                                     "errors": {**as_yuan(exc.fields), **problems}}, 422)
     return see_other(f"/admin/merchants/{merchant_id}/offers?ok=created")
 
 
@@ -132,13 +134,13 @@ async def offer_save(request: Request) -> Response:
     except Invalid as exc:
         offer = await offers.get_for_edit(db, actor, offer_id)
         return await _offer_page(request, await _merchant_of(request, actor, offer), {
-            "offer": offer, "values": Values.of_form(form), "errors": {**exc.fields, **problems}}, 422)
+            "offer": offer, "values": Values.of_form(form), "errors": {**as_yuan(exc.fields), **problems}}, 422)
     except Conflict as exc:
         offer = await offers.get_for_edit(db, actor, offer_id)
         values = Values.of_form(form)
         values.set("version", str(offer.version))
         return await _offer_page(request, await _merchant_of(request, actor, offer), {
-            "offer": offer, "values": values, "conflict": exc.current}, 409)
+            "offer": offer, "values": values, "conflict": as_yuan(exc.current)}, 409)
     return see_other(f"/admin/merchants/{saved.merchant_id}/offers?ok=saved")
 
 

@@ -27,6 +27,7 @@ from server.web.admin.common import (
     see_other,
     signed_in,
 )
+from server.web.admin.money import as_yuan, to_fen, to_yuan
 
 
 def product_values(product: Product | None, version: int = 0) -> Values:
@@ -35,7 +36,8 @@ def product_values(product: Product | None, version: int = 0) -> Values:
     return Values({
         **localized_values("name", product.name), **localized_values("story", product.story),
         **localized_values("unit", product.unit), "category": product.category,
-        "price_min_fen": product.price_min_fen, "price_max_fen": product.price_max_fen, "version": version,
+        "price_min_yuan": to_yuan(product.price_min_fen), "price_max_yuan": to_yuan(product.price_max_fen),
+        "version": version,
     })
 
 
@@ -43,7 +45,8 @@ def product_input(form: FormData) -> products.ProductInput:
     return products.ProductInput(
         name=localized_input(form, "name", 500), story=localized_input(form, "story"),
         unit=localized_input(form, "unit", 200), category=form_str(form, "category", 40),
-        price_min_fen=form_str(form, "price_min_fen", 40), price_max_fen=form_str(form, "price_max_fen", 40),
+        price_min_fen=to_fen(form_str(form, "price_min_yuan", 40)),
+        price_max_fen=to_fen(form_str(form, "price_max_yuan", 40)),
     )
 
 
@@ -86,7 +89,7 @@ async def new_product(request: Request) -> Response:
         await products.create(db_of(request), actor, merchant_id, product_input(form))
     except Invalid as exc:
         return _product_page(request, {"merchant_id": merchant_id, "values": Values.of_form(form),
-                                       "errors": exc.fields}, 422)
+                                       "errors": as_yuan(exc.fields)}, 422)
     return see_other(f"/admin/merchants/{merchant_id}/products?ok=created")
 
 
@@ -108,12 +111,12 @@ async def product_save(request: Request) -> Response:
     except Invalid as exc:
         product, _, owner = await products.get_for_edit(db, actor, product_id)
         return _product_page(request, {"product": product, "merchant_id": owner, "values": Values.of_form(form),
-                                       "errors": exc.fields}, 422)
+                                       "errors": as_yuan(exc.fields)}, 422)
     except Conflict as exc:
         product, version, owner = await products.get_for_edit(db, actor, product_id)
         values = Values.of_form(form)
         values.set("version", str(version))
         return _product_page(request, {"product": product, "merchant_id": owner, "values": values,
-                                       "conflict": exc.current}, 409)
+                                       "conflict": as_yuan(exc.current)}, 409)
     _, _, owner = await products.get_for_edit(db, actor, product_id)
     return see_other(f"/admin/merchants/{owner}/products?ok=saved" if owner else "/admin/?ok=saved")
