@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -81,6 +81,17 @@ def _absent(value: object) -> None:
 def _search_text(value: object) -> str:
     if not isinstance(value, str) or not 0 < len(value.strip()) <= 32:
         raise NotCacheable
+    return value
+
+
+def _date(value: object) -> str:
+    """A calendar day as the PWA sends it (YYYY-MM-DD); the resolver checks its range."""
+    if not isinstance(value, str) or len(value) != 10:
+        raise NotCacheable
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise NotCacheable from None
     return value
 
 
@@ -145,6 +156,14 @@ POLICIES: dict[str, Policy] = {
     "Merchants": Policy({"filter": _merchant_filter, "first": _one_of(None, 20, 50), "after": _absent,
                          "locale": LOCALE}, _city_wide, defaults=(("first", 20),)),
     "Search": Policy({"query": _search_text, "locale": LOCALE}, _city_wide),
+    "SearchAll": Policy({"query": _search_text, "first": _one_of(None, 20), "after": _absent, "locale": LOCALE},
+                        _city_wide, defaults=(("first", 20),)),
+    # Popular times and calmer places draw today's live level: kept 10 s at most, like the crowd screens.
+    "AreaPopular": Policy({"id": _id("Area"), "date": _date, "locale": LOCALE}, _city_wide, live=True),
+    "DistrictPopular": Policy({"id": _id("District"), "date": _date, "locale": LOCALE}, _city_wide, live=True),
+    "CalmerAlternatives": Policy({"id": _id("Area"), "first": _one_of(None, 3), "locale": LOCALE}, _city_wide,
+                                 live=True, defaults=(("first", 3),)),
+    "Settings": Policy({"locale": LOCALE}, _city_wide),
 }
 
 

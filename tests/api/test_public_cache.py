@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -311,3 +312,24 @@ async def test_a_content_load_outdates_every_answer_and_a_cold_process_reads_the
             assert after.headers["x-cache"] == "miss" and after.json() == before.json()
             shared = await cold.get("/graphql", params=merchant_page())
             assert shared.headers["x-cache"] == "hit" and shared.content == after.content
+
+
+async def test_the_second_editions_reads_are_cached_too(one_app: tuple[str, CommandCounter]) -> None:
+    """Popular times (a history read per area), calmer places, "查看全部" search pages and settings."""
+    url, _ = one_app
+    today = datetime.now(UTC).astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    reads = [persisted("AreaPopular", id=to_global("Area", AREA), date=today, locale="zh-CN"),
+             persisted("DistrictPopular", id=to_global("District", DISTRICT), date=today, locale="en"),
+             persisted("CalmerAlternatives", id=to_global("Area", AREA), locale="zh-CN"),
+             persisted("SearchAll", query="手机", first=20, locale="zh-CN"),
+             persisted("Settings", locale="en")]
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for params in reads:
+            first = await http.get("/graphql", params=params)
+            assert first.status_code == 200 and "errors" not in first.json(), first.text
+            again = await http.get("/graphql", params=params)
+            assert (first.headers["x-cache"], again.headers["x-cache"]) == ("miss", "hit"), params
+            assert again.content == first.content
+        # a day that is not a date is GraphQL's to refuse, never a cached answer
+        bad = await http.get("/graphql", params=persisted("AreaPopular", id=to_global("Area", AREA), date="soon"))
+        assert bad.headers.get("x-cache") != "hit" and bad.json()["errors"]
