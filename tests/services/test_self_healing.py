@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from server.api.ids import to_global
 from server.domain.accounts import service as accounts
 from server.domain.crowd import sensors
-from server.domain.push import campaigns
+from server.domain.push import campaign_service as campaigns
 from tests.ops.live import next_update, occupancy, open_subscription
 from tests.ops.servers import eventually
 from tests.push.push_service import PushService, RunningPushService
