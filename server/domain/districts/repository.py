@@ -75,3 +75,8 @@ async def areas_with_versions(db: AsyncDatabase[Doc], district_ids: list[str] | 
     query: dict[str, object] = {} if district_ids is None else {"district_id": {"$in": district_ids}}
     cursor = db.areas.find(query).sort([("district_id", 1), ("sort", 1), ("_id", 1)])
     return [(Area.from_doc(d), int(d.get("version") or 0)) async for d in cursor]
+
+
+async def district_of_area(db: AsyncDatabase[Doc], area_id: str) -> str | None:
+    doc = await db.areas.find_one({"_id": area_id}, {"district_id": 1})
+    return str(doc["district_id"]) if doc else None
