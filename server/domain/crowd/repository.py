@@ -6,6 +6,8 @@ nx-27017 workarounds they carry (see tests/contract).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.services.mongo import Doc
@@ -61,3 +63,9 @@ async def insert_alert(db: AsyncDatabase[Doc], doc: Doc) -> None:
 async def recent_alerts(db: AsyncDatabase[Doc], district_id: str, limit: int) -> list[Doc]:
     cursor = db.crowd_alerts.find({"district_id": district_id}).sort([("at", -1), ("_id", 1)]).limit(limit)
     return [d async for d in cursor]
+
+
+async def purge_readings(db: AsyncDatabase[Doc], before: datetime) -> int:
+    """Readings older than `before`, for servers without TTL indexes (the embedded one): how many went."""
+    result = await db.crowd_readings.delete_many({"at": {"$lt": before}})
+    return result.deleted_count
