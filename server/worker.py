@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from server.api.ids import to_global
+from server.domain.crowd import repository as crowd_repository
 from server.domain.crowd.alerts import STREAM
 from server.domain.push import crowd_messages
 from server.domain.push.retention import purge_deliveries
@@ -99,9 +100,9 @@ async def purge(db: AsyncDatabase[Doc], settings: Settings, stop: asyncio.Event)
         now = datetime.now(UTC)
         days = settings.crowd_retention_days
         try:
-            result = await db.crowd_readings.delete_many({"at": {"$lt": now - timedelta(days=days)}})
-            if result.deleted_count:
-                log.info("purged %d crowd readings older than %d days", result.deleted_count, days)
+            readings = await crowd_repository.purge_readings(db, now - timedelta(days=days))
+            if readings:
+                log.info("purged %d crowd readings older than %d days", readings, days)
             deliveries = await purge_deliveries(db, settings.push_delivery_retention_days, now)
             if deliveries:
                 log.info("purged %d push delivery records older than %d days", deliveries,

@@ -1,17 +1,21 @@
-"""Keyset connections: cursors encode the last (sort value, _id) seen."""
+"""Keyset connections: cursors encode the last (sort value, _id) seen; one generic Connection and Edge."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import strawberry
 
 from server.api.errors import BAD_USER_INPUT, INVALID_CURSOR, PAGE_SIZE_EXCEEDED, ApiError
-from server.domain.paging import Key
+from server.domain.paging import Key, Page
+
+T = TypeVar("T")
+NodeT = TypeVar("NodeT")
 
 MAX_PAGE = 50
 DEFAULT_PAGE = 20
@@ -21,6 +25,37 @@ DEFAULT_PAGE = 20
 class PageInfo:
     has_next_page: bool
     end_cursor: str | None
+
+    @staticmethod
+    def after(cursors: list[str], has_next: bool) -> PageInfo:
+        return PageInfo(has_next_page=has_next, end_cursor=cursors[-1] if cursors else None)
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    """Strawberry names each use after its node: Edge[OfferType] is the schema's OfferEdge."""
+
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    """A page of a list with its total: Connection[OfferType] is the schema's OfferConnection."""
+
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+    count: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(description="Matches across all pages.")
+    async def total_count(self) -> int:
+        return await self.count()
+
+    @staticmethod
+    def of(page: Page[T], node: Callable[[T], NodeT]) -> Connection[NodeT]:
+        edges = [Edge(cursor=encode_cursor(key), node=node(item)) for item, key, _ in page.items]
+        return Connection(edges=edges, page_info=PageInfo.after([e.cursor for e in edges], page.has_next),
+                          count=page.count)
 
 
 def encode_cursor(key: Key) -> str:

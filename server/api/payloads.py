@@ -13,6 +13,7 @@ from server.domain.errors import Conflict, DomainError, Invalid, RateLimited
 from server.domain.messages import translate  # the same texts the back office shows
 
 T = TypeVar("T")
+V = TypeVar("V")
 
 
 @strawberry.type(description="One problem with a mutation's input or permissions.")
@@ -60,10 +61,11 @@ def texts(value: LocalizedInput | None) -> dict[str, str]:
     return value.as_dict() if value else {}
 
 
-async def saved(info: AppInfo, work: Awaitable[T], from_doc: Callable[[dict[str, Any]], T]) \
-        -> tuple[T | None, list[FieldError]]:
-    """A save's result and errors; on CONFLICT the result is what is stored now, for the client to merge."""
+async def saved(info: AppInfo, work: Awaitable[T], from_doc: Callable[[dict[str, Any]], T],
+                view: Callable[[T, str], V]) -> tuple[V | None, list[FieldError]]:
+    """A save's result as GraphQL shows it (`view(model, locale)`) and its errors, for every mutation payload;
+    on CONFLICT the result is what is stored now, for the client to merge."""
     result, errors, exc = await attempt(info, work)
     if isinstance(exc, Conflict):
         result = from_doc(exc.current)
-    return result, errors
+    return (view(result, info.context.locale) if result is not None else None), errors

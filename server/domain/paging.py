@@ -32,7 +32,8 @@ def after_filter(field: str | None, after: Key | None) -> dict[str, Any]:
 
 def combine(*filters: dict[str, Any]) -> dict[str, Any]:
     """All of the filters: one flat document when their fields differ (the embedded server plans that
-    far better than an $and; measured by bench/graphql_read.py), $and only where two share a field."""
+    far better than an $and; measured by bench/graphql_read.py), $and only where two share a field.
+    Both forms are pinned by tests/contract (test_several_clauses_flat_and_with_and)."""
     parts = [f for f in filters if f]
     merged: dict[str, Any] = {}
     rest: list[dict[str, Any]] = []
@@ -48,7 +49,8 @@ def combine(*filters: dict[str, Any]) -> dict[str, Any]:
 
 async def count(collection: AsyncCollection[dict[str, Any]], query: dict[str, Any]) -> int:
     """Matching documents.  `$count` rather than count_documents' `$group`, which the embedded
-    server runs ~40x slower (measured by bench/graphql_read.py); both are standard MongoDB."""
+    server runs ~40x slower (measured by bench/graphql_read.py); both are standard MongoDB.
+    Pinned by tests/contract (test_count_stage_counts_matches)."""
     async for doc in await collection.aggregate([{"$match": query}, {"$count": "n"}]):
         return int(doc["n"])
     return 0

@@ -4,7 +4,9 @@ A save replaces the document only if its `version` is still the one the
 editor loaded, so the second of two concurrent saves matches nothing and
 becomes a Conflict.  Whole-document replaces also sidestep an nx-27017 gap:
 a datetime written with `$set` onto an existing document reads back as a
-string there (tests/contract pins it), while a replaced document keeps it.
+string there, while a replaced document keeps it.  Pinned in tests/contract/test_mongo_assumptions.py:
+test_replace_with_version_filter_is_a_compare_and_set_keeping_datetimes and
+test_gap_top_level_datetime_set_on_an_existing_document.
 """
 
 from __future__ import annotations

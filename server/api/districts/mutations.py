@@ -21,6 +21,6 @@ class DistrictMutations:
     @strawberry.mutation(description="An operator sets how many people an area holds (crowd levels use it).")
     async def set_area_capacity(self, info: AppInfo, id: strawberry.ID, version: int, capacity: int) -> AreaPayload:
         who = await actor(info)
-        result, errors = await saved(info, service.set_capacity(info.context.db, who, key_of(id, "Area"), capacity,
-                                                                version), Area.from_doc)
-        return AreaPayload(area=AreaType.of(result, info.context.locale) if result else None, errors=errors)
+        area, errors = await saved(info, service.set_capacity(info.context.db, who, key_of(id, "Area"), capacity,
+                                                              version), Area.from_doc, AreaType.of)
+        return AreaPayload(area=area, errors=errors)

@@ -7,6 +7,7 @@ import strawberry
 
 from server.api.common import AppInfo, GeoPoint, Node
 from server.api.ids import to_global
+from server.api.pagination import Connection
 from server.domain.districts.models import Area, District
 from server.domain.i18n import pick
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from server.api.crowd.types import CrowdType
     from server.api.festivals.types import FestivalType, FestivalWhen
     from server.api.merchants.types import MerchantConnection, MerchantFilter
-    from server.api.offers.types import OfferConnection
+    from server.api.offers.types import OfferType
 
 
 @strawberry.type(name="Area", description="A part of a district, such as 东门 in 罗湖金三角.")
@@ -128,7 +129,7 @@ class DistrictType(Node):
     @strawberry.field(description="Offers of this district's merchants, ending soonest first.")
     async def offers(
         self, info: AppInfo, active_only: bool = True, first: int | None = None, after: str | None = None,
-    ) -> Annotated[OfferConnection, strawberry.lazy("server.api.offers.types")]:
+    ) -> Connection[Annotated[OfferType, strawberry.lazy("server.api.offers.types")]]:
         from server.api.offers.queries import offer_connection
         from server.domain.offers.repository import OfferQuery
 

@@ -37,8 +37,8 @@ class FestivalPayload:
 
 
 async def _payload(info: AppInfo, work: Awaitable[Festival]) -> FestivalPayload:
-    result, errors = await saved(info, work, Festival.from_doc)
-    return FestivalPayload(festival=FestivalType.of(result, info.context.locale) if result else None, errors=errors)
+    festival, errors = await saved(info, work, Festival.from_doc, FestivalType.of)
+    return FestivalPayload(festival=festival, errors=errors)
 
 
 @strawberry.type

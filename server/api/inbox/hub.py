@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from server.domain.inbox import service as inbox
+from server.domain.inbox.models import shows
 from server.domain.push import campaign_service
 from server.domain.push.campaign import Campaign
 from server.services.mongo import Doc
@@ -65,7 +66,7 @@ class InboxHub(Hub):
         now = datetime.now(UTC) + CLOCK_SKEW
         targets = set().union(*(self.by_district.get(d, ()) for d in campaign.district_ids))
         for subscription in targets:
-            if inbox.shows(campaign, subscription.districts, subscription.topics, subscription.locale, now=now):
+            if shows(campaign, subscription.districts, subscription.topics, subscription.locale, now=now):
                 subscription.put(campaign)
 
     def subscribe(self, districts: list[str], topics: list[str], locale: str) -> InboxSubscription:

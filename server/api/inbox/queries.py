@@ -39,6 +39,5 @@ class InboxQueries:
                                  after=decode_cursor(after))
         edges = [InboxEdge(cursor=encode_cursor(item.key), node=InboxItemType.of(item, ctx.locale))
                  for item in page.items]
-        return InboxConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
-                                                               end_cursor=edges[-1].cursor if edges else None),
+        return InboxConnection(edges=edges, page_info=PageInfo.after([e.cursor for e in edges], page.has_next),
                                locale=ctx.locale)

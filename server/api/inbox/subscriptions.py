@@ -11,6 +11,7 @@ from server.api.ids import key_of
 from server.api.inbox.types import InboxItemType
 from server.api.push.types import PushTopic
 from server.domain.inbox import service as inbox
+from server.domain.inbox.models import item_of
 
 
 @strawberry.type
@@ -26,6 +27,6 @@ class InboxSubscriptions:
         try:
             while True:
                 campaign = await subscription.next()
-                yield InboxItemType.of(inbox.item_of(campaign, reader), reader)
+                yield InboxItemType.of(item_of(campaign, reader), reader)
         finally:
             subscription.close()

@@ -8,7 +8,7 @@ import strawberry
 
 from server.api.ids import to_global
 from server.api.push.types import PushTopic
-from server.domain.inbox.service import InboxItem
+from server.domain.inbox.models import InboxItem
 
 
 @strawberry.type(description="One inbox message in the reader's locale (zh-HK → zh-CN → en fallback).")

@@ -56,8 +56,8 @@ class MerchantPayload:
 
 
 async def _payload(info: AppInfo, work: Awaitable[Merchant]) -> MerchantPayload:
-    result, errors = await saved(info, work, Merchant.from_doc)
-    return MerchantPayload(merchant=MerchantType.of(result, info.context.locale) if result else None, errors=errors)
+    merchant, errors = await saved(info, work, Merchant.from_doc, MerchantType.of)
+    return MerchantPayload(merchant=merchant, errors=errors)
 
 
 @strawberry.type

@@ -70,7 +70,7 @@ async def merchant_connection(
         page = await repository.find_page(db, q, size, cursor)
         edges = [MerchantEdge(cursor=encode_cursor(key), node=MerchantType.of(m, locale), distance_meters=dist)
                  for m, key, dist in page.items]
-        return edges, PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None)
+        return edges, PageInfo.after([e.cursor for e in edges], page.has_next)
 
     async def read_count() -> tuple[int, bool]:
         key = counts.counter_for(q.district_id, q.area_id, q.categories,

@@ -57,8 +57,8 @@ class OfferPayload:
 
 
 async def _payload(info: AppInfo, work: Awaitable[Offer]) -> OfferPayload:
-    result, errors = await saved(info, work, Offer.from_doc)
-    return OfferPayload(offer=OfferType.of(result, info.context.locale) if result else None, errors=errors)
+    offer, errors = await saved(info, work, Offer.from_doc, OfferType.of)
+    return OfferPayload(offer=offer, errors=errors)
 
 
 @strawberry.type

@@ -7,20 +7,17 @@ import strawberry
 from server.api.common import AppInfo, LocaleArg
 from server.api.errors import BAD_USER_INPUT, ApiError
 from server.api.ids import key_of, not_found
-from server.api.offers.types import OfferConnection, OfferEdge, OfferFilter, OfferType
-from server.api.pagination import PageInfo, decode_cursor, encode_cursor, page_size
+from server.api.offers.types import OfferFilter, OfferType
+from server.api.pagination import Connection, decode_cursor, page_size
 from server.domain.offers import repository
 from server.domain.offers.repository import OfferQuery
 
 
-async def offer_connection(info: AppInfo, q: OfferQuery, first: int | None, after: str | None) -> OfferConnection:
-    size = page_size(first)
-    page = await repository.find_page(info.context.db, q, size, decode_cursor(after))
-    edges = [OfferEdge(cursor=encode_cursor(key), node=OfferType.of(o, info.context.locale))
-             for o, key, _ in page.items]
-    return OfferConnection(edges=edges, page_info=PageInfo(has_next_page=page.has_next,
-                                                           end_cursor=edges[-1].cursor if edges else None),
-                           count=page.count)
+async def offer_connection(info: AppInfo, q: OfferQuery, first: int | None,
+                           after: str | None) -> Connection[OfferType]:
+    page = await repository.find_page(info.context.db, q, page_size(first), decode_cursor(after))
+    locale = info.context.locale
+    return Connection.of(page, lambda offer: OfferType.of(offer, locale))
 
 
 def _query(info: AppInfo, f: OfferFilter | None) -> OfferQuery:
@@ -46,7 +43,7 @@ class OfferQueries:
     async def offers(
         self, info: AppInfo, filter: OfferFilter | None = None, first: int | None = None,
         after: str | None = None, locale: LocaleArg = None,
-    ) -> OfferConnection:
+    ) -> Connection[OfferType]:
         info.context.use_locale(locale)
         return await offer_connection(info, _query(info, filter), first, after)
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Annotated
@@ -9,7 +8,6 @@ import strawberry
 
 from server.api.common import AppInfo, Node
 from server.api.ids import to_global
-from server.api.pagination import PageInfo
 from server.domain.i18n import pick
 from server.domain.offers.models import Offer
 
@@ -92,20 +90,3 @@ class OfferType(Node):
             return None
         festival = await info.context.loaders.festival.load(self.model.festival_id)
         return None if festival is None else FestivalType.of(festival, info.context.locale)
-
-
-@strawberry.type
-class OfferEdge:
-    cursor: str
-    node: OfferType
-
-
-@strawberry.type
-class OfferConnection:
-    edges: list[OfferEdge]
-    page_info: PageInfo
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
-
-    @strawberry.field(description="Matches across all pages.")
-    async def total_count(self) -> int:
-        return await self.count()

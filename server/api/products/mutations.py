@@ -34,8 +34,8 @@ class ProductPayload:
 
 
 async def _payload(info: AppInfo, work: Awaitable[Product]) -> ProductPayload:
-    result, errors = await saved(info, work, Product.from_doc)
-    return ProductPayload(product=ProductType.of(result, info.context.locale) if result else None, errors=errors)
+    product, errors = await saved(info, work, Product.from_doc, ProductType.of)
+    return ProductPayload(product=product, errors=errors)
 
 
 @strawberry.type

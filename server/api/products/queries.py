@@ -5,8 +5,8 @@ import strawberry
 from server.api.common import AppInfo, LocaleArg
 from server.api.errors import BAD_USER_INPUT, ApiError
 from server.api.ids import key_of, not_found
-from server.api.pagination import PageInfo, decode_cursor, encode_cursor, page_size
-from server.api.products.types import ProductConnection, ProductEdge, ProductFilter, ProductType
+from server.api.pagination import Connection, decode_cursor, page_size
+from server.api.products.types import ProductFilter, ProductType
 from server.domain.merchants import repository as merchants
 from server.domain.products import repository
 from server.domain.search.terms import query_terms
@@ -35,14 +35,12 @@ class ProductQueries:
     async def products(
         self, info: AppInfo, filter: ProductFilter | None = None, first: int | None = None,
         after: str | None = None, locale: LocaleArg = None,
-    ) -> ProductConnection:
+    ) -> Connection[ProductType]:
         info.context.use_locale(locale)
-        size = page_size(first)
-        page = await repository.find_page(info.context.db, await _query(info, filter), size, decode_cursor(after))
-        edges = [ProductEdge(cursor=encode_cursor(key), node=ProductType.of(p, info.context.locale))
-                 for p, key, _ in page.items]
-        return ProductConnection(edges=edges, page_info=PageInfo(
-            has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None), count=page.count)
+        page = await repository.find_page(info.context.db, await _query(info, filter), page_size(first),
+                                          decode_cursor(after))
+        locale = info.context.locale
+        return Connection.of(page, lambda product: ProductType.of(product, locale))
 
     @strawberry.field
     async def product(

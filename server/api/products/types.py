@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
 from server.api.common import AppInfo, Node
 from server.api.ids import to_global
-from server.api.pagination import PageInfo
 from server.domain.i18n import pick
 from server.domain.products.models import Product
 
@@ -52,20 +50,3 @@ class ProductType(Node):
 
         found = await info.context.loaders.merchant.load_many(self.model.sold_by)
         return [MerchantType.of(m, info.context.locale) for m in found if m is not None]
-
-
-@strawberry.type
-class ProductEdge:
-    cursor: str
-    node: ProductType
-
-
-@strawberry.type
-class ProductConnection:
-    edges: list[ProductEdge]
-    page_info: PageInfo
-    count: strawberry.Private[Callable[[], Awaitable[int]]]
-
-    @strawberry.field(description="Matches across all pages.")
-    async def total_count(self) -> int:
-        return await self.count()

@@ -13,7 +13,9 @@ from redis.asyncio import Redis
 from server.domain import authz
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
+from server.domain.crowd import repository
 from server.domain.crowd.models import LEVELS, Crowd
+from server.domain.districts import repository as districts
 from server.domain.errors import Invalid, NotFound
 from server.services.mongo import Doc
 
@@ -48,10 +50,10 @@ class Alert:
 
 async def set_rule(db: AsyncDatabase[Doc], actor: Actor, area_id: str, raise_at: str, clear_below: str,
                    cooldown_minutes: int) -> AlertRule:
-    area = await db.areas.find_one({"_id": area_id}, {"district_id": 1})
-    if area is None:
+    district_id = await districts.district_of_area(db, area_id)
+    if district_id is None:
         raise NotFound(f"no area {area_id!r}")
-    authz.district_operator(actor, [area["district_id"]], "districts")
+    authz.district_operator(actor, [district_id], "districts")
     problems = {}
     if raise_at not in LEVELS[1:]:
         problems["raise_at"] = "invalid_choice"
@@ -61,18 +63,18 @@ async def set_rule(db: AsyncDatabase[Doc], actor: Actor, area_id: str, raise_at:
         problems["cooldown_minutes"] = "out_of_range"
     if problems:
         raise Invalid(problems)
-    before = await db.crowd_alert_rules.find_one({"_id": area_id})
-    doc = {"_id": area_id, "district_id": area["district_id"], "raise_at": raise_at, "clear_below": clear_below,
+    before = await repository.alert_rule_doc(db, area_id)
+    doc = {"_id": area_id, "district_id": district_id, "raise_at": raise_at, "clear_below": clear_below,
            "cooldown_minutes": cooldown_minutes, "state": (before or {}).get("state", "armed"),
            "raised": (before or {}).get("raised")}
-    await db.crowd_alert_rules.replace_one({"_id": area_id}, doc, upsert=True)
-    await audit.record(db, actor, "crowd.alert_rule", "area", area_id, [area["district_id"]], before, doc)
+    await repository.put_alert_rule(db, doc)
+    await audit.record(db, actor, "crowd.alert_rule", "area", area_id, [district_id], before, doc)
     return AlertRule.from_doc(doc)
 
 
 async def evaluate(db: AsyncDatabase[Doc], redis: Redis, crowds: dict[str, Crowd], now: datetime) -> list[Alert]:
     """Crossings for these areas' fresh levels; each raise is recorded and queued for the worker."""
-    rules = [d async for d in db.crowd_alert_rules.find({"_id": {"$in": sorted(crowds)}})]
+    rules = await repository.alert_rules_of_areas(db, sorted(crowds))
     fired: list[Alert] = []
     for rule in rules:
         crowd = crowds[rule["_id"]]
@@ -90,12 +92,11 @@ async def evaluate(db: AsyncDatabase[Doc], redis: Redis, crowds: dict[str, Crowd
         if change is None:
             continue
         # compare-and-set on the state: two web processes seeing the same crossing record it once
-        result = await db.crowd_alert_rules.update_one({"_id": rule["_id"], "state": state}, {"$set": change})
-        if result.modified_count == 0:
+        if not await repository.move_alert_rule(db, rule["_id"], state, change):
             continue
         alert = Alert(uuid.uuid4().hex, rule["_id"], rule["district_id"], crowd.level, crowd.percent, now, kind)
-        await db.crowd_alerts.insert_one({"_id": alert.id, "area_id": alert.area_id, "district_id": alert.district_id,
-                                          "level": alert.level, "percent": alert.percent, "at": now, "kind": kind})
+        await repository.insert_alert(db, {"_id": alert.id, "area_id": alert.area_id, "district_id": alert.district_id,
+                                           "level": alert.level, "percent": alert.percent, "at": now, "kind": kind})
         if kind == "raised":
             await redis.xadd(STREAM, {"alert_id": alert.id, "area_id": alert.area_id,
                                       "district_id": alert.district_id, "level": alert.level},
@@ -106,14 +107,12 @@ async def evaluate(db: AsyncDatabase[Doc], redis: Redis, crowds: dict[str, Crowd
 
 async def recent(db: AsyncDatabase[Doc], actor: Actor, district_id: str, limit: int = 50) -> list[Alert]:
     authz.district_operator(actor, [district_id], "districts")
-    cursor = db.crowd_alerts.find({"district_id": district_id}).sort([("at", -1), ("_id", 1)]).limit(limit)
     return [Alert(d["_id"], d["area_id"], d["district_id"], d["level"], float(d["percent"]), d["at"], d["kind"])
-            async for d in cursor]
+            for d in await repository.recent_alerts(db, district_id, limit)]
 
 
 
 async def rules_of_district(db: AsyncDatabase[Doc], actor: Actor, district_id: str) -> dict[str, AlertRule]:
     """The alert rule of each area of the district that has one, by area id (read-only)."""
     authz.district_operator(actor, [district_id], "districts")
-    cursor = db.crowd_alert_rules.find({"district_id": district_id}).sort([("_id", 1)])
-    return {d["_id"]: AlertRule.from_doc(d) async for d in cursor}
+    return {d["_id"]: AlertRule.from_doc(d) for d in await repository.alert_rules_of_district(db, district_id)}

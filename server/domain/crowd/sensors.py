@@ -12,8 +12,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from server.domain import authz
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
+from server.domain.crowd import repository
 from server.domain.crowd.models import SENSOR_KINDS
 from server.domain.digests import digest
+from server.domain.districts import repository as districts
 from server.domain.errors import Invalid, NotFound
 from server.services.mongo import Doc
 
@@ -37,28 +39,28 @@ class Sensor:
 
 async def register(db: AsyncDatabase[Doc], actor: Actor, area_id: str, kind: str, name: str) -> tuple[Sensor, str]:
     """The new sensor and its secret key, shown this once."""
-    area = await db.areas.find_one({"_id": area_id}, {"district_id": 1})
-    if area is None:
+    district_id = await districts.district_of_area(db, area_id)
+    if district_id is None:
         raise NotFound(f"no area {area_id!r}")
-    authz.district_operator(actor, [area["district_id"]], "districts")
+    authz.district_operator(actor, [district_id], "districts")
     if kind not in SENSOR_KINDS:
         raise Invalid({"kind": "invalid_choice"})
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    doc = {"_id": uuid.uuid4().hex[:12], "key_hash": digest(key), "area_id": area_id,
-           "district_id": area["district_id"], "kind": kind, "name": name.strip()[:80] or kind, "status": "active",
+    doc: Doc = {"_id": uuid.uuid4().hex[:12], "key_hash": digest(key), "area_id": area_id,
+           "district_id": district_id, "kind": kind, "name": name.strip()[:80] or kind, "status": "active",
            "created_at": datetime.now(UTC), "created_by": actor.account_id}
-    await db.sensors.insert_one(doc)
-    await audit.record(db, actor, "sensor.register", "sensor", doc["_id"], [area["district_id"]], None, doc)
+    await repository.insert_sensor(db, doc)
+    await audit.record(db, actor, "sensor.register", "sensor", doc["_id"], [district_id], None, doc)
     return Sensor.from_doc(doc), key
 
 
 async def revoke(db: AsyncDatabase[Doc], actor: Actor, sensor_id: str) -> Sensor:
-    doc = await db.sensors.find_one({"_id": sensor_id})
+    doc = await repository.sensor_doc(db, sensor_id)
     if doc is None:
         raise NotFound(f"no sensor {sensor_id!r}")
     authz.district_operator(actor, [doc["district_id"]], "districts")
     revoked = {"status": "revoked", "revoked": {"at": datetime.now(UTC)}}
-    await db.sensors.update_one({"_id": sensor_id}, {"$set": revoked})
+    await repository.set_sensor_fields(db, sensor_id, revoked)
     after = {**doc, "status": "revoked"}
     await audit.record(db, actor, "sensor.revoke", "sensor", sensor_id, [doc["district_id"]], doc, after)
     return Sensor.from_doc(after)
@@ -67,11 +69,10 @@ async def revoke(db: AsyncDatabase[Doc], actor: Actor, sensor_id: str) -> Sensor
 async def by_key(db: AsyncDatabase[Doc], key: str) -> Sensor | None:
     if not key.startswith(KEY_PREFIX) or len(key) > 100:
         return None
-    doc = await db.sensors.find_one({"key_hash": digest(key), "status": "active"})
+    doc = await repository.active_sensor_by_digest(db, digest(key))
     return Sensor.from_doc(doc) if doc else None
 
 
 async def of_district(db: AsyncDatabase[Doc], actor: Actor, district_id: str) -> list[Sensor]:
     authz.district_operator(actor, [district_id], "districts")
-    cursor = db.sensors.find({"district_id": district_id}).sort([("area_id", 1), ("_id", 1)])
-    return [Sensor.from_doc(d) async for d in cursor]
+    return [Sensor.from_doc(d) for d in await repository.sensors_of_district(db, district_id)]

@@ -68,6 +68,7 @@ async def apply(db: AsyncDatabase[Doc], readings: list[Stored], capacities: dict
         if observed is not None and capacity:
             hourly[(reading.area_id, hour_of(reading.at))].append(100 * observed / capacity)
     # the hour as epoch seconds: a top-level datetime $set onto an existing document is not kept by nx-27017
+    # (tests/contract: test_gap_top_level_datetime_set_on_an_existing_document)
     hourly_ops = [UpdateOne({"_id": f"{area}:{int(hour.timestamp())}"},
                             {"$set": {"area_id": area, "hour_ts": int(hour.timestamp())},
                              "$inc": {"sum": sum(v), "n": len(v)}}, upsert=True) for (area, hour), v in hourly.items()]

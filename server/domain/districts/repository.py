@@ -80,3 +80,8 @@ async def areas_with_versions(db: AsyncDatabase[Doc], district_ids: list[str] | 
 async def all_areas(db: AsyncDatabase[Doc]) -> list[Area]:
     """Every area of every district (a few dozen): the candidates of calmer alternatives."""
     return [Area.from_doc(d) async for d in db.areas.find({}).sort([("district_id", 1), ("_id", 1)])]
+
+
+async def district_of_area(db: AsyncDatabase[Doc], area_id: str) -> str | None:
+    doc = await db.areas.find_one({"_id": area_id}, {"district_id": 1})
+    return str(doc["district_id"]) if doc else None

@@ -5,7 +5,6 @@ Read state lives on the device; the server only pages through campaigns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -14,28 +13,14 @@ from redis.asyncio import Redis
 
 from server.domain.i18n import LOCALES
 from server.domain.inbox import repository
+from server.domain.inbox.models import InboxItem, InboxPage
 from server.domain.paging import Key
-from server.domain.push.campaign import SENDING, Campaign
+from server.domain.push.campaign import Campaign
 from server.domain.push.models import TOPICS
 from server.services.mongo import Doc
 
 MAX_DISTRICTS: Final = 20
 CHANNEL: Final = "push_inbox"  # Redis pub/sub: ids of campaigns that just started sending
-
-
-@dataclass(frozen=True, slots=True)
-class InboxItem:
-    campaign: Campaign
-    title: str
-    body: str
-    url: str
-    key: Key
-
-
-@dataclass(frozen=True, slots=True)
-class InboxPage:
-    items: list[InboxItem]
-    has_next: bool
 
 
 async def inbox(db: AsyncDatabase[Doc], districts: list[str], topics: list[str], locale: str, *, first: int,
@@ -58,18 +43,3 @@ async def inbox(db: AsyncDatabase[Doc], districts: list[str], topics: list[str],
 async def announce(redis: Redis, campaign_id: str) -> None:
     """Tell every web process a campaign is now in the inbox (its live inbox subscriptions filter it)."""
     await redis.publish(CHANNEL, campaign_id)
-
-
-def item_of(campaign: Campaign, locale: str) -> InboxItem:
-    """A campaign as an inbox item for a reader of `locale` (as `inbox` lists it)."""
-    title, body, url = campaign.localized(locale if locale in LOCALES else "zh-CN")
-    return InboxItem(campaign, title, body, url, (campaign.send_at_ts, campaign.id))
-
-
-def shows(campaign: Campaign, districts: list[str], topics: list[str], locale: str, *, now: datetime) -> bool:
-    """Whether `inbox(districts, topics, locale)` would list the campaign now: the same rules as its query."""
-    wanted = set(topics) & set(TOPICS) if topics else set(TOPICS)
-    reader = locale if locale in LOCALES else "zh-CN"
-    return (campaign.status == SENDING and campaign.send_at_ts <= now.timestamp()
-            and not set(districts).isdisjoint(campaign.district_ids) and not wanted.isdisjoint(campaign.topics)
-            and reader in campaign.locales)

@@ -214,7 +214,7 @@ async def district_of_merchants(db: AsyncDatabase[Doc], ids: list[str]) -> dict[
 
 
 async def ids_in_district(db: AsyncDatabase[Doc], district_id: str) -> list[str]:
-    # find, not distinct("_id"): nx-27017 cannot distinct on _id (tests/contract)
+    # find, not distinct("_id"): nx-27017 cannot distinct on _id (tests/contract: test_gap_distinct_of_id)
     cursor = db.merchants.find({"district_id": district_id, "status": "published"}, {"_id": 1})
     return [d["_id"] async for d in cursor]
 

@@ -28,7 +28,8 @@ async def find_page(db: AsyncDatabase[Doc], q: ProductQuery, first: int, after: 
     if q.category:
         parts.append({"category": q.category})
     if q.merchant_id:
-        # membership as $in: nx-27017 misses a bare equality on an indexed array (tests/contract)
+        # membership as $in: nx-27017 misses a bare equality on an indexed array
+        # (tests/contract: test_gap_bare_equality_on_an_indexed_array)
         parts.append({"sold_by": {"$in": [q.merchant_id]}})
     if q.district_merchant_ids is not None:
         parts.append({"sold_by": {"$in": q.district_merchant_ids}})
