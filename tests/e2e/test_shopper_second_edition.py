@@ -96,7 +96,9 @@ async def scroll_charts(page: Any) -> None:
     for el in await page.locator("[data-popular]").all():
         await el.scroll_into_view_if_needed()
     await page.wait_for_function(
-        "[...document.querySelectorAll('[data-popular]')].every((e) => !e.hasAttribute('aria-busy'))", timeout=30_000)
+        # a function, not an expression: Playwright evaluates a bare expression with eval(), which the CSP forbids
+        "() => [...document.querySelectorAll('[data-popular]')].every((e) => !e.hasAttribute('aria-busy'))",
+        timeout=30_000)
 
 
 @pytest.mark.parametrize("locale", LOCALES)
