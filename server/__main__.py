@@ -220,7 +220,11 @@ async def _create_admin(settings: Settings, email: str) -> int:
         await mongo.ensure_indexes(db, settings.crowd_retention_days)
         account = await accounts.create_admin(db, email, password)
     except Invalid as exc:
-        print(f"not created: {exc}", file=sys.stderr)
+        from server.domain.messages import translate
+
+        # the catalog's English sentences, as on the back office's forms ("Use at least 10 characters.")
+        reasons = " ".join(f"{field}: {translate(key, 'en')}" for field, key in exc.fields.items())
+        print(f"not created: {reasons}", file=sys.stderr)
         return 1
     finally:
         await client.close()
@@ -308,6 +312,22 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _unreachable(exc: Exception, settings: Settings) -> str | None:
+    """One line for a management command whose MongoDB or Redis did not answer, instead of a driver's traceback."""
+    from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from server.observability.startup import mongo_address
+
+    if isinstance(exc, ServerSelectionTimeoutError | ConnectionFailure):
+        return (f"MongoDB at {mongo_address(settings.mongodb_url)} did not answer: is it running, and is MONGODB_URL "
+                "right? Nothing was written.")
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "Redis did not answer: is it running, and is REDIS_URL right?"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)  # a bad command or argument: usage and status 2 (argparse)
     if args.command == "schema":
@@ -327,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     if issues := problems(settings):
         for issue in issues:
             print(f"configuration error: {issue}", file=sys.stderr)
+        return 2
+    if args.command in (None, "content") and not settings.content_dir.is_dir():
+        print(f"configuration error: SHANGQUAN_CONTENT_DIR {settings.content_dir} is not a folder: point it at the "
+              "content (the repository's content/)", file=sys.stderr)
         return 2
     if args.command == "crowd" and not (settings.mongodb_url and settings.redis_url):
         print("point MONGODB_URL and REDIS_URL at the app's servers (single-machine mode already simulates "
@@ -359,6 +383,12 @@ def main(argv: list[str] | None = None) -> int:
     except MongoUnavailable as exc:
         print(f"startup failed: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        line = _unreachable(exc, settings)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 1
     finally:
         services.stop()
 
