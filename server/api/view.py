@@ -15,6 +15,7 @@ from strawberry.types import ExecutionResult
 
 from server.api.context import Context
 from server.api.errors import RATE_LIMITED, SERVICE_UNAVAILABLE, format_error
+from server.api.live.transport import LiveTransportHandler
 from server.domain.i18n import negotiate
 from server.observability.correlation import current_request_id
 from server.observability.metrics import count_graphql_errors
@@ -22,6 +23,8 @@ from server.plumbing import persisted
 
 
 class GraphQLView(GraphQL[Context, None]):
+    # Subscriptions join shared feeds (one execution per distinct subscription, server/api/live/).
+    graphql_transport_ws_handler_class = LiveTransportHandler
     def should_render_graphql_ide(self, request: Any) -> bool:
         # Only in DEBUG, and never for a persisted-query GET (it has no `query` parameter either).
         return bool(self.graphql_ide) and "extensions" not in request.query_params and \
@@ -46,7 +49,8 @@ class GraphQLView(GraphQL[Context, None]):
             db=state.db, redis=state.redis, settings=state.settings,
             locale=negotiate(request.headers.get("accept-language")), now=datetime.now(UTC),
             request_id=current_request_id(), request=request, response=response,
-            crowd_hub=state.crowd_hub, inbox_hub=state.inbox_hub, limiter=state.limiter,
+            crowd_hub=state.crowd_hub, inbox_hub=state.inbox_hub, progress_hub=state.progress_hub,
+            limiter=state.limiter,
         )
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:

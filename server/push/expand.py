@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from server.domain.inbox import service as inbox
-from server.domain.push import campaigns, policy
+from server.domain.push import campaigns, policy, progress
 from server.domain.push.campaigns import SENDING, Campaign
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.services.mongo import Doc
@@ -112,6 +112,7 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
     await db[campaigns.COLLECTION].update_one(
         {"_id": campaign_id}, {"$set": {"stage": campaigns.STAGE_EXPANDED, "stats.targeted": targeted}})
     await inbox.announce(redis, campaign_id)
+    await progress.changed(redis, campaign_id)
     log.info("campaign %s: %d subscriptions queued", campaign_id, targeted,
              extra={"campaign_id": campaign_id, "request_id": campaign.request_id, "targeted": targeted})
     return targeted

@@ -51,7 +51,7 @@ from pymongo.errors import BulkWriteError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.domain.push import campaigns, policy
+from server.domain.push import campaigns, policy, progress
 from server.domain.push.campaigns import CANCELLED, Campaign
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.domain.push.models import DELIVERIES, WAITING
@@ -305,6 +305,7 @@ class Consumer:
             count_push(label, host, n)
         await self.db[campaigns.COLLECTION].update_one(
             {"_id": campaign_id}, {"$inc": {f"stats.{name}": n for name, n in counters.items()}})
+        await progress.changed(self.redis, campaign_id)  # live campaignProgress (coalesced by the web hubs)
 
     async def campaign(self, campaign_id: str, *, fresh: bool = False) -> Campaign | None:
         """The campaign, re-read at most every `status_cache` seconds (one read however many sends ask)."""
@@ -524,6 +525,7 @@ class Consumer:
             if counters:
                 await self.db[campaigns.COLLECTION].update_one(
                     {"_id": campaign_id}, {"$inc": {f"stats.{name}": n for name, n in counters.items()}})
+                await progress.changed(self.redis, campaign_id)  # live campaignProgress (coalesced by the web hubs)
 
     # ---- the sweeper
 

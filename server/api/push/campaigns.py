@@ -18,7 +18,7 @@ from server.api.push.campaign_types import (
     CampaignType,
 )
 from server.domain.actor import Actor
-from server.domain.push import campaigns
+from server.domain.push import campaigns, progress
 from server.domain.push.campaigns import Campaign
 from server.push.expand import start_if_due
 
@@ -87,6 +87,7 @@ class CampaignMutations:
         who = await actor(info)
         result, errors, _ = await attempt(info, campaigns.approve(ctx.db, who, key_of(id, "Campaign"), now=ctx.now))
         if result is not None:
+            await progress.changed(ctx.redis, result.id)
             result = await _start_if_due(ctx, result)
         return _payload(ctx, result, errors, who)
 
@@ -95,4 +96,6 @@ class CampaignMutations:
         ctx = info.context
         who = await actor(info)
         result, errors, _ = await attempt(info, campaigns.cancel(ctx.db, who, key_of(id, "Campaign")))
+        if result is not None:
+            await progress.changed(ctx.redis, result.id)
         return _payload(ctx, result, errors, who)

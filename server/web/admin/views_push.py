@@ -20,6 +20,7 @@ from server.domain.festivals.models import Festival
 from server.domain.festivals.repository import When, list_festivals
 from server.domain.festivals.repository import by_ids as festival_by_ids
 from server.domain.push import campaigns
+from server.domain.push import progress as live_progress
 from server.domain.push.campaigns import FINAL_STATS, STATS, Campaign, CampaignInput, Preview
 from server.domain.push.models import TOPICS
 from server.observability.correlation import current_request_id
@@ -205,6 +206,7 @@ async def approve(request: Request) -> Response:
     except Invalid as exc:  # the creator, or not awaiting approval any more: say why on the campaign's page
         current = await campaigns.for_operator(db, actor, campaign_id)
         return await _campaign_page(request, actor, current, next(iter(exc.fields.values()), "invalid"), 422)
+    await live_progress.changed(redis_of(request), approved.id)
     await start_if_due(db_of(request), redis_of(request), approved)
     return see_other(f"/admin/campaigns/{approved.id}?ok=campaign_approved")
 
@@ -219,4 +221,5 @@ async def cancel(request: Request) -> Response:
     if reject and campaign.status != campaigns.AWAITING_APPROVAL:
         return await _campaign_page(request, actor, campaign, campaigns.NOT_AWAITING, 422)
     await campaigns.cancel(db, actor, campaign.id)
+    await live_progress.changed(redis_of(request), campaign.id)
     return see_other(f"/admin/campaigns/{campaign.id}?ok={'campaign_rejected' if reject else 'campaign_cancelled'}")
