@@ -144,7 +144,7 @@ class Settings:
     # Live sockets (graphql-transport-ws): a socket must init and subscribe within the timeout; open sockets
     # per client address and process (0: no cap); frames one socket may have waiting; how long its writes
     # may stay stuck before it is closed as too slow.
-    ws_init_timeout_seconds: float = 10.0
+    ws_init_timeout_seconds: float = 30.0
     ws_max_per_address: int = 200
     live_send_queue: int = 32
     live_slow_close_seconds: float = 30.0
@@ -189,7 +189,7 @@ class Settings:
             rate_limit_ingest_batches=_int(env, "RATE_LIMIT_INGEST_BATCHES", 600, 0, 10**9),
             mongodb_timeout_ms=_int(env, "MONGODB_TIMEOUT_MS", 5000, 100, 120_000),
             embedded_redis_appendonly=_on_off(env, "EMBEDDED_REDIS_APPENDONLY", True),
-            ws_init_timeout_seconds=_int(env, "WS_INIT_TIMEOUT_SECONDS", 10, 1, 3600),
+            ws_init_timeout_seconds=_int(env, "WS_INIT_TIMEOUT_SECONDS", 30, 1, 3600),
             ws_max_per_address=_int(env, "WS_MAX_SOCKETS_PER_ADDRESS", 200, 0, 10**6),
             live_send_queue=_int(env, "LIVE_SEND_QUEUE", 32, 4, 10_000),
             live_slow_close_seconds=_int(env, "LIVE_SLOW_CLOSE_SECONDS", 30, 1, 3600),
