@@ -238,11 +238,11 @@ async def test_open_sockets_per_address_are_capped(app_server: RunningApp) -> No
 
 
 def big_update(district: str, marker: int) -> DistrictUpdate:
-    """A district update with 300 areas (~20 KB a frame), so that a client that stops reading soon fills the
-    kernel's buffers and the server's writes to it stop."""
+    """A district update with 300 long-named areas (~100 KB a frame), so that a client that stops reading soon
+    fills the kernel's buffers and the server's writes to it stop, after few executions."""
     now = datetime.now(UTC)
     crowd = Crowd(marker, 100_000, 1.0, "QUIET", now, "camera", 0.5, False, 1)
-    return DistrictUpdate(district, crowd, {f"{district}-area-{i:03}": crowd for i in range(300)})
+    return DistrictUpdate(district, crowd, {f"{district}-area-{i:03}-{'x' * 200}": crowd for i in range(300)})
 
 
 def marker_of(message: dict[str, Any]) -> int:

@@ -2,7 +2,8 @@
 
 Fan-out only appends to an outbox (no await), so a socket whose client stopped reading delays nobody else.
 A state frame (a crowd level, a campaign's counts) replaces the same subscription's frame still waiting,
-so a slow client skips to the newest state; an event frame (an inbox item) cannot be skipped, so a client
+so a slow client (one whose write has been stuck over STUCK seconds, or whose queue is full) skips to the
+newest state; an event frame (an inbox item) cannot be skipped, so a client
 that lets `limit` frames pile up, or whose writes stay stuck `slow_seconds`, is closed with SLOW_CLIENT and
 refetches on reconnect.
 """
@@ -20,6 +21,7 @@ from server.observability import metrics
 
 SLOW_CLIENT: Final = 4008  # our close code: this socket fell behind its live updates
 SLOW_REASON: Final = "Too slow: fell behind live updates; reconnect for the current state"
+STUCK: Final = 1.0  # seconds a write may take before the socket counts as behind
 
 Send = Callable[[str], Awaitable[None]]
 Close = Callable[[int, str], Awaitable[None]]
@@ -47,7 +49,10 @@ class Outbox:
             self.give_up()
             return
         frames = self.frames
-        if supersedes is not None and frames:
+        # Skip superseded state only for a socket that is behind (a write stuck for a while, or a full queue):
+        # when the whole process is late, a frame merely waiting for its writer's turn is still delivered.
+        behind = len(frames) >= self.limit or (self.sending_since and time.monotonic() - self.sending_since > STUCK)
+        if supersedes is not None and frames and behind:
             for index, (kind, _) in enumerate(frames):
                 if kind == supersedes:
                     frames[index] = (supersedes, text)
