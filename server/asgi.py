@@ -98,7 +98,7 @@ def create_app(
             multiplexer = Multiplexer(schema)
             stack.push_async_callback(multiplexer.stop)
             app.state.crowd_hub, app.state.inbox_hub, app.state.progress_hub = hubs.crowd, hubs.inbox, hubs.progress
-            app.state.live = Live(settings, Admission(schema._schema, (limits,), settings.max_tokens), multiplexer,
+            graphql.live = Live(settings, Admission(schema._schema, (limits,), settings.max_tokens), multiplexer,
                                   hubs, SocketCounts(settings.ws_max_per_address))
             # Schema, dictionaries and caches live for the whole process: keep them out of every
             # later garbage collection (full collections cost ~90 ms each under load).

@@ -15,7 +15,7 @@ from strawberry.types import ExecutionResult
 
 from server.api.context import Context
 from server.api.errors import RATE_LIMITED, SERVICE_UNAVAILABLE, format_error
-from server.api.live.transport import LiveTransportHandler
+from server.api.live.transport import Live, LiveTransportHandler
 from server.domain.i18n import negotiate
 from server.observability.correlation import current_request_id
 from server.observability.metrics import count_graphql_errors
@@ -25,6 +25,7 @@ from server.plumbing import persisted
 class GraphQLView(GraphQL[Context, None]):
     # Subscriptions join shared feeds (one execution per distinct subscription, server/api/live/).
     graphql_transport_ws_handler_class = LiveTransportHandler
+    live: Live | None = None  # set in the app's lifespan
     def should_render_graphql_ide(self, request: Any) -> bool:
         # Only in DEBUG, and never for a persisted-query GET (it has no `query` parameter either).
         return bool(self.graphql_ide) and "extensions" not in request.query_params and \

@@ -59,7 +59,7 @@ class SocketCounts:
 
 @dataclass(slots=True)
 class Live:
-    """The process's live machinery, made in the lifespan (the handler reaches it through app.state.live)."""
+    """The process's live machinery, made in the lifespan and handed to the view (GraphQLView.live)."""
 
     settings: Settings
     admission: Admission
@@ -107,7 +107,10 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         socket: WebSocket = self.websocket.ws  # type: ignore[attr-defined]
         self.socket = socket
-        self.live_state: Live = socket.app.state.live
+        live = getattr(self.view, "live", None)
+        if not isinstance(live, Live):
+            raise RuntimeError("live subscriptions need the running app (GraphQLView.live is set in the lifespan)")
+        self.live_state = live
         settings = self.live_state.settings
         raw_send = socket.scope.get(RAW_SEND)
         self.outbox = Outbox(_text_sender(raw_send) if raw_send else socket.send_text, self._close,
