@@ -129,8 +129,8 @@ def create_app(
               methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         *admin_routes(settings),
-        *pwa_routes(settings),
         *explorer_routes(schema.as_str()),
+        *pwa_routes(settings),  # last: it ends with the shell's catch-all 404
     ]
     # A route that needs MongoDB or Redis while it is down answers 503 with Retry-After, not 500.
     unavailable: dict[Any, Any] = {error: health.service_unavailable
