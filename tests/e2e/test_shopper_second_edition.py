@@ -96,7 +96,8 @@ async def scroll_charts(page: Any) -> None:
     for el in await page.locator("[data-popular]").all():
         await el.scroll_into_view_if_needed()
     await page.wait_for_function(
-        "[...document.querySelectorAll('[data-popular]')].every((e) => !e.hasAttribute('aria-busy'))", timeout=30_000)
+        "() => [...document.querySelectorAll('[data-popular]')].every((e) => !e.hasAttribute('aria-busy'))",
+        timeout=30_000)  # a function: a bare expression is eval()ed, which the CSP blocks (see conftest.ready)
 
 
 @pytest.mark.parametrize("locale", LOCALES)
