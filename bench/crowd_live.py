@@ -1,7 +1,7 @@
 """Benchmark: the crowd flow, from sensor batches to live subscribers, in one run.
 
     python bench/crowd_live.py [--duration 10] [--warmup 2] [--posters 4] [--batch 100]
-                               [--subscribers 200] [--posts 50] [--rate 5] [--no-cross-process]
+                               [--subscribers 200] [--client-procs N] [--posts 50] [--rate 5] [--no-cross-process]
                                [--no-deflate] [--profile] [--keep]
 
 Starts an in-memory nx-27017 and a redis-server, loads content/ (or, when it is missing,
@@ -28,14 +28,19 @@ Phases, in this order:
    to the arrival of the update carrying that occupancy.  Missing pairs are counted and shown.
 3. ingest with the subscribers connected: as 1, but every POST's district update is also fanned
    out by web A to the subscribers (who keep reading); updates delivered per second are counted.
-4. live latency across processes (unless --no-cross-process): the same subscribers on web A,
-   the readings POSTed to web B, whose publish reaches web A through Redis.
+4. live latency across processes (unless --no-cross-process): the subscribers reconnect, half
+   to web A and half to web B, and the readings are POSTed to web B, whose publish reaches web A
+   through Redis (and web B itself through Redis too: every process follows the channel).
 5. with --profile: phase 2 once more on a fresh web server ("web P", bench/serve.py --profile-out)
    with cProfile switched on (SIGUSR1) after the subscriptions opened; where its time goes.
 
-Subscribers offer permessage-deflate, as browsers do (--no-deflate: they do not).  Latency is
-measured in this process with time.time() at both ends; its 200 clients share one event loop,
-so the last arrivals of a post include the client reading the 199 before it (its CPU is shown).
+Subscribers offer permessage-deflate, as browsers do (--no-deflate: they do not).  They live in
+`--client-procs` child processes (bench/live_clients.py, default one per 1,250 subscribers), each
+one event loop that stamps arrivals with time.time() and parses them only after the window; the
+latency is that stamp minus this process's time.time() just before the POST (one machine, one
+clock).  On a 2-core machine the clients still share the cores with the web processes: their CPU
+is shown beside the servers'.  Web A's RSS before and after the subscribers connect gives the
+memory of an idle subscriber.
 Exits with status 2 when any (post, subscriber) delivery is missing.
 
 The throughput readings are stamped ~35 minutes in the past (older than the 15-minute stale
@@ -63,7 +68,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -74,8 +79,6 @@ import uvicorn
 from graphql_read import IGNORED_COMMANDS, ServerProcess, cpu_seconds, percentile, spawn_server, summarize_profile
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 from redis.asyncio import Redis
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, ConnectionClosedOK
 from websockets.typing import Subprotocol
 
 from server.api.ids import to_global
@@ -86,8 +89,12 @@ from server.domain.crowd import sensors
 from server.services import embedded, mongo
 from server.settings import ROOT, Settings
 
-# Every simulated client comes from 127.0.0.1: per-client limits would measure the limiter, not the app.
-NO_RATE_LIMITS = {"RATE_LIMIT_GRAPHQL_COST": "0", "RATE_LIMIT_REQUESTS": "0", "RATE_LIMIT_INGEST_BATCHES": "0"}
+# Every simulated client comes from 127.0.0.1: per-client limits (and the per-address socket cap) would
+# measure the limiter, not the app.
+NO_RATE_LIMITS = {"RATE_LIMIT_GRAPHQL_COST": "0", "RATE_LIMIT_REQUESTS": "0", "RATE_LIMIT_INGEST_BATCHES": "0",
+                  "WS_MAX_SOCKETS_PER_ADDRESS": "0",
+                  # 5,000 sockets connecting at once to an overloaded 2-core box wait longer than a phone should
+                  "WS_INIT_TIMEOUT_SECONDS": "300"}
 DB_NAME = "bench"
 DISTRICT = "huaqiangbei"
 SUBSCRIPTION = ("subscription($d: ID!) { crowdUpdates(districtId: $d) "
@@ -289,92 +296,109 @@ async def count_commands(settings: Settings, batcher: Batcher, batch: int,
 # ---------------------------------------------------------------------------- subscribers
 
 
-class Subscriber:
-    """One graphql-transport-ws client: every message after the first update, with its arrival time."""
+LIVE_CLIENTS = Path(__file__).with_name("live_clients.py")
+Arrival = tuple[float, int | None, str]  # time.time() on arrival, occupancy of the latency area, message type
 
-    def __init__(self, index: int) -> None:
-        self.index = index
-        self.ws: ClientConnection | None = None
-        self.arrivals: list[tuple[float, str]] = []  # (time.time() on arrival, raw message)
-        self.ended: str | None = None
-        self.task: asyncio.Task[None] | None = None
 
-    async def open(self, url: str, district_gid: str, compression: str | None) -> None:
-        ws = await connect(url, subprotocols=[PROTOCOL], compression=compression, proxy=None, open_timeout=60,
-                           ping_interval=None, close_timeout=2, max_queue=1024)
-        self.ws = ws
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 60))
-        if ack.get("type") != "connection_ack":
-            raise RuntimeError(f"subscriber {self.index}: expected connection_ack, got {ack}")
-        await ws.send(json.dumps({"id": "1", "type": "subscribe",
-                                  "payload": {"query": SUBSCRIPTION, "variables": {"d": district_gid}}}))
-        first = json.loads(await asyncio.wait_for(ws.recv(), 60))
-        if first.get("type") != "next" or first["payload"].get("errors"):
-            raise RuntimeError(f"subscriber {self.index}: expected the current level first, got {first}")
-        self.task = asyncio.create_task(self._pump(ws))
+class ClientPool:
+    """The subscribers, spread over child processes (bench/live_clients.py) so that the client side is not the
+    bottleneck: each child holds its share on one event loop and stamps arrivals; they are parsed afterwards."""
 
-    async def _pump(self, ws: ClientConnection) -> None:
-        # Keep this loop lean: 200 of them share the load generator's one event loop; parsing waits.
-        try:
-            async for raw in ws:
-                text = raw if isinstance(raw, str) else raw.decode()
-                self.arrivals.append((time.time(), text))
-                if '"ping"' in text[:40]:
-                    await ws.send('{"type":"pong"}')
-            self.ended = "closed by the server"
-        except ConnectionClosedOK:
-            self.ended = "closed by the server"
-        except ConnectionClosed as exc:
-            self.ended = f"connection lost: {exc}"
+    def __init__(self, procs: list[asyncio.subprocess.Process], urls: list[str], sizes: list[int]) -> None:
+        self.procs, self.urls, self.sizes = procs, urls, sizes
+
+    @classmethod
+    async def open(cls, urls: list[str], count: int, processes: int, district_gid: str, area_gid: str,
+                   deflate: bool) -> ClientPool:
+        """`count` subscribers in `processes` children, child i connecting to urls[i % len(urls)]."""
+        sizes = [count // processes + (i < count % processes) for i in range(processes)]
+        procs, targets = [], []
+        for i, size in enumerate(sizes):
+            url = urls[i % len(urls)]
+            targets.append(url)
+            procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, str(LIVE_CLIENTS), "--url", url, "--count", str(size), "--district", district_gid,
+                "--area", area_gid, *(["--deflate"] if deflate else []), stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, limit=2**30))
+        pool = cls(procs, targets, sizes)
+        ready = await asyncio.gather(*(pool._line(p) for p in procs))
+        if any(r.get("failed") for r in ready):
+            await pool.close()
+            raise RuntimeError(f"subscribers could not subscribe: {[r['failed'] for r in ready if r['failed']]}")
+        return pool
+
+    @staticmethod
+    async def _line(proc: asyncio.subprocess.Process) -> Doc:
+        assert proc.stdout is not None
+        line = await proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"client process {proc.pid} ended (status {await proc.wait()})")
+        answer: Doc = json.loads(line)
+        return answer
+
+    async def ask(self, command: str) -> list[Doc]:
+        for proc in self.procs:
+            assert proc.stdin is not None
+            proc.stdin.write(command.encode() + b"\n")
+            await proc.stdin.drain()
+        return list(await asyncio.gather(*(self._line(p) for p in self.procs)))
+
+    async def counts(self) -> list[int]:
+        return [n for answer in await self.ask("count") for n in answer["counts"]]
+
+    async def dump(self) -> tuple[list[list[Arrival]], list[str]]:
+        """Every subscriber's arrivals since the last dump (then forgotten), and why any socket ended."""
+        answers = await self.ask("dump")
+        arrivals = [[(float(t), v, str(k)) for t, v, k in sub] for a in answers for sub in a["arrivals"]]
+        return arrivals, [e for a in answers for e in a["ended"] if e]
+
+    def by_server(self) -> list[str]:
+        """The URL each subscriber is connected to, in dump order."""
+        return [url for url, size in zip(self.urls, self.sizes, strict=True) for _ in range(size)]
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {f"client {i}": p.pid for i, p in enumerate(self.procs)}
 
     async def close(self) -> None:
-        if self.ws is not None:
+        for proc in self.procs:
             with contextlib.suppress(Exception):
-                await self.ws.send('{"id":"1","type":"complete"}')
-            with contextlib.suppress(Exception):
-                await self.ws.close()
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.task
+                assert proc.stdin is not None
+                proc.stdin.write(b"quit\n")
+                await proc.stdin.drain()
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
 
 
-async def open_subscribers(url: str, count: int, district_gid: str, compression: str | None,
-                           parallel: int = 20) -> list[Subscriber]:
-    gate = asyncio.Semaphore(parallel)
-    subs = [Subscriber(i) for i in range(count)]
-
-    async def one(sub: Subscriber) -> None:
-        async with gate:
-            await sub.open(url, district_gid, compression)
-
-    results = await asyncio.gather(*(one(s) for s in subs), return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        await asyncio.gather(*(s.close() for s in subs))
-        raise RuntimeError(f"{len(failed)} of {count} subscribers could not subscribe; first: {failed[0]!r}")
-    return subs
-
-
-async def wait_for_messages(subs: Sequence[Subscriber], marks: Sequence[int], wanted: int, within: float) -> int:
-    """Wait until every subscriber has `wanted` messages past its mark (or `within` s); how many do."""
+async def wait_for_messages(pool: ClientPool, wanted: int, within: float) -> int:
+    """Wait until every subscriber has `wanted` messages since the last dump (or `within` s); how many do."""
     deadline = time.monotonic() + within
     while True:
-        done = sum(len(s.arrivals) - m >= wanted for s, m in zip(subs, marks, strict=True))
-        if done == len(subs) or time.monotonic() >= deadline:
+        counts = await pool.counts()
+        done = sum(n >= wanted for n in counts)
+        if done == len(counts) or time.monotonic() >= deadline:
             return done
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
 
 
-async def wait_quiet(subs: Sequence[Subscriber], quiet: float = 1.0, within: float = 60.0) -> None:
+async def wait_quiet(pool: ClientPool, quiet: float = 1.0, within: float = 60.0) -> None:
     """Wait until no subscriber has received anything for `quiet` seconds (at most `within` s)."""
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        total = sum(len(s.arrivals) for s in subs)
+        total = sum(await pool.counts())
         await asyncio.sleep(quiet)
-        if sum(len(s.arrivals) for s in subs) == total:
+        if sum(await pool.counts()) == total:
             return
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
 
 
 # ---------------------------------------------------------------------------- latency
@@ -383,7 +407,7 @@ async def wait_quiet(subs: Sequence[Subscriber], quiet: float = 1.0, within: flo
 @dataclass
 class LatencyRun:
     label: str
-    server: str  # the process the subscribers are connected to
+    servers: list[str]  # the processes the subscribers are connected to
     subscribers: int
     primed: int  # subscribers that received the primer reading
     posts: int
@@ -399,14 +423,12 @@ class LatencyRun:
     first_arrival: list[float]  # per post: POST sent -> first subscriber's arrival
     last_arrival: list[float]  # per post: POST sent -> last subscriber's arrival (posts everyone received)
     median_by_post: list[float]  # per post, in posting order: median over its subscribers
-    to_handler: list[float]  # per post: POST sent -> sentAt (the handler's clock reading)
     post_round_trip: list[float]
     window: Window
 
 
-async def measure_latency(label: str, server: str, post_url: str, subs: list[Subscriber], key: str, area: str,
+async def measure_latency(label: str, servers: list[str], post_url: str, pool: ClientPool, key: str, area: str,
                           posts: int, rate: float, first_value: int, meter: Meter, log: Log) -> LatencyRun:
-    area_gid = to_global("Area", area)
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
     async with httpx.AsyncClient(base_url=post_url, timeout=30, trust_env=False) as client:
 
@@ -420,13 +442,13 @@ async def measure_latency(label: str, server: str, post_url: str, subs: list[Sub
                 ok = False
             return sent, time.time(), ok
 
-        marks = [len(s.arrivals) for s in subs]
+        await pool.dump()  # forget what came before
         _, _, ok = await post(first_value)
         if not ok:
             raise RuntimeError(f"{label}: the primer reading was not stored")
-        primed = await wait_for_messages(subs, marks, 1, within=20)
-        await wait_quiet(subs, quiet=0.5)
-        marks = [len(s.arrivals) for s in subs]
+        primed = await wait_for_messages(pool, 1, within=30)
+        await wait_quiet(pool, quiet=0.5)
+        await pool.dump()
         await meter.start()
         sent_at: dict[int, tuple[int, float]] = {}  # value -> (post index, time sent)
         round_trips: list[float] = []
@@ -441,25 +463,23 @@ async def measure_latency(label: str, server: str, post_url: str, subs: list[Sub
             failures += not ok
         sends = sorted(t for _, t in sent_at.values())
         achieved = (posts - 1) / (sends[-1] - sends[0]) if posts > 1 and sends[-1] > sends[0] else rate
-        got = await wait_for_messages(subs, marks, posts, within=15)
+        got = await wait_for_messages(pool, posts, within=30)
         window = await meter.stop()
-        if got < len(subs):
-            log(f"{label}: only {got} of {len(subs)} subscribers got {posts} updates within 15 s of the last post")
+        if got < sum(pool.sizes):
+            log(f"{label}: only {got} of {sum(pool.sizes)} subscribers got {posts} updates within 30 s of the "
+                "last post")
+        arrivals, ended = await pool.dump()
 
     latencies: list[float] = []
     duplicates = 0
     others: Counter[str] = Counter()
     arrivals_by_post: dict[int, list[float]] = {i: [] for i in range(posts)}
-    handler_times: dict[int, float] = {}
-    for sub, mark in zip(subs, marks, strict=True):
+    for sub in arrivals:
         seen: set[int] = set()
-        for arrived, raw in sub.arrivals[mark:]:
-            message = json.loads(raw)
-            if message.get("type") != "next" or message.get("payload", {}).get("errors"):
-                others[str(message.get("type"))] += 1
+        for arrived, occupancy, kind in sub:
+            if kind != "next":
+                others[kind] += 1
                 continue
-            update = message["payload"]["data"]["crowdUpdates"]
-            occupancy = next((a["crowd"]["occupancy"] for a in update["areas"] if a["areaId"] == area_gid), None)
             if occupancy not in sent_at:
                 others["next (other value)"] += 1
                 continue
@@ -470,16 +490,16 @@ async def measure_latency(label: str, server: str, post_url: str, subs: list[Sub
             index, sent = sent_at[occupancy]
             latencies.append(arrived - sent)
             arrivals_by_post[index].append(arrived - sent)
-            handler_times.setdefault(index, datetime.fromisoformat(update["sentAt"]).timestamp() - sent)
-    missing = {i: len(subs) - len(v) for i, v in arrivals_by_post.items() if len(v) < len(subs)}
+    count = len(arrivals)
+    missing = {i: count - len(v) for i, v in arrivals_by_post.items() if len(v) < count}
     return LatencyRun(
-        label=label, server=server, subscribers=len(subs), primed=primed, posts=posts, post_failures=failures,
-        achieved_hz=achieved, expected=posts * len(subs), received=len(latencies), duplicates=duplicates,
-        other_messages=others, ended=[s.ended for s in subs if s.ended], missing_by_post=missing,
+        label=label, servers=servers, subscribers=count, primed=primed, posts=posts, post_failures=failures,
+        achieved_hz=achieved, expected=posts * count, received=len(latencies), duplicates=duplicates,
+        other_messages=others, ended=ended, missing_by_post=missing,
         latencies=sorted(latencies), first_arrival=sorted(min(v) for v in arrivals_by_post.values() if v),
-        last_arrival=sorted(max(v) for v in arrivals_by_post.values() if len(v) == len(subs)),
+        last_arrival=sorted(max(v) for v in arrivals_by_post.values() if len(v) == count),
         median_by_post=[percentile(sorted(arrivals_by_post[i]), 50) for i in range(posts)],
-        to_handler=sorted(handler_times.values()), post_round_trip=sorted(round_trips), window=window,
+        post_round_trip=sorted(round_trips), window=window,
     )
 
 
@@ -544,7 +564,7 @@ async def wait_ready(server: ServerProcess, within_s: float = 90) -> None:
 
 async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, Any]:
     children: list[embedded.ChildService | ServerProcess] = []
-    subs: list[Subscriber] = []
+    pool: ClientPool | None = None
     redis: Redis | None = None
     result: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     try:
@@ -587,64 +607,80 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
         log(f"  {alone.accepted / alone.window.seconds if alone.window else 0:.0f} readings/s")
 
         district_gid = to_global("District", DISTRICT)
-        ws_url = web_a.url.replace("http://", "ws://") + "/graphql"
-        compression = None if args.no_deflate else "deflate"
-        log(f"connecting {args.subscribers} subscribers to web A")
+        area_gid = to_global("Area", fixture.latency_area)
+        ws_a = web_a.url.replace("http://", "ws://") + "/graphql"
+        deflate = not args.no_deflate
+        rss_before = rss_kib(web_a.process.pid)
+        log(f"connecting {args.subscribers} subscribers to web A from {args.client_procs} client processes")
         t = time.perf_counter()
-        subs = await open_subscribers(ws_url, args.subscribers, district_gid, compression)
+        pool = await ClientPool.open([ws_a], args.subscribers, args.client_procs, district_gid, area_gid, deflate)
         result["subscribe_seconds"] = time.perf_counter() - t
-        log(f"  subscribed in {result['subscribe_seconds']:.1f} s")
+        await wait_quiet(pool, quiet=2.0)
+        result["rss_kib"] = (rss_before, rss_kib(web_a.process.pid))
+        log(f"  subscribed in {result['subscribe_seconds']:.1f} s; web A RSS {result['rss_kib'][0] / 1024:.0f} -> "
+            f"{result['rss_kib'][1] / 1024:.0f} MiB")
+        clients = pool.pids
+        meter_a = Meter({"web A": web_a.process.pid, **base_pids, **clients}, redis)
 
         log(f"phase 2: latency, posts to web A, {args.posts} posts at {args.rate:g} Hz")
-        same = await measure_latency("2. same process (posts to web A, subscribers on web A)", "web A", web_a.url, subs,
-                                     fixture.latency_key, fixture.latency_area, args.posts, args.rate, 100_000,
+        same = await measure_latency("2. same process (posts to web A, subscribers on web A)", ["web A"], web_a.url,
+                                     pool, fixture.latency_key, fixture.latency_area, args.posts, args.rate, 100_000,
                                      meter_a, log)
         result["latency_same"] = same
         log(f"  received {same.received}/{same.expected}")
 
         log("phase 3: ingest with the subscribers connected to web A")
-        marks = [len(s.arrivals) for s in subs]
+        await pool.dump()
         loaded = await drive_ingest(web_a.url, batchers, args.batch, args.warmup, args.duration, meter_a)
+        await wait_quiet(pool)
+        arrivals, ended = await pool.dump()
         if loaded.window:
             w0, w1 = loaded.window.started, loaded.window.started + loaded.window.seconds
-            loaded.delivered = sum(1 for s, m in zip(subs, marks, strict=True) for t_, _ in s.arrivals[m:]
-                                   if w0 <= t_ < w1)
+            loaded.delivered = sum(1 for sub in arrivals for t_, _, _ in sub if w0 <= t_ < w1)
         result["ingest_loaded"] = loaded
         log(f"  {loaded.accepted / loaded.window.seconds if loaded.window else 0:.0f} readings/s, "
             f"{loaded.delivered} updates delivered in the window")
-        await wait_quiet(subs)
-        result["ended_after_phase3"] = [s.ended for s in subs if s.ended]
+        result["ended_after_phase3"] = ended
+        await pool.close()
+        pool = None
 
         if not args.no_cross_process:
             web_b = spawn_server("graphql", env, var_dir)
             children.append(web_b)
             await wait_ready(web_b)
             log(f"web B {web_b.url} (pid {web_b.process.pid})")
-            meter_ab = Meter({"web A": web_a.process.pid, "web B": web_b.process.pid, **base_pids}, redis)
-            log(f"phase 4: latency, posts to web B, subscribers on web A, {args.posts} posts at {args.rate:g} Hz")
-            cross = await measure_latency("4. cross process (posts to web B, subscribers on web A, via Redis)",
-                                          "web A", web_b.url, subs, fixture.latency_key, fixture.latency_area,
-                                          args.posts, args.rate, 200_000, meter_ab, log)
+            ws_b = web_b.url.replace("http://", "ws://") + "/graphql"
+            procs = max(2, args.client_procs + args.client_procs % 2)
+            pool = await ClientPool.open([ws_a, ws_b], args.subscribers, procs, district_gid, area_gid, deflate)
+            meter_ab = Meter({"web A": web_a.process.pid, "web B": web_b.process.pid, **base_pids, **pool.pids},
+                             redis)
+            half = args.subscribers // 2
+            log(f"phase 4: latency, posts to web B, {half} subscribers on each of web A and web B, "
+                f"{args.posts} posts at {args.rate:g} Hz")
+            cross = await measure_latency(f"4. cross process (posts to web B; subscribers: {half} on web A, "
+                                          f"{args.subscribers - half} on web B; A hears through Redis)",
+                                          ["web A", "web B"], web_b.url, pool, fixture.latency_key,
+                                          fixture.latency_area, args.posts, args.rate, 200_000, meter_ab, log)
             result["latency_cross"] = cross
             log(f"  received {cross.received}/{cross.expected}")
+            await pool.close()
+            pool = None
         if args.profile:
-            await asyncio.gather(*(s.close() for s in subs))
-            subs = []
             profile_out = var_dir / "web-profile.prof"
             web_p = spawn_server("graphql", env, var_dir, profile_out)
             children.append(web_p)
             await wait_ready(web_p)
             log(f"phase 5: latency with web P (pid {web_p.process.pid}) under cProfile, posts and subscribers on it")
-            subs = await open_subscribers(web_p.url.replace("http://", "ws://") + "/graphql", args.subscribers,
-                                          district_gid, compression)
+            pool = await ClientPool.open([web_p.url.replace("http://", "ws://") + "/graphql"], args.subscribers,
+                                         args.client_procs, district_gid, area_gid, deflate)
             web_p.process.send_signal(signal.SIGUSR1)
             await asyncio.sleep(0.2)
-            meter_p = Meter({"web P": web_p.process.pid, **base_pids}, redis)
+            meter_p = Meter({"web P": web_p.process.pid, **base_pids, **pool.pids}, redis)
             profiled = await measure_latency("5. same process, web P under cProfile (slower: do not compare)",
-                                             "web P", web_p.url, subs, fixture.latency_key, fixture.latency_area,
+                                             ["web P"], web_p.url, pool, fixture.latency_key, fixture.latency_area,
                                              args.posts, args.rate, 300_000, meter_p, log)
-            await asyncio.gather(*(s.close() for s in subs))
-            subs = []
+            await pool.close()
+            pool = None
             web_p.stop()
             if not profile_out.exists():
                 raise RuntimeError(f"the profiled server wrote no stats; see {web_p.log}")
@@ -654,8 +690,9 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
         result["fixture"] = fixture
         return result
     finally:
-        if subs:
-            await asyncio.gather(*(s.close() for s in subs), return_exceptions=True)
+        if pool is not None:
+            with contextlib.suppress(Exception):
+                await pool.close()
         if redis is not None:
             with contextlib.suppress(Exception):
                 await redis.aclose()
@@ -675,7 +712,7 @@ def render_ingest(title: str, r: IngestRun, batch: int, posters: int, subscriber
     w = r.window
     if w is None:
         return [f"{title}: no window"]
-    server_cpu = sum(v for k, v in w.cpu.items() if k != "bench client")
+    server_cpu = sum(v for k, v in w.cpu.items() if not k.startswith(("bench client", "client ")))
     rate = r.accepted / w.seconds
     lines = [
         f"{title}",
@@ -705,7 +742,8 @@ def render_latency(r: LatencyRun) -> list[str]:
     w = r.window
     missed = r.expected - r.received
     delivered = r.received + r.duplicates
-    web = w.cpu.get(r.server, 0.0)
+    web = sum(w.cpu.get(name, 0.0) for name in r.servers)
+    servers = " + ".join(r.servers)
     group = max(1, math.ceil(r.posts / 5))
     lines = [
         f"live latency, {r.label}",
@@ -721,11 +759,10 @@ def render_latency(r: LatencyRun) -> list[str]:
         "  median by posting order   " + " | ".join(
             f"{ms(r.median_by_post[i:i + group], 50)}" for i in range(0, r.posts, group))
         + f" ms (p50 of each group of {group} posts' medians: a growing backlog shows here)",
-        f"  POST sent -> handler      p50 {ms(r.to_handler, 50)} ms (the update's sentAt); "
-        f"POST round trip p50 {ms(r.post_round_trip, 50)} ms, p99 {ms(r.post_round_trip, 99)} ms",
+        f"  POST round trip p50 {ms(r.post_round_trip, 50)} ms, p99 {ms(r.post_round_trip, 99)} ms",
         "  CPU s in window (cores)   " + ", ".join(f"{k} {v:.2f} ({v / w.seconds:.2f})" for k, v in w.cpu.items()),
-        f"  {r.server} CPU{' ' * (22 - len(r.server))}{web / max(1, r.posts) * 1000:.1f} ms per post = "
-        f"{web / max(1, delivered) * 1e6:.0f} µs per update sent to a subscriber (all of {r.server}'s CPU)",
+        f"  {servers} CPU{' ' * max(1, 22 - len(servers))}{web / max(1, r.posts) * 1000:.1f} ms per post = "
+        f"{web / max(1, delivered) * 1e6:.1f} µs per update sent to a subscriber (all of {servers}'s CPU)",
         "  Redis commands per post   " + ", ".join(f"{k} {v / r.posts:.2f}" for k, v in w.redis_calls.items()),
     ]
     if r.duplicates or r.other_messages:
@@ -749,7 +786,8 @@ def render(result: dict[str, Any], args: argparse.Namespace, command: str) -> st
         f"load average (1/5/15 min): start {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
         f"end {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}  (shared machine: other jobs compete for the cores)",
         f"setup: each web server one uvicorn process, one worker (bench/serve.py graphql); in-memory nx-27017 and "
-        f"redis-server in their own processes; load generator and subscribers in this process; "
+        f"redis-server in their own processes; load generator in this process, the subscribers in "
+        f"{args.client_procs} client processes (bench/live_clients.py; 2 or more for phase 4, half on each web); "
         f"content: {fixture.content_note}",
         f"district {DISTRICT}: areas {', '.join(fixture.areas)}; latency readings go to {fixture.latency_area}",
         f"WebSocket permessage-deflate: {'off' if args.no_deflate else 'on (as browsers offer it)'}",
@@ -782,8 +820,12 @@ def render(result: dict[str, Any], args: argparse.Namespace, command: str) -> st
         lines.append("  share of profiled self time by area: " + ", ".join(
             f"{k} {v:.0%}" for k, v in profile["share_by_area"].items()))
         lines.append(profile["top_by_self_time"].rstrip())
+    before, after = result["rss_kib"]
     lines += ["", f"subscribe: {args.subscribers} graphql-transport-ws subscriptions opened in "
-              f"{result['subscribe_seconds']:.1f} s (20 at a time)", bar]
+              f"{result['subscribe_seconds']:.1f} s (50 at a time per client process)",
+              f"idle memory: web A RSS {before / 1024:.1f} MiB before, {after / 1024:.1f} MiB with the "
+              f"{args.subscribers} sockets open and subscribed = {(after - before) / max(1, args.subscribers):.1f} KiB "
+              "per subscriber", bar]
     return "\n".join(lines)
 
 
@@ -794,6 +836,8 @@ def main() -> None:
     parser.add_argument("--posters", type=int, default=4, help="concurrent ingest clients, one sensor each")
     parser.add_argument("--batch", type=int, default=100, help="readings per POST (the app takes at most 500)")
     parser.add_argument("--subscribers", type=int, default=200)
+    parser.add_argument("--client-procs", type=int, default=0,
+                        help="processes holding the subscribers (default: one per 1,250 subscribers)")
     parser.add_argument("--posts", type=int, default=50, help="single readings posted in each latency phase")
     parser.add_argument("--rate", type=float, default=5.0, help="latency posts per second")
     parser.add_argument("--latency-area", default=None, help="area of the latency readings (default: the first)")
@@ -805,6 +849,8 @@ def main() -> None:
     args = parser.parse_args()
     if not 1 <= args.batch <= 500 or args.posters < 1 or args.rate <= 0 or args.posts < 1:
         parser.error("need 1 <= --batch <= 500, --posters >= 1, --posts >= 1, --rate > 0")
+    if args.client_procs <= 0:
+        args.client_procs = max(1, math.ceil(args.subscribers / 1250))
     command = shlex.join(["python", *sys.argv])
 
     def log(message: str) -> None:

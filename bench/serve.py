@@ -124,9 +124,11 @@ def main() -> None:
         profiler = active
     try:
         if args.target == "asgi":  # the app's own logging, as under the Procfile's `--no-access-log`
-            uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
+            uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on",
+                        ws_per_message_deflate=False)  # as the Procfile runs it
         else:
-            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on",
+                        ws_per_message_deflate=False)  # as the Procfile runs it
     finally:
         if profiler is not None:
             profiler.disable()

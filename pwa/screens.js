@@ -672,7 +672,7 @@ export async function saved(ctx) {
 // ---------------------------------------------------------------- Inbox
 
 // The document of graphql/operations/InboxItems.graphql (whitespace collapsed; a test compares them).
-const INBOX_LIVE = "subscription InboxItems($districts: [ID!]!, $topics: [PushTopic!], $locale: String) { inboxItems(districts: $districts, topics: $topics, locale: $locale) { id title body url topics districtIds createdAt } }";
+const INBOX_LIVE = "subscription InboxItems($districts: [ID!]!, $topics: [PushTopic!], $locale: String, $newerThan: String) { inboxItems(districts: $districts, topics: $topics, locale: $locale, newerThan: $newerThan) { id title body url topics districtIds createdAt } }";
 
 /** The districts and topics the inbox asks for: the saved choice, or every district. */
 async function inboxVars() {
@@ -755,11 +755,14 @@ export async function inboxScreen(ctx) {
   let { all, prefs, vars } = await inboxVars();
   let items = [];
   let cursor = null;
+  let newest = null; // the cursor of the newest item of the first page
   let more = false;
   const fetchPage = async () => {
     if (!vars.districts.length || !vars.topics.length) { items = []; more = false; return; }
     const data = await query("Inbox", { ...vars, first: PAGE, after: cursor }, { fresh: !cursor });
     items = cursor ? items.concat(data.inbox.edges.map((e) => e.node)) : data.inbox.edges.map((e) => e.node);
+    // the newest item's cursor: the subscription first sends what was announced after it ("" when none)
+    if (!cursor) newest = data.inbox.edges.length ? data.inbox.edges[0].cursor : "";
     cursor = data.inbox.pageInfo.endCursor;
     more = data.inbox.pageInfo.hasNextPage;
   };
@@ -823,7 +826,7 @@ export async function inboxScreen(ctx) {
     stopLive();
     stopLive = () => {};
     if (!vars.districts.length || !vars.topics.length) return;
-    stopLive = live(INBOX_LIVE, { ...vars, locale }, (data) => { if (data.inboxItems) addNew([data.inboxItems]); },
+    stopLive = live(INBOX_LIVE, { ...vars, locale, newerThan: newest }, (data) => { if (data.inboxItems) addNew([data.inboxItems]); },
       { onReconnect: refetch });
   };
   follow();

@@ -143,8 +143,10 @@ async def _serve(settings: Settings, console: bool) -> None:
     await wait_for_mongo(settings.mongodb_url)
     has_admin = await _first_run_work(settings, console)
     app = create_app(settings, load_content_on_start=False)
+    # permessage-deflate off: each socket would keep its own zlib context and compress every shared frame
+    # again, the memory and CPU the live feeds save (README, Live subscriptions).
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", lifespan="on",
-                            log_config=None, access_log=False)
+                            log_config=None, access_log=False, ws_per_message_deflate=False)
     server = uvicorn.Server(config)
     stop_worker, worker_ready = asyncio.Event(), asyncio.Event()
     worker = asyncio.create_task(_after_start(server, stop_worker, run_worker(

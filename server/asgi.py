@@ -6,18 +6,26 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from server.api.budget import CostBudget
 from server.api.cached_reads import CacheBinding, CachedReads
 from server.api.crowd.hub import CrowdHub
 from server.api.inbox.hub import InboxHub
+from server.api.limits import limits_rule
+from server.api.live.admission import Admission
+from server.api.live.feeds import Multiplexer
+from server.api.live.hubs import LiveHubs
+from server.api.live.transport import Live, RawSendMiddleware, SocketCounts
 from server.api.memo import VersionedMemo
+from server.api.push.progress_hub import ProgressHub
 from server.api.schema import build_schema
 from server.api.view import GraphQLView
 from server.content.loader import load_content
@@ -54,8 +62,10 @@ def create_app(
     schema = build_schema(settings)
     # Charged after validation, with the cost the limits rule computed (server/api/budget.py).
     schema.extensions = (*schema.extensions, CostBudget)
+    limits = limits_rule(settings.max_depth, settings.max_aliases, settings.max_cost)
     # Strawberry's own GraphiQL loads from a CDN: the explorer is ours (server/web/explorer).
-    graphql = GraphQLView(schema, graphql_ide=None)
+    graphql = GraphQLView(schema, graphql_ide=None, subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+                          connection_init_wait_timeout=timedelta(seconds=settings.ws_init_timeout_seconds))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -93,12 +103,16 @@ def create_app(
             app.state.session_policy = await session_policy(db, settings)
             app.state.crowd_publisher = Publisher(redis_client)
             stack.push_async_callback(app.state.crowd_publisher.close)
-            app.state.crowd_hub = CrowdHub(redis_client)
-            await app.state.crowd_hub.start()
-            stack.push_async_callback(app.state.crowd_hub.stop)
-            app.state.inbox_hub = InboxHub(redis_client, db)
-            await app.state.inbox_hub.start()
-            stack.push_async_callback(app.state.inbox_hub.stop)
+            hubs = LiveHubs(crowd=CrowdHub(redis_client), inbox=InboxHub(redis_client, db),
+                            progress=ProgressHub(redis_client, db))
+            for hub in (hubs.crowd, hubs.inbox, hubs.progress):
+                await hub.start()
+                stack.push_async_callback(hub.stop)
+            multiplexer = Multiplexer(schema)
+            stack.push_async_callback(multiplexer.stop)
+            app.state.crowd_hub, app.state.inbox_hub, app.state.progress_hub = hubs.crowd, hubs.inbox, hubs.progress
+            graphql.live = Live(settings, Admission(schema._schema, (limits,), settings.max_tokens), multiplexer,
+                                  hubs, SocketCounts(settings.ws_max_per_address))
             # Schema, dictionaries and caches live for the whole process: keep them out of every
             # later garbage collection (full collections cost ~90 ms each under load).
             gc.collect()
@@ -122,11 +136,12 @@ def create_app(
     unavailable: dict[Any, Any] = {error: health.service_unavailable
                                    for error in (*MONGO_DOWN, *REDIS_DOWN, ServiceUnavailable)}
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan, exception_handlers=unavailable,
-                     # The security headers outermost: 404s, 429s and 503s carry them too (only the bare 500 of
-                     # Starlette's own error middleware, which sits outside every user middleware, does not).
-                     middleware=[Middleware(SecurityHeadersMiddleware), Middleware(RequestIdMiddleware),
-                                 Middleware(AccessLogMiddleware), Middleware(RateLimitMiddleware),
-                                 Middleware(CacheBinding)])
+                     # The security headers outermost for HTTP: 404s, 429s and 503s carry them too (only the bare 500
+                     # of Starlette's own error middleware, which sits outside every user middleware, does not).
+                     # RawSendMiddleware, before them, only notes a WebSocket's own send (server/api/live).
+                     middleware=[Middleware(RawSendMiddleware), Middleware(SecurityHeadersMiddleware),
+                                 Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware),
+                                 Middleware(RateLimitMiddleware), Middleware(CacheBinding)])
 
 
 def __getattr__(name: str) -> Starlette:

@@ -147,6 +147,13 @@ class Settings:
     public_cache_max_entry_bytes: int = 256 * 1024
     # The embedded Redis keeps an append-only file written every second (EMBEDDED_REDIS_APPENDONLY=off: none).
     embedded_redis_appendonly: bool = True
+    # Live sockets (graphql-transport-ws): a socket must init and subscribe within the timeout; open sockets
+    # per client address and process (0: no cap); frames one socket may have waiting; how long its writes
+    # may stay stuck before it is closed as too slow.
+    ws_init_timeout_seconds: float = 30.0
+    ws_max_per_address: int = 200
+    live_send_queue: int = 32
+    live_slow_close_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -191,6 +198,10 @@ class Settings:
             public_cache=env.get("PUBLIC_CACHE", "on").strip().lower() not in {"0", "off", "false", "no"},
             public_cache_max_entry_bytes=_int(env, "PUBLIC_CACHE_MAX_ENTRY_BYTES", 256 * 1024, 1024, 16 * 1024**2),
             embedded_redis_appendonly=_on_off(env, "EMBEDDED_REDIS_APPENDONLY", True),
+            ws_init_timeout_seconds=_int(env, "WS_INIT_TIMEOUT_SECONDS", 30, 1, 3600),
+            ws_max_per_address=_int(env, "WS_MAX_SOCKETS_PER_ADDRESS", 200, 0, 10**6),
+            live_send_queue=_int(env, "LIVE_SEND_QUEUE", 32, 4, 10_000),
+            live_slow_close_seconds=_int(env, "LIVE_SLOW_CLOSE_SECONDS", 30, 1, 3600),
             vapid_private_key=env.get("VAPID_PRIVATE_KEY", ""),
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
             vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),

@@ -18,7 +18,7 @@ from server.api.context import Context
 from server.api.errors import RATE_LIMITED, ApiError
 from server.api.limits import operation_cost
 from server.plumbing.auth import actor_of
-from server.plumbing.ratelimit import client_key
+from server.plumbing.ratelimit import Limiter, client_key
 
 
 async def client_of(connection: HTTPConnection) -> str:
@@ -29,16 +29,25 @@ async def client_of(connection: HTTPConnection) -> str:
     return client_key(connection)
 
 
+async def charge(connection: HTTPConnection, limiter: Limiter | None, budget: int, document: DocumentNode,
+                 operation_name: str | None) -> None:
+    """Charge the operation's cost to the connection's client; raises RATE_LIMITED when over the budget."""
+    if limiter is None or budget <= 0:
+        return
+    cost = max(1, operation_cost(document, operation_name))
+    wait = await limiter.charge("gql", await client_of(connection), cost, budget)
+    if wait:
+        raise ApiError(RATE_LIMITED, f"over the GraphQL budget of {budget} points per "
+                       f"{limiter.window} s; try again in {wait} s", retryAfter=wait)
+
+
 class CostBudget(SchemaExtension):
     async def on_execute(self) -> AsyncIterator[None]:
         context: Context = self.execution_context.context
-        connection, limiter = context.request, context.limiter
-        budget = context.settings.rate_limit_graphql_cost if limiter else 0
+        # A shared live feed runs without a connection: each of its subscribers was charged when it joined.
+        connection = context.request
         document = self.execution_context.graphql_document
-        if limiter is not None and connection is not None and budget > 0 and isinstance(document, DocumentNode):
-            cost = max(1, operation_cost(document, self.execution_context.operation_name))
-            wait = await limiter.charge("gql", await client_of(connection), cost, budget)
-            if wait:
-                raise ApiError(RATE_LIMITED, f"over the GraphQL budget of {budget} points per "
-                               f"{limiter.window} s; try again in {wait} s", retryAfter=wait)
+        if connection is not None and isinstance(document, DocumentNode):
+            await charge(connection, context.limiter, context.settings.rate_limit_graphql_cost, document,
+                         self.execution_context.operation_name)
         yield

@@ -22,6 +22,7 @@ from server.api.errors import BAD_USER_INPUT, UNSUPPORTED_LOCALE, ApiError
 from server.api.inbox.hub import InboxHub
 from server.api.loaders import Loaders
 from server.api.memo import VersionedMemo, versioned_key
+from server.api.push.progress_hub import ProgressHub
 from server.domain import freshness
 from server.domain.actor import ANONYMOUS, Actor
 from server.domain.i18n import LOCALES, canonical_locale
@@ -56,6 +57,7 @@ class Context:
     actor: Actor | None = None  # who is asking; None until first needed (a bearer token costs a MongoDB read)
     crowd_hub: CrowdHub | None = None  # None outside a running app (no live subscriptions then)
     inbox_hub: InboxHub | None = None
+    progress_hub: ProgressHub | None = None
     limiter: Limiter | None = None  # None: no GraphQL cost budget
     host_guard: HostGuard | None = None  # None: the process-wide guard for these settings
     explicit_locale: str | None = None
@@ -91,6 +93,11 @@ class Context:
         if self.crowd_hub is None:
             raise RuntimeError("live crowd updates need the running app's hub")
         return self.crowd_hub
+
+    def live_progress(self) -> ProgressHub:
+        if self.progress_hub is None:
+            raise RuntimeError("live campaign progress needs the running app's hub")
+        return self.progress_hub
 
     def live_inbox(self) -> InboxHub:
         if self.inbox_hub is None:

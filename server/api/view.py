@@ -15,6 +15,7 @@ from strawberry.types import ExecutionResult
 
 from server.api.context import Context
 from server.api.errors import RATE_LIMITED, SERVICE_UNAVAILABLE, format_error
+from server.api.live.transport import Live, LiveTransportHandler
 from server.domain.i18n import negotiate
 from server.observability.correlation import current_request_id
 from server.observability.metrics import count_graphql_errors
@@ -54,6 +55,9 @@ def wants_graphql_response(accept: str) -> bool:
 
 
 class GraphQLView(GraphQL[Context, None]):
+    # Subscriptions join shared feeds (one execution per distinct subscription, server/api/live/).
+    graphql_transport_ws_handler_class = LiveTransportHandler
+    live: Live | None = None  # set in the app's lifespan
     def should_render_graphql_ide(self, request: Any) -> bool:
         # The explorer is answered in front of this view (server/web/explorer): here a GET without
         # `query` is a persisted query, whatever its Accept header says.
@@ -78,7 +82,8 @@ class GraphQLView(GraphQL[Context, None]):
             db=state.db, redis=state.redis, settings=state.settings,
             locale=negotiate(request.headers.get("accept-language")), now=datetime.now(UTC),
             request_id=current_request_id(), request=request, response=response,
-            crowd_hub=state.crowd_hub, inbox_hub=state.inbox_hub, limiter=state.limiter,
+            crowd_hub=state.crowd_hub, inbox_hub=state.inbox_hub, progress_hub=state.progress_hub,
+            limiter=state.limiter,
             memo=getattr(state, "memo", None), tag_versions=request.scope.get("state", {}).get("tag_versions"),
         )
 

@@ -50,6 +50,13 @@ REDIS_LATENCY = Histogram("shangquan_redis_command_duration_seconds", "Redis cal
                           ["command"], buckets=DB_BUCKETS)
 READINGS = Counter("shangquan_crowd_readings_ingested_total", "Crowd sensor readings accepted")
 WS_SUBSCRIBERS = Gauge("shangquan_websocket_subscribers", "Open WebSocket connections (GraphQL subscriptions)")
+LIVE_FEEDS = Gauge("shangquan_live_feeds", "Distinct live subscriptions running (each executes once per event)")
+LIVE_SUBSCRIPTIONS = Gauge("shangquan_live_subscriptions", "Subscriptions joined to a live feed")
+LIVE_EVENTS = Counter("shangquan_live_events_total", "Live events executed and serialized (once per feed)")
+LIVE_FRAMES = Counter("shangquan_live_frames_total", "Live frames queued to sockets (once per subscriber)")
+LIVE_SUPERSEDED = Counter("shangquan_live_frames_superseded_total",
+                          "State frames replaced by a newer one before a slow socket took them")
+LIVE_SLOW_CLOSES = Counter("shangquan_live_slow_closes_total", "Sockets closed for falling behind (code 4008)")
 PUSH_MESSAGES = Counter("shangquan_push_messages_total",
                         "Push messages by recorded outcome (delivered, expired, retried, deferred, capped, …) "
                         "and push service host", ["outcome", "service"])
@@ -232,3 +239,33 @@ def metrics_endpoint(token: str = "", registry: CollectorRegistry = REGISTRY) ->
 
 def metrics_route(token: str = "") -> Route:
     return Route("/metrics", metrics_endpoint(token), methods=["GET"])
+
+
+def live_feed_started() -> None:
+    LIVE_FEEDS.inc()
+
+
+def live_feed_ended() -> None:
+    LIVE_FEEDS.dec()
+
+
+def live_subscriptions(change: int) -> None:
+    LIVE_SUBSCRIPTIONS.inc(change)
+
+
+def live_event(frames: int) -> None:
+    LIVE_EVENTS.inc()
+    if frames:
+        LIVE_FRAMES.inc(frames)
+
+
+def live_frames(frames: int) -> None:
+    LIVE_FRAMES.inc(frames)
+
+
+def live_superseded() -> None:
+    LIVE_SUPERSEDED.inc()
+
+
+def live_slow_close() -> None:
+    LIVE_SLOW_CLOSES.inc()

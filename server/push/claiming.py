@@ -8,7 +8,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from server.domain.push import policy
+from redis.asyncio import Redis
+
+from server.domain.push import policy, progress
 from server.domain.push.campaign import CANCELLED, Campaign
 from server.observability.metrics import count_push
 from server.push.deliveries import CLAIMED, DEFERRED, Deliveries, delivery_id
@@ -17,9 +19,10 @@ from server.push.expand import FanoutConfig
 
 
 class Claiming:
-    def __init__(self, deliveries: Deliveries, *, name: str, config: FanoutConfig, clock: Callable[[], float],
-                 hosts: HostNames) -> None:
+    def __init__(self, deliveries: Deliveries, redis: Redis, *, name: str, config: FanoutConfig,
+                 clock: Callable[[], float], hosts: HostNames) -> None:
         self.deliveries = deliveries
+        self.redis = redis
         self.name = name
         self.config = config
         self.clock = clock
@@ -65,3 +68,4 @@ class Claiming:
         for (label, host), n in metrics.items():
             count_push(label, host, n)
         await self.deliveries.add_to_counters(campaign_id, counters)
+        await progress.changed(self.redis, campaign_id)  # live campaignProgress (coalesced by the web hubs)

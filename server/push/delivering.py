@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
-from server.domain.push import policy
+from server.domain.push import policy, progress
 from server.domain.push.campaign import CANCELLED
 from server.observability.metrics import count_push
 from server.push.batched_writes import GroupWriter
@@ -250,14 +250,17 @@ class Delivering:
 
     async def _redis_outcomes(self, results: Sequence[Result], by_campaign: dict[str, Counter[str]]) -> None:
         """The Redis side of a group's outcomes, in one pipeline: daily-cap places given back for messages
-        not delivered (all of this attempt's, whoever won the record's write).  `by_campaign` holds the counter
-        changes just added to the campaigns, for whatever else wants to hear of them here."""
+        not delivered (all of this attempt's, whoever won the record's write); and, for live campaignProgress,
+        the announcement of each campaign whose counters just moved (`by_campaign`; coalesced by the web hubs)."""
         uncounts = [r.uncount for r in results if r.uncount]
-        if not uncounts:
+        moved = [campaign_id for campaign_id, counters in by_campaign.items() if any(counters.values())]
+        if not uncounts and not moved:
             return
         pipe = self.redis.pipeline(transaction=False)
         for key in uncounts:
             pipe.decr(key)
+        for campaign_id in moved:
+            pipe.publish(progress.CHANNEL, campaign_id)
         await pipe.execute()
 
     async def _count(self, results: Iterable[Result]) -> dict[str, Counter[str]]:

@@ -18,6 +18,7 @@ from redis.exceptions import ResponseError
 from server.domain.inbox import service as inbox
 from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_repository, policy
+from server.domain.push import progress as live_progress
 from server.domain.push.campaign import SENDING
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.services.mongo import Doc
@@ -135,6 +136,7 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
         {"_id": campaign_id}, {"$set": {"stage": campaign_model.STAGE_EXPANDED, "stats.targeted": queued}})
     await redis.delete(key)
     await inbox.announce(redis, campaign_id)
+    await live_progress.changed(redis, campaign_id)  # live campaignProgress: targeted is known
     log.info("campaign %s: %d subscriptions queued", campaign_id, queued,
              extra={"campaign_id": campaign_id, "request_id": campaign.request_id, "targeted": queued})
     return queued

@@ -48,6 +48,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from server.domain.push import progress
 from server.domain.push.campaign import FINAL_STATS, Campaign
 from server.domain.push.campaign_service import WAKE_CHANNEL
 from server.domain.push.models import DELIVERIES
@@ -98,7 +99,7 @@ class Consumer:
         hosts = HostNames()
         self.campaigns = CampaignCache(db, config.status_cache)
         self.reader = StreamReader(redis, config, name)
-        self.claiming = Claiming(deliveries, name=name, config=config, clock=clock, hosts=hosts)
+        self.claiming = Claiming(deliveries, redis, name=name, config=config, clock=clock, hosts=hosts)
         self.delivering = Delivering(deliveries, redis, self.send, self.campaigns, name=name, config=config,
                                      clock=clock, hosts=hosts)
         self.sweeper = Sweeper(deliveries, self.delivering, name=name, config=config, clock=clock)
@@ -135,6 +136,7 @@ class Consumer:
         for campaign_id in await reconcile(self.db, now=self.clock()):
             log.warning("campaign %s: counters recounted from its delivery records", campaign_id,
                         extra={"campaign_id": campaign_id})
+            await progress.changed(self.redis, campaign_id)  # the operators following it see the recount
 
     async def _listen_for_wakes(self, stop: asyncio.Event) -> None:
         """Campaigns the web process stored and that are due: expand now rather than at the next look."""

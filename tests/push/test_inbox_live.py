@@ -22,6 +22,7 @@ from server.domain.accounts import service as accounts
 from server.domain.inbox import service as inbox
 from server.domain.push import campaign_service
 from server.domain.push.campaign import CampaignInput
+from server.domain.push.progress import changed as progress_changed
 from server.push import fanout
 from tests.conftest import RunningApp, gql
 from tests.support import make_account
@@ -73,7 +74,7 @@ async def progress(session: Any, campaign_id: str) -> list[dict[str, Any]]:
     return [event["campaignProgress"] async for event in session.subscribe(request)]
 
 
-async def test_campaign_progress_until_sent(app_server: RunningApp, db: Any) -> None:
+async def test_campaign_progress_until_sent(app_server: RunningApp, db: Any, redis: Redis) -> None:
     operator = await make_account(db, "operator", district_ids=[HQB])
     campaign = await campaign_service.create(db, operator.actor(), new_input(), now=datetime.now(UTC))
     async with socket(app_server, token=await token(db, operator)) as session:
@@ -82,14 +83,17 @@ async def test_campaign_progress_until_sent(app_server: RunningApp, db: Any) -> 
         first = (await asyncio.wait_for(anext(events), WAIT))["campaignProgress"]
         assert first == {"campaign": {"id": to_global("Campaign", campaign.id), "status": "SENDING",
                                       "stats": {"targeted": 0, "delivered": 0}}, "errors": []}
-        # what the worker writes as it expands the audience and sends
+        # what the worker writes as it expands the audience and sends, each write announced (no polling)
         await db.push_campaigns.update_one({"_id": campaign.id}, {"$set": {"stage": "expanded", "stats.targeted": 2}})
+        await progress_changed(redis, campaign.id)
         expanded = (await asyncio.wait_for(anext(events), WAIT))["campaignProgress"]["campaign"]
         assert expanded["status"] == "SENDING" and expanded["stats"] == {"targeted": 2, "delivered": 0}
         await db.push_campaigns.update_one({"_id": campaign.id}, {"$inc": {"stats.delivered": 1}})
+        await progress_changed(redis, campaign.id)
         half = (await asyncio.wait_for(anext(events), WAIT))["campaignProgress"]["campaign"]
         assert half["status"] == "SENDING" and half["stats"] == {"targeted": 2, "delivered": 1}
         await db.push_campaigns.update_one({"_id": campaign.id}, {"$inc": {"stats.delivered": 1}})
+        await progress_changed(redis, campaign.id)
         done = (await asyncio.wait_for(anext(events), WAIT))["campaignProgress"]["campaign"]
         assert done["status"] == "SENT" and done["stats"] == {"targeted": 2, "delivered": 2}
         with pytest.raises(StopAsyncIteration):  # the server completes the subscription once it is sent
@@ -97,13 +101,14 @@ async def test_campaign_progress_until_sent(app_server: RunningApp, db: Any) -> 
 
 
 async def test_campaign_progress_ends_when_cancelled_and_accepts_a_header_token(
-        app_server: RunningApp, db: Any) -> None:
+        app_server: RunningApp, db: Any, redis: Redis) -> None:
     operator = await make_account(db, "operator", district_ids=[HQB])
     campaign = await campaign_service.create(db, operator.actor(), new_input(), now=datetime.now(UTC))
     async with socket(app_server, header=await token(db, operator)) as session:
         follow = asyncio.create_task(progress(session, campaign.id))
         await asyncio.sleep(0)  # let the subscription start; it reports the cancel whenever it reads it
         await campaign_service.cancel(db, operator.actor(), campaign.id)
+        await progress_changed(redis, campaign.id)  # as cancelCampaign and the console do
         events = await asyncio.wait_for(follow, WAIT)
     assert events[-1]["campaign"]["status"] == "CANCELLED" and all(e["errors"] == [] for e in events)
     assert [e["campaign"]["status"] for e in events[:-1]] in ([], ["SENDING"])

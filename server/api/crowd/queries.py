@@ -78,7 +78,8 @@ class CrowdQueries:
 
 @strawberry.type
 class CrowdSubscriptions:
-    @strawberry.subscription(description="The district's level now, then each time a reading changes it.")
+    @strawberry.subscription(description="The district's level now, then each time a reading changes it. A client "
+                                         "that falls behind skips to the newest level.")
     async def crowd_updates(self, info: AppInfo, district_id: strawberry.ID) -> AsyncGenerator[CrowdUpdate, None]:
         key = key_of(district_id, "District")
         context = info.context

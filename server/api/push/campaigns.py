@@ -18,7 +18,7 @@ from server.api.push.campaign_types import (
     CampaignType,
 )
 from server.domain.actor import Actor
-from server.domain.push import campaign_service
+from server.domain.push import campaign_service, progress
 from server.domain.push.campaign import Campaign
 
 RECENT_DEFAULT = 20
@@ -86,4 +86,6 @@ class CampaignMutations:
         ctx = info.context
         who = await actor(info)
         result, errors, _ = await attempt(info, campaign_service.cancel(ctx.db, who, key_of(id, "Campaign")))
+        if result is not None:
+            await progress.changed(ctx.redis, result.id)
         return _payload(ctx, result, errors, who)

@@ -17,8 +17,7 @@ from server.domain.accounts import service as accounts
 from server.domain.actor import ANONYMOUS, Actor
 from server.domain.push import campaign_service
 
-POLL_SECONDS: Final = 1.0  # a handful of operators follow a campaign: one read by _id each per second is cheap
-IDLE_POLL_SECONDS: Final = 10.0
+CLOCK_SLACK: Final = 0.5  # wake a little after a scheduled send time, so the clock says SENDING
 
 
 async def socket_actor(info: AppInfo) -> Actor:
@@ -28,37 +27,46 @@ async def socket_actor(info: AppInfo) -> Actor:
     authorization = params.get("authorization") if isinstance(params, dict) else None
     if isinstance(authorization, str) and authorization.lower().startswith("bearer "):
         return await accounts.actor_for_token(info.context.db, authorization[7:].strip()) or ANONYMOUS
+    if info.context.request is None:  # a shared feed: its key carries the credentials, already in the params
+        return ANONYMOUS
     return await actor(info)
 
 
 @strawberry.type
 class CampaignSubscriptions:
-    @strawberry.subscription(description="A campaign now, then each time its status or counts change; ends once it "
-                                         "is SENT or CANCELLED. For operators of its districts (a bearer token in "
-                                         "connection_init's payload as `authorization`); errors as in campaignStats.")
+    @strawberry.subscription(description="A campaign now, then each time its status or counts change (a few times a "
+                                         "second at most); ends once it is SENT or CANCELLED. For operators of its "
+                                         "districts (a bearer token in connection_init's payload as "
+                                         "`authorization`); errors as in campaignStats.")
     async def campaign_progress(self, info: AppInfo, id: strawberry.ID,
                                 locale: str | None = None) -> AsyncGenerator[CampaignPayload, None]:
         ctx = info.context
-        reader = info.context.operation_locale(locale)
-        who = await socket_actor(info)
+        reader = ctx.operation_locale(locale)
         key = key_of(id, "Campaign")
-        campaign, errors, _ = await attempt(info, campaign_service.for_operator(ctx.db, who, key))
-        if campaign is None:
-            yield CampaignPayload(campaign=None, errors=errors)
-            return
-        last: tuple[Any, ...] | None = None
-        while True:
-            view = CampaignType.of(campaign, reader, datetime.now(UTC), who)
-            state = (view.status, campaign.stage, tuple(sorted(campaign.stats.items())), campaign.send_at_ts)
-            if state != last:
-                last = state
-                yield CampaignPayload(campaign=view, errors=[])
-            if view.status in DONE:
+        watch = ctx.live_progress().watch(key)  # before the read, so a change made meanwhile is not missed
+        try:
+            who = await socket_actor(info)
+            campaign, errors, _ = await attempt(info, campaign_service.for_operator(ctx.db, who, key))
+            if campaign is None:
+                yield CampaignPayload(campaign=None, errors=errors)
                 return
-            # every second while it sends; a scheduled or unapproved one can wait weeks, so look less often
-            sending = view.status is CampaignStatus.SENDING
-            await asyncio.sleep(POLL_SECONDS if sending else IDLE_POLL_SECONDS)
-            fresh = await campaign_service.get(ctx.db, key)
-            if fresh is None:
-                return
-            campaign = fresh
+            last: tuple[Any, ...] | None = None
+            while True:
+                now = datetime.now(UTC)
+                view = CampaignType.of(campaign, reader, now, who)
+                state = (view.status, campaign.stage, tuple(sorted(campaign.stats.items())), campaign.send_at_ts)
+                if state != last:
+                    last = state
+                    yield CampaignPayload(campaign=view, errors=[])
+                if view.status in DONE:
+                    return
+                # No polling: the worker and the console announce every change (server/domain/push/progress.py);
+                # a scheduled campaign also turns SENDING by the clock, so wake at its send time.
+                wait = campaign.send_at_ts - now.timestamp() if view.status is CampaignStatus.SCHEDULED else None
+                try:
+                    campaign = await asyncio.wait_for(watch.next(), timeout=max(wait, 0.0) + CLOCK_SLACK
+                                                      if wait is not None else None)
+                except TimeoutError:
+                    continue
+        finally:
+            watch.close()

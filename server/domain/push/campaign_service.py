@@ -20,6 +20,7 @@ from server.domain.audit.repository import record as audit
 from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.domain.push import campaign_repository as repository
+from server.domain.push import progress
 from server.domain.push.campaign import (
     AWAITING_APPROVAL,
     CANCELLED,
@@ -182,6 +183,7 @@ async def approve_and_start(db: AsyncDatabase[Doc], redis: Redis, actor: Actor, 
                             now: datetime) -> Campaign:
     """`approve`, then set it going if it is due."""
     campaign = await approve(db, actor, campaign_id, now=now)
+    await progress.changed(redis, campaign.id)  # operators following it see it approved at once
     await start_if_due(redis, campaign, now=now.timestamp())
     return campaign
 

@@ -21,6 +21,7 @@ from server.domain.festivals.repository import When, list_festivals
 from server.domain.festivals.repository import by_ids as festival_by_ids
 from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_service
+from server.domain.push import progress as live_progress
 from server.domain.push.campaign import FINAL_STATS, STATS, Campaign, CampaignInput, Preview
 from server.domain.push.models import TOPICS
 from server.observability.correlation import current_request_id
@@ -219,4 +220,5 @@ async def cancel(request: Request) -> Response:
     if reject and campaign.status != campaign_model.AWAITING_APPROVAL:
         return await _campaign_page(request, actor, campaign, campaign_model.NOT_AWAITING, 422)
     await campaign_service.cancel(db, actor, campaign.id)
+    await live_progress.changed(redis_of(request), campaign.id)
     return see_other(f"/admin/campaigns/{campaign.id}?ok={'campaign_rejected' if reject else 'campaign_cancelled'}")

@@ -1,0 +1,185 @@
+"""One execution per distinct subscription: the multiplexer behind every live GraphQL feed.
+
+Subscribers sending the same (document, operation, variables, locale, credentials) share one *feed*: one run of
+the subscription resolver, whose every event graphql-core executes and we serialize once. Each subscriber gets
+that payload inside its own frame, its id spliced in as text (`{"id":…,"type":"next","payload":<payload>}`),
+so adding a subscriber adds a string join and an append to its socket's outbox, not an execution.
+
+A *state* feed (crowd levels, a campaign's progress: each frame is the whole state) hands a late joiner its
+newest frame at once, so 5,000 phones reconnecting after a restart cost one MongoDB read per district, and a
+slow socket skips superseded frames. An *event* feed (inbox items) replays nothing and drops nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+import strawberry
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.utils.aio import aclosing
+
+from server.api.context import Context
+from server.api.errors import format_error
+from server.api.live.outbox import Outbox
+from server.observability import metrics
+
+log = logging.getLogger("shangquan.live")
+STATE_FIELDS: Final = frozenset({"crowdUpdates", "campaignProgress"})
+FeedKey = tuple[str, str | None, str, str, str | None]  # query, operation, variables (JSON), locale, credentials
+_ids = itertools.count(1)
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class Subscriber:
+    """One subscription of one socket: where its frames go and the text that starts them."""
+
+    __slots__ = ("done", "feed", "id", "outbox", "prefix")
+
+    def __init__(self, outbox: Outbox, operation_id: str, done: Callable[[str], None]) -> None:
+        self.outbox, self.id, self.done = outbox, operation_id, done
+        self.prefix = '{"id":' + _encode(operation_id) + ',"type":"next","payload":'
+        self.feed: Feed | None = None
+
+    def error(self, errors: list[dict[str, Any]]) -> None:
+        self.outbox.push(_encode({"id": self.id, "type": "error", "payload": errors}))
+
+    def complete(self) -> None:
+        self.outbox.push(_encode({"id": self.id, "type": "complete"}))
+
+
+class Feed:
+    __slots__ = ("key", "last", "mux", "request_id", "state", "subscribers", "task")
+
+    def __init__(self, mux: Multiplexer, key: FeedKey, state: bool) -> None:
+        self.mux, self.key, self.state = mux, key, state
+        self.subscribers: dict[Subscriber, None] = {}  # insertion-ordered set
+        self.last: str | None = None  # a state feed's newest payload, for joiners
+        self.request_id = f"live-{next(_ids)}"
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, context: Context, variables: dict[str, Any] | None) -> None:
+        self.task = asyncio.create_task(self._run(context, variables))
+
+    async def _run(self, context: Context, variables: dict[str, Any] | None) -> None:
+        query, operation_name = self.key[0], self.key[1]
+        try:
+            stream = await self.mux.schema.subscribe(query, variable_values=variables, context_value=context,
+                                                     operation_name=operation_name)
+            if isinstance(stream, ExecutionResult):  # refused before it ran
+                self._refuse(stream)
+                return
+            first = True
+            async with aclosing(stream):
+                async for result in stream:
+                    if isinstance(result, PreExecutionError) or (first and result.data is None and result.errors):
+                        self._refuse(result)  # an unknown district, a malformed id …: nothing is kept
+                        return
+                    first = False
+                    self._fan_out(result)
+            self._end()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("live feed %s failed", self.request_id)
+            self._end()
+
+    def _fan_out(self, result: ExecutionResult) -> None:
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            payload["errors"] = [format_error(e, self.request_id) for e in result.errors]
+        if result.extensions:
+            payload["extensions"] = result.extensions
+        text = _encode(payload) + "}"
+        state = self.state
+        if state:
+            self.last = text
+        for subscriber in self.subscribers:
+            subscriber.outbox.push(subscriber.prefix + text, subscriber.id if state else None)
+        metrics.live_event(len(self.subscribers))
+
+    def _refuse(self, result: ExecutionResult) -> None:
+        errors = [format_error(e, self.request_id) for e in result.errors or ()]
+        for subscriber in self._detach():
+            subscriber.error(errors)
+
+    def _end(self) -> None:
+        for subscriber in self._detach():
+            subscriber.complete()
+
+    def _detach(self) -> list[Subscriber]:
+        """Forget the feed before telling its subscribers, so that a joiner from now on starts a fresh one."""
+        self.mux.forget(self)
+        subscribers = list(self.subscribers)
+        self.subscribers.clear()
+        metrics.live_subscriptions(-len(subscribers))
+        for subscriber in subscribers:
+            subscriber.feed = None
+            subscriber.done(subscriber.id)
+        return subscribers
+
+
+class Multiplexer:
+    """The feeds of one web process, by key."""
+
+    def __init__(self, schema: strawberry.Schema) -> None:
+        self.schema = schema
+        self.feeds: dict[FeedKey, Feed] = {}
+
+    def join(self, key: FeedKey, subscriber: Subscriber, state: bool, context: Callable[[], Context],
+             variables: dict[str, Any] | None) -> None:
+        feed = self.feeds.get(key)
+        if feed is None:
+            feed = self.feeds[key] = Feed(self, key, state)
+            metrics.live_feed_started()
+            feed.start(context(), variables)
+        feed.subscribers[subscriber] = None
+        metrics.live_subscriptions(1)
+        subscriber.feed = feed
+        if feed.last is not None:
+            subscriber.outbox.push(subscriber.prefix + feed.last, subscriber.id)
+            metrics.live_frames(1)
+
+    def leave(self, subscriber: Subscriber) -> None:
+        feed, subscriber.feed = subscriber.feed, None
+        if feed is None:
+            return
+        if feed.subscribers.pop(subscriber, False) is None:
+            metrics.live_subscriptions(-1)
+        if not feed.subscribers:
+            self.forget(feed)
+            if feed.task is not None:
+                feed.task.cancel()
+
+    def forget(self, feed: Feed) -> None:
+        if self.feeds.get(feed.key) is feed:
+            del self.feeds[feed.key]
+            metrics.live_feed_ended()
+
+    async def stop(self) -> None:
+        tasks = [feed.task for feed in self.feeds.values() if feed.task is not None]
+        for feed in list(self.feeds.values()):
+            metrics.live_subscriptions(-len(feed.subscribers))
+            self.forget(feed)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    @staticmethod
+    def key(query: str, operation_name: str | None, variables: dict[str, Any] | None, locale: str,
+            credentials: str | None) -> FeedKey:
+        return query, operation_name, json.dumps(variables or {}, sort_keys=True), locale, credentials
+
+    @staticmethod
+    def is_state(root_field: str) -> bool:
+        return root_field in STATE_FIELDS
