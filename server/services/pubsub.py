@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -15,6 +15,16 @@ from redis.asyncio.client import PubSub
 from server.services.availability import outage
 
 RETRY_SECONDS = 1.0
+T = TypeVar("T")
+
+
+def put_newest(queue: asyncio.Queue[T], item: T) -> None:
+    """Queue `item` for a live subscriber, dropping its oldest waiting item when the queue is full: a slow
+    client skips ahead to newer state instead of holding the hub or growing without bound."""
+    if queue.full():
+        with contextlib.suppress(asyncio.QueueEmpty):
+            queue.get_nowait()
+    queue.put_nowait(item)
 
 
 async def follow(redis: Redis, name: str, subscribe: Callable[[PubSub], Awaitable[Any]],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import defaultdict
@@ -13,7 +12,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
 from server.domain.crowd.live import CHANNEL_PREFIX
-from server.services.pubsub import Hub
+from server.services.pubsub import Hub, put_newest
 
 log = logging.getLogger("shangquan.crowd")
 QUEUE_SIZE = 16
@@ -37,10 +36,7 @@ class CrowdHub(Hub):
         # one parsed message shared by every subscriber of the district (they may cache on it)
         message = json.loads(raw)
         for queue in list(self.subscribers.get(message["districtId"], ())):
-            if queue.full():  # a slow client skips to the newest level rather than piling up
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-            queue.put_nowait(message)
+            put_newest(queue, message)  # a slow client skips to the newest level rather than piling up
 
     def subscribe(self, district_id: str) -> Subscription:
         """Registered at once, so an update published while the caller reads the current level is kept."""

@@ -9,7 +9,6 @@ what was announced in between (`inboxItems(newerThan:)`) from memory, not from a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import defaultdict, deque
@@ -27,7 +26,7 @@ from server.domain.paging import Key
 from server.domain.push import campaign_service
 from server.domain.push.campaign import Campaign
 from server.services.mongo import Doc
-from server.services.pubsub import Hub
+from server.services.pubsub import Hub, put_newest
 
 log = logging.getLogger("shangquan.push.inbox")
 QUEUE_SIZE: Final = 16
@@ -102,10 +101,7 @@ class InboxSubscription:
         self.queue: asyncio.Queue[Campaign] = asyncio.Queue(QUEUE_SIZE)
 
     def put(self, campaign: Campaign) -> None:
-        if self.queue.full():  # a client this far behind refetches its inbox on reconnect anyway
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-        self.queue.put_nowait(campaign)
+        put_newest(self.queue, campaign)  # a client this far behind refetches its inbox on reconnect anyway
 
     async def next(self) -> Campaign:
         return await self.queue.get()

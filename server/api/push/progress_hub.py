@@ -8,7 +8,6 @@ outcomes a second still makes a few frames a second, the newest counts always la
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import defaultdict
 from typing import Any, Final
@@ -21,7 +20,7 @@ from redis.asyncio.client import PubSub
 from server.domain.push import campaign_service, progress
 from server.domain.push.campaign import Campaign
 from server.services.mongo import Doc
-from server.services.pubsub import Hub
+from server.services.pubsub import Hub, put_newest
 
 log = logging.getLogger("shangquan.push.progress")
 INTERVAL: Final = 0.25
@@ -88,10 +87,7 @@ class ProgressWatch:
         self.queue: asyncio.Queue[Campaign] = asyncio.Queue(1)
 
     def put(self, campaign: Campaign) -> None:
-        if self.queue.full():  # only the newest state matters
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.queue.get_nowait()
-        self.queue.put_nowait(campaign)
+        put_newest(self.queue, campaign)  # only the newest state matters
 
     async def next(self) -> Campaign:
         return await self.queue.get()
