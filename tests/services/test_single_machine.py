@@ -13,6 +13,7 @@ import httpx
 
 from server.services.embedded import free_port
 from server.settings import ROOT
+from tests.services.single_machine import alive
 
 
 def children_of(parent: int) -> dict[int, str]:
@@ -30,14 +31,6 @@ def children_of(parent: int) -> dict[int, str]:
         if int(fields[1]) == parent and fields[0] != "Z":
             found[int(entry.name)] = cmdline
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_single_machine_mode_serves_and_stops_cleanly(tmp_path: Path) -> None:
