@@ -40,6 +40,10 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("festival_id", ASCENDING)], {}),
         ([("valid_until", ASCENDING)], {}),
     ],
+    # per offer and Shenzhen day (_id "offer:day"); dashboards read a merchant's or a festival's days
+    "offer_stats_daily": [([("merchant_id", ASCENDING), ("day", ASCENDING)], {}),
+                          ([("festival_id", ASCENDING), ("day", ASCENDING)], {}),
+                          ([("district_id", ASCENDING), ("day", ASCENDING)], {})],
     "festivals": [([("ends_on", ASCENDING)], {}), ([("district_ids", ASCENDING)], {})],
     "accounts": [([("email", ASCENDING)], {"unique": True})],
     "api_tokens": [([("token_hash", ASCENDING)], {"unique": True}), ([("account_id", ASCENDING)], {})],

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -123,6 +124,14 @@ async def test_shoppers_views_and_saves_are_counted(http: httpx.AsyncClient, pos
     mutation = 'mutation { recordOfferInteraction(id: "%s", kind: VIEW) { code } }' % to_global("Offer", doc["_id"])
     assert (await gql(http, mutation))["data"]["recordOfferInteraction"] == []
     assert (await pos["db"].offers.find_one({"_id": doc["_id"]}))["views"] == doc.get("views", 0) + 1
+    save = mutation.replace("VIEW", "SAVE")
+    assert (await gql(http, save))["data"]["recordOfferInteraction"] == []
+    assert (await gql(http, save))["data"]["recordOfferInteraction"] == []
+    # the same interactions land in the offer's counters for its Shenzhen day, which dashboards chart
+    day = datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    daily = await pos["db"].offer_stats_daily.find_one({"_id": f"{doc['_id']}:{day}"})
+    assert daily is not None and daily["views"] >= 1 and daily["saves"] >= 2
+    assert daily["merchant_id"] == SHOP and daily["day"] == day
 
 
 def test_create_admin_command_reads_the_password_from_stdin(mongo_url: str) -> None:

@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import versioned
 from server.domain.offers.models import Offer
+from server.domain.offers.stats import FUNNEL, DayStats, day_of
 from server.domain.paging import Key, Page, after_filter, combine
 from server.domain.paging import count as count_matching
 from server.services.mongo import Doc
@@ -111,3 +112,27 @@ async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str) ->
     """One more view or save of a published offer; False when there is no such published offer."""
     result = await db.offers.update_one({"_id": offer_id, "status": "published"}, {"$inc": {kind: 1}})
     return result.matched_count > 0
+
+
+async def bump_daily(db: AsyncDatabase[Doc], offer: Offer, field: str, at: datetime, by: int = 1) -> None:
+    """One more view, save, claim or redemption of an offer on its Shenzhen day (an upserted counter, so
+    concurrent bumps never lose one)."""
+    if field not in FUNNEL:
+        raise ValueError(f"unknown offer counter {field!r}")
+    day = day_of(at)
+    await db.offer_stats_daily.update_one(
+        {"_id": f"{offer.id}:{day}"},
+        {"$inc": {field: by},
+         "$setOnInsert": {"offer_id": offer.id, "merchant_id": offer.merchant_id, "district_id": offer.district_id,
+                          "festival_id": offer.festival_id, "day": day}},
+        upsert=True)
+
+
+async def daily_stats(db: AsyncDatabase[Doc], offer_ids: list[str], days: list[str]) -> list[DayStats]:
+    """The counters of these offers on these days (days with no document are absent), by offer then day."""
+    if not offer_ids or not days:
+        return []
+    ids = [f"{o}:{d}" for o in offer_ids for d in days]
+    cursor = db.offer_stats_daily.find({"_id": {"$in": ids}})
+    found = [DayStats.from_doc(d) async for d in cursor]
+    return sorted(found, key=lambda s: (s.offer_id, s.day))

@@ -162,3 +162,6 @@ async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str) ->
         raise Invalid({"kind": "invalid_choice"})
     if not await repository.count_interaction(db, offer_id, kind):
         raise NotFound(f"no offer {offer_id!r}")
+    offer = (await repository.by_ids(db, [offer_id])).get(offer_id)
+    if offer is not None:
+        await repository.bump_daily(db, offer, kind, datetime.now(UTC))
