@@ -10,6 +10,7 @@ from typing import cast
 import http_ece  # type: ignore[import-untyped]
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from server.domain.push.endpoints import b64url_decode
 from server.domain.push.message import (  # re-exported: the sending side's vocabulary
     MAX_PLAINTEXT,
     MAX_TTL,
@@ -21,7 +22,6 @@ from server.domain.push.message import (  # re-exported: the sending side's voca
     check_topic,
     check_ttl,
 )
-from server.push.vapid import b64url_decode
 
 __all__ = ["MAX_PLAINTEXT", "MAX_TTL", "EncodeError", "EncodedMessage", "PayloadTooLarge", "Subscription",
            "Urgency", "check_payload", "check_topic", "check_ttl", "encode"]

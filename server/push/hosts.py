@@ -1,13 +1,27 @@
-"""SSRF guard: a push endpoint must name a public host, checked at subscribe time and again before each send."""
+"""SSRF guard: a push endpoint must name a public host, checked at subscribe time and again before each send.
+
+The rules are the domain's (server/domain/push/hosts.py); this adds resolving names, with a cache."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
+
+from server.domain.push.hosts import (
+    UnsafeHost,
+    check_allow_local,
+    check_scheme,
+    is_local_name,
+    is_public_address,
+    literal_address,
+)
+
+# the rules stay importable from here, where the engine's callers have always found them
+__all__ = ["RESOLVE_CACHE_SECONDS", "HostGuard", "Resolver", "UnsafeHost", "check_allow_local", "is_public_address",
+           "system_resolve"]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -15,38 +29,10 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 RESOLVE_CACHE_SECONDS = 60.0
 
 
-class UnsafeHost(ValueError):
-    """The endpoint's host is (or resolves to) an address a push service never has."""
-
-
-def check_allow_local(allow_local: bool, production: bool) -> None:
-    """Reaching a push service on 127.0.0.1 is for tests and benchmarks only."""
-    if allow_local and production:
-        raise ValueError("allow_local_push_services must be off in production")
-
-
-def is_public_address(address: str) -> bool:
-    """Globally routable unicast: not private, loopback, link-local, multicast, reserved or unspecified."""
-    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = ip.ipv4_mapped or ip.sixtofour
-        if embedded is not None:
-            ip = embedded
-    return ip.is_global and not (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast
-                                 or ip.is_reserved or ip.is_unspecified)
-
-
 async def system_resolve(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return sorted({str(info[4][0]) for info in infos})
-
-
-def _literal(host: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(host.strip("[]").split("%", 1)[0]))
-    except ValueError:
-        return None
 
 
 class HostGuard:
@@ -63,8 +49,7 @@ class HostGuard:
         self._cache: dict[tuple[str, int], tuple[float, list[str]]] = {}
 
     def check_scheme(self, scheme: str) -> None:
-        if scheme != "https" and not (self.allow_local and scheme == "http"):
-            raise UnsafeHost(f"push endpoints must use https, not {scheme or 'nothing'}")
+        check_scheme(scheme, self.allow_local)
 
     async def check_url(self, url: str) -> None:
         parts = urlsplit(url)
@@ -81,12 +66,11 @@ class HostGuard:
     async def addresses(self, host: str, port: int) -> list[str]:
         """The addresses to connect to, each checked: the sender connects only to these (its resolver), so
         a DNS answer that changes between the check and the connection (rebinding) cannot reach inside."""
-        literal = _literal(host)
+        literal = literal_address(host)
         if literal is not None:
             addresses = [literal]
         else:
-            if not self.allow_local and (host.lower().rstrip(".") in {"localhost", "localhost.localdomain"}
-                                         or host.lower().endswith(".localhost")):
+            if not self.allow_local and is_local_name(host):
                 raise UnsafeHost(f"{host} is a local name")
             addresses = await self._resolved(host.lower(), port)
         if not addresses:

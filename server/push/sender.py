@@ -28,11 +28,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from server.domain.push.endpoints import endpoint_prefix, origin_of
+from server.domain.push.hosts import UnsafeHost
 from server.observability.metrics import observe_push_send
 from server.push.encode import EncodedMessage
-from server.push.hosts import RESOLVE_CACHE_SECONDS, HostGuard, UnsafeHost
+from server.push.hosts import RESOLVE_CACHE_SECONDS, HostGuard
 from server.push.http2 import Http2Connection, Http2Pool, MaybeProcessed, NotProcessed
-from server.push.vapid import VapidSigner, endpoint_prefix, origin_of
+from server.push.vapid import VapidSigner
 
 
 class Outcome(StrEnum):

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import functools
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,34 +14,18 @@ from py_vapid import Vapid02  # type: ignore[import-untyped]
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from server.domain.push.endpoints import VapidError, b64url, b64url_decode, origin_of
 from server.services.mongo import Doc
 from server.settings import Settings
+
+# the base64url and origin rules (server/domain/push/endpoints.py) stay importable from here too
+__all__ = ["META_ID", "RENEW_BEFORE", "TOKEN_LIFETIME", "VapidError", "VapidKeys", "VapidSigner", "b64url",
+           "b64url_decode", "check_subject", "keys_for_settings", "load_or_create_keys", "origin_of"]
 
 TOKEN_LIFETIME = 12 * 3600  # RFC 8292 allows at most 24 h
 RENEW_BEFORE = 3600  # a token with less than this left is replaced
 META_ID = "vapid"
 _SUBJECT = re.compile(r"^(mailto:[^@\s]+@[^@\s]+|https://[^\s/]+(/\S*)?)$", re.IGNORECASE)
-
-
-class VapidError(ValueError):
-    pass
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def b64url_decode(text: str) -> bytes:
-    """base64url with or without padding; anything else (including the standard alphabet) is refused."""
-    if not re.fullmatch(r"[A-Za-z0-9_-]*={0,2}", text):
-        raise ValueError("not base64url")
-    bare = text.rstrip("=")
-    if len(bare) % 4 == 1:
-        raise ValueError("not base64url")
-    try:
-        return base64.urlsafe_b64decode(bare + "=" * (-len(bare) % 4))
-    except (binascii.Error, ValueError):
-        raise ValueError("not base64url") from None
 
 
 def check_subject(subject: str) -> str:
@@ -100,29 +80,6 @@ async def load_or_create_keys(db: AsyncDatabase[Doc], private_b64: str = "", pub
     if doc is None:
         raise VapidError("VAPID keys vanished from the meta collection")
     return VapidKeys.from_b64(str(doc["private_key"]), str(doc["public_key"]))
-
-
-def origin_of(endpoint: str) -> str:
-    """scheme://host[:port] of a push endpoint: the `aud` of its VAPID token."""
-    return _origin_of_prefix(endpoint_prefix(endpoint))
-
-
-def endpoint_prefix(endpoint: str) -> str:
-    """The endpoint up to its path ("scheme://authority"); a fan-out sees a handful of these."""
-    start = endpoint.find("//")
-    cut = endpoint.find("/", start + 2) if start >= 0 else -1
-    return endpoint if cut < 0 else endpoint[:cut]
-
-
-@functools.lru_cache(maxsize=1024)
-def _origin_of_prefix(endpoint: str) -> str:
-    parts = urlsplit(endpoint)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise VapidError(f"not a push endpoint URL: {endpoint[:80]!r}")
-    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
-    default = {"https": 443, "http": 80}[parts.scheme]
-    port = f":{parts.port}" if parts.port and parts.port != default else ""
-    return f"{parts.scheme}://{host}{port}"
 
 
 class VapidSigner:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -12,12 +12,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
+from server.domain.districts import repository as district_repository
 from server.domain.errors import NotFound, RateLimited
 from server.domain.forms import Problems
 from server.domain.i18n import canonical_locale
-from server.domain.push.models import COLLECTION, TOPICS, PushSubscription, subscription_id
-from server.push.hosts import HostGuard, UnsafeHost
-from server.push.vapid import b64url, b64url_decode, origin_of
+from server.domain.push import subscription_repository as repository
+from server.domain.push.endpoints import b64url, b64url_decode, origin_of
+from server.domain.push.hosts import EndpointGuard, UnsafeHost
+from server.domain.push.models import TOPICS, PushSubscription, subscription_id
 from server.services.mongo import Doc
 
 MAX_ENDPOINT: Final = 2048
@@ -54,7 +56,7 @@ class SubscriptionInput:
     preferences: Preferences = field(default_factory=lambda: Preferences([], []))
 
 
-async def _check_endpoint(p: Problems, guard: HostGuard, endpoint: str) -> str | None:
+async def _check_endpoint(p: Problems, guard: EndpointGuard, endpoint: str) -> str | None:
     if not endpoint:
         p.add(F_ENDPOINT, "required")
         return None
@@ -110,7 +112,7 @@ async def _check_preferences(db: AsyncDatabase[Doc], p: Problems, prefs: Prefere
         p.add("districts", TOO_MANY_DISTRICTS)
     elif not districts:
         p.add("districts", "unknown_district")
-    elif await db.districts.count_documents({"_id": {"$in": districts}}) != len(districts):
+    elif len(await district_repository.existing_ids(db, districts)) != len(districts):
         p.add("districts", "unknown_district")
     topics = sorted(set(prefs.topics))
     if not topics:
@@ -135,7 +137,7 @@ async def check_rate(redis: Redis, client: str) -> None:
         raise RateLimited(max(1, int(ttl)))
 
 
-async def subscribe(db: AsyncDatabase[Doc], redis: Redis, guard: HostGuard, data: SubscriptionInput, *,
+async def subscribe(db: AsyncDatabase[Doc], redis: Redis, guard: EndpointGuard, data: SubscriptionInput, *,
                     client: str, default_locale: str, now: datetime) -> PushSubscription:
     """Store (or update) the subscription for `data.endpoint`; the same endpoint never makes a second document."""
     await check_rate(redis, client)
@@ -147,14 +149,12 @@ async def subscribe(db: AsyncDatabase[Doc], redis: Redis, guard: HostGuard, data
     p.raise_if_any()
     assert origin is not None and p256dh is not None and auth is not None
     sub_id = subscription_id(data.endpoint)
-    collection = db[COLLECTION]
     for _ in range(3):
-        before: dict[str, Any] | None = await collection.find_one({"_id": sub_id}, {"created_at": 1})
-        created = before["created_at"] if before else now
+        created = await repository.created_at(db, sub_id) or now
         sub = PushSubscription(sub_id, data.endpoint, p256dh, auth, origin, tuple(districts), tuple(topics), locale,
                                created, now)
         try:
-            await collection.replace_one({"_id": sub_id}, sub.to_doc(), upsert=True)
+            await repository.put(db, sub)
         except DuplicateKeyError:  # two first subscribes raced; the next round replaces the winner's document
             continue
         return sub
@@ -164,18 +164,15 @@ async def subscribe(db: AsyncDatabase[Doc], redis: Redis, guard: HostGuard, data
 async def update_preferences(db: AsyncDatabase[Doc], redis: Redis, endpoint: str, prefs: Preferences, *,
                              client: str, default_locale: str, now: datetime) -> PushSubscription:
     await check_rate(redis, client)
-    doc = await db[COLLECTION].find_one({"_id": subscription_id(endpoint)}) \
-        if 0 < len(endpoint) <= MAX_ENDPOINT else None
-    if doc is None:
+    current = await repository.find(db, subscription_id(endpoint)) if 0 < len(endpoint) <= MAX_ENDPOINT else None
+    if current is None:
         raise NotFound("no push subscription for this endpoint")
-    current = PushSubscription.from_doc(doc)
     p = Problems()
     districts, topics, locale = await _check_preferences(
         db, p, replace(prefs, locale=prefs.locale if prefs.locale is not None else current.locale), default_locale)
     p.raise_if_any()
     after = replace(current, districts=tuple(districts), topics=tuple(topics), locale=locale, updated_at=now)
-    # whole document: a top-level datetime $set onto an existing document is kept as text by nx-27017
-    await db[COLLECTION].replace_one({"_id": current.id}, {k: v for k, v in after.to_doc().items() if k != "_id"})
+    await repository.replace(db, after)
     return after
 
 
@@ -184,10 +181,9 @@ async def unsubscribe(db: AsyncDatabase[Doc], redis: Redis, endpoint: str, *, cl
     await check_rate(redis, client)
     if not 0 < len(endpoint) <= MAX_ENDPOINT:
         return False
-    result = await db[COLLECTION].delete_one({"_id": subscription_id(endpoint)})
-    return result.deleted_count == 1
+    return await repository.delete(db, subscription_id(endpoint))
 
 
 async def delete_expired(db: AsyncDatabase[Doc], subscription_id_: str) -> None:
     """What a sender does on 404/410 from the push service."""
-    await db[COLLECTION].delete_one({"_id": subscription_id_})
+    await repository.delete(db, subscription_id_)
