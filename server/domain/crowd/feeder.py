@@ -19,7 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
 from server.domain.actor import Actor
-from server.domain.crowd import live, sensors
+from server.domain.crowd import live, repository, sensors
 from server.domain.crowd.ingest import ingest
 from server.domain.crowd.outlook import calendar_for
 from server.domain.crowd.simulate import simulated_readings
@@ -36,10 +36,10 @@ STEP = timedelta(minutes=15)
 async def simulated_sensors(db: AsyncDatabase[Doc]) -> dict[str, sensors.Sensor]:
     """One simulated counter per area, registered once and found again by name."""
     found = {d["area_id"]: sensors.Sensor.from_doc(d)
-             async for d in db.sensors.find({"name": "simulator", "status": "active"})}
-    async for area in db.areas.find({"_id": {"$nin": sorted(found)}}, {"_id": 1}):
-        sensor, _ = await sensors.register(db, SIMULATOR, area["_id"], "people_counter", "simulator")
-        found[area["_id"]] = sensor
+             for d in await repository.active_sensors_named(db, "simulator")}
+    for area_id in await repository.area_ids_except(db, sorted(found)):
+        sensor, _ = await sensors.register(db, SIMULATOR, area_id, "people_counter", "simulator")
+        found[area_id] = sensor
     return found
 
 
@@ -49,7 +49,7 @@ def _dropout_area(area_ids: list[str]) -> str | None:
 
 async def needs_history(db: AsyncDatabase[Doc]) -> bool:
     """No simulated history yet (or hardly any): single-machine mode writes it before it starts."""
-    return await db.crowd_hourly.count_documents({}, limit=1000) < 1000
+    return not await repository.hourly_rows_at_least(db, 1000)
 
 
 async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime,
@@ -57,7 +57,7 @@ async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime,
     """Hourly history for the past `days` (up to 48 h ago; the live feed covers the rest); `progress(done,
     total)` after each area, for a progress bar."""
     counters = await simulated_sensors(db)
-    areas = {d["_id"]: d async for d in db.areas.find({}, {"district_id": 1, "capacity": 1})}
+    areas = await repository.places(db)
     calendars = {d: await calendar_for(db, d) for d in {a["district_id"] for a in areas.values()}}
     start, end = now - timedelta(days=days), now - timedelta(hours=48)
     total = 0
@@ -77,7 +77,7 @@ async def backfill(db: AsyncDatabase[Doc], days: int, now: datetime,
 async def feed_once(db: AsyncDatabase[Doc], publisher: live.Publisher, settings: Settings, now: datetime) -> int:
     """One reading per area for this moment, through the live ingestion path."""
     counters = await simulated_sensors(db)
-    areas = {d["_id"]: d async for d in db.areas.find({}, {"district_id": 1, "capacity": 1})}
+    areas = await repository.places(db)
     calendars = {d: await calendar_for(db, d) for d in {a["district_id"] for a in areas.values()}}
     dropout = _dropout_area(list(areas))
     touched: dict[str, set[str]] = defaultdict(set)

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
+from server.domain.crowd import repository
 from server.domain.crowd.sensors import Sensor
 from server.domain.crowd.state import Stored, apply
 from server.services.mongo import Doc
@@ -77,8 +77,7 @@ async def ingest(db: AsyncDatabase[Doc], sensor: Sensor, payload: Any, now: date
         raise BatchError(f"at most {MAX_BATCH} readings per batch; split it")
     report = IngestReport()
     wanted = {_area_key(r.get("areaId")) for r in readings if isinstance(r, dict)} - {None}
-    areas = {d["_id"]: d async for d in db.areas.find({"_id": {"$in": sorted(a for a in wanted if a)}},
-                                                      {"district_id": 1, "capacity": 1})}
+    areas = await repository.places(db, sorted(a for a in wanted if a))
     docs: list[Doc] = []
     indices: list[int] = []
     parsed: list[Stored] = []
@@ -94,15 +93,7 @@ async def ingest(db: AsyncDatabase[Doc], sensor: Sensor, payload: Any, now: date
                      "count": count, "entries": entries, "exits": exits})
         indices.append(index)
         parsed.append(Stored(sensor.id, sensor.kind, area_id, at, count, entries, exits))
-    duplicate_positions: set[int] = set()
-    if docs:
-        try:
-            await db.crowd_readings.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            for error in exc.details.get("writeErrors", []):
-                if error.get("code") != 11000:
-                    raise
-                duplicate_positions.add(int(error["index"]))
+    duplicate_positions = await repository.insert_readings(db, docs)
     fresh = [r for pos, r in enumerate(parsed) if pos not in duplicate_positions]
     report.stored = [indices[pos] for pos in range(len(parsed)) if pos not in duplicate_positions]
     report.duplicates = [indices[pos] for pos in sorted(duplicate_positions)]

@@ -13,7 +13,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from server.domain.crowd import alerts
+from server.domain.crowd import alerts, repository
 from server.domain.crowd.models import Crowd
 from server.domain.crowd.state import area_crowds, combine_district
 from server.services.mongo import Doc
@@ -33,8 +33,7 @@ class DistrictUpdate:
 async def district_updates(db: AsyncDatabase[Doc], district_ids: set[str], now: datetime, stale_minutes: int,
                            thresholds: tuple[int, int, int]) -> list[DistrictUpdate]:
     by_district: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    cursor = db.areas.find({"district_id": {"$in": sorted(district_ids)}}, {"district_id": 1, "capacity": 1})
-    async for area in cursor:
+    for area in await repository.places_of_districts(db, sorted(district_ids)):
         by_district[area["district_id"]].append((area["_id"], int(area["capacity"])))
     every_area = [a for areas in by_district.values() for a in areas]
     crowds = await area_crowds(db, every_area, now, stale_minutes, thresholds)

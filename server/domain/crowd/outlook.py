@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.domain.crowd import repository
 from server.domain.crowd.calendar import (
     MAINLAND_HOLIDAYS_2026_2027,
     MAINLAND_WORKDAYS_2026_2027,
@@ -33,8 +34,8 @@ from server.services.mongo import Doc
 
 async def calendar_for(db: AsyncDatabase[Doc], district_id: str) -> Calendar:
     days: set[date] = set()
-    async for festival in db.festivals.find({"district_ids": {"$in": [district_id]}}, {"starts_on": 1, "ends_on": 1}):
-        day, last = date.fromisoformat(festival["starts_on"]), date.fromisoformat(festival["ends_on"])
+    for starts_on, ends_on in await repository.festival_spans(db, district_id):
+        day, last = date.fromisoformat(starts_on), date.fromisoformat(ends_on)
         while day <= last:
             days.add(day)
             day += timedelta(days=1)

@@ -7,13 +7,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.domain.crowd import repository
 from server.domain.crowd.models import Crowd, SensorView, area_crowd, district_crowd
 from server.services.mongo import Doc
 
-BULK_SLICE = 500
+BULK_SLICE = repository.BULK_SLICE
 
 
 def hour_of(at: datetime) -> datetime:
@@ -41,7 +41,7 @@ async def apply(db: AsyncDatabase[Doc], readings: list[Stored], capacities: dict
     if not readings:
         return
     area_ids = sorted({r.area_id for r in readings})
-    states = {d["_id"]: d async for d in db.crowd_state.find({"_id": {"$in": area_ids}})}
+    states = await repository.states_of(db, area_ids)
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for reading in sorted(readings, key=lambda r: r.at):
         key = (reading.area_id, reading.sensor_id)
@@ -55,10 +55,7 @@ async def apply(db: AsyncDatabase[Doc], readings: list[Stored], capacities: dict
             before = float(current["occupancy"]) if current else 0.0
             occupancy = max(0.0, before + (reading.entries or 0) - (reading.exits or 0))
         latest[key] = {"at": reading.at, "occupancy": occupancy, "kind": reading.kind}
-    # one sub-document per sensor: its own $set never disturbs the others
-    state_ops = [UpdateOne({"_id": area}, {"$set": {f"sensors.{sensor}": view}}, upsert=True)
-                 for (area, sensor), view in latest.items()]
-    hourly: dict[tuple[str, datetime], list[float]] = defaultdict(list)
+    hourly: dict[tuple[str, int], list[float]] = defaultdict(list)
     for reading in readings:
         observed: float | None = float(reading.count) if reading.count is not None else None
         if observed is None:
@@ -66,18 +63,11 @@ async def apply(db: AsyncDatabase[Doc], readings: list[Stored], capacities: dict
             observed = float(view["occupancy"]) if view else None
         capacity = capacities.get(reading.area_id)
         if observed is not None and capacity:
-            hourly[(reading.area_id, hour_of(reading.at))].append(100 * observed / capacity)
-    # the hour as epoch seconds: a top-level datetime $set onto an existing document is not kept by nx-27017
-    # (tests/contract: test_gap_top_level_datetime_set_on_an_existing_document)
-    hourly_ops = [UpdateOne({"_id": f"{area}:{int(hour.timestamp())}"},
-                            {"$set": {"area_id": area, "hour_ts": int(hour.timestamp())},
-                             "$inc": {"sum": sum(v), "n": len(v)}}, upsert=True) for (area, hour), v in hourly.items()]
-    if state_ops and live:
-        await db.crowd_state.bulk_write(state_ops, ordered=False)
-    # a live batch is one write; a backfill's thousands of hours go in slices, so that requests to the
-    # same (single-threaded embedded) server get their turn in between
-    for start in range(0, len(hourly_ops), BULK_SLICE):
-        await db.crowd_hourly.bulk_write(hourly_ops[start:start + BULK_SLICE], ordered=False)
+            hourly[(reading.area_id, int(hour_of(reading.at).timestamp()))].append(100 * observed / capacity)
+    if live:
+        await repository.set_sensor_views(db, latest)
+    # a live batch is one write; a backfill's thousands of hours go in slices
+    await repository.add_hourly(db, hourly)
 
 
 def _views(state: Doc | None) -> list[SensorView]:
@@ -89,7 +79,7 @@ async def area_crowds(db: AsyncDatabase[Doc], areas: list[tuple[str, int]], now:
                       thresholds: tuple[int, int, int]) -> dict[str, Crowd]:
     """Crowd of each (area id, capacity), in one read."""
     ids = [a for a, _ in areas]
-    states = {d["_id"]: d async for d in db.crowd_state.find({"_id": {"$in": ids}})}
+    states = await repository.states_of(db, ids)
     return {a: area_crowd(_views(states.get(a)), cap, now, stale_minutes, thresholds) for a, cap in areas}
 
 
@@ -99,7 +89,6 @@ def combine_district(crowds: list[Crowd], now: datetime, thresholds: tuple[int, 
 
 async def hourly_history(db: AsyncDatabase[Doc], area_id: str, start: datetime, end: datetime) -> dict[datetime, float]:
     """Mean percent per UTC hour start in [start, end)."""
-    span = {"$gte": int(hour_of(start).timestamp()), "$lt": int(end.timestamp())}
-    cursor = db.crowd_hourly.find({"area_id": area_id, "hour_ts": span})
-    return {datetime.fromtimestamp(d["hour_ts"], UTC): d["sum"] / d["n"] async for d in cursor if d.get("n")}
+    rows = await repository.hourly_rows(db, area_id, int(hour_of(start).timestamp()), int(end.timestamp()))
+    return {datetime.fromtimestamp(d["hour_ts"], UTC): d["sum"] / d["n"] for d in rows if d.get("n")}
 
