@@ -20,7 +20,6 @@ from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_repository, policy
 from server.domain.push import progress as live_progress
 from server.domain.push.campaign import SENDING
-from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.services.mongo import Doc
 
 log = logging.getLogger("shangquan.push.fanout")
@@ -91,13 +90,7 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
     A cancelled campaign stops expanding at its next page.  The expander that finishes announces the campaign
     to the inbox.
     """
-    now = clock()
-    claim = await db[campaign_model.COLLECTION].update_one(
-        {"_id": campaign_id, "status": SENDING, "send_at_ts": {"$lte": now},
-         "$or": [{"stage": campaign_model.STAGE_NEW},
-                 {"stage": campaign_model.STAGE_EXPANDING, "expanding_ts": {"$lt": now - config.stale_after}}]},
-        {"$set": {"stage": campaign_model.STAGE_EXPANDING, "expanding_ts": now, "expander": consumer}})
-    if claim.modified_count != 1:
+    if not await campaign_repository.claim_expansion(db, campaign_id, clock(), config.stale_after, consumer):
         return None
     campaign = await campaign_repository.get(db, campaign_id)
     if campaign is None:
@@ -110,9 +103,7 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
     audience = campaign_model.audience_filter(campaign.district_ids, campaign.topics, campaign.locales)
     heard_of = clock()
     while True:
-        page = [str(doc["_id"]) async for doc in db[SUBSCRIPTIONS].find(
-            {**audience, "_id": {"$gt": after}} if after else audience, {"_id": 1}).sort("_id", 1).limit(
-                config.batch_size * config.expand_page)]
+        page = await campaign_repository.audience_page(db, audience, after, config.batch_size * config.expand_page)
         if not page:
             break
         for start in range(0, len(page), config.batch_size):
@@ -126,14 +117,13 @@ async def enqueue(db: AsyncDatabase[Doc], redis: Redis, campaign_id: str, config
             after, queued = batch[-1], queued + len(batch)
         if clock() - heard_of > config.stale_after / 4:  # still alive: nobody else takes the expansion over
             heard_of = clock()
-            await db[campaign_model.COLLECTION].update_one({"_id": campaign_id}, {"$set": {"expanding_ts": heard_of}})
+            await campaign_repository.touch_expanding(db, campaign_id, heard_of)
         fresh = await campaign_repository.get(db, campaign_id)
         if fresh is None or fresh.status != SENDING:
             log.info("campaign %s: expansion stopped after %d subscriptions (cancelled)", campaign_id, queued,
                      extra={"campaign_id": campaign_id})
             break
-    await db[campaign_model.COLLECTION].update_one(
-        {"_id": campaign_id}, {"$set": {"stage": campaign_model.STAGE_EXPANDED, "stats.targeted": queued}})
+    await campaign_repository.mark_expanded(db, campaign_id, queued)
     await redis.delete(key)
     await inbox.announce(redis, campaign_id)
     await live_progress.changed(redis, campaign_id)  # live campaignProgress: targeted is known
@@ -150,13 +140,8 @@ async def expand_pending(db: AsyncDatabase[Doc], redis: Redis, config: FanoutCon
                          consumer: str = "", clock: Callable[[], float] = time.time) -> int:
     """Expand every campaign whose send time has come and that nobody expanded (scheduled ones, a web process
     that stored one but died before enqueueing, a worker that died while expanding); returns how many."""
-    now = clock()
-    cursor = db[campaign_model.COLLECTION].find(
-        {"status": SENDING, "send_at_ts": {"$lte": now}, "$or": [{"stage": campaign_model.STAGE_NEW},
-                                    {"stage": campaign_model.STAGE_EXPANDING,
-                                     "expanding_ts": {"$lt": now - config.stale_after}}]}, {"_id": 1})
     expanded = 0
-    for doc in [d async for d in cursor]:
-        if await enqueue(db, redis, str(doc["_id"]), config, consumer=consumer, clock=clock) is not None:
+    for campaign_id in await campaign_repository.due_for_expansion(db, clock(), config.stale_after):
+        if await enqueue(db, redis, campaign_id, config, consumer=consumer, clock=clock) is not None:
             expanded += 1
     return expanded

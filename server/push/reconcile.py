@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain.push import campaign as campaign_model
+from server.domain.push import campaign_repository
 from server.domain.push.campaign import FINAL_STATS, Campaign
 from server.push.deliveries import Deliveries
 from server.services.mongo import Doc
@@ -30,9 +30,7 @@ async def reconcile(db: AsyncDatabase[Doc], *, now: float) -> list[str]:
     """Recount the campaigns that are done but whose counters fall short; returns their ids."""
     fixed = []
     deliveries = Deliveries(db)
-    cursor = db[campaign_model.COLLECTION].find(
-        {"stage": campaign_model.STAGE_EXPANDED, "send_at_ts": {"$gt": now - LOOK_BACK}})
-    for doc in [d async for d in cursor]:
+    for doc in await campaign_repository.expanded_since(db, now - LOOK_BACK):
         campaign = Campaign.from_doc(doc)
         if campaign.finished():
             continue
@@ -41,9 +39,7 @@ async def reconcile(db: AsyncDatabase[Doc], *, now: float) -> list[str]:
         states, posted, newest = await deliveries.tally(campaign.id)
         if sum(states.values()) < campaign.stats["targeted"]:
             if max(newest, float(doc.get("expanding_ts") or 0)) < now - STUCK_AFTER:
-                await db[campaign_model.COLLECTION].update_one(
-                    {"_id": campaign.id, "stage": campaign_model.STAGE_EXPANDED},
-                    {"$set": {"stage": campaign_model.STAGE_NEW}})
+                await campaign_repository.expand_again(db, campaign.id)
                 log.warning("campaign %s: %d of %d subscribers never got a record; expanding it again",
                             campaign.id, sum(states.values()), campaign.stats["targeted"],
                             extra={"campaign_id": campaign.id})
@@ -52,6 +48,6 @@ async def reconcile(db: AsyncDatabase[Doc], *, now: float) -> list[str]:
             continue  # outcomes whose `$inc` may still come
         counts: dict[str, Any] = {f"stats.{name}": states.get(name, 0) for name in FINAL_STATS}
         counts["stats.sent"] = posted
-        await db[campaign_model.COLLECTION].update_one({"_id": campaign.id}, {"$set": counts})
+        await campaign_repository.set_fields(db, campaign.id, counts)
         fixed.append(campaign.id)
     return fixed

@@ -151,3 +151,18 @@ async def purge_readings(db: AsyncDatabase[Doc], before: datetime) -> int:
     """Readings older than `before`, for servers without TTL indexes (the embedded one): how many went."""
     result = await db.crowd_readings.delete_many({"at": {"$lt": before}})
     return result.deleted_count
+
+
+async def alert_doc(db: AsyncDatabase[Doc], alert_id: str) -> Doc | None:
+    return await db.crowd_alerts.find_one({"_id": alert_id})
+
+
+async def mark_alert_handled(db: AsyncDatabase[Doc], alert_id: str, how: Doc) -> None:
+    await db.crowd_alerts.update_one({"_id": alert_id}, {"$set": {"handled": how}})
+
+
+async def names_of_place(db: AsyncDatabase[Doc], area_id: str, district_id: str) -> tuple[Doc, Doc]:
+    """The area's and the district's documents with just their names ({} for one that is gone)."""
+    area = await db.areas.find_one({"_id": area_id}, {"name": 1}) or {}
+    district = await db.districts.find_one({"_id": district_id}, {"name": 1}) or {}
+    return area, district

@@ -8,8 +8,17 @@ from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain.push.campaign import COLLECTION, Campaign, audience_filter
+from server.domain.push.campaign import (
+    COLLECTION,
+    SENDING,
+    STAGE_EXPANDED,
+    STAGE_EXPANDING,
+    STAGE_NEW,
+    Campaign,
+    audience_filter,
+)
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
+from server.domain.push.models import DELIVERIES
 from server.services.mongo import Doc
 
 
@@ -71,3 +80,63 @@ async def newest(db: AsyncDatabase[Doc], district_ids: Sequence[str] | None, lim
 async def count_click(db: AsyncDatabase[Doc], campaign_id: str) -> bool:
     result = await db[COLLECTION].update_one({"_id": campaign_id}, {"$inc": {"stats.clicked": 1}})
     return result.matched_count == 1
+
+
+def _due(now: float, stale_after: float) -> dict[str, Any]:
+    """Sending, its time come, and nobody expanding it (never started, or its expander died)."""
+    return {"status": SENDING, "send_at_ts": {"$lte": now},
+            "$or": [{"stage": STAGE_NEW}, {"stage": STAGE_EXPANDING, "expanding_ts": {"$lt": now - stale_after}}]}
+
+
+async def due_for_expansion(db: AsyncDatabase[Doc], now: float, stale_after: float) -> list[str]:
+    return [str(d["_id"]) async for d in db[COLLECTION].find(_due(now, stale_after), {"_id": 1})]
+
+
+async def claim_expansion(db: AsyncDatabase[Doc], campaign_id: str, now: float, stale_after: float,
+                          consumer: str) -> bool:
+    """Moves the stage to "expanding" for `consumer`; of two expanders, one gets True."""
+    claim = await db[COLLECTION].update_one(
+        {"_id": campaign_id, **_due(now, stale_after)},
+        {"$set": {"stage": STAGE_EXPANDING, "expanding_ts": now, "expander": consumer}})
+    return claim.modified_count == 1
+
+
+async def touch_expanding(db: AsyncDatabase[Doc], campaign_id: str, ts: float) -> None:
+    await db[COLLECTION].update_one({"_id": campaign_id}, {"$set": {"expanding_ts": ts}})
+
+
+async def mark_expanded(db: AsyncDatabase[Doc], campaign_id: str, targeted: int) -> None:
+    await db[COLLECTION].update_one({"_id": campaign_id},
+                                    {"$set": {"stage": STAGE_EXPANDED, "stats.targeted": targeted}})
+
+
+async def audience_page(db: AsyncDatabase[Doc], audience: dict[str, Any], after: str, limit: int) -> list[str]:
+    """Subscription ids of the audience after `after` (keyset, by _id), at most `limit`."""
+    cursor = db[SUBSCRIPTIONS].find({**audience, "_id": {"$gt": after}} if after else audience, {"_id": 1})
+    return [str(doc["_id"]) async for doc in cursor.sort("_id", 1).limit(limit)]
+
+
+async def expanded_since(db: AsyncDatabase[Doc], since_ts: float) -> list[Doc]:
+    """Expanded campaigns sent after `since_ts`, as documents (reconciling reads their expanding_ts too)."""
+    return [d async for d in db[COLLECTION].find({"stage": STAGE_EXPANDED, "send_at_ts": {"$gt": since_ts}})]
+
+
+async def expand_again(db: AsyncDatabase[Doc], campaign_id: str) -> None:
+    await db[COLLECTION].update_one({"_id": campaign_id, "stage": STAGE_EXPANDED}, {"$set": {"stage": STAGE_NEW}})
+
+
+async def set_fields(db: AsyncDatabase[Doc], campaign_id: str, fields: dict[str, Any]) -> None:
+    await db[COLLECTION].update_one({"_id": campaign_id}, {"$set": fields})
+
+
+async def unpurged_sent_before(db: AsyncDatabase[Doc], cutoff_ts: float) -> list[str]:
+    """Campaigns sent before `cutoff_ts` whose delivery records are still kept."""
+    return [str(d["_id"]) async for d in db[COLLECTION].find(
+        {"send_at_ts": {"$lt": cutoff_ts}, "deliveries_purged": {"$ne": True}}, {"_id": 1})]
+
+
+async def purge_deliveries_of(db: AsyncDatabase[Doc], campaign_ids: list[str]) -> int:
+    """Delete these campaigns' delivery records and mark them purged (so no later purge reads them again)."""
+    result = await db[DELIVERIES].delete_many({"campaign_id": {"$in": campaign_ids}})
+    await db[COLLECTION].update_many({"_id": {"$in": campaign_ids}}, {"$set": {"deliveries_purged": True}})
+    return result.deleted_count

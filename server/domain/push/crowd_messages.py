@@ -17,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from redis.asyncio import Redis
 
 from server.domain.actor import Actor
+from server.domain.crowd import repository as crowd_repository
 from server.domain.i18n import LOCALES, Localized, pick
 from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_service
@@ -57,7 +58,7 @@ def _texts(area: Localized, district: Localized, level: str, percent: float) -> 
 async def campaign_for_alert(db: AsyncDatabase[Doc], redis: Redis, alert_id: str, *, now: datetime,
                              cooldown_minutes: int, district_url: str) -> tuple[Campaign | None, str]:
     """The campaign for a raised alert (created once), or None with why: cooldown, stale, not raised."""
-    alert = await db.crowd_alerts.find_one({"_id": alert_id})
+    alert = await crowd_repository.alert_doc(db, alert_id)
     if alert is None or alert.get("kind") != "raised":
         return None, "not a raised alert"
     at = alert.get("at")
@@ -73,8 +74,7 @@ async def campaign_for_alert(db: AsyncDatabase[Doc], redis: Redis, alert_id: str
     if not claimed and await redis.get(COOLDOWN_KEY + area_id) != alert_id:
         await _handled(db, alert_id, {"by": "worker", "skipped": "cooldown"})
         return None, "cooldown"
-    area = await db.areas.find_one({"_id": area_id}, {"name": 1}) or {}
-    district = await db.districts.find_one({"_id": district_id}, {"name": 1}) or {}
+    area, district = await crowd_repository.names_of_place(db, area_id, district_id)
     title, body = _texts(dict(area.get("name") or {"en": area_id}), dict(district.get("name") or {"en": district_id}),
                          str(alert.get("level")), float(alert.get("percent") or 0))
     data = CampaignInput(title=title, body=body, url=dict.fromkeys(LOCALES, district_url), district_ids=[district_id],
@@ -96,4 +96,4 @@ def _topic(area_id: str) -> str:
 
 
 async def _handled(db: AsyncDatabase[Doc], alert_id: str, how: dict[str, Any]) -> None:
-    await db.crowd_alerts.update_one({"_id": alert_id}, {"$set": {"handled": how}})
+    await crowd_repository.mark_alert_handled(db, alert_id, how)

@@ -13,9 +13,11 @@ from typing import Final
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain.push.campaign import COLLECTION as CAMPAIGNS
+from server.domain.push import campaign_repository
 from server.domain.push.models import DELIVERIES
 from server.services.mongo import Doc
+
+__all__ = ["CHUNK", "DELIVERIES", "purge_deliveries"]  # DELIVERIES: where it has always been importable from
 
 CHUNK: Final = 500  # campaigns per delete_many, so one purge never sends a huge $in
 
@@ -23,13 +25,8 @@ CHUNK: Final = 500  # campaigns per delete_many, so one purge never sends a huge
 async def purge_deliveries(db: AsyncDatabase[Doc], retention_days: int, now: datetime) -> int:
     """Delete the delivery records of campaigns sent more than `retention_days` ago; returns how many."""
     cutoff = (now - timedelta(days=retention_days)).timestamp()
-    old = [str(d["_id"]) async for d in db[CAMPAIGNS].find(
-        {"send_at_ts": {"$lt": cutoff}, "deliveries_purged": {"$ne": True}}, {"_id": 1})]
+    old = await campaign_repository.unpurged_sent_before(db, cutoff)
     deleted = 0
     for start in range(0, len(old), CHUNK):
-        chunk = old[start:start + CHUNK]
-        result = await db[DELIVERIES].delete_many({"campaign_id": {"$in": chunk}})
-        deleted += result.deleted_count
-        # so the next purge does not read these campaigns again, forever
-        await db[CAMPAIGNS].update_many({"_id": {"$in": chunk}}, {"$set": {"deliveries_purged": True}})
+        deleted += await campaign_repository.purge_deliveries_of(db, old[start:start + CHUNK])
     return deleted
