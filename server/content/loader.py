@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pymongo import DeleteOne, InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.content import records
 from server.content.validate import ContentError, Record
+from server.domain.content import repository as content_repository
 from server.domain.merchants import counts
+from server.domain.merchants import repository as merchants
 from server.domain.merchants.derived import derived_fields
 from server.domain.merchants.models import Merchant
 from server.services.mongo import Doc
@@ -148,7 +149,7 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
                        progress: Callable[[int, int], None] | None = None) -> LoadReport:
     """`progress(done, total)` after each step (parsing, then each collection), for a progress bar."""
     digest = await asyncio.to_thread(manifest_digest, root)
-    manifest = await db.content_manifest.find_one({"_id": "content"})
+    manifest = await content_repository.manifest(db)
     if manifest is not None and manifest.get("digest") == digest:
         if progress:
             progress(len(COLLECTIONS) + 1, len(COLLECTIONS) + 1)
@@ -159,11 +160,8 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
     if progress:
         progress(1, len(COLLECTIONS) + 1)
     for step, name in enumerate(COLLECTIONS, start=2):
-        coll = db[name]
-        existing: dict[str, Any] = {
-            d["_id"]: d async for d in coll.find({}, {"origin": 1, "content_hash": 1})
-        }
-        ops: list[InsertOne[Doc] | ReplaceOne[Doc] | DeleteOne] = []
+        existing = await content_repository.sync_states(db, name)
+        changes: list[tuple[bool, Doc]] = []
         wanted = set()
         inserted = updated = unchanged = 0
         for doc in parsed[name]:
@@ -177,16 +175,13 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
                 unchanged += 1
                 continue
             full = {**doc, "origin": "content", "content_hash": digest_}
+            changes.append((current is None, full))
             if current is None:
-                ops.append(InsertOne(full))
                 inserted += 1
             else:
-                ops.append(ReplaceOne({"_id": doc["_id"]}, full, upsert=True))
                 updated += 1
         stale = [i for i, d in existing.items() if i not in wanted and d.get("origin", "content") == "content"]
-        ops.extend(DeleteOne({"_id": i}) for i in stale)
-        for start in range(0, len(ops), 5000):
-            await coll.bulk_write(ops[start:start + 5000], ordered=False)
+        await content_repository.write_changes(db, name, changes, stale)
         report.inserted[name], report.updated[name] = inserted, updated
         report.deleted[name], report.unchanged[name] = len(stale), unchanged
         if progress:
@@ -194,16 +189,14 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
     await _upgrade_back_office_merchants(db)
     await counts.rebuild(db)
     totals = {name: len(parsed[name]) for name in COLLECTIONS}
-    # the _id is repeated in the replacement: nx-27017's upsert would otherwise give it an ObjectId (tests/contract)
-    await db.content_manifest.replace_one({"_id": "content"}, {"_id": "content", "digest": digest, "counts": totals},
-                                          upsert=True)
+    await content_repository.save_manifest(db, digest, totals)
     return report
 
 
 async def _upgrade_back_office_merchants(db: AsyncDatabase[Doc]) -> None:
     """Merchants the back office owns get the derived fields of this code too (new indexes need them)."""
-    async for doc in db.merchants.find({"origin": "backoffice"}):
+    async for doc in merchants.back_office_merchant_docs(db):
         merchant = Merchant.from_doc(doc)
         fields = derived_fields(merchant.name, merchant.description, merchant.address, merchant.categories,
                                 merchant.location, list(merchant.spans), merchant.exceptions)
-        await db.merchants.update_one({"_id": doc["_id"]}, {"$set": {**fields, "key": doc["_id"]}})
+        await merchants.set_merchant_fields(db, doc["_id"], {**fields, "key": doc["_id"]})

@@ -8,11 +8,10 @@ counted by reading at most COUNT_CAP matches (merchants/repository.py).
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
-from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.domain.merchants import repository
 from server.services.mongo import Doc
 
 ALL = "all"
@@ -40,23 +39,18 @@ def keys_of(doc: Doc | None) -> list[str]:
 async def apply(db: AsyncDatabase[Doc], before: Doc | None, after: Doc | None) -> None:
     delta: Counter[str] = Counter(keys_of(after))
     delta.subtract(keys_of(before))
-    ops = [UpdateOne({"_id": key}, {"$inc": {"n": n}}, upsert=True) for key, n in sorted(delta.items()) if n]
-    if ops:
-        await db.merchant_counts.bulk_write(ops, ordered=False)
+    await repository.inc_counters(db, [(key, n) for key, n in sorted(delta.items()) if n])
 
 
 async def rebuild(db: AsyncDatabase[Doc]) -> None:
     totals: Counter[str] = Counter()
-    fields: dict[str, Any] = {"district_id": 1, "area_id": 1, "categories": 1, "status": 1}
-    async for doc in db.merchants.find({}, fields):
+    async for doc in repository.counted_fields(db):
         totals.update(keys_of(doc))
-    await db.merchant_counts.delete_many({})
-    if totals:
-        await db.merchant_counts.insert_many([{"_id": k, "n": n} for k, n in sorted(totals.items())])
+    await repository.replace_counters(db, sorted(totals.items()))
 
 
 async def by_keys(db: AsyncDatabase[Doc], keys: list[str]) -> dict[str, int]:
-    return {d["_id"]: int(d["n"]) async for d in db.merchant_counts.find({"_id": {"$in": keys}})}
+    return await repository.counters(db, keys)
 
 
 def counter_for(district_id: str | None, area_id: str | None, categories: list[str], other_filters: bool) -> str | None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import versioned
@@ -261,3 +262,37 @@ async def categories_by_area(db: AsyncDatabase[Doc], area_ids: list[str]) -> dic
         for slug in doc.get("categories") or []:
             counts[slug] = counts.get(slug, 0) + 1
     return out
+
+
+async def inc_counters(db: AsyncDatabase[Doc], delta: list[tuple[str, int]]) -> None:
+    """Add each n to its counter in merchant_counts (created at 0 when new); one write."""
+    ops = [UpdateOne({"_id": key}, {"$inc": {"n": n}}, upsert=True) for key, n in delta]
+    if ops:
+        await db.merchant_counts.bulk_write(ops, ordered=False)
+
+
+async def counted_fields(db: AsyncDatabase[Doc]) -> AsyncIterator[Doc]:
+    """Every merchant's fields the counters count by, streamed."""
+    fields: dict[str, Any] = {"district_id": 1, "area_id": 1, "categories": 1, "status": 1}
+    async for doc in db.merchants.find({}, fields):
+        yield doc
+
+
+async def replace_counters(db: AsyncDatabase[Doc], totals: list[tuple[str, int]]) -> None:
+    await db.merchant_counts.delete_many({})
+    if totals:
+        await db.merchant_counts.insert_many([{"_id": k, "n": n} for k, n in totals])
+
+
+async def counters(db: AsyncDatabase[Doc], keys: list[str]) -> dict[str, int]:
+    return {d["_id"]: int(d["n"]) async for d in db.merchant_counts.find({"_id": {"$in": keys}})}
+
+
+async def back_office_merchant_docs(db: AsyncDatabase[Doc]) -> AsyncIterator[Doc]:
+    """Merchants the back office owns (origin "backoffice"), streamed."""
+    async for doc in db.merchants.find({"origin": "backoffice"}):
+        yield doc
+
+
+async def set_merchant_fields(db: AsyncDatabase[Doc], merchant_id: str, fields: Doc) -> None:
+    await db.merchants.update_one({"_id": merchant_id}, {"$set": fields})
