@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from server.settings import ROOT
 
@@ -42,3 +45,52 @@ def test_resolvers_read_the_typed_context() -> None:
     loose = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "server").rglob("*.py")
                    if "getattr(settings" in p.read_text(encoding="utf-8"))
     assert loose == []
+
+
+# What an AsyncDatabase offers besides its collections: reaching one of these is not a query.
+DATABASE_ATTRIBUTES = {"name", "client", "command", "codec_options", "read_preference", "write_concern",
+                       "read_concern", "with_options", "list_collection_names", "list_collections",
+                       "drop_collection", "create_collection", "validate_collection", "watch", "aggregate",
+                       "cursor_command", "dereference"}
+# Modules outside repositories that may reach a collection, and why.
+COLLECTION_CALLS_ALLOWED = {
+    # the push engine's delivery records: the one module push/ reads and writes deliveries through, beside the
+    # fan-out whose exactly-once claim it implements
+    "server/push/deliveries.py",
+    # the VAPID key pair in `meta`: the engine's own record, no area's
+    "server/push/vapid.py",
+}
+
+
+def _is_database(node: ast.expr) -> bool:
+    """`db` or `<anything>.db` (every database in server/ goes by that name: `db: AsyncDatabase[Doc]`)."""
+    return (isinstance(node, ast.Name) and node.id in ("db", "_db")) or \
+        (isinstance(node, ast.Attribute) and node.attr in ("db", "_db"))
+
+
+def collection_uses(path: Path) -> Iterator[str]:
+    """`db.<collection>` (`db.get_collection` too) and `db[<name>]` in one module, as "line: expression"."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and _is_database(node.value) and node.attr not in DATABASE_ATTRIBUTES:
+            yield f"{node.lineno}: {ast.unparse(node)}"
+        elif isinstance(node, ast.Subscript) and _is_database(node.value):
+            yield f"{node.lineno}: {ast.unparse(node)}"
+
+
+def test_queries_live_in_repositories() -> None:
+    """Services, delivery and the push engine reach MongoDB through repositories (docs/architecture.md):
+    a collection is named only in `repository.py` / `*_repository.py` modules, the adapters in
+    server/services/ (clients, indexes) and the short, explained list above."""
+    server = ROOT / "server"
+    found = {}
+    for path in sorted(server.rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        if path.stem == "repository" or path.stem.endswith("_repository") or name.startswith("server/services/") \
+                or name in COLLECTION_CALLS_ALLOWED:
+            continue
+        uses = list(collection_uses(path))
+        if uses:
+            found[name] = uses
+    assert found == {}
+    for name in COLLECTION_CALLS_ALLOWED:  # the list stays honest: each entry still needs its exception
+        assert list(collection_uses(ROOT / name)), f"{name} no longer names a collection: take it off the list"
