@@ -54,10 +54,8 @@ DATABASE_ATTRIBUTES = {"name", "client", "command", "codec_options", "read_prefe
                        "cursor_command", "dereference"}
 # Modules outside repositories that may reach a collection, and why.
 COLLECTION_CALLS_ALLOWED = {
-    # the push engine's delivery records: the one module push/ reads and writes deliveries through, beside the
-    # fan-out whose exactly-once claim it implements
-    "server/push/deliveries.py",
-    # the VAPID key pair in `meta`: the engine's own record, no area's
+    # the VAPID key pair in `meta`: the push engine's own record (generated once, read once per process),
+    # no area's data
     "server/push/vapid.py",
 }
 

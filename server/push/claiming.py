@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from server.domain.push import policy, progress
 from server.domain.push.campaign import CANCELLED, Campaign
+from server.domain.push.delivery_repository import CLAIMED, DEFERRED, Deliveries, delivery_id
 from server.observability.metrics import count_push
-from server.push.deliveries import CLAIMED, DEFERRED, Deliveries, delivery_id
 from server.push.delivering import HostNames
 from server.push.expand import FanoutConfig
 

@@ -20,10 +20,10 @@ from redis.asyncio import Redis
 
 from server.domain.push import policy, progress
 from server.domain.push.campaign import CANCELLED
+from server.domain.push.delivery_repository import DEFERRED, RETRY, Deliveries
 from server.observability.metrics import count_push
 from server.push.batched_writes import GroupWriter
 from server.push.campaign_cache import CampaignCache
-from server.push.deliveries import DEFERRED, RETRY, Deliveries
 from server.push.encode import EncodedMessage, EncodeError, Subscription, encode
 from server.push.expand import FanoutConfig
 from server.push.sender import Outcome, SendResult

@@ -51,10 +51,10 @@ from redis.exceptions import RedisError
 from server.domain.push import progress
 from server.domain.push.campaign import FINAL_STATS, Campaign
 from server.domain.push.campaign_service import WAKE_CHANNEL
+from server.domain.push.delivery_repository import CLAIMED, DEFERRED, RETRY, Deliveries, delivery_counts, delivery_id
 from server.domain.push.models import DELIVERIES
 from server.push.campaign_cache import CampaignCache
 from server.push.claiming import Claiming
-from server.push.deliveries import CLAIMED, DEFERRED, RETRY, Deliveries, delivery_counts, delivery_id
 from server.push.delivering import Delivering, HostNames, Job
 from server.push.encode import EncodedMessage
 from server.push.expand import (

@@ -15,7 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain.push import campaign_repository
 from server.domain.push.campaign import FINAL_STATS, Campaign
-from server.push.deliveries import Deliveries
+from server.domain.push.delivery_repository import Deliveries
 from server.services.mongo import Doc
 
 LOOK_BACK: Final = 2 * 24 * 3600  # campaigns sent in the last two days; older ones were long reconciled

@@ -9,7 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 
-from server.push.deliveries import Deliveries
+from server.domain.push.delivery_repository import Deliveries
 from server.push.delivering import Delivering, Job
 from server.push.expand import FanoutConfig
 
