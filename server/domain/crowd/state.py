@@ -13,8 +13,6 @@ from server.domain.crowd import repository
 from server.domain.crowd.models import Crowd, SensorView, area_crowd, district_crowd
 from server.services.mongo import Doc
 
-BULK_SLICE = repository.BULK_SLICE
-
 
 def hour_of(at: datetime) -> datetime:
     return at.replace(minute=0, second=0, microsecond=0)
