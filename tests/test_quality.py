@@ -90,5 +90,11 @@ def test_queries_live_in_repositories() -> None:
         if uses:
             found[name] = uses
     assert found == {}
+    # the scan finds a database by its name: one passed under another would slip past it
+    others = sorted(f"{path.relative_to(ROOT)}: {node.arg}" for path in server.rglob("*.py")
+                    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                    if isinstance(node, ast.arg) and node.annotation is not None
+                    and "AsyncDatabase" in ast.unparse(node.annotation) and node.arg not in ("db", "_db"))
+    assert others == []
     for name in COLLECTION_CALLS_ALLOWED:  # the list stays honest: each entry still needs its exception
         assert list(collection_uses(ROOT / name)), f"{name} no longer names a collection: take it off the list"
