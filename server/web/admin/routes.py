@@ -20,6 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import Receive, Scope, Send
 
 from server.settings import Settings
+from server.web.admin import charts
 from server.web.admin import views_account as account
 from server.web.admin import views_areas as areas
 from server.web.admin import views_audit as audit
@@ -43,6 +44,10 @@ async def stylesheet(request: Request) -> Response:
     return Response(CSS, media_type="text/css; charset=utf-8")
 
 
+async def charts_stylesheet(request: Request) -> Response:
+    return Response(charts.stylesheet(), media_type="text/css; charset=utf-8")
+
+
 async def campaigns_script(request: Request) -> Response:
     return Response(CAMPAIGNS_JS, media_type="text/javascript; charset=utf-8")
 
@@ -56,6 +61,7 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/", account.dashboard, methods=GET),
         Route("/static/admin.css", stylesheet, methods=GET),
         Route("/static/campaigns.js", campaigns_script, methods=GET),
+        Route("/static/charts.css", charts_stylesheet, methods=GET),
         Route("/login", account.login_form, methods=GET),
         Route("/login", account.login, methods=POST),
         Route("/logout", account.logout, methods=POST),
