@@ -33,6 +33,7 @@ from server.api.merchants.queries import MerchantQueries
 from server.api.node import NODE_TYPES, NodeQueries
 from server.api.offers.mutations import OfferMutations
 from server.api.offers.queries import OfferQueries
+from server.api.offers.stats import OfferStatsQueries
 from server.api.products.mutations import ProductMutations
 from server.api.products.queries import ProductQueries
 from server.api.push.campaigns import CampaignMutations, CampaignQueries
@@ -48,7 +49,7 @@ log = logging.getLogger("shangquan.graphql")
 
 @strawberry.type
 class Query(NodeQueries, DistrictQueries, MerchantQueries, OfferQueries, FestivalQueries, ProductQueries,
-            SearchQueries, CrowdQueries, PushQueries, InboxQueries, CampaignQueries):
+            SearchQueries, CrowdQueries, PushQueries, InboxQueries, CampaignQueries, OfferStatsQueries):
     pass
 
 

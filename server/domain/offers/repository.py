@@ -136,3 +136,23 @@ async def daily_stats(db: AsyncDatabase[Doc], offer_ids: list[str], days: list[s
     cursor = db.offer_stats_daily.find({"_id": {"$in": ids}})
     found = [DayStats.from_doc(d) async for d in cursor]
     return sorted(found, key=lambda s: (s.offer_id, s.day))
+
+
+async def daily_stats_of_merchant(db: AsyncDatabase[Doc], merchant_id: str, first_day: str,
+                                  last_day: str) -> list[DayStats]:
+    """A shop's counters from first_day to last_day (ISO days, inclusive), by offer then day."""
+    query = {"merchant_id": merchant_id, "day": {"$gte": first_day, "$lte": last_day}}
+    found = [DayStats.from_doc(d) async for d in db.offer_stats_daily.find(query)]
+    return sorted(found, key=lambda s: (s.offer_id, s.day))
+
+
+async def daily_stats_of_festival(db: AsyncDatabase[Doc], festival_id: str, district_id: str) -> list[DayStats]:
+    """Every counter of a festival's offers in one district (a festival can span districts)."""
+    query = {"festival_id": festival_id, "district_id": district_id}
+    found = [DayStats.from_doc(d) async for d in db.offer_stats_daily.find(query)]
+    return sorted(found, key=lambda s: (s.offer_id, s.day))
+
+
+async def offers_by_ids(db: AsyncDatabase[Doc], ids: list[str]) -> dict[str, Offer]:
+    """Offers by id whatever their status: a withdrawn offer still has its counters to show."""
+    return {d["_id"]: Offer.from_doc(d) async for d in db.offers.find({"_id": {"$in": ids}})}
