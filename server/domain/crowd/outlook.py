@@ -111,3 +111,31 @@ async def popular_times(db: AsyncDatabase[Doc], areas: list[tuple[str, int, Crow
 
 def _live(crowd: Crowd) -> float | None:
     return None if crowd.stale or crowd.updated_at is None else crowd.percent
+
+
+@dataclass(frozen=True, slots=True)
+class DayCurve:
+    """An area's local day so far against what was expected of it, hour by hour (24 local hours)."""
+
+    hours: list[datetime]  # UTC starts of the local day's hours
+    measured: list[float | None]  # the hourly mean measured, the live value on the hour now running, else None
+    expected: list[float]  # the usual level on past hours, the live-blended forecast on the hours to come
+
+
+async def day_curve(db: AsyncDatabase[Doc], area_id: str, district_id: str, now: datetime, live: Crowd) -> DayCurve:
+    today = local_today(now)
+    hours = day_hours(today)
+    history = await hourly_history(db, area_id, now - timedelta(weeks=HISTORY_WEEKS), now)
+    live_percent = _live(live)
+    usual, ahead = typical_and_forecast(history, now, live_percent, await calendar_for(db, district_id), hours,
+                                        HORIZON)
+    coming = {p.hour: p.percent for p in ahead}
+    current = now.replace(minute=0, second=0, microsecond=0)
+    measured: list[float | None] = []
+    for start in hours:
+        if start == current.astimezone(start.tzinfo):
+            measured.append(live_percent)
+        else:
+            measured.append(history.get(start) if start < current else None)
+    expected = [coming.get(start, usual[i]) if start > current else usual[i] for i, start in enumerate(hours)]
+    return DayCurve(hours, measured, expected)

@@ -25,7 +25,9 @@ from server.web.admin import views_account as account
 from server.web.admin import views_areas as areas
 from server.web.admin import views_audit as audit
 from server.web.admin import views_crowd as crowd
+from server.web.admin import views_dashboard as dashboard
 from server.web.admin import views_festivals as festivals
+from server.web.admin import views_insights as insights
 from server.web.admin import views_merchants as merchants
 from server.web.admin import views_offers as offers
 from server.web.admin import views_products as products
@@ -37,11 +39,16 @@ from server.web.admin.security import NoStoreMiddleware
 MAX_BODY = 256 * 1024
 CSS = (Path(__file__).parent / "static" / "admin.css").read_bytes()
 CAMPAIGNS_JS = (Path(__file__).parent / "static" / "campaigns.js").read_bytes()
+DASHBOARD_JS = (Path(__file__).parent / "static" / "dashboard.js").read_bytes()
 GET, POST = ["GET"], ["POST"]
 
 
 async def stylesheet(request: Request) -> Response:
     return Response(CSS, media_type="text/css; charset=utf-8")
+
+
+async def dashboard_script(request: Request) -> Response:
+    return Response(DASHBOARD_JS, media_type="text/javascript; charset=utf-8")
 
 
 async def charts_stylesheet(request: Request) -> Response:
@@ -62,6 +69,7 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/static/admin.css", stylesheet, methods=GET),
         Route("/static/campaigns.js", campaigns_script, methods=GET),
         Route("/static/charts.css", charts_stylesheet, methods=GET),
+        Route("/static/dashboard.js", dashboard_script, methods=GET),
         Route("/login", account.login_form, methods=GET),
         Route("/login", account.login, methods=POST),
         Route("/logout", account.logout, methods=POST),
@@ -78,6 +86,7 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/districts/{district_id}/merchants/new", merchants.new_merchant_form, methods=GET),
         Route("/districts/{district_id}/merchants/new", merchants.new_merchant, methods=POST),
         Route("/merchants/{merchant_id}/offers", offers.offer_list, methods=GET),
+        Route("/merchants/{merchant_id}/insights", insights.merchant_insights, methods=GET),
         Route("/merchants/{merchant_id}/offers/new", offers.new_offer_form, methods=GET),
         Route("/merchants/{merchant_id}/offers/new", offers.new_offer, methods=POST),
         Route("/offers/{offer_id}", offers.offer_form, methods=GET),
@@ -108,6 +117,7 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/districts/{district_id}/sensors", crowd.register_sensor, methods=POST),
         Route("/districts/{district_id}/sensors/{sensor_id}/revoke", crowd.revoke_sensor, methods=POST),
         Route("/districts/{district_id}/crowd", crowd.crowd_page, methods=GET),
+        Route("/districts/{district_id}/card", dashboard.card_fragment, methods=GET),
         Route("/districts/{district_id}/crowd/rules/{area_id}", crowd.save_rule, methods=POST),
         Route("/accounts", audit.account_list, methods=GET),
         # push campaigns: one form action for compose → preview → send (and back to edit)

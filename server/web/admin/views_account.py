@@ -10,11 +10,11 @@ from starlette.responses import Response
 from server.domain import authz
 from server.domain.accounts import service as accounts
 from server.domain.accounts import sessions
-from server.domain.districts.repository import districts_by_ids, list_districts
 from server.domain.errors import Invalid, RateLimited
 from server.domain.merchants import service as merchants
 from server.plumbing.auth import SESSION_COOKIE, client_ip
 from server.web.admin import security
+from server.web.admin import views_dashboard as festival_dashboard
 from server.web.admin.common import (
     Values,
     db_of,
@@ -131,14 +131,9 @@ async def accept_invitation(request: Request) -> Response:
 @page
 async def dashboard(request: Request) -> Response:
     actor = await signed_in(request)
-    db = db_of(request)
-    shops = await merchants.of_actor(db, actor) if actor.role == "merchant" else []
-    if actor.is_admin:
-        districts = await list_districts(db)
-    else:
-        found = await districts_by_ids(db, sorted(actor.district_ids))
-        districts = [found[d] for d in sorted(found)]
-    return render(request, "dashboard.html", {"shops": shops, "districts": districts})
+    if actor.role != "merchant":
+        return await festival_dashboard.operator_home(request, actor)
+    return render(request, "dashboard.html", {"shops": await merchants.of_actor(db_of(request), actor)})
 
 
 # ---------------------------------------------------------------- personal API tokens
