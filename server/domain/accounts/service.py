@@ -94,27 +94,34 @@ class Invitation:
 async def invite(db: AsyncDatabase[Doc], actor: Actor, email: str, role: str,
                  merchant_ids: list[str], district_ids: list[str]) -> Invitation:
     """Admins invite operators (bound to districts); operators invite merchants of their districts."""
-    email = _check_email(email)
+    problems: dict[str, str] = {}  # every field's problem at once, so the form can say each next to its field
+    try:
+        email = _check_email(email)
+    except Invalid as exc:
+        problems.update(exc.fields)
     if role not in ROLES:
-        raise Invalid({"role": "role_invalid"})
+        raise Invalid({**problems, "role": "role_invalid"})
     if role in ("admin", "operator"):
         authz.admin(actor)
         if role == "operator" and not district_ids:
-            raise Invalid({"district_ids": "required"})
-        if set(district_ids) - set(await districts_by_ids(db, district_ids)):
-            raise Invalid({"district_ids": "unknown_district"})
+            problems["district_ids"] = "required"
+        elif set(district_ids) - set(await districts_by_ids(db, district_ids)):
+            problems["district_ids"] = "unknown_district"
         merchant_ids = []
         logged_districts = sorted(set(district_ids))
     else:
+        shops = await district_of_merchants(db, merchant_ids) if merchant_ids else {}
         if not merchant_ids:
-            raise Invalid({"merchant_ids": "required"})
-        shops = await district_of_merchants(db, merchant_ids)
-        if len(shops) != len(set(merchant_ids)):
-            raise Invalid({"merchant_ids": "unknown_merchant"})
-        authz.district_operator(actor, set(shops.values()), "accounts")
+            problems["merchant_ids"] = "required"
+        elif len(shops) != len(set(merchant_ids)):
+            problems["merchant_ids"] = "unknown_merchant"
+        else:
+            authz.district_operator(actor, set(shops.values()), "accounts")
         district_ids = []
         # logged under its shops' districts, so their operators find it in their audit log
         logged_districts = sorted(set(shops.values()))
+    if problems:
+        raise Invalid(problems)
     token = secrets.token_urlsafe(24)
     expires = datetime.now(UTC) + timedelta(days=INVITATION_DAYS)
     doc = {"_id": digest(token), "email": email, "role": role, "merchant_ids": merchant_ids,
@@ -123,6 +130,14 @@ async def invite(db: AsyncDatabase[Doc], actor: Actor, email: str, role: str,
     await audit.record(db, actor, "invite", "account", email, logged_districts, None,
                        {k: v for k, v in doc.items() if k != "_id"})
     return Invitation(token, email, role, expires)
+
+
+async def pending_invitation(db: AsyncDatabase[Doc], token: str) -> Invitation:
+    """Who an open invitation link is for, so the accept page can say it (the token itself is the right to see)."""
+    doc = await repository.open_invitation(db, digest(token[:100]))
+    if doc is None or doc["expires_at"] <= datetime.now(UTC):
+        raise NotFound("this invitation link is unknown, used or expired")
+    return Invitation(token, str(doc["email"]), str(doc["role"]), doc["expires_at"])
 
 
 async def accept_invitation(db: AsyncDatabase[Doc], token: str, password: str) -> Account:

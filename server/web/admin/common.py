@@ -269,7 +269,8 @@ def page(endpoint: Endpoint) -> Endpoint:
                            headers={"Retry-After": str(exc.retry_after)})
         except Invalid as exc:
             locale = locale_of(request)
-            details = [f"{messages.field_label(f, locale)}: {messages.translate(k, locale)}"
+            colon = messages.translate("colon", locale)  # full-width in Chinese
+            details = [f"{messages.field_label(f, locale)}{colon}{messages.translate(k, locale)}"
                        for f, k in exc.fields.items()]
             return message(request, "invalid_title", "invalid", 422, details)
         except Conflict:

@@ -8,6 +8,7 @@ There are no uploads: forms are URL-encoded and a file part is refused.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.exceptions import HTTPException
@@ -39,7 +40,7 @@ from server.web.admin.security import NoStoreMiddleware
 MAX_BODY = 256 * 1024
 CSS = (Path(__file__).parent / "static" / "admin.css").read_bytes()
 CAMPAIGNS_JS = (Path(__file__).parent / "static" / "campaigns.js").read_bytes()
-DASHBOARD_JS = (Path(__file__).parent / "static" / "dashboard.js").read_bytes()
+
 GET, POST = ["GET"], ["POST"]
 
 
@@ -47,8 +48,14 @@ async def stylesheet(request: Request) -> Response:
     return Response(CSS, media_type="text/css; charset=utf-8")
 
 
-async def dashboard_script(request: Request) -> Response:
-    return Response(DASHBOARD_JS, media_type="text/javascript; charset=utf-8")
+def _script(name: str) -> Callable[[Request], Awaitable[Response]]:
+    """A small script of the back office, read once (same origin: the CSP allows no other)."""
+    body = (Path(__file__).parent / "static" / name).read_bytes()
+
+    async def serve(request: Request) -> Response:
+        return Response(body, media_type="text/javascript; charset=utf-8")
+
+    return serve
 
 
 async def charts_stylesheet(request: Request) -> Response:
@@ -69,7 +76,8 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/static/admin.css", stylesheet, methods=GET),
         Route("/static/campaigns.js", campaigns_script, methods=GET),
         Route("/static/charts.css", charts_stylesheet, methods=GET),
-        Route("/static/dashboard.js", dashboard_script, methods=GET),
+        Route("/static/dashboard.js", _script("dashboard.js"), methods=GET),
+        Route("/static/invite.js", _script("invite.js"), methods=GET),
         Route("/login", account.login_form, methods=GET),
         Route("/login", account.login, methods=POST),
         Route("/logout", account.logout, methods=POST),

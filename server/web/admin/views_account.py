@@ -107,9 +107,16 @@ async def logout_everywhere(request: Request) -> Response:
     return response
 
 
+async def _invitation_page(request: Request, errors: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    token = request.path_params["token"]
+    invitation = await accounts.pending_invitation(db_of(request), token)  # unknown, used or expired: 404
+    return render(request, "invitation.html", {"token": token, "invitation": invitation, "errors": errors or {}},
+                  status_code, pre_session=True)
+
+
 @page
 async def invitation_form(request: Request) -> Response:
-    return render(request, "invitation.html", {"token": request.path_params["token"]}, pre_session=True)
+    return await _invitation_page(request)
 
 
 @page
@@ -119,12 +126,11 @@ async def accept_invitation(request: Request) -> Response:
     token = request.path_params["token"]
     password, again = form_str(form, "password", 1000), form_str(form, "password2", 1000)
     if password != again:
-        return render(request, "invitation.html", {"token": token, "errors": {"password2": "password_mismatch"}},
-                      422, pre_session=True)
+        return await _invitation_page(request, {"password2": "password_mismatch"}, 422)
     try:
         account = await accounts.accept_invitation(db_of(request), token, password)
     except Invalid as exc:
-        return render(request, "invitation.html", {"token": token, "errors": exc.fields}, 422, pre_session=True)
+        return await _invitation_page(request, exc.fields, 422)
     return await _start_session(request, account.id, "/admin/?ok=welcome")
 
 
