@@ -266,6 +266,7 @@ def _domain_keys() -> set[str]:
         source = path.read_text()
         keys |= set(re.findall(r"""\.add\([^,]+,\s*"([a-z_]+)"\)""", source))
         keys |= set(re.findall(r"""Invalid\(\{"[a-z_.]+":\s*"([a-z_]+)"\}\)""", source))
+        keys |= set(re.findall(r'problems\["[a-z_.]+"\]\s*=\s*"([a-z_]+)"', source))
         keys |= set(re.findall(r"""check_strength[\s\S]*?return "([a-z_]+)\"""", source))
         keys |= set(re.findall(r'^\s*return "(password_[a-z_]+)"', source, flags=re.M))
         if 'f"cannot_{action}"' in source:

@@ -100,7 +100,7 @@ async def invite(db: AsyncDatabase[Doc], actor: Actor, email: str, role: str,
     except Invalid as exc:
         problems.update(exc.fields)
     if role not in ROLES:
-        raise Invalid({**problems, "role": "role_invalid"})
+        raise Invalid({"role": "role_invalid"})
     if role in ("admin", "operator"):
         authz.admin(actor)
         if role == "operator" and not district_ids:
