@@ -25,10 +25,11 @@ ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
 
 STYLE = Style(background="transparent", plot_background="#ffffff", font_family="system-ui, sans-serif",
               colors=("#c62828", "#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#00838f", "#5d4037"),
-              label_font_size=11, major_label_font_size=11, legend_font_size=12, value_font_size=11)
+              label_font_size=13, major_label_font_size=13, legend_font_size=14, value_font_size=13,
+              title_font_size=15)
 COMMON: dict[str, Any] = {
     "style": STYLE, "js": [], "disable_xml_declaration": True, "explicit_size": False, "legend_at_bottom": True,
-    "legend_at_bottom_columns": 4, "margin": 8, "truncate_legend": 30, "print_values": False,
+    "legend_at_bottom_columns": 2, "margin": 8, "truncate_legend": 30, "print_values": False,
 }
 
 
@@ -45,11 +46,11 @@ class Kind:
 
 
 # crowd of one area today: series 0 is what was measured, 1 the forecast, 2 the alert threshold (dashed)
-CROWD_DAY = Kind("crowd-day", pygal.Line, (("width", 640), ("height", 260), ("range", (0, 100)),
+CROWD_DAY = Kind("crowd-day", pygal.Line, (("width", 480), ("height", 260), ("range", (0, 100)),
                                            ("show_minor_x_labels", False), ("x_labels_major_every", 3),
                                            ("stroke_style", {"width": 2}), ("dots_size", 2)))
-FUNNEL = Kind("funnel", pygal.Bar, (("width", 640), ("height", 260), ("rounded_bars", 2)))
-OFFERS = Kind("offers", pygal.HorizontalBar, (("width", 640), ("height", 300),))
+FUNNEL = Kind("funnel", pygal.Bar, (("width", 480), ("height", 260), ("rounded_bars", 2)))
+OFFERS = Kind("offers", pygal.HorizontalBar, (("width", 480), ("height", 320),))
 OFFER_DAYS = Kind("offer-days", pygal.Line, (("width", 720), ("height", 280), ("show_minor_x_labels", False),
                                              ("x_labels_major_every", 5), ("dots_size", 2),
                                              ("x_label_rotation", 30)))
