@@ -3,13 +3,13 @@ page naming who and what is accepted, server messages next to the fields, full-w
 
 from __future__ import annotations
 
-import html
 import re
 import uuid
 from typing import Any
 
 from tests.conftest import RunningApp
 from tests.web.conftest import DISTRICT, SHOP_X, Browser, People, hidden, signed_in
+from tests.web.test_crowd_and_hours import field_error
 
 
 def part(page: str, role: str) -> str:
@@ -17,12 +17,6 @@ def part(page: str, role: str) -> str:
     match = re.search(r'<div[^>]*data-for-role="%s"[^>]*>' % role, page)
     assert match, f"no part for {role}"
     return match.group(0)
-
-
-def field_error(page: str, field_id: str) -> str:
-    match = re.search(r'<p class="error" id="%s-err">([^<]*)</p>' % re.escape(field_id), page)
-    assert match, f"no message next to {field_id}"
-    return html.unescape(match.group(1))
 
 
 async def test_the_invite_form_shows_the_part_for_the_role(people: People, app_server: RunningApp) -> None:
