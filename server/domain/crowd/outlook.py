@@ -133,9 +133,26 @@ async def day_curve(db: AsyncDatabase[Doc], area_id: str, district_id: str, now:
     current = now.replace(minute=0, second=0, microsecond=0)
     measured: list[float | None] = []
     for start in hours:
-        if start == current.astimezone(start.tzinfo):
+        if start == current:
             measured.append(live_percent)
         else:
             measured.append(history.get(start) if start < current else None)
     expected = [coming.get(start, usual[i]) if start > current else usual[i] for i, start in enumerate(hours)]
     return DayCurve(hours, measured, expected)
+
+
+async def coming_week(db: AsyncDatabase[Doc], area_id: str, district_id: str, now: datetime,
+                      live: Crowd) -> list[DayOutlook]:
+    """Popular times of one area for today and the DAYS_AHEAD days after (when to staff), from one read of its
+    history and one fitted model; each day's shape is its usual busiest hour, today's included."""
+    calendar = await calendar_for(db, district_id)
+    history = await hourly_history(db, area_id, now - timedelta(weeks=HISTORY_WEEKS), now)
+    today = local_today(now)
+    days = [today + timedelta(days=n) for n in range(DAYS_AHEAD + 1)]
+    usual, _ = typical_and_forecast(history, now, _live(live), calendar, [h for d in days for h in day_hours(d)], 0)
+    out = []
+    for k, day in enumerate(days):
+        hours = popular_hours(day, usual[24 * k:24 * (k + 1)], now, _live(live) if day == today else None)
+        out.append(DayOutlook(day, calendar.day_kind(day), hours, best_hours(hours, now), usual_day(hours),
+                              day != today))
+    return out

@@ -3,9 +3,8 @@ the shop's area by hour over the coming week, from the crowd forecaster's popula
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -59,15 +58,12 @@ async def _staffing(request: Request, area: Area, now: datetime) -> list[StaffDa
     assert isinstance(settings, Settings)
     crowd = (await area_crowds(db, [(area.id, area.capacity)], now, settings.crowd_stale_minutes,
                                settings.crowd_thresholds))[area.id]
-    today = outlook.local_today(now)
-    days = [today + timedelta(days=n) for n in range(outlook.DAYS_AHEAD + 1)]
-    found = await asyncio.gather(*(outlook.popular_times(db, [(area.id, area.capacity, crowd)], area.district_id,
-                                                         crowd, day, now) for day in days))
     locale = locale_of(request)
-    return [StaffDay(day, _day_label(day, locale), o) for day, o in zip(days, found, strict=True)]
+    return [StaffDay(o.day, _day_label(o.day, locale), o)
+            for o in await outlook.coming_week(db, area.id, area.district_id, now, crowd)]
 
 
-def _staffing_chart(days: list[StaffDay], area: Area, locale: str) -> str:
+def _staffing_chart(days: list[StaffDay], locale: str) -> str:
     return charts.render(charts.STAFFING, messages.translate("when_to_staff", locale),
                          [f"{h:02d}" for h in range(24)],
                          [(d.label, [round(h.typical, 1) for h in d.outlook.hours]) for d in days])
@@ -87,4 +83,4 @@ async def merchant_insights(request: Request) -> Response:
     staffing = await _staffing(request, area, now) if area else []
     return render(request, "insights.html", {
         "shop": shop, "area": area, "panels": [_offer_panel(s, locale) for s in series], "days": DAYS,
-        "staffing": staffing, "staffing_chart": _staffing_chart(staffing, area, locale) if area else ""})
+        "staffing": staffing, "staffing_chart": _staffing_chart(staffing, locale) if area else ""})
