@@ -98,7 +98,7 @@ def _funnel_chart(campaigns: list[tuple[Campaign, str]], locale: str) -> str:
         return ""
     t = messages.translate
     return charts.render(charts.FUNNEL, t("campaign_funnel_chart", locale),
-                         [t(f"funnel_{s}", locale) for s in FUNNEL_STAGES],
+                         [t(f"stat_{s}", locale) for s in FUNNEL_STAGES],
                          [(pick(c.title, locale)[:30], [c.stats.get(s, 0) for s in FUNNEL_STAGES])
                           for c, _ in campaigns])
 
@@ -110,8 +110,8 @@ def _offers_chart(festival: Festival, offers: list[tuple[Offer, dict[str, int]]]
     shown = list(reversed(offers[:MAX_OFFERS]))  # a horizontal bar chart draws its first label at the bottom
     return charts.render(charts.OFFERS, t("festival_offers_title", locale, festival=pick(festival.name, locale)),
                          [pick(o.title, locale)[:24] for o, _ in shown],
-                         [(t("stat_claims", locale), [n["claims"] for _, n in shown]),
-                          (t("stat_redemptions", locale), [n["redemptions"] for _, n in shown])])
+                         [(t("claims", locale), [n["claims"] for _, n in shown]),
+                          (t("redemptions", locale), [n["redemptions"] for _, n in shown])])
 
 
 async def _areas(db: AsyncDatabase[Doc], actor: Actor, district: District, now: datetime,

@@ -49,7 +49,7 @@ def _offer_panel(series: stats_service.OfferSeries, locale: str) -> OfferPanel:
     chart = charts.render(charts.OFFER_DAYS, t("offer_funnel_title", locale, offer=pick(series.offer.title, locale),
                                                 days=len(series.days)),
                           [d.day.strftime("%m-%d") for d in series.days],
-                          [(t(f"stat_{f}", locale), [getattr(d, f) for d in series.days]) for f in FUNNEL])
+                          [(t(f, locale), [getattr(d, f) for d in series.days]) for f in FUNNEL])
     return OfferPanel(series, chart)
 
 
