@@ -91,9 +91,11 @@ def _read(path: Path, key: str) -> list[Doc]:
 def _random_point(rng: random.Random, ring: list[list[float]]) -> tuple[float, float]:
     lngs, lats = [p[0] for p in ring], [p[1] for p in ring]
     while True:
-        lat, lng = rng.uniform(min(lats), max(lats)), rng.uniform(min(lngs), max(lngs))
+        # rounded before the check: the loader validates the rounded point (a point on the edge may
+        # round to outside)
+        lat, lng = round(rng.uniform(min(lats), max(lats)), 6), round(rng.uniform(min(lngs), max(lngs)), 6)
         if point_in_polygon(Point(lat, lng), ring):
-            return round(lat, 6), round(lng, 6)
+            return lat, lng
 
 
 def generate(size: int, seed: int, out: Path, today: datetime) -> Path:

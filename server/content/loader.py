@@ -31,6 +31,7 @@ from server.domain.merchants import counts
 from server.domain.merchants import repository as merchants
 from server.domain.merchants.derived import derived_fields
 from server.domain.merchants.models import Merchant
+from server.domain.offers import repository as offers
 from server.services.mongo import Doc
 
 COLLECTIONS = ("categories", "districts", "areas", "merchants", "festivals", "offers", "products")
@@ -188,6 +189,7 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
             progress(step, len(COLLECTIONS) + 1)
     await _upgrade_back_office_merchants(db)
     await counts.rebuild(db)
+    await offers.rebuild_by_merchant(db)
     totals = {name: len(parsed[name]) for name in COLLECTIONS}
     await content_repository.save_manifest(db, digest, totals)
     return report

@@ -7,9 +7,10 @@ sends (a pymongo CommandListener) and asks the server to explain each one.
   the documents examined stay within a bound set by the page size, not by the collection.
 * On the embedded nx-27017, explain is SQLite's query plan (its executionStats are always zero, so
   documents examined cannot be read there): reads it can index must SEARCH an index, never SCAN the
-  collection nor sort in a temporary B-tree.  nx-27017 answers any filter on an array field (`$in`,
-  `$all` on open_keys, search_terms, categories) by scanning the collection (tests/contract/
-  test_mongo_assumptions.py); those reads are pinned on a real MongoDB only.
+  collection nor sort in a temporary B-tree, and each read returns no more documents than the bound.  nx-27017 checks a filter on an array field (`$in`,
+  `$all` on open_keys, search_terms, categories) row by row (tests/contract/test_mongo_assumptions.py):
+  such reads walk the key index with the check on the way (open now, search tiers), and a read that
+  could only scan (the capped category count) is pinned on a real MongoDB only.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ HQB = Point(22.5445, 114.0830)
 class Capture(CommandListener):
     def __init__(self) -> None:
         self.commands: list[Doc] = []
+        # documents each read returned (its first batch): what the embedded server lets us count
+        self.returned: list[int] = []
         self.on = False
 
     def started(self, event: CommandStartedEvent) -> None:
@@ -52,7 +55,8 @@ class Capture(CommandListener):
             self.commands.append({k: v for k, v in event.command.items() if k not in SESSION})
 
     def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
+        if self.on and event.command_name in READS:
+            self.returned.append(len(event.reply.get("cursor", {}).get("firstBatch", [])))
 
     def failed(self, event: CommandFailedEvent) -> None:
         pass
@@ -92,12 +96,15 @@ def _nx_details(explained: Doc) -> list[str]:
 async def explain_reads(db: AsyncDatabase[Doc], capture: Capture, read: Callable[[], Awaitable[Any]],
                         *, max_examined: int | None = None, embedded_indexed: bool = True) -> list[Doc]:
     capture.commands.clear()
+    capture.returned.clear()
     capture.on = True
     try:
         await read()
     finally:
         capture.on = False
     assert capture.commands, "the read sent no command"
+    if max_examined is not None:
+        assert all(n <= max_examined for n in capture.returned), (capture.commands, capture.returned)
     results = []
     for command in capture.commands:
         explained = await db.command("explain", command, verbosity="executionStats")
@@ -148,9 +155,15 @@ async def test_whole_city_listing_reads_a_page_by_key(setup: tuple[AsyncDatabase
 
 
 async def test_open_now_in_a_district(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """The page and its capped count walk the district's (district_id, key) index; open_keys is checked on
+    the way (nx-27017 cannot index an array), so a walk reads about a page per share of merchants open."""
     db, capture = setup
     q = merchants.MerchantQuery(district_id="huaqiangbei", open_at=NOON)
-    await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, None), embedded_indexed=False)
+    await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, None))
+    n, floor = await merchants.count_matching(db, q)
+    assert 0 < n <= merchants.NEAR_COUNT_READ and not floor
+    await explain_reads(db, capture, lambda: merchants.count_matching(db, q),
+                        max_examined=merchants.NEAR_COUNT_READ)
 
 
 async def test_near_reads_band_ranges(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
@@ -163,8 +176,11 @@ async def test_near_reads_band_ranges(setup: tuple[AsyncDatabase[Doc], Capture])
 
 async def test_search_tiers(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
     db, capture = setup
-    await explain_reads(db, capture, lambda: merchants.search(db, ["手机"], 10), embedded_indexed=False)
-    await explain_reads(db, capture, lambda: merchants.search(db, ["hqb"], 10), embedded_indexed=False)
+    # each tier walks the key index, checking its terms on the way (an array nx-27017 cannot index)
+    await explain_reads(db, capture, lambda: merchants.search(db, ["手机"], 10))
+    await explain_reads(db, capture, lambda: merchants.search(db, ["hqb"], 10))
+    tiers = [c["filter"] for c in capture.commands]
+    assert all("search_terms" not in f for f in tiers[:-1] if "name_terms" in f or "title_terms" in f), tiers
 
 
 async def test_capped_count(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
@@ -186,6 +202,19 @@ async def test_counters_and_ids_read_by_id(setup: tuple[AsyncDatabase[Doc], Capt
 async def test_active_offers_of_a_page_of_merchants(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
     db, capture = setup
     ids = await merchants.ids_in_district(db, "huaqiangbei")
-    # the embedded server scans for any $in on a field other than _id (test_mongo_assumptions.py)
+    found = await offers.active_by_merchants(db, ids[:20], NOON)
+    assert found
+    # point reads by _id: the merchants' lists of offers, then their offers active now (the embedded server
+    # scans for any $in on a field other than _id: test_mongo_assumptions.py)
     await explain_reads(db, capture, lambda: offers.active_by_merchants(db, ids[:20], NOON),
-                        embedded_indexed=False, max_examined=60)
+                        max_examined=20 + sum(len(v) for v in found.values()))
+    assert [(c["find"], list(c["filter"]["_id"])) for c in capture.commands] == [
+        ("offers_by_merchant", ["$in"]), ("offers", ["$in"])]
+
+
+async def test_offer_lists_follow_the_offers(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """The per-merchant lists the page reads hold exactly the published offers, as the loader left them."""
+    db, _ = setup
+    published = {d["_id"]: d["merchant_id"] async for d in db.offers.find({"status": "published"})}
+    listed = {o["_id"]: d["_id"] async for d in db.offers_by_merchant.find({}) for o in d["offers"]}
+    assert published and listed == published

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -39,7 +39,7 @@ GROWTH = 2.0
 MAX_GROWTH = 8.0
 # A box read for a count stops here: counts past it are shown as "1,000+".
 COUNT_CAP = 1000
-# a near count reads at most this many documents per band range
+# a count that checks documents here (near: per band range; open now) reads at most this many of them
 NEAR_COUNT_READ = 100
 TIERS = ("name_terms", "title_terms", "search_terms")
 
@@ -117,6 +117,9 @@ async def _no_count() -> int:
 async def _search_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
     wanted = set(q.terms)
     base = base_filter(q)
+    # the name and title tiers hold a subset of search_terms: checking both would read each candidate's
+    # ~300 search terms for nothing (nx-27017 checks an array filter row by row)
+    tier_base = base_filter(replace(q, terms=[]))
     start = int(after[0]) if after is not None and isinstance(after[0], int | float) else 0
     found: list[tuple[int, Doc]] = []
     for tier in range(max(0, min(start, len(TIERS) - 1)), len(TIERS)):
@@ -126,7 +129,7 @@ async def _search_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, aft
             in_earlier = any(wanted.issubset(doc.get(f) or ()) for f in earlier)
             return not in_earlier and _really_open(doc, q.open_at)
 
-        query = combine(base, {TIERS[tier]: {"$all": q.terms}}) if tier < len(TIERS) - 1 else base
+        query = combine(tier_base, {TIERS[tier]: {"$all": q.terms}}) if tier < len(TIERS) - 1 else base
         after_id = after[1] if after is not None and tier == start else None
         docs, _ = await _keyed(db, query, after_id, first + 1 - len(found), accept,
                                {**LEAN, **dict.fromkeys(earlier, 1)})
@@ -193,10 +196,12 @@ async def count_near(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, boo
 
 async def count_matching(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, bool]:
     """Matches of a filter no counter keeps, read up to COUNT_CAP (then the flag says it is a floor)."""
-    if q.open_at is not None:  # open_keys finds the hour's candidates; the minute is checked here
-        cursor = db.merchants.find(base_filter(q), LEAN).limit(COUNT_CAP)
-        docs = [d async for d in cursor]
-        return sum(_really_open(d, q.open_at) for d in docs), len(docs) >= COUNT_CAP
+    if q.open_at is not None:
+        # open_keys finds the hour's candidates and the minute is checked here, so each is read whole: at
+        # most about a page of them (like a near count), in key order along the listing's own index
+        cursor = db.merchants.find(combine(base_filter(q), {"key": {"$gt": ""}}), LEAN).sort([("key", 1)])
+        docs = [d async for d in cursor.limit(NEAR_COUNT_READ)]
+        return sum(_really_open(d, q.open_at) for d in docs), len(docs) >= NEAR_COUNT_READ
     pipeline: list[Doc] = [{"$match": base_filter(q)}, {"$limit": COUNT_CAP}, {"$count": "n"}]
     n = 0
     async for doc in await db.merchants.aggregate(pipeline):

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import versioned
@@ -63,14 +64,46 @@ async def find_page(db: AsyncDatabase[Doc], q: OfferQuery, first: int, after: Ke
 
 
 async def active_by_merchants(db: AsyncDatabase[Doc], merchant_ids: list[str], at: datetime) -> dict[str, list[Offer]]:
+    """Point reads: the page's merchants' offer lists by _id, then their offers active now by _id.  (A query
+    on merchant_id cannot be one: nx-27017 answers `$in` on any field but _id by reading every offer.)"""
+    wanted = [o["_id"] async for d in db.offers_by_merchant.find({"_id": {"$in": merchant_ids}})
+              for o in d["offers"] if o["valid_from"] <= at < o["valid_until"]]
     out: dict[str, list[Offer]] = defaultdict(list)
-    query = combine(PUBLISHED, {"merchant_id": {"$in": merchant_ids}}, active_filter(at))
-    # served by (merchant_id, valid_until); a page's few offers are put in order here, since a sort in
-    # the query would make the server walk the whole validity range instead (tests/contract)
+    if not wanted:
+        return out
+    # status and validity are checked again on the offer itself: a list behind a write can only miss
+    query = combine(PUBLISHED, {"_id": {"$in": wanted}}, active_filter(at))
     docs = sorted([d async for d in db.offers.find(query)], key=lambda d: (d["valid_until"], d["_id"]))
     for doc in docs:
         out[doc["merchant_id"]].append(Offer.from_doc(doc))
     return out
+
+
+def _listed(doc: Doc) -> Doc:
+    return {"_id": doc["_id"], "valid_from": doc["valid_from"], "valid_until": doc["valid_until"]}
+
+
+async def refresh_by_merchant(db: AsyncDatabase[Doc], merchant_ids: list[str]) -> None:
+    """Rewrite these merchants' lists of published offers from the offers themselves (after any write of
+    an offer: publish, withdraw, dates, stock)."""
+    found: dict[str, list[Doc]] = {m: [] for m in merchant_ids}
+    async for doc in db.offers.find(combine(PUBLISHED, {"merchant_id": {"$in": merchant_ids}}),
+                                    {"merchant_id": 1, "valid_from": 1, "valid_until": 1}):
+        found[doc["merchant_id"]].append(_listed(doc))
+    ops = [ReplaceOne({"_id": m}, {"_id": m, "offers": listed}, upsert=True) for m, listed in found.items()]
+    if ops:
+        await db.offers_by_merchant.bulk_write(ops, ordered=False)
+
+
+async def rebuild_by_merchant(db: AsyncDatabase[Doc]) -> None:
+    """Every merchant's list of published offers, from scratch (the content loader, after it wrote offers)."""
+    found: dict[str, list[Doc]] = defaultdict(list)
+    async for doc in db.offers.find(PUBLISHED, {"merchant_id": 1, "valid_from": 1, "valid_until": 1}):
+        found[doc["merchant_id"]].append(_listed(doc))
+    await db.offers_by_merchant.delete_many({})
+    docs = [{"_id": m, "offers": listed} for m, listed in sorted(found.items())]
+    for start in range(0, len(docs), 5000):
+        await db.offers_by_merchant.insert_many(docs[start:start + 5000], ordered=False)
 
 
 async def by_festivals(db: AsyncDatabase[Doc], festival_ids: list[str]) -> dict[str, list[Offer]]:
@@ -96,10 +129,13 @@ async def offer_doc(db: AsyncDatabase[Doc], offer_id: str) -> Doc | None:
 
 async def insert_offer(db: AsyncDatabase[Doc], doc: Doc) -> None:
     await db.offers.insert_one(doc)
+    await refresh_by_merchant(db, [doc["merchant_id"]])
 
 
 async def save_offer(db: AsyncDatabase[Doc], before: Doc, version: int, changes: Doc) -> Doc:
-    return await versioned.save(db.offers, before, version, changes)
+    after = await versioned.save(db.offers, before, version, changes)
+    await refresh_by_merchant(db, sorted({before["merchant_id"], after["merchant_id"]}))
+    return after
 
 
 async def of_merchant(db: AsyncDatabase[Doc], merchant_id: str) -> list[Offer]:
