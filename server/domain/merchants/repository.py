@@ -189,7 +189,9 @@ async def count_near(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, boo
     the matches among those read, flagged as a floor (shown as "N+"): an exact count would read them all."""
     assert q.near is not None
     center, radius = q.near
-    docs = await _box(db, base_filter(q), center, min(radius, MAX_RADIUS_M), LEAN, limit=NEAR_COUNT_READ)
+    # only the location is needed unless the hours are checked: a tenth of the bytes per candidate
+    projection = LEAN if q.open_at is not None else {"location": 1}
+    docs = await _box(db, base_filter(q), center, min(radius, MAX_RADIUS_M), projection, limit=NEAR_COUNT_READ)
     inside = {d["_id"] for d in docs if _distance(center, d) <= radius and _really_open(d, q.open_at)}
     return len(inside), len(docs) >= NEAR_COUNT_READ
 
