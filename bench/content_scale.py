@@ -12,11 +12,13 @@ merchant.  Generation is seeded, so a size is the same content on every run of t
   on a fresh on-disk nx-27017 (or --mongo-url), timed;
 * "restarted": the real app (server.asgi.create_app) starts over the loaded data; the time
   until it serves is the restart time;
-* asked the requests below by one client, sequentially: median and p90 in ms and the
-  MongoDB commands per request, counted by a pymongo CommandListener on the app's client.
+* asked the requests below by one client, sequentially: median and p90 in ms, the CPU time per
+  request of the app, the client and the embedded server together (the mean over the repetitions;
+  other programs on the machine change it far less than wall time), and the MongoDB commands per
+  request, counted by a pymongo CommandListener on the app's client.
 
 A request repeats --reps times, or fewer when it would exceed --budget seconds (slow baselines
-at 50,000).  The growth column is median(largest size) / median(smallest size).  Timing is
+at 50,000).  The growth columns are median(largest size) / median(smallest size), and the same for CPU.  Timing is
 wall clock on a shared machine: the load average is printed beside the table.
 """
 
@@ -172,13 +174,26 @@ def requests_to_measure() -> dict[str, Doc]:
     }
 
 
-async def measure(url: str, counter: Commands, body: Doc, reps: int, budget_s: float) -> Doc:
+def _cpu_s(db_pid: int | None) -> float:
+    """CPU seconds used so far by this process (the app and the client) and by the database server: unlike
+    wall time, hardly changed by other programs sharing the cores."""
+    used = time.process_time()
+    if db_pid is not None:
+        fields = Path(f"/proc/{db_pid}/stat").read_text().rsplit(")", 1)[1].split()
+        used += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return used
+
+
+async def measure(url: str, counter: Commands, body: Doc, reps: int, budget_s: float,
+                  db_pid: int | None = None) -> Doc:
     times: list[float] = []
     commands: list[int] = []
+    cpu_spent = 0.0
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
         spent = 0.0
         for i in range(reps + 1):
             before = counter.count
+            cpu_before = _cpu_s(db_pid)
             started = time.perf_counter()
             response = await client.post("/graphql", json=body, headers={"accept": "application/json"})
             elapsed = time.perf_counter() - started
@@ -189,11 +204,13 @@ async def measure(url: str, counter: Commands, body: Doc, reps: int, budget_s: f
             if i > 0:  # the first one warms connections and caches
                 times.append(elapsed * 1000)
                 commands.append(counter.count - before)
+                cpu_spent += _cpu_s(db_pid) - cpu_before
             if spent > budget_s and len(times) >= 1:
                 break
     times.sort()
     return {"median_ms": round(statistics.median(times), 1),
             "p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 1),
+            "cpu_ms": round(cpu_spent * 1000 / len(times), 1),
             "commands": round(statistics.mean(commands), 1), "n": len(times)}
 
 
@@ -226,9 +243,11 @@ async def run_size(size: int, args: argparse.Namespace, work: Path, today: datet
         await client.drop_database(db_name)
         await mongo.ensure_indexes(db)
         merchants_total = 0
-        started = time.perf_counter()
+        db_pid = child.process.pid if child and child.process else None
+        started, cpu_before = time.perf_counter(), _cpu_s(db_pid)
         report = await load_content(db, content)
         result["load_s"] = round(time.perf_counter() - started, 1)
+        result["load_cpu_s"] = round(_cpu_s(db_pid) - cpu_before, 1)
         merchants_total = await db.merchants.estimated_document_count()
         result["merchants"] = merchants_total
         result["offers"] = await db.offers.estimated_document_count()
@@ -246,7 +265,8 @@ async def run_size(size: int, args: argparse.Namespace, work: Path, today: datet
         try:
             result["requests"] = {}
             for label, body in requests_to_measure().items():
-                result["requests"][label] = await measure(url, counter, body, args.reps, args.budget)
+                result["requests"][label] = await measure(url, counter, body, args.reps, args.budget,
+                                                          db_pid)
                 print(f"  {size:>6} {label}: {result['requests'][label]}", file=sys.stderr, flush=True)
         finally:
             server.should_exit = True
@@ -260,15 +280,19 @@ async def run_size(size: int, args: argparse.Namespace, work: Path, today: datet
 
 def table(results: list[Doc]) -> str:
     sizes = [r["size"] for r in results]
-    head = "| request (median ms / p90 ms; MongoDB commands) | " + " | ".join(f"{s:,}" for s in sizes) + " | growth |"
-    lines = [head, "|" + "---|" * (len(sizes) + 2)]
+    head = ("| request (median ms / p90 ms; CPU ms; MongoDB commands) | " + " | ".join(f"{s:,}" for s in sizes)
+            + " | growth (median) | growth (CPU) |")
+    lines = [head, "|" + "---|" * (len(sizes) + 3)]
     for label in results[0]["requests"]:
+        first, last = results[0]["requests"][label], results[-1]["requests"][label]
         cells = [f"{r['requests'][label]['median_ms']:,} / {r['requests'][label]['p90_ms']:,}; "
-                 f"{r['requests'][label]['commands']:g}" for r in results]
-        growth = results[-1]["requests"][label]["median_ms"] / max(results[0]["requests"][label]["median_ms"], 0.1)
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {growth:.1f}× |")
-    lines.append("| load (s) | " + " | ".join(f"{r['load_s']}" for r in results) + " | |")
-    lines.append("| restart, content unchanged (s) | " + " | ".join(f"{r['restart_s']}" for r in results) + " | |")
+                 f"{r['requests'][label]['cpu_ms']:,}; {r['requests'][label]['commands']:g}" for r in results]
+        growth = last["median_ms"] / max(first["median_ms"], 0.1)
+        cpu_growth = last["cpu_ms"] / max(first["cpu_ms"], 0.1)
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {growth:.1f}× | {cpu_growth:.1f}× |")
+    lines.append("| load (s wall; CPU s of loader and server) | "
+                 + " | ".join(f"{r['load_s']}; {r['load_cpu_s']}" for r in results) + " | | |")
+    lines.append("| restart, content unchanged (s) | " + " | ".join(f"{r['restart_s']}" for r in results) + " | | |")
     return "\n".join(lines)
 
 

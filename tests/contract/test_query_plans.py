@@ -7,10 +7,11 @@ sends (a pymongo CommandListener) and asks the server to explain each one.
   the documents examined stay within a bound set by the page size, not by the collection.
 * On the embedded nx-27017, explain is SQLite's query plan (its executionStats are always zero, so
   documents examined cannot be read there): reads it can index must SEARCH an index, never SCAN the
-  collection nor sort in a temporary B-tree, and each read returns no more documents than the bound.  nx-27017 checks a filter on an array field (`$in`,
-  `$all` on open_keys, search_terms, categories) row by row (tests/contract/test_mongo_assumptions.py):
-  such reads walk the key index with the check on the way (open now, search tiers), and a read that
-  could only scan (the capped category count) is pinned on a real MongoDB only.
+  collection nor sort in a temporary B-tree, and each read returns no more documents than the bound.
+  nx-27017 checks a filter on an array field (`$in`, `$all` on open_keys, search_terms, categories)
+  row by row (tests/contract/test_mongo_assumptions.py): such reads walk the key index with the check
+  on the way (open now, search tiers), and a read that could only scan (the capped category count) is
+  pinned on a real MongoDB only.
 """
 
 from __future__ import annotations
