@@ -3,6 +3,7 @@ openNow exact to the minute, and bad input answered with a code or a bounded pag
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -108,3 +109,27 @@ async def test_bad_input_gets_a_code_or_a_bounded_page(http: httpx.AsyncClient,
         # at most one read per search tier and kind, and one count: never a read per match
         assert len(targets) <= 9, (text, targets)
 
+
+
+async def test_a_page_of_merchants_reads_its_offers_by_id(http: httpx.AsyncClient, db_client: Any,
+                                                         app_server: RunningApp,
+                                                         command_counter: CommandCounter) -> None:
+    """Two point reads whatever the city holds: the page's merchants' offer lists, then their active offers
+    (a read by merchant_id would scan every offer on the embedded server)."""
+    district = to_global("District", "huaqiangbei")
+    body, targets = await counted(http, command_counter, """query($d: ID!) {
+        merchants(filter: {districtId: $d}, first: 20) { edges { node { slug offers { slug } } } } }""",
+                                  {"d": district})
+    shown = {e["node"]["slug"]: [o["slug"] for o in e["node"]["offers"]]
+             for e in body["data"]["merchants"]["edges"]}
+    assert any(shown.values())
+    assert [t for t in targets if "offer" in t[1]] == [("find", "offers_by_merchant"), ("find", "offers")], targets
+    db = db_client[app_server.db_name]
+    now = datetime.now(UTC)
+    active = db.offers.find({"merchant_id": {"$in": list(shown)}, "status": "published",
+                             "valid_from": {"$lte": now}, "valid_until": {"$gt": now}}).sort([("valid_until", 1),
+                                                                                              ("_id", 1)])
+    expected: dict[str, list[str]] = {m: [] for m in shown}
+    async for doc in active:
+        expected[doc["merchant_id"]].append(doc["_id"])
+    assert shown == expected
