@@ -276,9 +276,10 @@ async def test_cycling_variables_cannot_fill_redis(settings_here: Any, tmp_path:
         redis.stop()
 
 
-async def test_a_district_page_miss_costs_at_most_five_commands(one_app: tuple[str, CommandCounter]) -> None:
+async def test_a_district_page_miss_costs_at_most_six_commands(one_app: tuple[str, CommandCounter]) -> None:
     """Category names, current festivals and the merchant count come from the process memo under the versions
-    the miss saw; the page's own district, merchants, areas, offers and products are read."""
+    the miss saw; the page's own district, merchants, areas, offers and products are read (the offers as two
+    point reads, the merchants' lists then the offers, which a larger city does not make dearer)."""
     url, counter = one_app
     page = persisted("DistrictPage", id=to_global("District", DISTRICT), locale="zh-CN")
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -292,7 +293,7 @@ async def test_a_district_page_miss_costs_at_most_five_commands(one_app: tuple[s
     body = other.json()["data"]["district"]
     assert body["merchants"]["totalCount"] == len(body["merchants"]["edges"]) > 0
     assert body["merchants"]["edges"][0]["node"]["categories"][0]["name"]
-    assert len(counter.targets) <= 5, counter.targets
+    assert len(counter.targets) <= 6, counter.targets
 
 
 async def test_a_content_load_outdates_every_answer_and_a_cold_process_reads_the_shared_cache(
