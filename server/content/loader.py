@@ -189,6 +189,7 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
             progress(step, len(COLLECTIONS) + 1)
     await _upgrade_back_office_merchants(db)
     await counts.rebuild(db)
+    await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)
     totals = {name: len(parsed[name]) for name in COLLECTIONS}
     await content_repository.save_manifest(db, digest, totals)

@@ -13,6 +13,7 @@ from server.domain.merchants.derived import derived_fields
 from server.domain.merchants.holiday_hours import parse_exceptions
 from server.domain.merchants.hours import DAYS, HoursError, parse_week
 from server.domain.offers.models import KINDS as OFFER_KINDS
+from server.domain.offers.models import until_key
 from server.domain.products.models import CATEGORIES as PRODUCT_CATEGORIES
 from server.domain.search.terms import index_terms
 
@@ -178,6 +179,7 @@ def offer(r: Record, merchants: dict[str, Doc], festivals: dict[str, Doc]) -> Do
         "kind": kind, "percent_off": percent, "amount_off_fen": amount,
         "min_spend_fen": r.integer("min_spend_fen", 0, 10**9, required=False), "coupon_code": code,
         "valid_from": valid_from.astimezone(UTC), "valid_until": valid_until.astimezone(UTC),
+        "until_key": until_key(valid_until),
         "stock": r.integer("stock", 0, 10**7, required=False), "status": "published", "version": 0,
     }
 

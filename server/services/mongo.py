@@ -39,6 +39,8 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("merchant_id", ASCENDING), ("valid_until", ASCENDING)], {}),
         ([("festival_id", ASCENDING)], {}),
         ([("valid_until", ASCENDING)], {}),
+        # offer lists in order of their end ("ending soon"): a string copy of valid_until, see offers/models.py
+        ([("until_key", ASCENDING)], {}),
     ],
     # per offer and Shenzhen day (_id "offer:day"); dashboards read a merchant's or a festival's days
     "offer_stats_daily": [([("merchant_id", ASCENDING), ("day", ASCENDING)], {}),

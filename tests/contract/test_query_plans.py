@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -219,3 +219,14 @@ async def test_offer_lists_follow_the_offers(setup: tuple[AsyncDatabase[Doc], Ca
     published = {d["_id"]: d["merchant_id"] async for d in db.offers.find({"status": "published"})}
     listed = {o["_id"]: d["_id"] async for d in db.offers_by_merchant.find({}) for o in d["offers"]}
     assert published and listed == published
+
+
+async def test_offers_ending_soon_read_the_until_key_index(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """Home's "ending soon": a range on until_key (a string copy of valid_until; nx-27017 compares dates through
+    SQLite's datetime(), which no index serves), in the order valid_until gives."""
+    db, capture = setup
+    q = offers.OfferQuery(active_at=NOON, ending_before=NOON + timedelta(days=30))
+    page = await offers.find_page(db, q, 5, None)
+    ends = [(o.valid_until, o.id) for o, _, _ in page.items]
+    assert ends and ends == sorted(ends) and all(o.active_at(NOON) for o, _, _ in page.items)
+    await explain_reads(db, capture, lambda: offers.find_page(db, q, 5, None), max_examined=6)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from server.domain.i18n import Localized
@@ -54,3 +54,11 @@ class Offer:
 
     def active_at(self, at: datetime) -> bool:
         return self.valid_from <= at < self.valid_until
+
+
+def until_key(at: datetime) -> str:
+    """An offer's end as a UTC string that sorts as time does: nx-27017 compares dates through SQLite's
+    datetime(), which no index serves, while a range on an indexed string is an index range."""
+    at = at.astimezone(UTC)
+    # milliseconds, as MongoDB keeps dates: the key orders offers exactly as valid_until does
+    return f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}"

@@ -9,7 +9,7 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import versioned
-from server.domain.offers.models import Offer
+from server.domain.offers.models import Offer, until_key
 from server.domain.offers.stats import FUNNEL, DayStats, day_of
 from server.domain.paging import Key, Page, after_filter, combine
 from server.domain.paging import count as count_matching
@@ -40,16 +40,21 @@ async def find_page(db: AsyncDatabase[Doc], q: OfferQuery, first: int, after: Ke
         parts.append({"merchant_id": q.merchant_id})
     if q.festival_id:
         parts.append({"festival_id": q.festival_id})
+    # the end as until_key: one index range (a range on the date itself is not one on nx-27017)
+    until: dict[str, str] = {}
     if q.active_at is not None:
-        parts.append(active_filter(q.active_at))
+        parts.append({"valid_from": {"$lte": q.active_at}})
+        until["$gt"] = until_key(q.active_at)
     if q.ending_before is not None:
-        parts.append({"valid_until": {"$lte": q.ending_before}})
+        until["$lte"] = until_key(q.ending_before)
+    if until:
+        parts.append({"until_key": until})
     base = combine(*parts)
     # An explicit $and: flattened next to district_id, the keyset $or made the embedded server return other
     # districts' offers from the second page on (pinned in tests/contract).
     page_filter = {"$and": [base, after_filter("valid_until", after)]} if after is not None else base
     cursor = (db.offers.find(page_filter)
-              .sort([("valid_until", 1), ("_id", 1)]).limit(first + 1))
+              .sort([("until_key", 1), ("_id", 1)]).limit(first + 1))
     docs = [d async for d in cursor]
 
     async def count() -> int:
@@ -95,6 +100,12 @@ async def refresh_by_merchant(db: AsyncDatabase[Doc], merchant_ids: list[str]) -
         await db.offers_by_merchant.bulk_write(ops, ordered=False)
 
 
+async def add_missing_until_keys(db: AsyncDatabase[Doc]) -> None:
+    """Offers written before until_key existed (the back office's; the loader rewrites its own) get it."""
+    async for doc in db.offers.find({"until_key": {"$exists": False}}, {"valid_until": 1}):
+        await db.offers.update_one({"_id": doc["_id"]}, {"$set": {"until_key": until_key(doc["valid_until"])}})
+
+
 async def rebuild_by_merchant(db: AsyncDatabase[Doc]) -> None:
     """Every merchant's list of published offers, from scratch (the content loader, after it wrote offers)."""
     found: dict[str, list[Doc]] = defaultdict(list)
@@ -128,12 +139,13 @@ async def offer_doc(db: AsyncDatabase[Doc], offer_id: str) -> Doc | None:
 
 
 async def insert_offer(db: AsyncDatabase[Doc], doc: Doc) -> None:
-    await db.offers.insert_one(doc)
+    await db.offers.insert_one({**doc, "until_key": until_key(doc["valid_until"])})
     await refresh_by_merchant(db, [doc["merchant_id"]])
 
 
 async def save_offer(db: AsyncDatabase[Doc], before: Doc, version: int, changes: Doc) -> Doc:
-    after = await versioned.save(db.offers, before, version, changes)
+    valid_until: datetime = changes.get("valid_until") or before["valid_until"]
+    after = await versioned.save(db.offers, before, version, {**changes, "until_key": until_key(valid_until)})
     await refresh_by_merchant(db, sorted({before["merchant_id"], after["merchant_id"]}))
     return after
 
