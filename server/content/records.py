@@ -173,13 +173,15 @@ def offer(r: Record, merchants: dict[str, Doc], festivals: dict[str, Doc]) -> Do
     valid_from, valid_until = r.moment("valid_from"), r.moment("valid_until")
     if valid_until <= valid_from:
         raise r.fail("valid_until", "must be after valid_from")
+    offer_id = r.slug()
+    assert offer_id is not None  # required
     return {
-        "_id": r.slug(), "merchant_id": merchant_id, "district_id": district_id, "festival_id": festival_id,
+        "_id": offer_id, "merchant_id": merchant_id, "district_id": district_id, "festival_id": festival_id,
         "title": r.localized("title", max_len=120), "description": r.localized("description", required=False),
         "kind": kind, "percent_off": percent, "amount_off_fen": amount,
         "min_spend_fen": r.integer("min_spend_fen", 0, 10**9, required=False), "coupon_code": code,
         "valid_from": valid_from.astimezone(UTC), "valid_until": valid_until.astimezone(UTC),
-        "until_key": until_key(valid_until),
+        "until_key": until_key(valid_until, offer_id),
         "stock": r.integer("stock", 0, 10**7, required=False), "status": "published", "version": 0,
     }
 

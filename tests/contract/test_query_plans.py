@@ -222,11 +222,15 @@ async def test_offer_lists_follow_the_offers(setup: tuple[AsyncDatabase[Doc], Ca
 
 
 async def test_offers_ending_soon_read_the_until_key_index(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
-    """Home's "ending soon": a range on until_key (a string copy of valid_until; nx-27017 compares dates through
-    SQLite's datetime(), which no index serves), in the order valid_until gives."""
+    """Home's "ending soon" and the offer lists: one range on until_key ("valid_until _id" as a string; nx-27017
+    compares dates through SQLite's datetime(), which no index serves), the next page too, in (valid_until,
+    _id) order."""
     db, capture = setup
     q = offers.OfferQuery(active_at=NOON, ending_before=NOON + timedelta(days=30))
-    page = await offers.find_page(db, q, 5, None)
-    ends = [(o.valid_until, o.id) for o, _, _ in page.items]
-    assert ends and ends == sorted(ends) and all(o.active_at(NOON) for o, _, _ in page.items)
-    await explain_reads(db, capture, lambda: offers.find_page(db, q, 5, None), max_examined=6)
+    first = await offers.find_page(db, q, 3, None)
+    second = await offers.find_page(db, q, 3, first.items[-1][1])
+    ends = [(o.valid_until, o.id) for page in (first, second) for o, _, _ in page.items]
+    assert len(ends) == 6 and ends == sorted(ends) and len(set(ends)) == 6
+    assert all(o.active_at(NOON) for page in (first, second) for o, _, _ in page.items)
+    await explain_reads(db, capture, lambda: offers.find_page(db, q, 3, None), max_examined=4)
+    await explain_reads(db, capture, lambda: offers.find_page(db, q, 3, first.items[-1][1]), max_examined=4)

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from server.domain.i18n import Localized
@@ -56,9 +56,19 @@ class Offer:
         return self.valid_from <= at < self.valid_until
 
 
-def until_key(at: datetime) -> str:
-    """An offer's end as a UTC string that sorts as time does: nx-27017 compares dates through SQLite's
-    datetime(), which no index serves, while a range on an indexed string is an index range."""
-    at = at.astimezone(UTC)
-    # milliseconds, as MongoDB keeps dates: the key orders offers exactly as valid_until does
-    return f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}"
+def until_key(at: datetime, offer_id: str) -> str:
+    """An offer's place in the order of ends, (valid_until, _id), as one string: nx-27017 compares dates through
+    SQLite's datetime(), which no index serves, and sorts on two fields in a temporary B-tree, while a range
+    on one indexed string is an index range in order.  A space sorts below any character of an id."""
+    return f"{until_bound(at)} {offer_id}"
+
+
+def until_bound(at: datetime) -> str:
+    """Milliseconds since 1970 (as MongoDB keeps dates), 13 digits: nx-27017 would take an ISO string for a
+    date and compare it through datetime() again.  `until_key > until_bound(t) + END` means valid_until > t."""
+    return f"{(at - EPOCH) // timedelta(milliseconds=1):013d}"
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# above any id's characters (compared as UTF-8 bytes, by MongoDB and SQLite alike)
+END = "\uffff"

@@ -9,9 +9,9 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import versioned
-from server.domain.offers.models import Offer, until_key
+from server.domain.offers.models import END, Offer, until_bound, until_key
 from server.domain.offers.stats import FUNNEL, DayStats, day_of
-from server.domain.paging import Key, Page, after_filter, combine
+from server.domain.paging import Key, Page, combine
 from server.domain.paging import count as count_matching
 from server.services.mongo import Doc
 
@@ -40,29 +40,29 @@ async def find_page(db: AsyncDatabase[Doc], q: OfferQuery, first: int, after: Ke
         parts.append({"merchant_id": q.merchant_id})
     if q.festival_id:
         parts.append({"festival_id": q.festival_id})
-    # the end as until_key: one index range (a range on the date itself is not one on nx-27017)
-    until: dict[str, str] = {}
+    # (valid_until, _id) as until_key: filter, cursor and order are one index range (tests/contract)
+    ends: dict[str, str] = {}
     if q.active_at is not None:
         parts.append({"valid_from": {"$lte": q.active_at}})
-        until["$gt"] = until_key(q.active_at)
+        ends["$gt"] = until_bound(q.active_at) + END
     if q.ending_before is not None:
-        until["$lte"] = until_key(q.ending_before)
-    if until:
-        parts.append({"until_key": until})
-    base = combine(*parts)
-    # An explicit $and: flattened next to district_id, the keyset $or made the embedded server return other
-    # districts' offers from the second page on (pinned in tests/contract).
-    page_filter = {"$and": [base, after_filter("valid_until", after)]} if after is not None else base
-    cursor = (db.offers.find(page_filter)
-              .sort([("until_key", 1), ("_id", 1)]).limit(first + 1))
+        ends["$lt"] = until_bound(q.ending_before) + END
+    selection = combine(*parts, {"until_key": ends} if ends else {})
+    page_ends = dict(ends)
+    if after is not None and isinstance(after[0], datetime):
+        page_ends["$gt"] = max(page_ends.get("$gt", ""), until_key(after[0], after[1]))
+    page_filter = combine(*parts, {"until_key": page_ends} if page_ends else {})
+    if after is not None and not isinstance(after[0], datetime):  # another list's cursor: nothing after it
+        page_filter = {"_id": {"$in": []}}
+    cursor = db.offers.find(page_filter).sort([("until_key", 1)]).limit(first + 1)
     docs = [d async for d in cursor]
 
     async def count() -> int:
         if q.active_at is None:
-            return await count_matching(db.offers, base)
+            return await count_matching(db.offers, selection)
         # The embedded server's $count stage matches nothing after a $lte on a date (it said "优惠 0" above a
         # row of offers; pinned in tests/contract): count the active window's ids with find() instead.
-        return len([d async for d in db.offers.find(base, {"_id": 1})])
+        return len([d async for d in db.offers.find(selection, {"_id": 1})])
 
     items = [(Offer.from_doc(d), (d["valid_until"], d["_id"]), None) for d in docs[:first]]
     return Page(items, len(docs) > first, count)
@@ -103,7 +103,8 @@ async def refresh_by_merchant(db: AsyncDatabase[Doc], merchant_ids: list[str]) -
 async def add_missing_until_keys(db: AsyncDatabase[Doc]) -> None:
     """Offers written before until_key existed (the back office's; the loader rewrites its own) get it."""
     async for doc in db.offers.find({"until_key": {"$exists": False}}, {"valid_until": 1}):
-        await db.offers.update_one({"_id": doc["_id"]}, {"$set": {"until_key": until_key(doc["valid_until"])}})
+        await db.offers.update_one({"_id": doc["_id"]},
+                                   {"$set": {"until_key": until_key(doc["valid_until"], doc["_id"])}})
 
 
 async def rebuild_by_merchant(db: AsyncDatabase[Doc]) -> None:
@@ -139,13 +140,14 @@ async def offer_doc(db: AsyncDatabase[Doc], offer_id: str) -> Doc | None:
 
 
 async def insert_offer(db: AsyncDatabase[Doc], doc: Doc) -> None:
-    await db.offers.insert_one({**doc, "until_key": until_key(doc["valid_until"])})
+    await db.offers.insert_one({**doc, "until_key": until_key(doc["valid_until"], doc["_id"])})
     await refresh_by_merchant(db, [doc["merchant_id"]])
 
 
 async def save_offer(db: AsyncDatabase[Doc], before: Doc, version: int, changes: Doc) -> Doc:
     valid_until: datetime = changes.get("valid_until") or before["valid_until"]
-    after = await versioned.save(db.offers, before, version, {**changes, "until_key": until_key(valid_until)})
+    changes = {**changes, "until_key": until_key(valid_until, before["_id"])}
+    after = await versioned.save(db.offers, before, version, changes)
     await refresh_by_merchant(db, sorted({before["merchant_id"], after["merchant_id"]}))
     return after
 
