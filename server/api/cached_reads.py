@@ -268,9 +268,14 @@ def worth_storing(body: bytes) -> tuple[bool, object]:
     return True, data
 
 
-def _matches(scope: Scope, etag: str) -> bool:
+def _etags(scope: Scope) -> list[str]:
+    """The ETags of the client's If-None-Match (none: an unconditional GET)."""
     wanted = Headers(scope=scope).get("if-none-match", "")
-    return etag in [t.strip() for t in wanted.split(",")]
+    return [t.strip() for t in wanted.split(",") if t.strip()]
+
+
+def _matches(scope: Scope, etag: str) -> bool:
+    return etag in _etags(scope)
 
 
 HIT_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"public, no-cache"),
@@ -299,17 +304,18 @@ class CachedReads:
         if read is None or cache is None or not await cache.usable():
             await self.app(scope, receive, send)
             return
-        found = await cache.lookup(read.key, read.tags)
+        etags = _etags(scope)
+        found = await cache.lookup(read.key, read.tags, etags=etags)
         if found is not None and found.entry is None and (first := self.computing.get(read.key)) is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FOLLOW_TIMEOUT):
                     await first.wait()
-            found = await cache.lookup(read.key, read.tags)
+            found = await cache.lookup(read.key, read.tags, etags=etags)
         if found is not None and found.entry is not None:
             entry = found.entry
             age = max(0, int(time.time() * 1000) - entry.stored_ms) // 1000
             extra = [(b"etag", entry.etag.encode()), (b"age", str(age).encode()), (b"x-cache", b"hit")]
-            if _matches(scope, entry.etag):
+            if entry.etag in etags:  # the entry came without its body (server/services/public_cache.py)
                 await send({"type": "http.response.start", "status": 304, "headers": [*HIT_HEADERS[1:], *extra]})
                 await send({"type": "http.response.body", "body": b""})
                 return

@@ -1,10 +1,14 @@
 """The public read cache in Redis: answers stored with the tag versions they were computed under.
 
-One hash holds the version of every tag (`sq:pc:<database>:tags`); one string per cached answer holds the
-versions it was stored with, its ETag, when it was stored and the body. A read is one round trip
-(HMGET of its tags + GET of its entry, pipelined): the entry answers only while every version is
-still the one it was stored with. A write replaces its tags' versions with fresh random tokens
-(`bump`), so the next read anywhere misses, and nothing else needs deleting.
+One hash holds the version of every tag (`sq:pc:<database>:tags`); one small hash per cached answer holds,
+in field `h`, the versions it was stored with, its ETag, when it was stored and its media type, and in
+field `b` the body. A read is one round trip (HMGET of its tags + HMGET of its entry, pipelined); a
+conditional read (If-None-Match) asks for `h` alone, so a 304 moves a few dozen bytes out of Redis, not
+the page; only when the client's ETag is an old one does a second round trip fetch the body. One key per
+answer: eviction takes both fields at once, and the keyspace is no larger than one string per answer.
+An entry answers only while every version is still the one it was stored with. A write replaces its
+tags' versions with fresh random tokens (`bump`), so the next read anywhere misses, and nothing else
+needs deleting.
 
 Why it stays right under eviction and restarts: versions are random tokens, never counters that
 could come round again, and the hash carries a generation (`_gen`). If Redis loses the hash
@@ -27,7 +31,7 @@ import os
 import time
 from collections.abc import Iterable
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -40,6 +44,7 @@ GENERATION = "_gen"
 CALL_TIMEOUT = 0.5  # seconds: a cache slower than this is treated as down
 PAUSE_AFTER_FAILURE = 2.0  # seconds without asking Redis after it failed
 SEPARATOR = b"\x1f"
+HEADER, BODY = "h", "b"  # an entry's fields: the small one a conditional read asks for, and the page
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,13 +86,17 @@ class PublicCache:
             return await self.bump(())
         return True
 
-    async def lookup(self, key: str, tags: Iterable[str]) -> Lookup | None:
-        """None when the cache cannot be used now (the caller reads MongoDB)."""
+    async def lookup(self, key: str, tags: Iterable[str], *, etags: Iterable[str] = ()) -> Lookup | None:
+        """None when the cache cannot be used now (the caller reads MongoDB).
+
+        With `etags` (the client's If-None-Match), an entry whose ETag is one of them comes back without its
+        body (`Entry.body` is empty): the caller answers 304 and Redis never sent the page."""
         fields = [GENERATION, *tags]
+        wanted = set(etags)
         try:
             async with asyncio.timeout(CALL_TIMEOUT), self.redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(self.tags_key, fields)
-                pipe.get(self.entry_prefix + key)
+                pipe.hmget(self.entry_prefix + key, [HEADER] if wanted else [HEADER, BODY])
                 versions, raw = await pipe.execute()
             if versions[0] is None:
                 # First reader after a restart or an eviction: a new generation outdates every old entry.
@@ -96,13 +105,19 @@ class PublicCache:
                     versions = await self.redis.hmget(self.tags_key, fields)
                 if versions[0] is None:
                     return Lookup(None, None)
-                raw = None
+                raw = [None]
+            current = SEPARATOR.join(v or b"" for v in versions)
+            entry = _decode(raw[0], raw[1] if len(raw) > 1 else b"", current)
+            if wanted and entry is not None and entry.etag not in wanted:
+                # a current entry whose ETag the client lacks: its copy is old, so it needs the body after all
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    body = await self.redis.hget(self.entry_prefix + key, BODY)
+                entry = None if body is None else replace(entry, body=body)
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self._failed(exc, "read")
             return None
-        current = SEPARATOR.join(v or b"" for v in versions)
         by_tag = {name: (v or b"").decode() for name, v in zip(fields, versions, strict=True)}
-        return Lookup(current, _decode(raw, current), by_tag)
+        return Lookup(current, entry, by_tag)
 
     async def store(self, key: str, versions: bytes, etag: str, content_type: str, body: bytes,
                     ttl_ms: int) -> bool:
@@ -111,8 +126,11 @@ class PublicCache:
         header = b"\n".join((versions, etag.encode(), str(int(time.time() * 1000)).encode(),
                              content_type.encode("latin-1")))
         try:
-            async with asyncio.timeout(CALL_TIMEOUT):
-                await self.redis.set(self.entry_prefix + key, header + b"\n" + body, px=ttl_ms)
+            # MULTI: never a hash without its expiry (volatile-lru could not evict it)
+            async with asyncio.timeout(CALL_TIMEOUT), self.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(self.entry_prefix + key, mapping={HEADER: header, BODY: body})
+                pipe.pexpire(self.entry_prefix + key, ttl_ms)
+                await pipe.execute()
         except (RedisError, OSError) as exc:  # an OOM refusal under maxmemory lands here too
             self._failed(exc, "store")
             return False
@@ -134,13 +152,13 @@ class PublicCache:
         return True
 
 
-def _decode(raw: bytes | None, versions: bytes) -> Entry | None:
-    if raw is None:
+def _decode(header: bytes | None, body: bytes | None, versions: bytes) -> Entry | None:
+    if header is None or body is None:
         return None
-    parts = raw.split(b"\n", 4)
-    if len(parts) != 5 or parts[0] != versions:
+    parts = header.split(b"\n", 3)
+    if len(parts) != 4 or parts[0] != versions:
         return None
-    return Entry(parts[1].decode(), int(parts[2]), parts[3].decode("latin-1"), parts[4])
+    return Entry(parts[1].decode(), int(parts[2]), parts[3].decode("latin-1"), body)
 
 
 # The cache that a write in this request (or start-up step) reports its changes to. Set once per

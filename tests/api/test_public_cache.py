@@ -83,6 +83,29 @@ async def test_second_read_is_a_hit_and_a_304_sends_no_mongodb_command(
         await http.get("/graphql", params=persisted("Districts", locale="en"))
 
 
+async def test_a_304_reads_only_the_etag_from_redis(one_app: tuple[str, CommandCounter], settings_here: Any) -> None:
+    """The body is a field apart from the ETag's: with the body gone from Redis a conditional GET is still a 304
+    hit, so a 304 never fetched it; an old ETag still gets the whole page from the cache."""
+    url, _ = one_app
+    client = aioredis.from_url(settings_here.redis_url)
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            first = await http.get("/graphql", params=merchant_page())
+            assert first.headers["x-cache"] == "miss"
+            old = await http.get("/graphql", params=merchant_page(), headers={"if-none-match": '"not-this-one"'})
+            assert (old.status_code, old.headers["x-cache"], old.content) == (200, "hit", first.content)
+            entries = [k async for k in client.scan_iter(f"sq:pc:{settings_here.mongodb_db}:e:*")]
+            assert entries and all([await client.hdel(k, "b") for k in entries])
+            conditional = await http.get("/graphql", params=merchant_page(),
+                                         headers={"if-none-match": first.headers["etag"]})
+            assert (conditional.status_code, conditional.headers["x-cache"]) == (304, "hit")
+            assert conditional.headers["etag"] == first.headers["etag"] and conditional.content == b""
+            plain = await http.get("/graphql", params=merchant_page())  # the body is needed: computed again
+            assert plain.headers["x-cache"] == "miss" and plain.content == first.content
+    finally:
+        await client.aclose()
+
+
 async def test_what_is_never_cached(one_app: tuple[str, CommandCounter], settings_here: Any) -> None:
     url, _ = one_app
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
