@@ -112,7 +112,7 @@ class PublicCache:
                 # a current entry whose ETag the client lacks: its copy is old, so it needs the body after all
                 async with asyncio.timeout(CALL_TIMEOUT):
                     body = await self.redis.hget(self.entry_prefix + key, BODY)
-                entry = None if body is None else replace(entry, body=body)
+                entry = replace(entry, body=body) if isinstance(body, bytes) else None
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self._failed(exc, "read")
             return None
