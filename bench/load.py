@@ -10,8 +10,8 @@ processes: the web app (`server.asgi:app` under uvicorn, through bench/serve.py 
 (`python -m server.worker`; two with --fault).  The load comes from this process:
 
 * shoppers, by weight: district screen 22 (DistrictScreen), merchant page 30 (MerchantPage), search in
-  Chinese 15 (Search), near me 13 (Merchants with `near`, 5 km), inbox 15 (Inbox, a POST of the persisted
-  document as the PWA's fresh read) and subscribe 5: a graphql-transport-ws socket on /graphql with the
+  Chinese 15 (Search), near me 13 (Merchants with `near`, 5 km, from the PWA's grid point), inbox 15 (Inbox, the
+  PWA's persisted GET) and subscribe 5: a graphql-transport-ws socket on /graphql with the
   text of CrowdUpdates.graphql, measured until its first message, then held 20-90 s like an open district
   screen.  Reads are persisted-query GETs with a `locale` variable (zh-CN 70 %, zh-HK 15 %, en 15 %);
 * `--subscribers` long-lived crowdUpdates subscriptions, spread over the districts, open all run long;
@@ -78,6 +78,7 @@ from server.api.ids import from_global, to_global
 from server.content.loader import load_content
 from server.domain.accounts import service as accounts
 from server.domain.crowd import sensors
+from server.domain.geo import NEAR_GRID_PER_DEGREE
 from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_service
 from server.domain.push.models import COLLECTION as PUSH_SUBSCRIPTIONS
@@ -100,6 +101,7 @@ SEARCHES = ("华强北", "手机", "黄金", "珠宝", "茶叶", "深圳手信",
             "中英街", "华强 手机", "金饰", "水贝", "老街", "茶具", "耳机")
 TOPICS = ["FESTIVALS", "OFFERS", "CROWD_ALERTS"]
 NEAR_RADIUS_M = 5000
+GRID = NEAR_GRID_PER_DEGREE
 PAGE = 20
 HOLD_SECONDS = (20.0, 90.0)  # how long a district screen (and its subscription) stays open
 # Shoppers' phones, each its own address as a load balancer reports it (X-Forwarded-For, trusted from
@@ -288,15 +290,14 @@ class Shoppers:
         elif kind == "near":
             lat, lng = rng.choice(c.points)
             jitter = 0.004  # about 400 m: shoppers stand near shops, not in them
-            near = {"lat": round(lat + rng.uniform(-jitter, jitter), 6),
-                    "lng": round(lng + rng.uniform(-jitter, jitter), 6), "radiusMeters": NEAR_RADIUS_M}
+            # and ask from the nearest point of the PWA's grid (pwa/geo.js snap), as the PWA does
+            near = {"lat": round((lat + rng.uniform(-jitter, jitter)) * GRID) / GRID,
+                    "lng": round((lng + rng.uniform(-jitter, jitter)) * GRID) / GRID, "radiusMeters": NEAR_RADIUS_M}
             name, variables = "Merchants", {"filter": {"near": near}, "first": PAGE}
-        else:  # inbox: the PWA reads it fresh (a POST of the persisted document) for the whole set of districts
+        else:  # inbox: the PWA's persisted GET (pwa/screens.js checkInbox) for the whole set of districts
             districts = [c.district_gid(d) for d in c.districts]
             name, variables = "Inbox", {"districts": districts, "topics": TOPICS, "first": PAGE}
         extensions, variables_json = self._persisted(name, variables)
-        if kind == "inbox":
-            return "POST", name, {"extensions": json.loads(extensions), "variables": json.loads(variables_json)}
         return "GET", name, {"extensions": extensions, "variables": variables_json}
 
     async def do(self, kind: str, started: float) -> bool:

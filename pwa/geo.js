@@ -26,6 +26,23 @@ export function gcj02(lat, lng) {
 
 const fixed = (n) => n.toFixed(6);
 
+// "Near me" asks from the nearest point of a grid (1/500 of a degree, as server/domain/geo.py's
+// NEAR_GRID_PER_DEGREE): the phones of one street send the same question, which the server's cache answers
+// once, and the exact position stays on the phone. Distances are measured here, from the phone itself.
+const GRID = 500;
+
+/** The grid point "near me" asks from (at most about 150 m from the phone). */
+export function snap({ lat, lng }) {
+  return { lat: Math.round(lat * GRID) / GRID, lng: Math.round(lng * GRID) / GRID };
+}
+
+/** Great-circle metres between two WGS-84 points (as server/domain/geo.py's haversine_m). */
+export function metersBetween(a, b) {
+  const rad = PI / 180;
+  const h = sin((b.lat - a.lat) * rad / 2) ** 2 + cos(a.lat * rad) * cos(b.lat * rad) * sin((b.lng - a.lng) * rad / 2) ** 2;
+  return 2 * 6371008.8 * Math.asin(Math.min(1, sqrt(h)));
+}
+
 /** AMap marker URI (opens the AMap app when installed, else its web map); GCJ-02 position. */
 export function amapUrl({ lat, lng }, name) {
   const g = gcj02(lat, lng);

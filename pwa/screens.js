@@ -2,7 +2,7 @@
 // as soon as the user has navigated elsewhere, so late responses are dropped.
 import { live, post, query, recordOffer } from "./api.js";
 import { badge, busy, calmerPlaces, dayChoices, fresh, liveCrowd, paint, popularCharts, source, ticking } from "./crowd.js";
-import { amapUrl, appleMapsUrl, currentPosition } from "./geo.js";
+import { amapUrl, appleMapsUrl, currentPosition, metersBetween, snap } from "./geo.js";
 import {
   ago, categoryLabel, dateRange, dateTime, distance, fromBrowser, locale, monthDay, money, offerBadge, priceRange, relative, setLocale,
   t, todayKey,
@@ -263,7 +263,7 @@ function merchantList(root, ctx, fixed) {
     if (state.open) f.openNow = true;
     if (state.offer) f.hasActiveOffer = true;
     if (state.cat) f.categories = [state.cat];
-    if (state.near) f.near = { ...state.near, radiusMeters: NEAR_RADIUS_M };
+    if (state.near) f.near = { ...snap(state.near), radiusMeters: NEAR_RADIUS_M };
     return f;
   }
 
@@ -288,7 +288,11 @@ function merchantList(root, ctx, fixed) {
       const data = await query("Merchants", { filter: filter(), first: PAGE, after: cursor });
       if (mine !== generation || !ctx.alive()) return;
       const conn = data.merchants;
-      const items = conn.edges.map((e) => merchantRow(e.node, e.distanceMeters)).join("");
+      // near me: the page is the nearest to the grid point asked from; distances and order are from the phone
+      const rows = state.near
+        ? conn.edges.map((e) => [e.node, metersBetween(state.near, e.node.location)]).sort((a, b) => a[1] - b[1])
+        : conn.edges.map((e) => [e.node, e.distanceMeters]);
+      const items = rows.map(([node, meters]) => merchantRow(node, meters)).join("");
       if (reset) listEl.innerHTML = items; else listEl.insertAdjacentHTML("beforeend", items);
       cursor = conn.pageInfo.endCursor;
       hasNext = conn.pageInfo.hasNextPage;

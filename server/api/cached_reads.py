@@ -37,7 +37,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.api.errors import ApiError
 from server.api.ids import key_of
 from server.domain import freshness
+from server.domain.geo import on_near_grid, valid_coordinates
 from server.domain.i18n import canonical_locale, negotiate
+from server.domain.inbox.service import MAX_DISTRICTS
+from server.domain.push.models import TOPICS
 from server.plumbing.persisted import allow_list
 from server.services.public_cache import PublicCache, bind
 
@@ -46,6 +49,8 @@ MAX_VARIABLES_CHARS = 1000
 MAX_TTL_MS = 60_000
 LIVE_TTL_MS = 10_000
 FOLLOW_TIMEOUT = 5.0  # seconds a read waits for the same read being computed before computing it itself
+PUSH_TOPICS = frozenset(t.upper() for t in TOPICS)  # GraphQL's PushTopic names
+NEAR_RADIUS_M = 5000  # the PWA's "near me" (pwa/screens.js)
 BOUNDARY_FIELDS = frozenset({"validFrom", "validUntil", "startsAt", "endsAt"})
 
 
@@ -84,6 +89,23 @@ def _search_text(value: object) -> str:
     return value
 
 
+def _districts(value: object) -> list[str]:
+    """The inbox's districts: a few valid ids (the PWA sends all of them, or the ones chosen on the device)."""
+    if not isinstance(value, list) or not 0 < len(value) <= MAX_DISTRICTS:
+        raise NotCacheable
+    for item in value:
+        _id("District")(item)
+    return value
+
+
+def _topics(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > len(PUSH_TOPICS) or not all(t in PUSH_TOPICS for t in value):
+        raise NotCacheable
+    return value
+
+
 def _date(value: object) -> str:
     """A calendar day as the PWA sends it (YYYY-MM-DD); the resolver checks its range."""
     if not isinstance(value, str) or len(value) != 10:
@@ -103,16 +125,30 @@ def _categories(value: object) -> list[str] | None:
     return value
 
 
+def _near(value: object) -> Vars:
+    """Near me from a point of the grid the PWA rounds to, with its radius: nearby phones share the answer.
+    Any other point is a question nobody else asks (never cached)."""
+    if not isinstance(value, dict) or set(value) != {"lat", "lng", "radiusMeters"}:
+        raise NotCacheable
+    lat, lng = value["lat"], value["lng"]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lng)) \
+            or not valid_coordinates(lat, lng) or not on_near_grid(lat, lng):
+        raise NotCacheable
+    _one_of(NEAR_RADIUS_M, float(NEAR_RADIUS_M))(value["radiusMeters"])
+    return value
+
+
 def _merchant_filter(value: object) -> Vars | None:
-    """District, area, categories, open now, has an offer: yes; near me and free text: no (unbounded)."""
+    """District, area, categories, open now, has an offer, near a grid point: yes; free text: no (unbounded)."""
     if value is None:
         return None
-    if not isinstance(value, dict) or set(value) - {"districtId", "areaId", "categories", "openNow", "hasActiveOffer"}:
+    if not isinstance(value, dict) or set(value) - {"districtId", "areaId", "categories", "openNow", "hasActiveOffer",
+                                                    "near"}:
         raise NotCacheable
     out: Vars = {}
     checks: dict[str, Callable[[object], object]] = {
         "districtId": _id("District"), "areaId": _id("Area"), "categories": _categories,
-        "openNow": _one_of(None, True, False), "hasActiveOffer": _one_of(None, True, False)}
+        "openNow": _one_of(None, True, False), "hasActiveOffer": _one_of(None, True, False), "near": _near}
     for name, raw in value.items():
         if raw is not None:
             checks[name](raw)
@@ -130,6 +166,10 @@ class Policy:
 
 def _district_tags(variables: Vars) -> tuple[str, ...]:
     return (freshness.district(key_of(variables["id"], "District")), freshness.FESTIVALS, freshness.PRODUCTS)
+
+
+def _inbox_tags(variables: Vars) -> tuple[str, ...]:
+    return (freshness.INBOX,)
 
 
 def _merchant_tags(variables: Vars) -> tuple[str, ...]:
@@ -164,6 +204,10 @@ POLICIES: dict[str, Policy] = {
     "CalmerAlternatives": Policy({"id": _id("Area"), "first": _one_of(None, 3), "locale": LOCALE}, _city_wide,
                                  live=True, defaults=(("first", 3),)),
     "Settings": Policy({"locale": LOCALE}, _city_wide),
+    # Campaign messages of some districts and topics: the same for every phone that follows those (read state
+    # stays on the device), so one entry serves them all until a campaign is stored, approved or cancelled.
+    "Inbox": Policy({"districts": _districts, "topics": _topics, "first": _one_of(None, 20), "after": _absent,
+                     "locale": LOCALE}, _inbox_tags, defaults=(("first", 20),)),
 }
 
 

@@ -17,6 +17,7 @@ EVERYTHING = "all"  # every cached answer: content loads, restores
 ANY_WRITE = "any"  # the city-wide lists (home, search, festivals, products), which any write can change
 FESTIVALS = "festivals"
 PRODUCTS = "products"  # shared 深圳手信 names and stories
+INBOX = "inbox"  # campaign messages: a campaign stored to send, approved or cancelled
 
 
 def district(district_id: str) -> str:

@@ -29,6 +29,17 @@ class Point:
         return {"type": "Point", "coordinates": [self.lng, self.lat]}
 
 
+# "Near me" asks from a point of this grid (1/500 of a degree: about 220 m north-south, 205 m east-west in
+# Shenzhen), not from the phone's own position: the phones of one street then send the same question, which
+# the public cache answers once (server/api/cached_reads.py), and the exact position never leaves the phone.
+# The PWA (pwa/geo.js `snap`) rounds to it and measures each shop's distance from the phone itself.
+NEAR_GRID_PER_DEGREE = 500
+
+
+def on_near_grid(lat: float, lng: float) -> bool:
+    return all(round(v * NEAR_GRID_PER_DEGREE) / NEAR_GRID_PER_DEGREE == v for v in (lat, lng))
+
+
 def valid_coordinates(lat: float, lng: float) -> bool:
     return math.isfinite(lat) and math.isfinite(lng) and -90 <= lat <= 90 and -180 <= lng <= 180
 

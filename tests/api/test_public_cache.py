@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from server.api.cached_reads import lifetime_ms
 from server.api.ids import to_global
 from server.domain.accounts import service as accounts
+from server.domain.geo import Point, haversine_m
 from server.plumbing.persisted import allow_list
 from server.settings import ROOT
 from tests.conftest import CommandCounter, RunningApp, gql, unique_db
@@ -110,7 +111,7 @@ async def test_what_is_never_cached(one_app: tuple[str, CommandCounter], setting
     url, _ = one_app
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         district_page = persisted("DistrictPage", id=to_global("District", DISTRICT), after="YWJj")
-        near = persisted("Merchants", filter={"near": {"lat": 22.54, "lng": 114.08, "radiusMeters": 500}})
+        near = persisted("Merchants", filter={"near": {"lat": 22.5401, "lng": 114.08, "radiusMeters": 5000}})
         unknown_variable = persisted("MerchantPage", id=to_global("Merchant", SHOP), extra=1)
         missing = persisted("MerchantPage", id=to_global("Merchant", "no-such-shop"))
         for params in (district_page, near, unknown_variable, missing, missing):
@@ -141,6 +142,85 @@ async def test_what_is_never_cached(one_app: tuple[str, CommandCounter], setting
         for _ in range(2):
             page = await http.get("/graphql", params=merchant_page())
             assert len(page.content) > 1024 and page.headers["x-cache"] == "miss"
+
+
+async def test_near_me_from_a_grid_point_is_cached_and_shows_a_write_on_the_next_read(
+        settings_here: Any, db_client: Any) -> None:
+    """The PWA asks "near me" from a point of the grid (server/domain/geo.py): phones of one street share the
+    answer, whose distances are exact from that point; a merchant's write outdates it like any listing."""
+    async with serve(settings_here) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        headers = await _tokens(db_client[settings_here.mongodb_db])
+        shop = (await gql(http, '{ merchant(id: "%s") { location { lat lng } } }'
+                          % to_global("Merchant", SHOP)))["data"]["merchant"]["location"]
+        grid = {"lat": round(shop["lat"] * 500) / 500, "lng": round(shop["lng"] * 500) / 500, "radiusMeters": 5000}
+        near = persisted("Merchants", filter={"near": grid}, first=20, locale="zh-CN")
+        first = await http.get("/graphql", params=near)
+        again = await http.get("/graphql", params=near)
+        assert (first.headers["x-cache"], again.headers["x-cache"]) == ("miss", "hit")
+        edges = again.json()["data"]["merchants"]["edges"]
+        centre = Point(grid["lat"], grid["lng"])
+        for edge in edges:
+            where = edge["node"]["location"]
+            assert edge["distanceMeters"] == pytest.approx(haversine_m(centre, Point(where["lat"], where["lng"])),
+                                                           abs=0.1)
+        assert [e["distanceMeters"] for e in edges] == sorted(e["distanceMeters"] for e in edges)
+        # off the grid (a phone's own position) or another radius: answered, never from the cache
+        for other in ({**grid, "lat": grid["lat"] + 0.0001}, {**grid, "radiusMeters": 4000}):
+            params = persisted("Merchants", filter={"near": other}, first=20, locale="zh-CN")
+            for _ in range(2):
+                answer = await http.get("/graphql", params=params)
+                assert answer.status_code == 200 and answer.headers.get("x-cache") != "hit"
+        made = (await gql(http, "mutation($m: ID!, $i: OfferInput!) { createOffer(merchantId: $m, input: $i) "
+                          "{ %s } }" % OFFER_FIELDS, {"m": to_global("Merchant", SHOP), "i": offer_input("近")},
+                          headers["shop"]))["data"]["createOffer"]["offer"]
+        await gql(http, 'mutation { publishOffer(id: "%s", version: 1) { %s } }' % (made["id"], OFFER_FIELDS),
+                  headers=headers["shop"])
+        after = await http.get("/graphql", params=near)
+        assert after.headers["x-cache"] == "miss"
+        offers = {o["id"] for e in after.json()["data"]["merchants"]["edges"] for o in e["node"]["offers"]}
+        assert made["id"] in offers
+
+
+async def test_the_inbox_is_cached_per_set_of_districts_until_a_campaign_is_stored_or_cancelled(
+        settings_here: Any, db_client: Any) -> None:
+    """The inbox (the same campaign messages for every phone following these districts and topics) is one
+    entry; creating a campaign and cancelling it show on the very next read, through either web process."""
+    async with serve(settings_here) as url_a, serve(settings_here, load_content=False) as url_b, \
+            httpx.AsyncClient(base_url=url_a, timeout=30) as a, httpx.AsyncClient(base_url=url_b, timeout=30) as b:
+        operator = await make_account(db_client[settings_here.mongodb_db], "operator", district_ids=[DISTRICT])
+        secret = (await accounts.create_token(db_client[settings_here.mongodb_db], operator.actor(), "ops",
+                                              ["districts"])).secret
+        headers = {"authorization": f"Bearer {secret}"}
+        inbox = persisted("Inbox", districts=[to_global("District", DISTRICT)], topics=["OFFERS"], first=20,
+                          locale="zh-CN")
+
+        async def shown(http: httpx.AsyncClient, expected: str) -> set[str]:
+            answer = await http.get("/graphql", params=inbox)
+            assert answer.status_code == 200 and answer.headers["x-cache"] == expected, answer.text
+            assert "public" in answer.headers["cache-control"]
+            return {e["node"]["id"] for e in answer.json()["data"]["inbox"]["edges"]}
+
+        before = await shown(a, "miss")
+        assert await shown(b, "hit") == before
+        made = await gql(b, """mutation ($input: CampaignInput!) { createCampaign(input: $input) {
+            campaign { id } errors { code } } }""", {"input": {
+            "title": {"zhCN": "华强北周末市集"}, "body": {"zhCN": "周六周日"},
+            "districtIds": [to_global("District", DISTRICT)], "topics": ["OFFERS"]}}, headers)
+        assert made["data"]["createCampaign"]["errors"] == [], made
+        campaign = made["data"]["createCampaign"]["campaign"]["id"]
+        assert await shown(a, "miss") == before | {campaign}
+        assert await shown(b, "hit") == before | {campaign}
+        cancelled = await gql(a, 'mutation { cancelCampaign(id: "%s") { errors { code } } }' % campaign,
+                              headers=headers)
+        assert cancelled["data"]["cancelCampaign"]["errors"] == [], cancelled
+        assert await shown(b, "miss") == before
+        # other districts or topics are other entries; a list that is not a few district ids is never cached
+        other = persisted("Inbox", districts=[to_global("District", DISTRICT)], topics=["FESTIVALS"], locale="zh-CN")
+        assert (await a.get("/graphql", params=other)).headers["x-cache"] == "miss"
+        for bad in (persisted("Inbox", districts=[], locale="en"), persisted("Inbox", districts=["!!"], locale="en"),
+                    persisted("Inbox", districts=[to_global("District", DISTRICT)], after="YWJj", locale="en")):
+            for _ in range(2):
+                assert (await a.get("/graphql", params=bad)).headers.get("x-cache") != "hit", bad
 
 
 async def test_entries_end_at_the_next_boundary_of_their_data() -> None:

@@ -14,7 +14,7 @@ from typing import Any, Final
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from server.domain import authz
+from server.domain import authz, freshness
 from server.domain.actor import Actor
 from server.domain.audit.repository import record as audit
 from server.domain.errors import NotFound
@@ -37,6 +37,7 @@ from server.domain.push.campaign import (
 )
 from server.domain.push.campaign_rules import fits, validated
 from server.services.mongo import Doc
+from server.services.public_cache import changed
 
 log = logging.getLogger("shangquan.push.campaigns")
 WAKE_CHANNEL: Final = "push_expand_wake"  # a campaign became due: the workers' expand loops look now
@@ -74,6 +75,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, data: CampaignInput, *, n
                            campaign_id=campaign_id)
     await repository.insert(db, doc)
     await audit(db, actor, "push_campaign.create", "push_campaign", doc["_id"], doc["district_ids"], None, doc)
+    await changed(freshness.INBOX)  # in the inbox from its send time (an entry lives a minute at most)
     return Campaign.from_doc(doc)
 
 
@@ -138,6 +140,7 @@ async def approve(db: AsyncDatabase[Doc], actor: Actor, campaign_id: str, *, now
     if await repository.release(db, campaign.id, approved_by=actor.account_id, send_ts=send_ts, ttl=ttl):
         await audit(db, actor, "push_campaign.approve", "push_campaign", campaign.id, list(campaign.district_ids),
                     {"status": AWAITING_APPROVAL}, {"status": SENDING})
+        await changed(freshness.INBOX)
     after = await get(db, campaign.id)
     assert after is not None
     return after
@@ -159,6 +162,7 @@ async def cancel(db: AsyncDatabase[Doc], actor: Actor, campaign_id: str) -> Camp
         await repository.set_status(db, campaign.id, CANCELLED)
         await audit(db, actor, "push_campaign.cancel", "push_campaign", campaign.id, list(campaign.district_ids),
                     {"status": campaign.status}, {"status": CANCELLED})
+        await changed(freshness.INBOX)
     after = await get(db, campaign.id)
     assert after is not None
     return after
