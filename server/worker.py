@@ -38,7 +38,7 @@ from server.push import fanout
 from server.push.hosts import HostGuard
 from server.push.sender import PushSender
 from server.push.vapid import VapidSigner, keys_for_settings
-from server.services import mongo, redis
+from server.services import mongo, public_cache, redis
 from server.services.availability import outage
 from server.services.mongo import Doc
 from server.settings import Settings, SettingsError
@@ -69,6 +69,10 @@ async def handle_alert(db: AsyncDatabase[Doc], redis_client: Redis, settings: Se
 
 async def consume_alerts(db: AsyncDatabase[Doc], redis_client: Redis, settings: Settings, consumer: str,
                          stop: asyncio.Event) -> None:
+    # A crowd alert's campaign lands in the inbox, whose answers the web processes cache: this loop tells
+    # the public cache as a web request would (server/services/public_cache.py `changed`).
+    public_cache.bind(public_cache.PublicCache(redis_client, settings.mongodb_db, enabled=settings.public_cache,
+                                               max_entry_bytes=settings.public_cache_max_entry_bytes))
     with contextlib.suppress(RedisError):  # Redis away: the loop below retries, and makes the group then
         await _ensure_group(redis_client)
     while not stop.is_set():

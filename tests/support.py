@@ -1,12 +1,16 @@
-"""Accounts for tests, made through the real service functions."""
+"""Accounts for tests, made through the real service functions; writes made outside a request."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from server.domain.accounts import service as accounts
 from server.domain.accounts.models import Account
+from server.services import public_cache, redis
+from server.settings import Settings
 
 PASSWORD = "correct horse battery"
 
@@ -20,3 +24,17 @@ async def make_account(db: Any, role: str, *, merchant_ids: list[str] | None = N
     admin = await accounts.create_admin(db, f"boot-{uuid.uuid4().hex[:8]}@example.com", PASSWORD)
     invitation = await accounts.invite(db, admin.actor(), email, role, merchant_ids or [], district_ids or [])
     return await accounts.accept_invitation(db, invitation.token, PASSWORD)
+
+
+@contextlib.asynccontextmanager
+async def told_public_cache(settings: Settings) -> AsyncIterator[None]:
+    """Writes a test makes through a service, outside any request, outdate the app's cached answers as the same
+    write in a request does (there, CacheBinding in server/api/cached_reads.py binds the cache)."""
+    client = redis.connect(settings.redis_url, decode_responses=False)
+    public_cache.bind(public_cache.PublicCache(client, settings.mongodb_db,
+                                               max_entry_bytes=settings.public_cache_max_entry_bytes))
+    try:
+        yield
+    finally:
+        public_cache.bind(None)
+        await client.aclose()

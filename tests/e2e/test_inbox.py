@@ -16,7 +16,7 @@ from server.domain.push import campaign_service
 from server.domain.push.campaign import CampaignInput
 from tests.conftest import RunningApp
 from tests.e2e.conftest import artifacts_dir, controlled, ready
-from tests.support import make_account
+from tests.support import make_account, told_public_cache
 
 HQB = to_global("District", "huaqiangbei")
 COUNT_PROMPTS = """
@@ -39,10 +39,12 @@ async def test_inbox_shows_a_campaign_counts_unread_and_follows_the_chosen_distr
     admin = await make_account(db, "admin")
     tag = uuid.uuid4().hex[:6]
     title = f"华强北今晚特惠 {tag}"
-    await campaign_service.create(db, admin.actor(), CampaignInput(
-        title={"zh-CN": title, "zh-HK": f"華強北今晚特惠 {tag}", "en": f"Huaqiangbei tonight {tag}"},
-        body={"zh-CN": "数码配件满 200 减 30，今晚 22:00 截止", "zh-HK": "數碼配件滿 200 減 30", "en": "¥30 off ¥200"},
-        url={"zh-CN": "/festivals"}, district_ids=["huaqiangbei"], topics=["offers"]), now=datetime.now(UTC))
+    async with told_public_cache(app_server.settings):
+        await campaign_service.create(db, admin.actor(), CampaignInput(
+            title={"zh-CN": title, "zh-HK": f"華強北今晚特惠 {tag}", "en": f"Huaqiangbei tonight {tag}"},
+            body={"zh-CN": "数码配件满 200 减 30，今晚 22:00 截止", "zh-HK": "數碼配件滿 200 減 30",
+                  "en": "¥30 off ¥200"},
+            url={"zh-CN": "/festivals"}, district_ids=["huaqiangbei"], topics=["offers"]), now=datetime.now(UTC))
 
     await context.add_init_script(COUNT_PROMPTS)
     page = await context.new_page()

@@ -22,7 +22,7 @@ from server.domain.push.campaign import CampaignInput
 from server.settings import ROOT
 from tests.conftest import RunningApp
 from tests.e2e.conftest import artifacts_dir, controlled, ready, until
-from tests.support import make_account
+from tests.support import make_account, told_public_cache
 
 IMAGE = "/app/icons/icon-192.png"
 COLLECT_PUSHED = """
@@ -63,8 +63,9 @@ async def test_the_same_campaign_pushed_twice_is_shown_once(
     db = db_client[app_server.db_name]
     admin = (await make_account(db, "admin")).actor()
     title = f"华强北今晚特惠 {uuid.uuid4().hex[:6]}"
-    campaign = await campaign_service.create(db, admin, campaign_input(title, image={"zh-CN": IMAGE}),
-                                             now=datetime.now(UTC))
+    async with told_public_cache(app_server.settings):
+        campaign = await campaign_service.create(db, admin, campaign_input(title, image={"zh-CN": IMAGE}),
+                                                 now=datetime.now(UTC))
     message = campaign.payload("zh-CN").decode()  # what the worker encrypts for a zh-CN subscriber
 
     await context.grant_permissions(["notifications"], origin=app_server.url)
@@ -126,8 +127,9 @@ async def test_a_campaign_announced_while_the_inbox_is_open_appears_at_its_top(
 
     # The socket opens after the first page is shown: announce a first campaign until it arrives, so the server
     # surely has the subscription (no reply in graphql-transport-ws says so).
-    probe = await campaign_service.create(db, admin, campaign_input(f"试探 {uuid.uuid4().hex[:6]}"),
-                                          now=datetime.now(UTC))
+    async with told_public_cache(app_server.settings):
+        probe = await campaign_service.create(db, admin, campaign_input(f"试探 {uuid.uuid4().hex[:6]}"),
+                                              now=datetime.now(UTC))
     for _ in range(40):
         await inbox.announce(redis, probe.id)
         with contextlib.suppress(AssertionError):
@@ -137,7 +139,8 @@ async def test_a_campaign_announced_while_the_inbox_is_open_appears_at_its_top(
         raise AssertionError("the open inbox never received an announcement")
 
     title = f"东门夜市开幕 {uuid.uuid4().hex[:6]}"
-    campaign = await campaign_service.create(db, admin, campaign_input(title), now=datetime.now(UTC))
+    async with told_public_cache(app_server.settings):
+        campaign = await campaign_service.create(db, admin, campaign_input(title), now=datetime.now(UTC))
     await inbox.announce(redis, campaign.id)
     newest = page.locator(".msgs li").first
     await expect(newest).to_contain_text(title)

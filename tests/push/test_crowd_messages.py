@@ -95,6 +95,7 @@ async def test_the_worker_turns_stream_entries_into_campaigns(db: Any, redis: Re
     area = await seed(db)
     fields = await raise_alert(db, area)
     entry_id = await redis.xadd(STREAM, fields)
+    before = await redis.hget(f"sq:pc:{Settings().mongodb_db}:tags", "inbox")
     stop = asyncio.Event()
     task = asyncio.create_task(consume_alerts(db, redis, Settings(), f"test-{uuid.uuid4().hex[:6]}", stop))
     try:
@@ -103,6 +104,8 @@ async def test_the_worker_turns_stream_entries_into_campaigns(db: Any, redis: Re
                 break
             await asyncio.sleep(0.05)
         assert await campaign_service.get(db, fields["alert_id"]) is not None
+        # its campaign is in the inbox: the loop outdated the web processes' cached inbox answers
+        assert await redis.hget(f"sq:pc:{Settings().mongodb_db}:tags", "inbox") != before
     finally:
         stop.set()
         await task
