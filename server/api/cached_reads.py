@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -322,6 +323,31 @@ def _matches(scope: Scope, etag: str) -> bool:
     return etag in _etags(scope)
 
 
+class KnownReads:
+    """`cacheable` of the URLs this process was asked lately: phones repeat a few URLs, and a hit then skips
+    parsing its query string and variables again (what `cacheable` answers depends on nothing else)."""
+
+    MAX_ENTRIES = 4096
+    MAX_URL_BYTES = 4096  # longer query strings are asked again each time: at most 16 MB kept, ~2 MB typically
+
+    def __init__(self, operations: Operations) -> None:
+        self.operations = operations
+        self.known: OrderedDict[tuple[bytes, bytes, bytes], CacheableRead | None] = OrderedDict()
+
+    def get(self, query_string: bytes, accept_language: bytes, accept: bytes) -> CacheableRead | None:
+        asked = (query_string, accept_language, accept)
+        if asked in self.known:
+            self.known.move_to_end(asked)
+            return self.known[asked]
+        read = cacheable(self.operations, query_string.decode("latin-1"),
+                         accept_language.decode("latin-1") or None, accept.decode("latin-1"))
+        if len(query_string) <= self.MAX_URL_BYTES:
+            self.known[asked] = read
+            if len(self.known) > self.MAX_ENTRIES:
+                self.known.popitem(last=False)
+        return read
+
+
 HIT_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"public, no-cache"),
                (b"vary", b"Accept-Language")]
 
@@ -331,7 +357,7 @@ class CachedReads:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.operations = Operations.load()
+        self.reads = KnownReads(Operations.load())
         # Misses being computed in this process, by key: the same read arriving meanwhile (all of a district's
         # phones when its entry ends at the minute) waits for the first and is then answered from Redis.
         self.computing: dict[str, asyncio.Event] = {}
@@ -342,9 +368,8 @@ class CachedReads:
         if scope["type"] == "http" and scope["method"] == "GET" and cache is not None:
             headers = dict(scope["headers"])
             if b"authorization" not in headers:
-                read = cacheable(self.operations, scope["query_string"].decode("latin-1"),
-                                 headers.get(b"accept-language", b"").decode("latin-1") or None,
-                                 headers.get(b"accept", b"").decode("latin-1"))
+                read = self.reads.get(scope["query_string"], headers.get(b"accept-language", b""),
+                                      headers.get(b"accept", b""))
         if read is None or cache is None or not await cache.usable():
             await self.app(scope, receive, send)
             return

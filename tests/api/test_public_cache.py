@@ -13,13 +13,14 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from server.api.cached_reads import lifetime_ms
+from server.api.cached_reads import KnownReads, Operations, lifetime_ms
 from server.api.ids import to_global
 from server.domain.accounts import service as accounts
 from server.domain.geo import Point, haversine_m
@@ -221,6 +222,20 @@ async def test_the_inbox_is_cached_per_set_of_districts_until_a_campaign_is_stor
                     persisted("Inbox", districts=[to_global("District", DISTRICT)], after="YWJj", locale="en")):
             for _ in range(2):
                 assert (await a.get("/graphql", params=bad)).headers.get("x-cache") != "hit", bad
+
+
+async def test_a_process_remembers_a_bounded_number_of_parsed_urls() -> None:
+    """A hit skips parsing the URL again (KnownReads), and an attacker cycling URLs cannot grow the process."""
+    reads = KnownReads(Operations.load())
+    url = urlencode(merchant_page()).encode()
+    first = reads.get(url, b"", b"")
+    assert first is not None and reads.get(url, b"", b"") is first
+    assert reads.get(url, b"en", b"") is not first  # the headers are part of what was asked
+    for n in range(KnownReads.MAX_ENTRIES + 10):
+        assert reads.get(urlencode(persisted("Search", query=f"x{n}")).encode(), b"", b"") is not None
+    assert len(reads.known) == KnownReads.MAX_ENTRIES
+    assert reads.get(b"variables=" + b"1" * KnownReads.MAX_URL_BYTES, b"", b"") is None
+    assert len(reads.known) == KnownReads.MAX_ENTRIES and (url, b"", b"") not in reads.known
 
 
 async def test_entries_end_at_the_next_boundary_of_their_data() -> None:
