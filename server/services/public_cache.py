@@ -1,11 +1,10 @@
 """The public read cache in Redis: answers stored with the tag versions they were computed under.
 
-One hash holds the version of every tag (`sq:pc:<database>:tags`); one small hash per cached answer holds,
-in field `h`, the versions it was stored with, its ETag, when it was stored and its media type, and in
-field `b` the body. A read is one round trip (HMGET of its tags + HMGET of its entry, pipelined); a
-conditional read (If-None-Match) asks for `h` alone, so a 304 moves a few dozen bytes out of Redis, not
-the page; only when the client's ETag is an old one does a second round trip fetch the body. One key per
-answer: eviction takes both fields at once, and the keyspace is no larger than one string per answer.
+One hash holds the version of every tag (`sq:pc:<database>:tags`); one string per cached answer holds the
+versions it was stored with, its ETag, when it was stored and its media type (the header, first), then
+the body. A read is one round trip (HMGET of its tags + GET of its entry, pipelined); a conditional read
+(If-None-Match) asks for the entry's first HEAD_BYTES only (GETRANGE), so a 304 moves a few hundred bytes
+out of Redis, not the page; only when the client's ETag is an old one does a second round trip fetch it.
 An entry answers only while every version is still the one it was stored with. A write replaces its
 tags' versions with fresh random tokens (`bump`), so the next read anywhere misses, and nothing else
 needs deleting.
@@ -44,7 +43,9 @@ GENERATION = "_gen"
 CALL_TIMEOUT = 0.5  # seconds: a cache slower than this is treated as down
 PAUSE_AFTER_FAILURE = 2.0  # seconds without asking Redis after it failed
 SEPARATOR = b"\x1f"
-HEADER, BODY = "h", "b"  # an entry's fields: the small one a conditional read asks for, and the page
+# A conditional read asks for an entry's first bytes only (GETRANGE): its header (versions of at most a
+# handful of tags, ETag, time, media type: ~200 bytes) always fits.
+HEAD_BYTES = 512
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +91,16 @@ class PublicCache:
         """None when the cache cannot be used now (the caller reads MongoDB).
 
         With `etags` (the client's If-None-Match), an entry whose ETag is one of them comes back without its
-        body (`Entry.body` is empty): the caller answers 304 and Redis never sent the page."""
+        body (`Entry.body` is empty): the caller answers 304 and Redis sent only the entry's first bytes."""
         fields = [GENERATION, *tags]
         wanted = set(etags)
         try:
             async with asyncio.timeout(CALL_TIMEOUT), self.redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(self.tags_key, fields)
-                pipe.hmget(self.entry_prefix + key, [HEADER] if wanted else [HEADER, BODY])
+                if wanted:
+                    pipe.getrange(self.entry_prefix + key, 0, HEAD_BYTES - 1)
+                else:
+                    pipe.get(self.entry_prefix + key)
                 versions, raw = await pipe.execute()
             if versions[0] is None:
                 # First reader after a restart or an eviction: a new generation outdates every old entry.
@@ -105,14 +109,18 @@ class PublicCache:
                     versions = await self.redis.hmget(self.tags_key, fields)
                 if versions[0] is None:
                     return Lookup(None, None)
-                raw = [None]
+                raw = None
+            raw = raw or None  # GETRANGE answers b"" for a missing key
             current = SEPARATOR.join(v or b"" for v in versions)
-            entry = _decode(raw[0], raw[1] if len(raw) > 1 else b"", current)
-            if wanted and entry is not None and entry.etag not in wanted:
-                # a current entry whose ETag the client lacks: its copy is old, so it needs the body after all
+            entry = _decode(raw, current)
+            cut = wanted and raw is not None and raw.count(b"\n") < 4  # a header longer than HEAD_BYTES
+            if wanted and entry is not None:
+                entry = replace(entry, body=b"")  # the first bytes hold the header, and maybe some of the body
+            if cut or (entry is not None and entry.etag not in wanted and wanted):
+                # the client's ETag is an old one, so it needs the body after all: the whole entry
                 async with asyncio.timeout(CALL_TIMEOUT):
-                    body = await self.redis.hget(self.entry_prefix + key, BODY)
-                entry = replace(entry, body=body) if isinstance(body, bytes) else None
+                    whole = await self.redis.get(self.entry_prefix + key)
+                entry = _decode(whole if isinstance(whole, bytes) else None, current)
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self._failed(exc, "read")
             return None
@@ -126,11 +134,8 @@ class PublicCache:
         header = b"\n".join((versions, etag.encode(), str(int(time.time() * 1000)).encode(),
                              content_type.encode("latin-1")))
         try:
-            # MULTI: never a hash without its expiry (volatile-lru could not evict it)
-            async with asyncio.timeout(CALL_TIMEOUT), self.redis.pipeline(transaction=True) as pipe:
-                pipe.hset(self.entry_prefix + key, mapping={HEADER: header, BODY: body})
-                pipe.pexpire(self.entry_prefix + key, ttl_ms)
-                await pipe.execute()
+            async with asyncio.timeout(CALL_TIMEOUT):
+                await self.redis.set(self.entry_prefix + key, header + b"\n" + body, px=ttl_ms)
         except (RedisError, OSError) as exc:  # an OOM refusal under maxmemory lands here too
             self._failed(exc, "store")
             return False
@@ -152,13 +157,13 @@ class PublicCache:
         return True
 
 
-def _decode(header: bytes | None, body: bytes | None, versions: bytes) -> Entry | None:
-    if header is None or body is None:
+def _decode(raw: bytes | None, versions: bytes) -> Entry | None:
+    if raw is None:
         return None
-    parts = header.split(b"\n", 3)
-    if len(parts) != 4 or parts[0] != versions:
+    parts = raw.split(b"\n", 4)
+    if len(parts) != 5 or parts[0] != versions:
         return None
-    return Entry(parts[1].decode(), int(parts[2]), parts[3].decode("latin-1"), body)
+    return Entry(parts[1].decode(), int(parts[2]), parts[3].decode("latin-1"), parts[4])
 
 
 # The cache that a write in this request (or start-up step) reports its changes to. Set once per

@@ -25,6 +25,7 @@ from server.api.ids import to_global
 from server.domain.accounts import service as accounts
 from server.domain.geo import Point, haversine_m
 from server.plumbing.persisted import allow_list
+from server.services.public_cache import HEAD_BYTES
 from server.settings import ROOT
 from tests.conftest import CommandCounter, RunningApp, gql, unique_db
 from tests.ops.servers import RedisServer, serve
@@ -86,24 +87,32 @@ async def test_second_read_is_a_hit_and_a_304_sends_no_mongodb_command(
 
 
 async def test_a_304_reads_only_the_etag_from_redis(one_app: tuple[str, CommandCounter], settings_here: Any) -> None:
-    """The body is a field apart from the ETag's: with the body gone from Redis a conditional GET is still a 304
-    hit, so a 304 never fetched it; an old ETag still gets the whole page from the cache."""
+    """A conditional GET asks Redis for the entry's header only (GETRANGE of its first bytes): Redis sends far
+    less than the page for a 304, while an old ETag still gets the whole page from the cache."""
     url, _ = one_app
     client = aioredis.from_url(settings_here.redis_url)
+    page = persisted("DistrictPage", id=to_global("District", DISTRICT), locale="zh-CN")
+
+    async def sent_by_redis(http: httpx.AsyncClient, etag: str) -> tuple[httpx.Response, int, dict[str, Any]]:
+        await client.config_resetstat()
+        before = int((await client.info("stats"))["total_net_output_bytes"])
+        answer = await http.get("/graphql", params=page, headers={"if-none-match": etag})
+        after = int((await client.info("stats"))["total_net_output_bytes"])
+        return answer, after - before, await client.info("commandstats")
+
     try:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            first = await http.get("/graphql", params=merchant_page())
-            assert first.headers["x-cache"] == "miss"
-            old = await http.get("/graphql", params=merchant_page(), headers={"if-none-match": '"not-this-one"'})
-            assert (old.status_code, old.headers["x-cache"], old.content) == (200, "hit", first.content)
-            entries = [k async for k in client.scan_iter(f"sq:pc:{settings_here.mongodb_db}:e:*")]
-            assert entries and all([await client.hdel(k, "b") for k in entries])
-            conditional = await http.get("/graphql", params=merchant_page(),
-                                         headers={"if-none-match": first.headers["etag"]})
+            first = await http.get("/graphql", params=page)
+            assert first.headers["x-cache"] == "miss" and len(first.content) > 1000
+            conditional, sent_304, commands = await sent_by_redis(http, first.headers["etag"])
             assert (conditional.status_code, conditional.headers["x-cache"]) == (304, "hit")
             assert conditional.headers["etag"] == first.headers["etag"] and conditional.content == b""
-            plain = await http.get("/graphql", params=merchant_page())  # the body is needed: computed again
-            assert plain.headers["x-cache"] == "miss" and plain.content == first.content
+            assert "cmdstat_get" not in commands and commands["cmdstat_getrange"]["calls"] == 1
+            old, sent_200, commands = await sent_by_redis(http, '"not-this-one"')
+            assert (old.status_code, old.headers["x-cache"], old.content) == (200, "hit", first.content)
+            assert commands["cmdstat_get"]["calls"] == 1
+            # the 304 moved the page's bytes less (all but the first HEAD_BYTES, which both read)
+            assert sent_200 - sent_304 >= len(first.content) - HEAD_BYTES, (sent_304, sent_200)
     finally:
         await client.aclose()
 
