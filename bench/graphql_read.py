@@ -695,8 +695,9 @@ def render(result: dict[str, Any]) -> str:
     lines.append("(DistrictPage also asks totalCount, current festivals and category names, which the plain "
                  "endpoint does not read: 3 of GraphQL's commands)")
     lines.append("")
+    # the server's CPU per request is what a busy shared machine disturbs least: compare the cached reads by it too
     lines.append("CPU per request in the measured windows, ms (cores busy):")
-    for key in ("graphql", "plain"):
+    for key in ("graphql", "plain", "cached", "not_modified", "static"):
         r = result[key]
         lines.append(f"  {r['name']:<12}" + ", ".join(
             f"{k} {v:g} ({r['cpu_cores_busy'][k]:g})" for k, v in r["cpu_ms_per_request"].items()))
