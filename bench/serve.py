@@ -8,7 +8,8 @@
 With --memory-out FILE (or BENCH_MEMORY_OUT=FILE), SIGUSR2 appends one JSON line to FILE: the process's
 RSS, the 60 most common object types the garbage collector tracks after a full collection (objects
 frozen at start-up are not counted) and, when tracemalloc runs (PYTHONTRACEMALLOC=N in the environment),
-the 30 source lines holding the most memory.  Two lines minutes apart show what grows.
+the 30 source lines holding the most memory (and the whole snapshot, in a file the line names).  Two lines
+minutes apart show what grows.
 
 `asgi` is the production entry point: logging configured from LOG_LEVEL / LOG_FORMAT, start-up checks,
 one access line per request from the app (uvicorn's own access log off, as `--no-access-log` does).
@@ -35,6 +36,8 @@ from types import FrameType
 
 import uvicorn
 from starlette.applications import Starlette
+
+from server.api.live.protocol import UVICORN_WS
 
 
 def build(target: str) -> Starlette:
@@ -90,8 +93,11 @@ def dump_memory(path: str) -> None:
     record: dict[str, object] = {"at": time.time(), "rss_kb": rss, "objects": sum(types.values()),
                                  "types": dict(types.most_common(60))}
     if tracemalloc.is_tracing():
-        stats = tracemalloc.take_snapshot().statistics("lineno")[:30]
+        snapshot = tracemalloc.take_snapshot()
+        stats = snapshot.statistics("lineno")[:30]
         record["tracemalloc"] = [[str(s.traceback[0]), s.size, s.count] for s in stats]
+        record["snapshot"] = f"{path}.{int(time.time() * 1000)}.tracemalloc"
+        snapshot.dump(str(record["snapshot"]))  # for diffing two censuses (bench/live_memory.py)
     with open(path, "a", encoding="utf-8") as out:
         out.write(json.dumps(record) + "\n")
 
@@ -102,6 +108,8 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--profile-out", default="")
+    parser.add_argument("--ws", default=os.environ.get("BENCH_WS", ""),
+                        help="uvicorn's WebSocket implementation instead of the app's (a comparison)")
     parser.add_argument("--memory-out", default=os.environ.get("BENCH_MEMORY_OUT", ""),
                         help="SIGUSR2 appends a memory census to this file (default: $BENCH_MEMORY_OUT)")
     args = parser.parse_args()
@@ -122,13 +130,13 @@ def main() -> None:
 
         signal.signal(signal.SIGUSR1, start)
         profiler = active
+    ws = {**UVICORN_WS, **({"ws": args.ws} if args.ws else {})}  # the Procfile's, unless --ws
     try:
         if args.target == "asgi":  # the app's own logging, as under the Procfile's `--no-access-log`
             uvicorn.run(app, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on",
-                        ws_per_message_deflate=False)  # as the Procfile runs it
+                        **ws)  # as the Procfile runs it
         else:
-            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on",
-                        ws_per_message_deflate=False)  # as the Procfile runs it
+            uvicorn.run(app, host=args.host, port=args.port, log_level="warning", lifespan="on", **ws)
     finally:
         if profiler is not None:
             profiler.disable()

@@ -136,6 +136,7 @@ async def _first_run_work(settings: Settings, console: bool) -> bool:
 async def _serve(settings: Settings, console: bool) -> None:
     import uvicorn
 
+    from server.api.live.protocol import UVICORN_WS
     from server.asgi import create_app
     from server.observability.startup import wait_for_mongo
     from server.worker import run_worker
@@ -143,10 +144,8 @@ async def _serve(settings: Settings, console: bool) -> None:
     await wait_for_mongo(settings.mongodb_url)
     has_admin = await _first_run_work(settings, console)
     app = create_app(settings, load_content_on_start=False)
-    # permessage-deflate off: each socket would keep its own zlib context and compress every shared frame
-    # again, the memory and CPU the live feeds save (README, Live subscriptions).
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info", lifespan="on",
-                            log_config=None, access_log=False, ws_per_message_deflate=False)
+                            log_config=None, access_log=False, **UVICORN_WS)
     server = uvicorn.Server(config)
     stop_worker, worker_ready = asyncio.Event(), asyncio.Event()
     worker = asyncio.create_task(_after_start(server, stop_worker, run_worker(

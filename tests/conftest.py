@@ -22,6 +22,7 @@ import uvicorn
 from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
+from server.api.live.protocol import UVICORN_WS
 from server.asgi import create_app
 from server.content.loader import load_content
 from server.services import embedded, mongo
@@ -96,7 +97,7 @@ async def app_server(mongo_url: str, redis_url: str, var_dir: Path,
                        mongodb_db=unique_db("shangquan_test"), var_dir=var_dir, content_dir=ROOT / "content")
     app = create_app(settings, mongo_listeners=[command_counter])
     port = embedded.free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **UVICORN_WS)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -64,13 +64,21 @@ class Context:
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init payload
     memo: VersionedMemo | None = None  # the process's, with tag_versions of a public-cache miss
     tag_versions: dict[str, str] | None = None
-    loaders: Loaders = field(init=False)
+    _loaders: Loaders | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.db, self.now, self.settings,
-                               categories_key=self.memo_key((freshness.EVERYTHING,), "categories"), memo=self.memo)
         if self.host_guard is None:
             self.host_guard = shared_host_guard(self.settings)
+
+    @property
+    def loaders(self) -> Loaders:
+        # Built on first use: a WebSocket's context lives as long as the socket and most never load anything
+        # (its subscriptions run in shared feeds), and 13 idle DataLoaders cost ~11 KB per socket.
+        if self._loaders is None:
+            self._loaders = Loaders(self.db, self.now, self.settings,
+                                    categories_key=self.memo_key((freshness.EVERYTHING,), "categories"),
+                                    memo=self.memo)
+        return self._loaders
 
     def memo_key(self, tags: tuple[str, ...], *what: Any) -> Any:
         """A key for the process memo while `tags` keep the versions this request saw, or None."""

@@ -18,6 +18,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
 from server.api.ids import to_global
+from server.api.live.protocol import UVICORN_WS_ARGS
 from server.domain.crowd import sensors
 from server.services.embedded import free_port
 from server.settings import ROOT
@@ -32,7 +33,7 @@ SUBSCRIPTION = """subscription($d: ID!) { crowdUpdates(districtId: $d) { distric
 def start_web(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen([sys.executable, "-m", "uvicorn", "server.asgi:app", "--host", "127.0.0.1",
-                                 "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
+                                 "--port", str(port), "--log-level", "warning", *UVICORN_WS_ARGS], cwd=ROOT, env=env,
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
 
 

@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from server.api.ids import to_global
+from server.api.live.protocol import UVICORN_WS
 from server.asgi import create_app
 from server.domain.crowd import sensors
 from server.domain.crowd.live import DistrictUpdate, publish
@@ -59,7 +60,7 @@ async def app_with(app_server: RunningApp, **changes: Any) -> AsyncIterator[str]
     """Another web app on the same database and Redis, with some settings changed."""
     app = create_app(replace(app_server.settings, **changes), load_content_on_start=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
-                                           lifespan="on", timeout_graceful_shutdown=2))
+                                           lifespan="on", timeout_graceful_shutdown=2, **UVICORN_WS))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -1,6 +1,11 @@
-"""What one socket still has to be sent: bounded, written in order by one task, never holding others back.
+"""What one socket still has to be sent: bounded, written in order, never holding others back.
 
-Fan-out only appends to an outbox (no await), so a socket whose client stopped reading delays nobody else.
+Fan-out only calls `push` (no await), so a socket whose client stopped reading delays nobody else. A frame is
+written at once when nothing waits before it: the ASGI send is stepped in place and, as long as the transport
+takes the bytes, finishes without ever suspending (no task, no wake-up per frame and subscriber). Only when the
+transport holds a write back (its buffer is full: the client reads slowly) does the socket get a queue and a
+writer task, until it has caught up; an idle socket holds neither.
+
 A state frame (a crowd level, a campaign's counts) replaces the same subscription's frame still waiting,
 so a slow client (one whose write has been stuck over STUCK seconds, or whose queue is full) skips to the
 newest state; an event frame (an inbox item) cannot be skipped, so a client
@@ -14,8 +19,8 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import Final
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Final
 
 from server.observability import metrics
 
@@ -23,35 +28,55 @@ SLOW_CLIENT: Final = 4008  # our close code: this socket fell behind its live up
 SLOW_REASON: Final = "Too slow: fell behind live updates; reconnect for the current state"
 STUCK: Final = 1.0  # seconds a write may take before the socket counts as behind
 
-Send = Callable[[str], Awaitable[None]]
+Send = Callable[[str], Coroutine[Any, Any, None]]
 Close = Callable[[int, str], Awaitable[None]]
 _closing: set[asyncio.Task[None]] = set()  # close handshakes in progress (a task needs a strong reference)
 
 
+async def _finish(held: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Go on with a coroutine stepped by hand that suspended, yielding `waiting`: what a Task would do."""
+    try:
+        while True:
+            if waiting is None:
+                await asyncio.sleep(0)  # a bare yield: let the loop run once
+            else:  # the future it waits for (the transport writable again), marked as a Task would unmark it
+                waiting._asyncio_future_blocking = False
+                await waiting
+            try:
+                waiting = held.send(None)
+            except StopIteration:
+                return
+    finally:
+        held.close()  # a no-op once it has finished; cancelled: closed where it waited
+
+
 class Outbox:
-    __slots__ = ("close_socket", "closed", "frames", "limit", "send", "sending_since", "slow_seconds", "wake",
-                 "writer")
+    __slots__ = ("close_socket", "closed", "frames", "limit", "send", "sending_since", "slow_seconds", "writer")
 
     def __init__(self, send: Send, close: Close, *, limit: int, slow_seconds: float) -> None:
         self.send, self.close_socket = send, close
         self.limit, self.slow_seconds = limit, slow_seconds
-        self.frames: deque[tuple[str | None, str]] = deque()  # (the subscription a state frame stands for, text)
-        self.wake: asyncio.Event | None = None
+        # While a write is held back: the frames behind it, (the subscription a state frame stands for, text),
+        # and the task writing them. Both None otherwise.
+        self.frames: deque[tuple[str | None, str]] | None = None
         self.writer: asyncio.Task[None] | None = None
-        self.sending_since = 0.0
+        self.sending_since = 0.0  # when the held write started
         self.closed = False
 
     def push(self, text: str, supersedes: str | None = None) -> None:
         """Queue a frame; `supersedes` (a subscription id) marks a state frame that replaces its waiting one."""
         if self.closed:
             return
-        if self.sending_since and time.monotonic() - self.sending_since > self.slow_seconds:
+        frames = self.frames
+        if frames is None:
+            self._write_now(text)
+            return
+        if time.monotonic() - self.sending_since > self.slow_seconds:
             self.give_up()
             return
-        frames = self.frames
         # Skip superseded state only for a socket that is behind (a write stuck for a while, or a full queue):
-        # when the whole process is late, a frame merely waiting for its writer's turn is still delivered.
-        behind = len(frames) >= self.limit or (self.sending_since and time.monotonic() - self.sending_since > STUCK)
+        # a frame merely waiting a moment behind a held write is still delivered.
+        behind = len(frames) >= self.limit or time.monotonic() - self.sending_since > STUCK
         if supersedes is not None and frames and behind:
             for index, (kind, _) in enumerate(frames):
                 if kind == supersedes:
@@ -62,36 +87,43 @@ class Outbox:
             self.give_up()
             return
         frames.append((supersedes, text))
-        if self.writer is None:
-            self.wake = asyncio.Event()
-            self.writer = asyncio.create_task(self._write())
-        elif len(frames) == 1 and self.wake is not None:
-            self.wake.set()
 
-    async def _write(self) -> None:
-        frames, wake = self.frames, self.wake
-        assert wake is not None
+    def _write_now(self, text: str) -> None:
+        write = self.send(text)
         try:
-            while not self.closed:
-                while frames:
-                    _, text = frames.popleft()
-                    self.sending_since = time.monotonic()
-                    await self.send(text)
-                    self.sending_since = 0.0
-                wake.clear()
-                await wake.wait()
+            waiting = write.send(None)
+        except StopIteration:
+            return  # written: the usual case
+        except Exception:  # the socket is gone; its reader notices and unsubscribes it
+            self.closed = True
+            return
+        self.sending_since = time.monotonic()
+        self.frames = deque()
+        self.writer = asyncio.create_task(self._write_behind(write, waiting))
+
+    async def _write_behind(self, held: Coroutine[Any, Any, None], waiting: Any) -> None:
+        frames = self.frames
+        assert frames is not None
+        try:
+            await _finish(held, waiting)
+            while frames and not self.closed:
+                _, text = frames.popleft()
+                self.sending_since = time.monotonic()
+                await self.send(text)
         except asyncio.CancelledError:
             raise
         except Exception:  # the socket is gone; its reader notices and unsubscribes it
             self.closed = True
-            frames.clear()
+        # caught up (nothing awaited since the queue emptied): back to writing at once
+        self.frames, self.writer, self.sending_since = None, None, 0.0
 
     def give_up(self, code: int = SLOW_CLIENT, reason: str = SLOW_REASON) -> None:
         """Drop what is waiting and close the socket (the close frame queues behind what the kernel holds)."""
         if self.closed:
             return
         self.closed = True
-        self.frames.clear()
+        if self.frames is not None:
+            self.frames.clear()
         if self.writer is not None:
             self.writer.cancel()
         if code == SLOW_CLIENT:
@@ -107,8 +139,8 @@ class Outbox:
     async def stop(self) -> None:
         """The socket closed: end the writer."""
         self.closed = True
-        self.frames.clear()
-        if self.writer is not None:
-            self.writer.cancel()
+        writer = self.writer
+        if writer is not None:
+            writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.writer
+                await writer

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -85,7 +85,7 @@ class RawSendMiddleware:
         await self.app(scope, receive, send)
 
 
-def _text_sender(send: Send) -> Callable[[str], Awaitable[None]]:
+def _text_sender(send: Send) -> Callable[[str], Coroutine[Any, Any, None]]:
     async def send_text(text: str) -> None:
         await send({"type": "websocket.send", "text": text})
     return send_text
@@ -117,6 +117,7 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
                              limit=settings.live_send_queue, slow_seconds=settings.live_slow_close_seconds)
         self.subscribers: dict[str, Subscriber] = {}
         self.subscribed = False
+        self.watchdog: asyncio.TimerHandle | None = None
 
     async def _close(self, code: int, reason: str) -> None:
         await self.socket.close(code=code, reason=reason)
@@ -128,18 +129,27 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
             with contextlib.suppress(Exception):
                 await self.socket.close(code=TOO_MANY_SOCKETS, reason=TOO_MANY_REASON)
             return
-        watchdog = asyncio.create_task(self._watch())
+        # A timer, not a task: it is cancelled by the first subscription, so a subscribed socket keeps nothing of it.
+        self.watchdog = asyncio.get_running_loop().call_later(live.settings.ws_init_timeout_seconds, self._idle)
         try:
             await super().handle()
         finally:
-            watchdog.cancel()
+            self._disarm()
             live.sockets.release(address)
             await self.outbox.stop()
 
-    async def _watch(self) -> None:
+    def on_request_accepted(self) -> None:
+        """Strawberry would start its own connection-init timeout task: the watchdog covers that case too."""
+
+    def _disarm(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+            self.watchdog = None
+
+    def _idle(self) -> None:
         """A socket that has not subscribed within the init timeout is closed: an idle one only costs."""
-        await asyncio.sleep(self.live_state.settings.ws_init_timeout_seconds)
-        if not self.subscribed and not self.connection_timed_out:
+        self.watchdog = None
+        if not self.subscribed:
             reason = "Subscription timeout" if self.connection_init_received else "Connection initialisation timeout"
             self.outbox.give_up(NO_SUBSCRIPTION, reason)
 
@@ -183,6 +193,7 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.socket.close(code=4409, reason=f"Subscriber for {operation_id} already exists")
             return
         self.subscribed = True
+        self._disarm()
         subscriber = Subscriber(self.outbox, operation_id, self._forget)
         limit = self.max_subscriptions_per_connection
         if limit is not None and len(self.subscribers) + len(self.operations) >= limit:

@@ -1,0 +1,107 @@
+"""uvicorn's WebSocket protocol (websockets' sans-I/O implementation, uvicorn's default) with less kept per socket.
+
+Every open live socket holds one of these for hours, mostly idle: 5,000 of them per web process. The stock class
+keeps the handshake's request and response headers after the handshake, and an asyncio.Queue and an
+asyncio.Event, each deque in them a 64-slot block (760 bytes) allocated up front: ~8 KB per socket of which an
+idle one uses nothing. Behaviour is unchanged (same frames, flow control, keepalive, close handshake).
+
+Every place that starts the web process names it: the Procfile and deploy/Dockerfile (`--ws
+server.api.live.protocol:LiveWebSocketProtocol`), `python -m server`, bench/serve.py and the tests' servers
+(tests/api/test_live_protocol.py checks they agree).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Final
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+IMPORT_PATH: Final = "server.api.live.protocol:LiveWebSocketProtocol"
+# How every web process runs its sockets (uvicorn.Config keywords; the command line says the same). Without
+# permessage-deflate: each socket would keep its own zlib context (~70 KB) and compress every shared frame again.
+UVICORN_WS: Final[dict[str, Any]] = {"ws": IMPORT_PATH, "ws_per_message_deflate": False}
+UVICORN_WS_ARGS: Final = ("--ws", IMPORT_PATH, "--ws-per-message-deflate", "false")
+
+
+class _Inbox:
+    """The part of asyncio.Queue uvicorn uses for received events (put_nowait, get, empty), on a list."""
+
+    __slots__ = ("items", "loop", "waiter")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: list[Any] = []
+        self.waiter: asyncio.Future[None] | None = None  # the one reader (the app's receive) waiting
+
+    def put_nowait(self, item: Any) -> None:
+        self.items.append(item)
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self.items
+
+    def qsize(self) -> int:
+        return len(self.items)
+
+    async def get(self) -> Any:
+        while not self.items:
+            self.waiter = self.loop.create_future()
+            try:
+                await self.waiter
+            finally:
+                self.waiter = None
+        return self.items.pop(0)
+
+
+class _Gate:
+    """asyncio.Event's set, clear, is_set and wait, its waiters in a list made only while someone waits."""
+
+    __slots__ = ("loop", "open", "waiters")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.open = False
+        self.waiters: list[asyncio.Future[None]] | None = None
+
+    def is_set(self) -> bool:
+        return self.open
+
+    def set(self) -> None:
+        self.open = True
+        waiters, self.waiters = self.waiters, None
+        for waiter in waiters or ():
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def clear(self) -> None:
+        self.open = False
+
+    async def wait(self) -> bool:
+        if self.open:
+            return True
+        waiter = self.loop.create_future()
+        if self.waiters is None:
+            self.waiters = []
+        self.waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if self.waiters is not None and waiter in self.waiters:
+                self.waiters.remove(waiter)
+        return True
+
+
+class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue = _Inbox(self.loop)  # type: ignore[assignment]
+        self.writable = _Gate(self.loop)  # type: ignore[assignment]
+        self.writable.set()
+
+    def start_keepalive(self) -> None:
+        # Called once the handshake's response is written: its headers and the request's are not read again.
+        super().start_keepalive()
+        del self.request, self.response
