@@ -51,10 +51,13 @@ async def _finish(held: Coroutine[Any, Any, None], waiting: Any) -> None:
 
 
 class Outbox:
-    __slots__ = ("close_socket", "closed", "frames", "limit", "send", "sending_since", "slow_seconds", "writer")
+    __slots__ = ("close_socket", "closed", "frames", "limit", "send", "sending_since", "slow_seconds", "write",
+                 "writer")
 
-    def __init__(self, send: Send, close: Close, *, limit: int, slow_seconds: float) -> None:
-        self.send, self.close_socket = send, close
+    def __init__(self, send: Send, close: Close, *, limit: int, slow_seconds: float,
+                 write: Callable[[str], bool] | None = None) -> None:
+        """`write`, when the server offers one, writes a frame at once without a coroutine, or says it cannot."""
+        self.send, self.close_socket, self.write = send, close, write
         self.limit, self.slow_seconds = limit, slow_seconds
         # While a write is held back: the frames behind it, (the subscription a state frame stands for, text),
         # and the task writing them. Both None otherwise.
@@ -89,6 +92,8 @@ class Outbox:
         frames.append((supersedes, text))
 
     def _write_now(self, text: str) -> None:
+        if self.write is not None and self.write(text):
+            return
         write = self.send(text)
         try:
             waiting = write.send(None)

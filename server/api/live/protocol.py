@@ -13,9 +13,11 @@ server.api.live.protocol:LiveWebSocketProtocol`), `python -m server`, bench/serv
 from __future__ import annotations
 
 import asyncio
+from struct import pack
 from typing import Any, Final
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.protocol import OPEN
 
 IMPORT_PATH: Final = "server.api.live.protocol:LiveWebSocketProtocol"
 # How every web process runs its sockets (uvicorn.Config keywords; the command line says the same). Without
@@ -98,8 +100,32 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _Inbox(self.loop)  # type: ignore[assignment]
-        self.writable = _Gate(self.loop)  # type: ignore[assignment]
-        self.writable.set()
+        self.gate = _Gate(self.loop)
+        self.gate.set()
+        self.writable = self.gate  # type: ignore[assignment]
+
+    def send_text_now(self, text: str) -> bool:
+        """Write one text frame now if nothing stands in the way (else False: use the ASGI send, which waits).
+
+        A live update is by far the most sent frame, 5,000 sockets at a time: it skips the ASGI message, two
+        coroutines and websockets' general framing. A server's text frame without extensions is the RFC 6455
+        header (FIN + opcode 1, the length, no mask) and the UTF-8 bytes, exactly what websockets would write.
+        """
+        conn = self.conn
+        if not (self.gate.open and self.handshake_complete and not self.close_sent and not self.disconnected
+                and self.initial_response is None and conn.state is OPEN and not conn.extensions
+                and not conn.expect_continuation_frame):
+            return False
+        data = text.encode()
+        size = len(data)
+        if size < 126:
+            head = pack("!BB", 0x81, size)
+        elif size < 65536:
+            head = pack("!BBH", 0x81, 126, size)
+        else:
+            head = pack("!BBQ", 0x81, 127, size)
+        self.transport.write(head + data)
+        return True
 
     def start_keepalive(self) -> None:
         # Called once the handshake's response is written: its headers and the request's are not read again.

@@ -30,6 +30,7 @@ from server.api.live.admission import Admission
 from server.api.live.feeds import Multiplexer, Subscriber
 from server.api.live.hubs import LiveHubs
 from server.api.live.outbox import Outbox
+from server.api.live.protocol import LiveWebSocketProtocol
 from server.plumbing.ratelimit import client_key
 from server.settings import Settings
 
@@ -113,8 +114,10 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         self.live_state = live
         settings = self.live_state.settings
         raw_send = socket.scope.get(RAW_SEND)
+        server = getattr(raw_send, "__self__", None)  # uvicorn's protocol object, whose method `send` is
         self.outbox = Outbox(_text_sender(raw_send) if raw_send else socket.send_text, self._close,
-                             limit=settings.live_send_queue, slow_seconds=settings.live_slow_close_seconds)
+                             limit=settings.live_send_queue, slow_seconds=settings.live_slow_close_seconds,
+                             write=server.send_text_now if isinstance(server, LiveWebSocketProtocol) else None)
         self.subscribers: dict[str, Subscriber] = {}
         self.subscribed = False
         self.watchdog: asyncio.TimerHandle | None = None
