@@ -60,6 +60,10 @@ def per_socket(before: dict[str, Any], after: dict[str, Any], sockets: int, top:
     for name, n in sorted(grown.items(), key=lambda kv: -kv[1])[:top]:
         if n / sockets >= 0.5:
             lines.append(f"  {n / sockets:6.1f}  {name}")
+    calls = {k: after["coroutines"].get(k, 0) - before["coroutines"].get(k, 0) for k in after["coroutines"]}
+    lines.append("suspended coroutines per socket (the ASGI call chain a socket keeps):")
+    lines.extend(f"  {n / sockets:6.1f}  {name}" for name, n in sorted(calls.items(), key=lambda kv: -kv[1])
+                 if n / sockets >= 0.5)
     if "snapshot" in before and "snapshot" in after:
         old = tracemalloc.Snapshot.load(before["snapshot"])
         new = tracemalloc.Snapshot.load(after["snapshot"])

@@ -30,6 +30,7 @@ import signal
 import sys
 import time
 import tracemalloc
+import types as types_module
 from collections import Counter
 from pathlib import Path
 from types import FrameType
@@ -89,9 +90,13 @@ def dump_memory(path: str) -> None:
     rss = next((int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
                 if line.startswith("VmRSS:")), 0)
     gc.collect()  # count what is still referenced, not cycles waiting for a full collection
-    types = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.get_objects())
+    objects = gc.get_objects()
+    types = Counter(f"{type(o).__module__}.{type(o).__qualname__}" for o in objects)
+    # suspended coroutines by function: a long-lived socket's ASGI call chain shows here, one per layer
+    coroutines = Counter(f"{Path(o.cr_code.co_filename).name}:{o.cr_code.co_qualname}"
+                         for o in objects if isinstance(o, types_module.CoroutineType))
     record: dict[str, object] = {"at": time.time(), "rss_kb": rss, "objects": sum(types.values()),
-                                 "types": dict(types.most_common(60))}
+                                 "types": dict(types.most_common(60)), "coroutines": dict(coroutines.most_common(60))}
     if tracemalloc.is_tracing():
         snapshot = tracemalloc.take_snapshot()
         stats = snapshot.statistics("lineno")[:30]

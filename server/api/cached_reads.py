@@ -26,7 +26,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -445,9 +445,10 @@ class CacheBinding:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a WebSocket, open for hours, keeps no frame of this layer (server/api/live).
         if scope["type"] in ("http", "websocket"):  # mutations may come over graphql-transport-ws too
             bind(getattr(scope["app"].state, "public_cache", None))
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
 

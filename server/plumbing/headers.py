@@ -13,6 +13,7 @@ names are replaced, so no route can weaken the policy by accident.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from enum import Enum
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -80,10 +81,13 @@ class SecurityHeadersMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a WebSocket, open for hours, keeps no frame of this layer (server/api/live).
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+            return self.app(scope, receive, send)
+        return self._http(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         policy = _HEADERS[kind_of(scope["path"]), scope.get("scheme") == "https"]
 
         async def send_with_headers(message: Message) -> None:

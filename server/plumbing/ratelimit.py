@@ -19,6 +19,7 @@ import ipaddress
 import logging
 import math
 import time
+from collections.abc import Awaitable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -99,14 +100,19 @@ class RateLimitMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: a WebSocket, open for hours, keeps no frame of this layer (server/api/live).
         if scope["type"] == "http" and str(scope.get("path", "")).startswith(LIMITED_PREFIXES):
-            state = scope["app"].state
-            limit = state.settings.rate_limit_requests
-            limiter: Limiter | None = getattr(state, "limiter", None)
-            if limit > 0 and limiter is not None:
-                wait = await limiter.charge("req", client_key(HTTPConnection(scope)), 1, limit)
-                if wait:
-                    await too_many(wait, f"too many requests; try again in {wait} s")(scope, receive, send)
-                    return
+            return self._limited(scope, receive, send)
+        return self.app(scope, receive, send)
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope["app"].state
+        limit = state.settings.rate_limit_requests
+        limiter: Limiter | None = getattr(state, "limiter", None)
+        if limit > 0 and limiter is not None:
+            wait = await limiter.charge("req", client_key(HTTPConnection(scope)), 1, limit)
+            if wait:
+                await too_many(wait, f"too many requests; try again in {wait} s")(scope, receive, send)
+                return
         await self.app(scope, receive, send)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import socket
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -31,6 +33,7 @@ from server.domain.inbox import service as inbox
 from server.domain.push import campaign_service
 from server.domain.push.campaign import CampaignInput
 from server.services.embedded import free_port
+from server.settings import ROOT
 from tests.conftest import CommandCounter, RunningApp, gql
 from tests.support import make_account
 
@@ -329,3 +332,40 @@ async def test_an_item_sent_between_the_inbox_query_and_the_subscription_arrives
         assert ids == [to_global("Campaign", between.id), to_global("Campaign", after.id)]
     finally:
         await ws.close()
+
+
+# Where the server side of a socket allocates: what the test's own clients hold is left out.
+SERVER_CODE = ("*/uvicorn/*", "*/starlette/*", "*/strawberry/*", f"{ROOT}/server/*")
+
+
+def server_bytes(snapshot: tracemalloc.Snapshot) -> int:
+    kept = snapshot.filter_traces([tracemalloc.Filter(True, pattern, all_frames=True) for pattern in SERVER_CODE])
+    return sum(stat.size for stat in kept.statistics("filename"))
+
+
+async def test_an_idle_subscribed_socket_costs_the_server_little_memory(app_server: RunningApp) -> None:
+    variables = {"d": to_global("District", "dalang-fashion-town")}
+
+    async def subscribed() -> ClientConnection:
+        ws = await open_socket(app_server.url)
+        await subscribe(ws, "1", CROWD, variables)
+        assert (await frame(ws))["type"] == "next"
+        return ws
+
+    sockets = [await subscribed()]  # the feed and what the first socket warms up exist before counting
+    added = 50
+    tracemalloc.start(16)
+    try:
+        gc.collect()
+        before = server_bytes(tracemalloc.take_snapshot())
+        sockets += [await subscribed() for _ in range(added)]
+        gc.collect()
+        per_socket = (server_bytes(tracemalloc.take_snapshot()) - before) / added
+        print(f"server-side Python memory per idle subscribed socket: {per_socket:.0f} bytes")
+    finally:
+        tracemalloc.stop()
+        for ws in sockets:
+            await ws.close()
+    # ~20 KB of Python objects (bench/live_memory.py breaks them down); eager DataLoaders alone added 11 KB,
+    # a writer task, its event and queue 3 KB, uvicorn's stock protocol 7 KB
+    assert 2_000 < per_socket < 32_000, per_socket
