@@ -1,13 +1,14 @@
 """uvicorn's WebSocket protocol (websockets' sans-I/O implementation, uvicorn's default) with less kept per socket.
 
 Every open live socket holds one of these for hours, mostly idle: 5,000 of them per web process. The stock class
-keeps the handshake's request and response headers after the handshake, and an asyncio.Queue and an
-asyncio.Event, each deque in them a 64-slot block (760 bytes) allocated up front: ~8 KB per socket of which an
-idle one uses nothing. Behaviour is unchanged (same frames, flow control, keepalive, close handshake).
+keeps the handshake's request and response headers after the handshake (twice: websockets' parser holds the
+request too), and an asyncio.Queue and an asyncio.Event, each deque in them a 64-slot block (760 bytes)
+allocated up front: ~10 KB per socket of which an idle one uses nothing. Behaviour is unchanged (same
+frames, flow control, keepalive, close handshake).
 
 Every place that starts the web process names it: the Procfile and deploy/Dockerfile (`--ws
 server.api.live.protocol:LiveWebSocketProtocol`), `python -m server`, bench/serve.py and the tests' servers
-(tests/api/test_live_protocol.py checks they agree).
+(tests/api/test_live_protocol.py checks the command lines).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from struct import pack
 from typing import Any, Final
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
-from websockets.protocol import OPEN
+from websockets.protocol import OPEN, Protocol
 
 IMPORT_PATH: Final = "server.api.live.protocol:LiveWebSocketProtocol"
 # How every web process runs its sockets (uvicorn.Config keywords; the command line says the same). Without
@@ -131,3 +132,11 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         # Called once the handshake's response is written: its headers and the request's are not read again.
         super().start_keepalive()
         del self.request, self.response
+        conn = self.conn
+        if conn.state is OPEN and not conn.reader.buffer and not conn.events:
+            # websockets' parser is a generator whose handshake step keeps the parsed request (~2.5 KB) in its
+            # frame for as long as the socket lives. Nothing of the client's is buffered or parsed yet (it has
+            # not seen our 101): the frame loop alone takes over, exactly where the handshake step would go on.
+            conn.parser.close()
+            conn.parser = Protocol.parse(conn)
+            next(conn.parser)
