@@ -23,7 +23,7 @@ from server.api.limits import limits_rule
 from server.api.live.admission import Admission
 from server.api.live.feeds import Multiplexer
 from server.api.live.hubs import LiveHubs
-from server.api.live.transport import Live, RawSendMiddleware, SocketCounts
+from server.api.live.transport import Live, LiveSocketRoute, RawSendMiddleware, SocketCounts
 from server.api.memo import VersionedMemo
 from server.api.push.progress_hub import ProgressHub
 from server.api.schema import build_schema
@@ -138,10 +138,12 @@ def create_app(
     return Starlette(debug=settings.debug, routes=routes, lifespan=lifespan, exception_handlers=unavailable,
                      # The security headers outermost for HTTP: 404s, 429s and 503s carry them too (only the bare 500
                      # of Starlette's own error middleware, which sits outside every user middleware, does not).
-                     # RawSendMiddleware, before them, only notes a WebSocket's own send (server/api/live).
+                     # RawSendMiddleware, before them, only notes a WebSocket's own send (server/api/live);
+                     # LiveSocketRoute, after them, hands a /graphql WebSocket to the view past the router.
                      middleware=[Middleware(RawSendMiddleware), Middleware(SecurityHeadersMiddleware),
                                  Middleware(RequestIdMiddleware), Middleware(AccessLogMiddleware),
-                                 Middleware(RateLimitMiddleware), Middleware(CacheBinding)])
+                                 Middleware(RateLimitMiddleware), Middleware(CacheBinding),
+                                 Middleware(LiveSocketRoute, socket_app=graphql, path="/graphql")])
 
 
 def __getattr__(name: str) -> Starlette:
