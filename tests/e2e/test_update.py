@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from playwright.async_api import expect
 
+from server.api.live.protocol import UVICORN_WS
 from server.asgi import create_app
 from server.services import embedded
 from tests.conftest import RunningApp
@@ -31,7 +32,7 @@ async def copied_app(app_server: RunningApp, tmp_path: Path) -> AsyncIterator[tu
     shutil.copytree(app_server.settings.pwa_dir, pwa, ignore=shutil.ignore_patterns("screenshots"))
     app = create_app(replace(app_server.settings, pwa_dir=pwa), load_content_on_start=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=embedded.free_port(), log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", **UVICORN_WS))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

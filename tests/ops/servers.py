@@ -23,6 +23,7 @@ import uvicorn
 from pymongo.monitoring import CommandListener
 from starlette.applications import Starlette
 
+from server.api.live.protocol import UVICORN_WS
 from server.asgi import create_app
 from server.services.embedded import free_port
 from server.settings import Settings
@@ -128,7 +129,7 @@ async def serve(settings: Settings, *, load_content: bool = True, forwarded_allo
     app: Starlette = create_app(settings, load_content_on_start=load_content, mongo_listeners=mongo_listeners)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
-                                           forwarded_allow_ips=forwarded_allow_ips))
+                                           forwarded_allow_ips=forwarded_allow_ips, **UVICORN_WS))
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:

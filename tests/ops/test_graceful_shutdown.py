@@ -17,6 +17,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from server.api.ids import to_global
+from server.api.live.protocol import UVICORN_WS_ARGS
 from server.services.embedded import free_port
 from server.settings import ROOT
 from tests.conftest import RunningApp, unique_db
@@ -50,7 +51,7 @@ def web(app_server: RunningApp, tmp_path: Path) -> Any:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "server.asgi:app", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--timeout-graceful-shutdown", str(GRACE)],
+             "--no-access-log", "--timeout-graceful-shutdown", str(GRACE), *UVICORN_WS_ARGS],
             cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     try:

@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 
 from server.api.ids import to_global
+from server.api.live.protocol import UVICORN_WS
 from server.asgi import create_app
 from server.domain.accounts import service as accounts
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
@@ -68,7 +69,7 @@ async def approval_app(app_server: RunningApp) -> AsyncIterator[str]:
     settings = replace(app_server.settings, push_approval=True)
     app = create_app(settings, load_content_on_start=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=embedded.free_port(), log_level="warning",
-                                           lifespan="on"))
+                                           lifespan="on", **UVICORN_WS))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

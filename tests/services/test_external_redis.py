@@ -12,6 +12,7 @@ import httpx
 import redis
 import uvicorn
 
+from server.api.live.protocol import UVICORN_WS
 from server.asgi import create_app
 from server.services.embedded import free_port
 from server.settings import ROOT, Settings
@@ -41,7 +42,8 @@ async def test_app_uses_the_redis_server_named_by_redis_url(mongo_url: str, tmp_
                            mongodb_db="external_redis", var_dir=tmp_path)
         app = create_app(settings)
         app_port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=app_port, log_level="warning"))
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=app_port, log_level="warning",
+                                               **UVICORN_WS))
         task = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.02)

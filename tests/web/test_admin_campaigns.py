@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from server.api.live.protocol import UVICORN_WS
 from server.asgi import create_app
 from server.domain import messages
 from server.domain.festivals import service as festivals
@@ -351,7 +352,8 @@ async def approval_app(app_server: RunningApp) -> AsyncIterator[RunningApp]:
     """The same database behind a second app whose settings ask for a second operator's approval."""
     settings = replace(app_server.settings, push_approval=True)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, load_content_on_start=False), host="127.0.0.1",
-                                           port=embedded.free_port(), log_level="warning", lifespan="on"))
+                                           port=embedded.free_port(), log_level="warning", lifespan="on",
+                                           **UVICORN_WS))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
