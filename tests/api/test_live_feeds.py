@@ -366,6 +366,6 @@ async def test_an_idle_subscribed_socket_costs_the_server_little_memory(app_serv
         tracemalloc.stop()
         for ws in sockets:
             await ws.close()
-    # ~20 KB of Python objects (bench/live_memory.py breaks them down); eager DataLoaders alone added 11 KB,
+    # ~16 KB of Python objects (bench/live_memory.py breaks them down); eager DataLoaders alone added 11 KB,
     # a writer task, its event and queue 3 KB, uvicorn's stock protocol 7 KB
     assert 2_000 < per_socket < 32_000, per_socket
