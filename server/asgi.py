@@ -46,6 +46,7 @@ from server.settings import Settings, SettingsError
 from server.web import health
 from server.web.admin.routes import admin_routes
 from server.web.explorer import ExplorerGate, explorer_routes
+from server.web.images import image_routes
 from server.web.ingest import ingest_crowd
 from server.web.push_clicks import push_clicked
 from server.web.pwa import pwa_routes
@@ -130,6 +131,7 @@ def create_app(
         WebSocketRoute("/graphql", graphql),
         *admin_routes(settings),
         *explorer_routes(schema.as_str()),
+        *image_routes(),
         *pwa_routes(settings),  # last: it ends with the shell's catch-all for unknown paths
     ]
     # A route that needs MongoDB or Redis while it is down answers 503 with Retry-After, not 500.

@@ -17,6 +17,8 @@ from server.domain.districts import repository as districts
 from server.domain.districts.models import Area, District
 from server.domain.festivals import repository as festivals
 from server.domain.festivals.models import Festival
+from server.domain.images import repository as images
+from server.domain.images.models import Image
 from server.domain.merchants import counts as merchant_counts
 from server.domain.merchants import repository as merchants
 from server.domain.merchants.models import Merchant
@@ -55,6 +57,8 @@ class Loaders:
             lambda ids: products.by_merchants(db, ids), list)
         self.product: DataLoader[str, Product | None] = _by_key(lambda ids: products.by_ids(db, ids))
         self.festival: DataLoader[str, Festival | None] = _by_key(lambda ids: festivals.by_ids(db, ids))
+        # pictures by owner ("merchant:<id>", "product:<id>", "festival:<id>"): one read per level
+        self.images: DataLoader[str, list[Image]] = _by_key(lambda refs: images.by_owners(db, refs), list)
         self.category_name: DataLoader[str, dict[str, str] | None] = _by_key(
             lambda ids: names_by_ids(db, ids))
         if memo is not None and categories_key is not None:

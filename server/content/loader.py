@@ -25,6 +25,7 @@ import yaml
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.content import records
+from server.content.pictures import DRAWING, content_images
 from server.content.validate import ContentError, Record
 from server.domain.content import repository as content_repository
 from server.domain.merchants import counts
@@ -34,14 +35,15 @@ from server.domain.merchants.models import Merchant
 from server.domain.offers import repository as offers
 from server.services.mongo import Doc
 
-COLLECTIONS = ("categories", "districts", "areas", "merchants", "festivals", "offers", "products")
+COLLECTIONS = ("categories", "districts", "areas", "merchants", "festivals", "offers", "products", "images")
 # libyaml's parser when PyYAML was built with it (~10x faster on a city's worth of merchants)
 YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _SERVER = Path(__file__).resolve().parent.parent
 # The code that turns records into documents: a change to it re-derives everything on the next load.
 DERIVING = tuple(_SERVER / p for p in ("content/records.py", "content/loader.py", "content/validate.py",
                                        "domain/merchants/derived.py", "domain/merchants/hours.py",
-                                       "domain/search/terms.py", "domain/geo.py"))
+                                       "domain/search/terms.py", "domain/geo.py", "content/pictures.py",
+                                       "domain/images/models.py")) + DRAWING
 
 
 @dataclass(slots=True)
@@ -131,6 +133,7 @@ def parse_content(root: Path) -> dict[str, list[Doc]]:
     return {
         "categories": cats, "districts": list(districts.values()), "areas": area_docs,
         "merchants": merchant_docs, "festivals": fest_docs, "offers": offer_docs, "products": product_docs,
+        "images": content_images(merchant_docs, product_docs, fest_docs),
     }
 
 

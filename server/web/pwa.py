@@ -32,7 +32,7 @@ SHELL = "/app/index.html"
 APP_PATHS = ("/", "/app/", SHELL, "/d/{id}", "/m/{id}", "/merchants", "/gifts", "/festivals", "/search", "/inbox",
              "/favourites", "/settings")
 # Paths that are never the app's: an unknown one below them is a plain 404, not the shell's styled one.
-NOT_APP = re.compile(r"^/(?:admin|app|explorer|graphql|ingest|push|metrics|healthz|readyz|sw\.js)(?:/|$)")
+NOT_APP = re.compile(r"^/(?:admin|app|explorer|graphql|img|ingest|push|metrics|healthz|readyz|sw\.js)(?:/|$)")
 MEDIA_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",

@@ -8,6 +8,7 @@ import strawberry
 
 from server.api.common import AppInfo, Node
 from server.api.ids import to_global
+from server.api.images.types import ImageType, images_of
 from server.domain.festivals.models import Festival
 from server.domain.i18n import pick
 
@@ -52,6 +53,10 @@ class FestivalType(Node):
             version=festival.version,
             model=festival,
         )
+
+    @strawberry.field(description="Pictures, first the one to show on a card.")
+    async def images(self, info: AppInfo) -> list[ImageType]:
+        return await images_of(info, "festival", self.model.id)
 
     @strawberry.field
     async def districts(

@@ -9,6 +9,7 @@ import strawberry
 
 from server.api.common import AppInfo, GeoPoint, Node
 from server.api.ids import to_global
+from server.api.images.types import ImageType, images_of
 from server.api.pagination import PageInfo
 from server.domain.i18n import pick
 from server.domain.merchants.hours import DAYS
@@ -76,6 +77,10 @@ class MerchantType(Node):
             address=pick(merchant.address, locale), phone=merchant.phone, price_level=merchant.price_level,
             location=GeoPoint.of(merchant.location), version=merchant.version, model=merchant,
         )
+
+    @strawberry.field(description="Pictures, first the one to show on a card.")
+    async def images(self, info: AppInfo) -> list[ImageType]:
+        return await images_of(info, "merchant", self.model.id)
 
     @strawberry.field(description="Open at this moment, in Shenzhen time (holiday exceptions honoured).")
     def open_now(self, info: AppInfo) -> bool:

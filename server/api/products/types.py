@@ -6,6 +6,7 @@ import strawberry
 
 from server.api.common import AppInfo, Node
 from server.api.ids import to_global
+from server.api.images.types import ImageType, images_of
 from server.domain.i18n import pick
 from server.domain.products.models import Product
 
@@ -41,6 +42,10 @@ class ProductType(Node):
             price_max_fen=product.price_max_fen, unit=pick(product.unit, locale), version=product.version,
             model=product,
         )
+
+    @strawberry.field(description="Pictures, first the one to show on a card.")
+    async def images(self, info: AppInfo) -> list[ImageType]:
+        return await images_of(info, "product", self.model.id)
 
     @strawberry.field(description="Where to buy it.")
     async def sold_by(

@@ -29,6 +29,7 @@ from server.web.admin import views_crowd as crowd
 from server.web.admin import views_dashboard as dashboard
 from server.web.admin import views_festivals as festivals
 from server.web.admin import views_insights as insights
+from server.web.admin import views_images as images
 from server.web.admin import views_merchants as merchants
 from server.web.admin import views_offers as offers
 from server.web.admin import views_products as products
@@ -108,6 +109,9 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/merchants/{merchant_id}/products/{product_id}/sold", products.set_sold_here, methods=POST),
         Route("/products/{product_id}", products.product_form, methods=GET),
         Route("/products/{product_id}", products.product_save, methods=POST),
+        # pictures of merchants, products and festivals: the one upload, with its own body limit
+        Route("/images/{kind}/{owner_id}", images.upload, methods=POST, max_body_size=images.UPLOAD_BODY),
+        Route("/images/{image_id}/delete", images.delete, methods=POST),
         # districts
         Route("/festivals", festivals.festival_list, methods=GET),
         Route("/festivals/new", festivals.new_festival_form, methods=GET),

@@ -35,6 +35,7 @@ from server.web.admin.common import (
     see_other,
     signed_in,
 )
+from server.web.admin.views_images import pictures_context
 
 
 def festival_values(festival: Festival | None, version: int = 0, district_ids: list[str] | None = None) -> Values:
@@ -65,8 +66,10 @@ def festival_input(form: FormData) -> tuple[festivals.FestivalInput, dict[str, s
 
 async def _festival_page(request: Request, actor: Actor, context: dict[str, Any], status_code: int = 200) -> Response:
     districts = await districts_of(db_of(request), actor)
+    festival = context.get("festival")
+    pictures = await pictures_context(request, actor, "festival", festival.id if festival else None)
     return render(request, "festival.html", {"kinds": FESTIVAL_KINDS, "districts": districts,
-                                             "festival": None, "conflict": None, **context}, status_code)
+                                             "festival": None, "conflict": None, **pictures, **context}, status_code)
 
 
 @page

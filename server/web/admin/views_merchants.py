@@ -35,6 +35,7 @@ from server.web.admin.common import (
     see_other,
     signed_in,
 )
+from server.web.admin.views_images import pictures_context
 
 # ---------------------------------------------------------------- merchant profile
 
@@ -151,9 +152,11 @@ async def _profile_page(request: Request, district_id: str, context: dict[str, A
     categories = await list_categories(db)
     areas = (await areas_by_district(db, [district_id])).get(district_id, [])
     district = (await districts_by_ids(db, [district_id])).get(district_id)
+    merchant = context.get("merchant")
+    pictures = await pictures_context(request, await signed_in(request), "merchant", merchant.id if merchant else None)
     return render(request, "profile.html", {"categories": categories, "areas": areas, "district": district,
-                                            "days": DAYS, "conflict": None, "merchant": None, **context},
-                  status_code)
+                                            "days": DAYS, "conflict": None, "merchant": None, **pictures,
+                                            **context}, status_code)
 
 
 @page

@@ -28,6 +28,7 @@ from server.web.admin.common import (
     signed_in,
 )
 from server.web.admin.money import as_yuan, to_fen, to_yuan
+from server.web.admin.views_images import pictures_context
 
 
 def product_values(product: Product | None, version: int = 0) -> Values:
@@ -50,9 +51,11 @@ def product_input(form: FormData) -> products.ProductInput:
     )
 
 
-def _product_page(request: Request, context: dict[str, Any], status_code: int = 200) -> Response:
+async def _product_page(request: Request, context: dict[str, Any], status_code: int = 200) -> Response:
+    product = context.get("product")
+    pictures = await pictures_context(request, await signed_in(request), "product", product.id if product else None)
     return render(request, "product.html", {"categories": PRODUCT_CATEGORIES, "product": None, "conflict": None,
-                                            "merchant_id": None, **context}, status_code)
+                                            "merchant_id": None, **pictures, **context}, status_code)
 
 
 @page
@@ -78,7 +81,7 @@ async def new_product_form(request: Request) -> Response:
     actor = await signed_in(request)
     merchant, _ = await merchants.get_for_edit(db_of(request), actor, request.path_params["merchant_id"])
     authz.merchant_only(actor, merchant.id, "products")
-    return _product_page(request, {"merchant_id": merchant.id, "values": product_values(None)})
+    return await _product_page(request, {"merchant_id": merchant.id, "values": product_values(None)})
 
 
 @page
@@ -88,7 +91,7 @@ async def new_product(request: Request) -> Response:
     try:
         await products.create(db_of(request), actor, merchant_id, product_input(form))
     except Invalid as exc:
-        return _product_page(request, {"merchant_id": merchant_id, "values": Values.of_form(form),
+        return await _product_page(request, {"merchant_id": merchant_id, "values": Values.of_form(form),
                                        "errors": as_yuan(exc.fields)}, 422)
     return see_other(f"/admin/merchants/{merchant_id}/products?ok=created")
 
@@ -97,7 +100,7 @@ async def new_product(request: Request) -> Response:
 async def product_form(request: Request) -> Response:
     actor = await signed_in(request)
     product, version, owner = await products.get_for_edit(db_of(request), actor, request.path_params["product_id"])
-    return _product_page(request, {"product": product, "merchant_id": owner,
+    return await _product_page(request, {"product": product, "merchant_id": owner,
                                    "values": product_values(product, version)})
 
 
@@ -110,13 +113,13 @@ async def product_save(request: Request) -> Response:
         await products.update(db, actor, product_id, product_input(form), form_version(form))
     except Invalid as exc:
         product, _, owner = await products.get_for_edit(db, actor, product_id)
-        return _product_page(request, {"product": product, "merchant_id": owner, "values": Values.of_form(form),
+        return await _product_page(request, {"product": product, "merchant_id": owner, "values": Values.of_form(form),
                                        "errors": as_yuan(exc.fields)}, 422)
     except Conflict as exc:
         product, version, owner = await products.get_for_edit(db, actor, product_id)
         values = Values.of_form(form)
         values.set("version", str(version))
-        return _product_page(request, {"product": product, "merchant_id": owner, "values": values,
+        return await _product_page(request, {"product": product, "merchant_id": owner, "values": values,
                                        "conflict": as_yuan(exc.current)}, 409)
     _, _, owner = await products.get_for_edit(db, actor, product_id)
     return see_other(f"/admin/merchants/{owner}/products?ok=saved" if owner else "/admin/?ok=saved")
