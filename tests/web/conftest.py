@@ -21,7 +21,7 @@ DISTRICT = "huaqiangbei"
 OTHER_DISTRICT = "futian-cbd"
 SHOP_X = "hqb-screen-doctor"  # merchant A's shop
 SHOP_Y = "hqb-feipeng-drones"  # merchant B's shop, same district
-RESTORED = ("offers", "merchants", "festivals", "areas", "products",
+RESTORED = ("offers", "merchants", "festivals", "areas", "products", "images",
             "sensors", "crowd_state", "crowd_alert_rules", "crowd_alerts")  # small: one document an area at most
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 

@@ -110,8 +110,8 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/products/{product_id}", products.product_form, methods=GET),
         Route("/products/{product_id}", products.product_save, methods=POST),
         # pictures of merchants, products and festivals: the one upload, with its own body limit
-        Route("/images/{kind}/{owner_id}", images.upload, methods=POST, max_body_size=images.UPLOAD_BODY),
         Route("/images/{image_id}/delete", images.delete, methods=POST),
+        Route("/images/{kind}/{owner_id}", images.upload, methods=POST, max_body_size=images.UPLOAD_BODY),
         # districts
         Route("/festivals", festivals.festival_list, methods=GET),
         Route("/festivals/new", festivals.new_festival_form, methods=GET),

@@ -30,8 +30,8 @@ async def pictures_context(request: Request, actor: Actor, kind: str, owner_id: 
     if owner_id is None:
         return {"pictures": None}
     found = await images.for_owner(db_of(request), actor, kind, owner_id)
-    return {"pictures": {"kind": kind, "owner_id": owner_id, "images": found, "errors": errors or {},
-                         "values": values or Values()}}
+    return {"pictures": {"kind": kind, "owner_id": owner_id, "images": found, "problems": errors or {},
+                         "typed": values or Values()}}
 
 
 async def _file_of(form: FormData) -> bytes:
