@@ -10,7 +10,7 @@ import {
 import {
   favourites, inboxPrefs, isFavourite, markRead, readIds, refreshFavourite, saveInboxPrefs, toggleFavourite, TOPICS,
 } from "./store.js";
-import { $, $$, html, icon, toast } from "./ui.js";
+import { $, $$, html, icon, picture, toast } from "./ui.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const PAGE = 20;
@@ -93,7 +93,8 @@ export async function home(ctx) {
       <h1 tabindex="-1">${t("hello")}</h1>
       <a class="searchbox" href="/search">${icon("search")}<span>${t("searchBox")}</span></a>
     </section>
-    ${fest ? html`<a class="banner" href="/festivals#f-${fest.id}">
+    ${fest ? html`<a class="banner${fest.images.length ? " has-pic" : ""}" href="/festivals#f-${fest.id}">
+      ${picture(fest.images[0], "96px", "bpic")}
       <span class="kicker">${icon("spark")}${t("onNow")}</span>
       <strong>${fest.name}</strong>
       <span class="banner-dates">${dateRange(fest.startsOn, fest.endsOn)}</span>
@@ -410,7 +411,9 @@ function merchantList(root, ctx, fixed) {
 
 function merchantRow(m, meters) {
   const cats = m.categories.slice(0, 2).map((c) => c.name).join(" · ");
-  return html`<li><a class="mcard" href="/m/${m.id}">
+  const pic = m.images && m.images[0];
+  return html`<li><a class="mcard${pic ? " has-pic" : ""}" href="/m/${m.id}">
+    ${picture(pic, "80px", "thumb")}
     <span class="mtop"><span class="mname">${m.name}</span>${meters != null ? html`<span class="mdist">${distance(meters)}</span>` : ""}</span>
     <span class="mmeta">${m.district ? html`<span class="mdistrict">${icon("pin")}${m.district.name}</span> · ` : ""}${cats}<span aria-hidden="true"> · ${price(m.priceLevel)}</span><span class="sr">, ${t("priceLevel")} ${m.priceLevel}/4</span></span>
     <span class="mbottom">${status(m)}${m.offers.length ? html`<span class="moffer">${icon("tag")}${m.offers[0].title}${m.offers.length > 1 ? ` +${m.offers.length - 1}` : ""}</span>` : ""}</span>
@@ -437,6 +440,7 @@ export async function merchant(ctx) {
   const tel = m.phone.replace(/[^\d+]/g, "");
   ctx.main.innerHTML = html`
     <article class="merchant">
+      ${m.images.length ? html`<div class="mpics">${m.images.map((img, i) => picture(img, i ? "40vw" : "(min-width: 40rem) 38rem, calc(100vw - 2rem)", i ? "mpic more-pic" : "mpic", i === 0))}</div>` : ""}
       <header class="phead">
         <p class="crumbs"><a href="/d/${m.district.id}">${m.district.name}</a><span aria-hidden="true"> › </span><span>${m.area.name}</span></p>
         <div class="titlerow"><h1 tabindex="-1">${m.name}</h1>${favButton(fav)}</div>
@@ -488,6 +492,7 @@ export async function gifts(ctx) {
   const focused = products.find((p) => p.id === focus);
   if (focused) cat = focused.category;
   const item = (p, extra) => html`<li class="product" id="p-${p.id}" data-cat="${p.category}"${extra ? html` data-extra="1"` : ""}>
+      ${picture(p.images[0], "(min-width: 40rem) 38rem, calc(100vw - 4rem)", "ppic")}
       <div class="prow"><h3>${p.name}</h3><span class="pprice">${priceRange(p.priceMinFen, p.priceMaxFen)} <small>${p.unit}</small></span></div>
       <span class="pill">${categoryLabel(p.category)}</span>
       <p class="story clamp" id="s-${p.id}">${p.story}</p>

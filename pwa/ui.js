@@ -36,6 +36,10 @@ const P = {
   pin: "M12 21s-6.5-6-6.5-11a6.5 6.5 0 0 1 13 0c0 5-6.5 11-6.5 11z",
 };
 
+/** A server picture: srcset for the screen's density, its own width/height so nothing shifts while it loads,
+ * lazy unless it is the page's first view (eager: the largest thing on screen, fetched first). */
+export const picture = (img, sizes, cls, eager = false) => (img ? html`<img class="${cls}" src="${img.url}" srcset="${img.srcset}" sizes="${sizes}" width="${img.width}" height="${img.height}" alt="${img.alt}" decoding="async"${raw(eager ? ' fetchpriority="high"' : ' loading="lazy"')}>` : "");
+
 export const icon = (name, cls = "i") => raw(`<svg class="${cls}" aria-hidden="true" viewBox="0 0 24 24"><path d="${P[name]}"/></svg>`);
 
 let toastTimer;

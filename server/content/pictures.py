@@ -19,6 +19,7 @@ from server.domain.images.models import owner_ref, widths_for
 
 Doc = dict[str, Any]
 DRAWING = (Path(artwork.__file__), Path(processing.__file__))
+CONTENT_LAST = 1e12  # uploads sort by their time (~1.7e9): a real photo comes before the drawn placeholder
 
 
 @cache
@@ -35,7 +36,7 @@ def _record(kind: str, owner_id: str, name: dict[str, str], group: str) -> Doc:
     width, height = artwork.SIZE
     return {"_id": f"content-{kind}-{owner_id}", "key": key, "owner_kind": kind, "owner_id": owner_id,
             "owner": owner_ref(kind, owner_id), "alt": dict(name), "width": width, "height": height,
-            "widths": list(widths_for(width)), "position": 0, "generated": picture}
+            "widths": list(widths_for(width)), "position": CONTENT_LAST, "generated": picture}
 
 
 def content_images(merchants: list[Doc], products: list[Doc], festivals: list[Doc]) -> list[Doc]:

@@ -82,10 +82,10 @@ def _to_srgb(image: Image.Image) -> Image.Image:
     return converted
 
 
-def encode(image: Image.Image) -> dict[int, bytes]:
-    """An upright sRGB image as WebP at each width it is served at (never upscaled)."""
+def encode(image: Image.Image, only: tuple[int, ...] | None = None) -> dict[int, bytes]:
+    """An upright sRGB image as WebP at each width it is served at (never upscaled), or at `only` those."""
     variants: dict[int, bytes] = {}
-    for width in widths_for(image.width):
+    for width in only or widths_for(image.width):
         height = max(1, round(image.height * width / image.width))
         sized = image if width == image.width else image.resize((width, height), Image.Resampling.LANCZOS)
         out = io.BytesIO()

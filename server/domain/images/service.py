@@ -121,6 +121,7 @@ async def variant(db: AsyncDatabase[Doc], key: str, width: int) -> bytes | None:
     doc = await repository.generated_by_key(db, key)
     if doc is None or width not in doc["widths"]:
         return None
-    variants = await asyncio.to_thread(lambda: processing.encode(artwork.draw(doc["generated"])))
-    await repository.store_variants(db, key, variants)
-    return variants.get(width)
+    # only the width asked for: a phone asks for one or two of them, and drawing is cheap to repeat
+    data = await asyncio.to_thread(lambda: processing.encode(artwork.draw(doc["generated"]), (width,))[width])
+    await repository.store_variants(db, key, {width: data})
+    return data
