@@ -122,9 +122,21 @@ async def test_only_those_who_may_edit_a_thing_add_its_pictures(app_server: Runn
                                        files={"image": ("a.jpg", pictures.photo(), "image/jpeg")})
     assert no_token.status_code == 403
     assert await _stored(db) == before
-    admin = await _browser(app_server, people.admin, f"/admin/products/{SHARED_PRODUCT}")
-    assert (await _upload(admin, "product", SHARED_PRODUCT, pictures.photo((900, 900), "PNG"))).status_code == 303
-    assert (await _upload(admin, "festival", FESTIVAL, pictures.photo((900, 600), "WEBP"))).status_code == 303
-    assert await _stored(db) != before
+    # far over 10 MB: refused by the route's body limit before it is read
+    huge = await _upload(other, "merchant", SHOP_Y, b"\xff\xd8" + b"\0" * (21 * 1024 * 1024))
+    assert huge.status_code == 413
+    assert await _stored(db) == before
+    # admins add to shared specialties and festivals; what shoppers read (cached) changes at once
+    async with httpx.AsyncClient(base_url=app_server.url) as http:
+        query = '{ product(id: "%s") { %s } festival(id: "%s") { %s } }' % (
+            to_global("Product", SHARED_PRODUCT), IMAGES, to_global("Festival", FESTIVAL), IMAGES)
+        cached = (await gql(http, query))["data"]
+        admin = await _browser(app_server, people.admin, f"/admin/products/{SHARED_PRODUCT}")
+        assert (await _upload(admin, "product", SHARED_PRODUCT, pictures.photo((900, 900), "PNG"))).status_code == 303
+        assert (await _upload(admin, "festival", FESTIVAL, pictures.photo((900, 600), "WEBP"))).status_code == 303
+        fresh = (await gql(http, query))["data"]
+    for kind in ("product", "festival"):
+        assert len(fresh[kind]["images"]) == len(cached[kind]["images"]) + 1, kind
+    assert fresh["festival"]["images"][0]["srcset"].endswith("900w")
     for browser in (other, far, near, admin):
         await browser.aclose()
