@@ -18,11 +18,13 @@ from server.domain.accounts import service as accounts
 from server.domain.actor import Actor
 from server.domain.crowd import sensors
 from server.domain.festivals import service as festivals
+from server.domain.images import service as images
 from server.domain.offers import service as offers
 from server.domain.products import service as products
 from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_service
 from tests.conftest import RunningApp
+from tests.fixtures import pictures
 from tests.web.conftest import DISTRICT, SHOP_X, Browser, People, signed_in
 from tests.web.forms import festival_form, local, new_offer_form, offer_form, product_form, profile_form
 
@@ -41,6 +43,7 @@ class World:
     token_id: str = ""
     sensor_id: str = ""
     campaign_id: str = ""
+    image_id: str = ""
 
 
 @dataclass
@@ -53,6 +56,7 @@ class Action:
     reset: Callable[[], Awaitable[None]] | None = None
     denied: set[int] = field(default_factory=lambda: {403})
     audited: bool = True  # the domain records an audit entry for this write
+    files: dict[str, Any] | None = None  # a multipart upload (pictures)
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +123,13 @@ def actions(db: Any, w: World) -> list[Action]:
                 "topics": ["offers"], "locales": ["zh-CN", "zh-HK", "en"], "when": "later",
                 "send_at": local(datetime.now(UTC) + timedelta(days=1)), "ttl_hours": "24", "urgency": "normal",
                 "action": "send"}
+
+    async def fresh_image() -> None:
+        made = await images.upload(db, w.people.admin.actor(), "merchant", SHOP_X, PHOTO, {"en": "matrix"})
+        w.image_id = made.id
+
+    async def alt_data() -> dict[str, Any]:
+        return {"alt.en": f"matrix picture {next(counter)}"}
 
     async def without_x() -> None:
         await db.products.update_one({"_id": SHARED_PRODUCT}, {"$pull": {"sold_by": SHOP_X}})
@@ -223,9 +234,22 @@ def actions(db: Any, w: World) -> list[Action]:
                lambda: ids("push_campaigns", {"district_ids": {"$in": [DISTRICT]}})),
         Action("approve push campaign", district_side, lambda: f"/admin/campaigns/{w.campaign_id}/approve",
                nothing, lambda: doc("push_campaigns", w.campaign_id), fresh_campaign),
+        Action("upload merchant picture", {"merchant_a", "operator", "admin"},
+               lambda: f"/admin/images/merchant/{SHOP_X}", alt_data,
+               lambda: ids("images", {"owner": f"merchant:{SHOP_X}"}), files=UPLOAD),
+        Action("upload product picture", shop_side, lambda: f"/admin/images/product/{w.product_id}", alt_data,
+               lambda: ids("images", {"owner": f"product:{w.product_id}"}), files=UPLOAD),
+        Action("upload festival picture", district_side, lambda: f"/admin/images/festival/{w.festival_id}",
+               alt_data, lambda: ids("images", {"owner": f"festival:{w.festival_id}"}), files=UPLOAD),
+        Action("delete picture", {"merchant_a", "operator", "admin"}, lambda: f"/admin/images/{w.image_id}/delete",
+               nothing, lambda: doc("images", w.image_id), fresh_image),
         Action("cancel push campaign", district_side, lambda: f"/admin/campaigns/{w.campaign_id}/cancel",
                nothing, lambda: doc("push_campaigns", w.campaign_id), fresh_campaign),
     ]
+
+
+PHOTO = pictures.photo((400, 300))
+UPLOAD = {"image": ("matrix.jpg", PHOTO, "image/jpeg")}
 
 
 async def _const(data: dict[str, Any]) -> dict[str, Any]:
@@ -244,7 +268,8 @@ async def test_authorization_matrix(db: Any, world: World, browsers: dict[str, B
                 await action.reset()
             before = await action.state()
             audit_before = await db.audit.count_documents({})
-            response = await browsers[actor].post(action.url(), await action.data())
+            response = await browsers[actor].post(action.url(), await action.data(),
+                                                  **({"files": action.files} if action.files else {}))
             after = await action.state()
             new_entries = await db.audit.count_documents({}) - audit_before
             cells += 1
@@ -286,7 +311,7 @@ async def test_every_post_route_of_the_back_office_is_in_the_matrix(db: Any, wor
         "/festivals/{festival_id}", "/areas/{area_id}/capacity", "/invite", "/tokens", "/tokens/{token_id}/revoke",
         "/districts/{district_id}/sensors", "/districts/{district_id}/sensors/{sensor_id}/revoke",
         "/districts/{district_id}/crowd/rules/{area_id}", "/campaigns/new", "/campaigns/{campaign_id}/approve",
-        "/campaigns/{campaign_id}/cancel",
+        "/campaigns/{campaign_id}/cancel", "/images/{kind}/{owner_id}", "/images/{image_id}/delete",
     }
     assert posts == covered | own_session
     assert len(actions(db, world)) >= len(covered)
