@@ -28,8 +28,8 @@ from server.web.admin import views_audit as audit
 from server.web.admin import views_crowd as crowd
 from server.web.admin import views_dashboard as dashboard
 from server.web.admin import views_festivals as festivals
-from server.web.admin import views_insights as insights
 from server.web.admin import views_images as images
+from server.web.admin import views_insights as insights
 from server.web.admin import views_merchants as merchants
 from server.web.admin import views_offers as offers
 from server.web.admin import views_products as products
