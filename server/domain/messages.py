@@ -718,6 +718,49 @@ DASHBOARDS: Final[dict[str, Texts]] = {
     "colon": _t("：", "：", ": "),
 }
 
+# ---------------------------------------------------------------- coupons: claiming, redeeming (issue 18)
+
+COUPONS: Final[dict[str, Texts]] = {
+    "coupon_malformed": _t("券码格式不对：应为 10 位字母和数字，例如 7KQ3M-XW2PD。",
+                           "券碼格式不對：應為 10 位字母和數字，例如 7KQ3M-XW2PD。",
+                           "This is not a coupon code: it has 10 letters and digits, e.g. 7KQ3M-XW2PD."),
+    "coupon_check": _t("券码有误：校验位不符，请检查是否输错或颠倒了字符。",
+                       "券碼有誤：校驗位不符，請檢查是否輸錯或顛倒了字元。",
+                       "This code has a typo: its check character does not match. Look for a wrong or swapped "
+                       "character."),
+    "coupon_unknown": _t("没有这张券：券码不存在。", "沒有這張券：券碼不存在。", "There is no coupon with this code."),
+    "coupon_not_your_offer": _t("这张券不是本店的优惠，不能在这里核销。", "這張券不是本店的優惠，不能在這裏核銷。",
+                                "This coupon is for another shop's offer and cannot be redeemed here."),
+    "coupon_already_redeemed": _t("这张券已于 {when} 在{shop}核销过。", "這張券已於 {when} 在{shop}核銷過。",
+                                  "This coupon was already redeemed at {shop} on {when}."),
+    "coupon_expired": _t("这张券已于 {when} 过期。", "這張券已於 {when} 過期。", "This coupon expired on {when}."),
+    "coupon_out_of_stock": _t("这个优惠已经领完了。", "這個優惠已經領完了。", "This offer has run out."),
+    "coupon_limit_reached": _t("每台设备最多可领 {limit} 张。", "每部裝置最多可領 {limit} 張。",
+                               "One device can claim at most {limit} of these."),
+    "coupon_not_claimable": _t("这个优惠现在不能领取。", "這個優惠現在不能領取。", "This offer cannot be claimed now."),
+    "coupon_bad_device": _t("无法识别这台设备，请刷新页面再试。", "無法識別這部裝置，請重新整理頁面再試。",
+                            "This device could not be recognised; reload the page and try again."),
+    "coupon_rate_limited": _t("核验失败次数过多，请 {seconds} 秒后再试。", "核驗失敗次數過多，請 {seconds} 秒後再試。",
+                              "Too many failed codes; try again in {seconds} s."),
+    "coupon_redeemed_ok": _t("已核销。", "已核銷。", "Redeemed."),
+    "redeem_title": _t("核销", "核銷", "Redeem"),
+    "redeem_code": _t("券码", "券碼", "Coupon code"),
+    "redeem_scan": _t("扫码", "掃碼", "Scan"),
+    "redeem_scan_hint": _t("对准顾客手机上的二维码，或直接输入券码。", "對準顧客手機上的二維碼，或直接輸入券碼。",
+                           "Point at the QR code on the shopper's phone, or type the code."),
+    "redeem_check": _t("查看", "查看", "Check"),
+    "redeem_confirm": _t("确认核销", "確認核銷", "Confirm redemption"),
+    "redeem_offer": _t("优惠", "優惠", "Offer"),
+    "redeem_value": _t("面值", "面值", "Value"),
+    "redeem_valid": _t("有效期至", "有效期至", "Valid until"),
+    "redeem_shop": _t("商户", "商戶", "Shop"),
+    "redeem_done": _t("已核销：{code}", "已核銷：{code}", "Redeemed: {code}"),
+    "offer_claims": _t("已领", "已領", "Claimed"),
+    "offer_redemptions": _t("已核销", "已核銷", "Redeemed"),
+    "offer_stock_left": _t("剩余库存", "剩餘庫存", "Stock left"),
+    "field_code": _t("券码", "券碼", "Coupon code"),
+}
+
 MESSAGES: Final[dict[str, Texts]] = {
     "push_endpoint_invalid": _t("推送地址必须是有效的 https 网址。", "推送地址必須是有效的 https 網址。",
                                 "The push endpoint must be a valid https URL."),
@@ -749,6 +792,7 @@ MESSAGES: Final[dict[str, Texts]] = {
     **VALIDATION,
     **UI,
     **DASHBOARDS,
+    **COUPONS,
 }
 # `?ok=` notices a redirect may ask for (each has an "ok_" text)
 NOTICES: Final = frozenset({"saved", "created", "published", "withdrawn", "revoked", "signed_out",

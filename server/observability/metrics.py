@@ -48,6 +48,9 @@ MONGO_LATENCY = Histogram("shangquan_mongodb_command_duration_seconds", "MongoDB
 MONGO_FAILURES = Counter("shangquan_mongodb_command_failures_total", "MongoDB commands that failed", ["command"])
 REDIS_LATENCY = Histogram("shangquan_redis_command_duration_seconds", "Redis call latency",
                           ["command"], buckets=DB_BUCKETS)
+COUPON_ATTEMPTS = Counter("shangquan_coupon_redeem_attempts_total",
+                          "Coupon checks and redemptions by outcome (REDEEMED or the refusal's code: INVALID_CODE "
+                          "counts forged and mistyped codes)", ["outcome"])
 READINGS = Counter("shangquan_crowd_readings_ingested_total", "Crowd sensor readings accepted")
 WS_SUBSCRIBERS = Gauge("shangquan_websocket_subscribers", "Open WebSocket connections (GraphQL subscriptions)")
 LIVE_FEEDS = Gauge("shangquan_live_feeds", "Distinct live subscriptions running (each executes once per event)")

@@ -48,6 +48,10 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "offer_stats_daily": [([("merchant_id", ASCENDING), ("day", ASCENDING)], {}),
                           ([("festival_id", ASCENDING), ("day", ASCENDING)], {}),
                           ([("district_id", ASCENDING), ("day", ASCENDING)], {})],
+    # _id is the code; `slot` (offer:device:n) is unique so a device's claims never pass the offer's limit
+    "coupons": [([("slot", ASCENDING)], {"unique": True}),
+                ([("offer_id", ASCENDING), ("device_hash", ASCENDING)], {}),
+                ([("device_hash", ASCENDING), ("claimed_at", DESCENDING)], {})],
     "festivals": [([("ends_on", ASCENDING)], {}), ([("district_ids", ASCENDING)], {})],
     "accounts": [([("email", ASCENDING)], {"unique": True})],
     "api_tokens": [([("token_hash", ASCENDING)], {"unique": True}), ([("account_id", ASCENDING)], {})],

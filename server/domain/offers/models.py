@@ -31,6 +31,9 @@ class Offer:
     festival_decision: str = "none"  # featured | rejected | none, set by the festival's operator
     views: int = 0
     saves: int = 0
+    claims: int = 0
+    redemptions: int = 0
+    per_device: int = 1  # coupons one device may claim of this offer
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Offer:
@@ -49,7 +52,8 @@ class Offer:
             valid_from=doc["valid_from"], valid_until=doc["valid_until"], stock=opt_int("stock"),
             status=str(doc.get("status", "published")), version=int(doc.get("version") or 0),
             festival_decision=str(doc.get("festival_decision") or "none"), views=int(doc.get("views") or 0),
-            saves=int(doc.get("saves") or 0),
+            saves=int(doc.get("saves") or 0), claims=int(doc.get("claims") or 0),
+            redemptions=int(doc.get("redemptions") or 0), per_device=max(1, int(doc.get("per_device") or 1)),
         )
 
     def active_at(self, at: datetime) -> bool:

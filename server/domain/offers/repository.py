@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReplaceOne
+from pymongo import ReplaceOne, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import versioned
@@ -162,6 +162,29 @@ async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str) ->
     """One more view or save of a published offer; False when there is no such published offer."""
     result = await db.offers.update_one({"_id": offer_id, "status": "published"}, {"$inc": {kind: 1}})
     return result.matched_count > 0
+
+
+async def take_one(db: AsyncDatabase[Doc], offer: Offer, at: datetime) -> Offer | None:
+    """One coupon of a published offer valid at `at` is claimed: stock (when the offer has one) goes down by
+    one only while it is above zero, in the same update that counts the claim, so concurrent claims can
+    never take it below zero. None when the offer is out of stock, no longer published or no longer valid."""
+    query: dict[str, Any] = combine(PUBLISHED, {"_id": offer.id}, active_filter(at))
+    change: dict[str, int] = {"claims": 1}
+    if offer.stock is not None:
+        query = combine(query, {"stock": {"$gt": 0}})
+        change["stock"] = -1
+    doc = await db.offers.find_one_and_update(query, {"$inc": change}, return_document=ReturnDocument.AFTER)
+    return None if doc is None else Offer.from_doc(doc)
+
+
+async def give_back(db: AsyncDatabase[Doc], offer: Offer) -> None:
+    """Undo take_one for a claim that could not be stored."""
+    change = {"claims": -1, **({"stock": 1} if offer.stock is not None else {})}
+    await db.offers.update_one({"_id": offer.id}, {"$inc": change})
+
+
+async def count_redemption(db: AsyncDatabase[Doc], offer_id: str) -> None:
+    await db.offers.update_one({"_id": offer_id}, {"$inc": {"redemptions": 1}})
 
 
 async def bump_daily(db: AsyncDatabase[Doc], offer: Offer, field: str, at: datetime, by: int = 1) -> None:
