@@ -139,6 +139,7 @@ class Settings:
     rate_limit_graphql_cost: int = 600_000
     rate_limit_requests: int = 1800
     rate_limit_ingest_batches: int = 600
+    rate_limit_coupon_misses: int = 20  # failed coupon codes per client and window (guessing)
     # How long a request waits for MongoDB to be found and connected before it answers 503.
     mongodb_timeout_ms: int = 5000
     # Anonymous persisted-query GETs answered from Redis (server/api/cached_reads.py); answers larger
@@ -194,6 +195,7 @@ class Settings:
             rate_limit_graphql_cost=_int(env, "RATE_LIMIT_GRAPHQL_COST", 600_000, 0, 10**9),
             rate_limit_requests=_int(env, "RATE_LIMIT_REQUESTS", 1800, 0, 10**9),
             rate_limit_ingest_batches=_int(env, "RATE_LIMIT_INGEST_BATCHES", 600, 0, 10**9),
+            rate_limit_coupon_misses=_int(env, "RATE_LIMIT_COUPON_MISSES", 20, 0, 10**6),
             mongodb_timeout_ms=_int(env, "MONGODB_TIMEOUT_MS", 5000, 100, 120_000),
             public_cache=env.get("PUBLIC_CACHE", "on").strip().lower() not in {"0", "off", "false", "no"},
             public_cache_max_entry_bytes=_int(env, "PUBLIC_CACHE_MAX_ENTRY_BYTES", 256 * 1024, 1024, 16 * 1024**2),

@@ -38,3 +38,18 @@ async def told_public_cache(settings: Settings) -> AsyncIterator[None]:
     finally:
         public_cache.bind(None)
         await client.aclose()
+
+
+async def published_offer(db: Any, admin: Any, merchant_id: str, *, stock: int | None = None,
+                          per_device: int | None = None, days: float = 3) -> Any:
+    """A published offer of a shop, valid from a minute ago for `days`, made by an admin through the service."""
+    from datetime import UTC, datetime, timedelta
+
+    from server.domain.offers import service as offers
+
+    now = datetime.now(UTC)
+    offer = await offers.create(db, admin.actor(), merchant_id, offers.OfferInput(
+        title={"zh-CN": "满100减20", "en": "20 off 100"}, kind="amount_off", amount_off_fen=2000,
+        min_spend_fen=10000, valid_from=now - timedelta(minutes=1), valid_until=now + timedelta(days=days),
+        stock=stock, per_device=per_device))
+    return await offers.transition(db, admin.actor(), offer.id, "publish", offer.version)

@@ -17,6 +17,8 @@ from strawberry.types.execution import ExecutionContext
 
 from graphql import GraphQLError
 from server.api.accounts.mutations import AccountMutations
+from server.api.coupons.mutations import CouponMutations
+from server.api.coupons.queries import CouponQueries
 from server.api.crowd.mutations import CrowdMutations
 from server.api.crowd.queries import CrowdQueries, CrowdSubscriptions
 from server.api.districts.mutations import DistrictMutations
@@ -49,7 +51,8 @@ log = logging.getLogger("shangquan.graphql")
 
 @strawberry.type
 class Query(NodeQueries, DistrictQueries, MerchantQueries, OfferQueries, FestivalQueries, ProductQueries,
-            SearchQueries, CrowdQueries, PushQueries, InboxQueries, CampaignQueries, OfferStatsQueries):
+            SearchQueries, CrowdQueries, PushQueries, InboxQueries, CampaignQueries, OfferStatsQueries,
+            CouponQueries):
     pass
 
 
@@ -60,7 +63,7 @@ class Subscription(CrowdSubscriptions, CampaignSubscriptions, InboxSubscriptions
 
 @strawberry.type
 class Mutation(OfferMutations, MerchantMutations, FestivalMutations, DistrictMutations, ProductMutations,
-               AccountMutations, CrowdMutations, PushMutations, CampaignMutations):
+               AccountMutations, CrowdMutations, PushMutations, CampaignMutations, CouponMutations):
     pass
 
 

@@ -759,6 +759,7 @@ COUPONS: Final[dict[str, Texts]] = {
     "offer_redemptions": _t("已核销", "已核銷", "Redeemed"),
     "offer_stock_left": _t("剩余库存", "剩餘庫存", "Stock left"),
     "field_code": _t("券码", "券碼", "Coupon code"),
+    "field_per_device": _t("每台设备可领张数", "每部裝置可領張數", "Coupons per device"),
 }
 
 MESSAGES: Final[dict[str, Texts]] = {

@@ -15,11 +15,13 @@ from server.api.ids import to_global
 from server.domain.accounts import service as accounts
 from server.domain.actor import Actor
 from server.domain.authz import SCOPES
+from server.domain.coupons import service as coupons
+from server.domain.coupons.models import display
 from server.domain.festivals import service as festivals
 from server.domain.offers import service as offers
 from server.domain.products import service as products
 from tests.conftest import RunningApp, gql
-from tests.support import make_account
+from tests.support import make_account, published_offer
 
 SHOP_X, SHOP_Y = "hqb-huaqiang-digital-phone-mall", "hqb-xinpin-components"
 HQB_AREA = "hqb-seg-square"
@@ -30,6 +32,7 @@ NOW = datetime.now(UTC)
 class World:
     db: Any
     admin: Actor
+    admin_account: Any
     tokens: dict[str, str | None]  # actor name → bearer secret (None: anonymous)
     festival_id: str
 
@@ -52,7 +55,7 @@ async def world(db_client: Any, app_server: RunningApp) -> World:
     fest = await festivals.create(db, admin, f"hqb-fest-{uuid.uuid4().hex[:6]}", festivals.FestivalInput(
         name={"zh-CN": "华强北数码节"}, kind="shopping", starts_on=date.today(),
         ends_on=date.today() + timedelta(days=10), district_ids=["huaqiangbei"]))
-    return World(db, admin, tokens, fest.id)
+    return World(db, admin, people["admin"], tokens, fest.id)
 
 
 def offer_input(festival: str | None = None) -> dict[str, Any]:
@@ -196,6 +199,19 @@ async def create_token(w: World) -> tuple[str, dict[str, Any], str, str | None]:
             "api_tokens", None)
 
 
+async def claim_offer(w: World) -> tuple[str, dict[str, Any], str, str | None]:
+    o = await published_offer(w.db, w.admin_account, SHOP_X)
+    return ("mutation($id: ID!, $d: String!) { r: claimOffer(id: $id, deviceKey: $d) { errors { code } } }",
+            {"id": to_global("Offer", o.id), "d": str(uuid.uuid4())}, "coupons", None)
+
+
+async def redeem_coupon(w: World) -> tuple[str, dict[str, Any], str, str | None]:
+    o = await published_offer(w.db, w.admin_account, SHOP_X)
+    claimed = await coupons.claim(w.db, str(uuid.uuid4()), o.id, datetime.now(UTC))
+    return ("mutation($c: String!) { r: redeemCoupon(code: $c) { errors { code } } }",
+            {"c": display(claimed.coupon.code)}, "coupons", claimed.coupon.code)
+
+
 CASES: dict[str, tuple[Case, set[str]]] = {
     "createOffer": (create_offer, {MERCHANT, ADMIN}),
     "updateOffer": (update_offer, {MERCHANT, ADMIN}),
@@ -213,7 +229,11 @@ CASES: dict[str, tuple[Case, set[str]]] = {
     "inviteAccount(merchant)": (invite_merchant, {OPERATOR, ADMIN}),
     "inviteAccount(operator)": (invite_operator, {ADMIN}),
     "createApiToken": (create_token, SIGNED_IN),
+    "claimOffer": (claim_offer, {"anonymous", *SIGNED_IN}),  # shoppers are anonymous devices
+    "redeemCoupon": (redeem_coupon, {MERCHANT, ADMIN}),
 }
+# the code a signed-in caller outside `allowed` gets, where it says more than FORBIDDEN
+REFUSED_AS = {"redeemCoupon": "NOT_YOUR_OFFER"}
 ACTORS = ["anonymous", MERCHANT, "merchant of another shop", OPERATOR, "operator of another district", ADMIN]
 
 
@@ -231,6 +251,7 @@ async def test_mutation_authorization_matrix(world: World, http: httpx.AsyncClie
             token = world.tokens[who]
             headers = {"authorization": f"Bearer {token}"} if token else {}
             before = await snapshot(world.db, collection, doc_id)
+            audited = await world.db.audit.count_documents({})
             body = await gql(http, query, variables, headers=headers)
             assert "errors" not in body, (name, who, body)
             errors = body["data"]["r"]["errors"]
@@ -239,9 +260,10 @@ async def test_mutation_authorization_matrix(world: World, http: httpx.AsyncClie
                 assert errors == [], (name, who, errors)
                 assert after != before, (name, who, "an allowed write must change something")
             else:
-                expected = "UNAUTHENTICATED" if who == "anonymous" else "FORBIDDEN"
+                expected = "UNAUTHENTICATED" if who == "anonymous" else REFUSED_AS.get(name, "FORBIDDEN")
                 assert [e["code"] for e in errors] == [expected], (name, who, errors)
                 assert after == before, (name, who, "a refused write changed data")
+                assert await world.db.audit.count_documents({}) == audited, (name, who, "a refusal was audited")
             cells += 1
     print(f"\nmutation authorization matrix: {len(CASES)} mutations x {len(ACTORS)} callers = {cells} cells")
     assert cells == len(CASES) * len(ACTORS)

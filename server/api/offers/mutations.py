@@ -27,6 +27,7 @@ class OfferInput:
     valid_until: datetime
     stock: int | None = None
     festival_id: strawberry.ID | None = None
+    per_device: int | None = strawberry.field(default=None, description="Coupons one device may claim (1–20; 1).")
 
     def to_service(self) -> service.OfferInput:
         return service.OfferInput(
@@ -34,6 +35,7 @@ class OfferInput:
             percent_off=self.percent_off, amount_off_fen=self.amount_off_fen, min_spend_fen=self.min_spend_fen,
             coupon_code=self.coupon_code, valid_from=self.valid_from, valid_until=self.valid_until,
             stock=self.stock, festival_id=key_of(self.festival_id, "Festival") if self.festival_id else None,
+            per_device=self.per_device,
         )
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from server.domain.errors import DomainError
@@ -83,17 +83,17 @@ class CouponError(DomainError):
         super().__init__(f"{code}: {key}")
         self.code, self.key, self.values = code, key, values
 
+    def describe_value(self, name: str, locale: str) -> object:
+        """A value as the reader sees it: times in Shenzhen time, the shop by its name in their locale."""
+        value = self.values.get(name)
+        if isinstance(value, datetime):
+            return value.astimezone(SHENZHEN).strftime("%Y-%m-%d %H:%M")
+        if isinstance(value, dict):
+            return pick(value, locale)
+        return value
+
     def describe(self, locale: str) -> str:
-        """The refusal in the reader's words; times in Shenzhen time, the shop by its name."""
-        shown: dict[str, object] = {}
-        for name, value in self.values.items():
-            if isinstance(value, datetime):
-                shown[name] = value.astimezone(SHENZHEN).strftime("%Y-%m-%d %H:%M")
-            elif isinstance(value, dict):
-                shown[name] = pick(value, locale)
-            else:
-                shown[name] = value
-        return translate(self.key, locale, **shown)
+        return translate(self.key, locale, **{name: self.describe_value(name, locale) for name in self.values})
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +112,8 @@ class Coupon:
     def from_doc(cls, doc: dict[str, Any]) -> Coupon:
         return cls(code=doc["_id"], offer_id=doc["offer_id"], merchant_id=doc["merchant_id"],
                    district_id=doc["district_id"], claimed_at=doc["claimed_at"], expires_at=doc["expires_at"],
-                   state=str(doc.get("state") or CLAIMED), redeemed_at=doc.get("redeemed_at"),
+                   state=str(doc.get("state") or CLAIMED),
+                   redeemed_at=datetime.fromtimestamp(doc["redeemed_ts"], UTC) if doc.get("redeemed_ts") else None,
                    redeemed_by=doc.get("redeemed_by"))
 
     def expired_at(self, at: datetime) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -53,12 +52,14 @@ async def of_device(db: AsyncDatabase[Doc], device_hash: str) -> list[Coupon]:
 async def redeem(db: AsyncDatabase[Doc], code: str, at: datetime, by: str, form_token: str | None) -> Coupon | None:
     """claimed → redeemed in one conditional update, so of any number of concurrent attempts exactly one
     finds the coupon still claimed. None when it was not (already redeemed, or expired)."""
-    changes: dict[str, Any] = {"state": REDEEMED, "redeemed_at": at, "redeemed_by": by}
+    # a timestamp, not a datetime: the embedded server stores a datetime given to $set as a string
+    changes: dict[str, Any] = {"state": REDEEMED, "redeemed_ts": at.timestamp(), "redeemed_by": by}
     if form_token:
         changes["form_token"] = form_token
-    doc = await db.coupons.find_one_and_update({"_id": code, "state": CLAIMED, "expires_at": {"$gt": at}},
-                                               {"$set": changes}, return_document=ReturnDocument.AFTER)
-    return None if doc is None else Coupon.from_doc(doc)
+    won = await db.coupons.find_one_and_update({"_id": code, "state": CLAIMED, "expires_at": {"$gt": at}},
+                                               {"$set": changes}, {"_id": 1})
+    # read back rather than ReturnDocument.AFTER: the embedded server returns its dates as strings there
+    return None if won is None else await by_code(db, code)
 
 
 async def form_token_of(db: AsyncDatabase[Doc], code: str) -> str | None:

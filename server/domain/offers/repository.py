@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReplaceOne, ReturnDocument
+from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import versioned
@@ -173,8 +173,9 @@ async def take_one(db: AsyncDatabase[Doc], offer: Offer, at: datetime) -> Offer 
     if offer.stock is not None:
         query = combine(query, {"stock": {"$gt": 0}})
         change["stock"] = -1
-    doc = await db.offers.find_one_and_update(query, {"$inc": change}, return_document=ReturnDocument.AFTER)
-    return None if doc is None else Offer.from_doc(doc)
+    doc = await db.offers.find_one_and_update(query, {"$inc": change}, {"_id": 1})
+    # read back rather than ReturnDocument.AFTER: the embedded server returns its dates as strings there
+    return None if doc is None else Offer.from_doc(await db.offers.find_one({"_id": offer.id}) or doc)
 
 
 async def give_back(db: AsyncDatabase[Doc], offer: Offer) -> None:

@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from server.domain import authz, freshness
 from server.domain.actor import Actor
 from server.domain.audit import repository as audit
+from server.domain.coupons.models import MAX_PER_DEVICE
 from server.domain.errors import Invalid, NotFound
 from server.domain.festivals import repository as festivals
 from server.domain.forms import CODE, Problems
@@ -35,6 +36,7 @@ class OfferInput:
     valid_until: datetime | None = None
     stock: Any = None
     festival_id: str | None = None
+    per_device: Any = None  # coupons one device may claim; 1 when not said
 
 
 async def _validate(db: AsyncDatabase[Doc], data: OfferInput, district_id: str) -> dict[str, Any]:
@@ -47,6 +49,7 @@ async def _validate(db: AsyncDatabase[Doc], data: OfferInput, district_id: str) 
     amount = p.integer("amount_off_fen", data.amount_off_fen, 1, 10**8, required=data.kind == "amount_off")
     min_spend = p.integer("min_spend_fen", data.min_spend_fen, 0, 10**9)
     stock = p.integer("stock", data.stock, 0, 10**7)
+    per_device = p.integer("per_device", data.per_device, 1, MAX_PER_DEVICE)
     code = (data.coupon_code or "").strip().upper() or None
     if code is not None and not CODE.match(code):
         p.add("coupon_code", "coupon_format")
@@ -67,7 +70,7 @@ async def _validate(db: AsyncDatabase[Doc], data: OfferInput, district_id: str) 
         "percent_off": percent if data.kind == "percent_off" else None,
         "amount_off_fen": amount if data.kind == "amount_off" else None, "min_spend_fen": min_spend,
         "coupon_code": code, "valid_from": valid_from.astimezone(UTC), "valid_until": valid_until.astimezone(UTC),
-        "stock": stock, "festival_id": festival_id,
+        "stock": stock, "festival_id": festival_id, "per_device": per_device or 1,
     }
 
 
