@@ -759,7 +759,15 @@ COUPONS: Final[dict[str, Texts]] = {
     "offer_redemptions": _t("已核销", "已核銷", "Redeemed"),
     "offer_stock_left": _t("剩余库存", "剩餘庫存", "Stock left"),
     "field_code": _t("券码", "券碼", "Coupon code"),
+    "redeem_cancel": _t("换一张", "換一張", "Another code"),
+    "redeem_next": _t("核销下一张", "核銷下一張", "Redeem another"),
+    "value_percent_off": _t("优惠 {n}%", "優惠 {n}%", "{n}% off"),
+    "value_amount_off": _t("立减 ¥{yuan}", "立減 ¥{yuan}", "¥{yuan} off"),
+    "value_min_spend": _t("，满 ¥{yuan} 可用", "，滿 ¥{yuan} 可用", ", on a spend of ¥{yuan} or more"),
     "field_per_device": _t("每台设备可领张数", "每部裝置可領張數", "Coupons per device"),
+    "per_device_hint": _t("顾客领取优惠券时，每台设备最多可领几张（1–20，默认 1）。",
+                          "顧客領取優惠券時，每部裝置最多可領幾張（1–20，預設 1）。",
+                          "How many coupons one device may claim (1–20; 1 if empty)."),
 }
 
 MESSAGES: Final[dict[str, Texts]] = {

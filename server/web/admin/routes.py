@@ -34,6 +34,7 @@ from server.web.admin import views_merchants as merchants
 from server.web.admin import views_offers as offers
 from server.web.admin import views_products as products
 from server.web.admin import views_push as push
+from server.web.admin import views_redeem as redeem
 from server.web.admin import views_team as team
 from server.web.admin.common import http_error
 from server.web.admin.security import NoStoreMiddleware
@@ -79,6 +80,7 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/static/charts.css", charts_stylesheet, methods=GET),
         Route("/static/dashboard.js", _script("dashboard.js"), methods=GET),
         Route("/static/invite.js", _script("invite.js"), methods=GET),
+        Route("/static/redeem.js", _script("redeem.js"), methods=GET),
         Route("/login", account.login_form, methods=GET),
         Route("/login", account.login, methods=POST),
         Route("/logout", account.logout, methods=POST),
@@ -103,6 +105,8 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/offers/{offer_id}/publish", offers.publish_offer, methods=POST),
         Route("/offers/{offer_id}/withdraw", offers.withdraw_offer, methods=POST),
         Route("/offers/{offer_id}/decision", festivals.decide_offer, methods=POST),
+        Route("/redeem", redeem.redeem_form, methods=GET),
+        Route("/redeem", redeem.redeem, methods=POST),
         Route("/merchants/{merchant_id}/products", products.product_list, methods=GET),
         Route("/merchants/{merchant_id}/products/new", products.new_product_form, methods=GET),
         Route("/merchants/{merchant_id}/products/new", products.new_product, methods=POST),

@@ -47,6 +47,7 @@ def offer_values(offer: Offer | None) -> Values:
         "min_spend_yuan": to_yuan(offer.min_spend_fen), "coupon_code": offer.coupon_code,
         "valid_from": local_input(offer.valid_from), "valid_until": local_input(offer.valid_until),
         "stock": offer.stock, "festival_id": offer.festival_id, "version": offer.version,
+        "per_device": offer.per_device,
     })
 
 
@@ -65,7 +66,7 @@ def offer_input(form: FormData) -> tuple[offers.OfferInput, dict[str, str]]:
         min_spend_fen=to_fen(form_str(form, "min_spend_yuan", 40)),
         coupon_code=form_str(form, "coupon_code", 100) or None, valid_from=moments["valid_from"],
         valid_until=moments["valid_until"], stock=form_str(form, "stock", 40),
-        festival_id=form_str(form, "festival_id", 100) or None,
+        festival_id=form_str(form, "festival_id", 100) or None, per_device=form_str(form, "per_device", 40) or None,
     )
     return data, problems
 
