@@ -55,6 +55,12 @@ export function post(text, variables = {}) {
   return load("/graphql", { method: "POST", headers: { "content-type": "application/json" }, body });
 }
 
+/** A persisted mutation, by POST (never cached); data or throws like query(). */
+export function mutate(name, variables) {
+  const body = JSON.stringify(request(name, variables));
+  return load("/graphql", { method: "POST", headers: { "content-type": "application/json" }, body });
+}
+
 /** Tell the merchant an offer was seen (VIEW, once per offer and session) or its coupon copied (SAVE); best effort. */
 export function recordOffer(id, kind) {
   const key = `sq.seen.${kind}.${id}`;

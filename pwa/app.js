@@ -14,6 +14,7 @@ const ROUTES = [
   [/^\/search$/, screens.search, null, true],
   [/^\/favourites$/, screens.saved, "favourites"],
   [/^\/inbox$/, screens.inboxScreen, "inbox"],
+  [/^\/coupons$/, screens.couponsScreen, "coupons"],
   [/^\/settings$/, screens.settings, "settings"],
 ];
 
@@ -53,7 +54,7 @@ async function render({ restoreScroll = null } = {}) {
     afterRender: (fn) => after.push(fn),
     rerender: () => { saveScroll(); render({ restoreScroll: window.scrollY }).then(showUnread); },
   };
-  for (const a of $$(".tabbar a, #inbox-link, #settings-link")) {
+  for (const a of $$(".tabbar a, #inbox-link, #coupons-link, #settings-link")) {
     if (route && a.dataset.tab === route[2]) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }

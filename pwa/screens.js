@@ -1,6 +1,6 @@
 // The screens. Each one renders into ctx.main and returns {title}; ctx.alive() turns false
 // as soon as the user has navigated elsewhere, so late responses are dropped.
-import { live, post, query, recordOffer } from "./api.js";
+import { live, mutate, OfflineError, post, query, queryFresh, recordOffer } from "./api.js";
 import { badge, busy, calmerPlaces, dayChoices, fresh, liveCrowd, paint, popularCharts, source, ticking } from "./crowd.js";
 import { amapUrl, appleMapsUrl, currentPosition, metersBetween, snap } from "./geo.js";
 import {
@@ -8,9 +8,9 @@ import {
   t, todayKey,
 } from "./i18n.js";
 import {
-  favourites, inboxPrefs, isFavourite, markRead, readIds, refreshFavourite, saveInboxPrefs, toggleFavourite, TOPICS,
+  coupons, deviceKey, keepCoupon, keepCoupons, KEPT_KEYS, favourites, inboxPrefs, isFavourite, markRead, readIds, refreshFavourite, saveInboxPrefs, toggleFavourite, TOPICS,
 } from "./store.js";
-import { $, $$, html, icon, picture, toast } from "./ui.js";
+import { $, $$, html, icon, picture, raw, toast } from "./ui.js";
 
 const DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 const PAGE = 20;
@@ -66,9 +66,40 @@ function offerFull(o) {
       <h3>${o.title}</h3>
       ${o.description ? html`<p>${o.description}</p>` : ""}
       <p class="ometa">${meta}</p>
+      ${claimButton(o)}
       ${o.couponCode ? html`<div class="coupon"><span class="coupon-label">${t("coupon")}</span><code>${o.couponCode}</code><button type="button" class="linkbtn" data-copy="${o.couponCode}" data-offer="${o.id}">${icon("copy")}${t("copy")}</button></div>` : ""}
     </div>
   </li>`;
+}
+
+function claimButton(o) {
+  const held = coupons().some((c) => c.offer && c.offer.id === o.id && c.state === "CLAIMED");
+  if (o.stock === 0 && !held) return html`<p class="claim"><button type="button" class="btn" disabled>${t("soldOut")}</button></p>`;
+  return html`<p class="claim"><button type="button" class="btn primary" data-claim="${o.id}">${icon("tag")}${held ? t("claimedShort") : t("claim")}</button>
+    ${held ? html`<a class="linkbtn" href="/coupons">${t("myCoupons")}</a>` : ""}</p>`;
+}
+
+/** 领取: one coupon of the offer for this device; kept on the device at once, for offline use. */
+function bindClaim(root) {
+  for (const b of $$("[data-claim]", root)) {
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      try {
+        const { claimOffer } = await mutate("ClaimOffer", { id: b.dataset.claim, deviceKey: deviceKey() });
+        if (claimOffer.errors.length) {
+          toast(claimOffer.errors[0].message);
+        } else {
+          keepCoupon(claimOffer.coupon);
+          b.innerHTML = html`${icon("tag")}${t("claimedShort")}`.s;
+          toast(t("claimed"), { label: t("viewCoupons"), run: () => { location.assign("/coupons"); } });
+        }
+      } catch (err) {
+        toast(err instanceof OfflineError ? t("offline") : t("error"));
+      } finally {
+        b.disabled = false;
+      }
+    });
+  }
 }
 
 function bindCopy(root) {
@@ -474,6 +505,7 @@ export async function merchant(ctx) {
     </article>`.s;
   bindFavs(ctx.main);
   bindCopy(ctx.main);
+  bindClaim(ctx.main);
   for (const o of m.offers) recordOffer(o.id, "VIEW");
   return { title: m.name };
 }
@@ -964,7 +996,7 @@ export async function settings(ctx) {
 /** Forgets everything this app keeps on the device: favourites, inbox state, language, saved answers, push. */
 async function clearDeviceData() {
   try {
-    for (const key of Object.keys(localStorage)) if (key.startsWith("sq.")) localStorage.removeItem(key);
+    for (const key of Object.keys(localStorage)) if (key.startsWith("sq.") && !KEPT_KEYS.includes(key)) localStorage.removeItem(key);
     for (const key of Object.keys(sessionStorage)) if (key.startsWith("sq.")) sessionStorage.removeItem(key);
   } catch { /* storage disabled: nothing was kept */ }
   try {
@@ -988,4 +1020,39 @@ export function notFound(ctx) {
     <div class="nf-actions"><a class="btn primary" href="/">${icon("map")}${t("navHome")}</a><a class="btn" href="/search">${icon("search")}${t("search")}</a></div>
   </section>`.s;
   return { title: t("notFound") };
+}
+
+// ---------------------------------------------------------------- 我的券
+
+const COUPON_STATE = { CLAIMED: "couponClaimed", REDEEMED: "couponRedeemed", EXPIRED: "couponExpired" };
+
+function couponCard(c) {
+  // An offer's end can pass while the app is offline: the device then shows it expired on its own.
+  const state = c.state === "CLAIMED" && new Date(c.expiresAt) <= new Date() ? "EXPIRED" : c.state;
+  const o = c.offer;
+  return html`<li class="coupon-card state-${state.toLowerCase()}">
+    ${state === "CLAIMED" ? html`<div class="qr" role="img" aria-label="${t("coupon")} ${c.code}">${raw(c.qrSvg)}</div>` : ""}
+    <div class="cbody">
+      <p class="ccode"><code>${c.code}</code></p>
+      ${o ? html`<h2>${o.title}</h2><p class="muted">${o.merchant ? html`<a href="/m/${o.merchant.id}">${o.merchant.name}</a> · ` : ""}${offerBadge(o)}</p>` : ""}
+      <p class="cstate"><span class="tag">${t(COUPON_STATE[state])}</span> ${t("expiresAt", { date: dateTime(c.expiresAt) })}</p>
+    </div>
+  </li>`;
+}
+
+export async function couponsScreen(ctx) {
+  const paintList = () => {
+    const list = coupons();
+    ctx.main.innerHTML = html`<header class="phead"><h1 tabindex="-1">${t("myCoupons")}</h1>
+      ${list.length ? html`<p class="muted">${t("showAtCounter")}</p>` : ""}</header>
+      ${list.length ? html`<ul class="coupons">${list.map(couponCard)}</ul>` : html`<p class="empty">${t("noCoupons")}</p>`}`.s;
+  };
+  paintList(); // what the device holds, at once and offline
+  try {
+    const { myCoupons } = await queryFresh("MyCoupons", { deviceKey: deviceKey() });
+    if (!ctx.alive()) return {};
+    keepCoupons(myCoupons);
+    paintList();
+  } catch { /* offline: the device's own copy is shown */ }
+  return { title: t("myCoupons") };
 }

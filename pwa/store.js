@@ -64,3 +64,36 @@ export function inboxPrefs() {
   };
 }
 export const saveInboxPrefs = (prefs) => save(PREFS, prefs);
+
+// Coupons: the device's random key (how the server knows this device's claims; never sent anywhere else)
+// and the claimed coupons themselves, QR picture included, so "我的券" opens offline.
+const DEVICE = "sq.device";
+const COUPONS = "sq.coupons";
+/** Kept when the shopper clears this device's data: they are coupons the shopper owns, not traces. */
+export const KEPT_KEYS = [DEVICE, COUPONS];
+
+export function deviceKey() {
+  let key = load(DEVICE, null);
+  if (typeof key !== "string" || key.length < 16) {
+    key = crypto.randomUUID ? crypto.randomUUID()
+      : Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    save(DEVICE, key);
+  }
+  return key;
+}
+
+export function coupons() {
+  const list = load(COUPONS, []);
+  return Array.isArray(list) ? list : [];
+}
+
+/** A claimed coupon first; the same code again replaces the stored one (e.g. now redeemed). */
+export function keepCoupon(coupon) {
+  save(COUPONS, [coupon, ...coupons().filter((c) => c.code !== coupon.code)].slice(0, 200));
+}
+
+/** The server's list is the truth when it answers; coupons only this device knows stay. */
+export function keepCoupons(fromServer) {
+  const known = new Set(fromServer.map((c) => c.code));
+  save(COUPONS, [...fromServer, ...coupons().filter((c) => !known.has(c.code))].slice(0, 200));
+}

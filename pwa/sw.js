@@ -14,7 +14,7 @@ const OFFLINE_PAGE = "/app/offline.html";
 const ICON = "/app/icons/icon-192.png";
 const BADGE = "/app/icons/badge-96.png";
 // Client-side routes of the app: a navigation to any of them gets the precached shell.
-const APP_PATHS = /^\/(?:|app\/|app\/index\.html|d\/[\w-]+|m\/[\w-]+|merchants|gifts|festivals|search|favourites|inbox|settings)$/;
+const APP_PATHS = /^\/(?:|app\/|app\/index\.html|d\/[\w-]+|m\/[\w-]+|merchants|gifts|festivals|search|favourites|inbox|coupons|settings)$/;
 
 const keyFor = (entry) => `${entry.url}?__v=${entry.revision}`;
 const PRECACHED = new Map(PRECACHE.map((e) => [e.url, new URL(keyFor(e), self.location.origin).href]));

@@ -30,7 +30,7 @@ from server.settings import Settings
 SHELL = "/app/index.html"
 # Client-side routes: the server answers each with the shell (and so does the service worker).
 APP_PATHS = ("/", "/app/", SHELL, "/d/{id}", "/m/{id}", "/merchants", "/gifts", "/festivals", "/search", "/inbox",
-             "/favourites", "/settings")
+             "/coupons", "/favourites", "/settings")
 # Paths that are never the app's: an unknown one below them is a plain 404, not the shell's styled one.
 NOT_APP = re.compile(r"^/(?:admin|app|explorer|graphql|img|ingest|push|metrics|healthz|readyz|sw\.js)(?:/|$)")
 MEDIA_TYPES = {
