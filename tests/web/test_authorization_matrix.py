@@ -16,6 +16,7 @@ import pytest
 
 from server.domain.accounts import service as accounts
 from server.domain.actor import Actor
+from server.domain.coupons import service as coupons
 from server.domain.crowd import sensors
 from server.domain.festivals import service as festivals
 from server.domain.images import service as images
@@ -25,6 +26,7 @@ from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_service
 from tests.conftest import RunningApp
 from tests.fixtures import pictures
+from tests.support import published_offer
 from tests.web.conftest import DISTRICT, SHOP_X, Browser, People, signed_in
 from tests.web.forms import festival_form, local, new_offer_form, offer_form, product_form, profile_form
 
@@ -44,6 +46,7 @@ class World:
     sensor_id: str = ""
     campaign_id: str = ""
     image_id: str = ""
+    coupon_code: str = ""
 
 
 @dataclass
@@ -130,6 +133,14 @@ def actions(db: Any, w: World) -> list[Action]:
 
     async def alt_data() -> dict[str, Any]:
         return {"alt.en": f"matrix picture {next(counter)}"}
+
+    async def fresh_coupon() -> None:  # claimed by a shopper's device, of a published offer of SHOP_X
+        offer = await published_offer(db, w.people.admin, SHOP_X)
+        claimed = await coupons.claim(db, f"matrix-device-{next(counter):06d}", offer.id, datetime.now(UTC))
+        w.coupon_code = claimed.coupon.code
+
+    async def redeem_data() -> dict[str, Any]:
+        return {"step": "confirm", "code": w.coupon_code, "form_token": f"matrix-{next(counter)}"}
 
     async def without_x() -> None:
         await db.products.update_one({"_id": SHARED_PRODUCT}, {"$pull": {"sold_by": SHOP_X}})
@@ -243,6 +254,9 @@ def actions(db: Any, w: World) -> list[Action]:
                alt_data, lambda: ids("images", {"owner": f"festival:{w.festival_id}"}), files=UPLOAD),
         Action("delete picture", {"merchant_a", "operator", "admin"}, lambda: f"/admin/images/{w.image_id}/delete",
                nothing, lambda: doc("images", w.image_id), fresh_image),
+        # another shop's coupon is refused next to the code field (NOT_YOUR_OFFER), as a form error
+        Action("redeem coupon", shop_side, lambda: "/admin/redeem", redeem_data,
+               lambda: doc("coupons", w.coupon_code), fresh_coupon, denied={422}),
         Action("cancel push campaign", district_side, lambda: f"/admin/campaigns/{w.campaign_id}/cancel",
                nothing, lambda: doc("push_campaigns", w.campaign_id), fresh_campaign),
     ]
@@ -311,7 +325,7 @@ async def test_every_post_route_of_the_back_office_is_in_the_matrix(db: Any, wor
         "/festivals/{festival_id}", "/areas/{area_id}/capacity", "/invite", "/tokens", "/tokens/{token_id}/revoke",
         "/districts/{district_id}/sensors", "/districts/{district_id}/sensors/{sensor_id}/revoke",
         "/districts/{district_id}/crowd/rules/{area_id}", "/campaigns/new", "/campaigns/{campaign_id}/approve",
-        "/campaigns/{campaign_id}/cancel", "/images/{kind}/{owner_id}", "/images/{image_id}/delete",
+        "/campaigns/{campaign_id}/cancel", "/images/{kind}/{owner_id}", "/images/{image_id}/delete", "/redeem",
     }
     assert posts == covered | own_session
     assert len(actions(db, world)) >= len(covered)
