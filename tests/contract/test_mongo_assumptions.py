@@ -17,6 +17,7 @@ the embedded server's deviation.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -532,6 +533,24 @@ async def test_gap_top_level_datetime_set_on_an_existing_document(db: AsyncDatab
     coll = await fresh(db, "top_set", [{"_id": "a"}])
     await coll.update_one({"_id": "a"}, {"$set": {"at": when}})
     assert (await coll.find_one({"_id": "a"}))["at"] == when
+
+
+@EMBEDDED_GAP
+async def test_gap_range_on_datetimes_within_one_second(db: AsyncDatabase[Doc]) -> None:
+    # nx-27017 0.8.1 compares datetimes in $gt/$lt to the second: nothing is "after" a time in its own second,
+    # so offers ending milliseconds apart paged twice. Offers keep whole seconds (domain/offers/service.py).
+    coll = await fresh(db, "sub_second", [{"_id": f"o{i}", "at": T0 + timedelta(milliseconds=37 * i)}
+                                          for i in range(4)])
+    assert await ids(coll, {"at": {"$gt": T0 + timedelta(milliseconds=37)}}) == ["o2", "o3"]
+
+
+async def test_atomic_conditional_update_claims_once(db: AsyncDatabase[Doc]) -> None:
+    # coupons: of concurrent claimed → redeemed updates exactly one finds the condition true
+    coll = await fresh(db, "claim_once", [{"_id": "c", "state": "claimed"}])
+    results = await asyncio.gather(*(coll.find_one_and_update({"_id": "c", "state": "claimed"},
+                                                               {"$set": {"state": "redeemed", "by": n}})
+                                     for n in range(20)))
+    assert sum(r is not None for r in results) == 1
 
 
 @EMBEDDED_GAP
