@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import uuid
 from typing import Any
@@ -14,6 +15,7 @@ from server.api.ids import to_global
 from server.domain.accounts import service as accounts
 from server.domain.coupons.models import display, new_code, normalise
 from server.observability.metrics import COUPON_ATTEMPTS
+from server.plumbing.persisted import allow_list, digest
 from tests.api.burst import burst
 from tests.conftest import RunningApp, gql
 from tests.support import make_account, published_offer
@@ -193,3 +195,25 @@ async def test_guessing_codes_is_rate_limited(shop: Shop, app_server: RunningApp
     assert limit <= len(seen) - 1 <= 2 * limit
     [e] = (await redeem(http, display(new_code()), {**headers, "x-forwarded-for": fresh_address()}))["errors"]
     assert e["code"] == "RATE_LIMITED" and e["retryAfter"] > 0, "the account is limited on any network"
+
+
+async def test_the_last_coupon_claimed_shows_sold_out_through_the_public_cache(
+        shop: Shop, http: httpx.AsyncClient) -> None:
+    offer = await published_offer(shop.db, shop.admin, SHOP_X, stock=1)
+    [text] = [t for t in allow_list().values() if t.startswith("query MerchantPage(")]
+    params = {"extensions": json.dumps({"persistedQuery": {"version": 1, "sha256Hash": digest(text)}}),
+              "variables": json.dumps({"id": to_global("Merchant", SHOP_X), "locale": "zh-CN"})}
+
+    def stock_in(response: httpx.Response) -> int:
+        [found] = [o["stock"] for o in response.json()["data"]["merchant"]["offers"]
+                   if o["id"] == to_global("Offer", offer.id)]
+        return int(found)
+
+    await http.get("/graphql", params=params)
+    cached = await http.get("/graphql", params=params)
+    assert cached.headers["x-cache"] == "hit" and stock_in(cached) == 1
+    assert (await claim(http, offer.id, device()))["errors"] == []
+    after = await http.get("/graphql", params=params)
+    assert after.headers["x-cache"] == "miss" and stock_in(after) == 0
+    refused = await claim(http, offer.id, device())
+    assert [e["code"] for e in refused["errors"]] == ["OUT_OF_STOCK"]
