@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from playwright.async_api import expect
 
 from server.api.ids import to_global
+from server.domain.coupons import service as coupons
 from tests.conftest import RunningApp
 from tests.e2e.conftest import PHONE, controlled, ready, watch_csp
 from tests.support import PASSWORD, make_account, published_offer
@@ -93,6 +95,9 @@ async def test_claim_keep_offline_and_redeem_at_the_counter(locale: str, phone_i
     await counter.get_by_role("button", name=w["sign_in"]).click()
     await counter.wait_for_url(f"{app_server.url}/admin/")
     await counter.goto(f"{app_server.url}/admin/redeem")
+    # this Chromium has no BarcodeDetector: no scan button, and typing works
+    assert await counter.evaluate("() => 'BarcodeDetector' in window") is False
+    await expect(counter.locator("#scan")).to_be_hidden()
     await counter.get_by_label(w["code"]).fill(code.lower().replace("-", " "))
     await counter.get_by_role("button", name=w["check"]).click()
     await expect(counter.locator(".coupon-preview")).to_contain_text(w["title"])
@@ -109,3 +114,45 @@ async def test_claim_keep_offline_and_redeem_at_the_counter(locale: str, phone_i
     await shopper.reload()
     await ready(shopper)
     await expect(shopper.locator(".coupon-card", has_text=code)).to_contain_text(w["redeemed"])
+
+
+# What a phone with a camera and BarcodeDetector gives the page: the camera as a stream (a painted canvas here)
+# and a detector that reads the shopper's QR code (its payload is the code without the hyphen).
+CAMERA_AND_DETECTOR = """
+window.BarcodeDetector = class {
+  static async getSupportedFormats() { return ["qr_code"]; }
+  async detect() { return window.sqShownCode ? [{ format: "qr_code", rawValue: window.sqShownCode }] : []; }
+};
+if (navigator.mediaDevices) {  // (absent from the blank page a new tab starts with)
+  navigator.mediaDevices.getUserMedia = async () => {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = 64;
+    canvas.getContext("2d").fillRect(0, 0, 64, 64);
+    return canvas.captureStream();
+  };
+}
+"""
+
+
+async def test_the_counter_scans_the_qr_code_where_the_browser_can(phone_in: Any, app_server: RunningApp,
+                                                                   db_client: Any) -> None:
+    db = db_client[app_server.db_name]
+    admin = await make_account(db, "admin")
+    offer = await published_offer(db, admin, SHOP)
+    merchant = await make_account(db, "merchant", merchant_ids=[SHOP])
+    claimed = await coupons.claim(db, "scanner-test-device-0001", offer.id, datetime.now(UTC))
+    ctx = await phone_in("zh-CN")
+    await ctx.add_init_script(CAMERA_AND_DETECTOR)
+    counter = await ctx.new_page()
+    await counter.goto(f"{app_server.url}/admin/login")
+    await counter.get_by_label("电子邮箱").fill(merchant.email)
+    await counter.get_by_label("密码").fill(PASSWORD)
+    await counter.get_by_role("button", name="登录").click()
+    await counter.wait_for_url(f"{app_server.url}/admin/")
+    await counter.goto(f"{app_server.url}/admin/redeem")
+    await counter.get_by_role("button", name="扫码").click()
+    await expect(counter.locator("#camera")).to_be_visible()
+    await counter.evaluate("(code) => { window.sqShownCode = code; }", claimed.coupon.code)
+    await expect(counter.locator(".coupon-preview")).to_contain_text("满100减20")
+    await expect(counter.locator(".coupon-preview .code")).to_have_text(
+        f"{claimed.coupon.code[:5]}-{claimed.coupon.code[5:]}")
