@@ -49,6 +49,19 @@ async def phone_in(browser: Any) -> AsyncIterator[Any]:
         assert not violations, violations
 
 
+async def at_the_counter(ctx: Any, url: str, email: str, locale: str) -> Any:
+    """A shop assistant's phone signed in to the back office, on the 核销 screen."""
+    w = WORDS[locale]
+    page = await ctx.new_page()
+    await page.goto(f"{url}/admin/login?lang={locale}")
+    await page.get_by_label(w["email"]).fill(email)
+    await page.get_by_label(w["password"]).fill(PASSWORD)
+    await page.get_by_role("button", name=w["sign_in"]).click()
+    await page.wait_for_url(f"{url}/admin/")
+    await page.goto(f"{url}/admin/redeem")
+    return page
+
+
 @pytest.mark.parametrize("locale", ["zh-CN", "en"])
 async def test_claim_keep_offline_and_redeem_at_the_counter(locale: str, phone_in: Any, app_server: RunningApp,
                                                            db_client: Any) -> None:
@@ -88,13 +101,7 @@ async def test_claim_keep_offline_and_redeem_at_the_counter(locale: str, phone_i
     finally:
         await shopper.context.set_offline(False)
 
-    counter = await (await phone_in(locale)).new_page()
-    await counter.goto(f"{app_server.url}/admin/login?lang={locale}")
-    await counter.get_by_label(w["email"]).fill(merchant.email)
-    await counter.get_by_label(w["password"]).fill(PASSWORD)
-    await counter.get_by_role("button", name=w["sign_in"]).click()
-    await counter.wait_for_url(f"{app_server.url}/admin/")
-    await counter.goto(f"{app_server.url}/admin/redeem")
+    counter = await at_the_counter(await phone_in(locale), app_server.url, merchant.email, locale)
     # this Chromium has no BarcodeDetector: no scan button, and typing works
     assert await counter.evaluate("() => 'BarcodeDetector' in window") is False
     await expect(counter.locator("#scan")).to_be_hidden()
@@ -143,13 +150,7 @@ async def test_the_counter_scans_the_qr_code_where_the_browser_can(phone_in: Any
     claimed = await coupons.claim(db, "scanner-test-device-0001", offer.id, datetime.now(UTC))
     ctx = await phone_in("zh-CN")
     await ctx.add_init_script(CAMERA_AND_DETECTOR)
-    counter = await ctx.new_page()
-    await counter.goto(f"{app_server.url}/admin/login")
-    await counter.get_by_label("电子邮箱").fill(merchant.email)
-    await counter.get_by_label("密码").fill(PASSWORD)
-    await counter.get_by_role("button", name="登录").click()
-    await counter.wait_for_url(f"{app_server.url}/admin/")
-    await counter.goto(f"{app_server.url}/admin/redeem")
+    counter = await at_the_counter(ctx, app_server.url, merchant.email, "zh-CN")
     await counter.get_by_role("button", name="扫码").click()
     await expect(counter.locator("#camera")).to_be_visible()
     await counter.evaluate("(code) => { window.sqShownCode = code; }", claimed.coupon.code)
