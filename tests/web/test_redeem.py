@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import html
 import re
 import uuid
@@ -10,6 +11,7 @@ from typing import Any
 
 from server.domain.coupons import service as coupons
 from server.domain.coupons.models import display, new_code
+from server.settings import ROOT
 from tests.conftest import RunningApp
 from tests.support import published_offer
 from tests.web.conftest import SHOP_X, People, hidden, signed_in
@@ -62,3 +64,16 @@ async def test_refusals_are_written_next_to_the_field(app_server: RunningApp, db
     unknown = await other.post("/admin/redeem", {"step": "check", "code": display(new_code())})
     assert "no coupon" in field_error(unknown.text)
     assert 'aria-invalid="true"' in unknown.text
+
+
+VENDOR = ROOT / "server" / "web" / "admin" / "static" / "vendor"
+
+
+def test_the_vendored_qr_reader_is_the_pinned_unmodified_file() -> None:
+    table = (VENDOR / "README.md").read_text()
+    rows = re.findall(r"^\| ([\w.-]+\.js) \|[^|]+\| ([\d.]+) \| Apache-2.0, (LICENSE\.[\w-]+) \| ([0-9a-f]{64}) \|$",
+                      table, flags=re.M)
+    assert {name for name, *_ in rows} == {p.name for p in VENDOR.iterdir() if p.suffix == ".js"} == {"jsQR.js"}
+    for name, _version, licence, sha in rows:
+        assert hashlib.sha256((VENDOR / name).read_bytes()).hexdigest() == sha, name
+        assert "Apache License" in (VENDOR / licence).read_text(), licence

@@ -81,6 +81,7 @@ def back_office_routes() -> list[BaseRoute]:
         Route("/static/dashboard.js", _script("dashboard.js"), methods=GET),
         Route("/static/invite.js", _script("invite.js"), methods=GET),
         Route("/static/redeem.js", _script("redeem.js"), methods=GET),
+        Route("/static/vendor/jsQR.js", _script("vendor/jsQR.js"), methods=GET),  # pinned: vendor/README.md
         Route("/login", account.login_form, methods=GET),
         Route("/login", account.login, methods=POST),
         Route("/logout", account.logout, methods=POST),
