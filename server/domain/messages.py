@@ -658,7 +658,7 @@ DASHBOARDS: Final[dict[str, Texts]] = {
     "live_every": _t("每 {seconds} 秒自动更新；不用 JavaScript 时请刷新页面。",
                      "每 {seconds} 秒自動更新；不用 JavaScript 時請重新整理頁面。",
                      "Updates every {seconds} s; without JavaScript, reload the page."),
-    "updated_at": _t("更新于 {time}", "更新於 {time}", "Updated {time}"),
+    "updated_time": _t("更新于 {time}", "更新於 {time}", "Updated {time}"),
     "crowd_now": _t("当前人流", "當前人流", "Crowd now"),
     "crowd_unknown": _t("暂无数据", "暫無數據", "no data"),
     "crowd_stale": _t("可能过时", "可能過時", "may be out of date"),
