@@ -10,11 +10,13 @@ a query text, an unknown hash, variables outside the set, an answer with errors 
 root, an answer larger than the entry limit) passes through to GraphQL untouched and is never
 stored, so only bodies the server produced for exactly that key are ever served from it.
 
-An entry lives until the next boundary its own data has: a minute boundary at most (open-now
-turns at quarter-hours, offers and festivals start and end to the minute, including ones not
-in the answer yet), sooner when an offer in it ends first, and 10 s for answers that carry
-crowd levels (the live subscription carries those; the `Age` header says how old a stored
-answer is).
+An entry lives until the next boundary its own data has, so it is right to the minute without the
+whole city's entries ending together each minute: a quarter-hour when it says whether places are open
+(open-now turns then), the next instant at which any offer or festival begins or ends or a scheduled
+campaign reaches the inbox (server/domain/boundaries.py: ones not in the answer yet count too), Shenzhen
+midnight, and 10 s for answers that carry crowd levels (the live subscription carries those; the `Age`
+header says how old a stored answer is). Nothing else ends an entry but a write (its tags) or the cap:
+MAX_TTL_MS less a random jitter, so the entries of a quiet city do not all end in the same second.
 """
 
 from __future__ import annotations
@@ -24,20 +26,22 @@ import contextlib
 import hashlib
 import json
 import math
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
+from pymongo.errors import PyMongoError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.errors import ApiError
 from server.api.ids import key_of
-from server.domain import freshness
+from server.domain import boundaries, freshness
 from server.domain.geo import on_near_grid, valid_coordinates
 from server.domain.i18n import canonical_locale, negotiate
 from server.domain.inbox.service import MAX_DISTRICTS
@@ -47,12 +51,16 @@ from server.services.public_cache import PublicCache, bind
 
 Vars = dict[str, Any]
 MAX_VARIABLES_CHARS = 1000
-MAX_TTL_MS = 60_000
+MAX_TTL_MS = 15 * 60_000  # an entry with no boundary near: its tags still end it at the first write
+JITTER_MS = 90_000  # taken off the cap at random, never added to a boundary
 LIVE_TTL_MS = 10_000
+QUARTER_S = 15 * 60  # opening hours turn at quarter-hours (Shenzhen is UTC+8, so local quarters are UTC's)
+SHENZHEN = timedelta(hours=8)
 FOLLOW_TIMEOUT = 5.0  # seconds a read waits for the same read being computed before computing it itself
 PUSH_TOPICS = frozenset(t.upper() for t in TOPICS)  # GraphQL's PushTopic names
 NEAR_RADIUS_M = 5000  # the PWA's "near me" (pwa/screens.js)
 BOUNDARY_FIELDS = frozenset({"validFrom", "validUntil", "startsAt", "endsAt"})
+OPENING_FIELDS = frozenset({"openNow", "closesAt"})  # what open-now decides, so it turns at quarter-hours
 
 
 class NotCacheable(Exception):
@@ -217,6 +225,7 @@ class CacheableRead:
     key: str
     tags: tuple[str, ...]
     live: bool
+    by_hours: bool = False  # which places it lists depends on open-now (a filter), whatever fields it shows
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,19 +283,28 @@ def cacheable(operations: Operations, query_string: str, accept_language: str | 
         return None  # GraphQL answers the mismatch
     canonical = json.dumps(normalized, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     key = hashlib.sha256(f"{sha}\n{canonical}".encode()).hexdigest()[:40]
-    return CacheableRead(key, (freshness.EVERYTHING, *policy.tags(variables)), policy.live)
+    wanted = normalized.get("filter")
+    by_hours = isinstance(wanted, dict) and wanted.get("openNow") is not None
+    return CacheableRead(key, (freshness.EVERYTHING, *policy.tags(variables)), policy.live, by_hours)
 
 
-def lifetime_ms(data: object, now: float, live: bool) -> int:
-    """Until the next boundary the answer's own data has: a minute boundary, an offer ending, 10 s if live."""
-    end: float = math.floor(now / 60 + 1) * 60
+def lifetime_ms(data: object, now: float, live: bool, *, next_change: float = math.inf, by_hours: bool = False,
+                jitter_ms: int = 0) -> int:
+    """Until the next boundary the answer's own data has: `next_change` (the catalogue's next clock change,
+    server/domain/boundaries.py), an offer or festival in it ending, the quarter-hour when open-now decides it,
+    Shenzhen midnight; 10 s if live; else the cap less `jitter_ms`."""
+    end = min(now + (MAX_TTL_MS - jitter_ms) / 1000, next_change, _next_midnight(now))
     if live:
         end = min(end, now + LIVE_TTL_MS / 1000)
+    if by_hours:
+        end = min(end, math.floor(now / QUARTER_S + 1) * QUARTER_S)
     stack = [data]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             for name, value in item.items():
+                if name in OPENING_FIELDS:
+                    end = min(end, math.floor(now / QUARTER_S + 1) * QUARTER_S)
                 if name in BOUNDARY_FIELDS and isinstance(value, str):
                     try:
                         moment = datetime.fromisoformat(value).timestamp()
@@ -299,6 +317,13 @@ def lifetime_ms(data: object, now: float, live: bool) -> int:
         elif isinstance(item, list):
             stack.extend(item)
     return int((end - now) * 1000)
+
+
+def _next_midnight(now: float) -> float:
+    """Shenzhen's next midnight: answers that speak of today (a festival's days, holiday hours) turn then."""
+    local = datetime.fromtimestamp(now, UTC) + SHENZHEN
+    following = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), UTC)
+    return (following - SHENZHEN).timestamp()
 
 
 def worth_storing(body: bytes) -> tuple[bool, object]:
@@ -361,6 +386,9 @@ class CachedReads:
         # Misses being computed in this process, by key: the same read arriving meanwhile (all of a district's
         # phones when its entry ends at the minute) waits for the first and is then answered from Redis.
         self.computing: dict[str, asyncio.Event] = {}
+        # The catalogue's next clock change, by (tags, versions) of the reads that asked: a write that could add
+        # one bumps those tags, so a value is good for as long as they keep their versions and it lies ahead.
+        self.changes: OrderedDict[tuple[tuple[str, ...], bytes], float] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cache: PublicCache | None = getattr(scope["app"].state, "public_cache", None)
@@ -426,9 +454,11 @@ class CachedReads:
         etag = headers.get("etag")
         if start["status"] == 200 and etag and "public" in headers.get("cache-control", "") and versions is not None:
             store, data = worth_storing(body)
-            if store:
+            if store and (next_change := await self._next_change(scope, read, versions, began)) is not None:
+                ttl = lifetime_ms(data, began, read.live, next_change=next_change, by_hours=read.by_hours,
+                                  jitter_ms=random.randrange(JITTER_MS))
                 await cache.store(read.key, versions, etag, headers.get("content-type", "application/json"), body,
-                                  lifetime_ms(data, began, read.live))
+                                  ttl)
         raw = [(k, v) for k, v in start.get("headers", []) if k not in (b"x-cache",)] + [(b"x-cache", b"miss")]
         if start["status"] == 200 and etag and _matches(scope, etag):
             await send({"type": "http.response.start", "status": 304,
@@ -437,6 +467,23 @@ class CachedReads:
             return
         await send({**start, "headers": raw})
         await send({"type": "http.response.body", "body": body})
+
+    async def _next_change(self, scope: Scope, read: CacheableRead, versions: bytes, began: float) -> float | None:
+        """When the catalogue next changes by the clock after `began` (inf: never); None when MongoDB failed."""
+        asked = (read.tags, versions)
+        known = self.changes.get(asked)
+        if known is not None and known > began:
+            return known
+        try:
+            found = await boundaries.next_change(scope["app"].state.db, datetime.fromtimestamp(began, UTC))
+        except PyMongoError:
+            return None  # not stored: nothing to say how long it would be right
+        value = math.inf if found is None else found
+        self.changes[asked] = value
+        self.changes.move_to_end(asked)
+        if len(self.changes) > KnownReads.MAX_ENTRIES:
+            self.changes.popitem(last=False)
+        return value
 
 
 class CacheBinding:

@@ -41,6 +41,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("merchant_id", ASCENDING), ("valid_until", ASCENDING)], {}),
         ([("festival_id", ASCENDING)], {}),
         ([("valid_until", ASCENDING)], {}),
+        ([("valid_from", ASCENDING)], {}),  # the next offer to begin (server/domain/boundaries.py)
         # offer lists in order of their end ("ending soon"): a string copy of valid_until, see offers/models.py
         ([("until_key", ASCENDING)], {}),
     ],
@@ -52,7 +53,8 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "coupons": [([("slot", ASCENDING)], {"unique": True}),
                 ([("offer_id", ASCENDING), ("device_hash", ASCENDING)], {}),
                 ([("device_hash", ASCENDING), ("claimed_at", DESCENDING)], {})],
-    "festivals": [([("ends_on", ASCENDING)], {}), ([("district_ids", ASCENDING)], {})],
+    "festivals": [([("ends_on", ASCENDING)], {}), ([("district_ids", ASCENDING)], {}),
+                  ([("starts_at", ASCENDING)], {}), ([("ends_at", ASCENDING)], {})],
     "accounts": [([("email", ASCENDING)], {"unique": True})],
     "api_tokens": [([("token_hash", ASCENDING)], {"unique": True}), ([("account_id", ASCENDING)], {})],
     "sensors": [([("key_hash", ASCENDING)], {"unique": True}), ([("district_id", ASCENDING)], {})],
@@ -90,6 +92,17 @@ class OutageListener(ServerListener):
             outage("mongodb").down(str(after.error or "connection lost").split(" (configured timeouts")[0])
         elif after.server_type != SERVER_TYPE.Unknown:
             outage("mongodb").up()
+
+
+async def earliest_after(db: AsyncDatabase[Doc], collection: str, fields: tuple[str, ...], after: Any,
+                         query: Doc | None = None) -> list[Any]:
+    """The smallest value above `after` of each field (an indexed find-one each): when something next happens."""
+    found = []
+    for name in fields:
+        doc = await db[collection].find_one({**(query or {}), name: {"$gt": after}}, {name: 1}, sort=[(name, 1)])
+        if doc is not None:
+            found.append(doc[name])
+    return found
 
 
 def connect(url: str, *, listeners: list[CommandListener] | None = None,

@@ -20,8 +20,9 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from server.api.cached_reads import KnownReads, Operations, lifetime_ms
+from server.api.cached_reads import JITTER_MS, MAX_TTL_MS, KnownReads, Operations, lifetime_ms
 from server.api.ids import to_global
+from server.domain import boundaries
 from server.domain.accounts import service as accounts
 from server.domain.geo import Point, haversine_m
 from server.plumbing.persisted import allow_list
@@ -248,13 +249,109 @@ async def test_a_process_remembers_a_bounded_number_of_parsed_urls() -> None:
 
 
 async def test_entries_end_at_the_next_boundary_of_their_data() -> None:
-    now = datetime(2027, 2, 6, 13, 59, 30, tzinfo=UTC).timestamp()
-    assert lifetime_ms({"x": 1}, now, live=False) == 30_000  # the minute turns
-    assert lifetime_ms({"x": 1}, now, live=True) == 10_000  # crowd levels: 10 s at most
-    ending = (datetime.fromtimestamp(now, UTC) + timedelta(seconds=12)).isoformat()
-    assert lifetime_ms({"a": [{"offers": [{"validUntil": ending}]}]}, now, live=False) == 12_000
-    past = (datetime.fromtimestamp(now, UTC) - timedelta(days=1)).isoformat()
-    assert lifetime_ms({"festivals": [{"endsAt": past}]}, now, live=False) == 30_000
+    """Each kind of boundary: past the minute when nothing turns, exactly at the boundary when something does."""
+    now = datetime(2027, 2, 6, 13, 59, 30, tzinfo=UTC).timestamp()  # 21:59:30 in Shenzhen
+    cap = MAX_TTL_MS - 5_000
+    quiet = {"district": {"name": "华强北", "festivals": [{"startsAt": "2027-01-01T00:00:00+08:00"}]}}
+    assert lifetime_ms(quiet, now, live=False, jitter_ms=5_000) == cap > 60_000  # no boundary near: the cap
+    assert lifetime_ms(quiet, now, live=False, jitter_ms=0) == MAX_TTL_MS  # the jitter only shortens
+    # open-now turns at the quarter-hour: shown, or deciding which places are listed; not otherwise
+    assert lifetime_ms({"m": [{"openNow": True}]}, now, live=False) == 30_000
+    assert lifetime_ms({"m": [{"closesAt": None}]}, now + 60, live=False) == 14 * 60_000 + 30_000
+    assert lifetime_ms(quiet, now, live=False, by_hours=True) == 30_000
+    # an offer or a festival in the answer beginning or ending
+    at = datetime.fromtimestamp(now, UTC)
+    for field in ("validFrom", "validUntil", "startsAt", "endsAt"):
+        soon = (at + timedelta(minutes=7)).isoformat()
+        assert lifetime_ms({"a": [{"offers": [{field: soon}]}]}, now, live=False) == 7 * 60_000, field
+    # one that is not in the answer yet: the catalogue's next change (an offer becoming valid, a campaign's send
+    # time) ends it all the same
+    assert lifetime_ms(quiet, now, live=False, next_change=now + 420) == 7 * 60_000
+    assert lifetime_ms(quiet, now, live=False, next_change=now + 3600) == MAX_TTL_MS
+    # crowd levels: 10 s at most
+    assert lifetime_ms(quiet, now, live=True) == 10_000
+    # Shenzhen's midnight (answers that speak of today)
+    late = datetime(2027, 2, 6, 15, 55, tzinfo=UTC).timestamp()  # 23:55 in Shenzhen
+    assert lifetime_ms(quiet, late, live=False) == 5 * 60_000
+
+
+async def test_the_catalogue_next_change_counts_what_no_answer_shows_yet(db_client: Any) -> None:
+    """Offers and festivals beginning or ending, and scheduled campaigns, by one indexed query each."""
+    db = db_client[unique_db("boundaries")]
+    now = datetime(2027, 2, 6, 13, 59, 30, tzinfo=UTC)
+    assert await boundaries.next_change(db, now) is None
+    minutes = [now + timedelta(minutes=m) for m in range(12)]
+    await db.festivals.insert_one({"_id": "f", "starts_at": minutes[9], "ends_at": minutes[11]})
+    assert await boundaries.next_change(db, now) == minutes[9].timestamp()
+    await db.festivals.update_one({"_id": "f"}, {"$set": {"starts_at": now - timedelta(days=1)}})
+    assert await boundaries.next_change(db, now) == minutes[11].timestamp()
+    await db.offers.insert_one({"_id": "o", "valid_from": minutes[7], "valid_until": minutes[10]})
+    assert await boundaries.next_change(db, now) == minutes[7].timestamp()
+    assert await boundaries.next_change(db, minutes[7]) == minutes[10].timestamp()  # strictly after
+    await db.push_campaigns.insert_one({"_id": "c", "status": "cancelled", "send_at_ts": minutes[2].timestamp()})
+    assert await boundaries.next_change(db, now) == minutes[7].timestamp()  # cancelled: never enters the inbox
+    await db.push_campaigns.insert_one({"_id": "s", "status": "sending", "send_at_ts": minutes[3].timestamp()})
+    assert await boundaries.next_change(db, now) == minutes[3].timestamp()
+    await db_client.drop_database(db.name)
+
+
+async def test_a_quiet_entry_lives_past_the_minute_and_ends_when_an_offer_or_a_campaign_arrives(
+        settings_here: Any, db_client: Any) -> None:
+    """Through the real app and Redis: an entry's TTL is the cap when nothing turns soon, and ends exactly when
+    an offer of the merchant becomes valid (not yet on the page) or a scheduled campaign reaches the inbox."""
+    db = db_client[settings_here.mongodb_db]
+    client = aioredis.from_url(settings_here.redis_url)
+    entries = f"sq:pc:{settings_here.mongodb_db}:e:*"
+
+    async def ttl_of(http: httpx.AsyncClient, params: dict[str, str], until: datetime | None = None) -> tuple[
+            int, httpx.Response, float]:
+        """The entry's TTL, the answer, and (with `until`) how long there was from the moment it was asked."""
+        for key in await client.keys(entries):
+            await client.delete(key)
+        asked = datetime.now(UTC)
+        answer = await http.get("/graphql", params=params)
+        assert answer.headers["x-cache"] == "miss", answer.text
+        (key,) = await client.keys(entries)
+        return int(await client.pttl(key)), answer, ((until or asked) - asked).total_seconds() * 1000
+
+    try:
+        async with serve(settings_here) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            headers = await _tokens(db)
+            inbox = persisted("Inbox", districts=[to_global("District", DISTRICT)], topics=["OFFERS"], locale="zh-CN")
+            now = datetime.now(UTC)
+            to_midnight = (datetime.combine((now + timedelta(hours=8)).date() + timedelta(days=1),
+                                            datetime.min.time(), UTC) - timedelta(hours=8) - now)
+            quiet = min(MAX_TTL_MS - JITTER_MS, int(to_midnight.total_seconds() * 1000)) - 5_000
+            assert (await ttl_of(http, inbox))[0] > quiet
+            # an offer of the shop beginning in 5 minutes: not on its page yet, which must end then
+            starts = (now + timedelta(minutes=5)).replace(second=0, microsecond=0)
+            made = (await gql(http, "mutation($m: ID!, $i: OfferInput!) { createOffer(merchantId: $m, input: $i) "
+                              "{ %s } }" % OFFER_FIELDS, {"m": to_global("Merchant", SHOP), "i": {
+                                  **offer_input("五分钟后"), "validFrom": starts.isoformat()}},
+                              headers["shop"]))["data"]["createOffer"]
+            assert made["errors"] == [], made
+            published = await gql(http, 'mutation { publishOffer(id: "%s", version: 1) { %s } }'
+                                  % (made["offer"]["id"], OFFER_FIELDS), headers=headers["shop"])
+            assert published["data"]["publishOffer"]["errors"] == [], published
+            ttl, _, left = await ttl_of(http, persisted("Festivals", locale="zh-CN"), starts)
+            assert left - 5_000 < ttl <= left, (ttl, left)
+            ttl, page, left = await ttl_of(http, merchant_page(), starts)
+            assert "五分钟后" not in page.text and ttl <= left
+            # a campaign scheduled in 3 minutes enters the inbox then
+            sends = (datetime.now(UTC) + timedelta(minutes=3)).replace(microsecond=0)
+            created = await gql(http, """mutation ($input: CampaignInput!) { createCampaign(input: $input) {
+                campaign { id } errors { code } } }""", {"input": {
+                "title": {"zhCN": "三分钟后"}, "body": {"zhCN": "周六"}, "sendAt": sends.isoformat(),
+                "districtIds": [to_global("District", DISTRICT)], "topics": ["OFFERS"]}}, headers["ops"])
+            assert created["data"]["createCampaign"]["errors"] == [], created
+            ttl, page, left = await ttl_of(http, inbox, sends)
+            assert "三分钟后" not in page.text and left - 5_000 < ttl <= left, (ttl, left)
+            # open-now decides which places are listed: the next quarter-hour
+            quarter = datetime.fromtimestamp((datetime.now(UTC).timestamp() // 900 + 1) * 900, UTC)
+            ttl, _, left = await ttl_of(http, persisted("Merchants", filter={"openNow": True}, locale="zh-CN"), quarter)
+            assert ttl <= left
+    finally:
+        await client.aclose()
 
 
 async def _tokens(db: Any) -> dict[str, dict[str, str]]:

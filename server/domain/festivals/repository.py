@@ -9,7 +9,7 @@ from pymongo.errors import DuplicateKeyError
 
 from server.domain import versioned
 from server.domain.festivals.models import Festival
-from server.services.mongo import Doc
+from server.services.mongo import Doc, earliest_after
 
 
 class When(Enum):
@@ -26,6 +26,11 @@ def _when_filter(when: When | None, at: datetime) -> tuple[dict[str, Any], int]:
     if when is When.PAST:
         return {"ends_at": {"$lte": at}}, -1  # most recent first
     return {}, 1
+
+
+async def next_boundary(db: AsyncDatabase[Doc], after: datetime) -> datetime | None:
+    """The first instant after `after` at which some festival starts or ends."""
+    return min(await earliest_after(db, "festivals", ("starts_at", "ends_at"), after), default=None)
 
 
 async def list_festivals(

@@ -13,13 +13,18 @@ from server.domain.offers.models import END, Offer, until_bound, until_key
 from server.domain.offers.stats import FUNNEL, DayStats, day_of
 from server.domain.paging import Key, Page, combine
 from server.domain.paging import count as count_matching
-from server.services.mongo import Doc
+from server.services.mongo import Doc, earliest_after
 
 PUBLISHED = {"status": "published"}
 
 
 def active_filter(at: datetime) -> dict[str, Any]:
     return {"valid_from": {"$lte": at}, "valid_until": {"$gt": at}}
+
+
+async def next_boundary(db: AsyncDatabase[Doc], after: datetime) -> datetime | None:
+    """The first instant after `after` at which some offer (of any merchant, listed or not yet) begins or ends."""
+    return min(await earliest_after(db, "offers", ("valid_from", "valid_until"), after), default=None)
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from server.domain.push.campaign import (
 )
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.domain.push.models import DELIVERIES
-from server.services.mongo import Doc
+from server.services.mongo import Doc, earliest_after
 
 
 async def count(db: AsyncDatabase[Doc], collection: str, query: dict[str, Any]) -> int:
@@ -80,6 +80,11 @@ async def newest(db: AsyncDatabase[Doc], district_ids: Sequence[str] | None, lim
 async def count_click(db: AsyncDatabase[Doc], campaign_id: str) -> bool:
     result = await db[COLLECTION].update_one({"_id": campaign_id}, {"$inc": {"stats.clicked": 1}})
     return result.matched_count == 1
+
+
+async def next_send(db: AsyncDatabase[Doc], after_ts: float) -> float | None:
+    """The first scheduled send time after `after_ts` (epoch seconds): the campaign enters the inbox then."""
+    return min(await earliest_after(db, COLLECTION, ("send_at_ts",), after_ts, {"status": SENDING}), default=None)
 
 
 def _due(now: float, stale_after: float) -> dict[str, Any]:
