@@ -94,15 +94,13 @@ class OutageListener(ServerListener):
             outage("mongodb").up()
 
 
-async def earliest_after(db: AsyncDatabase[Doc], collection: str, fields: tuple[str, ...], after: Any,
-                         query: Doc | None = None) -> list[Any]:
-    """The smallest value above `after` of each field (an indexed find-one each): when something next happens."""
-    found = []
-    for name in fields:
-        doc = await db[collection].find_one({**(query or {}), name: {"$gt": after}}, {name: 1}, sort=[(name, 1)])
-        if doc is not None:
-            found.append(doc[name])
-    return found
+async def earliest_after(db: AsyncDatabase[Doc], collection: str, field: str, after: Any,
+                         query: Doc | None = None, *, read: str | None = None) -> Any:
+    """The smallest `field` above `after` (one indexed find-one): when something next happens. `read` names
+    the field to answer instead, when `field` is a sortable copy of it."""
+    doc = await db[collection].find_one({**(query or {}), field: {"$gt": after}}, {read or field: 1},
+                                        sort=[(field, 1)])
+    return None if doc is None else doc[read or field]
 
 
 def connect(url: str, *, listeners: list[CommandListener] | None = None,

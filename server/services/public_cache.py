@@ -15,7 +15,7 @@ could come round again, and the hash carries a generation (`_gen`). If Redis los
 sets a new one and no entry stored under the old one ever matches again. A tag never bumped has
 no version; it can only gain one, never lose it, while the generation lives.
 
-Entries always expire (at the next boundary their own data has, at most a minute), so an
+Entries always expire (at the next boundary their own data has, at most 15 minutes), so an
 evicting Redis (`maxmemory` with `volatile-lru`, which spares every key without a TTL: the tag
 hash, push streams) drops them first. Redis failing is not an outage: the cache steps aside for
 a moment and reads go to MongoDB; a bump that failed is retried before this process trusts the

@@ -25,6 +25,7 @@ from server.api.ids import to_global
 from server.domain import boundaries
 from server.domain.accounts import service as accounts
 from server.domain.geo import Point, haversine_m
+from server.domain.offers.models import until_key
 from server.plumbing.persisted import allow_list
 from server.services.public_cache import HEAD_BYTES
 from server.settings import ROOT
@@ -285,7 +286,8 @@ async def test_the_catalogue_next_change_counts_what_no_answer_shows_yet(db_clie
     assert await boundaries.next_change(db, now) == minutes[9].timestamp()
     await db.festivals.update_one({"_id": "f"}, {"$set": {"starts_at": now - timedelta(days=1)}})
     assert await boundaries.next_change(db, now) == minutes[11].timestamp()
-    await db.offers.insert_one({"_id": "o", "valid_from": minutes[7], "valid_until": minutes[10]})
+    await db.offers.insert_one({"_id": "o", "valid_from": minutes[7], "valid_until": minutes[10],
+                                "until_key": until_key(minutes[10], "o")})
     assert await boundaries.next_change(db, now) == minutes[7].timestamp()
     assert await boundaries.next_change(db, minutes[7]) == minutes[10].timestamp()  # strictly after
     await db.push_campaigns.insert_one({"_id": "c", "status": "cancelled", "send_at_ts": minutes[2].timestamp()})

@@ -27,6 +27,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 
 from server.content.loader import load_content
+from server.domain import boundaries
 from server.domain.geo import Point
 from server.domain.merchants import counts
 from server.domain.merchants import repository as merchants
@@ -234,3 +235,11 @@ async def test_offers_ending_soon_read_the_until_key_index(setup: tuple[AsyncDat
     assert all(o.active_at(NOON) for page in (first, second) for o, _, _ in page.items)
     await explain_reads(db, capture, lambda: offers.find_page(db, q, 3, None), max_examined=4)
     await explain_reads(db, capture, lambda: offers.find_page(db, q, 3, first.items[-1][1]), max_examined=4)
+
+
+async def test_the_catalogue_next_change_reads_one_index_entry_per_field(
+        setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """How long a cached public answer may live (server/domain/boundaries.py): the first offer or festival to
+    begin or end and the next scheduled campaign, each a one-document walk of its index."""
+    db, capture = setup
+    await explain_reads(db, capture, lambda: boundaries.next_change(db, NOON), max_examined=1)

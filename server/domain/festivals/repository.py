@@ -30,7 +30,8 @@ def _when_filter(when: When | None, at: datetime) -> tuple[dict[str, Any], int]:
 
 async def next_boundary(db: AsyncDatabase[Doc], after: datetime) -> datetime | None:
     """The first instant after `after` at which some festival starts or ends."""
-    return min(await earliest_after(db, "festivals", ("starts_at", "ends_at"), after), default=None)
+    found = [await earliest_after(db, "festivals", name, after) for name in ("starts_at", "ends_at")]
+    return min((f for f in found if f is not None), default=None)
 
 
 async def list_festivals(

@@ -23,8 +23,11 @@ def active_filter(at: datetime) -> dict[str, Any]:
 
 
 async def next_boundary(db: AsyncDatabase[Doc], after: datetime) -> datetime | None:
-    """The first instant after `after` at which some offer (of any merchant, listed or not yet) begins or ends."""
-    return min(await earliest_after(db, "offers", ("valid_from", "valid_until"), after), default=None)
+    """The first instant after `after` at which some offer (of any merchant, listed or not yet) begins or ends.
+    Ends through until_key, which nx-27017 reads as an index range (see until_key)."""
+    found = [await earliest_after(db, "offers", "valid_from", after),
+             await earliest_after(db, "offers", "until_key", until_bound(after) + END, read="valid_until")]
+    return min((f for f in found if f is not None), default=None)
 
 
 @dataclass(slots=True)

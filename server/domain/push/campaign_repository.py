@@ -84,7 +84,8 @@ async def count_click(db: AsyncDatabase[Doc], campaign_id: str) -> bool:
 
 async def next_send(db: AsyncDatabase[Doc], after_ts: float) -> float | None:
     """The first scheduled send time after `after_ts` (epoch seconds): the campaign enters the inbox then."""
-    return min(await earliest_after(db, COLLECTION, ("send_at_ts",), after_ts, {"status": SENDING}), default=None)
+    found = await earliest_after(db, COLLECTION, "send_at_ts", after_ts, {"status": SENDING})
+    return None if found is None else float(found)
 
 
 def _due(now: float, stale_after: float) -> dict[str, Any]:
