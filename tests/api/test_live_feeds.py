@@ -165,6 +165,31 @@ async def test_one_execution_per_distinct_subscription(app_server: RunningApp, d
     await settle("shangquan_live_feeds", feeds)  # the last subscriber gone, the feed stops
 
 
+async def test_every_subscriber_of_a_feed_gets_its_own_id_at_every_frame_size(
+        app_server: RunningApp, redis: Redis) -> None:
+    # The fan-out writes frames' bytes built once per distinct id: ids the same on two sockets, non-ASCII, long
+    # enough to move a small frame past the 126-byte length class; the big update is past 65,535 bytes.
+    district = "dalang-fashion-town"
+    variables = {"d": to_global("District", district)}
+    ids = ["1", "1", "2", "订阅-🙂", "x" * 200]
+    sockets = [await open_socket(app_server.url) for _ in ids]
+    try:
+        for ws, op in zip(sockets, ids, strict=True):
+            await subscribe(ws, op, CHEAP, variables)
+            await subscribe(ws, op + "-all", CROWD, variables)
+        for ws in sockets:  # the first frames, from the feeds' first executions
+            assert {(await frame(ws))["type"] for _ in range(2)} == {"next"}
+        await publish(redis, big_update(district, 4242), datetime.now(UTC))
+        for ws, op in zip(sockets, ids, strict=True):
+            got = {(f := await frame(ws))["id"]: f for _ in range(2)}
+            assert set(got) == {op, op + "-all"} and {f["type"] for f in got.values()} == {"next"}
+            assert got[op]["payload"]["data"]["crowdUpdates"]["districtId"] == variables["d"]
+            assert marker_of(got[op + "-all"]) == 4242
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
 async def test_a_reconnect_storm_costs_the_mongodb_reads_of_one_subscriber(
         app_server: RunningApp, command_counter: CommandCounter) -> None:
     async def cost(district: str, clients: int) -> list[str]:

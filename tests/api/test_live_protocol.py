@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import shlex
 
-from server.api.live.protocol import IMPORT_PATH, UVICORN_WS, UVICORN_WS_ARGS
+from websockets.frames import Frame, Opcode
+
+from server.api.live.protocol import IMPORT_PATH, UVICORN_WS, UVICORN_WS_ARGS, text_frame_head
 from server.settings import ROOT
 
 
@@ -22,3 +24,10 @@ def test_the_procfile_and_the_dockerfile_name_the_protocol_and_turn_deflate_off(
 def test_the_keywords_and_the_command_line_agree() -> None:
     assert UVICORN_WS == {"ws": IMPORT_PATH, "ws_per_message_deflate": False}
     assert UVICORN_WS_ARGS == ("--ws", IMPORT_PATH, "--ws-per-message-deflate", "false")
+
+
+def test_a_text_frame_head_is_what_websockets_writes_at_every_length_class() -> None:
+    # the fan-out writes `text_frame_head(n) + bytes` straight to the transport: websockets' own framing must agree
+    for size in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+        data = b"x" * size
+        assert text_frame_head(size) + data == Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[]), size

@@ -2,8 +2,9 @@
 
 Subscribers sending the same (document, operation, variables, locale, credentials) share one *feed*: one run of
 the subscription resolver, whose every event graphql-core executes and we serialize once. Each subscriber gets
-that payload inside its own frame, its id spliced in as text (`{"id":…,"type":"next","payload":<payload>}`),
-so adding a subscriber adds a string join and an append to its socket's outbox, not an execution.
+that payload inside its own frame, its id spliced in (`{"id":…,"type":"next","payload":<payload>}`): the
+WebSocket frame's bytes are built once per distinct id and written as they are, so adding a subscriber adds a
+write to its socket, not an execution.
 
 A *state* feed (crowd levels, a campaign's progress: each frame is the whole state) hands a late joiner its
 newest frame at once, so 5,000 phones reconnecting after a restart cost one MongoDB read per district, and a
@@ -27,6 +28,7 @@ from strawberry.utils.aio import aclosing
 from server.api.context import Context
 from server.api.errors import format_error
 from server.api.live.outbox import Outbox
+from server.api.live.protocol import text_frame_head
 from server.observability import metrics
 
 log = logging.getLogger("shangquan.live")
@@ -46,7 +48,8 @@ class Subscriber:
 
     def __init__(self, outbox: Outbox, operation_id: str, done: Callable[[str], None]) -> None:
         self.outbox, self.id, self.done = outbox, operation_id, done
-        self.prefix = '{"id":' + _encode(operation_id) + ',"type":"next","payload":'
+        # bytes: the fan-out writes them; the few frames that wait in an outbox take them as text
+        self.prefix = ('{"id":' + _encode(operation_id) + ',"type":"next","payload":').encode()
         self.feed: Feed | None = None
 
     def error(self, errors: list[dict[str, Any]]) -> None:
@@ -102,8 +105,17 @@ class Feed:
         state = self.state
         if state:
             self.last = text
+        body = text.encode()
+        # Subscribers with the same id (most clients number their first subscription "1") get the same bytes:
+        # each distinct frame is built once, and a subscriber's step is one dict lookup and one write.
+        frames: dict[bytes, bytes] = {}
         for subscriber in self.subscribers:
-            subscriber.outbox.push(subscriber.prefix + text, subscriber.id if state else None)
+            prefix = subscriber.prefix
+            frame = frames.get(prefix)
+            if frame is None:
+                frame = frames[prefix] = text_frame_head(len(prefix) + len(body)) + prefix + body
+            if not subscriber.outbox.write_first(frame):
+                subscriber.outbox.push(prefix.decode() + text, subscriber.id if state else None)
         metrics.live_event(len(self.subscribers))
 
     def _refuse(self, result: ExecutionResult) -> None:
@@ -145,7 +157,7 @@ class Multiplexer:
         metrics.live_subscriptions(1)
         subscriber.feed = feed
         if feed.last is not None:
-            subscriber.outbox.push(subscriber.prefix + feed.last, subscriber.id)
+            subscriber.outbox.push(subscriber.prefix.decode() + feed.last, subscriber.id)
             metrics.live_frames(1)
 
     def leave(self, subscriber: Subscriber) -> None:

@@ -1,10 +1,11 @@
 """What one socket still has to be sent: bounded, written in order, never holding others back.
 
-Fan-out only calls `push` (no await), so a socket whose client stopped reading delays nobody else. A frame is
-written at once when nothing waits before it: the ASGI send is stepped in place and, as long as the transport
-takes the bytes, finishes without ever suspending (no task, no wake-up per frame and subscriber). Only when the
-transport holds a write back (its buffer is full: the client reads slowly) does the socket get a queue and a
-writer task, until it has caught up; an idle socket holds neither.
+Fan-out only calls `write_first` and `push` (no await), so a socket whose client stopped reading delays nobody
+else. A frame is written at once when nothing waits before it (`write_first`: the frame's ready-made bytes; else
+the ASGI send stepped in place) and, as long as the transport takes the bytes, finishes without ever suspending
+(no task, no wake-up per frame and subscriber). Only when the transport holds a write back (its buffer is full:
+the client reads slowly) does the socket get a queue and a writer task, until it has caught up; an idle socket
+holds neither.
 
 A state frame (a crowd level, a campaign's counts) replaces the same subscription's frame still waiting,
 so a slow client (one whose write has been stuck over STUCK seconds, or whose queue is full) skips to the
@@ -52,12 +53,14 @@ async def _finish(held: Coroutine[Any, Any, None], waiting: Any) -> None:
 
 class Outbox:
     __slots__ = ("close_socket", "closed", "frames", "limit", "send", "sending_since", "slow_seconds", "write",
-                 "writer")
+                 "write_frame", "writer")
 
     def __init__(self, send: Send, close: Close, *, limit: int, slow_seconds: float,
-                 write: Callable[[str], bool] | None = None) -> None:
-        """`write`, when the server offers one, writes a frame at once without a coroutine, or says it cannot."""
-        self.send, self.close_socket, self.write = send, close, write
+                 write: Callable[[str], bool] | None = None,
+                 write_frame: Callable[[bytes], bool] | None = None) -> None:
+        """`write`, when the server offers one, writes a frame at once without a coroutine, or says it cannot;
+        `write_frame` does the same with a whole frame's bytes (see `write_first`)."""
+        self.send, self.close_socket, self.write, self.write_frame = send, close, write, write_frame
         self.limit, self.slow_seconds = limit, slow_seconds
         # While a write is held back: the frames behind it, (the subscription a state frame stands for, text),
         # and the task writing them. Both None otherwise.
@@ -90,6 +93,12 @@ class Outbox:
             self.give_up()
             return
         frames.append((supersedes, text))
+
+    def write_first(self, frame: bytes) -> bool:
+        """Write a frame's ready-made bytes at once if nothing waits before it and the transport takes them;
+        False: the caller pushes the frame's text instead. The fan-out's per-subscriber step, kept to one call."""
+        write_frame = self.write_frame
+        return self.frames is None and not self.closed and write_frame is not None and write_frame(frame)
 
     def _write_now(self, text: str) -> None:
         if self.write is not None and self.write(text):

@@ -27,6 +27,16 @@ UVICORN_WS: Final[dict[str, Any]] = {"ws": IMPORT_PATH, "ws_per_message_deflate"
 UVICORN_WS_ARGS: Final = ("--ws", IMPORT_PATH, "--ws-per-message-deflate", "false")
 
 
+def text_frame_head(size: int) -> bytes:
+    """The RFC 6455 header of a server's text frame of `size` bytes without extensions: FIN + opcode 1, the
+    length, no mask. Followed by the UTF-8 bytes, it is exactly what websockets would write."""
+    if size < 126:
+        return pack("!BB", 0x81, size)
+    if size < 65536:
+        return pack("!BBH", 0x81, 126, size)
+    return pack("!BBQ", 0x81, 127, size)
+
+
 class _Inbox:
     """The part of asyncio.Queue uvicorn uses for received events (put_nowait, get, empty), on a list."""
 
@@ -106,26 +116,23 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
         self.writable = self.gate  # type: ignore[assignment]
 
     def send_text_now(self, text: str) -> bool:
-        """Write one text frame now if nothing stands in the way (else False: use the ASGI send, which waits).
+        """Write one text frame now if nothing stands in the way (else False: use the ASGI send, which waits)."""
+        data = text.encode()
+        return self.write_frame_now(text_frame_head(len(data)) + data)
+
+    def write_frame_now(self, frame: bytes) -> bool:
+        """Write a whole frame built by `text_frame_head` now if nothing stands in the way (else False).
 
         A live update is by far the most sent frame, 5,000 sockets at a time: it skips the ASGI message, two
-        coroutines and websockets' general framing. A server's text frame without extensions is the RFC 6455
-        header (FIN + opcode 1, the length, no mask) and the UTF-8 bytes, exactly what websockets would write.
+        coroutines and websockets' general framing, and the fan-out builds the bytes once for all the
+        subscribers whose frames are the same, so this is only the checks and the transport's write.
         """
         conn = self.conn
         if not (self.gate.open and self.handshake_complete and not self.close_sent and not self.disconnected
                 and self.initial_response is None and conn.state is OPEN and not conn.extensions
                 and not conn.expect_continuation_frame):
             return False
-        data = text.encode()
-        size = len(data)
-        if size < 126:
-            head = pack("!BB", 0x81, size)
-        elif size < 65536:
-            head = pack("!BBH", 0x81, 126, size)
-        else:
-            head = pack("!BBQ", 0x81, 127, size)
-        self.transport.write(head + data)
+        self.transport.write(frame)
         return True
 
     def start_keepalive(self) -> None:

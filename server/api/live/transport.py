@@ -130,9 +130,11 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         settings = self.live_state.settings
         raw_send = socket.scope.get(RAW_SEND)
         server = getattr(raw_send, "__self__", None)  # uvicorn's protocol object, whose method `send` is
+        ours = server if isinstance(server, LiveWebSocketProtocol) else None
         self.outbox = Outbox(_text_sender(raw_send) if raw_send else socket.send_text, self._close,
                              limit=settings.live_send_queue, slow_seconds=settings.live_slow_close_seconds,
-                             write=server.send_text_now if isinstance(server, LiveWebSocketProtocol) else None)
+                             write=ours.send_text_now if ours else None,
+                             write_frame=ours.write_frame_now if ours else None)
         self.subscribers: dict[str, Subscriber] = {}
         self.subscribed = False
         self.watchdog: asyncio.TimerHandle | None = None
