@@ -14,8 +14,15 @@ const known = (c) => Boolean(c && c.updatedAt);
 const levelOf = (c) => (known(c) ? c.level : "NONE");
 const staleOf = (c) => known(c) && (c.stale || Date.now() - Date.parse(c.updatedAt) > STALE_MS);
 const intl = () => (locale === "en" ? "en-GB" : locale);
-const pct = (p) => new Intl.NumberFormat(intl(), { style: "percent", maximumFractionDigits: 0 }).format(p / 100);
-const hhmm = (iso) => new Intl.DateTimeFormat(intl(), { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).format(new Date(iso));
+// Intl formatters are costly to build (a district page formats hundreds of percentages): one per locale
+const formatters = new Map();
+const formatter = (kind, make) => {
+  const key = `${kind}:${intl()}`;
+  if (!formatters.has(key)) formatters.set(key, make(intl()));
+  return formatters.get(key);
+};
+const pct = (p) => formatter("pct", (l) => new Intl.NumberFormat(l, { style: "percent", maximumFractionDigits: 0 })).format(p / 100);
+const hhmm = (iso) => formatter("hhmm", (l) => new Intl.DateTimeFormat(l, { timeZone: "Asia/Shanghai", hour: "2-digit", minute: "2-digit", hourCycle: "h23" })).format(new Date(iso));
 const sel = (attr, id) => `[${attr}="${CSS.escape(id)}"]`;
 
 /** "3 分钟前更新" / "Updated 3 min ago"; "暂无数据" / "No data" without a reading. */
