@@ -109,7 +109,7 @@ def create_app(
             for hub in (hubs.crowd, hubs.inbox, hubs.progress):
                 await hub.start()
                 stack.push_async_callback(hub.stop)
-            multiplexer = Multiplexer(schema)
+            multiplexer = Multiplexer(schema, settings.live_state_interval_ms / 1000)
             stack.push_async_callback(multiplexer.stop)
             app.state.crowd_hub, app.state.inbox_hub, app.state.progress_hub = hubs.crowd, hubs.inbox, hubs.progress
             graphql.live = Live(settings, Admission(schema._schema, (limits,), settings.max_tokens), multiplexer,

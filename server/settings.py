@@ -150,11 +150,13 @@ class Settings:
     embedded_redis_appendonly: bool = True
     # Live sockets (graphql-transport-ws): a socket must init and subscribe within the timeout; open sockets
     # per client address and process (0: no cap); frames one socket may have waiting; how long its writes
-    # may stay stuck before it is closed as too slow.
+    # may stay stuck before it is closed as too slow; the least time between two frames of one state feed
+    # (crowd levels, campaign progress: a burst in between is coalesced to its newest state).
     ws_init_timeout_seconds: float = 30.0
     ws_max_per_address: int = 200
     live_send_queue: int = 32
     live_slow_close_seconds: float = 30.0
+    live_state_interval_ms: int = 100
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -204,6 +206,7 @@ class Settings:
             ws_max_per_address=_int(env, "WS_MAX_SOCKETS_PER_ADDRESS", 200, 0, 10**6),
             live_send_queue=_int(env, "LIVE_SEND_QUEUE", 32, 4, 10_000),
             live_slow_close_seconds=_int(env, "LIVE_SLOW_CLOSE_SECONDS", 30, 1, 3600),
+            live_state_interval_ms=_int(env, "LIVE_STATE_INTERVAL_MS", 100, 0, 60_000),
             vapid_private_key=env.get("VAPID_PRIVATE_KEY", ""),
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
             vapid_subject=_vapid_subject(env.get("VAPID_SUBJECT", "mailto:ops@shangquan.example")),

@@ -59,6 +59,10 @@ LIVE_EVENTS = Counter("shangquan_live_events_total", "Live events executed and s
 LIVE_FRAMES = Counter("shangquan_live_frames_total", "Live frames queued to sockets (once per subscriber)")
 LIVE_SUPERSEDED = Counter("shangquan_live_frames_superseded_total",
                           "State frames replaced by a newer one before a slow socket took them")
+LIVE_FAN_OUT = Histogram("shangquan_live_fan_out_seconds",
+                         "Time one state frame took to reach every subscriber of its feed in this process (its "
+                         "writes to the sockets; the feed rests at least as long before its next)",
+                         buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5))
 LIVE_SLOW_CLOSES = Counter("shangquan_live_slow_closes_total", "Sockets closed for falling behind (code 4008)")
 PUSH_MESSAGES = Counter("shangquan_push_messages_total",
                         "Push messages by recorded outcome (delivered, expired, retried, deferred, capped, …) "
@@ -264,6 +268,10 @@ def live_event(frames: int) -> None:
 
 def live_frames(frames: int) -> None:
     LIVE_FRAMES.inc(frames)
+
+
+def live_fan_out(seconds: float) -> None:
+    LIVE_FAN_OUT.observe(seconds)
 
 
 def live_superseded() -> None:

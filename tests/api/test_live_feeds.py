@@ -282,7 +282,7 @@ async def test_a_client_that_stops_reading_is_closed_and_holds_nobody_back(
         app_server: RunningApp, redis: Redis) -> None:
     district = "luohu-golden-triangle"
     variables = {"d": to_global("District", district)}
-    async with app_with(app_server, live_slow_close_seconds=1) as base:
+    async with app_with(app_server, live_slow_close_seconds=1, live_state_interval_ms=0) as base:
         fast, slow = await open_socket(base), await open_socket(base, small_buffer=True)
         await subscribe(fast, "f", CROWD, variables)
         await subscribe(slow, "s", CROWD, variables)
@@ -309,7 +309,7 @@ async def test_a_client_that_stops_reading_is_closed_and_holds_nobody_back(
 
 async def test_a_slow_client_skips_to_the_newest_state(app_server: RunningApp, redis: Redis) -> None:
     district = "prince-bay"
-    async with app_with(app_server, live_slow_close_seconds=600) as base:
+    async with app_with(app_server, live_slow_close_seconds=600, live_state_interval_ms=0) as base:
         fast, slow = await open_socket(base), await open_socket(base, small_buffer=True)
         for ws, op in ((fast, "f"), (slow, "s")):
             await subscribe(ws, op, CROWD, {"d": to_global("District", district)})
@@ -329,6 +329,33 @@ async def test_a_slow_client_skips_to_the_newest_state(app_server: RunningApp, r
         assert markers == sorted(markers) and len(markers) < published
         await fast.close()
         await slow.close()
+
+
+def small_update(district: str, marker: int) -> DistrictUpdate:
+    crowd = Crowd(marker, 100_000, 1.0, "QUIET", datetime.now(UTC), "camera", 0.5, False, 1)
+    return DistrictUpdate(district, crowd, {f"{district}-area": crowd})
+
+
+async def test_a_burst_of_state_updates_is_coalesced_to_the_newest(app_server: RunningApp, redis: Redis) -> None:
+    """A state feed rests between frames; what arrives meanwhile goes out as one frame, the newest state."""
+    district = "shajing-old-market"
+    # A long interval, so that the burst below surely lands while the feed rests (it is sent in one round trip).
+    async with app_with(app_server, live_state_interval_ms=3000) as base:
+        ws = await open_socket(base)
+        await subscribe(ws, "1", CROWD, {"d": to_global("District", district)})
+        assert (await frame(ws))["type"] == "next"  # the current level (the feed rests after it, too)
+        events = metric("shangquan_live_events_total")
+        await publish(redis, small_update(district, 1), datetime.now(UTC))
+        assert marker_of(await frame(ws)) == 1
+        async with redis.pipeline(transaction=False) as burst:
+            for marker in range(2, 11):
+                await publish(burst, small_update(district, marker), datetime.now(UTC))
+            await burst.execute()
+        assert marker_of(await frame(ws)) == 10  # 2 … 9 were superseded before they were executed
+        assert metric("shangquan_live_events_total") == events + 2
+        await publish(redis, small_update(district, 11), datetime.now(UTC))
+        assert marker_of(await frame(ws)) == 11  # a client that keeps reading always gets the newest state
+        await ws.close()
 
 
 def new_input() -> CampaignInput:

@@ -50,7 +50,13 @@ class Subscription:
         self.hub, self.district_id, self.queue = hub, district_id, queue
 
     async def next(self) -> dict[str, Any]:
-        return await self.queue.get()
+        """The newest update waiting: each is the district's whole state, so those before it are superseded
+        (a feed that was busy or resting takes one frame for a burst, not one per message)."""
+        queue = self.queue
+        message = await queue.get()
+        while not queue.empty():
+            message = queue.get_nowait()
+        return message
 
     def close(self) -> None:
         self.hub.subscribers[self.district_id].discard(self.queue)
