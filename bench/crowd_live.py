@@ -384,6 +384,19 @@ async def wait_for_messages(pool: ClientPool, wanted: int, within: float) -> int
         await asyncio.sleep(0.1)
 
 
+async def wait_for_newest(pool: ClientPool, value: int, area: str, within: float) -> None:
+    """Wait until every subscriber has received the frame carrying `value` (the last post's: frames of earlier
+    posts may have been coalesced away), or `within` s. Checks the counts first: parsing is the clients' work."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        counts = await pool.counts()
+        if all(counts):
+            answers = await pool.ask(f"has {value}")
+            if all(a["has"] for a in answers):
+                return
+        await asyncio.sleep(0.2)
+
+
 async def wait_quiet(pool: ClientPool, quiet: float = 1.0, within: float = 60.0) -> None:
     """Wait until no subscriber has received anything for `quiet` seconds (at most `within` s)."""
     deadline = time.monotonic() + within
@@ -405,6 +418,16 @@ def rss_kib(pid: int) -> int:
 
 
 @dataclass
+class FanOuts:
+    """From the web processes' own metric: how many state frames they fanned out, and how long the writes of one
+    frame to all of a process's subscribers took (mean; p99 as the histogram bucket bound it falls under)."""
+
+    count: int
+    mean: float
+    p99_bound: float
+
+
+@dataclass
 class LatencyRun:
     label: str
     servers: list[str]  # the processes the subscribers are connected to
@@ -414,8 +437,10 @@ class LatencyRun:
     post_failures: int
     achieved_hz: float
     expected: int
-    received: int
+    received: int  # (post, subscriber) pairs shown: by the post's own frame, or by a newer state's
+    superseded: int  # of those, pairs shown by a newer state's frame (the post's own was coalesced away)
     duplicates: int  # updates carrying an already seen value to the same subscriber
+    fan_outs: FanOuts
     other_messages: Counter[str]
     ended: list[str]
     missing_by_post: dict[int, int]  # post index -> subscribers that never got it
@@ -427,8 +452,29 @@ class LatencyRun:
     window: Window
 
 
-async def measure_latency(label: str, servers: list[str], post_url: str, pool: ClientPool, key: str, area: str,
-                          posts: int, rate: float, first_value: int, meter: Meter, log: Log) -> LatencyRun:
+async def fan_out_totals(client: httpx.AsyncClient, web_urls: list[str]) -> Counter[str]:
+    """The web processes' shangquan_live_fan_out_seconds histogram, summed: "sum", "count" and each bucket."""
+    totals: Counter[str] = Counter()
+    for url in web_urls:
+        text = (await client.get(url + "/metrics")).text
+        for line in text.splitlines():
+            if line.startswith("shangquan_live_fan_out_seconds_"):
+                name, value = line.rsplit(" ", 1)
+                totals[name.removeprefix("shangquan_live_fan_out_seconds_")] += float(value)  # type: ignore[assignment]
+    return totals
+
+
+def fan_out_summary(before: Counter[str], after: Counter[str]) -> FanOuts:
+    count = int(after["count"] - before["count"])
+    buckets = sorted((float(k.split('"')[1]), after[k] - before[k]) for k in after
+                     if k.startswith("bucket") and "+Inf" not in k)
+    p99 = next((le for le, n in buckets if n >= 0.99 * count), math.inf) if count else math.nan
+    return FanOuts(count, (after["sum"] - before["sum"]) / count if count else math.nan, p99)
+
+
+async def measure_latency(label: str, servers: list[str], web_urls: list[str], post_url: str, pool: ClientPool,
+                          key: str, area: str, posts: int, rate: float, first_value: int, meter: Meter,
+                          log: Log) -> LatencyRun:
     headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
     async with httpx.AsyncClient(base_url=post_url, timeout=30, trust_env=False) as client:
 
@@ -449,6 +495,7 @@ async def measure_latency(label: str, servers: list[str], post_url: str, pool: C
         primed = await wait_for_messages(pool, 1, within=30)
         await wait_quiet(pool, quiet=0.5)
         await pool.dump()
+        fan_outs_before = await fan_out_totals(client, web_urls)
         await meter.start()
         sent_at: dict[int, tuple[int, float]] = {}  # value -> (post index, time sent)
         round_trips: list[float] = []
@@ -463,19 +510,20 @@ async def measure_latency(label: str, servers: list[str], post_url: str, pool: C
             failures += not ok
         sends = sorted(t for _, t in sent_at.values())
         achieved = (posts - 1) / (sends[-1] - sends[0]) if posts > 1 and sends[-1] > sends[0] else rate
-        got = await wait_for_messages(pool, posts, within=30)
+        await wait_for_newest(pool, first_value + posts, area, within=30)
         window = await meter.stop()
-        if got < sum(pool.sizes):
-            log(f"{label}: only {got} of {sum(pool.sizes)} subscribers got {posts} updates within 30 s of the "
-                "last post")
+        fan_outs = fan_out_summary(fan_outs_before, await fan_out_totals(client, web_urls))
         arrivals, ended = await pool.dump()
 
     latencies: list[float] = []
     duplicates = 0
     others: Counter[str] = Counter()
     arrivals_by_post: dict[int, list[float]] = {i: [] for i in range(posts)}
+    post_sent = {index: sent for index, sent in sent_at.values()}
+    superseded = 0
     for sub in arrivals:
         seen: set[int] = set()
+        newest = -1  # the latest post index shown to this subscriber so far
         for arrived, occupancy, kind in sub:
             if kind != "next":
                 others[kind] += 1
@@ -487,14 +535,21 @@ async def measure_latency(label: str, servers: list[str], post_url: str, pool: C
                 duplicates += 1
                 continue
             seen.add(occupancy)
-            index, sent = sent_at[occupancy]
-            latencies.append(arrived - sent)
-            arrivals_by_post[index].append(arrived - sent)
+            index, _ = sent_at[occupancy]
+            # Crowd frames are whole states: a post whose own frame was coalesced away (a newer state went out
+            # instead) is shown by this one. Its latency is to this frame; it counts as superseded, not missed.
+            for shown in range(newest + 1, index + 1):
+                sent = post_sent[shown]
+                latencies.append(arrived - sent)
+                arrivals_by_post[shown].append(arrived - sent)
+                superseded += shown != index
+            newest = max(newest, index)
     count = len(arrivals)
     missing = {i: count - len(v) for i, v in arrivals_by_post.items() if len(v) < count}
     return LatencyRun(
         label=label, servers=servers, subscribers=count, primed=primed, posts=posts, post_failures=failures,
-        achieved_hz=achieved, expected=posts * count, received=len(latencies), duplicates=duplicates,
+        achieved_hz=achieved, expected=posts * count, received=len(latencies), superseded=superseded,
+        duplicates=duplicates, fan_outs=fan_outs,
         other_messages=others, ended=ended, missing_by_post=missing,
         latencies=sorted(latencies), first_arrival=sorted(min(v) for v in arrivals_by_post.values() if v),
         last_arrival=sorted(max(v) for v in arrivals_by_post.values() if len(v) == count),
@@ -623,7 +678,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
         meter_a = Meter({"web A": web_a.process.pid, **base_pids, **clients}, redis)
 
         log(f"phase 2: latency, posts to web A, {args.posts} posts at {args.rate:g} Hz")
-        same = await measure_latency("2. same process (posts to web A, subscribers on web A)", ["web A"], web_a.url,
+        same = await measure_latency("2. same process (posts to web A, subscribers on web A)", ["web A"],
+                                     [web_a.url], web_a.url,
                                      pool, fixture.latency_key, fixture.latency_area, args.posts, args.rate, 100_000,
                                      meter_a, log)
         result["latency_same"] = same
@@ -659,7 +715,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
                 f"{args.posts} posts at {args.rate:g} Hz")
             cross = await measure_latency(f"4. cross process (posts to web B; subscribers: {half} on web A, "
                                           f"{args.subscribers - half} on web B; A hears through Redis)",
-                                          ["web A", "web B"], web_b.url, pool, fixture.latency_key,
+                                          ["web A", "web B"], [web_a.url, web_b.url], web_b.url, pool,
+                                          fixture.latency_key,
                                           fixture.latency_area, args.posts, args.rate, 200_000, meter_ab, log)
             result["latency_cross"] = cross
             log(f"  received {cross.received}/{cross.expected}")
@@ -677,7 +734,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
             await asyncio.sleep(0.2)
             meter_p = Meter({"web P": web_p.process.pid, **base_pids, **pool.pids}, redis)
             profiled = await measure_latency("5. same process, web P under cProfile (slower: do not compare)",
-                                             ["web P"], web_p.url, pool, fixture.latency_key, fixture.latency_area,
+                                             ["web P"], [web_p.url], web_p.url, pool, fixture.latency_key,
+                                             fixture.latency_area,
                                              args.posts, args.rate, 300_000, meter_p, log)
             await pool.close()
             pool = None
@@ -734,7 +792,7 @@ def render_ingest(title: str, r: IngestRun, batch: int, posters: int, subscriber
         lines.append(f"  updates delivered         {r.delivered} in the window = {r.delivered / w.seconds:.0f}/s, "
                      f"{r.delivered / max(1, r.posts):.1f} per POST; {published} publishes x {subscribers} "
                      f"subscribers = {published * subscribers} in the window (deliveries trail their publishes; "
-                     "the hub keeps 16 per subscriber and drops the oldest)")
+                     "a feed busy or resting coalesces what arrives meanwhile to its newest state)")
     return lines
 
 
@@ -751,7 +809,8 @@ def render_latency(r: LatencyRun) -> list[str]:
         f"  posts                     {r.posts} at {r.achieved_hz:.2f} Hz achieved, {r.post_failures} failed "
         "(one at a time: a POST answered late delays the next)",
         f"  received / expected       {r.received} / {r.expected}"
-        + (f"   ** {missed} DELIVERIES MISSED **" if missed else "   (none missed)"),
+        + (f"   ** {missed} DELIVERIES MISSED **" if missed else "   (none missed)")
+        + f"; {r.superseded} of them by a newer state (the post's own frame coalesced away)",
         f"  POST sent -> update       p50 {ms(r.latencies, 50)} ms, p99 {ms(r.latencies, 99)} ms, "
         f"max {max(r.latencies) * 1000 if r.latencies else float('nan'):.1f} ms   (all pairs)",
         f"  per post: first arrival   p50 {ms(r.first_arrival, 50)} ms; last of {r.subscribers} arrivals "
@@ -760,6 +819,10 @@ def render_latency(r: LatencyRun) -> list[str]:
             f"{ms(r.median_by_post[i:i + group], 50)}" for i in range(0, r.posts, group))
         + f" ms (p50 of each group of {group} posts' medians: a growing backlog shows here)",
         f"  POST round trip p50 {ms(r.post_round_trip, 50)} ms, p99 {ms(r.post_round_trip, 99)} ms",
+        f"  server fan-out            {r.fan_outs.count} frames fanned out; writing one to all of a process's "
+        f"subscribers took {r.fan_outs.mean * 1000:.1f} ms on average, p99 <= {r.fan_outs.p99_bound * 1000:g} ms "
+        "(shangquan_live_fan_out_seconds); the rest of `last of N arrivals` is the POST, Redis, the execution "
+        "and the clients",
         "  CPU s in window (cores)   " + ", ".join(f"{k} {v:.2f} ({v / w.seconds:.2f})" for k, v in w.cpu.items()),
         f"  {servers} CPU{' ' * max(1, 22 - len(servers))}{web / max(1, r.posts) * 1000:.1f} ms per post = "
         f"{web / max(1, delivered) * 1e6:.1f} µs per update sent to a subscriber (all of {servers}'s CPU)",
