@@ -2,7 +2,7 @@
 
     python bench/crowd_live.py [--duration 10] [--warmup 2] [--posters 4] [--batch 100]
                                [--subscribers 200] [--client-procs N] [--posts 50] [--rate 5] [--no-cross-process]
-                               [--no-deflate] [--profile] [--keep]
+                               [--no-deflate] [--compare-clients] [--profile] [--keep]
 
 Starts an in-memory nx-27017 and a redis-server, loads content/ (or, when it is missing,
 tests/fixtures/content) into database "bench", creates an admin and registers sensors in one
@@ -20,12 +20,17 @@ Phases, in this order:
    POST latency, and the CPU seconds (/proc/<pid>/stat utime+stime) of web A, nx-27017,
    redis-server and this load generator.  Readings/s are also given per CPU-second of web A
    and per CPU-second of all server-side processes (web A + nx-27017 + redis-server).
-2. live latency, one process: `--subscribers` WebSocket clients (graphql-transport-ws, spoken
-   with the `websockets` library directly) subscribe to crowdUpdates of the district on web A.
+2. live latency, one process: `--subscribers` WebSocket clients (graphql-transport-ws over
+   RFC 6455, spoken by bench/live_clients.py itself) subscribe to crowdUpdates of the district on web A.
    A primer reading checks that every subscription is live; then `--posts` single readings,
    `--rate` per second, each with a unique occupancy, are POSTed to web A by a sensor of their
    own area.  For every (post, subscriber) pair: the time from just before the POST is sent
-   to the arrival of the update carrying that occupancy.  Missing pairs are counted and shown.
+   to the arrival of the update carrying that occupancy, or of the first newer one when its own
+   frame was coalesced away (counted as superseded).  Missing pairs are counted and shown.  The web
+   process's own fan-out time per frame (shangquan_live_fan_out_seconds) is shown beside it.
+2b. with --compare-clients: phase 2 again with the subscribers on the `websockets` library's
+   client on asyncio's own event loop (the client this bench had before) instead of
+   bench/live_clients.py's lean one on uvloop: what the client side adds on a shared machine.
 3. ingest with the subscribers connected: as 1, but every POST's district update is also fanned
    out by web A to the subscribers (who keep reading); updates delivered per second are counted.
 4. live latency across processes (unless --no-cross-process): the subscribers reconnect, half
@@ -36,7 +41,8 @@ Phases, in this order:
 
 Subscribers offer permessage-deflate, as browsers do (--no-deflate: they do not).  They live in
 `--client-procs` child processes (bench/live_clients.py, default one per 1,250 subscribers), each
-one event loop that stamps arrivals with time.time() and parses them only after the window; the
+one event loop of asyncio.Protocol sockets that stamp arrivals with time.time() as the bytes come in
+and parse them only after the window; the
 latency is that stamp minus this process's time.time() just before the POST (one machine, one
 clock).  On a 2-core machine the clients still share the cores with the web processes: their CPU
 is shown beside the servers'.  Web A's RSS before and after the subscribers connect gives the
@@ -309,7 +315,7 @@ class ClientPool:
 
     @classmethod
     async def open(cls, urls: list[str], count: int, processes: int, district_gid: str, area_gid: str,
-                   deflate: bool) -> ClientPool:
+                   deflate: bool, impl: str = "light") -> ClientPool:
         """`count` subscribers in `processes` children, child i connecting to urls[i % len(urls)]."""
         sizes = [count // processes + (i < count % processes) for i in range(processes)]
         procs, targets = [], []
@@ -318,7 +324,8 @@ class ClientPool:
             targets.append(url)
             procs.append(await asyncio.create_subprocess_exec(
                 sys.executable, str(LIVE_CLIENTS), "--url", url, "--count", str(size), "--district", district_gid,
-                "--area", area_gid, *(["--deflate"] if deflate else []), stdin=asyncio.subprocess.PIPE,
+                "--area", area_gid, "--impl", impl, *(["--asyncio-loop"] if impl == "websockets" else []),
+                *(["--deflate"] if deflate else []), stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, limit=2**30))
         pool = cls(procs, targets, sizes)
         ready = await asyncio.gather(*(pool._line(p) for p in procs))
@@ -684,6 +691,21 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
                                      meter_a, log)
         result["latency_same"] = same
         log(f"  received {same.received}/{same.expected}")
+        if args.compare_clients:
+            await pool.close()
+            log("phase 2b: the same, the subscribers on the websockets library's client")
+            pool = await ClientPool.open([ws_a], args.subscribers, args.client_procs, district_gid, area_gid,
+                                         deflate, impl="websockets")
+            await wait_quiet(pool, quiet=2.0)
+            meter_w = Meter({"web A": web_a.process.pid, **base_pids, **pool.pids}, redis)
+            result["latency_websockets"] = await measure_latency(
+                "2b. same process, subscribers on the `websockets` client (compare with 2: the client side's share)",
+                ["web A"], [web_a.url], web_a.url, pool, fixture.latency_key, fixture.latency_area, args.posts,
+                args.rate, 150_000, meter_w, log)
+            await pool.close()
+            pool = await ClientPool.open([ws_a], args.subscribers, args.client_procs, district_gid, area_gid, deflate)
+            await wait_quiet(pool, quiet=2.0)
+            meter_a = Meter({"web A": web_a.process.pid, **base_pids, **pool.pids}, redis)
 
         log("phase 3: ingest with the subscribers connected to web A")
         await pool.dump()
@@ -799,7 +821,7 @@ def render_ingest(title: str, r: IngestRun, batch: int, posters: int, subscriber
 def render_latency(r: LatencyRun) -> list[str]:
     w = r.window
     missed = r.expected - r.received
-    delivered = r.received + r.duplicates
+    delivered = r.received - r.superseded + r.duplicates  # frames that went out (a coalesced one did not)
     web = sum(w.cpu.get(name, 0.0) for name in r.servers)
     servers = " + ".join(r.servers)
     group = max(1, math.ceil(r.posts / 5))
@@ -866,6 +888,9 @@ def render(result: dict[str, Any], args: argparse.Namespace, command: str) -> st
     lines.append("")
     lines += render_latency(result["latency_same"])
     lines.append("")
+    if "latency_websockets" in result:
+        lines += render_latency(result["latency_websockets"])
+        lines.append("")
     lines += render_ingest(f"3. ingest throughput on web A with {args.subscribers} subscribers of the district "
                            f"connected to it, {args.duration:g} s", result["ingest_loaded"], args.batch, args.posters,
                            args.subscribers)
@@ -905,6 +930,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5.0, help="latency posts per second")
     parser.add_argument("--latency-area", default=None, help="area of the latency readings (default: the first)")
     parser.add_argument("--no-cross-process", action="store_true", help="skip the two-process latency phase")
+    parser.add_argument("--compare-clients", action="store_true",
+                        help="repeat phase 2 with the subscribers on the websockets library's client (2b)")
     parser.add_argument("--no-deflate", action="store_true", help="subscribers do not offer permessage-deflate")
     parser.add_argument("--profile", action="store_true",
                         help="finally, repeat the same-process latency phase on a web server under cProfile")
@@ -928,7 +955,8 @@ def main() -> None:
         else:
             shutil.rmtree(var_dir, ignore_errors=True)
     print(render(result, args, command), flush=True)
-    runs = [r for r in (result.get("latency_same"), result.get("latency_cross")) if r is not None]
+    runs = [r for r in (result.get("latency_same"), result.get("latency_websockets"), result.get("latency_cross"))
+            if r is not None]
     if any(r.received < r.expected for r in runs):
         sys.exit(2)  # missed deliveries are a failure, not a footnote
 

@@ -2,7 +2,7 @@
 the client side is not what limits the measurement).
 
     python bench/live_clients.py --url ws://127.0.0.1:PORT/graphql --count 1250 --district GID --area GID
-                                 [--deflate] [--parallel 50]
+                                 [--deflate] [--parallel 50] [--impl light|websockets]
 
 Opens `--count` graphql-transport-ws subscriptions to crowdUpdates of the district, then answers commands
 on stdin, one per line, with one JSON line on stdout:
@@ -17,9 +17,11 @@ The receive side is kept as cheap as a client can be, because on one small machi
 spends on a frame is a microsecond the web process does not get, and a late stamp reads as server latency. A
 socket is an asyncio.Protocol speaking RFC 6455 itself: `data_received` stamps time.time() first, then only
 splits the bytes into frames (text frames kept as raw bytes; pings answered with pongs). Nothing is decoded,
-no task or future is woken per frame; JSON is parsed after the window (dump). (The `websockets` client did the
+no task or future is woken per frame; JSON is parsed after the window (dump). The event loop is uvloop's (as the
+web processes'), whose read path is C. (The `websockets` client did the
 same job with its sans-I/O parser, a message queue and a task woken per message: its stamp came after all of
-that, for every socket the event loop had ready before it.)
+that, for every socket the event loop had ready before it. `--impl websockets` still runs that client, so that
+bench/crowd_live.py --compare-clients can show what the client side costs.)
 """
 
 from __future__ import annotations
@@ -124,8 +126,7 @@ class Client(asyncio.Protocol):
     # ------------------------------------------------------------------ opening
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not an asyncio.Transport subclass
         lines = [f"GET {self.path} HTTP/1.1", f"Host: {self.host}", "Upgrade: websocket", "Connection: Upgrade",
                  f"Sec-WebSocket-Key: {self.key.decode()}", "Sec-WebSocket-Version: 13",
                  "Sec-WebSocket-Protocol: graphql-transport-ws"]
@@ -214,6 +215,56 @@ async def open_client(url: str, district: str, deflate: bool) -> Client:
     return client
 
 
+class WebsocketsClient:
+    """The same subscriber on the `websockets` library's asyncio client (one task per socket, woken per message)."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, bool, str]] = []
+        self.decoded: list[str] = []
+        self.ended: str | None = None
+        self.ws: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def open(self, url: str, district: str, deflate: bool) -> WebsocketsClient:
+        from websockets.asyncio.client import connect
+        from websockets.typing import Subprotocol
+
+        ws = self.ws = await connect(url, subprotocols=[Subprotocol("graphql-transport-ws")],
+                                     compression="deflate" if deflate else None, proxy=None, open_timeout=120,
+                                     ping_interval=None, close_timeout=2, max_queue=1024)
+        await ws.send('{"type":"connection_init","payload":{}}')
+        ack = json.loads(await asyncio.wait_for(ws.recv(), 120))
+        if ack.get("type") != "connection_ack":
+            raise RuntimeError(f"expected connection_ack, got {ack}")
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": SUBSCRIPTION, "variables": {"d": district}}}))
+        first = json.loads(await asyncio.wait_for(ws.recv(), 120))
+        if first.get("type") != "next" or first["payload"].get("errors"):
+            raise RuntimeError(f"expected the current level first, got {first}")
+        self.task = asyncio.create_task(self._pump())
+        return self
+
+    async def _pump(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            async for raw in self.ws:  # `dump` swaps the list: look it up each time
+                self.arrivals.append((time.time(), False, raw if isinstance(raw, str) else raw.decode()))
+            self.ended = f"closed by the server ({self.ws.close_code})"
+        except ConnectionClosed as exc:
+            self.ended = f"connection lost: {exc}"
+
+    def texts(self) -> list[str]:
+        self.decoded = [text for _, _, text in self.arrivals]
+        return self.decoded
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        with contextlib.suppress(Exception):
+            self.ws.transport.close()
+
+
 def parse(text: str, area: str) -> tuple[int | None, str]:
     message = json.loads(text)
     kind = str(message.get("type"))
@@ -228,12 +279,14 @@ def parse(text: str, area: str) -> tuple[int | None, str]:
 async def main(args: argparse.Namespace) -> None:
     gate = asyncio.Semaphore(args.parallel)
 
-    async def one() -> Client:
+    async def one() -> Client | WebsocketsClient:
         async with gate:
+            if args.impl == "websockets":
+                return await WebsocketsClient().open(args.url, args.district, args.deflate)
             return await open_client(args.url, args.district, args.deflate)
 
     results = await asyncio.gather(*(one() for _ in range(args.count)), return_exceptions=True)
-    clients = [r for r in results if isinstance(r, Client)]
+    clients = [r for r in results if isinstance(r, Client | WebsocketsClient)]
     failed = [repr(r) for r in results if isinstance(r, BaseException)]
     print(json.dumps({"ready": len(clients), "failed": failed[:3]}), flush=True)
     loop = asyncio.get_running_loop()
@@ -251,7 +304,7 @@ async def main(args: argparse.Namespace) -> None:
                                  for (t, _, _), text in zip(c.arrivals, c.texts(), strict=True)] for c in clients],
                    "ended": [c.ended for c in clients]}
             for c in clients:
-                c.arrivals, c.decoded = [], []
+                c.arrivals, c.decoded = [], []  # type: ignore[assignment]
         elif line == "quit":
             break
         else:
@@ -271,4 +324,14 @@ if __name__ == "__main__":
     parser.add_argument("--area", required=True)
     parser.add_argument("--deflate", action="store_true")
     parser.add_argument("--parallel", type=int, default=50)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--impl", choices=("light", "websockets"), default="light")
+    parser.add_argument("--asyncio-loop", action="store_true",
+                        help="the standard library's event loop instead of uvloop (whose C read path costs the "
+                             "client less per frame; the web processes run on it too)")
+    arguments = parser.parse_args()
+    if arguments.asyncio_loop:
+        asyncio.run(main(arguments))
+    else:
+        import uvloop
+
+        uvloop.run(main(arguments))
