@@ -28,7 +28,7 @@ from server.content import records
 from server.content.pictures import DRAWING, content_images
 from server.content.validate import ContentError, Record
 from server.domain.content import repository as content_repository
-from server.domain.merchants import counts
+from server.domain.merchants import counts, postings
 from server.domain.merchants import repository as merchants
 from server.domain.merchants.derived import derived_fields
 from server.domain.merchants.models import Merchant
@@ -42,8 +42,8 @@ _SERVER = Path(__file__).resolve().parent.parent
 # The code that turns records into documents: a change to it re-derives everything on the next load.
 DERIVING = tuple(_SERVER / p for p in ("content/records.py", "content/loader.py", "content/validate.py",
                                        "domain/merchants/derived.py", "domain/merchants/hours.py",
-                                       "domain/search/terms.py", "domain/geo.py", "content/pictures.py",
-                                       "domain/images/models.py")) + DRAWING
+                                       "domain/search/terms.py", "domain/geo.py", "domain/merchants/postings.py",
+                                       "content/pictures.py", "domain/images/models.py")) + DRAWING
 
 
 @dataclass(slots=True)
@@ -160,6 +160,8 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
         return LoadReport(unchanged={k: int(v) for k, v in manifest.get("counts", {}).items()})
     # all validation happens before the first write; YAML and search terms are CPU work, kept off the event loop
     parsed = await asyncio.to_thread(parse_content, root)
+    # search tiers are kept in postings lists, not on the merchant documents (merchants/postings.py)
+    tiers = {doc["_id"]: postings.take_tiers(doc) for doc in parsed["merchants"]}
     report = LoadReport()
     if progress:
         progress(1, len(COLLECTIONS) + 1)
@@ -190,7 +192,8 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
         report.deleted[name], report.unchanged[name] = len(stale), unchanged
         if progress:
             progress(step, len(COLLECTIONS) + 1)
-    await _upgrade_back_office_merchants(db)
+    back_office = await _upgrade_back_office_merchants(db)
+    await postings.rebuild(db, parsed["merchants"], tiers, back_office)
     await counts.rebuild(db)
     await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)
@@ -199,10 +202,16 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
     return report
 
 
-async def _upgrade_back_office_merchants(db: AsyncDatabase[Doc]) -> None:
-    """Merchants the back office owns get the derived fields of this code too (new indexes need them)."""
+async def _upgrade_back_office_merchants(db: AsyncDatabase[Doc]) -> list[Doc]:
+    """Merchants the back office owns get the derived fields of this code too (new indexes need them);
+    returned as they are now."""
+    out: list[Doc] = []
     async for doc in merchants.back_office_merchant_docs(db):
         merchant = Merchant.from_doc(doc)
         fields = derived_fields(merchant.name, merchant.description, merchant.address, merchant.categories,
                                 merchant.location, list(merchant.spans), merchant.exceptions)
-        await merchants.set_merchant_fields(db, doc["_id"], {**fields, "key": doc["_id"]})
+        postings.take_tiers(fields)
+        await merchants.set_merchant_fields(db, doc["_id"], {**fields, "key": doc["_id"]},
+                                            unset=postings.TIER_FIELDS)
+        out.append({**doc, **fields})
+    return out

@@ -29,12 +29,13 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
         ([("area_id", ASCENDING), ("key", ASCENDING)], {}),
         ([("categories", ASCENDING), ("key", ASCENDING)], {}),
         ([("open_keys", ASCENDING), ("key", ASCENDING)], {}),
-        ([("name_terms", ASCENDING), ("key", ASCENDING)], {}),
-        ([("title_terms", ASCENDING), ("key", ASCENDING)], {}),
-        ([("search_terms", ASCENDING), ("key", ASCENDING)], {}),
         # server.domain.geo.BANDS_M (tests/contract checks they agree)
         *(([(f"geo_bands.b{band}", ASCENDING)], {}) for band in (100, 400, 1_600, 6_400, 25_600)),
     ],
+    # search and open-now lists of merchant keys, a block per document (merchants/postings_repository.py)
+    # (the single-field index on `list` tells nx-27017 the field is a scalar: without one it adds an
+    # array-containment check to the equality, which no index serves)
+    "merchant_postings": [([("list", ASCENDING)], {}), ([("list", ASCENDING), ("last", ASCENDING)], {})],
     "offers": [
         ([("merchant_id", ASCENDING)], {}),
         # the DistrictPage's active offers of a page of merchants: filter and range in one index

@@ -3,15 +3,19 @@ openNow exact to the minute, and bad input answered with a code or a bounded pag
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
 from server.api.ids import to_global
-from server.domain.merchants import counts
-from server.domain.search.terms import query_terms
+from server.domain.merchants import counts, postings, service
+from server.domain.merchants.hours import DAYS
+from server.domain.search.terms import index_terms, query_terms
 from tests.conftest import CommandCounter, RunningApp, gql
+from tests.support import make_account
 
 HOME_COUNTS = "{ districts { slug merchants { totalCount totalCountIsFloor } } }"
 
@@ -65,8 +69,10 @@ async def test_search_ranks_name_then_address_then_anywhere(http: httpx.AsyncCli
     terms = set(query_terms("华强北"))
     tiers = []
     for node in nodes:
-        doc = await db.merchants.find_one({"_id": node["slug"]}, {"name_terms": 1, "title_terms": 1})
-        tiers.append(0 if terms <= set(doc["name_terms"]) else 1 if terms <= set(doc["title_terms"]) else 2)
+        doc = await db.merchants.find_one({"_id": node["slug"]}, {"name": 1, "address": 1})
+        name_terms = set(index_terms(doc["name"].values()))
+        title_terms = set(index_terms([*doc["name"].values(), *(doc.get("address") or {}).values()]))
+        tiers.append(0 if terms <= name_terms else 1 if terms <= title_terms else 2)
     assert tiers == sorted(tiers)
     for tier in set(tiers):  # within a tier, by id: the cursor's order
         slugs = [n["slug"] for n, t in zip(nodes, tiers, strict=True) if t == tier]
@@ -133,3 +139,41 @@ async def test_a_page_of_merchants_reads_its_offers_by_id(http: httpx.AsyncClien
     async for doc in active:
         expected[doc["merchant_id"]].append(doc["_id"])
     assert shown == expected
+
+
+async def _lists_holding(db: Any, key: str) -> set[str]:
+    return {b["list"] async for b in db.merchant_postings.find({})
+            if key in (b["keys"].split("\n") if b["keys"] else [])}
+
+
+async def test_back_office_writes_keep_the_postings(http: httpx.AsyncClient, db_client: Any,
+                                                    app_server: RunningApp) -> None:
+    """A shop listed and then edited in the back office is on exactly the search and open-now lists its
+    document says, and search finds it at its new tier."""
+    db = db_client[app_server.db_name]
+    admin = (await make_account(db, "admin")).actor()
+    token = "zq" + uuid.uuid4().hex[:6].translate(str.maketrans("0123456789", "ghijklmnop"))
+    every_day = {d: ["09:00-21:00"] for d in DAYS}
+    data = service.ProfileInput(name={"zh-CN": "测试数码店", "en": f"Test {token}"}, phone="+86 755 8300 0009",
+                                categories=["mobile-phones"], price_level=2, hours=every_day, lat=22.5445,
+                                lng=114.0855, area_id="hqb-seg-square")
+    created = await service.create(db, admin, "huaqiangbei", data)
+    doc = await db.merchants.find_one({"_id": created.id})
+    assert not {"name_terms", "title_terms"} & set(doc)
+    assert await _lists_holding(db, created.id) == postings.Entry.of(doc).lists()
+    assert postings.search_list(0, token) in postings.Entry.of(doc).lists()
+
+    async def found() -> list[str]:
+        body = await gql(http, 'query($q: String!) { merchants(filter: {query: $q}, first: 5) { edges { cursor '
+                               'node { slug } } } }', {"q": token})
+        return [e["node"]["slug"] for e in body["data"]["merchants"]["edges"]]
+
+    assert await found() == [created.id]
+    # the token moves from the name to the address, and the shop closes on Sundays
+    moved = replace(data, name={"zh-CN": "测试数码店"}, address={"en": f"Road {token}"},
+                    hours={**every_day, "sun": []})
+    await service.update_profile(db, admin, created.id, moved, created.version)
+    doc = await db.merchants.find_one({"_id": created.id})
+    assert await _lists_holding(db, created.id) == postings.Entry.of(doc).lists()
+    assert postings.search_list(1, token) in postings.Entry.of(doc).lists()
+    assert await found() == [created.id]

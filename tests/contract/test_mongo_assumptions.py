@@ -71,8 +71,11 @@ async def test_ensure_indexes_creates_the_single_field_indexes(db: AsyncDatabase
     keys = {tuple(tuple(k) for k in spec["key"]) for spec in info.values()}
     for field in ("district_id", "area_id", "categories", "key", "geo_bands.b100"):
         assert ((field, 1),) in keys
-    for field in ("district_id", "area_id", "categories", "open_keys", "name_terms", "title_terms", "search_terms"):
+    for field in ("district_id", "area_id", "categories", "open_keys"):
         assert ((field, 1), ("key", 1)) in keys
+    info = await db.merchant_postings.index_information()
+    postings = {tuple(tuple(k) for k in spec["key"]) for spec in info.values()}
+    assert {(("list", 1),), (("list", 1), ("last", 1))} <= postings
 
 
 async def test_index_on_array_field_allows_inserts_and_in_queries(db: AsyncDatabase[Doc]) -> None:

@@ -29,9 +29,11 @@ from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStart
 from server.content.loader import load_content
 from server.domain import boundaries
 from server.domain.geo import Point
-from server.domain.merchants import counts
+from server.domain.merchants import counts, postings
 from server.domain.merchants import repository as merchants
+from server.domain.merchants.derived import open_keys_at
 from server.domain.offers import repository as offers
+from server.domain.search.terms import index_terms, query_terms
 from server.services import mongo
 from server.settings import ROOT
 from tests.conftest import unique_db
@@ -157,15 +159,35 @@ async def test_whole_city_listing_reads_a_page_by_key(setup: tuple[AsyncDatabase
 
 
 async def test_open_now_in_a_district(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
-    """The page and its capped count walk the district's (district_id, key) index; open_keys is checked on
-    the way (nx-27017 cannot index an array), so a walk reads about a page per share of merchants open."""
+    """A first page reads the district's open lists' first blocks (the hour's and the two exception marks')
+    in one read by _id, then a page and a margin of their merchants by _id; the next page and the capped
+    count walk the lists by (list, last) ranges.  Nothing walks the district's merchants."""
     db, capture = setup
     q = merchants.MerchantQuery(district_id="huaqiangbei", open_at=NOON)
-    await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, None))
+    page = await merchants.find_page(db, q, 5, None)
+    assert page.has_next and all(m.open_at(NOON) for m, _, _ in page.items)
+    await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, None),
+                        max_examined=5 + 1 + merchants.MARGIN)
+    assert [c["find"] for c in capture.commands] == ["merchant_postings", "merchants"]
+    await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, page.items[-1][1]),
+                        max_examined=5 + 1 + merchants.MARGIN)
+    assert [c["find"] for c in capture.commands] == ["merchant_postings"] * 3 + ["merchants"]
     n, floor = await merchants.count_matching(db, q)
     assert 0 < n <= merchants.NEAR_COUNT_READ and not floor
     await explain_reads(db, capture, lambda: merchants.count_matching(db, q),
-                        max_examined=merchants.NEAR_COUNT_READ)
+                        max_examined=merchants.NEAR_COUNT_READ + merchants.MARGIN)
+
+
+async def test_open_now_lists_hold_what_open_keys_say(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """The district's open lists are exactly the merchants whose open_keys hold the hour or a mark: the
+    candidates the old walk of the district found, so pages and counts are the same."""
+    db, _ = setup
+    names = postings.open_lists("huaqiangbei", NOON)
+    listed = [k async for k in postings.merged(db, names, None)]
+    expected = [d["_id"] async for d in db.merchants.find(
+        {"district_id": "huaqiangbei", "status": "published", "open_keys": {"$in": open_keys_at(NOON)}},
+        {"_id": 1}).sort([("key", 1)])]
+    assert listed == expected and listed
 
 
 async def test_near_reads_band_ranges(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
@@ -177,12 +199,38 @@ async def test_near_reads_band_ranges(setup: tuple[AsyncDatabase[Doc], Capture])
 
 
 async def test_search_tiers(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """A first page of a one-term search: the three tiers' lists' first blocks in one read by _id, then a
+    page and a margin of merchants by _id; the next page walks its tier's list from the cursor."""
     db, capture = setup
-    # each tier walks the key index, checking its terms on the way (an array nx-27017 cannot index)
-    await explain_reads(db, capture, lambda: merchants.search(db, ["手机"], 10))
-    await explain_reads(db, capture, lambda: merchants.search(db, ["hqb"], 10))
-    tiers = [c["filter"] for c in capture.commands]
-    assert all("search_terms" not in f for f in tiers[:-1] if "name_terms" in f or "title_terms" in f), tiers
+    for term in ("手机", "hqb"):
+        page = await merchants.find_page(db, merchants.MerchantQuery(terms=[term]), 5, None)
+        assert page.has_next
+        await explain_reads(db, capture, lambda t=term: merchants.search(db, [t], 10),  # type: ignore[misc]
+                            max_examined=10 + 1 + merchants.MARGIN)
+        assert [c["find"] for c in capture.commands] == ["merchant_postings", "merchants"], capture.commands
+        q = merchants.MerchantQuery(terms=[term])
+        await explain_reads(db, capture, lambda q=q, k=page.items[-1][1]: merchants.find_page(db, q, 5, k),  # type: ignore[misc]
+                            max_examined=5 + 1 + merchants.MARGIN)
+
+
+async def test_search_lists_hold_each_term_at_its_first_tier(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """Every published merchant is on the list of each of its terms, at the first of name, name or address,
+    anywhere that holds it (derived again here from its texts), and on no other search list."""
+    db, _ = setup
+    on: dict[str, set[str]] = {}
+    async for block in db.merchant_postings.find({"list": {"$gte": postings.SEARCH, "$lt": postings.SEARCH + "~"}}):
+        for key in block["keys"].split("\n") if block["keys"] else []:
+            on.setdefault(key, set()).add(block["list"])
+    count = 0
+    async for doc in db.merchants.find({"status": "published"}):
+        name, address = [*doc["name"].values()], [*(doc.get("address") or {}).values()]
+        anywhere = [*name, *address, *doc["categories"], *(doc.get("description") or {}).values()]
+        tiers = [set(index_terms(name)), set(index_terms([*name, *address])), set(index_terms(anywhere))]
+        assert not {"name_terms", "title_terms", "search_terms"} & set(doc)
+        expected = {postings.search_list(min(t for t in range(3) if term in tiers[t]), term) for term in tiers[2]}
+        assert on.get(doc["_id"], set()) == expected, doc["_id"]
+        count += 1
+    assert count > 100
 
 
 async def test_capped_count(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
@@ -243,3 +291,46 @@ async def test_the_catalogue_next_change_reads_one_index_entry_per_field(
     begin or end and the next scheduled campaign, each a one-document walk of its index."""
     db, capture = setup
     await explain_reads(db, capture, lambda: boundaries.next_change(db, NOON), max_examined=1)
+
+
+def _tier(doc: Doc, terms: list[str]) -> int | None:
+    """A search's rank for a merchant, derived here from its texts: name, then name or address, then anywhere."""
+    name, address = [*doc["name"].values()], [*(doc.get("address") or {}).values()]
+    anywhere = [*name, *address, *doc["categories"], *(doc.get("description") or {}).values()]
+    for tier, texts in enumerate((name, [*name, *address], anywhere)):
+        if set(terms) <= set(index_terms(texts)):
+            return tier
+    return None
+
+
+async def _expected(db: AsyncDatabase[Doc], terms: list[str], district_id: str | None = None) -> list[str]:
+    query: Doc = {"status": "published", **({"district_id": district_id} if district_id else {})}
+    ranked = [(t, d["_id"]) async for d in db.merchants.find(query) if (t := _tier(d, terms)) is not None]
+    return [mid for _, mid in sorted(ranked)]
+
+
+@pytest.mark.parametrize("text", ["手机", "hqb", "华强北", "华强北 手机", "沙井蚝", "数码"])
+async def test_search_order_and_counts_are_the_documents_own(setup: tuple[AsyncDatabase[Doc], Capture],
+                                                             text: str) -> None:
+    """Every page of a search, cursor after cursor, is the published merchants ranked by tier then id (ranks
+    derived here from the texts), and totalCount counts them; with a district too."""
+    db, capture = setup
+    terms = query_terms(text)
+    for district in (None, "huaqiangbei"):
+        expected = await _expected(db, terms, district)
+        q = merchants.MerchantQuery(terms=terms, district_id=district)
+        got: list[str] = []
+        after = None
+        while True:
+            page = await merchants.find_page(db, q, 4, after)
+            got.extend(m.id for m, _, _ in page.items)
+            if not page.has_next:
+                break
+            after = page.items[-1][1]
+        assert got == expected, (text, district)
+        assert await merchants.count_matching(db, q) == (len(expected), False)
+    # a one-term count reads the lengths of the term's three lists: their first blocks, in one read
+    if len(terms) == 1:
+        await explain_reads(db, capture, lambda: merchants.count_matching(db, merchants.MerchantQuery(terms=terms)),
+                            max_examined=3)
+        assert [c["find"] for c in capture.commands] == ["merchant_postings"]

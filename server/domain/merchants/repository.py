@@ -21,6 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain import versioned
 from server.domain.geo import MAX_RADIUS_M, Point, box_ranges, haversine_m
+from server.domain.merchants import postings
 from server.domain.merchants.derived import open_keys_at
 from server.domain.merchants.models import Merchant
 from server.domain.paging import Key, Page, combine
@@ -41,7 +42,6 @@ MAX_GROWTH = 8.0
 COUNT_CAP = 1000
 # a count that checks documents here (near: per band range; open now) reads at most this many of them
 NEAR_COUNT_READ = 100
-TIERS = ("name_terms", "title_terms", "search_terms")
 
 
 @dataclass(slots=True)
@@ -57,7 +57,8 @@ class MerchantQuery:
 
 
 def base_filter(q: MerchantQuery) -> dict[str, Any]:
-    """What a merchant must hold to be listed, apart from distance and exception dates (checked here)."""
+    """What a merchant must hold to be listed, apart from distance, exception dates and search terms (checked
+    here: the terms live in postings lists, merchants/postings.py)."""
     parts: list[dict[str, Any]] = [{"status": "published"}]
     if q.district_id:
         parts.append({"district_id": q.district_id})
@@ -69,8 +70,6 @@ def base_filter(q: MerchantQuery) -> dict[str, Any]:
         parts.append({"open_keys": {"$in": open_keys_at(q.open_at)}})  # $in: see tests/contract
     if q.with_ids is not None:
         parts.append({"_id": {"$in": q.with_ids}})
-    if q.terms:
-        parts.append({"search_terms": {"$all": q.terms}})
     return combine(*parts)
 
 
@@ -97,13 +96,67 @@ async def _keyed(db: AsyncDatabase[Doc], query: dict[str, Any], after_id: str | 
     return out[:want], False
 
 
+async def _take(keys: AsyncIterator[str], n: int) -> list[str]:
+    out: list[str] = []
+    while len(out) < n and (key := await anext(keys, None)) is not None:
+        out.append(key)
+    return out
+
+
+async def _listed(db: AsyncDatabase[Doc], sources: list[tuple[int, AsyncIterator[str]]], query: dict[str, Any],
+                  want: int, accept: Any, projection: dict[str, Any]) -> list[tuple[int, Doc]]:
+    """Up to `want` accepted merchants from postings walks taken one after the other (a search's tiers), in
+    their order, each with its source's tag: the next keys (a page and a margin, across sources) read by
+    `_id` in one command, the rest of the filter checked on those alone."""
+    out: list[tuple[int, Doc]] = []
+    source = 0
+    while len(out) < want and source < len(sources):
+        wanted = want - len(out) + MARGIN
+        batch: list[tuple[int, str]] = []
+        while len(batch) < wanted and source < len(sources):
+            tag, keys = sources[source]
+            got = await _take(keys, wanted - len(batch))
+            if len(got) < wanted - len(batch):
+                source += 1
+            batch.extend((tag, k) for k in got)
+        if batch:
+            cursor = db.merchants.find(combine(query, {"_id": {"$in": sorted({k for _, k in batch})}}), projection)
+            docs = {d["_id"]: d async for d in cursor}
+            out.extend((tag, d) for tag, k in batch if (d := docs.get(k)) is not None and accept(d, tag))
+    return out[:want]
+
+
+def _checked_filter(q: MerchantQuery) -> tuple[dict[str, Any], Any]:
+    """The filter a postings candidate is read with (an `_id $in` joins it) and the check made here."""
+    with_ids = set(q.with_ids) if q.with_ids is not None else None
+
+    def accept(doc: Doc) -> bool:
+        return (with_ids is None or doc["_id"] in with_ids) and _really_open(doc, q.open_at)
+
+    return base_filter(replace(q, open_at=None, with_ids=None)), accept
+
+
+async def _open_in_district(db: AsyncDatabase[Doc], q: MerchantQuery, want: int, after_id: str | None,
+                            accept: Any) -> list[Doc]:
+    assert q.open_at is not None and q.district_id is not None
+    query, _ = _checked_filter(q)
+    names = postings.open_lists(q.district_id, q.open_at)
+    # a first page reads the three lists' first blocks in one command
+    heads = await postings.heads(db, names) if after_id is None else None
+    keys = postings.merged(db, names, after_id, heads)
+    return [d for _, d in await _listed(db, [(0, keys)], query, want, lambda d, _: accept(d), LEAN)]
+
+
 async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
     if q.near is not None:
         return await _near_page(db, q, first, after)
     if q.terms:
         return await _search_page(db, q, first, after)
-    docs, _ = await _keyed(db, base_filter(q), after[1] if after else None, first + 1,
-                           lambda d: _really_open(d, q.open_at), LEAN)
+    if q.open_at is not None and q.district_id:
+        docs = await _open_in_district(db, q, first + 1, after[1] if after else None, _checked_filter(q)[1])
+    else:
+        docs, _ = await _keyed(db, base_filter(q), after[1] if after else None, first + 1,
+                               lambda d: _really_open(d, q.open_at), LEAN)
     # openNow pages keep the cursors they had when they were ranked (every value 0.0)
     value = 0.0 if q.open_at is not None else None
     items = [(Merchant.from_doc(d), (value, d["_id"]), None) for d in docs[:first]]
@@ -115,27 +168,24 @@ async def _no_count() -> int:
 
 
 async def _search_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
-    wanted = set(q.terms)
-    base = base_filter(q)
-    # the name and title tiers hold a subset of search_terms: checking both would read each candidate's
-    # ~300 search terms for nothing (nx-27017 checks an array filter row by row)
-    tier_base = base_filter(replace(q, terms=[]))
+    """Tier by tier (postings.py), each tier's merchants by key; a first page reads the tiers' first blocks in
+    one command and their first candidates in another."""
+    query, accept_filters = _checked_filter(q)
     start = int(after[0]) if after is not None and isinstance(after[0], int | float) else 0
-    found: list[tuple[int, Doc]] = []
-    for tier in range(max(0, min(start, len(TIERS) - 1)), len(TIERS)):
-        earlier = TIERS[:tier]
+    start = max(0, min(start, postings.TIERS - 1))
+    tiers = range(start, postings.TIERS)
+    plans = {tier: postings.search_lists(tier, q.terms) for tier in tiers}
+    # the cursor's own tier walks from the cursor; the later tiers start at their lists' first blocks
+    later = [name for tier in tiers for name in plans[tier][0] if after is None or tier > start]
+    heads = await postings.heads(db, later) if later else {}
+    sources = [(tier, postings.merged(db, plans[tier][0], after[1] if after is not None and tier == start else None,
+                                      None if after is not None and tier == start else heads))
+               for tier in tiers]
 
-        def accept(doc: Doc, earlier: tuple[str, ...] = earlier) -> bool:
-            in_earlier = any(wanted.issubset(doc.get(f) or ()) for f in earlier)
-            return not in_earlier and _really_open(doc, q.open_at)
+    def accept(doc: Doc, tier: int) -> bool:
+        return (not plans[tier][1] or postings.tier_of(doc, q.terms) == tier) and accept_filters(doc)
 
-        query = combine(tier_base, {TIERS[tier]: {"$all": q.terms}}) if tier < len(TIERS) - 1 else base
-        after_id = after[1] if after is not None and tier == start else None
-        docs, _ = await _keyed(db, query, after_id, first + 1 - len(found), accept,
-                               {**LEAN, **dict.fromkeys(earlier, 1)})
-        found.extend((tier, d) for d in docs)
-        if len(found) > first:
-            break
+    found = await _listed(db, sources, query, first + 1, accept, LEAN)
     items = [(Merchant.from_doc(d), (float(tier), d["_id"]), None) for tier, d in found[:first]]
     return Page(items, len(found) > first, _no_count)
 
@@ -171,7 +221,7 @@ async def _near_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after
         # everything within `reach` is now known: results up to it are final
         ranked = sorted((dist, mid) for mid, (dist, doc) in seen.items()
                         if dist <= radius and (after_key is None or (dist, mid) > after_key)
-                        and _really_open(doc, q.open_at))
+                        and _really_open(doc, q.open_at) and postings.holds(doc, q.terms))
         settled = [r for r in ranked if r[0] <= reach]
         if len(settled) > first or reach >= radius:
             break
@@ -190,14 +240,24 @@ async def count_near(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, boo
     assert q.near is not None
     center, radius = q.near
     # only the location is needed unless the hours are checked: a tenth of the bytes per candidate
-    projection = LEAN if q.open_at is not None else {"location": 1}
+    projection = LEAN if q.open_at is not None or q.terms else {"location": 1}
     docs = await _box(db, base_filter(q), center, min(radius, MAX_RADIUS_M), projection, limit=NEAR_COUNT_READ)
-    inside = {d["_id"] for d in docs if _distance(center, d) <= radius and _really_open(d, q.open_at)}
+    inside = {d["_id"] for d in docs if _distance(center, d) <= radius and _really_open(d, q.open_at)
+              and postings.holds(d, q.terms)}
     return len(inside), len(docs) >= NEAR_COUNT_READ
 
 
 async def count_matching(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, bool]:
     """Matches of a filter no counter keeps, read up to COUNT_CAP (then the flag says it is a floor)."""
+    if q.terms:
+        return await _count_search(db, q)
+    if q.open_at is not None and q.district_id and not q.terms:
+        # the district's open lists find the hour's candidates and the minute is checked here, so each is
+        # read whole: at most about a page of them (like a near count), in key order
+        with_ids = set(q.with_ids) if q.with_ids is not None else None
+        docs = await _open_in_district(db, q, NEAR_COUNT_READ, None,
+                                       lambda d: with_ids is None or d["_id"] in with_ids)
+        return sum(_really_open(d, q.open_at) for d in docs), len(docs) >= NEAR_COUNT_READ
     if q.open_at is not None:
         # open_keys finds the hour's candidates and the minute is checked here, so each is read whole: at
         # most about a page of them (like a near count), in key order along the listing's own index
@@ -209,6 +269,21 @@ async def count_matching(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int,
     async for doc in await db.merchants.aggregate(pipeline):
         n = int(doc["n"])
     return n, n >= COUNT_CAP
+
+
+async def _count_search(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, bool]:
+    """One term alone: the lengths of its three lists, read up to COUNT_CAP.  Several terms or other filters:
+    the first NEAR_COUNT_READ merchants on one term's lists, checked here (a floor when there were more)."""
+    lead = postings.lead_term(q.terms)
+    lists = [postings.search_list(tier, lead) for tier in range(postings.TIERS)]
+    if len(q.terms) == 1 and replace(q, terms=[]) == MerchantQuery():
+        n = await postings.length(db, lists, COUNT_CAP)
+        return n, n >= COUNT_CAP
+    keys = await _take(postings.merged(db, lists, None, await postings.heads(db, lists)), NEAR_COUNT_READ + 1)
+    query, accept = _checked_filter(q)
+    cursor = db.merchants.find(combine(query, {"_id": {"$in": keys[:NEAR_COUNT_READ]}}), LEAN)
+    n = sum([accept(d) and postings.holds(d, q.terms) async for d in cursor])
+    return n, len(keys) > NEAR_COUNT_READ
 
 
 async def merchants_by_ids(db: AsyncDatabase[Doc], ids: Iterable[str]) -> dict[str, Merchant]:
@@ -301,5 +376,7 @@ async def back_office_merchant_docs(db: AsyncDatabase[Doc]) -> AsyncIterator[Doc
         yield doc
 
 
-async def set_merchant_fields(db: AsyncDatabase[Doc], merchant_id: str, fields: Doc) -> None:
-    await db.merchants.update_one({"_id": merchant_id}, {"$set": fields})
+async def set_merchant_fields(db: AsyncDatabase[Doc], merchant_id: str, fields: Doc,
+                              unset: tuple[str, ...] = ()) -> None:
+    await db.merchants.update_one({"_id": merchant_id}, {"$set": fields, **({"$unset": dict.fromkeys(unset, "")}
+                                                                         if unset else {})})

@@ -18,7 +18,7 @@ from server.domain.districts import repository as districts
 from server.domain.errors import NotFound
 from server.domain.forms import Problems
 from server.domain.geo import Point, point_in_polygon, valid_coordinates
-from server.domain.merchants import counts, repository
+from server.domain.merchants import counts, postings, repository
 from server.domain.merchants.derived import derived_fields
 from server.domain.merchants.holiday_hours import parse_exceptions
 from server.domain.merchants.hours import DAYS, HoursError, parse_week
@@ -106,8 +106,11 @@ async def update_profile(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str,
         raise NotFound(f"no merchant {merchant_id!r}")
     authz.merchant_owner(actor, merchant_id, before["district_id"], "profile")
     fields = await _validate(db, data, before["district_id"])
-    after = await repository.save_merchant(db, before, version, fields)
+    tiers = postings.take_tiers(fields)
+    after = await repository.save_merchant(db, {k: v for k, v in before.items() if k not in postings.TIER_FIELDS},
+                                           version, fields)
     await counts.apply(db, before, after)
+    await postings.apply(db, postings.Entry.of(before), postings.Entry.of(after, tiers))
     await audit.record(db, actor, "merchant.update", "merchant", merchant_id, [before["district_id"]], before, after)
     await changed(*freshness.of_merchant(merchant_id, before["district_id"]))  # hours and open-now too
     return Merchant.from_doc(after)
@@ -117,11 +120,13 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, district_id: str, data: P
     """Operators list a new shop in their district (and then invite its owner)."""
     authz.district_operator(actor, [district_id], "districts")
     fields = await _validate(db, data, district_id)
+    tiers = postings.take_tiers(fields)
     merchant_id = f"{district_id[:20]}-{uuid.uuid4().hex[:10]}"
     doc = {"_id": merchant_id, "key": merchant_id, "district_id": district_id, **fields,
            "status": "published", "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
     await repository.insert_merchant(db, doc)
     await counts.apply(db, None, doc)
+    await postings.apply(db, None, postings.Entry.of(doc, tiers))
     await audit.record(db, actor, "merchant.create", "merchant", doc["_id"], [district_id], None, doc)
     await changed(*freshness.of_merchant(doc["_id"], district_id))
     return Merchant.from_doc(doc)

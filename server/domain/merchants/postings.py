@@ -1,0 +1,190 @@
+"""Which postings lists (merchants/postings_repository.py) a merchant is on, and reading them in key order.
+
+* `s|<tier>|<term>`: search.  A merchant is on the list of each of its search terms once, at the first tier
+  that holds the term: 0 its name, 1 its name or address, 2 anywhere (categories, description).  A
+  one-term search reads tier t as one list; a search of several terms reads the first lists of one of them
+  and checks the others on the candidates.
+* `o|<district>|<open key>`: open now within a district, one list per value of `open_keys` (an hour of the
+  week, or an exception date's mark).  A district's open-now page merges the hour's list with the two
+  exception marks' lists.
+
+nx-27017 cannot index an array, so the arrays these replace (name_terms, title_terms) or sit beside
+(open_keys) were checked row by row along the whole city's or district's key index; a list reads about a
+page of keys whatever the city holds.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain.merchants import postings_repository as store
+from server.domain.merchants.derived import open_keys_at
+from server.domain.search.terms import index_terms
+from server.services.mongo import Doc
+
+SEARCH = "s|"
+OPEN = "o|"
+TIERS = 3
+# derived_fields' term arrays, which the postings replace: taken off a document before it is written
+TIER_FIELDS = ("name_terms", "title_terms", "search_terms")
+
+
+def search_list(tier: int, term: str) -> str:
+    return f"{SEARCH}{tier}|{term}"
+
+
+def open_list(district_id: str, open_key: int | str) -> str:
+    return f"{OPEN}{district_id}|{open_key}"
+
+
+def term_tiers(name: dict[str, str], address: dict[str, str], categories: list[str],
+               description: dict[str, str]) -> dict[str, int]:
+    """Each search term of a merchant and the first tier that holds it (as derived_fields indexes them)."""
+    return tiers_of(index_terms(name.values()), index_terms([*name.values(), *address.values()]),
+                    index_terms([*name.values(), *address.values(), *categories, *description.values()]))
+
+
+def tiers_of(*by_tier: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for tier, terms in enumerate(by_tier):
+        for term in terms:
+            out.setdefault(term, tier)
+    return out
+
+
+def tiers_of_doc(doc: Doc) -> dict[str, int]:
+    return term_tiers(doc.get("name") or {}, doc.get("address") or {}, list(doc.get("categories") or []),
+                      doc.get("description") or {})
+
+
+def tier_of(doc: Doc, terms: list[str]) -> int:
+    """The tier a merchant ranks at for a search: the last tier any of the terms first appears in."""
+    tiers = tiers_of_doc(doc)
+    return max(tiers.get(t, TIERS) for t in terms)
+
+
+def holds(doc: Doc, terms: list[str]) -> bool:
+    """Whether a merchant matches a search at all (checked on candidates a list did not select)."""
+    return not terms or tier_of(doc, terms) < TIERS
+
+
+def take_tiers(doc: Doc) -> dict[str, int]:
+    """derived_fields' name, title and search terms, taken off the document (they live in the postings) as
+    each term's first tier."""
+    name, title, anywhere = (doc.pop(f, None) or [] for f in TIER_FIELDS)
+    return tiers_of(name, title, anywhere)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What puts a merchant on lists: nothing unless it is published."""
+    key: str
+    published: bool
+    district_id: str
+    tiers: dict[str, int]
+    open_keys: tuple[int | str, ...]
+
+    @classmethod
+    def of(cls, doc: Doc, tiers: dict[str, int] | None = None) -> Entry:
+        return cls(doc["_id"], doc.get("status") == "published", str(doc.get("district_id") or ""),
+                   tiers if tiers is not None else tiers_of_doc(doc), tuple(doc.get("open_keys") or ()))
+
+    def lists(self) -> set[str]:
+        if not self.published:
+            return set()
+        return ({search_list(tier, term) for term, tier in self.tiers.items()}
+                | {open_list(self.district_id, k) for k in self.open_keys})
+
+
+async def rebuild(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: dict[str, dict[str, int]],
+                  back_office: list[Doc]) -> None:
+    """Every list from the content's merchants (their tiers taken off by take_tiers) and the back office's."""
+    lists: dict[str, list[str]] = {}
+    owned = {d["_id"] for d in back_office}
+    entries = [Entry.of(d, content_tiers[d["_id"]]) for d in content if d["_id"] not in owned]
+    entries.extend(Entry.of(d) for d in back_office)
+    for entry in entries:
+        for name in entry.lists():
+            lists.setdefault(name, []).append(entry.key)
+    await store.replace_all(db, lists, "")
+
+
+async def apply(db: AsyncDatabase[Doc], before: Entry | None, after: Entry | None) -> None:
+    """A back-office write: the merchant leaves the lists it is no longer on and joins its new ones."""
+    old = before.lists() if before else set()
+    new = after.lists() if after else set()
+    either = after or before
+    if either is None:
+        return
+    key = either.key
+    for name in sorted(old - new):
+        await store.remove(db, name, key)
+    for name in sorted(new - old):
+        await store.add(db, name, key)
+
+
+async def _next(it: AsyncIterator[str]) -> str | None:
+    return await anext(it, None)
+
+
+async def merged(db: AsyncDatabase[Doc], names: list[str], after: str | None,
+                 heads: dict[str, Doc] | None = None) -> AsyncIterator[str]:
+    """The keys of several lists after `after`, in key order, each once; `heads`: the lists' first blocks,
+    read already (store.heads) for a first page."""
+    walks = [store.walk(db, name, after, (heads or {}).get(name), heads is not None) for name in names]
+    heap: list[tuple[str, int]] = []
+    for i, walk in enumerate(walks):
+        head = await _next(walk)
+        if head is not None:
+            heap.append((head, i))
+    heapq.heapify(heap)
+    last: str | None = None
+    while heap:
+        key, i = heapq.heappop(heap)
+        if key != last:
+            yield key
+            last = key
+        head = await _next(walks[i])
+        if head is not None:
+            heapq.heappush(heap, (head, i))
+
+
+async def heads(db: AsyncDatabase[Doc], names: Iterable[str]) -> dict[str, Doc]:
+    return await store.heads(db, sorted(set(names)))
+
+
+async def length(db: AsyncDatabase[Doc], names: list[str], cap: int) -> int:
+    """The keys on the lists together, counted up to `cap` (a list is never read past it)."""
+    found = await heads(db, names)
+    total = sum(int(h["n"]) for h in found.values())
+    for head in found.values():
+        if total >= cap:
+            break
+        if head["more"]:
+            total += await store.length_after(db, head["list"], head["last"], cap - total)
+    return min(total, cap)
+
+
+def open_lists(district_id: str, at: datetime) -> list[str]:
+    return [open_list(district_id, k) for k in open_keys_at(at)]
+
+
+def lead_term(terms: list[str]) -> str:
+    """The term whose lists a search walks: any serves, every match holds them all; a longer one usually
+    has fewer merchants."""
+    return max(terms, key=lambda t: (len(t), t))
+
+
+def search_lists(tier: int, terms: list[str]) -> tuple[list[str], bool]:
+    """The lists a search tier reads, and whether candidates must be checked for the other terms: one
+    term's tier is one list; several terms walk the lead term's lists up to the tier."""
+    lead = lead_term(terms)
+    if len(terms) == 1:
+        return [search_list(tier, lead)], False
+    return [search_list(t, lead) for t in range(tier + 1)], True
+
