@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from server.api.ids import to_global
-from server.domain.merchants import counts, postings, service
+from server.domain.merchants import counts, postings, postings_repository, service
 from server.domain.merchants.hours import DAYS
 from server.domain.search.terms import index_terms, query_terms
 from tests.conftest import CommandCounter, RunningApp, gql
@@ -142,8 +142,7 @@ async def test_a_page_of_merchants_reads_its_offers_by_id(http: httpx.AsyncClien
 
 
 async def _lists_holding(db: Any, key: str) -> set[str]:
-    return {b["list"] async for b in db.merchant_postings.find({})
-            if key in (b["keys"].split("\n") if b["keys"] else [])}
+    return {name for name, keys in (await postings_repository.every_list(db)).items() if key in keys}
 
 
 async def test_back_office_writes_keep_the_postings(http: httpx.AsyncClient, db_client: Any,

@@ -8,10 +8,12 @@ sends (a pymongo CommandListener) and asks the server to explain each one.
 * On the embedded nx-27017, explain is SQLite's query plan (its executionStats are always zero, so
   documents examined cannot be read there): reads it can index must SEARCH an index, never SCAN the
   collection nor sort in a temporary B-tree, and each read returns no more documents than the bound.
-  nx-27017 checks a filter on an array field (`$in`, `$all` on open_keys, search_terms, categories)
-  row by row (tests/contract/test_mongo_assumptions.py): such reads walk the key index with the check
-  on the way (open now, search tiers), and a read that could only scan (the capped category count) is
-  pinned on a real MongoDB only.
+  nx-27017 checks a filter on an array field (`$in`, `$all` on open_keys, categories) row by row
+  (tests/contract/test_mongo_assumptions.py), and an equality on a field with no single-field index
+  as if it might be an array (no index then): search and a district's open now therefore read
+  postings lists (merchants/postings.py: first blocks by _id, later ones by a (list, last) range,
+  `list` indexed alone too), and a read that could only scan (the capped category count) is pinned on
+  a real MongoDB only.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStart
 from server.content.loader import load_content
 from server.domain import boundaries
 from server.domain.geo import Point
-from server.domain.merchants import counts, postings
+from server.domain.merchants import counts, postings, postings_repository
 from server.domain.merchants import repository as merchants
 from server.domain.merchants.derived import open_keys_at
 from server.domain.offers import repository as offers
@@ -171,7 +173,7 @@ async def test_open_now_in_a_district(setup: tuple[AsyncDatabase[Doc], Capture])
     assert [c["find"] for c in capture.commands] == ["merchant_postings", "merchants"]
     await explain_reads(db, capture, lambda: merchants.find_page(db, q, 5, page.items[-1][1]),
                         max_examined=5 + 1 + merchants.MARGIN)
-    assert [c["find"] for c in capture.commands] == ["merchant_postings"] * 3 + ["merchants"]
+    assert [c["find"] for c in capture.commands] == ["merchant_postings", "merchants"]
     n, floor = await merchants.count_matching(db, q)
     assert 0 < n <= merchants.NEAR_COUNT_READ and not floor
     await explain_reads(db, capture, lambda: merchants.count_matching(db, q),
@@ -183,7 +185,7 @@ async def test_open_now_lists_hold_what_open_keys_say(setup: tuple[AsyncDatabase
     candidates the old walk of the district found, so pages and counts are the same."""
     db, _ = setup
     names = postings.open_lists("huaqiangbei", NOON)
-    listed = [k async for k in postings.merged(db, names, None)]
+    listed = [k async for k in postings.merged(db, names, None, await postings.heads(db, names))]
     expected = [d["_id"] async for d in db.merchants.find(
         {"district_id": "huaqiangbei", "status": "published", "open_keys": {"$in": open_keys_at(NOON)}},
         {"_id": 1}).sort([("key", 1)])]
@@ -218,9 +220,9 @@ async def test_search_lists_hold_each_term_at_its_first_tier(setup: tuple[AsyncD
     anywhere that holds it (derived again here from its texts), and on no other search list."""
     db, _ = setup
     on: dict[str, set[str]] = {}
-    async for block in db.merchant_postings.find({"list": {"$gte": postings.SEARCH, "$lt": postings.SEARCH + "~"}}):
-        for key in block["keys"].split("\n") if block["keys"] else []:
-            on.setdefault(key, set()).add(block["list"])
+    for name, keys in (await postings_repository.every_list(db)).items():
+        for key in keys if name.startswith(postings.SEARCH) else []:
+            on.setdefault(key, set()).add(name)
     count = 0
     async for doc in db.merchants.find({"status": "published"}):
         name, address = [*doc["name"].values()], [*(doc.get("address") or {}).values()]
@@ -334,3 +336,28 @@ async def test_search_order_and_counts_are_the_documents_own(setup: tuple[AsyncD
         await explain_reads(db, capture, lambda: merchants.count_matching(db, merchants.MerchantQuery(terms=terms)),
                             max_examined=3)
         assert [c["find"] for c in capture.commands] == ["merchant_postings"]
+
+
+async def test_a_list_grows_from_its_bucket_into_blocks_and_back(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """Back-office writes keep a list readable in order at every size: in its bucket while short, then in a
+    head block, split in two past SPLIT_AT keys; removing keys leaves exactly the rest."""
+    db, _ = setup
+    name = postings.search_list(2, "zz-growing-test")
+    keys = [f"k{i:04d}" for i in range(postings_repository.SPLIT_AT + 3)]
+    for key in reversed(keys):  # every insert lands before the keys already there
+        await postings_repository.add(db, name, key)
+        if key == keys[-postings_repository.SMALL + 1]:
+            assert (await db.merchant_postings.find_one({"_id": name})) is None  # still in its bucket
+    assert (await db.merchant_postings.count_documents({"list": name})) == 2  # a head and the split-off half
+
+    async def read(after: str | None) -> list[str]:
+        return [k async for k in postings.merged(db, [name], after, await postings.heads(db, [name]))]
+
+    assert await read(None) == keys
+    assert await read(keys[700]) == keys[701:]
+    assert await postings.length(db, [name], 2000) == len(keys)
+    assert await postings.length(db, [name], 1000) == 1000
+    for key in keys[5:]:
+        await postings_repository.remove(db, name, key)
+    assert await read(None) == keys[:5]
+    assert (await postings_repository.every_list(db))[name] == keys[:5]

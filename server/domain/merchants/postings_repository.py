@@ -1,50 +1,102 @@
 """Sorted lists of merchant keys ("postings"), stored as blocks: one document holds up to BLOCK keys of one
-list in one string.
+list in one string; lists shorter than SMALL share bucket documents.
 
 Why blocks of one string: nx-27017 serves an index range only on scalar fields, and neosqlite copies every
 array element of a document it writes, so a row per (list, merchant) or an array of keys would make the
-content load far heavier than the lookups it saves.  A block is found by `(list, last)`: the first block
-whose last key is after the cursor holds the next keys of the list, so reading a page of a list is one
-index range of one or two documents whatever the list's length.
+content load far heavier than the lookups it saves.  A list's first block (its head) is addressed by the
+list's name; a later block is found by `(list, last)`: the first block whose last key is after the cursor
+holds the next keys, so reading a page of a list is one or two documents whatever the list's length.
+
+Why buckets: most lists are short (a city's rare words, the numbers in English names, an hour a few shops
+keep), and a document per list cost the load more than all the rest of the lists.  A short list lives in
+the bucket `b|<crc32 of its name mod BUCKETS>` (one string "name<TAB>k1<LF>k2<RS>name<TAB>…"), read in the
+same `_id $in` as the heads: a list has a head block, or a bucket entry, or no keys.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import AsyncIterator, Iterable
 
-from pymongo import InsertOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.services.mongo import Doc
 
 BLOCK = 512
+SMALL = 16
+BUCKETS = 8192
 SEP = "\n"
+NAME_SEP = "\t"
+LIST_SEP = "\x1e"
 BULK_SLICE = 2000
 # a block that grows past this by back-office writes is split in two
 SPLIT_AT = 2 * BLOCK
+RETRIES = 20
+
+
+def encode(keys: list[str]) -> str:
+    """Sorted keys as one string: the prefix they all share, then what follows it in each.  The keys of a
+    district share most of their characters, and a city's lists hold ~20 million keys."""
+    if not keys:
+        return ""
+    # sorted: what the first and last share, all share
+    first, last = keys[0], keys[-1]
+    shared = 0
+    while shared < min(len(first), len(last)) and first[shared] == last[shared]:
+        shared += 1
+    return keys[0][:shared] + SEP + SEP.join([k[shared:] for k in keys])
+
+
+def decode(text: str) -> list[str]:
+    if not text:
+        return []
+    prefix, _, rest = text.partition(SEP)
+    return [prefix + k for k in rest.split(SEP)]
 
 
 def _block(name: str, keys: list[str], *, head: bool, more: bool) -> Doc:
-    # a list's first block is addressed by the list's name, so the heads of several lists are one read
     return {"_id": name if head else f"{name}|{keys[0]}", "list": name, "last": keys[-1] if keys else "",
-            "n": len(keys), "keys": SEP.join(keys), "more": more}
+            "n": len(keys), "keys": encode(keys), "more": more}
+
+
+def bucket_id(name: str) -> str:
+    return f"b|{zlib.crc32(name.encode()) % BUCKETS}"
+
+
+def _bucket_lists(doc: Doc) -> dict[str, str]:
+    """A bucket's lists: name → its keys string."""
+    out: dict[str, str] = {}
+    for part in doc["lists"].split(LIST_SEP) if doc["lists"] else []:
+        name, _, keys = part.partition(NAME_SEP)
+        out[name] = keys
+    return out
+
+
+def _bucket_text(lists: dict[str, str]) -> str:
+    return LIST_SEP.join(f"{name}{NAME_SEP}{keys}" for name, keys in sorted(lists.items()))
 
 
 def block_docs(lists: dict[str, list[str]]) -> Iterable[Doc]:
-    """Each list cut into blocks of BLOCK keys in order (the lists are sorted in place)."""
+    """Each list in order (sorted in place): short ones into their buckets, the others cut into blocks."""
+    buckets: dict[str, dict[str, str]] = {}
     for name, keys in lists.items():
         keys.sort()
+        if len(keys) < SMALL:
+            buckets.setdefault(bucket_id(name), {})[name] = encode(keys)
+            continue
         for start in range(0, len(keys), BLOCK):
             yield _block(name, keys[start:start + BLOCK], head=start == 0, more=start + BLOCK < len(keys))
+    for bid, small in buckets.items():
+        yield {"_id": bid, "lists": _bucket_text(small)}
 
 
 def keys_of(block: Doc) -> list[str]:
-    return block["keys"].split(SEP) if block["keys"] else []
+    return decode(block["keys"])
 
 
-async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]], prefix: str) -> None:
-    """Every list whose name starts with `prefix` becomes the given ones (the content loader's rebuild)."""
-    await db.merchant_postings.delete_many({"list": {"$gte": prefix, "$lt": prefix + "\uffff"}})
+async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]]) -> None:
+    """All lists become the given ones (the content loader's rebuild)."""
+    await db.merchant_postings.delete_many({})
     batch: list[Doc] = []
     for doc in block_docs(lists):
         batch.append(doc)
@@ -56,24 +108,33 @@ async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]], prefi
 
 
 async def heads(db: AsyncDatabase[Doc], names: list[str]) -> dict[str, Doc]:
-    """The first block of each list that has one (a list without a head is empty), in one read by _id."""
-    return {d["_id"]: d async for d in db.merchant_postings.find({"_id": {"$in": names}})}
+    """Each list's head block, or for a short list a head made of its bucket entry (`more` false); a list
+    with neither has no keys.  One read by _id."""
+    ids = sorted({*names, *(bucket_id(n) for n in names)})
+    found = {d["_id"]: d async for d in db.merchant_postings.find({"_id": {"$in": ids}})}
+    out: dict[str, Doc] = {}
+    for name in names:
+        if name in found:
+            out[name] = found[name]
+        elif (bucket := found.get(bucket_id(name))) is not None and (keys := _bucket_lists(bucket).get(name)):
+            decoded = decode(keys)
+            out[name] = {"_id": name, "list": name, "keys": keys, "n": len(decoded), "more": False,
+                         "last": decoded[-1], "bucket": bucket}
+    return out
 
 
-async def walk(db: AsyncDatabase[Doc], name: str, after: str | None, head: Doc | None = None,
-               head_read: bool = False) -> AsyncIterator[str]:
-    """The list's keys after `after`, in order, read a block at a time; from `head` on when the list's
-    head was read already (`head_read`; None then means the list is empty)."""
+async def walk(db: AsyncDatabase[Doc], name: str, after: str | None, head: Doc | None) -> AsyncIterator[str]:
+    """The list's keys after `after`, in order, from its head (read by `heads`; None: the list is empty)
+    on, then a block at a time."""
     last = after or ""
-    if head_read:
-        if head is None:
-            return
-        for key in keys_of(head):
-            if key > last:
-                yield key
-        if not head["more"]:
-            return
-        last = max(last, head["last"])
+    if head is None:
+        return
+    for key in keys_of(head):
+        if key > last:
+            yield key
+    if not head["more"]:
+        return
+    last = max(last, head["last"])
     while True:
         cursor = db.merchant_postings.find({"list": name, "last": {"$gt": last}}, {"keys": 1, "last": 1, "more": 1})
         docs = [d async for d in cursor.sort([("last", 1)]).limit(1)]
@@ -113,7 +174,7 @@ async def _holder(db: AsyncDatabase[Doc], name: str, key: str) -> Doc | None:
 
 async def _rewrite(db: AsyncDatabase[Doc], block: Doc, keys: list[str]) -> bool:
     """Replace a block's keys if nobody changed it since it was read (the keys string is the version).
-    A list's head stays, even empty, while the list lives: a missing head means an empty list."""
+    A list's head stays, even empty, while the list lives."""
     guard = {"_id": block["_id"], "keys": block["keys"]}
     name, is_head = block["list"], block["_id"] == block["list"]
     if not keys and not is_head:
@@ -130,23 +191,68 @@ async def _rewrite(db: AsyncDatabase[Doc], block: Doc, keys: list[str]) -> bool:
     return (await db.merchant_postings.replace_one(guard, body)).matched_count == 1
 
 
+async def _set_in_bucket(db: AsyncDatabase[Doc], bucket: Doc | None, bid: str, name: str,
+                         keys: list[str] | None) -> bool:
+    """Change one short list of a bucket (None: drop it), if the bucket is as read."""
+    if bucket is None:
+        if keys is None:
+            return True
+        result = await db.merchant_postings.update_one(
+            {"_id": bid}, {"$setOnInsert": {"lists": _bucket_text({name: encode(keys)})}}, upsert=True)
+        return result.upserted_id is not None
+    lists = _bucket_lists(bucket)
+    if keys is None:
+        lists.pop(name, None)
+    else:
+        lists[name] = encode(keys)
+    result = await db.merchant_postings.replace_one({"_id": bid, "lists": bucket["lists"]},
+                                                    {"lists": _bucket_text(lists)})
+    return result.matched_count == 1
+
+
+async def _bucket_of(db: AsyncDatabase[Doc], name: str) -> tuple[Doc | None, list[str] | None, bool]:
+    """The list's bucket, its keys there (None: not there), and whether the list has a head block."""
+    found = {d["_id"]: d async for d in db.merchant_postings.find({"_id": {"$in": [name, bucket_id(name)]}})}
+    bucket = found.get(bucket_id(name))
+    small = _bucket_lists(bucket).get(name) if bucket is not None else None
+    return bucket, (decode(small) if small is not None else None), name in found
+
+
 async def add(db: AsyncDatabase[Doc], name: str, key: str) -> None:
-    for _ in range(20):
+    """A back-office write joins a list: a short list stays in its bucket until it reaches SMALL keys, then
+    moves to a head block (written before it leaves the bucket: a reader prefers the head)."""
+    for _ in range(RETRIES):
+        bucket, small, has_head = await _bucket_of(db, name)
+        if not has_head:
+            keys = sorted({*(small or []), key})
+            if len(keys) < SMALL:
+                if await _set_in_bucket(db, bucket, bucket_id(name), name, keys):
+                    return
+                continue
+            await db.merchant_postings.replace_one({"_id": name}, _block(name, keys, head=True, more=False),
+                                                   upsert=True)
+            if await _set_in_bucket(db, bucket, bucket_id(name), name, None):
+                return
+            continue
         block = await _holder(db, name, key)
         if block is None:
-            await db.merchant_postings.bulk_write([InsertOne(_block(name, [key], head=True, more=False))],
-                                                  ordered=False)
-            return
+            continue
         keys = keys_of(block)
-        if key in keys:
-            return
-        if await _rewrite(db, block, sorted([*keys, key])):
+        if key in keys or await _rewrite(db, block, sorted([*keys, key])):
             return
     raise RuntimeError(f"postings list {name!r} kept changing while adding {key!r}")
 
 
 async def remove(db: AsyncDatabase[Doc], name: str, key: str) -> None:
-    for _ in range(20):
+    for _ in range(RETRIES):
+        bucket, small, has_head = await _bucket_of(db, name)
+        if not has_head:
+            if small is None or key not in small:
+                return
+            rest = [k for k in small if k != key]
+            if await _set_in_bucket(db, bucket, bucket_id(name), name, rest or None):
+                return
+            continue
         cursor = db.merchant_postings.find({"list": name, "last": {"$gte": key}}).sort([("last", 1)]).limit(1)
         found = [d async for d in cursor]
         if not found or key not in (keys := keys_of(found[0])):
@@ -154,3 +260,15 @@ async def remove(db: AsyncDatabase[Doc], name: str, key: str) -> None:
         if await _rewrite(db, found[0], [k for k in keys if k != key]):
             return
     raise RuntimeError(f"postings list {name!r} kept changing while removing {key!r}")
+
+
+async def every_list(db: AsyncDatabase[Doc]) -> dict[str, list[str]]:
+    """Every list with its keys, read whole (for checks of the layout, never on a shopper's read)."""
+    out: dict[str, list[str]] = {}
+    async for doc in db.merchant_postings.find({}):
+        if "lists" in doc:
+            for name, keys in _bucket_lists(doc).items():
+                out.setdefault(name, []).extend(decode(keys))
+        else:
+            out.setdefault(doc["list"], []).extend(keys_of(doc))
+    return {name: sorted(keys) for name, keys in out.items()}

@@ -141,9 +141,8 @@ async def _open_in_district(db: AsyncDatabase[Doc], q: MerchantQuery, want: int,
     assert q.open_at is not None and q.district_id is not None
     query, _ = _checked_filter(q)
     names = postings.open_lists(q.district_id, q.open_at)
-    # a first page reads the three lists' first blocks in one command
-    heads = await postings.heads(db, names) if after_id is None else None
-    keys = postings.merged(db, names, after_id, heads)
+    # the three lists' heads in one command; a page past a head reads blocks by range
+    keys = postings.merged(db, names, after_id, await postings.heads(db, names))
     return [d for _, d in await _listed(db, [(0, keys)], query, want, lambda d, _: accept(d), LEAN)]
 
 
@@ -168,18 +167,17 @@ async def _no_count() -> int:
 
 
 async def _search_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
-    """Tier by tier (postings.py), each tier's merchants by key; a first page reads the tiers' first blocks in
-    one command and their first candidates in another."""
+    """Tier by tier (postings.py), each tier's merchants by key; a page reads the tiers' lists' heads in one
+    command and their first candidates in another."""
     query, accept_filters = _checked_filter(q)
     start = int(after[0]) if after is not None and isinstance(after[0], int | float) else 0
     start = max(0, min(start, postings.TIERS - 1))
     tiers = range(start, postings.TIERS)
     plans = {tier: postings.search_lists(tier, q.terms) for tier in tiers}
-    # the cursor's own tier walks from the cursor; the later tiers start at their lists' first blocks
-    later = [name for tier in tiers for name in plans[tier][0] if after is None or tier > start]
-    heads = await postings.heads(db, later) if later else {}
+    # every tier's lists' heads in one command; the cursor's own tier walks on from the cursor
+    heads = await postings.heads(db, [name for tier in tiers for name in plans[tier][0]])
     sources = [(tier, postings.merged(db, plans[tier][0], after[1] if after is not None and tier == start else None,
-                                      None if after is not None and tier == start else heads))
+                                      heads))
                for tier in tiers]
 
     def accept(doc: Doc, tier: int) -> bool:
