@@ -43,7 +43,8 @@ _SERVER = Path(__file__).resolve().parent.parent
 DERIVING = tuple(_SERVER / p for p in ("content/records.py", "content/loader.py", "content/validate.py",
                                        "domain/merchants/derived.py", "domain/merchants/hours.py",
                                        "domain/search/terms.py", "domain/geo.py", "domain/merchants/postings.py",
-                                       "content/pictures.py", "domain/images/models.py")) + DRAWING
+                                       "domain/merchants/postings_repository.py", "content/pictures.py",
+                                       "domain/images/models.py")) + DRAWING
 
 
 @dataclass(slots=True)
