@@ -1,6 +1,7 @@
 """Benchmark: what shopper reads cost as the city's content grows, in one run.
 
     python bench/content_scale.py [--sizes 162,5000,50000] [--reps 7] [--budget 40] [--mongo-url URL] [--json]
+                                  [--load-only]
 
 For each size, content in the project's own format (content/ layout, YAML) is generated: the
 seed merchants plus synthetic ones, spread over the districts in the seed's proportions, with
@@ -253,6 +254,8 @@ async def run_size(size: int, args: argparse.Namespace, work: Path, today: datet
         result["offers"] = await db.offers.estimated_document_count()
         result["load_summary"] = report.summary()
         await client.close()
+        if args.load_only:
+            return result
         env = {**os.environ, "MONGODB_URL": mongo_url, "MONGODB_DB": db_name, "SHANGQUAN_CONTENT_DIR": str(content),
                "RATE_LIMIT_GRAPHQL_COST": "0", "RATE_LIMIT_REQUESTS": "0", "RATE_LIMIT_INGEST_BATCHES": "0",
                "SHANGQUAN_VAR_DIR": str(var)}
@@ -276,6 +279,12 @@ async def run_size(size: int, args: argparse.Namespace, work: Path, today: datet
             child.stop()
         shutil.rmtree(var, ignore_errors=True)
     return result
+
+
+def load_table(results: list[Doc]) -> str:
+    lines = ["| merchants | load (s wall) | load (CPU s of loader and server) |", "|---|---|---|"]
+    lines.extend(f"| {r['merchants']:,} | {r['load_s']} | {r['load_cpu_s']} |" for r in results)
+    return "\n".join(lines)
 
 
 def table(results: list[Doc]) -> str:
@@ -306,6 +315,7 @@ async def main() -> None:
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     parser.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "shangquan-content-scale"))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--load-only", action="store_true", help="time the loads only (no restart, no requests)")
     args = parser.parse_args()
     work = Path(args.work_dir)
     await asyncio.to_thread(work.mkdir, parents=True, exist_ok=True)
@@ -319,7 +329,7 @@ async def main() -> None:
         print(json.dumps(results, ensure_ascii=False, indent=2))
     print(f"backend: {'MongoDB at ' + args.mongo_url if args.mongo_url else 'embedded nx-27017 (on disk)'}; "
           f"now {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average {load_before[0]:.2f} → {load_after[0]:.2f}")
-    print(table(results))
+    print(load_table(results) if args.load_only else table(results))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,9 @@ from server.services.mongo import Doc
 COLLECTIONS = ("categories", "districts", "areas", "merchants", "festivals", "offers", "products", "images")
 # libyaml's parser when PyYAML was built with it (~10x faster on a city's worth of merchants)
 YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Merchants derived per batch while the previous batch is written: small enough that the server starts
+# early, large enough that a batch's round trip is not the cost.
+DERIVE_BATCH = 2000
 _SERVER = Path(__file__).resolve().parent.parent
 # The code that turns records into documents: a change to it re-derives everything on the next load.
 DERIVING = tuple(_SERVER / p for p in ("content/records.py", "content/loader.py", "content/validate.py",
@@ -97,10 +100,27 @@ def _build_all(root: Path, key: str, build: Callable[[Record, int], Doc]) -> tup
     return [build(r, i) for i, r in enumerate(recs)], recs
 
 
+@dataclass(slots=True)
+class Content:
+    """Every document the content folder describes, valid; merchants' derived fields not computed yet."""
+
+    docs: dict[str, list[Doc]]
+    drafts: list[records.MerchantDraft]  # drafts[i].doc is docs["merchants"][i]
+
+
 def parse_content(root: Path) -> dict[str, list[Doc]]:
     """Every document the content folder describes; raises ContentError on the first bad field."""
+    content = read_content(root)
+    for draft in content.drafts:
+        draft.derive()
+    return content.docs
+
+
+def read_content(root: Path) -> Content:
+    """Every record checked (ContentError on the first bad field); merchants are left to derive."""
     cats, cat_recs = _build_all(root, "categories", records.category)
     categories = _unique(cats, cat_recs, "category")
+    category_ids = set(categories)
 
     district_recs = _read(root / "districts.yaml", "districts", root)
     built = [records.district(r, i) for i, r in enumerate(district_recs)]
@@ -112,7 +132,7 @@ def parse_content(root: Path) -> dict[str, list[Doc]]:
         area_recs.extend([r] * len(areas))
     _unique(area_docs, area_recs, "area")
 
-    merchant_docs: list[Doc] = []
+    drafts: list[records.MerchantDraft] = []
     merchant_recs: list[Record] = []
     for path in sorted((root / "merchants").glob("*.yaml")):
         district_id = path.stem
@@ -121,8 +141,9 @@ def parse_content(root: Path) -> dict[str, list[Doc]]:
                                f"file name must be a district id; {district_id!r} is not one")
         area_ids = {a["_id"] for a in area_docs if a["district_id"] == district_id}
         for r in _read(path, "merchants", root):
-            merchant_docs.append(records.merchant(r, districts[district_id], area_ids, set(categories)))
+            drafts.append(records.merchant_draft(r, districts[district_id], area_ids, category_ids))
             merchant_recs.append(r)
+    merchant_docs = [d.doc for d in drafts]
     merchants = _unique(merchant_docs, merchant_recs, "merchant")
 
     fest_docs, fest_recs = _build_all(root, "festivals", lambda r, _: records.festival(r, set(districts)))
@@ -131,11 +152,11 @@ def parse_content(root: Path) -> dict[str, list[Doc]]:
     _unique(offer_docs, offer_recs, "offer")
     product_docs, product_recs = _build_all(root, "products", lambda r, _: records.product(r, set(merchants)))
     _unique(product_docs, product_recs, "product")
-    return {
+    return Content({
         "categories": cats, "districts": list(districts.values()), "areas": area_docs,
         "merchants": merchant_docs, "festivals": fest_docs, "offers": offer_docs, "products": product_docs,
         "images": content_images(merchant_docs, product_docs, fest_docs),
-    }
+    }, drafts)
 
 
 def _digest(doc: Doc) -> str:
@@ -159,48 +180,109 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
         if progress:
             progress(len(COLLECTIONS) + 1, len(COLLECTIONS) + 1)
         return LoadReport(unchanged={k: int(v) for k, v in manifest.get("counts", {}).items()})
-    # all validation happens before the first write; YAML and search terms are CPU work, kept off the event loop
-    parsed = await asyncio.to_thread(parse_content, root)
-    # search tiers are kept in postings lists, not on the merchant documents (merchants/postings.py)
-    tiers = {doc["_id"]: postings.take_tiers(doc) for doc in parsed["merchants"]}
+    # all validation happens before the first write; YAML is CPU work, kept off the event loop
+    content = await asyncio.to_thread(read_content, root)
     report = LoadReport()
     if progress:
         progress(1, len(COLLECTIONS) + 1)
+    tiers: dict[str, dict[str, int]] = {}  # search tiers live in postings lists, not on merchants (postings.py)
+    kept: list[Doc] = []  # the merchants stored as the files say once this load is done
+    back_office: list[str] = []  # and those the back office owns
     for step, name in enumerate(COLLECTIONS, start=2):
-        existing = await content_repository.sync_states(db, name)
-        changes: list[tuple[bool, Doc]] = []
-        wanted = set()
-        inserted = updated = unchanged = 0
-        for doc in parsed[name]:
-            wanted.add(doc["_id"])
-            digest_ = _digest(doc)
-            current = existing.get(doc["_id"])
-            if current is not None and current.get("origin", "content") != "content":
-                unchanged += 1  # edited in the back office since: the edit wins
-                continue
-            if current is not None and current.get("content_hash") == digest_:
-                unchanged += 1
-                continue
-            full = {**doc, "origin": "content", "content_hash": digest_}
-            changes.append((current is None, full))
-            if current is None:
-                inserted += 1
-            else:
-                updated += 1
-        stale = [i for i, d in existing.items() if i not in wanted and d.get("origin", "content") == "content"]
-        await content_repository.write_changes(db, name, changes, stale)
-        report.inserted[name], report.updated[name] = inserted, updated
-        report.deleted[name], report.unchanged[name] = len(stale), unchanged
+        batches = _derived(content.drafts, tiers) if name == "merchants" else _hashed_once(content.docs[name])
+        sync = await _sync(db, name, batches)
+        report.inserted[name], report.updated[name] = sync.inserted, sync.updated
+        report.deleted[name], report.unchanged[name] = sync.deleted, sync.unchanged
+        if name == "merchants":
+            kept, back_office = sync.kept, sync.back_office
         if progress:
             progress(step, len(COLLECTIONS) + 1)
-    back_office = await _upgrade_back_office_merchants(db)
-    await postings.rebuild(db, parsed["merchants"], tiers, back_office)
-    await counts.rebuild(db)
+    owned = await _upgrade_back_office_merchants(db)
+    await postings.rebuild(db, content.docs["merchants"], tiers, owned)
+    await counts.rebuild_known(db, kept, back_office)
     await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)
-    totals = {name: len(parsed[name]) for name in COLLECTIONS}
+    totals = {name: len(content.docs[name]) for name in COLLECTIONS}
     await content_repository.save_manifest(db, digest, totals)
     return report
+
+
+Hashed = list[tuple[Doc, str]]
+
+
+def _hash(docs: list[Doc]) -> Hashed:
+    return [(doc, _digest(doc)) for doc in docs]
+
+
+async def _hashed_once(docs: list[Doc]) -> AsyncIterator[Hashed]:
+    yield _hash(docs)
+
+
+async def _derived(drafts: list[records.MerchantDraft], tiers: dict[str, dict[str, int]]) -> AsyncIterator[Hashed]:
+    """Merchants derived and hashed in a thread, a batch at a time: the caller writes one batch while the
+    next is derived, so the database server and the loader work at once (each on its own core)."""
+    for start in range(0, len(drafts), DERIVE_BATCH):
+        yield await asyncio.to_thread(_derive_and_hash, drafts[start:start + DERIVE_BATCH], tiers)
+
+
+def _derive_and_hash(drafts: list[records.MerchantDraft], tiers: dict[str, dict[str, int]]) -> Hashed:
+    docs = []
+    for draft in drafts:
+        doc = draft.derive()
+        tiers[doc["_id"]] = postings.take_tiers(doc)  # before the hash and the write: not stored on the doc
+        docs.append(doc)
+    return _hash(docs)
+
+
+@dataclass(slots=True)
+class _Synced:
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    kept: list[Doc] = field(default_factory=list)  # content documents now stored as given
+    back_office: list[str] = field(default_factory=list)  # ids the back office owns, left as they are
+
+
+async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed]) -> _Synced:
+    """Write what changed in `name`, a batch while the next is prepared; delete what the files no longer hold."""
+    existing = await content_repository.sync_states(db, name)
+    out = _Synced()
+    wanted: set[str] = set()
+    writing: asyncio.Task[None] | None = None
+    try:
+        async for batch in batches:
+            changes: list[tuple[bool, Doc]] = []
+            for doc, digest_ in batch:
+                wanted.add(doc["_id"])
+                current = existing.get(doc["_id"])
+                if current is not None and current.get("origin", "content") != "content":
+                    out.unchanged += 1  # edited in the back office since: the edit wins
+                    out.back_office.append(doc["_id"])
+                    continue
+                out.kept.append(doc)
+                if current is not None and current.get("content_hash") == digest_:
+                    out.unchanged += 1
+                    continue
+                changes.append((current is None, {**doc, "origin": "content", "content_hash": digest_}))
+                if current is None:
+                    out.inserted += 1
+                else:
+                    out.updated += 1
+            if writing is not None:
+                await writing
+            writing = asyncio.create_task(content_repository.write_changes(db, name, changes, []))
+        if writing is not None:
+            await writing
+    finally:
+        if writing is not None and not writing.done():
+            writing.cancel()
+    out.back_office.extend(i for i, d in existing.items()
+                           if i not in wanted and d.get("origin", "content") != "content")
+    stale = [i for i, d in existing.items() if i not in wanted and d.get("origin", "content") == "content"]
+    await content_repository.write_changes(db, name, [], stale)
+    out.deleted = len(stale)
+    return out
 
 
 async def _upgrade_back_office_merchants(db: AsyncDatabase[Doc]) -> list[Doc]:

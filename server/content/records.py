@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, date
 from typing import Any
 
 from server.content.validate import ContentError, Record
@@ -11,7 +12,7 @@ from server.domain.festivals.models import window
 from server.domain.geo import Point, point_in_polygon
 from server.domain.merchants.derived import derived_fields
 from server.domain.merchants.holiday_hours import parse_exceptions
-from server.domain.merchants.hours import DAYS, HoursError, parse_week
+from server.domain.merchants.hours import DAYS, HoursError, Span, parse_week
 from server.domain.offers.models import KINDS as OFFER_KINDS
 from server.domain.offers.models import until_key
 from server.domain.products.models import CATEGORIES as PRODUCT_CATEGORIES
@@ -70,7 +71,24 @@ def district(r: Record, sort: int) -> tuple[Doc, list[Doc]]:
     return doc, areas
 
 
-def merchant(r: Record, district_doc: Doc, area_ids: set[str], category_ids: set[str]) -> Doc:
+@dataclass(slots=True)
+class MerchantDraft:
+    """A validated merchant without its derived fields (search terms, open hours, geo keys) yet: deriving
+    is most of a merchant's CPU, so the loader derives in batches while the database writes the last one."""
+
+    doc: Doc
+    location: Point
+    spans: list[Span]
+    exceptions: dict[date, tuple[Span, ...]]
+
+    def derive(self) -> Doc:
+        d = self.doc
+        d.update(derived_fields(d["name"], d["description"], d["address"], d["categories"], self.location,
+                                self.spans, self.exceptions))
+        return d
+
+
+def merchant_draft(r: Record, district_doc: Doc, area_ids: set[str], category_ids: set[str]) -> MerchantDraft:
     mid = r.slug()
     area_id = r.slug("area")
     if area_id not in area_ids:
@@ -102,13 +120,13 @@ def merchant(r: Record, district_doc: Doc, area_ids: set[str], category_ids: set
         raise r.fail("phone", "may hold digits, spaces, +, - and brackets only")
     name, description = r.localized("name"), r.localized("description", required=False)
     address = r.localized("address", required=False)
-    return {
+    doc = {
         "_id": mid, "key": mid, "district_id": district_doc["_id"], "area_id": area_id, "name": name,
         "description": description, "address": address, "categories": categories, "phone": phone,
         "price_level": r.integer("price_level", 1, 4), "hours": {day: list(hours.get(day) or []) for day in DAYS},
         "status": "published", "version": 0,
-        **derived_fields(name, description, address, categories, Point(lat, lng), spans, exceptions),
     }
+    return MerchantDraft(doc, Point(lat, lng), spans, exceptions)
 
 
 def product(r: Record, merchant_ids: set[str]) -> Doc:
@@ -186,4 +204,5 @@ def offer(r: Record, merchants: dict[str, Doc], festivals: dict[str, Doc]) -> Do
     }
 
 
-__all__ = ["ContentError", "category", "district", "festival", "merchant", "offer", "product"]
+__all__ = ["ContentError", "MerchantDraft", "category", "district", "festival", "merchant_draft", "offer",
+           "product"]

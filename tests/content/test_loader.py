@@ -76,6 +76,29 @@ async def test_back_office_edits_survive_a_reload(db: Any, content: Path) -> Non
     assert (await db.merchants.find_one({"_id": "hqb-phone-city"}))["phone"] == "1"
 
 
+async def test_counters_after_a_reload_count_the_back_offices_merchants_too(db: Any, content: Path) -> None:
+    await load_content(db, content)
+    # the back office unpublished one content merchant and moved another; and it created one of its own
+    await db.merchants.update_one({"_id": "hqb-phone-city"}, {"$set": {"origin": "backoffice", "status": "hidden"}})
+    moved = await db.merchants.find_one({"_id": "hqb-night-noodles"})
+    area = next(iter([a async for a in db.areas.find({}) if a["_id"] != moved["area_id"]]))
+    await db.merchants.update_one({"_id": moved["_id"]}, {"$set": {"origin": "backoffice", "area_id": area["_id"]}})
+    await db.merchants.insert_one({**moved, "_id": "bo-new", "key": "bo-new", "origin": "backoffice",
+                                   "categories": ["night-snacks"]})
+    edit(content / "merchants" / "huaqiangbei.yaml", lambda d: d["merchants"][0].update(phone="+86 755 3"))
+    await load_content(db, content)
+    stored = {d["_id"]: d["n"] async for d in db.merchant_counts.find({})}
+    assert stored["all"] == await db.merchants.count_documents({"status": "published"})
+    for district in [d["_id"] async for d in db.districts.find({}, {"_id": 1})]:
+        exact = await db.merchants.count_documents({"district_id": district, "status": "published"})
+        assert stored.get(f"district:{district}", 0) == exact, district
+    for area_id in [a["_id"] async for a in db.areas.find({}, {"_id": 1})]:
+        exact = await db.merchants.count_documents({"area_id": area_id, "status": "published"})
+        assert stored.get(f"area:{area_id}", 0) == exact, area_id
+    snacks = await db.merchants.count_documents({"categories": "night-snacks", "status": "published"})
+    assert stored["category:night-snacks"] == snacks
+
+
 BAD_EDITS = [
     ("merchants/huaqiangbei.yaml", lambda d: d["merchants"][1].update(price_level=9),
      "hqb-night-noodles", "price_level"),

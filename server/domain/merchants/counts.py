@@ -8,6 +8,7 @@ counted by reading at most COUNT_CAP matches (merchants/repository.py).
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -46,6 +47,18 @@ async def rebuild(db: AsyncDatabase[Doc]) -> None:
     totals: Counter[str] = Counter()
     async for doc in repository.counted_fields(db):
         totals.update(keys_of(doc))
+    await repository.replace_counters(db, sorted(totals.items()))
+
+
+async def rebuild_known(db: AsyncDatabase[Doc], known: Iterable[Doc], read_ids: list[str]) -> None:
+    """`rebuild` for the content loader, which holds the documents it just synced (`known`, stored as given):
+    only the others (`read_ids`, the back office's) are read, not the whole city a second time."""
+    totals: Counter[str] = Counter()
+    for doc in known:
+        totals.update(keys_of(doc))
+    if read_ids:
+        async for doc in repository.counted_fields(db, read_ids):
+            totals.update(keys_of(doc))
     await repository.replace_counters(db, sorted(totals.items()))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from server.domain.geo import Point, bands_of, cells_of
 from server.domain.merchants.hours import SHANGHAI, SLOT, Span, open_slots, slot_at
-from server.domain.search.terms import index_terms
+from server.domain.search.terms import tiered_terms
 
 EXCEPTION_MARK = "x"
 SLOTS_PER_HOUR = 60 // SLOT  # open_keys entry "x2027-02-06": that date has its own hours, checked exactly
@@ -18,6 +18,9 @@ def derived_fields(name: dict[str, str], description: dict[str, str], address: d
                    exceptions: dict[date, tuple[Span, ...]] | None = None) -> dict[str, Any]:
     exceptions = exceptions or {}
     dates = sorted(d.isoformat() for d in exceptions)
+    # Search ranks a match in the name first, then in the name or address, then anywhere.
+    name_terms, title_terms, search_terms = tiered_terms(
+        [name.values(), address.values(), [*categories, *description.values()]])
     return {
         "hours_exceptions": [{"date": d.isoformat(), "spans": [s.label() for s in spans_]}
                              for d, spans_ in sorted(exceptions.items())],
@@ -28,10 +31,7 @@ def derived_fields(name: dict[str, str], description: dict[str, str], address: d
         # than quarter-hours keep the array (read with every document) at most 168 long.
         "open_keys": [*sorted({slot // SLOTS_PER_HOUR for slot in open_slots(spans)}),
                       *(EXCEPTION_MARK + d for d in dates)],
-        "search_terms": index_terms([*name.values(), *address.values(), *categories, *description.values()]),
-        # Search ranks a match in the name first, then in the name or address, then anywhere.
-        "name_terms": index_terms(name.values()),
-        "title_terms": index_terms([*name.values(), *address.values()]),
+        "search_terms": search_terms, "name_terms": name_terms, "title_terms": title_terms,
     }
 
 

@@ -351,10 +351,10 @@ async def inc_counters(db: AsyncDatabase[Doc], delta: list[tuple[str, int]]) -> 
         await db.merchant_counts.bulk_write(ops, ordered=False)
 
 
-async def counted_fields(db: AsyncDatabase[Doc]) -> AsyncIterator[Doc]:
-    """Every merchant's fields the counters count by, streamed."""
+async def counted_fields(db: AsyncDatabase[Doc], ids: list[str] | None = None) -> AsyncIterator[Doc]:
+    """Every merchant's (or those of `ids`) fields the counters count by, streamed."""
     fields: dict[str, Any] = {"district_id": 1, "area_id": 1, "categories": 1, "status": 1}
-    async for doc in db.merchants.find({}, fields):
+    async for doc in db.merchants.find({} if ids is None else {"_id": {"$in": ids}}, fields):
         yield doc
 
 

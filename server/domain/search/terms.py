@@ -29,7 +29,8 @@ from typing import Final
 
 from opencc import OpenCC
 
-__all__ = ["MAX_QUERY_TERMS", "MAX_TERMS", "MAX_TERM_LEN", "index_terms", "normalize", "query_terms"]
+__all__ = ["MAX_QUERY_TERMS", "MAX_TERMS", "MAX_TERM_LEN", "index_terms", "normalize", "query_terms",
+           "tiered_terms"]
 
 # 400 keeps the multikey index to a few KB per document while a typical merchant
 # (names plus a three-sentence description in zh-CN, zh-HK and en) needs ~370
@@ -148,15 +149,32 @@ def index_terms(texts: Iterable[str]) -> list[str]:
     Pass the names first: texts fill the budget in order, so a long description
     can only crowd out its own tail, never the names before it.
     """
+    return tiered_terms([texts])[0]
+
+
+def tiered_terms(tiers: Iterable[Iterable[str]]) -> list[list[str]]:
+    """`index_terms` of each tier together with all the tiers before it, in one pass.
+
+    A merchant's name, name-or-address and whole-document terms share their texts: each text is
+    merged once instead of once per tier.  Element i equals ``index_terms(tiers[0] + … + tiers[i])``.
+    """
     seen: dict[str, None] = {}
-    for text in texts:
-        for term in _text_terms(text):
-            if term in seen:
-                continue
+    out: list[list[str]] = []
+    for texts in tiers:
+        for text in texts:
             if len(seen) >= MAX_TERMS:
-                return sorted(seen)
-            seen[term] = None
-    return sorted(seen)
+                break
+            terms = _text_terms(text)
+            if len(seen) + len(terms) <= MAX_TERMS:
+                seen.update(dict.fromkeys(terms))  # cannot pass the cap: the whole text in C
+                continue
+            for term in terms:
+                if term not in seen:
+                    if len(seen) >= MAX_TERMS:
+                        break
+                    seen[term] = None
+        out.append(sorted(seen))
+    return out
 
 
 def _query_han_terms(run: str) -> list[str]:

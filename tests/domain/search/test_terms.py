@@ -11,6 +11,7 @@ from server.domain.search.terms import (
     index_terms,
     normalize,
     query_terms,
+    tiered_terms,
 )
 
 MERCHANT_NAMES = ["华强北数码手机城", "華強北數碼手機城", "Huaqiangbei Digital Mobile Mall"]
@@ -221,3 +222,26 @@ def test_huge_single_run_is_bounded() -> None:
     terms = index_terms(["华强北", run])
     assert len(terms) == MAX_TERMS
     assert set(index_terms(["华强北"])) <= set(terms)
+
+
+# --- tiered_terms: the name, name-or-address and whole-document terms in one pass ----------------
+
+
+def test_each_tier_holds_its_own_and_every_earlier_tiers_terms() -> None:
+    names, addresses = ["华强北"], ["深南中路 3018号"]
+    name_terms, title_terms, all_terms = tiered_terms([names, addresses, ["electronics"]])
+    assert name_terms == ["hq", "hqb", "hu", "hua", "huaq", "huaqi", "huaqia", "huaqian", "huaqiang", "huaqiangb",
+                          "huaqiangbe", "huaqiangbei", "北", "华", "华强", "强", "强北"]
+    assert set(name_terms) < set(title_terms) < set(all_terms)
+    assert {"3018", "深南"} <= set(title_terms) - set(name_terms)
+    assert {"electronics", "ele", "elec"} <= set(all_terms) - set(title_terms)
+
+
+@pytest.mark.parametrize("stall_count", [0, 40, 150])
+def test_tiers_equal_index_terms_of_their_texts_also_at_the_cap(stall_count: int) -> None:
+    description = " ".join(f"第{i}号档口 stall{i} 蚝油捞面" for i in range(stall_count))
+    tiers = [MERCHANT_NAMES, ["深圳市福田区华强北路1002号"], [*MERCHANT_DESCRIPTIONS, description]]
+    got = tiered_terms(tiers)
+    assert got == [index_terms(MERCHANT_NAMES), index_terms([*MERCHANT_NAMES, *tiers[1]]),
+                   index_terms([*MERCHANT_NAMES, *tiers[1], *tiers[2]])]
+    assert len(got[2]) == (MAX_TERMS if stall_count == 150 else len(got[2])) <= MAX_TERMS
