@@ -19,12 +19,11 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.content import records
+from server.content.files import MerchantFile, read_merchant_files, read_records
 from server.content.pictures import DRAWING, content_images
 from server.content.validate import ContentError, Record
 from server.domain.content import repository as content_repository
@@ -36,14 +35,13 @@ from server.domain.offers import repository as offers
 from server.services.mongo import Doc
 
 COLLECTIONS = ("categories", "districts", "areas", "merchants", "festivals", "offers", "products", "images")
-# libyaml's parser when PyYAML was built with it (~10x faster on a city's worth of merchants)
-YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Merchants derived per batch while the previous batch is written: small enough that the server starts
 # early, large enough that a batch's round trip is not the cost.
 DERIVE_BATCH = 2000
 _SERVER = Path(__file__).resolve().parent.parent
 # The code that turns records into documents: a change to it re-derives everything on the next load.
 DERIVING = tuple(_SERVER / p for p in ("content/records.py", "content/loader.py", "content/validate.py",
+                                       "content/files.py",
                                        "domain/merchants/derived.py", "domain/merchants/hours.py",
                                        "domain/search/terms.py", "domain/geo.py", "domain/merchants/postings.py",
                                        "domain/merchants/postings_repository.py", "content/pictures.py",
@@ -69,23 +67,6 @@ class LoadReport:
         return "; ".join(parts)
 
 
-def _read(path: Path, key: str, root: Path) -> list[Record]:
-    name = str(path.relative_to(root))
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ContentError(name, "-", "-", f"not valid YAML: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get(key), list):
-        raise ContentError(name, "-", key, f"the file must hold a list under {key!r}")
-    out = []
-    for index, item in enumerate(data[key]):
-        label = f"#{index + 1}" + (f" ({item['id']})" if isinstance(item, dict) and "id" in item else "")
-        if not isinstance(item, dict):
-            raise ContentError(name, label, "-", "must be a mapping")
-        out.append(Record(name, label, item))
-    return out
-
-
 def _unique(docs: list[Doc], rec: list[Record], kind: str) -> dict[str, Doc]:
     seen: dict[str, Doc] = {}
     for doc, r in zip(docs, rec, strict=True):
@@ -96,7 +77,7 @@ def _unique(docs: list[Doc], rec: list[Record], kind: str) -> dict[str, Doc]:
 
 
 def _build_all(root: Path, key: str, build: Callable[[Record, int], Doc]) -> tuple[list[Doc], list[Record]]:
-    recs = _read(root / f"{key}.yaml", key, root)
+    recs = read_records(root / f"{key}.yaml", key, root)
     return [build(r, i) for i, r in enumerate(recs)], recs
 
 
@@ -122,7 +103,7 @@ def read_content(root: Path) -> Content:
     categories = _unique(cats, cat_recs, "category")
     category_ids = set(categories)
 
-    district_recs = _read(root / "districts.yaml", "districts", root)
+    district_recs = read_records(root / "districts.yaml", "districts", root)
     built = [records.district(r, i) for i, r in enumerate(district_recs)]
     districts = _unique([d for d, _ in built], district_recs, "district")
     area_docs: list[Doc] = []
@@ -132,17 +113,24 @@ def read_content(root: Path) -> Content:
         area_recs.extend([r] * len(areas))
     _unique(area_docs, area_recs, "area")
 
-    drafts: list[records.MerchantDraft] = []
-    merchant_recs: list[Record] = []
+    files: list[MerchantFile] = []
+    misnamed: ContentError | None = None
     for path in sorted((root / "merchants").glob("*.yaml")):
         district_id = path.stem
         if district_id not in districts:
-            raise ContentError(str(path.relative_to(root)), "-", "-",
-                               f"file name must be a district id; {district_id!r} is not one")
-        area_ids = {a["_id"] for a in area_docs if a["district_id"] == district_id}
-        for r in _read(path, "merchants", root):
-            drafts.append(records.merchant_draft(r, districts[district_id], area_ids, category_ids))
-            merchant_recs.append(r)
+            # raised after the files before it were read, as when they were read one by one
+            misnamed = ContentError(str(path.relative_to(root)), "-", "-",
+                                    f"file name must be a district id; {district_id!r} is not one")
+            break
+        files.append(MerchantFile(path, districts[district_id], frozenset(
+            a["_id"] for a in area_docs if a["district_id"] == district_id), frozenset(category_ids)))
+    drafts: list[records.MerchantDraft] = []
+    merchant_recs: list[Record] = []
+    for file_drafts, file_recs in read_merchant_files(root, files):
+        drafts.extend(file_drafts)
+        merchant_recs.extend(file_recs)
+    if misnamed is not None:
+        raise misnamed
     merchant_docs = [d.doc for d in drafts]
     merchants = _unique(merchant_docs, merchant_recs, "merchant")
 

@@ -14,7 +14,11 @@ from server.domain.i18n import LOCALES
 class ContentError(ValueError):
     def __init__(self, file: str, record: str, field: str, message: str) -> None:
         super().__init__(f"{file}: record {record}: field {field}: {message}")
-        self.file, self.record, self.field = file, record, field
+        self.file, self.record, self.field, self.message = file, record, field, message
+
+    def __reduce__(self) -> tuple[type[ContentError], tuple[str, str, str, str]]:
+        # raised in a worker process that reads a merchant file (content/files.py): rebuilt whole in ours
+        return ContentError, (self.file, self.record, self.field, self.message)
 
 
 @dataclass(slots=True)

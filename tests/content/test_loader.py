@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from server.content import files
 from server.content.loader import COLLECTIONS, load_content, parse_content
 from server.content.validate import ContentError
 from server.settings import ROOT
@@ -164,3 +165,24 @@ def test_shipped_content_meets_the_brief() -> None:
     for collection in ("districts", "merchants", "products"):
         for doc in parsed[collection]:
             assert {"zh-CN", "zh-HK", "en"} <= set(doc["name"]), doc["_id"]
+
+
+def test_merchant_files_read_in_worker_processes_give_the_same_documents(monkeypatch: pytest.MonkeyPatch) -> None:
+    one_process = parse_content(ROOT / "content")
+    monkeypatch.setattr(files, "PARALLEL_BYTES", 0)  # the seed's 8 district files, as if a city's
+    assert parse_content(ROOT / "content") == one_process
+
+
+def test_a_bad_merchant_read_in_a_worker_process_is_reported_as_in_this_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    edit(content / "merchants" / "futian-cbd.yaml", lambda d: d["merchants"][2].update(price_level=0))
+    edit(content / "merchants" / "prince-bay.yaml", lambda d: d["merchants"][0].update(phone="call us"))
+    monkeypatch.setattr(files, "PARALLEL_BYTES", 0)
+    with pytest.raises(ContentError) as caught:
+        parse_content(content)
+    # the first bad record in file order, though the bigger file may have finished first
+    assert (caught.value.file, caught.value.field) == ("merchants/futian-cbd.yaml", "price_level")
+    assert "#3" in caught.value.record

@@ -1,0 +1,83 @@
+"""Reading content files: YAML into records, and the merchant files in parallel processes when they are large.
+
+Parsing YAML is most of a city-sized load's CPU before the first write (PyYAML's constructor is Python
+even with libyaml's parser), and a district's file does not depend on another's: with several cores, each
+file is read and checked in a process of its own.  Small content (the seed, the tests) is read in this
+process, where starting workers would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from server.content import records
+from server.content.validate import ContentError, Record
+
+Doc = dict[str, Any]
+Read = tuple[list[records.MerchantDraft], list[Record]]
+# libyaml's parser when PyYAML was built with it (~10x faster on a city's worth of merchants)
+YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Below this many bytes of merchant files (~3,000 merchants) one process reads them all: a worker takes
+# about a second to start and import the checks.
+PARALLEL_BYTES = 2_000_000
+
+
+def read_records(path: Path, key: str, root: Path) -> list[Record]:
+    name = str(path.relative_to(root))
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ContentError(name, "-", "-", f"not valid YAML: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get(key), list):
+        raise ContentError(name, "-", key, f"the file must hold a list under {key!r}")
+    out = []
+    for index, item in enumerate(data[key]):
+        label = f"#{index + 1}" + (f" ({item['id']})" if isinstance(item, dict) and "id" in item else "")
+        if not isinstance(item, dict):
+            raise ContentError(name, label, "-", "must be a mapping")
+        out.append(Record(name, label, item))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantFile:
+    """One district's merchant file and what its records are checked against."""
+
+    path: Path
+    district: Doc
+    area_ids: frozenset[str]
+    category_ids: frozenset[str]
+
+
+def read_merchant_file(root: Path, file: MerchantFile) -> Read:
+    """The file's merchants, checked, and where each came from (for duplicate-id errors; data left out)."""
+    recs = read_records(file.path, "merchants", root)
+    drafts = [records.merchant_draft(r, file.district, set(file.area_ids), set(file.category_ids)) for r in recs]
+    return drafts, [Record(r.file, r.label, {}) for r in recs]
+
+
+def read_merchant_files(root: Path, files: list[MerchantFile]) -> list[Read]:
+    """Each file's merchants, in the order given; the first file's ContentError is the one raised, as if the
+    files were read one after another."""
+    workers = min(len(files), os.cpu_count() or 1)
+    if workers < 2 or sum(f.path.stat().st_size for f in files) < PARALLEL_BYTES:
+        return [read_merchant_file(root, f) for f in files]
+    # spawn, not fork: the app's process has threads (the event loop's executor, drivers), and a forked
+    # child could inherit a lock some thread held
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        # the largest files first, so that no worker is left with a big one at the end
+        biggest_first = sorted(files, key=lambda f: f.path.stat().st_size, reverse=True)
+        futures: dict[Path, Future[Read]] = {
+            f.path: pool.submit(read_merchant_file, root, f) for f in biggest_first}
+        try:
+            return [futures[f.path].result() for f in files]
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
