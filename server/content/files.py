@@ -8,6 +8,8 @@ process, where starting workers would cost more than it saves.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -54,12 +56,27 @@ class MerchantFile:
     district: Doc
     area_ids: frozenset[str]
     category_ids: frozenset[str]
+    code: str  # digest of the code that derives documents from records (loader.DERIVING)
+
+
+def source_hash(code: str, district_id: str, data: Doc) -> str:
+    """A merchant document's content hash, from what it is made of: its record, its district (the file's
+    name) and the deriving code.  Hashing the record (~1 KB) instead of the derived document (~10 KB, mostly
+    search terms) is a tenth of the work, done here in the reading workers."""
+    h = hashlib.sha256(f"{code}\x1f{district_id}\x1f".encode())
+    h.update(json.dumps(data, sort_keys=True, default=str, ensure_ascii=False).encode())
+    return h.hexdigest()
 
 
 def read_merchant_file(root: Path, file: MerchantFile) -> Read:
     """The file's merchants, checked, and where each came from (for duplicate-id errors; data left out)."""
     recs = read_records(file.path, "merchants", root)
-    drafts = [records.merchant_draft(r, file.district, set(file.area_ids), set(file.category_ids)) for r in recs]
+    area_ids, category_ids = set(file.area_ids), set(file.category_ids)
+    drafts = []
+    for r in recs:
+        draft = records.merchant_draft(r, file.district, area_ids, category_ids)
+        draft.content_hash = source_hash(file.code, file.district["_id"], r.data)
+        drafts.append(draft)
     return drafts, [Record(r.file, r.label, {}) for r in recs]
 
 

@@ -113,6 +113,7 @@ def read_content(root: Path) -> Content:
         area_recs.extend([r] * len(areas))
     _unique(area_docs, area_recs, "area")
 
+    code = code_digest()
     files: list[MerchantFile] = []
     misnamed: ContentError | None = None
     for path in sorted((root / "merchants").glob("*.yaml")):
@@ -123,7 +124,7 @@ def read_content(root: Path) -> Content:
                                     f"file name must be a district id; {district_id!r} is not one")
             break
         files.append(MerchantFile(path, districts[district_id], frozenset(
-            a["_id"] for a in area_docs if a["district_id"] == district_id), frozenset(category_ids)))
+            a["_id"] for a in area_docs if a["district_id"] == district_id), frozenset(category_ids), code))
     drafts: list[records.MerchantDraft] = []
     merchant_recs: list[Record] = []
     for file_drafts, file_recs in read_merchant_files(root, files):
@@ -149,6 +150,14 @@ def read_content(root: Path) -> Content:
 
 def _digest(doc: Doc) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
+
+
+def code_digest() -> str:
+    h = hashlib.sha256()
+    for path in DERIVING:
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def manifest_digest(root: Path) -> str:
@@ -214,12 +223,12 @@ async def _derived(drafts: list[records.MerchantDraft], tiers: dict[str, dict[st
 
 
 def _derive_and_hash(drafts: list[records.MerchantDraft], tiers: dict[str, dict[str, int]]) -> Hashed:
-    docs = []
+    out = []
     for draft in drafts:
         doc = draft.derive()
-        tiers[doc["_id"]] = postings.take_tiers(doc)  # before the hash and the write: not stored on the doc
-        docs.append(doc)
-    return _hash(docs)
+        tiers[doc["_id"]] = postings.take_tiers(doc)  # before the write: tiers are not stored on the doc
+        out.append((doc, draft.content_hash))
+    return out
 
 
 @dataclass(slots=True)

@@ -80,6 +80,7 @@ class MerchantDraft:
     location: Point
     spans: list[Span]
     exceptions: dict[date, tuple[Span, ...]]
+    content_hash: str = ""  # of what the document is derived from (content/files.py)
 
     def derive(self) -> Doc:
         d = self.doc
