@@ -66,8 +66,13 @@ def b64d(text: str) -> bytes:
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds: system time is mostly the sends on loopback, which do the receiver's TCP work."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime (fields 14 and 15 of the whole line)
+    return int(fields[11]) / TICK, int(fields[12]) / TICK  # utime, stime (fields 14 and 15 of the whole line)
 
 
 # ---- the lean push service (its own process)
@@ -340,7 +345,8 @@ async def push_stats(url: str) -> dict[str, int]:
     return stats
 
 
-async def profile_in_process(db: Any, redis_url: str, settings_env: dict[str, str], subscribers: int) -> str:
+async def profile_in_process(db: Any, redis_url: str, settings_env: dict[str, str], subscribers: int,
+                             dump: Path) -> str:
     from server.domain.push import campaign as campaign_model
     from server.domain.push import campaign_service
     from server.domain.push.models import COLLECTION
@@ -354,19 +360,22 @@ async def profile_in_process(db: Any, redis_url: str, settings_env: dict[str, st
     settings = Settings.from_env(settings_env)
     # only the first N subscribers are in this campaign's district
     keep = [d["_id"] async for d in db[COLLECTION].find({}, {"_id": 1}).sort("_id", 1).limit(subscribers)]
-    await db[COLLECTION].update_many({"_id": {"$in": keep}}, {"$set": {"districts": ["dongmen"]}})
+    await db[COLLECTION].update_many({"_id": {"$in": keep}}, {"$set": {"districts": ["futian-cbd"]}})
     from server.domain.actor import Actor
 
     admin = Actor("bench-admin", "bench@shangquan.example", "admin")
     data = campaign_model.CampaignInput(
-        title=dict(PAYLOAD_TEXTS), body={"zh-CN": "今晚 8 点"}, district_ids=["dongmen"],
+        title=dict(PAYLOAD_TEXTS), body={"zh-CN": "今晚 8 点"}, district_ids=["futian-cbd"],
         topics=["festivals"], ttl=3600)
     campaign = await campaign_service.create(db, admin, data, now=datetime.now(UTC))
     redis = connect_redis(redis_url)
     sender = PushSender(VapidSigner(VapidKeys.from_b64(settings.vapid_private_key), settings.vapid_subject),
                         HostGuard(allow_local=True), ca_file=settings_env.get("SSL_CERT_FILE"))
+    # the default stale_after, not the workers' short reclaim: a profiled (slower) consumer would otherwise renew
+    # nearly every claim before its POST, which a worker at full speed does not
     consumer = fanout.Consumer(db, redis, sender, name="profiled",
-                               config=replace(fanout.FanoutConfig.from_settings(settings), block_ms=50))
+                               config=replace(fanout.FanoutConfig.from_settings(settings), block_ms=50,
+                                              stale_after=fanout.FanoutConfig().stale_after))
     stop = asyncio.Event()
     profile = cProfile.Profile(time.process_time)  # CPU, not wall time: the machine is shared
     profile.enable()
@@ -377,9 +386,58 @@ async def profile_in_process(db: Any, redis_url: str, settings_env: dict[str, st
     await task
     await sender.aclose()
     await redis.aclose()
+    profile.dump_stats(dump)  # for pstats' callers/callees (kept with --keep)
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(25)
+    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(45)
     return out.getvalue()
+
+
+def py_spy_command() -> str:
+    import shutil
+
+    found = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(found).exists():
+        raise SystemExit("--py-spy needs py-spy (pip install py-spy)")
+    return found
+
+
+def python_pid(process: subprocess.Popen[bytes], limit: float = 30) -> int:
+    """The worker's own pid: the process itself, or py-spy's child when it runs under py-spy."""
+    if not Path(str(process.args[0])).name.startswith("py-spy"):
+        return process.pid
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        if children:
+            return int(children[0])
+        time.sleep(0.05)
+    raise SystemExit("py-spy started no worker")
+
+
+def summarize_py_spy(path: Path, top: int = 30) -> str:
+    """py-spy's raw (collapsed) stacks as two tables: own time per function, and time spent inside it."""
+    own: Counter[str] = Counter()
+    inside: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  for f in stack.split(";")]
+        own[frames[-1]] += n
+        for frame in set(frames):
+            inside[frame] += n
+    if not total:
+        return "  no samples"
+    lines = [f"  {total} samples; own time:"]
+    lines += [f"  {n / total:6.1%}  {name}" for name, n in own.most_common(top)]
+    lines.append("  inside (the function and what it calls):")
+    lines += [f"  {n / total:6.1%}  {name}" for name, n in inside.most_common(top)]
+    return "\n".join(lines)
 
 
 def rss_mb(pid: int) -> float:
@@ -447,7 +505,7 @@ async def run_protocol(args: argparse.Namespace, work: Path, protocol: str, mong
         db_name = f"bench_push_{tag}_{os.getpid()}"
         db = client[db_name]
         await ensure_indexes(db)
-        await db.districts.insert_many([{"_id": "huaqiangbei", "name": {"zh-CN": "华强北"}}, {"_id": "dongmen"}])
+        await db.districts.insert_many([{"_id": "huaqiangbei", "name": {"zh-CN": "华强北"}}, {"_id": "futian-cbd"}])
         started = time.perf_counter()
         await insert_subscribers(db, push_url, args.subscribers)
         print(f"[{protocol}] {args.subscribers} subscriptions with fresh P-256 keys inserted in "
@@ -463,18 +521,25 @@ async def run_protocol(args: argparse.Namespace, work: Path, protocol: str, mong
         web_port = embedded.free_port()
         web = spawn([sys.executable, str(ROOT / "bench" / "serve.py"), "asgi", "--port", str(web_port)], env,
                     work / f"web-{tag}.log")
+        spy_file = work / f"py-spy-{tag}.txt"
         for i in range(args.workers):
-            workers.append(spawn([sys.executable, "-m", "server.worker"], env, work / f"worker-{tag}-{i}.log"))
+            command = [sys.executable, "-m", "server.worker"]
+            if args.py_spy and i == 0:  # sampled from outside: the worker runs at its own speed
+                command = [py_spy_command(), "record", "--nonblocking", "--rate", "200", "--format", "raw",
+                           "--output", str(spy_file), "--", *command]
+            workers.append(spawn(command, env, work / f"worker-{tag}-{i}.log"))
         for i, worker in enumerate(workers):
             wait_for_line(work / f"worker-{tag}-{i}.log", "ready", worker)
+        pids = [python_pid(w) for w in workers]
         wait_for_port(port, service)
         wait_for_port(web_port, web, limit=180)  # the web app seeds its content first
         await asyncio.sleep(1.5)  # past the workers' first expand/sweep ticks
         load_before = os.getloadavg()
-        cpu_before = [cpu_seconds(w.pid) for w in workers]
+        cpu_before = [cpu_seconds(pid) for pid in pids]
+        system_before = [cpu_split(pid)[1] for pid in pids]
         side_pids = {**side, "push service": service.pid, "web": web.pid}
         side_before = {name: cpu_seconds(pid) for name, pid in side_pids.items()}
-        rss: list[list[float]] = [[rss_mb(w.pid)] for w in workers]
+        rss: list[list[float]] = [[rss_mb(pid)] for pid in pids]
         wall = time.perf_counter()
         campaign_id, create_s = await create_through_graphql(f"http://127.0.0.1:{web_port}", token)
         first_delivery = None
@@ -489,10 +554,10 @@ async def run_protocol(args: argparse.Namespace, work: Path, protocol: str, mong
                 first_delivery = time.perf_counter() - wall
             for i, worker in enumerate(workers):
                 if worker.poll() is None:
-                    rss[i].append(rss_mb(worker.pid))
+                    rss[i].append(rss_mb(pids[i]))
             if args.kill_at and not killed and done >= args.kill_at * args.subscribers:
-                cpu_at_kill = cpu_seconds(workers[0].pid) - cpu_before[0]
-                workers[0].send_signal(signal.SIGKILL)
+                cpu_at_kill = cpu_seconds(pids[0]) - cpu_before[0]
+                os.kill(pids[0], signal.SIGKILL)
                 workers[0].wait()
                 killed.append(0)
                 print(f"[{protocol}] worker 0 killed (SIGKILL) at {done} delivered "
@@ -507,8 +572,10 @@ async def run_protocol(args: argparse.Namespace, work: Path, protocol: str, mong
                 raise SystemExit(f"campaign not finished after {args.limit:.0f} s: {stats_now}")
             await asyncio.sleep(0.1)
         wall = time.perf_counter() - wall
-        cpu = [(cpu_at_kill if i in killed else cpu_seconds(w.pid) - before)
-               for i, (w, before) in enumerate(zip(workers, cpu_before, strict=True))]
+        cpu = [(cpu_at_kill if i in killed else cpu_seconds(pid) - before)
+               for i, (pid, before) in enumerate(zip(pids, cpu_before, strict=True))]
+        system = [cpu_split(pid)[1] - before for i, (pid, before) in enumerate(zip(pids, system_before, strict=True))
+                  if i not in killed]
         side_cpu = {name: cpu_seconds(pid) - side_before[name] for name, pid in side_pids.items()}
         load_after = os.getloadavg()
         stats = await push_stats(stats_url)
@@ -529,7 +596,8 @@ async def run_protocol(args: argparse.Namespace, work: Path, protocol: str, mong
                   f"end {samples[-1]:.0f} (max/at-10% {max(samples) / early:.2f})"
                   + (" [killed]" if i in killed else ""))
         print(f"  wall {wall:.2f} s = {delivered / wall:.0f} messages/s with {args.workers} worker process(es)")
-        print("  worker CPU s: " + ", ".join(f"{c:.2f}" for c in cpu) + f" (total {sum(cpu):.2f})")
+        print("  worker CPU s: " + ", ".join(f"{c:.2f}" for c in cpu) + f" (total {sum(cpu):.2f}; in the kernel "
+              + ", ".join(f"{c:.2f}" for c in system) + (" for the workers not killed" if killed else "") + ")")
         print("  other processes' CPU s (not counted): " + ", ".join(f"{k} {v:.2f}" for k, v in side_cpu.items()))
         print(f"  load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (2 cores, shared)")
         print(f"  per worker CPU-second: {per_cpu:.0f} messages/s = {per_cpu / args.floor:.1%} of the floor")
@@ -544,19 +612,26 @@ async def run_protocol(args: argparse.Namespace, work: Path, protocol: str, mong
                 or stats.get("duplicates"):
             print("MISMATCH: not every subscriber got exactly the message", file=sys.stderr)
             status = 2
+        if args.py_spy and 0 not in killed:
+            os.kill(pids[0], signal.SIGTERM)  # py-spy writes its samples when the worker exits
+            workers[0].wait(timeout=60)
+            print(f"\npy-spy, worker 0 over the whole run (on-CPU samples): {spy_file}")
+            print(summarize_py_spy(spy_file))
         if args.profile:
-            for worker in workers:
+            for pid, worker in zip(pids, workers, strict=True):
                 if worker.poll() is None:
-                    worker.send_signal(signal.SIGTERM)
+                    os.kill(pid, signal.SIGTERM)
             codes = [worker.wait(timeout=30) for worker in workers]
             print(f"\nworkers stopped with SIGTERM: exit status {codes}")
-            print(f"\nprofile: one in-process Consumer, {args.profile} messages, top 25 by own time")
-            print(await profile_in_process(db, redis_url, env, args.profile))
+            print(f"\nprofile: one in-process Consumer, {args.profile} messages, top 25 by own time, "
+                  "then top 45 by time inside")
+            print(await profile_in_process(db, redis_url, env, args.profile,
+                                           work / f"profile-{tag}.pstats"))
         return status, per_cpu
     finally:
         for process in [*workers, *([web] if web is not None else [])]:
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
+                os.killpg(process.pid, signal.SIGTERM)  # its own session: a worker under py-spy too
                 try:
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
@@ -616,6 +691,8 @@ def main() -> None:
     parser.add_argument("--floor-messages", type=int, default=3000)
     parser.add_argument("--profile", type=int, default=0, metavar="N")
     parser.add_argument("--keep", action="store_true", help="keep the logs folder")
+    parser.add_argument("--py-spy", action="store_true",
+                        help="sample worker 0 with py-spy (pip install py-spy) and print where its CPU goes")
     parser.add_argument("--protocols", default="h1,h2", help="h1 (HTTP/1.1 over TLS), h2, or both: h1,h2")
     parser.add_argument("--kill-at", type=float, default=0.0, metavar="FRACTION",
                         help="SIGKILL worker 0 once this fraction of the audience has been delivered")
