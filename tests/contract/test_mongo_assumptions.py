@@ -317,6 +317,27 @@ async def test_keyset_by_id_pages_exactly_once_in_order(db: AsyncDatabase[Doc]) 
     assert seen == [f"p{n:02d}" for n in range(25)]
 
 
+async def test_keyset_by_id_min_and_hint_pages_exactly_once_in_order(db: AsyncDatabase[Doc]) -> None:
+    # The push audience's pages (server/domain/push/campaign_repository.py audience_page): `min` on the _id
+    # index (MongoDB wants the hint) with a filter on array fields; `min` is inclusive, so the page asks one more
+    docs = [{"_id": f"s{n:03d}", "districts": ["hqb"] if n % 4 else ["other"], "topics": ["festivals"],
+             "locale": ["en", "zh-CN"][n % 2]} for n in range(60)]
+    coll = await fresh(db, "keyset_min", docs)
+    audience = {"districts": {"$in": ["hqb"]}, "topics": {"$in": ["festivals"]}, "locale": {"$in": ["en", "zh-CN"]}}
+    seen: list[str] = []
+    after = ""
+    while True:
+        cursor = (coll.find(audience, {"_id": 1}, min={"_id": after}, hint=[("_id", ASCENDING)]) if after
+                  else coll.find(audience, {"_id": 1}))
+        page = [d["_id"] async for d in cursor.sort("_id", ASCENDING).limit(8)]
+        page = [i for i in page if i != after][:7]
+        if not page:
+            break
+        seen.extend(page)
+        after = page[-1]
+    assert seen == [f"s{n:03d}" for n in range(60) if n % 4]
+
+
 # --- counting, distinct, projection ----------------------------------------------------------
 
 

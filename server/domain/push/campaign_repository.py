@@ -117,9 +117,18 @@ async def mark_expanded(db: AsyncDatabase[Doc], campaign_id: str, targeted: int)
 
 
 async def audience_page(db: AsyncDatabase[Doc], audience: dict[str, Any], after: str, limit: int) -> list[str]:
-    """Subscription ids of the audience after `after` (keyset, by _id), at most `limit`."""
-    cursor = db[SUBSCRIPTIONS].find({**audience, "_id": {"$gt": after}} if after else audience, {"_id": 1})
-    return [str(doc["_id"]) async for doc in cursor.sort("_id", 1).limit(limit)]
+    """Subscription ids of the audience after `after` (keyset, by _id), at most `limit`.
+
+    The page starts at `after` on the _id index (`min` with its `hint`, as MongoDB requires), not with
+    `_id: {$gt: after}` in the filter: nx-27017 evaluates a range on _id in Python over the collection from its
+    start, so each page cost a scan of every subscription before it (the expansion of 200,000 was quadratic and
+    stalled the embedded server for seconds at a time).  `min` is inclusive: `after` itself is left out."""
+    if not after:
+        cursor = db[SUBSCRIPTIONS].find(audience, {"_id": 1})
+        return [str(doc["_id"]) async for doc in cursor.sort("_id", 1).limit(limit)]
+    cursor = db[SUBSCRIPTIONS].find(audience, {"_id": 1}, min={"_id": after}, hint=[("_id", 1)])
+    ids = [str(doc["_id"]) async for doc in cursor.sort("_id", 1).limit(limit + 1)]
+    return [i for i in ids if i != after][:limit]
 
 
 async def expanded_since(db: AsyncDatabase[Doc], since_ts: float) -> list[Doc]:
