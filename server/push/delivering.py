@@ -244,13 +244,19 @@ class Delivering:
         """One bulk write of compare-and-sets on `version`; counters move only for the writes that won."""
         token = uuid.uuid4().hex
         now = self.clock()
-        changes = []
+        # records that get the same change from the same version are written together
+        groups: dict[tuple[object, ...], tuple[list[str], int, dict[str, Any]]] = {}
         for r in results:
-            change: dict[str, Any] = {
-                "$set": {"state": r.state, "by": self.name, "write": token, "at": now, **r.fields},
-                "$inc": {"version": 1, "tries": 1 if r.posted else 0, "failures": 1 if r.failed else 0}}
-            changes.append((str(r.record["_id"]), int(r.record["version"]), change))
-        ours = await self.deliveries.write_outcomes(changes, token)
+            version = int(r.record["version"])
+            key = (version, r.state, r.posted, r.failed, *sorted(r.fields.items()))
+            group = groups.get(key)
+            if group is None:
+                change: dict[str, Any] = {
+                    "$set": {"state": r.state, "by": self.name, "write": token, "at": now, **r.fields},
+                    "$inc": {"version": 1, "tries": 1 if r.posted else 0, "failures": 1 if r.failed else 0}}
+                group = groups[key] = ([], version, change)
+            group[0].append(str(r.record["_id"]))
+        ours = await self.deliveries.write_outcomes(list(groups.values()), token)
         won = [r for r in results if str(r.record["_id"]) in ours]
         for r in won:
             r.record["version"] = int(r.record["version"]) + 1

@@ -361,3 +361,21 @@ async def test_a_list_grows_from_its_bucket_into_blocks_and_back(setup: tuple[As
         await postings_repository.remove(db, name, key)
     assert await read(None) == keys[:5]
     assert (await postings_repository.every_list(db))[name] == keys[:5]
+
+
+async def test_push_sweep_reads_waiting_records_by_state_and_due(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """The worker's sweep (every second, per worker) walks the (state, due) index: finished records, the bulk
+    of a large campaign's, are never read."""
+    from server.domain.push.delivery_repository import Deliveries
+    from server.domain.push.models import DELIVERIES
+
+    db, capture = setup
+    await db[DELIVERIES].insert_many(
+        [{"_id": f"c:{i:04d}", "campaign_id": "c", "state": "delivered" if i % 10 else "retry", "due": float(i)}
+         for i in range(200)])
+    try:
+        due = await Deliveries(db).due_ids(100.0, 500)
+        assert sorted(due) == [f"c:{i:04d}" for i in range(0, 101, 10)]
+        await explain_reads(db, capture, lambda: Deliveries(db).due_ids(100.0, 500), max_examined=11)
+    finally:
+        await db[DELIVERIES].delete_many({"campaign_id": "c"})

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from pymongo import UpdateOne
+from pymongo import UpdateMany
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
@@ -55,20 +55,35 @@ class Deliveries:
             {"$set": {"due": due}, "$inc": {"version": 1}})
         return renewed.modified_count == 1
 
-    async def write_outcomes(self, changes: Sequence[tuple[str, int, dict[str, Any]]], token: str) -> set[str]:
-        """Compare-and-set each (id, version, change) in one bulk write; returns the ids whose write won."""
-        ops = [UpdateOne({"_id": record_id, "version": version}, change) for record_id, version, change in changes]
+    async def write_outcomes(self, changes: Sequence[tuple[Sequence[str], int, dict[str, Any]]], token: str,
+                             ) -> set[str]:
+        """Compare-and-set: each (ids, version, change) gives `change` to those of `ids` still at `version`, all
+        in one bulk write; returns the ids whose write won.  A group of outcomes is mostly one change ("delivered"
+        at version 1), so this is one update of many records, not one update per record."""
+        ops = [UpdateMany({"_id": {"$in": list(ids)}, "version": version}, change) for ids, version, change in changes]
         written = await self.db[DELIVERIES].bulk_write(ops, ordered=False)
-        ids = [record_id for record_id, _, _ in changes]
-        if written.modified_count == len(ops):
+        ids = [record_id for group, _, _ in changes for record_id in group]
+        if written.modified_count == len(ids):
             return set(ids)
         # someone took some over: find which writes are ours
         return {str(d["_id"]) async for d in self.db[DELIVERIES].find({"_id": {"$in": ids}, "write": token},
                                                                        {"_id": 1})}
 
     async def due_ids(self, now: float, limit: int) -> list[str]:
-        query = {"state": {"$in": list(WAITING)}, "due": {"$lte": now}}
-        return [str(d["_id"]) async for d in self.db[DELIVERIES].find(query, {"_id": 1}).limit(limit)]
+        """Waiting records whose time has come: one read per waiting state, each on the (state, due) index.
+
+        `state: {$eq}` rather than `state: {$in}` or a bare value: nx-27017 reads those as "the field or an
+        element of it" and checks every record (every delivered one too: 0.15 s a sweep at 50,000 records,
+        twice a second with two workers), while `$eq` is its plain indexed equality; MongoDB reads all three
+        the same."""
+        found: list[str] = []
+        for state in WAITING:
+            if len(found) >= limit:
+                break
+            query = {"state": {"$eq": state}, "due": {"$lte": now}}
+            cursor = self.db[DELIVERIES].find(query, {"_id": 1}).limit(limit - len(found))
+            found += [str(d["_id"]) async for d in cursor]
+        return found
 
     async def lease(self, ids: list[str], now: float, *, by: str, lease: str, stale_after: float,
                     ) -> list[dict[str, Any]]:
