@@ -186,6 +186,9 @@ class PushSender:
     async def _host_slot(self, origin: str, slots: asyncio.Semaphore) -> bool:
         """One of the service's `max_per_host` slots.  While the service keeps answering (however busy this
         process is), wait for it; once it has answered nothing for HOST_SLOT_WAIT, give the message back."""
+        if not slots.locked():  # a free slot: taken at once, without arming a timeout per message
+            await slots.acquire()
+            return True
         while True:
             try:
                 async with asyncio.timeout(HOST_SLOT_WAIT):
