@@ -171,6 +171,10 @@ class Policy:
     tags: Callable[[Vars], tuple[str, ...]]
     live: bool = False  # carries crowd levels: kept 10 s at most
     defaults: tuple[tuple[str, object], ...] = ()
+    # Shows the offers of the merchants it lists: tagged with each of them once computed (shown tags,
+    # server/services/public_cache.py), under OFFERS as the guard, so an offer edit outdates only the lists
+    # its merchant is on.
+    shows_merchants: bool = False
 
 
 def _district_tags(variables: Vars) -> tuple[str, ...]:
@@ -189,24 +193,37 @@ def _city_wide(variables: Vars) -> tuple[str, ...]:
     return (freshness.ANY_WRITE,)
 
 
+def _city_offers(variables: Vars) -> tuple[str, ...]:
+    """City-wide lists that show offers whatever merchants they list (home's ending soon, festivals' offers)."""
+    return (freshness.ANY_WRITE, freshness.OFFERS)
+
+
+def _merchant_list(variables: Vars) -> tuple[str, ...]:
+    """A list of merchants with their offers: which ones it lists changes with any write but an offer's, unless
+    it chooses them by their offers; the offers shown are its merchants' (shown tags)."""
+    wanted = variables.get("filter")
+    by_offers = isinstance(wanted, dict) and wanted.get("hasActiveOffer") is not None
+    return (freshness.ANY_WRITE, freshness.OFFERS) if by_offers else (freshness.ANY_WRITE,)
+
+
 LOCALE: Callable[[object], object] = lambda v: v  # noqa: E731 - checked with the negotiated locale below
 POLICIES: dict[str, Policy] = {
     "DistrictPage": Policy({"id": _id("District"), "first": _one_of(None, 20), "after": _absent, "locale": LOCALE},
                            _district_tags, defaults=(("first", 20),)),
     "DistrictScreen": Policy({"id": _id("District"), "locale": LOCALE}, _district_tags, live=True),
     "MerchantPage": Policy({"id": _id("Merchant"), "locale": LOCALE}, _merchant_tags),
-    "Home": Policy({"locale": LOCALE}, _city_wide, live=True),
-    "Districts": Policy({"locale": LOCALE}, _city_wide),
-    "Festivals": Policy({"when": _one_of(None, "CURRENT", "UPCOMING", "PAST"), "locale": LOCALE}, _city_wide),
+    "Home": Policy({"locale": LOCALE}, _city_offers, live=True),
+    "Districts": Policy({"locale": LOCALE}, _city_offers),
+    "Festivals": Policy({"when": _one_of(None, "CURRENT", "UPCOMING", "PAST"), "locale": LOCALE}, _city_offers),
     "Products": Policy({"first": _one_of(None, 20, 50), "after": _absent, "filter": _absent, "locale": LOCALE},
                        _city_wide, defaults=(("first", 20),)),
     "MerchantCategories": Policy({"districtId": lambda v: None if v is None else _id("District")(v),
                                   "after": _absent, "locale": LOCALE}, _city_wide),
     "Merchants": Policy({"filter": _merchant_filter, "first": _one_of(None, 20, 50), "after": _absent,
-                         "locale": LOCALE}, _city_wide, defaults=(("first", 20),)),
+                         "locale": LOCALE}, _merchant_list, defaults=(("first", 20),), shows_merchants=True),
     "Search": Policy({"query": _search_text, "locale": LOCALE}, _city_wide),
     "SearchAll": Policy({"query": _search_text, "first": _one_of(None, 20), "after": _absent, "locale": LOCALE},
-                        _city_wide, defaults=(("first", 20),)),
+                        _merchant_list, defaults=(("first", 20),), shows_merchants=True),
     # Popular times and calmer places draw today's live level: kept 10 s at most, like the crowd screens.
     "AreaPopular": Policy({"id": _id("Area"), "date": _date, "locale": LOCALE}, _city_wide, live=True),
     "DistrictPopular": Policy({"id": _id("District"), "date": _date, "locale": LOCALE}, _city_wide, live=True),
@@ -226,6 +243,7 @@ class CacheableRead:
     tags: tuple[str, ...]
     live: bool
     by_hours: bool = False  # which places it lists depends on open-now (a filter), whatever fields it shows
+    guard: str | None = None  # set when it is tagged with the merchants it shows (Policy.shows_merchants)
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +303,25 @@ def cacheable(operations: Operations, query_string: str, accept_language: str | 
     key = hashlib.sha256(f"{sha}\n{canonical}".encode()).hexdigest()[:40]
     wanted = normalized.get("filter")
     by_hours = isinstance(wanted, dict) and wanted.get("openNow") is not None
-    return CacheableRead(key, (freshness.EVERYTHING, *policy.tags(variables)), policy.live, by_hours)
+    return CacheableRead(key, (freshness.EVERYTHING, *policy.tags(variables)), policy.live, by_hours,
+                         freshness.OFFERS if policy.shows_merchants else None)
+
+
+def shown_merchants(data: object) -> set[str]:
+    """The tags of the merchants an answer shows (each node whose global id is a Merchant's)."""
+    found: set[str] = set()
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            node_id = item.get("id")
+            if isinstance(node_id, str):
+                with contextlib.suppress(ApiError):
+                    found.add(freshness.merchant(key_of(node_id, "Merchant")))
+            stack.extend(v for v in item.values() if isinstance(v, dict | list))
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def lifetime_ms(data: object, now: float, live: bool, *, next_change: float = math.inf, by_hours: bool = False,
@@ -389,6 +425,8 @@ class CachedReads:
         # The catalogue's next clock change, by (tags, versions) of the reads that asked: a write that could add
         # one bumps those tags, so a value is good for as long as they keep their versions and it lies ahead.
         self.changes: OrderedDict[tuple[tuple[str, ...], bytes], float] = OrderedDict()
+        # The shown tags of the entries this process last saw, by key: read in the lookup's first round trip.
+        self.shown: OrderedDict[str, tuple[str, ...]] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         cache: PublicCache | None = getattr(scope["app"].state, "public_cache", None)
@@ -402,12 +440,16 @@ class CachedReads:
             await self.app(scope, receive, send)
             return
         etags = _etags(scope)
-        found = await cache.lookup(read.key, read.tags, etags=etags)
+        found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
+                                   hint=self.shown.get(read.key, ()))
         if found is not None and found.entry is None and (first := self.computing.get(read.key)) is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FOLLOW_TIMEOUT):
                     await first.wait()
-            found = await cache.lookup(read.key, read.tags, etags=etags)
+            found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
+                                       hint=self.shown.get(read.key, ()))
+        if found is not None and found.entry is not None and read.guard is not None:
+            self._remember_shown(read.key, found.shown)
         if found is not None and found.entry is not None:
             entry = found.entry
             age = max(0, int(time.time() * 1000) - entry.stored_ms) // 1000
@@ -454,11 +496,20 @@ class CachedReads:
         etag = headers.get("etag")
         if start["status"] == 200 and etag and "public" in headers.get("cache-control", "") and versions is not None:
             store, data = worth_storing(body)
+            shown: dict[str, str] | None = None
+            if store and read.guard is not None:
+                # versions read now, valid only if no offer was written since the lookup (the guard)
+                shown = await cache.shown_versions(read.guard, (by_tag or {}).get(read.guard, "-"),
+                                                   sorted(shown_merchants(data)))
+                store = shown is not None
             if store and (next_change := await self._next_change(scope, read, versions, began)) is not None:
                 ttl = lifetime_ms(data, began, read.live, next_change=next_change, by_hours=read.by_hours,
                                   jitter_ms=random.randrange(JITTER_MS))
+                if shown is not None:
+                    shown.pop(read.guard or "", None)
+                    self._remember_shown(read.key, tuple(shown))
                 await cache.store(read.key, versions, etag, headers.get("content-type", "application/json"), body,
-                                  ttl)
+                                  ttl, shown)
         raw = [(k, v) for k, v in start.get("headers", []) if k not in (b"x-cache",)] + [(b"x-cache", b"miss")]
         if start["status"] == 200 and etag and _matches(scope, etag):
             await send({"type": "http.response.start", "status": 304,
@@ -467,6 +518,12 @@ class CachedReads:
             return
         await send({**start, "headers": raw})
         await send({"type": "http.response.body", "body": body})
+
+    def _remember_shown(self, key: str, shown: tuple[str, ...]) -> None:
+        self.shown[key] = shown
+        self.shown.move_to_end(key)
+        if len(self.shown) > KnownReads.MAX_ENTRIES:
+            self.shown.popitem(last=False)
 
     async def _next_change(self, scope: Scope, read: CacheableRead, versions: bytes, began: float) -> float | None:
         """When the catalogue next changes by the clock after `began` (inf: never); None when MongoDB failed."""

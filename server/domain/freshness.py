@@ -14,7 +14,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 EVERYTHING = "all"  # every cached answer: content loads, restores
-ANY_WRITE = "any"  # the city-wide lists (home, search, festivals, products), which any write can change
+ANY_WRITE = "any"  # the city-wide lists (home, search, festivals, products), which any write but an offer's can change
+# City-wide answers that show offers whatever merchants they list (home's ending soon, festivals' offers) or choose
+# merchants by them (has an active offer). An offer write bumps this, its merchant and its district, never ANY_WRITE:
+# an operator editing offers every few seconds would otherwise outdate every list of the city each time. Lists that
+# show the offers of the merchants they list (near me, search's '查看全部') are tagged with those merchants as well
+# (server/api/cached_reads.py), so an edit outdates only the lists its merchant is on.
+OFFERS = "offers"
 FESTIVALS = "festivals"
 PRODUCTS = "products"  # shared 深圳手信 names and stories
 INBOX = "inbox"  # campaign messages: a campaign stored to send, approved or cancelled
@@ -31,6 +37,11 @@ def merchant(merchant_id: str) -> str:
 def of_merchant(merchant_id: str, district_id: str) -> tuple[str, ...]:
     """A merchant's own data (profile, hours, offers, what it sells): its page, its district, the lists."""
     return merchant(merchant_id), district(district_id), ANY_WRITE
+
+
+def of_offer(merchant_id: str, district_id: str) -> tuple[str, ...]:
+    """An offer: its merchant's page, its district's pages, and the city-wide lists of offers (OFFERS above)."""
+    return merchant(merchant_id), district(district_id), OFFERS
 
 
 def of_districts(district_ids: Iterable[str]) -> tuple[str, ...]:

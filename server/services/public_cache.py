@@ -1,13 +1,21 @@
 """The public read cache in Redis: answers stored with the tag versions they were computed under.
 
 One hash holds the version of every tag (`sq:pc:<database>:tags`); one string per cached answer holds the
-versions it was stored with, its ETag, when it was stored and its media type (the header, first), then
-the body. A read is one round trip (HMGET of its tags + GET of its entry, pipelined); a conditional read
+versions it was stored with, its ETag, when it was stored, its media type and the tags it learnt from its
+own data with their versions (the header, first), then the body. A read is one round trip (HMGET of its
+tags + GET of its entry, pipelined); a conditional read
 (If-None-Match) asks for the entry's first HEAD_BYTES only (GETRANGE), so a 304 moves a few hundred bytes
 out of Redis, not the page; only when the client's ETag is an old one does a second round trip fetch it.
 An entry answers only while every version is still the one it was stored with. A write replaces its
 tags' versions with fresh random tokens (`bump`), so the next read anywhere misses, and nothing else
 needs deleting.
+
+Tags learnt from the data ("shown" tags: the merchants a list shows) cannot be read before the answer is
+computed, so their versions are read after it, under a guard: a tag every such write also bumps (the
+caller's `guard`, read with the other tags before computing). If the guard still has its version when the
+shown tags are read (one HMGET, atomic against a bump's one HSET), no such write happened in between, so
+those versions are at least as old as the data; otherwise the answer is not stored. A process remembers
+which shown tags a key had (`hint`) and asks for them in the first round trip; a cold one asks in a second.
 
 Why it stays right under eviction and restarts: versions are random tokens, never counters that
 could come round again, and the hash carries a generation (`_gen`). If Redis loses the hash
@@ -44,8 +52,10 @@ CALL_TIMEOUT = 0.5  # seconds: a cache slower than this is treated as down
 PAUSE_AFTER_FAILURE = 2.0  # seconds without asking Redis after it failed
 SEPARATOR = b"\x1f"
 # A conditional read asks for an entry's first bytes only (GETRANGE): its header (versions of at most a
-# handful of tags, ETag, time, media type: ~200 bytes) always fits.
-HEAD_BYTES = 512
+# handful of tags, ETag, time, media type: ~200 bytes; a list's shown merchants add ~45 bytes each) fits
+# for a page of 20; a longer one is read whole.
+HEAD_BYTES = 1536
+SHOWN_SEPARATOR = b" "  # between "tag=version" items of the shown line (tags hold neither)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +64,7 @@ class Entry:
     stored_ms: int
     content_type: str
     body: bytes
+    shown: tuple[tuple[str, str], ...] = ()  # (tag, version) of the tags learnt from its data
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +72,7 @@ class Lookup:
     versions: bytes | None  # None: no generation yet, so nothing may be stored under these versions
     entry: Entry | None  # only an entry stored under exactly `versions`
     by_tag: dict[str, str] | None = None  # the same versions by tag name (a tag never bumped has "")
+    shown: tuple[str, ...] = ()  # the entry's shown tags (see above), for the caller's next hint
 
 
 def _token() -> bytes:
@@ -87,12 +99,17 @@ class PublicCache:
             return await self.bump(())
         return True
 
-    async def lookup(self, key: str, tags: Iterable[str], *, etags: Iterable[str] = ()) -> Lookup | None:
+    async def lookup(self, key: str, tags: Iterable[str], *, etags: Iterable[str] = (), guard: str | None = None,
+                     hint: Iterable[str] = ()) -> Lookup | None:
         """None when the cache cannot be used now (the caller reads MongoDB).
 
         With `etags` (the client's If-None-Match), an entry whose ETag is one of them comes back without its
-        body (`Entry.body` is empty): the caller answers 304 and Redis sent only the entry's first bytes."""
-        fields = [GENERATION, *tags]
+        body (`Entry.body` is empty): the caller answers 304 and Redis sent only the entry's first bytes.
+        `guard` is read too (in `by_tag`, not part of the entry's versions); `hint`: shown tags to read at once."""
+        tags = list(tags)
+        extra = [guard] if guard else []
+        hinted = [t for t in hint if t not in tags and t not in extra]
+        fields = [GENERATION, *tags, *extra, *hinted]
         wanted = set(etags)
         try:
             async with asyncio.timeout(CALL_TIMEOUT), self.redis.pipeline(transaction=False) as pipe:
@@ -111,9 +128,10 @@ class PublicCache:
                     return Lookup(None, None)
                 raw = None
             raw = raw or None  # GETRANGE answers b"" for a missing key
-            current = SEPARATOR.join(v or b"" for v in versions)
+            own = 1 + len(tags)
+            current = SEPARATOR.join(v or b"" for v in versions[:own])
             entry = _decode(raw, current)
-            cut = wanted and raw is not None and raw.count(b"\n") < 4  # a header longer than HEAD_BYTES
+            cut = wanted and raw is not None and raw.count(b"\n") < 5  # a header longer than HEAD_BYTES
             if wanted and entry is not None:
                 entry = replace(entry, body=b"")  # the first bytes hold the header, and maybe some of the body
             if cut or (entry is not None and entry.etag not in wanted and wanted):
@@ -121,18 +139,42 @@ class PublicCache:
                 async with asyncio.timeout(CALL_TIMEOUT):
                     whole = await self.redis.get(self.entry_prefix + key)
                 entry = _decode(whole if isinstance(whole, bytes) else None, current)
+            by_tag = {name: (v or b"").decode() for name, v in zip(fields, versions, strict=True)}
+            if entry is not None and entry.shown:
+                missing = [t for t, _ in entry.shown if t not in by_tag]
+                if missing:  # a process that had not seen this entry yet: a second round trip
+                    async with asyncio.timeout(CALL_TIMEOUT):
+                        more = await self.redis.hmget(self.tags_key, missing)
+                    by_tag.update((t, _text(v)) for t, v in zip(missing, more, strict=True))
+                if any(by_tag[t] != v for t, v in entry.shown):
+                    entry = None
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             self._failed(exc, "read")
             return None
-        by_tag = {name: (v or b"").decode() for name, v in zip(fields, versions, strict=True)}
-        return Lookup(current, entry, by_tag)
+        shown = tuple(t for t, _ in entry.shown) if entry is not None else ()
+        return Lookup(current, entry, by_tag, shown)
+
+    async def shown_versions(self, guard: str, guard_version: str, tags: Iterable[str]) -> dict[str, str] | None:
+        """The versions of `tags` now, or None when `guard` moved from `guard_version` (see the module's doc)."""
+        fields = [guard, *tags]
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                versions = await self.redis.hmget(self.tags_key, fields)
+        except (RedisError, OSError) as exc:
+            self._failed(exc, "read")
+            return None
+        found = {name: _text(v) for name, v in zip(fields, versions, strict=True)}
+        return found if found[guard] == guard_version else None
 
     async def store(self, key: str, versions: bytes, etag: str, content_type: str, body: bytes,
-                    ttl_ms: int) -> bool:
+                    ttl_ms: int, shown: dict[str, str] | None = None) -> bool:
         if len(body) > self.max_entry_bytes or ttl_ms <= 0:
             return False
+        if any(not t or any(c in t for c in " =\n") for t in shown or {}):
+            return False  # a tag that the shown line could not hold: never cached
+        learnt = SHOWN_SEPARATOR.join(f"{t}={v}".encode() for t, v in sorted((shown or {}).items()))
         header = b"\n".join((versions, etag.encode(), str(int(time.time() * 1000)).encode(),
-                             content_type.encode("latin-1")))
+                             content_type.encode("latin-1"), learnt))
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 await self.redis.set(self.entry_prefix + key, header + b"\n" + body, px=ttl_ms)
@@ -157,13 +199,26 @@ class PublicCache:
         return True
 
 
+def _text(version: object) -> str:
+    """A tag's version as HMGET answers it (bytes; None for a tag never bumped: "")."""
+    return version.decode() if isinstance(version, bytes) else ""
+
+
 def _decode(raw: bytes | None, versions: bytes) -> Entry | None:
+    # Six parts: an entry of the earlier five-part format (no shown line) is never read as one; its JSON body
+    # holds no raw newline, so it splits in five.
     if raw is None:
         return None
-    parts = raw.split(b"\n", 4)
-    if len(parts) != 5 or parts[0] != versions:
+    parts = raw.split(b"\n", 5)
+    if len(parts) != 6 or parts[0] != versions:
         return None
-    return Entry(parts[1].decode(), int(parts[2]), parts[3].decode("latin-1"), parts[4])
+    shown: list[tuple[str, str]] = []
+    for item in parts[4].split(SHOWN_SEPARATOR) if parts[4] else ():
+        tag, equals, version = item.decode().partition("=")
+        if not equals:
+            return None
+        shown.append((tag, version))
+    return Entry(parts[1].decode(), int(parts[2]), parts[3].decode("latin-1"), parts[5], tuple(shown))
 
 
 # The cache that a write in this request (or start-up step) reports its changes to. Set once per

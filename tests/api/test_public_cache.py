@@ -373,6 +373,51 @@ def offer_input(title: str, stock: int | None = None) -> dict[str, Any]:
             "stock": stock}
 
 
+async def _lists_showing_the_shop(http: httpx.AsyncClient) -> tuple[dict[str, str], dict[str, str]]:
+    """Near me from the shop's grid point, and search's '查看全部' for a word of its name: both list it."""
+    shop = (await gql(http, '{ merchant(id: "%s") { location { lat lng } } }'
+                      % to_global("Merchant", SHOP)))["data"]["merchant"]["location"]
+    grid = {"lat": round(shop["lat"] * 500) / 500, "lng": round(shop["lng"] * 500) / 500, "radiusMeters": 5000}
+    near = persisted("Merchants", filter={"near": grid}, first=20, locale="zh-CN")
+    search_all = persisted("SearchAll", query="手机城", first=20, locale="zh-CN")
+    for params in (near, search_all):
+        edges = (await http.get("/graphql", params=params)).json()["data"]["merchants"]["edges"]
+        assert to_global("Merchant", SHOP) in {e["node"]["id"] for e in edges}, params
+    return near, search_all
+
+
+async def test_an_offer_edit_outdates_only_the_answers_that_can_show_it(settings_here: Any, db_client: Any) -> None:
+    """An offer's write bumps its merchant, its district and the city-wide lists of offers: the lists that show
+    its merchant miss, while a search, another shop's page and the lists that do not show it stay hits."""
+    async with serve(settings_here) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        headers = await _tokens(db_client[settings_here.mongodb_db])
+        near, search_all = await _lists_showing_the_shop(http)
+        other_shop = persisted("MerchantPage", id=to_global("Merchant", "hqb-night-noodles"), locale="zh-CN")
+        noodles = persisted("SearchAll", query="夜宵", first=20, locale="zh-CN")
+        shown = {"near": near, "search all": search_all, "shop page": merchant_page(),
+                 "district screen": district_screen(), "festivals": persisted("Festivals", locale="zh-CN"),
+                 "home": persisted("Home", locale="zh-CN")}
+        kept = {"other shop page": other_shop, "search": persisted("Search", query="手机", locale="zh-CN"),
+                "search all without the shop": noodles, "products": persisted("Products", locale="zh-CN"),
+                "settings": persisted("Settings", locale="zh-CN")}
+        listed = (await http.get("/graphql", params=noodles)).json()["data"]["merchants"]["edges"]
+        assert [e["node"]["id"] for e in listed] == [to_global("Merchant", "hqb-night-noodles")]
+        for name, params in {**shown, **kept}.items():
+            await http.get("/graphql", params=params)
+            assert (await http.get("/graphql", params=params)).headers["x-cache"] == "hit", name
+        made = (await gql(http, "mutation($m: ID!, $i: OfferInput!) { createOffer(merchantId: $m, input: $i) "
+                          "{ %s } }" % OFFER_FIELDS, {"m": to_global("Merchant", SHOP), "i": offer_input("只此一家")},
+                          headers["shop"]))["data"]["createOffer"]
+        published = (await gql(http, 'mutation { publishOffer(id: "%s", version: 1) { %s } }'
+                               % (made["offer"]["id"], OFFER_FIELDS), headers=headers["shop"]))["data"]["publishOffer"]
+        assert published["errors"] == [], published
+        after = {name: await http.get("/graphql", params=params) for name, params in {**shown, **kept}.items()}
+        assert {n: r.headers["x-cache"] for n, r in after.items()} == {
+            **{n: "miss" for n in shown}, **{n: "hit" for n in kept}}
+        for name in ("near", "search all", "shop page"):
+            assert "只此一家" in json.dumps(after[name].json(), ensure_ascii=False), name
+
+
 async def test_writes_are_seen_on_the_next_read_through_either_web_process(
         settings_here: Any, db_client: Any) -> None:
     """Randomized: hundreds of writes and reads interleaved across two app instances; 0 stale reads."""
@@ -391,6 +436,8 @@ async def test_writes_are_seen_on_the_next_read_through_either_web_process(
             offers[made["id"]] = {"version": published["offer"]["version"], "title": f"o{n}", "published": True}
         area = (await gql(a, '{ node(id: "%s") { ... on Area { capacity version } } }' % to_global("Area", AREA)))
         capacity = {"value": area["data"]["node"]["capacity"], "version": area["data"]["node"]["version"]}
+        shop_gid = to_global("Merchant", SHOP)
+        near, search_all = await _lists_showing_the_shop(a)
         stale: list[str] = []
         writes = reads = 0
         for step in range(400):
@@ -427,10 +474,20 @@ async def test_writes_are_seen_on_the_next_read_through_either_web_process(
                 state["version"] = done["offer"]["version"]
                 continue
             reads += 1
-            if rng.random() < 0.5:
+            expected = {g: s["title"] for g, s in offers.items() if s["published"]}
+            roll = rng.random()
+            if roll < 0.3:
+                # the lists that show the shop with its offers: near me from its grid point and '查看全部' of a
+                # search that finds it (tagged with the merchants they show, not with every write)
+                params = near if roll < 0.15 else search_all
+                edges = (await client.get("/graphql", params=params)).json()["data"]["merchants"]["edges"]
+                listed = {o["id"]: o["title"] for e in edges if e["node"]["id"] == shop_gid
+                          for o in e["node"]["offers"]}
+                if {g: t for g, t in listed.items() if g in offers} != expected:
+                    stale.append(f"step {step} {'near' if roll < 0.15 else 'search'} list: {listed} != {expected}")
+            elif roll < 0.65:
                 page = (await client.get("/graphql", params=merchant_page())).json()["data"]["merchant"]
                 seen = {o["id"]: o["title"] for o in page["offers"]}
-                expected = {g: s["title"] for g, s in offers.items() if s["published"]}
                 shown = {g: t for g, t in seen.items() if g in offers}
                 if shown != expected:
                     stale.append(f"step {step} merchant page: {shown} != {expected}")
@@ -440,11 +497,12 @@ async def test_writes_are_seen_on_the_next_read_through_either_web_process(
                 if areas[to_global("Area", AREA)] != capacity["value"]:
                     stale.append(f"step {step} district screen: capacity {areas} != {capacity['value']}")
                 titles = {e["node"]["id"]: e["node"]["title"] for e in screen["offers"]["edges"]}
-                expected = {g: s["title"] for g, s in offers.items() if s["published"]}
                 if {g: t for g, t in titles.items() if g in offers} != expected:
                     stale.append(f"step {step} district screen offers: {titles} != {expected}")
         assert writes > 100 and reads > 200
         assert stale == []
+        # the lists were answered from the cache between edits, and showed the shop each time
+        assert (await b.get("/graphql", params=near)).headers["x-cache"] == "hit"
         # and the cache was used: an unchanged page is a hit on the other process
         await a.get("/graphql", params=merchant_page("en"))
         assert (await b.get("/graphql", params=merchant_page("en"))).headers["x-cache"] == "hit"

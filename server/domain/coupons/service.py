@@ -66,7 +66,7 @@ async def claim(db: AsyncDatabase[Doc], device_key: str, offer_id: str, now: dat
         raise CouponError("OUT_OF_STOCK", "coupon_out_of_stock")
     await offers.bump_daily(db, offer, "claims", now)
     if after.stock == 0:  # shoppers' cached pages still offer it: they must see it is gone
-        await changed(*freshness.of_merchant(offer.merchant_id, offer.district_id))
+        await changed(*freshness.of_offer(offer.merchant_id, offer.district_id))
     return Checked(Coupon.from_doc(doc), after, await _shop(db, offer.merchant_id))
 
 

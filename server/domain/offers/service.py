@@ -101,7 +101,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: O
            "created_at": datetime.now(UTC)}
     await repository.insert_offer(db, doc)
     await audit.record(db, actor, "offer.create", "offer", doc["_id"], [district_id], None, doc)
-    await changed(*freshness.of_merchant(merchant_id, district_id))
+    await changed(*freshness.of_offer(merchant_id, district_id))
     return Offer.from_doc(doc)
 
 
@@ -111,7 +111,7 @@ async def _save(db: AsyncDatabase[Doc], actor: Actor, action: str, before: Doc, 
     after = await repository.save_offer(db, before, version, changes)
     await audit.record(db, actor, action, "offer", before["_id"], [before["district_id"]], before, after)
     # Edits, stock reaching zero, publish, withdraw, festival decisions: all shown to shoppers.
-    await changed(*freshness.of_merchant(before["merchant_id"], before["district_id"]))
+    await changed(*freshness.of_offer(before["merchant_id"], before["district_id"]))
     return Offer.from_doc(after)
 
 
