@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import httpx
 import redis.asyncio as aioredis
@@ -70,6 +71,7 @@ from crowd_live import wait_ready  # bench/ is sys.path[0] when run as a script
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from graphql_read import ServerProcess, cpu_seconds, percentile, spawn_server
+from lean_http import HttpFailure, LeanClient
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
@@ -257,16 +259,34 @@ class Shoppers:
         self.recorder = recorder
         self.rng = random.Random(seed)
         self.ws_url = base_url.replace("http://", "ws://") + "/graphql"
-        # idle connections are dropped before uvicorn's 5 s keep-alive timeout closes them under a request
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=4.0)
-        self.client = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30, trust_env=False)
+        # GETs go through a lean keep-alive client with requests prepared as bytes (bench/lean_http.py): with
+        # httpx the generator ran out of CPU before the server did
+        self.client = LeanClient(base_url)
         self.held: set[LiveSubscription] = set()
         self.hold_tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.cache_answers: Counter[str] = Counter()
+        self.weights = list(WEIGHTS.values())
+        self.phones = [f"X-Forwarded-For: {self.phone()}\r\n\r\n".encode() for _ in range(PHONES)]
+        self.prepared = self._prepare()
+
+    def _prepare(self) -> dict[str, list[bytes]]:
+        """Each kind's requests drawn ahead from the same distribution as `request` (near me: many, as its
+        points are many), so sending one costs a choice and a concatenation."""
+        pools: dict[str, list[bytes]] = {}
+        for kind in SHOPPER_KINDS:
+            if kind == "subscribe":
+                continue
+            draws = 20_000 if kind == "near" else 4_096
+            pools[kind] = []
+            for _ in range(draws):
+                _, _, payload = self.request(kind)
+                head, _ = self.client.request_bytes(f"/graphql?{urlencode(payload)}")
+                pools[kind].append(head)
+        return pools
 
     def pick(self) -> str:
-        return self.rng.choices(SHOPPER_KINDS, weights=list(WEIGHTS.values()))[0]
+        return self.rng.choices(SHOPPER_KINDS, weights=self.weights)[0]
 
     def phone(self) -> str:
         n = self.rng.randrange(PHONES)
@@ -303,18 +323,13 @@ class Shoppers:
     async def do(self, kind: str, started: float) -> bool:
         if kind == "subscribe":
             return await self.subscribe(started)
-        method, _, payload = self.request(kind)
-        headers = {"x-forwarded-for": self.phone()}
+        raw = self.rng.choice(self.prepared[kind]) + self.rng.choice(self.phones)
         try:
-            if method == "POST":
-                response = await self.client.post("/graphql", json=payload, headers=headers)
-            else:
-                response = await self.client.get("/graphql", params=payload, headers=headers)
-            ok = response.status_code == 200 and b'"errors"' not in response.content
-            detail = "" if ok else f"HTTP {response.status_code}: {response.text[:250]}"
-            if method == "GET":
-                self.cache_answers[response.headers.get("x-cache", "not cacheable")] += 1
-        except httpx.HTTPError as exc:
+            answer = await self.client.send(raw)
+            ok = answer.status == 200 and b'"errors"' not in answer.body
+            detail = "" if ok else f"HTTP {answer.status}: {answer.body[:250]!r}"
+            self.cache_answers[answer.headers.get(b"x-cache", b"not cacheable").decode()] += 1
+        except (HttpFailure, TimeoutError) as exc:
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         self.recorder.add(kind, started, ok, detail)
         return ok
@@ -349,7 +364,7 @@ class Shoppers:
             task.cancel()
         await asyncio.gather(*self.hold_tasks, return_exceptions=True)
         await asyncio.gather(*(s.close() for s in list(self.held)), return_exceptions=True)
-        await self.client.aclose()
+        self.client.close()
 
 
 @dataclass
@@ -420,16 +435,17 @@ class StaticFile:
     """The closed-loop shape of Shoppers for a static file of the same app (phase 1's baseline)."""
 
     def __init__(self, base_url: str) -> None:
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=256, keepalive_expiry=4.0)
-        self.client = httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30, trust_env=False)
+        self.client = LeanClient(base_url)
+        head, tail = self.client.request_bytes(STATIC_PATH)
+        self.raw = head + tail
 
     def pick(self) -> str:
         return "static"
 
     async def do(self, kind: str, started: float) -> bool:
         try:
-            return (await self.client.get(STATIC_PATH)).status_code == 200
-        except httpx.HTTPError:
+            return (await self.client.send(self.raw)).status == 200
+        except (HttpFailure, TimeoutError):
             return False
 
 
@@ -502,6 +518,8 @@ class Step:
     ok: int
     errors: int
     latencies: list[float]
+    cpu: dict[str, float] = field(default_factory=dict)  # cores busy during the measured seconds, by process
+    hit_ratio: float | None = None  # X-Cache hits of the cacheable GETs answered in the measured seconds
 
     @property
     def rps(self) -> float:
@@ -514,10 +532,44 @@ class Actions(Protocol):
     async def do(self, kind: str, started: float) -> bool: ...
 
 
-async def closed_step(shoppers: Actions, concurrency: int, warmup: float, seconds: float) -> Step:
+def busy(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of each process (gone ones left out)."""
+    found = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            found[name] = cpu_seconds(pid)
+    return found
+
+
+def hits(step: Step) -> str:
+    return "" if step.hit_ratio is None else f"  hit ratio {step.hit_ratio:.3f}"
+
+
+def cores(busy_by_name: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value:.2f}" for name, value in busy_by_name.items())
+
+
+async def closed_step(shoppers: Actions, concurrency: int, warmup: float, seconds: float,
+                      pids: dict[str, int] | None = None) -> Step:
     begin = clock() + warmup
     end = begin + seconds
     step = Step(concurrency, seconds, 0, 0, [])
+
+    async def measure_cpu() -> None:
+        # which process was busy: the web's 1.00 means the server saturated, the generator's the load's limit
+        answers: Counter[str] | None = getattr(shoppers, "cache_answers", None)
+        await asyncio.sleep(max(0.0, begin - clock()))
+        first, answers_then = busy(pids or {}), Counter(answers or {})
+        await asyncio.sleep(max(0.0, end - clock()))
+        last = busy(pids or {})
+        step.cpu = {k: (last[k] - first[k]) / seconds for k in first if k in last}
+        if answers is not None:
+            seen = Counter(answers)
+            seen.subtract(answers_then)
+            if seen["hit"] + seen["miss"]:
+                step.hit_ratio = seen["hit"] / (seen["hit"] + seen["miss"])
+
+    meter = asyncio.create_task(measure_cpu())
 
     async def user() -> None:
         while clock() < end:
@@ -532,24 +584,67 @@ async def closed_step(shoppers: Actions, concurrency: int, warmup: float, second
                     step.errors += 1
 
     await asyncio.gather(*(user() for _ in range(concurrency)))
+    await meter
     return step
 
 
-async def saturate(shoppers: Actions, levels: Sequence[int], warmup: float, seconds: float, log: Log) -> list[Step]:
+async def saturate(shoppers: Actions, levels: Sequence[int], warmup: float, seconds: float, log: Log,
+                   pids: dict[str, int] | None = None) -> list[Step]:
     """Raise the concurrency until the throughput stops growing (two steps under +5 % of the best)."""
     steps: list[Step] = []
     flat = 0
     for concurrency in levels:
-        step = await closed_step(shoppers, concurrency, warmup, seconds)
+        step = await closed_step(shoppers, concurrency, warmup, seconds, pids)
         lat = sorted(step.latencies)
         log(f"  concurrency {concurrency:3d}: {step.rps:7.1f} req/s, p50 {percentile(lat, 50) * 1000:7.1f} ms, "
-            f"p99 {percentile(lat, 99) * 1000:7.1f} ms, {step.errors} errors")
+            f"p99 {percentile(lat, 99) * 1000:7.1f} ms, {step.errors} errors{hits(step)}; "
+            f"cores busy: {cores(step.cpu)}")
         best = max((s.rps for s in steps), default=0.0)
         steps.append(step)
         flat = flat + 1 if step.rps < best * 1.05 else 0
         if flat >= 2 or (lat and percentile(lat, 50) > 2.0):
             break
     return steps
+
+
+@dataclass
+class Warming:
+    requests: int = 0
+    seconds: float = 0.0
+    misses: int = 0
+    errors: int = 0
+    cpu: dict[str, float] = field(default_factory=dict)
+    rss_kb: tuple[int, int] = (0, 0)  # web RSS before and after
+
+
+async def warm_cache(shoppers: Shoppers, concurrency: int, pids: dict[str, int], web_pid: int) -> Warming:
+    """Ask each distinct prepared read once, as the first minutes of a festival's shoppers would: the public
+    cache fills (and the web process's bounded memos with it), so phase 1 measures the steady state, not
+    a cold start. What it cost is reported on its own."""
+    todo = [head for pool in shoppers.prepared.values() for head in dict.fromkeys(pool)]
+    shoppers.rng.shuffle(todo)
+    warming = Warming(len(todo), rss_kb=(rss_kb(web_pid), 0))
+    before, began = busy(pids), clock()
+    answers: Counter[str] = Counter()
+
+    async def worker() -> None:
+        while todo:
+            raw = todo.pop() + shoppers.rng.choice(shoppers.phones)
+            try:
+                answer = await shoppers.client.send(raw)
+                answers[answer.headers.get(b"x-cache", b"-").decode()] += 1
+                if answer.status != 200:
+                    warming.errors += 1
+            except (HttpFailure, TimeoutError):
+                warming.errors += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    warming.seconds = clock() - began
+    after = busy(pids)
+    warming.cpu = {k: after[k] - before[k] for k in before if k in after}
+    warming.misses = answers["miss"]
+    warming.rss_kb = (warming.rss_kb[0], rss_kb(web_pid))
+    return warming
 
 
 async def open_loop(shoppers: Shoppers, rate: float, seconds: float) -> list[float]:
@@ -861,6 +956,7 @@ class Result:
     operator: Operator | None = None
     cache_entries: int = 0
     cache_bytes_per_1000: float = 0.0
+    warming: Warming | None = None
 
 
 async def sample_rss(pid: int, into: list[tuple[float, int]], stop: asyncio.Event, every: float = 5.0) -> None:
@@ -917,7 +1013,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
         children.extend(workers)
         await asyncio.gather(*(wait_worker(w) for w in workers))
         result.pids = {"web": web.process.pid, **{w.name: w.process.pid for w in workers},
-                       "nx-27017": mongo_child.process.pid, "load generator": os.getpid()}
+                       "nx-27017": mongo_child.process.pid, "redis": redis_holder[0].process.pid,
+                       "load generator": os.getpid()}
         deliberate: set[int] = set()
         supervisor = asyncio.create_task(supervise(workers, env, var_dir, deliberate, result.worker_exits,
                                                    stop_feed, log))
@@ -939,18 +1036,23 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
         result.base = list(await asyncio.gather(*(open_base(i) for i in range(args.subscribers))))
         log(f"{args.subscribers} long-lived subscriptions open; sensors post {args.readings:g} readings/s")
 
+        if args.warm_concurrency:
+            log(f"warming the public cache: each distinct prepared read once, {args.warm_concurrency} at a time")
+            result.warming = await warm_cache(shoppers, args.warm_concurrency, result.pids, web.process.pid)
+            log(f"  {result.warming.requests} reads in {result.warming.seconds:.1f} s "
+                f"({result.warming.misses} misses, {result.warming.errors} errors)")
         if args.rate:
             result.rate = args.rate
         else:
             log(f"phase 1: closed loop, {args.step_seconds:g} s per step (after 3 s warm-up)")
-            result.steps = await saturate(shoppers, args.levels, 3.0, args.step_seconds, log)
+            result.steps = await saturate(shoppers, args.levels, 3.0, args.step_seconds, log, result.pids)
             result.rate = max(s.rps for s in result.steps) * args.load
             log(f"phase 1b: the same closed loop on a static file ({STATIC_PATH}) of the same web process")
             static = StaticFile(web.url)
             try:
-                result.static_steps = await saturate(static, args.levels, 3.0, args.step_seconds, log)
+                result.static_steps = await saturate(static, args.levels, 3.0, args.step_seconds, log, result.pids)
             finally:
-                await static.client.aclose()
+                static.client.close()
         log(f"phase 2: open loop at {result.rate:.1f} req/s, {args.warmup:g} s warm-up + {args.minutes:g} min")
         stop_rss = asyncio.Event()
         rss_task = asyncio.create_task(sample_rss(web.process.pid, result.rss, stop_rss))
@@ -1130,15 +1232,28 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
         f"load generator + subscribers in this process; mix {WEIGHTS}; {args.subscribers} long-lived "
         f"subscriptions; {args.readings:g} sensor readings/s",
     ]
+    if result.warming is not None:
+        w = result.warming
+        lines += ["", f"cache warm-up: {w.requests} distinct reads once each in {w.seconds:.1f} s ({w.misses} misses, "
+                  f"{w.errors} errors); CPU s: {', '.join(f'{k} {v:.1f}' for k, v in w.cpu.items())}; web RSS "
+                  f"{w.rss_kb[0] / 1024:.1f} -> {w.rss_kb[1] / 1024:.1f} MiB"]
     if result.steps:
         lines += ["", "phase 1: saturation, closed loop (successful req/s of the shopper mix)"]
         for s in result.steps:
             lat = sorted(s.latencies)
             lines.append(f"  concurrency {s.concurrency:3d}: {s.rps:7.1f} req/s  p50 {ms(lat, 50):>6} ms  "
-                         f"p99 {ms(lat, 99):>6} ms  errors {s.errors}")
+                         f"p99 {ms(lat, 99):>6} ms  errors {s.errors}{hits(s)}  cores busy: {cores(s.cpu)}")
         best = max(result.steps, key=lambda s: s.rps)
         lines.append(f"  maximum {best.rps:.1f} req/s (concurrency {best.concurrency}); phase 2 at {args.load:.0%} "
                      f"= {result.rate:.1f} req/s")
+        if result.static_steps:
+            lines.append(f"  the same closed loop on a static file ({STATIC_PATH}):")
+            for s in result.static_steps:
+                lat = sorted(s.latencies)
+                lines.append(f"  concurrency {s.concurrency:3d}: {s.rps:7.1f} req/s  p50 {ms(lat, 50):>6} ms  "
+                             f"p99 {ms(lat, 99):>6} ms  errors {s.errors}  cores busy: {cores(s.cpu)}")
+        lines.append("  (cores busy: CPU seconds per second of each process in the step; the web process near 1.00 "
+                     "is the server saturated, the load generator near 1.00 is the generator's limit)")
     else:
         lines += ["", f"phase 1 skipped: --rate {result.rate:g}"]
     lags = sorted(result.lags)
@@ -1256,6 +1371,8 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=15.0, help="measured seconds per phase 1 step")
     parser.add_argument("--levels", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4, 8, 16, 32, 64],
                         help="phase 1 concurrency steps, comma separated")
+    parser.add_argument("--warm-concurrency", type=int, default=8,
+                        help="before phase 1, ask each distinct prepared read once at this concurrency (0: cold)")
     parser.add_argument("--subscribers", type=int, default=50, help="long-lived crowdUpdates subscriptions")
     parser.add_argument("--readings", type=float, default=2.0, help="sensor readings POSTed per second")
     parser.add_argument("--fault", action="store_true", help="restart Redis; push campaign; SIGKILL a worker")

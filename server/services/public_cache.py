@@ -48,7 +48,11 @@ from server.services.availability import WarnEvery
 log = logging.getLogger("shangquan.cache")
 PREFIX = "sq:pc:"  # then the database name: deployments (and test apps) sharing a Redis never share answers
 GENERATION = "_gen"
-CALL_TIMEOUT = 0.5  # seconds: a cache slower than this is treated as down
+# Seconds: a cache slower than this is treated as down. Not shorter: the timer also measures this process's own
+# event loop, and under a surge a loop a second behind made a healthy Redis look down (0.5 s did, in
+# bench/load.py), which sent every read of the next 2 s to MongoDB at 50 times the cost: a spiral. A stopped
+# Redis refuses at once and a hung one is cut by the client's socket timeout, so this only bounds the rare rest.
+CALL_TIMEOUT = 3.0
 PAUSE_AFTER_FAILURE = 2.0  # seconds without asking Redis after it failed
 SEPARATOR = b"\x1f"
 # A conditional read asks for an entry's first bytes only (GETRANGE): its header (versions of at most a
