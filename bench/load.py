@@ -1299,6 +1299,14 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
     lines += ["", f"web RSS: {result.rss_start / 1024:.1f} MiB after warm-up, {result.rss_end / 1024:.1f} MiB at "
               f"the end: {mem_change:+.1f} %; max {max(trend, default=0) / 1024:.1f} MiB; every ~{5 * step:.0f} s: "
               + " ".join(f"{kb / 1024:.0f}" for kb in trend[::step])]
+    if len(trend) >= 4:
+        # A leak grows in both halves of the window; warm-up (bounded memos, the cache, held sockets reaching
+        # their steady number) only before it or in its first part.
+        mid = trend[len(trend) // 2]
+        lines.append(f"  growth in the window's first half {(mid - trend[0]) / trend[0] * 100:+.1f} %, second half "
+                     f"{(trend[-1] - mid) / mid * 100:+.1f} %"
+                     + (f"; before the window: {result.warming.rss_kb[0] / 1024:.1f} MiB at the start, "
+                        f"{result.warming.rss_kb[1] / 1024:.1f} after the cache warm-up" if result.warming else ""))
     if len(result.census) >= 2:
         first, last = result.census[0], result.census[-1]
         grown = Counter(last["types"])
