@@ -43,7 +43,7 @@ from dataclasses import dataclass, replace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.services.availability import WarnEvery
+from server.services.availability import WarnEvery, loop_was_late
 
 log = logging.getLogger("shangquan.cache")
 PREFIX = "sq:pc:"  # then the database name: deployments (and test apps) sharing a Redis never share answers
@@ -91,7 +91,11 @@ class PublicCache:
         self.pending: set[str] = set()  # tags whose bump did not reach Redis yet
         self.warn = WarnEvery(log, 60)
 
-    def _failed(self, exc: BaseException, what: str) -> None:
+    def _failed(self, exc: BaseException, what: str, started: float = 0.0) -> None:
+        if isinstance(exc, TimeoutError) and started and loop_was_late(started, CALL_TIMEOUT):
+            # this process was behind, not Redis: this call falls back, the next ones still use the cache
+            self.warn.warning("public cache %s timed out with this process's event loop behind", what)
+            return
         self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
         self.warn.warning("public cache %s failed (%s): reads go to MongoDB", what, type(exc).__name__)
 
@@ -115,6 +119,7 @@ class PublicCache:
         hinted = [t for t in hint if t not in tags and t not in extra]
         fields = [GENERATION, *tags, *extra, *hinted]
         wanted = set(etags)
+        started = time.monotonic()
         try:
             async with asyncio.timeout(CALL_TIMEOUT), self.redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(self.tags_key, fields)
@@ -153,7 +158,7 @@ class PublicCache:
                 if any(by_tag[t] != v for t, v in entry.shown):
                     entry = None
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
-            self._failed(exc, "read")
+            self._failed(exc, "read", started)
             return None
         shown = tuple(t for t, _ in entry.shown) if entry is not None else ()
         return Lookup(current, entry, by_tag, shown)
@@ -161,11 +166,12 @@ class PublicCache:
     async def shown_versions(self, guard: str, guard_version: str, tags: Iterable[str]) -> dict[str, str] | None:
         """The versions of `tags` now, or None when `guard` moved from `guard_version` (see the module's doc)."""
         fields = [guard, *tags]
+        started = time.monotonic()
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 versions = await self.redis.hmget(self.tags_key, fields)
         except (RedisError, OSError) as exc:
-            self._failed(exc, "read")
+            self._failed(exc, "read", started)
             return None
         found = {name: _text(v) for name, v in zip(fields, versions, strict=True)}
         return found if found[guard] == guard_version else None
@@ -179,11 +185,12 @@ class PublicCache:
         learnt = SHOWN_SEPARATOR.join(f"{t}={v}".encode() for t, v in sorted((shown or {}).items()))
         header = b"\n".join((versions, etag.encode(), str(int(time.time() * 1000)).encode(),
                              content_type.encode("latin-1"), learnt))
+        started = time.monotonic()
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 await self.redis.set(self.entry_prefix + key, header + b"\n" + body, px=ttl_ms)
         except (RedisError, OSError) as exc:  # an OOM refusal under maxmemory lands here too
-            self._failed(exc, "store")
+            self._failed(exc, "store", started)
             return False
         return True
 
