@@ -29,7 +29,7 @@ import math
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -325,22 +325,26 @@ def shown_merchants(data: object) -> set[str]:
 
 
 def lifetime_ms(data: object, now: float, live: bool, *, next_change: float = math.inf, by_hours: bool = False,
-                jitter_ms: int = 0) -> int:
+                jitter_ms: int = 0, open_turns: Iterable[float] | None = None) -> int:
     """Until the next boundary the answer's own data has: `next_change` (the catalogue's next clock change,
-    server/domain/boundaries.py), an offer or festival in it ending, the quarter-hour when open-now decides it,
-    Shenzhen midnight; 10 s if live; else the cap less `jitter_ms`."""
+    server/domain/boundaries.py), an offer or festival in it ending, when the open-now it shows next changes
+    (`open_turns`: each shown merchant's next turn; without them the next quarter-hour), the quarter-hour
+    when open-now picks what it lists, Shenzhen midnight; 10 s if live; else the cap less `jitter_ms`."""
     end = min(now + (MAX_TTL_MS - jitter_ms) / 1000, next_change, _next_midnight(now))
     if live:
         end = min(end, now + LIVE_TTL_MS / 1000)
+    quarter = math.floor(now / QUARTER_S + 1) * QUARTER_S
     if by_hours:
-        end = min(end, math.floor(now / QUARTER_S + 1) * QUARTER_S)
+        end = min(end, quarter)
+    turns = list(open_turns or ())
+    shows_opening = min(turns) if turns else quarter  # none told: the safe default
     stack = [data]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             for name, value in item.items():
                 if name in OPENING_FIELDS:
-                    end = min(end, math.floor(now / QUARTER_S + 1) * QUARTER_S)
+                    end = min(end, shows_opening)
                 if name in BOUNDARY_FIELDS and isinstance(value, str):
                     try:
                         moment = datetime.fromisoformat(value).timestamp()
@@ -476,8 +480,9 @@ class CachedReads:
                     versions: bytes | None, by_tag: dict[str, str] | None) -> None:
         # GraphQL answers in full (no If-None-Match inside), so the body can be stored; the 304 is decided here.
         # The versions let it reuse pieces other misses computed under them (server/api/memo.py).
+        open_turns: dict[str, float] = {}  # filled by the merchants' open-now resolvers (server/api/merchants)
         inner = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"if-none-match"],
-                 "state": {**scope.get("state", {}), "tag_versions": by_tag}}
+                 "state": {**scope.get("state", {}), "tag_versions": by_tag, "open_turns": open_turns}}
         start: Message | None = None
         chunks: list[bytes] = []
 
@@ -504,7 +509,7 @@ class CachedReads:
                 store = shown is not None
             if store and (next_change := await self._next_change(scope, read, versions, began)) is not None:
                 ttl = lifetime_ms(data, began, read.live, next_change=next_change, by_hours=read.by_hours,
-                                  jitter_ms=random.randrange(JITTER_MS))
+                                  jitter_ms=random.randrange(JITTER_MS), open_turns=open_turns.values())
                 if shown is not None:
                     shown.pop(read.guard or "", None)
                     self._remember_shown(read.key, tuple(shown))

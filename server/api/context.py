@@ -64,6 +64,9 @@ class Context:
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init payload
     memo: VersionedMemo | None = None  # the process's, with tag_versions of a public-cache miss
     tag_versions: dict[str, str] | None = None
+    # A public-cache miss's: each merchant whose open-now it showed → when that next changes (epoch s, inf: not
+    # today), so the answer is kept until then rather than the next quarter-hour (server/api/cached_reads.py)
+    open_turns: dict[str, float] | None = None
     _loaders: Loaders | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:

@@ -85,6 +85,7 @@ class GraphQLView(GraphQL[Context, None]):
             crowd_hub=state.crowd_hub, inbox_hub=state.inbox_hub, progress_hub=state.progress_hub,
             limiter=state.limiter,
             memo=getattr(state, "memo", None), tag_versions=request.scope.get("state", {}).get("tag_versions"),
+            open_turns=request.scope.get("state", {}).get("open_turns"),
         )
 
     async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:

@@ -7,6 +7,7 @@ Each test runs its own app(s) on its own database (tests/fixtures/content) so th
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -25,6 +26,7 @@ from server.api.ids import to_global
 from server.domain import boundaries
 from server.domain.accounts import service as accounts
 from server.domain.geo import Point, haversine_m
+from server.domain.merchants.models import Merchant
 from server.domain.offers.models import until_key
 from server.plumbing.persisted import allow_list
 from server.services.public_cache import HEAD_BYTES
@@ -260,6 +262,12 @@ async def test_entries_end_at_the_next_boundary_of_their_data() -> None:
     assert lifetime_ms({"m": [{"openNow": True}]}, now, live=False) == 30_000
     assert lifetime_ms({"m": [{"closesAt": None}]}, now + 60, live=False) == 14 * 60_000 + 30_000
     assert lifetime_ms(quiet, now, live=False, by_hours=True) == 30_000
+    # with each shown merchant's own next turn (from its hours), the earliest of them; none known: the quarter
+    shown = {"m": [{"openNow": True, "closesAt": "22:30"}, {"openNow": False}]}
+    assert lifetime_ms(shown, now, live=False, open_turns=[now + 630, now + 7230]) == 630_000
+    assert lifetime_ms(shown, now, live=False, open_turns=[math.inf]) == MAX_TTL_MS
+    assert lifetime_ms(shown, now, live=False, open_turns=[]) == 30_000
+    assert lifetime_ms(quiet, now, live=False, by_hours=True, open_turns=[math.inf]) == 30_000  # a filter: quarter
     # an offer or a festival in the answer beginning or ending
     at = datetime.fromtimestamp(now, UTC)
     for field in ("validFrom", "validUntil", "startsAt", "endsAt"):
@@ -274,6 +282,30 @@ async def test_entries_end_at_the_next_boundary_of_their_data() -> None:
     # Shenzhen's midnight (answers that speak of today)
     late = datetime(2027, 2, 6, 15, 55, tzinfo=UTC).timestamp()  # 23:55 in Shenzhen
     assert lifetime_ms(quiet, late, live=False) == 5 * 60_000
+
+
+def test_a_merchants_next_turn_is_when_open_now_changes() -> None:
+    """From its hours (on quarter-hours) and holiday exceptions: the first instant its open-now differs."""
+    night = Merchant.from_doc({"_id": "night", "district_id": "d", "area_id": "a", "name": {}, "location": {
+        "coordinates": [114.0, 22.5]}, "hours": {day: ["18:00-03:00"] for day in
+                                                 ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}})
+    shenzhen = ZoneInfo("Asia/Shanghai")
+    noon = datetime(2027, 3, 3, 12, 7, tzinfo=shenzhen)
+    assert night.next_turn(noon, noon + timedelta(days=1)) == datetime(2027, 3, 3, 18, 0, tzinfo=shenzhen)
+    evening = datetime(2027, 3, 3, 18, 0, tzinfo=shenzhen)  # opens at 18:00 sharp: the next turn is closing
+    assert night.next_turn(evening, evening + timedelta(days=1)) == datetime(2027, 3, 4, 3, 0, tzinfo=shenzhen)
+    assert night.next_turn(noon, noon + timedelta(hours=5)) is None  # none before `until`
+    always = replace(night, spans=Merchant.from_doc({**_doc(night), "hours": {
+        day: ["00:00-24:00"] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}}).spans)
+    assert always.next_turn(noon, noon + timedelta(days=1)) is None
+    closed_today = Merchant.from_doc({**_doc(night), "hours_exceptions": [{"date": "2027-03-03", "spans": []}]})
+    assert closed_today.open_at(evening) is False
+    assert closed_today.next_turn(noon, noon + timedelta(days=2)) == datetime(2027, 3, 4, 18, 0, tzinfo=shenzhen)
+
+
+def _doc(merchant: Merchant) -> dict[str, Any]:
+    return {"_id": merchant.id, "district_id": "d", "area_id": "a", "name": {},
+            "location": {"coordinates": [114.0, 22.5]}, "hours": merchant.hours}
 
 
 async def test_the_catalogue_next_change_counts_what_no_answer_shows_yet(db_client: Any) -> None:

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import strawberry
@@ -84,11 +85,21 @@ class MerchantType(Node):
 
     @strawberry.field(description="Open at this moment, in Shenzhen time (holiday exceptions honoured).")
     def open_now(self, info: AppInfo) -> bool:
+        self._note_turn(info)
         return self.model.open_at(info.context.now)
 
     @strawberry.field(description="Local HH:MM at which the current opening ends; null when closed.")
     def closes_at(self, info: AppInfo) -> str | None:
+        self._note_turn(info)
         return self.model.closes_at(info.context.now)
+
+    def _note_turn(self, info: AppInfo) -> None:
+        """For a public-cache miss: when what these two fields say next changes for this merchant."""
+        turns = info.context.open_turns
+        if turns is not None and self.model.id not in turns:
+            now = info.context.now
+            turn = self.model.next_turn(now, now + timedelta(days=1))
+            turns[self.model.id] = turn.timestamp() if turn is not None else math.inf
 
     @strawberry.field(description="Dates whose hours replace the weekly ones (an empty list: closed that day).")
     def hours_exceptions(self) -> list[DateHours]:

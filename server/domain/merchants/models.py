@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from server.domain.geo import Point
 from server.domain.i18n import Localized
 from server.domain.merchants.holiday_hours import closing_at, open_at, parse_exceptions
-from server.domain.merchants.hours import DAYS, Span, parse_week_cached
+from server.domain.merchants.hours import DAYS, SLOT, Span, parse_week_cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,19 @@ class Merchant:
 
     def closes_at(self, at: datetime) -> str | None:
         return closing_at(self.spans, self.exceptions, at)
+
+    def next_turn(self, at: datetime, until: datetime) -> datetime | None:
+        """The first instant after `at`, before `until`, at which open-now (and so closes-at) changes; None when
+        it does not. Hours and their exceptions are on quarter-hours (hours.py), so checking each is exact."""
+        step = timedelta(minutes=SLOT)
+        seconds = SLOT * 60
+        moment = datetime.fromtimestamp((at.timestamp() // seconds + 1) * seconds, at.tzinfo)
+        now_open = self.open_at(at)
+        while moment < until:
+            if self.open_at(moment) != now_open:
+                return moment
+            moment += step
+        return None
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Merchant:
