@@ -18,13 +18,22 @@ processes: the web app (`server.asgi:app` under uvicorn, through bench/serve.py 
 * sensors: `--readings` single readings per second POSTed to /ingest/crowd, round-robin over every area,
   each with its own time, so every subscription of the district should see it (area `updatedAt`).
 
-Phase 1 (unless --rate is given) finds the saturation point: a closed loop of the shopper mix at rising
-concurrency, `--step-seconds` each; the best successful req/s is the maximum.  Phase 2 is an open loop at
+The shoppers' GETs are prepared as bytes ahead (each kind's requests drawn from the distribution above)
+and sent by bench/lean_http.py over at most 256 kept-alive connections, so the generator costs ~0.15 cores
+at ~1,400 req/s; every phase 1 step prints the cores busy of the web, nx-27017, Redis, the worker and the
+generator, so a reader sees which one saturated.
+
+Before phase 1 each distinct prepared read is asked once (`--warm-concurrency`, 0 to skip): the public
+cache fills as in a festival's first minutes, and its cost (time, CPU, web RSS before and after) is
+printed on its own. Phase 1 (unless --rate is given) then finds the saturation point: a closed loop of the
+shopper mix at rising concurrency, `--step-seconds` each, with each step's hit ratio; the best successful
+req/s is the maximum.  Phase 2 is an open loop at
 `--load` (0.7) of it: arrivals at a fixed rate, latency counted from each arrival's scheduled time (so a
 stalled server or load generator shows up as latency, not as fewer requests), `--warmup` s of warm-up and
 then `--minutes` measured.  Errors are any non-2xx answer, a GraphQL error, a failed connection or
 subscription, and a dropped WebSocket.  The web process's RSS is read from /proc at the end of the
-warm-up (long enough for the held subscriptions to reach their steady number) and at the end;
+warm-up (long enough for the held subscriptions to reach their steady number) and at the end, with the
+growth in each half of the window (a leak grows in both; warm-up does not);
 --memory-census also counts its objects by type at both moments (bench/serve.py --memory-out) and
 prints the types that grew.  The benchmark acts as a process manager: a worker that exits unasked is
 reported and started again.

@@ -10,13 +10,14 @@ a query text, an unknown hash, variables outside the set, an answer with errors 
 root, an answer larger than the entry limit) passes through to GraphQL untouched and is never
 stored, so only bodies the server produced for exactly that key are ever served from it.
 
-An entry lives until the next boundary its own data has, so it is right to the minute without the
-whole city's entries ending together each minute: a quarter-hour when it says whether places are open
-(open-now turns then), the next instant at which any offer or festival begins or ends or a scheduled
-campaign reaches the inbox (server/domain/boundaries.py: ones not in the answer yet count too), Shenzhen
-midnight, and 10 s for answers that carry crowd levels (the live subscription carries those; the `Age`
-header says how old a stored answer is). Nothing else ends an entry but a write (its tags) or the cap:
-MAX_TTL_MS less a random jitter, so the entries of a quiet city do not all end in the same second.
+An entry lives until the next boundary its own data has, so it is right to the minute without the whole city's
+entries ending together each minute: when it says whether places are open, the next turn of one of those
+places (from their hours; a quarter-hour when it lists places by open-now), the next instant at which any
+offer or festival begins or ends or a scheduled campaign reaches the inbox (server/domain/boundaries.py: ones
+not in the answer yet count too), Shenzhen midnight, and 10 s for answers that carry crowd levels (the live
+subscription carries those; the `Age` header says how old a stored answer is). Nothing else ends an entry but
+a write (its tags) or the cap: MAX_TTL_MS less a random jitter, so the entries of a quiet city do not all end
+in the same second.
 """
 
 from __future__ import annotations
