@@ -2,8 +2,9 @@
 
 Documents from content carry `origin: "content"` and a hash of their fields,
 so a second load with unchanged files writes nothing, a changed record is
-replaced whole, and a record removed from the files is removed from the
-database.  A document edited in the back office changes its origin and is
+replaced whole (but for what shoppers changed since: an offer's counters and
+the stock its claims took, see KEPT), and a record removed from the files is
+removed from the database.  A document edited in the back office changes its origin and is
 left alone.
 
 A manifest (collection `content_manifest`) remembers the digest of the files
@@ -32,7 +33,12 @@ from server.domain.merchants import repository as merchants
 from server.domain.merchants.derived import derived_fields
 from server.domain.merchants.models import Merchant
 from server.domain.offers import repository as offers
+from server.domain.offers.models import SHOPPER_FIELDS, reseeded
 from server.services.mongo import Doc
+
+# Fields the app changes on a loaded document, by collection, and how a changed record is written over them;
+# elsewhere a changed record replaces the document whole.
+KEPT: dict[str, tuple[tuple[str, ...], Callable[[Doc, Doc], Doc]]] = {"offers": (SHOPPER_FIELDS, reseeded)}
 
 COLLECTIONS = ("categories", "districts", "areas", "merchants", "festivals", "offers", "products", "images")
 # Merchants derived per batch while the previous batch is written: small enough that the server starts
@@ -148,7 +154,7 @@ def read_content(root: Path) -> Content:
     }, drafts)
 
 
-def _digest(doc: Doc) -> str:
+def record_digest(doc: Doc) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -208,7 +214,7 @@ Hashed = list[tuple[Doc, str]]
 
 
 def _hash(docs: list[Doc]) -> Hashed:
-    return [(doc, _digest(doc)) for doc in docs]
+    return [(doc, record_digest(doc)) for doc in docs]
 
 
 async def _hashed_once(docs: list[Doc]) -> AsyncIterator[Hashed]:
@@ -243,13 +249,15 @@ class _Synced:
 
 async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed]) -> _Synced:
     """Write what changed in `name`, a batch while the next is prepared; delete what the files no longer hold."""
-    existing = await content_repository.sync_states(db, name)
+    kept, _ = KEPT.get(name, ((), None))
+    existing = await content_repository.sync_states(db, name, kept)
     out = _Synced()
     wanted: set[str] = set()
+    replaced: dict[str, tuple[Doc, str]] = {}  # written only while unchanged since read: checked after
     writing: asyncio.Task[None] | None = None
     try:
         async for batch in batches:
-            changes: list[tuple[bool, Doc]] = []
+            changes: list[tuple[Doc | None, Doc]] = []
             for doc, digest_ in batch:
                 wanted.add(doc["_id"])
                 current = existing.get(doc["_id"])
@@ -261,11 +269,12 @@ async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed
                 if current is not None and current.get("content_hash") == digest_:
                     out.unchanged += 1
                     continue
-                changes.append((current is None, {**doc, "origin": "content", "content_hash": digest_}))
+                changes.append(planned_write(name, doc, digest_, current))
                 if current is None:
                     out.inserted += 1
                 else:
                     out.updated += 1
+                    replaced[doc["_id"]] = (doc, digest_)
             if writing is not None:
                 await writing
             writing = asyncio.create_task(content_repository.write_changes(db, name, changes, []))
@@ -274,12 +283,40 @@ async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed
     finally:
         if writing is not None and not writing.done():
             writing.cancel()
+    await replace_missed(db, name, replaced)
     out.back_office.extend(i for i, d in existing.items()
                            if i not in wanted and d.get("origin", "content") != "content")
     stale = [i for i, d in existing.items() if i not in wanted and d.get("origin", "content") == "content"]
     await content_repository.write_changes(db, name, [], stale)
     out.deleted = len(stale)
     return out
+
+
+def planned_write(name: str, doc: Doc, digest_: str, current: Doc | None) -> tuple[Doc | None, Doc]:
+    """How `doc` is written over the stored state `current`: (None, doc) to insert, else (filter, doc) to replace
+    only while the stored document is as read, keeping what shoppers changed (KEPT)."""
+    if current is None:
+        return None, {**doc, "origin": "content", "content_hash": digest_}
+    kept, merge = KEPT.get(name, ((), None))
+    written = merge(doc, current) if merge else doc
+    return (content_repository.unchanged_since(current, kept),
+            {**written, "origin": "content", "content_hash": digest_})
+
+
+async def replace_missed(db: AsyncDatabase[Doc], name: str, pending: dict[str, tuple[Doc, str]]) -> None:
+    """Replaces that found their document changed between the read and the write (a coupon claimed in that
+    moment, a back-office edit) wrote nothing: read those again and write them over what is there now."""
+    kept, _ = KEPT.get(name, ((), None))
+    while pending:
+        states = await content_repository.sync_states(db, name, kept, ids=sorted(pending))
+        missed = {i: p for i, p in pending.items() if states.get(i, {}).get("content_hash") != p[1]}
+        again = [(i, doc, digest_) for i, (doc, digest_) in missed.items()
+                 if states.get(i, {}).get("origin", "content") == "content"]  # a back-office edit wins
+        if not again:
+            return
+        await content_repository.write_changes(
+            db, name, [planned_write(name, doc, digest_, states.get(i)) for i, doc, digest_ in again], [])
+        pending = {i: (doc, digest_) for i, doc, digest_ in again if i in states}
 
 
 async def _upgrade_back_office_merchants(db: AsyncDatabase[Doc]) -> list[Doc]:

@@ -27,16 +27,28 @@ async def save_manifest(db: AsyncDatabase[Doc], digest: str, counts: dict[str, i
                                                                  "counts": counts}, upsert=True)
 
 
-async def sync_states(db: AsyncDatabase[Doc], collection: str) -> dict[str, Doc]:
-    """Each document's origin and content hash, by _id."""
-    return {d["_id"]: d async for d in db[collection].find({}, {"origin": 1, "content_hash": 1})}
+async def sync_states(db: AsyncDatabase[Doc], collection: str, kept: tuple[str, ...] = (),
+                      ids: list[str] | None = None) -> dict[str, Doc]:
+    """Each document's origin, content hash and the `kept` fields (those the app changes after a load), by _id;
+    of every document, or of these ids."""
+    projection = dict.fromkeys(("origin", "content_hash", *kept), 1)
+    query = {} if ids is None else {"_id": {"$in": ids}}
+    return {d["_id"]: d async for d in db[collection].find(query, projection)}
 
 
-async def write_changes(db: AsyncDatabase[Doc], collection: str, changes: list[tuple[bool, Doc]],
+def unchanged_since(state: Doc, kept: tuple[str, ...]) -> Doc:
+    """A filter that matches the document only while its origin, content hash and `kept` fields are still as
+    `state` (read by sync_states) says: a replace under it cannot undo a write made since the read."""
+    return {"_id": state["_id"], **{name: state[name] if name in state else {"$exists": False}
+                                    for name in ("origin", "content_hash", *kept)}}
+
+
+async def write_changes(db: AsyncDatabase[Doc], collection: str, changes: list[tuple[Doc | None, Doc]],
                         stale: list[str]) -> None:
-    """Insert (True) or replace (False) each changed document, delete the stale ids; unordered, in slices."""
+    """Insert each changed document (no filter) or replace it where its filter still matches; delete the stale
+    ids; unordered, in slices.  A replace whose filter no longer matches writes nothing: the caller reads again."""
     ops: list[InsertOne[Doc] | ReplaceOne[Doc] | DeleteOne] = [
-        InsertOne(doc) if new else ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for new, doc in changes]
+        InsertOne(doc) if where is None else ReplaceOne(where, doc) for where, doc in changes]
     ops.extend(DeleteOne({"_id": i}) for i in stale)
     for start in range(0, len(ops), BULK_SLICE):
         await db[collection].bulk_write(ops[start:start + BULK_SLICE], ordered=False)

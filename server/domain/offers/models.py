@@ -60,6 +60,22 @@ class Offer:
         return self.valid_from <= at < self.valid_until
 
 
+# What shoppers change on a stored offer after it is written ($inc of counters, claims taking stock): a reload
+# of a changed content record keeps them (reseeded).
+SHOPPER_FIELDS = ("views", "saves", "claims", "redemptions", "stock")
+
+
+def reseeded(record: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """A content record's offer written again over the stored one: the record's fields, the counters as shoppers
+    left them, and of the record's stock (how many coupons the offer gives out in all; none: no limit) what the
+    coupons claimed so far leave.  Every claim takes one of stock and adds one to claims, and a claim given back
+    undoes both, so the stock left is the record's less `claims`."""
+    kept = {name: stored[name] for name in SHOPPER_FIELDS if name in stored}
+    stock = record.get("stock")
+    left = None if stock is None else max(0, int(stock) - int(stored.get("claims") or 0))
+    return {**record, **kept, "stock": left}
+
+
 def until_key(at: datetime, offer_id: str) -> str:
     """An offer's place in the order of ends, (valid_until, _id), as one string: nx-27017 compares dates through
     SQLite's datetime(), which no index serves, and sorts on two fields in a temporary B-tree, while a range
