@@ -15,7 +15,7 @@ import pytest
 from server.api.ids import to_global
 from server.domain.accounts import service as accounts
 from server.domain.messages import translate
-from tests.conftest import RunningApp, gql, unique_db
+from tests.conftest import CommandCounter, RunningApp, gql, unique_db
 from tests.support import PASSWORD, make_account
 
 SHOP = "hqb-huaqiang-digital-phone-mall"
@@ -132,6 +132,20 @@ async def test_shoppers_views_and_saves_are_counted(http: httpx.AsyncClient, pos
     daily = await pos["db"].offer_stats_daily.find_one({"_id": f"{doc['_id']}:{day}"})
     assert daily is not None and daily["views"] >= 1 and daily["saves"] >= 2
     assert daily["merchant_id"] == SHOP and daily["day"] == day
+
+
+async def test_a_view_is_one_write_to_the_offer_and_one_to_its_day(
+        http: httpx.AsyncClient, pos: dict[str, Any], command_counter: CommandCounter) -> None:
+    doc = await pos["db"].offers.find_one({"merchant_id": SHOP, "status": "published"})
+    mutation = 'mutation { recordOfferInteraction(id: "%s", kind: VIEW) { code } }' % to_global("Offer", doc["_id"])
+    command_counter.targets.clear()
+    command_counter.enabled = True
+    try:
+        assert (await gql(http, mutation))["data"]["recordOfferInteraction"] == []
+    finally:
+        command_counter.enabled = False
+    sent = [t for t in command_counter.targets if t[1] in ("offers", "offer_stats_daily")]
+    assert sent == [("findAndModify", "offers"), ("update", "offer_stats_daily")], command_counter.targets
 
 
 def test_create_admin_command_reads_the_password_from_stdin(mongo_url: str) -> None:

@@ -166,10 +166,15 @@ async def of_merchant(db: AsyncDatabase[Doc], merchant_id: str) -> list[Offer]:
     return [Offer.from_doc(d) async for d in cursor]
 
 
-async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str) -> bool:
-    """One more view or save of a published offer; False when there is no such published offer."""
-    result = await db.offers.update_one({"_id": offer_id, "status": "published"}, {"$inc": {kind: 1}})
-    return result.matched_count > 0
+async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str, at: datetime) -> bool:
+    """One more view or save of a published offer, on the offer and on its Shenzhen day; False when there is no
+    such published offer.  The offer's update returns what the day's document is filed under (no second read)."""
+    where = await db.offers.find_one_and_update({"_id": offer_id, "status": "published"}, {"$inc": {kind: 1}},
+                                                dict.fromkeys(FILED_UNDER, 1))
+    if where is None:
+        return False
+    await _bump_day(db, where, kind, at, 1)
+    return True
 
 
 async def take_one(db: AsyncDatabase[Doc], offer: Offer, at: datetime) -> Offer | None:
@@ -196,17 +201,27 @@ async def count_redemption(db: AsyncDatabase[Doc], offer_id: str) -> None:
     await db.offers.update_one({"_id": offer_id}, {"$inc": {"redemptions": 1}})
 
 
+# what an offer's daily counters are filed under, besides the offer and the day
+FILED_UNDER = ("merchant_id", "district_id", "festival_id")
+
+
 async def bump_daily(db: AsyncDatabase[Doc], offer: Offer, field: str, at: datetime, by: int = 1) -> None:
     """One more view, save, claim or redemption of an offer on its Shenzhen day (an upserted counter, so
     concurrent bumps never lose one)."""
+    where = {"_id": offer.id, "merchant_id": offer.merchant_id, "district_id": offer.district_id,
+             "festival_id": offer.festival_id}
+    await _bump_day(db, where, field, at, by)
+
+
+async def _bump_day(db: AsyncDatabase[Doc], offer: Doc, field: str, at: datetime, by: int) -> None:
+    """`offer`: its _id and FILED_UNDER fields."""
     if field not in FUNNEL:
         raise ValueError(f"unknown offer counter {field!r}")
     day = day_of(at)
     await db.offer_stats_daily.update_one(
-        {"_id": f"{offer.id}:{day}"},
+        {"_id": f"{offer['_id']}:{day}"},
         {"$inc": {field: by},
-         "$setOnInsert": {"offer_id": offer.id, "merchant_id": offer.merchant_id, "district_id": offer.district_id,
-                          "festival_id": offer.festival_id, "day": day}},
+         "$setOnInsert": {"offer_id": offer["_id"], **{name: offer.get(name) for name in FILED_UNDER}, "day": day}},
         upsert=True)
 
 

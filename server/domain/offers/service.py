@@ -166,8 +166,5 @@ async def count_interaction(db: AsyncDatabase[Doc], offer_id: str, kind: str) ->
     """A shopper viewed or saved a published offer (anonymous; counters only)."""
     if kind not in ("views", "saves"):
         raise Invalid({"kind": "invalid_choice"})
-    if not await repository.count_interaction(db, offer_id, kind):
+    if not await repository.count_interaction(db, offer_id, kind, datetime.now(UTC)):
         raise NotFound(f"no offer {offer_id!r}")
-    offer = (await repository.by_ids(db, [offer_id])).get(offer_id)
-    if offer is not None:
-        await repository.bump_daily(db, offer, kind, datetime.now(UTC))
