@@ -92,11 +92,11 @@ from server.domain.crowd import sensors
 from server.domain.geo import NEAR_GRID_PER_DEGREE
 from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_service
+from server.domain.push.endpoints import b64url, origin_of
 from server.domain.push.models import COLLECTION as PUSH_SUBSCRIPTIONS
 from server.domain.push.models import PushSubscription, subscription_id
 from server.plumbing.persisted import digest
 from server.push import fanout
-from server.push.vapid import b64url, origin_of
 from server.services import embedded, mongo
 from server.settings import ROOT
 

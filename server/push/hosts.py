@@ -19,9 +19,7 @@ from server.domain.push.hosts import (
     literal_address,
 )
 
-# the rules stay importable from here, where the engine's callers have always found them
-__all__ = ["RESOLVE_CACHE_SECONDS", "HostGuard", "Resolver", "UnsafeHost", "check_allow_local", "is_public_address",
-           "system_resolve"]
+__all__ = ["RESOLVE_CACHE_SECONDS", "HostGuard", "Resolver", "system_resolve"]
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 

@@ -18,9 +18,8 @@ from server.domain.push.endpoints import VapidError, b64url, b64url_decode, orig
 from server.services.mongo import Doc
 from server.settings import Settings
 
-# the base64url and origin rules (server/domain/push/endpoints.py) stay importable from here too
-__all__ = ["META_ID", "RENEW_BEFORE", "TOKEN_LIFETIME", "VapidError", "VapidKeys", "VapidSigner", "b64url",
-           "b64url_decode", "check_subject", "keys_for_settings", "load_or_create_keys", "origin_of"]
+__all__ = ["META_ID", "RENEW_BEFORE", "TOKEN_LIFETIME", "VapidKeys", "VapidSigner", "check_subject",
+           "keys_for_settings", "load_or_create_keys"]
 
 TOKEN_LIFETIME = 12 * 3600  # RFC 8292 allows at most 24 h
 RENEW_BEFORE = 3600  # a token with less than this left is replaced

@@ -8,8 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from server.domain.push.hosts import UnsafeHost
 from server.push.encode import Subscription, encode
-from server.push.hosts import HostGuard, UnsafeHost
+from server.push.hosts import HostGuard
 from server.push.sender import GuardedResolver, Outcome, PushSender
 from server.push.vapid import VapidKeys, VapidSigner
 from tests.push.push_service import PushService

@@ -19,6 +19,7 @@ from server.domain.i18n import LOCALES
 from server.domain.push import campaign as campaign_model
 from server.domain.push import campaign_service
 from server.domain.push.campaign import CampaignInput
+from server.domain.push.endpoints import origin_of
 from server.domain.push.models import COLLECTION as SUBSCRIPTIONS
 from server.domain.push.models import PushSubscription, subscription_id
 from server.push import fanout
@@ -26,7 +27,6 @@ from server.push.encode import EncodedMessage
 from server.push.fanout import DELIVERIES, FINAL, Consumer, FanoutConfig
 from server.push.reconcile import reconcile
 from server.push.sender import PushSender, SendResult
-from server.push.vapid import origin_of
 from tests.push.push_service import PushService
 
 ADMIN = Actor("admin-1", "admin@shangquan.example", "admin")

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.push.hosts import HostGuard, UnsafeHost, check_allow_local, is_public_address
+from server.domain.push.hosts import UnsafeHost, check_allow_local, is_public_address
+from server.push.hosts import HostGuard
 
 
 @pytest.mark.parametrize("address", ["10.1.2.3", "127.0.0.1", "169.254.169.254", "172.16.0.1", "192.168.1.1",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from server.domain.push.retention import DELIVERIES, purge_deliveries
+from server.domain.push.models import DELIVERIES
+from server.domain.push.retention import purge_deliveries
 
 NOW = datetime(2026, 11, 29, 4, 0, tzinfo=UTC)
 

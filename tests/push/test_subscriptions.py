@@ -73,7 +73,7 @@ async def test_resubscribe_updates_never_duplicates(db: Any, redis: Redis) -> No
 
 async def test_validation_matrix(db: Any, redis: Redis) -> None:
     key, _ = browser_keys()
-    from server.push.vapid import b64url, b64url_decode
+    from server.domain.push.endpoints import b64url, b64url_decode
 
     point = bytearray(b64url_decode(key))
     point[-1] ^= 1  # y no longer matches x: off the curve

@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from server.push.vapid import VapidError, VapidKeys, VapidSigner, check_subject, load_or_create_keys, origin_of
+from server.domain.push.endpoints import VapidError, origin_of
+from server.push.vapid import VapidKeys, VapidSigner, check_subject, load_or_create_keys
 from tests.conftest import unique_db
 from tests.push.push_service import PushService
 

@@ -14,10 +14,9 @@ from typing import Final
 from pymongo.asynchronous.database import AsyncDatabase
 
 from server.domain.push import campaign_repository
-from server.domain.push.models import DELIVERIES
 from server.services.mongo import Doc
 
-__all__ = ["CHUNK", "DELIVERIES", "purge_deliveries"]  # DELIVERIES: where it has always been importable from
+__all__ = ["CHUNK", "purge_deliveries"]
 
 CHUNK: Final = 500  # campaigns per delete_many, so one purge never sends a huge $in
 
