@@ -83,16 +83,23 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str, data: P
     return Product.from_doc(doc)
 
 
-async def update(db: AsyncDatabase[Doc], actor: Actor, product_id: str, data: ProductInput, version: int) -> Product:
-    """A merchant edits the products it created; shared city specialties are edited by admins."""
-    before = await repository.product_doc(db, product_id)
-    if before is None:
+async def _editable(db: AsyncDatabase[Doc], actor: Actor, product_id: str) -> tuple[Doc, str | None]:
+    """A product and the shop that created it, for who may edit it: that shop (or an admin); a shared city
+    specialty (no shop), admins only."""
+    doc = await repository.product_doc(db, product_id)
+    if doc is None:
         raise NotFound(f"no product {product_id!r}")
-    owner = before.get("owner_merchant_id")
+    owner = doc.get("owner_merchant_id")
     if owner:
         authz.merchant_only(actor, owner, "products")
     else:
         authz.admin(actor, "products")
+    return doc, owner
+
+
+async def update(db: AsyncDatabase[Doc], actor: Actor, product_id: str, data: ProductInput, version: int) -> Product:
+    """A merchant edits the products it created; shared city specialties are edited by admins."""
+    before, owner = await _editable(db, actor, product_id)
     fields = _validate(data)
     after = await repository.save_product(db, before, version, fields)
     districts = [await _merchant_district(db, owner)] if owner else []
@@ -110,12 +117,5 @@ async def for_merchant(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str) -
 
 async def get_for_edit(db: AsyncDatabase[Doc], actor: Actor, product_id: str) -> tuple[Product, int, str | None]:
     """A product with its version and owning shop, for whoever may `update` it (read only)."""
-    doc = await repository.product_doc(db, product_id)
-    if doc is None:
-        raise NotFound(f"no product {product_id!r}")
-    owner = doc.get("owner_merchant_id")
-    if owner:
-        authz.merchant_only(actor, owner, "products")
-    else:
-        authz.admin(actor, "products")
+    doc, owner = await _editable(db, actor, product_id)
     return Product.from_doc(doc), int(doc.get("version") or 0), owner
