@@ -68,8 +68,8 @@ SHOPPER_FIELDS = ("views", "saves", "claims", "redemptions", "stock")
 def reseeded(record: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
     """A content record's offer written again over the stored one: the record's fields, the counters as shoppers
     left them, and of the record's stock (how many coupons the offer gives out in all; none: no limit) what the
-    coupons claimed so far leave.  Every claim takes one of stock and adds one to claims, and a claim given back
-    undoes both, so the stock left is the record's less `claims`."""
+    coupons claimed so far leave.  Every claim takes one of stock and adds one to claims in the same update
+    (offers/repository.take_one), so the stock left is the record's less `claims`."""
     kept = {name: stored[name] for name in SHOPPER_FIELDS if name in stored}
     stock = record.get("stock")
     left = None if stock is None else max(0, int(stock) - int(stored.get("claims") or 0))

@@ -191,12 +191,6 @@ async def take_one(db: AsyncDatabase[Doc], offer: Offer, at: datetime) -> Offer 
     return None if doc is None else Offer.from_doc(await db.offers.find_one({"_id": offer.id}) or doc)
 
 
-async def give_back(db: AsyncDatabase[Doc], offer: Offer) -> None:
-    """Undo take_one for a claim that could not be stored."""
-    change = {"claims": -1, **({"stock": 1} if offer.stock is not None else {})}
-    await db.offers.update_one({"_id": offer.id}, {"$inc": change})
-
-
 async def count_redemption(db: AsyncDatabase[Doc], offer_id: str) -> None:
     await db.offers.update_one({"_id": offer_id}, {"$inc": {"redemptions": 1}})
 
