@@ -48,6 +48,17 @@ async def area_crowd(http: httpx.AsyncClient) -> dict[str, Any]:
     return crowd
 
 
+async def after_the_latest(http: httpx.AsyncClient, n: int) -> list[str]:
+    """Times for n readings, a second apart, after the area's newest reading: the module's tests share the area
+    and its sensor, and the newest reading sets the level, so a test that reads a level it posted posts after
+    whatever the others (in whatever order they ran) posted.  At most seconds ahead: the ingest allows minutes."""
+    start = datetime.now(UTC) - timedelta(seconds=30)
+    shown = (await area_crowd(http))["updatedAt"]
+    if shown:
+        start = max(start, datetime.fromisoformat(shown) + timedelta(seconds=1))
+    return [(start + timedelta(seconds=i)).isoformat() for i in range(n)]
+
+
 async def test_a_key_is_required(http: httpx.AsyncClient) -> None:
     assert (await post(http, None, {"readings": []})).status_code == 401
     refused = await post(http, "sqs_not-a-real-key", {"readings": []})
@@ -90,7 +101,8 @@ async def test_bad_readings_are_named_and_good_ones_stored(http: httpx.AsyncClie
 async def test_level_with_provenance_and_resend_changes_nothing(http: httpx.AsyncClient,
                                                                 crowd: dict[str, Any]) -> None:
     count = int(crowd["capacity"] * 0.75)
-    batch = {"readings": [{"areaId": AREA, "at": at(0.5), "count": count}]}
+    [when] = await after_the_latest(http, 1)
+    batch = {"readings": [{"areaId": AREA, "at": when, "count": count}]}
     assert (await post(http, crowd["key"], batch)).status_code == 200
     first = await area_crowd(http)
     assert first["level"] == "BUSY" and first["occupancy"] == count and first["source"] == "people_counter"
@@ -116,7 +128,8 @@ async def test_district_level_is_weighted_by_capacity(http: httpx.AsyncClient, c
     assert district["crowd"]["percent"] == round(100 * occupancy / sum(a["capacity"] for a in fresh), 1)
 
 
-async def test_history_by_hour(http: httpx.AsyncClient) -> None:
+async def test_history_by_hour(http: httpx.AsyncClient, crowd: dict[str, Any]) -> None:
+    await post(http, crowd["key"], {"readings": [{"areaId": AREA, "at": at(1), "count": 10}]})  # an hour to show
     start = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
     body = await gql(http, '{ crowdHistory(areaId: "%s", from: "%s") { start percent level } }'
                      % (to_global("Area", AREA), start))
@@ -135,8 +148,9 @@ async def test_alert_rule_raises_once_clears_and_queues_for_the_worker(
     redis = aioredis.Redis.from_url(app_server.settings.redis_url, decode_responses=True)
     queued_before = await redis.xlen("crowd_alerts")
     packed = crowd["capacity"]
-    for minutes, count in [(0.15, packed), (0.1, packed), (0.05, packed // 10), (0.0, packed)]:
-        await post(http, crowd["key"], {"readings": [{"areaId": AREA, "at": at(minutes), "count": count}]})
+    times = await after_the_latest(http, 4)
+    for when, count in zip(times, [packed, packed, packed // 10, packed], strict=True):
+        await post(http, crowd["key"], {"readings": [{"areaId": AREA, "at": when, "count": count}]})
     body = await gql(http, '{ crowdAlerts(districtId: "%s") { kind level areaId } }'
                      % to_global("District", "huaqiangbei"), headers=crowd["ops"])
     kinds = [a["kind"] for a in body["data"]["crowdAlerts"]][:3]
