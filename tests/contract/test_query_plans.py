@@ -379,3 +379,21 @@ async def test_push_sweep_reads_waiting_records_by_state_and_due(setup: tuple[As
         await explain_reads(db, capture, lambda: Deliveries(db).due_ids(100.0, 500), max_examined=11)
     finally:
         await db[DELIVERIES].delete_many({"campaign_id": "c"})
+
+
+async def test_push_sweep_takes_waiting_states_in_turns(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """A backlog of stale claims ("sending", a killed worker's) does not fill every sweep: retries and deferred
+    messages get their turn in the same sweep."""
+    from server.domain.push.delivery_repository import Deliveries
+    from server.domain.push.models import DELIVERIES
+
+    db, _ = setup
+    states = ["sending"] * 30 + ["retry"] * 3 + ["deferred"] * 2
+    await db[DELIVERIES].insert_many([{"_id": f"t:{i:04d}", "campaign_id": "t", "state": state, "due": 1.0}
+                                      for i, state in enumerate(states)])
+    try:
+        due = await Deliveries(db).due_ids(100.0, 10)
+        taken = [states[int(record_id[2:])] for record_id in due]
+        assert len(due) == 10 and taken.count("retry") == 3 and taken.count("deferred") == 2, taken
+    finally:
+        await db[DELIVERIES].delete_many({"campaign_id": "t"})

@@ -8,6 +8,7 @@ and numbers only (times are epoch seconds), so nx-27017 never stores a datetime 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import zip_longest
 from typing import Any, Final
 
 from pymongo import UpdateMany
@@ -70,20 +71,21 @@ class Deliveries:
                                                                        {"_id": 1})}
 
     async def due_ids(self, now: float, limit: int) -> list[str]:
-        """Waiting records whose time has come: one read per waiting state, each on the (state, due) index.
+        """Waiting records whose time has come: one read per waiting state, each on the (state, due) index,
+        taken in turns across the states, so a backlog in one state (a killed worker's stale claims, say)
+        cannot starve the others' retries and deferred messages.
 
         `state: {$eq}` rather than `state: {$in}` or a bare value: nx-27017 reads those as "the field or an
         element of it" and checks every record (every delivered one too: 0.15 s a sweep at 50,000 records,
         twice a second with two workers), while `$eq` is its plain indexed equality; MongoDB reads all three
         the same."""
-        found: list[str] = []
+        per_state: list[list[str]] = []
         for state in WAITING:
-            if len(found) >= limit:
-                break
             query = {"state": {"$eq": state}, "due": {"$lte": now}}
-            cursor = self.db[DELIVERIES].find(query, {"_id": 1}).limit(limit - len(found))
-            found += [str(d["_id"]) async for d in cursor]
-        return found
+            cursor = self.db[DELIVERIES].find(query, {"_id": 1}).limit(limit)
+            per_state.append([str(d["_id"]) async for d in cursor])
+        turns = zip_longest(*per_state)
+        return [record_id for turn in turns for record_id in turn if record_id is not None][:limit]
 
     async def lease(self, ids: list[str], now: float, *, by: str, lease: str, stale_after: float,
                     ) -> list[dict[str, Any]]:
