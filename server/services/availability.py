@@ -13,6 +13,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 MONGO_DOWN: tuple[type[Exception], ...] = (ConnectionFailure,)
 REDIS_DOWN: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError)
 RETRY_AFTER_SECONDS = 5  # what clients are told to wait when a data service is down
+
+
 LAG_SLACK = 0.1  # seconds a timer may fire late before the event loop, not the service, is the slow one
 
 
@@ -21,6 +23,19 @@ def loop_was_late(started: float, limit: float) -> bool:
     process's own event loop was behind (a surge), and the timeout says nothing about the service it waited on,
     so it must not be taken down for it (that sends the surge to a costlier path)."""
     return time.monotonic() - started - limit > LAG_SLACK
+
+
+def redis_refused(exc: BaseException) -> bool:
+    """Whether Redis refused the connection (in `exc` or what it wraps): nothing listens, so Redis is down
+    however busy this process was (redis-py wraps the OSError in its own ConnectionError)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 class ServiceUnavailable(Exception):

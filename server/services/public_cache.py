@@ -27,7 +27,9 @@ Entries always expire (at the next boundary their own data has, at most 15 minut
 evicting Redis (`maxmemory` with `volatile-lru`, which spares every key without a TTL: the tag
 hash, push streams) drops them first. Redis failing is not an outage: the cache steps aside for
 a moment and reads go to MongoDB; a bump that failed is retried before this process trusts the
-cache again.
+cache again. It steps aside only when Redis is to blame: a call that failed while this process's own event
+loop was behind (server/services/loop_lag.py) falls back alone, since under a surge every timer fires late
+and pausing would send the whole surge to MongoDB at many times the cost.
 """
 
 from __future__ import annotations
@@ -43,15 +45,15 @@ from dataclasses import dataclass, replace
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from server.services.availability import WarnEvery, loop_was_late
+from server.services import loop_lag
+from server.services.availability import WarnEvery, redis_refused
 
 log = logging.getLogger("shangquan.cache")
 PREFIX = "sq:pc:"  # then the database name: deployments (and test apps) sharing a Redis never share answers
 GENERATION = "_gen"
-# Seconds: a cache slower than this is treated as down. Not shorter: the timer also measures this process's own
-# event loop, and under a surge a loop a second behind made a healthy Redis look down (0.5 s did, in
-# bench/load.py), which sent every read of the next 2 s to MongoDB at 50 times the cost: a spiral. A stopped
-# Redis refuses at once and a hung one is cut by the client's socket timeout, so this only bounds the rare rest.
+# Seconds: a cache slower than this is treated as down, unless the event loop was behind meanwhile (see
+# `_failed`). A stopped Redis refuses at once and a hung one is cut by the client's socket timeout, so this
+# only bounds the rare rest.
 CALL_TIMEOUT = 3.0
 PAUSE_AFTER_FAILURE = 2.0  # seconds without asking Redis after it failed
 SEPARATOR = b"\x1f"
@@ -90,17 +92,22 @@ class PublicCache:
         self.paused_until = 0.0
         self.pending: set[str] = set()  # tags whose bump did not reach Redis yet
         self.warn = WarnEvery(log, 60)
+        loop_lag.watch()  # from now on, so that a failure can be told from this process's own backlog
 
-    def _failed(self, exc: BaseException, what: str, started: float = 0.0) -> None:
-        if isinstance(exc, TimeoutError) and started and loop_was_late(started, CALL_TIMEOUT):
-            # this process was behind, not Redis: this call falls back, the next ones still use the cache
-            self.warn.warning("public cache %s timed out with this process's event loop behind", what)
+    def _failed(self, exc: BaseException, what: str, started: float) -> None:
+        if not redis_refused(exc) and loop_lag.lagged_since(started):
+            # This process was behind during the call, so the failure (any timeout, or a connection dropped
+            # mid-stall) says nothing about Redis: this call falls back alone, the next ones still use the
+            # cache. A refused connection is Redis down whatever the loop did.
+            self.warn.warning("public cache %s failed (%s) with this process's event loop behind", what,
+                              type(exc).__name__)
             return
         self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
         self.warn.warning("public cache %s failed (%s): reads go to MongoDB", what, type(exc).__name__)
 
     async def usable(self) -> bool:
         """False while Redis is paused after a failure or a failed bump is still owed."""
+        loop_lag.watch()  # a cache made outside a running loop starts watching at its first read
         if not self.enabled or time.monotonic() < self.paused_until:
             return False
         if self.pending:
@@ -200,11 +207,12 @@ class PublicCache:
         if not self.pending:
             return True
         token = _token()
+        started = time.monotonic()
         try:
             async with asyncio.timeout(CALL_TIMEOUT):
                 await self.redis.hset(self.tags_key, mapping={t: token for t in self.pending})
         except (RedisError, OSError) as exc:
-            self._failed(exc, "invalidation")
+            self._failed(exc, "invalidation", started)
             return False
         self.pending.clear()
         return True

@@ -1,0 +1,86 @@
+"""The public cache steps aside when Redis is to blame, not when this process's own event loop is.
+
+Both tests hold the same read in a Redis that answers late (`CLIENT PAUSE`, longer than the cache's 3 s call
+limit), so the lookup fails the same way in both; what differs is whether the event loop was busy meanwhile.
+The app runs in this test's event loop (tests/ops/servers.serve), so CPU work done here is CPU work in the
+app's process, as a surge's requests would be: a loop that is genuinely busy, with nothing of ours replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from server.services.public_cache import CALL_TIMEOUT
+from tests.api.test_public_cache import FIXTURES, merchant_page
+from tests.conftest import RunningApp, unique_db
+from tests.ops.servers import RedisServer, eventually, serve
+
+HELD_MS = int((CALL_TIMEOUT + 1.5) * 1000)  # Redis holds the read past the cache's limit, then answers again
+
+
+@pytest.fixture
+async def app_with_own_redis(app_server: RunningApp, tmp_path: Path) -> AsyncIterator[
+        tuple[httpx.AsyncClient, aioredis.Redis]]:
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
+    # the GraphQL budget is off: its own Redis call on the fallback path is the limiter's business, not this one's
+    settings = replace(app_server.settings, mongodb_db=unique_db("lag"), var_dir=tmp_path, content_dir=FIXTURES,
+                       redis_url=redis.url, rate_limit_graphql_cost=0)
+    admin = aioredis.from_url(redis.url)
+    try:
+        async with serve(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+            await http.get("/graphql", params=merchant_page())
+            assert (await http.get("/graphql", params=merchant_page())).headers["x-cache"] == "hit"
+            yield http, admin
+    finally:
+        await admin.aclose()
+        redis.stop()
+
+
+def busy(seconds: float) -> None:
+    """Hash until `seconds` have passed: the event loop runs nothing else meanwhile."""
+    block, end = b"\x00" * 65536, time.monotonic() + seconds
+    while time.monotonic() < end:
+        hashlib.sha256(block).digest()
+
+
+async def test_a_read_held_by_a_hung_redis_sends_the_next_reads_to_mongodb(
+        app_with_own_redis: tuple[httpx.AsyncClient, aioredis.Redis]) -> None:
+    http, admin = app_with_own_redis
+    await admin.execute_command("CLIENT", "PAUSE", HELD_MS, "ALL")
+    held = await http.get("/graphql", params=merchant_page())
+    assert held.status_code == 200 and held.json()["data"]["merchant"]["name"]
+    assert held.headers.get("x-cache") != "hit"
+    # Redis answers again in a moment, but the cache has stepped aside: this read goes to MongoDB
+    after = await http.get("/graphql", params=merchant_page())
+    assert after.status_code == 200 and after.headers.get("x-cache") is None
+
+    async def cached_again() -> bool:
+        return (await http.get("/graphql", params=merchant_page())).headers.get("x-cache") == "hit"
+
+    assert await eventually(cached_again, within=30, every=0.5)
+
+
+async def test_a_read_that_fails_while_the_event_loop_is_busy_leaves_the_cache_in_use(
+        app_with_own_redis: tuple[httpx.AsyncClient, aioredis.Redis]) -> None:
+    """The same held read, but this process's loop is stalled by CPU work for part of it: the read falls back
+    alone, and the next one (Redis still holding it a little) is answered from the cache."""
+    http, admin = app_with_own_redis
+    await admin.execute_command("CLIENT", "PAUSE", HELD_MS, "ALL")
+    held = asyncio.create_task(http.get("/graphql", params=merchant_page()))
+    await asyncio.sleep(0.5)  # the app has sent its lookup and waits for Redis
+    busy(1.5)  # ends well before the 3 s limit, so that limit's timer fires on time
+    fell_back = await held
+    assert fell_back.status_code == 200 and fell_back.json()["data"]["merchant"]["name"]
+    assert fell_back.headers.get("x-cache") != "hit"
+    after = await http.get("/graphql", params=merchant_page())
+    assert after.status_code == 200 and after.headers.get("x-cache") == "hit", after.headers
