@@ -9,7 +9,8 @@ FORWARDED_ALLOW_IPS (default 127.0.0.1), so a client cannot choose its own key. 
 
 Limits protect the service; they are not worth an outage. When Redis fails, `charge` lets the request
 through, warns at most once a minute, and leaves Redis alone for a moment so requests do not each wait
-for it. `required=True` is for writes that need Redis anyway: they fail with ServiceUnavailable instead.
+for it, unless this process's own event loop was behind during the call (then Redis is not to blame).
+`required=True` is for writes that need Redis anyway: they fail with ServiceUnavailable instead.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.plumbing.auth import client_ip
-from server.services.availability import ServiceUnavailable, WarnEvery, loop_was_late
+from server.services import loop_lag
+from server.services.availability import ServiceUnavailable, WarnEvery, redis_refused
 
 log = logging.getLogger("shangquan.ratelimit")
 KEY_PREFIX = "rl:"
@@ -42,11 +44,13 @@ class Limiter:
         self.redis, self.window = redis, window
         self.paused_until = 0.0
         self.warn = WarnEvery(log, 60)
+        loop_lag.watch()
 
     async def charge(self, bucket: str, client: str, amount: int, limit: int, *, required: bool = False) -> int:
         """Add `amount` to the client's counter; the seconds to wait when that passes `limit`, else 0."""
         if limit <= 0 and not required:
             return 0
+        loop_lag.watch()  # a limiter made outside a running loop starts watching at its first charge
         if time.monotonic() < self.paused_until:
             if required:
                 raise ServiceUnavailable("redis")
@@ -61,8 +65,12 @@ class Limiter:
                 pipe.expire(key, self.window + 1)
                 used, _ = await pipe.execute()
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
-            if isinstance(exc, TimeoutError) and loop_was_late(started, CALL_TIMEOUT):
-                return 0  # this process was behind, not Redis: let this one through, keep limiting the next
+            if not redis_refused(exc) and loop_lag.lagged_since(started):
+                # this process was behind, not Redis (server/services/loop_lag.py): let this one through (a
+                # write that needs Redis still fails) and keep limiting the next
+                if required:
+                    raise ServiceUnavailable("redis") from exc
+                return 0
             self.paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
             if required:
                 raise ServiceUnavailable("redis") from exc

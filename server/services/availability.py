@@ -15,16 +15,6 @@ REDIS_DOWN: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutErr
 RETRY_AFTER_SECONDS = 5  # what clients are told to wait when a data service is down
 
 
-LAG_SLACK = 0.1  # seconds a timer may fire late before the event loop, not the service, is the slow one
-
-
-def loop_was_late(started: float, limit: float) -> bool:
-    """Whether a `limit` s timeout begun at `started` (time.monotonic, the loop's clock) fired late: then this
-    process's own event loop was behind (a surge), and the timeout says nothing about the service it waited on,
-    so it must not be taken down for it (that sends the surge to a costlier path)."""
-    return time.monotonic() - started - limit > LAG_SLACK
-
-
 def redis_refused(exc: BaseException) -> bool:
     """Whether Redis refused the connection (in `exc` or what it wraps): nothing listens, so Redis is down
     however busy this process was (redis-py wraps the OSError in its own ConnectionError)."""
