@@ -16,8 +16,8 @@ places (from their hours; a quarter-hour when it lists places by open-now), the 
 offer or festival begins or ends or a scheduled campaign reaches the inbox (server/domain/boundaries.py: ones
 not in the answer yet count too), Shenzhen midnight, and 10 s for answers that carry crowd levels (the live
 subscription carries those; the `Age` header says how old a stored answer is). Nothing else ends an entry but
-a write (its tags) or the cap: MAX_TTL_MS less a random jitter, so the entries of a quiet city do not all end
-in the same second.
+a write (its tags) or the cap: MAX_TTL_MS less a random jitter of up to JITTER_MS (a third of it), so the
+entries a warm-up or a content load filled together end over minutes instead of all missing at once.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from server.services.public_cache import PublicCache, bind
 Vars = dict[str, Any]
 MAX_VARIABLES_CHARS = 1000
 MAX_TTL_MS = 15 * 60_000  # an entry with no boundary near: its tags still end it at the first write
-JITTER_MS = 90_000  # taken off the cap at random, never added to a boundary
+JITTER_MS = 5 * 60_000  # taken off the cap at random, never off a boundary: a warm-up's entries end over 5 min
 LIVE_TTL_MS = 10_000
 QUARTER_S = 15 * 60  # opening hours turn at quarter-hours (Shenzhen is UTC+8, so local quarters are UTC's)
 SHENZHEN = timedelta(hours=8)
