@@ -18,6 +18,8 @@ class Page(Generic[T]):
     items: Sequence[tuple[T, Key, float | None]]  # item, its key, distance in metres if any
     has_next: bool
     count: Callable[[], Awaitable[int]]
+    # where a page cut short by a read cap stopped (after its last item): the end cursor then
+    resume: Key | None = None
 
 
 def after_filter(field: str | None, after: Key | None) -> dict[str, Any]:

@@ -7,7 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from server.api.ids import to_global
 from server.domain.geo import Point, haversine_m
+from server.domain.merchants import repository
 from tests.conftest import RunningApp, gql
 
 
@@ -76,3 +78,29 @@ async def test_near_me_matches_a_brute_force_distance_sort(http: httpx.AsyncClie
     assert got == expected
     if radius >= 800:
         assert expected, "pick centres that have merchants around them"
+
+
+async def test_a_filtered_search_past_its_read_cap_pages_on_with_the_same_results(
+        http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A search for a word every merchant holds, within one district, walks at most the read cap per page
+    (lowered here so the shipped city exceeds it): a page may come back short, but hasNextPage and its
+    endCursor carry on, and the pages together are the same merchants in the same order as one long page."""
+    district = to_global("District", "prince-bay")
+    query = """query($after: String, $first: Int) { merchants(filter: {query: "深圳", districtId: "%s"}, first: $first,
+        after: $after) { pageInfo { hasNextPage endCursor } edges { node { slug } } } }""" % district
+    whole = (await gql(http, query, {"after": None, "first": 50}))["data"]["merchants"]
+    expected = [e["node"]["slug"] for e in whole["edges"]]
+    assert len(expected) >= 8 and not whole["pageInfo"]["hasNextPage"]
+    monkeypatch.setattr(repository, "WALK_CAP", 6, raising=False)
+    got: list[str] = []
+    after = None
+    short = 0
+    for _ in range(100):
+        page = (await gql(http, query, {"after": after, "first": 3}))["data"]["merchants"]
+        got += [e["node"]["slug"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        short += len(page["edges"]) < 3
+        after = page["pageInfo"]["endCursor"]
+        assert after is not None
+    assert got == expected and short

@@ -397,3 +397,97 @@ async def test_push_sweep_takes_waiting_states_in_turns(setup: tuple[AsyncDataba
         assert len(due) == 10 and taken.count("retry") == 3 and taken.count("deferred") == 2, taken
     finally:
         await db[DELIVERIES].delete_many({"campaign_id": "t"})
+
+
+def _merchant_keys_read(capture: Capture) -> int:
+    """Keys the captured merchant reads asked for by `_id $in` (flat or inside an $and)."""
+    total = 0
+    for command in capture.commands:
+        if command.get("find") != "merchants":
+            continue
+        query = command.get("filter", {})
+        for part in [query, *query.get("$and", [])]:
+            total += len((part.get("_id") or {}).get("$in", []))
+    return total
+
+
+@pytest.mark.parametrize("text", ["深圳", "shenzhen district"])
+async def test_a_filtered_search_walks_at_most_the_cap_per_page(setup: tuple[AsyncDatabase[Doc], Capture],
+                                                                monkeypatch: pytest.MonkeyPatch, text: str) -> None:
+    """A search for a word common across the city, filtered to a district that holds few of its merchants,
+    reads at most WALK_CAP keys a page (lowered here so that the shipped city exceeds it): a page cut short
+    says there is more and its end cursor continues the walk, and the pages together are the same merchants
+    in the same order as with no cap."""
+    db, capture = setup
+    terms = query_terms(text)
+    district = "prince-bay"
+    expected = await _expected(db, terms, district)
+    city = await _expected(db, terms)
+    cap = 6
+    assert len(city) > 3 * cap and len(expected) < len(city) // 2, (len(city), len(expected))
+    monkeypatch.setattr(merchants, "WALK_CAP", cap, raising=False)
+    q = merchants.MerchantQuery(terms=terms, district_id=district)
+    got: list[str] = []
+    after = None
+    short = 0
+    for _ in range(100):
+        capture.commands.clear()
+        capture.on = True
+        try:
+            page = await merchants.find_page(db, q, 4, after)
+        finally:
+            capture.on = False
+        assert _merchant_keys_read(capture) <= cap
+        got.extend(m.id for m, _, _ in page.items)
+        short += page.has_next and len(page.items) < 4
+        if not page.has_next:
+            break
+        after = page.resume if page.resume is not None else page.items[-1][1]
+    assert got == expected and short
+    # the count walks the same capped lists: a floor once the walk stops short
+    capture.commands.clear()
+    capture.on = True
+    try:
+        n, floor = await merchants.count_matching(db, q)
+    finally:
+        capture.on = False
+    assert floor and n <= len(expected) and _merchant_keys_read(capture) <= cap
+
+
+async def test_a_near_search_for_a_word_nobody_has_reads_no_merchant(
+        setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """Near a point with the widest radius, a word on no list reads no merchant (it used to read every
+    merchant of a box grown to the radius), and a rare word reads only the merchants on its lead term's
+    lists."""
+    db, capture = setup
+    q = merchants.MerchantQuery(near=(HQB, 20_000), terms=query_terms("zzqqxxnobody"))
+    capture.commands.clear()
+    capture.returned.clear()
+    capture.on = True
+    try:
+        page = await merchants.find_page(db, q, 5, None)
+    finally:
+        capture.on = False
+    assert not page.items and not page.has_next
+    merchant_reads = [n for c, n in zip(capture.commands, capture.returned, strict=True)
+                      if c.get("find") == "merchants"]
+    assert sum(merchant_reads) == 0, (capture.commands, capture.returned)
+    terms = query_terms("沙井蚝")
+    rare = await _expected(db, terms)
+    assert 0 < len(rare) < 20
+    lng, lat = (await db.merchants.find_one({"_id": rare[0]}))["location"]["coordinates"]  # type: ignore[index]
+    q = merchants.MerchantQuery(near=(Point(lat, lng), 20_000), terms=terms)
+    capture.commands.clear()
+    capture.returned.clear()
+    capture.on = True
+    try:
+        page = await merchants.find_page(db, q, 30, None)
+    finally:
+        capture.on = False
+    assert sorted(m.id for m, _, _ in page.items) == sorted(rare) or len(page.items) == 30
+    assert [d for _, _, d in page.items] == sorted(d for _, _, d in page.items if d is not None)
+    lists = [postings.search_list(t, postings.lead_term(terms)) for t in range(postings.TIERS)]
+    lead = [k async for k in postings.merged(db, lists, None, await postings.heads(db, lists))]
+    assert len(lead) < 162 // 4
+    assert all(n <= len(lead) for c, n in zip(capture.commands, capture.returned, strict=True)
+               if c.get("find") == "merchants")

@@ -70,7 +70,8 @@ async def merchant_connection(
         page = await repository.find_page(db, q, size, cursor)
         edges = [MerchantEdge(cursor=encode_cursor(key), node=MerchantType.of(m, locale), distance_meters=dist)
                  for m, key, dist in page.items]
-        return edges, PageInfo.after([e.cursor for e in edges], page.has_next)
+        ends = [e.cursor for e in edges] + ([encode_cursor(page.resume)] if page.resume is not None else [])
+        return edges, PageInfo.after(ends, page.has_next)
 
     async def read_count() -> tuple[int, bool]:
         key = counts.counter_for(q.district_id, q.area_id, q.categories,

@@ -42,6 +42,10 @@ MAX_GROWTH = 8.0
 COUNT_CAP = 1000
 # a count that checks documents here (near: per band range; open now) reads at most this many of them
 NEAR_COUNT_READ = 100
+# A page (or count) that walks postings lists and checks candidates reads at most this many keys: past
+# it, a search with a filter that rejects most of a common word's merchants answers a short page whose
+# cursor continues the walk (hasNextPage true), not a walk of the whole city.
+WALK_CAP = 500
 
 
 @dataclass(slots=True)
@@ -104,46 +108,62 @@ async def _take(keys: AsyncIterator[str], n: int) -> list[str]:
 
 
 async def _listed(db: AsyncDatabase[Doc], sources: list[tuple[int, AsyncIterator[str]]], query: dict[str, Any],
-                  want: int, accept: Any, projection: dict[str, Any]) -> list[tuple[int, Doc]]:
+                  want: int, accept: Any, projection: dict[str, Any],
+                  keep: set[str] | None = None) -> tuple[list[tuple[int, Doc]], tuple[int, str] | None]:
     """Up to `want` accepted merchants from postings walks taken one after the other (a search's tiers), in
-    their order, each with its source's tag: the next keys (a page and a margin, across sources) read by
-    `_id` in one command, the rest of the filter checked on those alone."""
+    their order, each with its source's tag: the next keys (a page and a margin, across sources, twice as
+    many each time candidates were rejected) read by `_id` in one command, the rest of the filter checked
+    on those alone; only keys in `keep` are read when it is given.  Past WALK_CAP keys walked the walk
+    stops short, and the second value is where it stopped (tag, last key walked): the next page's cursor."""
     out: list[tuple[int, Doc]] = []
     source = 0
+    walked = 0
+    step = 0
+    last: tuple[int, str] | None = None
     while len(out) < want and source < len(sources):
-        wanted = want - len(out) + MARGIN
+        if walked >= WALK_CAP:
+            return out, last
+        step = min(max(step * 2, want - len(out) + MARGIN), WALK_CAP - walked)
         batch: list[tuple[int, str]] = []
-        while len(batch) < wanted and source < len(sources):
+        while len(batch) < step and source < len(sources):
             tag, keys = sources[source]
-            got = await _take(keys, wanted - len(batch))
-            if len(got) < wanted - len(batch):
+            got = await _take(keys, step - len(batch))
+            if len(got) < step - len(batch):
                 source += 1
             batch.extend((tag, k) for k in got)
+        walked += len(batch)
         if batch:
-            cursor = db.merchants.find(combine(query, {"_id": {"$in": sorted({k for _, k in batch})}}), projection)
+            last = batch[-1]
+        ids = sorted({k for _, k in batch if keep is None or k in keep})
+        if ids:
+            cursor = db.merchants.find(combine(query, {"_id": {"$in": ids}}), projection)
             docs = {d["_id"]: d async for d in cursor}
             out.extend((tag, d) for tag, k in batch if (d := docs.get(k)) is not None and accept(d, tag))
-    return out[:want]
+    return out[:want], None
 
 
-def _checked_filter(q: MerchantQuery) -> tuple[dict[str, Any], Any]:
-    """The filter a postings candidate is read with (an `_id $in` joins it) and the check made here."""
+def _checked_filter(q: MerchantQuery) -> tuple[dict[str, Any], Any, set[str] | None]:
+    """The filter a postings candidate is read with (an `_id $in` joins it, of the keys in the third value
+    alone when the query names merchants), and the check made here (the minute of opening)."""
     with_ids = set(q.with_ids) if q.with_ids is not None else None
 
     def accept(doc: Doc) -> bool:
         return (with_ids is None or doc["_id"] in with_ids) and _really_open(doc, q.open_at)
 
-    return base_filter(replace(q, open_at=None, with_ids=None)), accept
+    # open_keys stays in the filter: a candidate closed this hour is not sent back at all
+    return base_filter(replace(q, with_ids=None)), accept, with_ids
 
 
 async def _open_in_district(db: AsyncDatabase[Doc], q: MerchantQuery, want: int, after_id: str | None,
-                            accept: Any) -> list[Doc]:
+                            accept: Any) -> tuple[list[Doc], str | None]:
+    """The accepted open merchants, and where a walk cut short by WALK_CAP stopped."""
     assert q.open_at is not None and q.district_id is not None
-    query, _ = _checked_filter(q)
+    query, _, keep = _checked_filter(q)
     names = postings.open_lists(q.district_id, q.open_at)
     # the three lists' heads in one command; a page past a head reads blocks by range
     keys = postings.merged(db, names, after_id, await postings.heads(db, names))
-    return [d for _, d in await _listed(db, [(0, keys)], query, want, lambda d, _: accept(d), LEAN)]
+    found, stopped = await _listed(db, [(0, keys)], query, want, lambda d, _: accept(d), LEAN, keep)
+    return [d for _, d in found], stopped[1] if stopped else None
 
 
 async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
@@ -151,15 +171,17 @@ async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after:
         return await _near_page(db, q, first, after)
     if q.terms:
         return await _search_page(db, q, first, after)
+    stopped = None
     if q.open_at is not None and q.district_id:
-        docs = await _open_in_district(db, q, first + 1, after[1] if after else None, _checked_filter(q)[1])
+        docs, stopped = await _open_in_district(db, q, first + 1, after[1] if after else None, _checked_filter(q)[1])
     else:
         docs, _ = await _keyed(db, base_filter(q), after[1] if after else None, first + 1,
                                lambda d: _really_open(d, q.open_at), LEAN)
     # openNow pages keep the cursors they had when they were ranked (every value 0.0)
     value = 0.0 if q.open_at is not None else None
     items = [(Merchant.from_doc(d), (value, d["_id"]), None) for d in docs[:first]]
-    return Page(items, len(docs) > first, _no_count)
+    return Page(items, len(docs) > first or stopped is not None, _no_count,
+                (value, stopped) if stopped is not None and len(docs) <= first else None)
 
 
 async def _no_count() -> int:
@@ -169,7 +191,7 @@ async def _no_count() -> int:
 async def _search_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
     """Tier by tier (postings.py), each tier's merchants by key; a page reads the tiers' lists' heads in one
     command and their first candidates in another."""
-    query, accept_filters = _checked_filter(q)
+    query, accept_filters, keep = _checked_filter(q)
     start = int(after[0]) if after is not None and isinstance(after[0], int | float) else 0
     start = max(0, min(start, postings.TIERS - 1))
     tiers = range(start, postings.TIERS)
@@ -183,9 +205,10 @@ async def _search_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, aft
     def accept(doc: Doc, tier: int) -> bool:
         return (not plans[tier][1] or postings.tier_of(doc, q.terms) == tier) and accept_filters(doc)
 
-    found = await _listed(db, sources, query, first + 1, accept, LEAN)
+    found, stopped = await _listed(db, sources, query, first + 1, accept, LEAN, keep)
     items = [(Merchant.from_doc(d), (float(tier), d["_id"]), None) for tier, d in found[:first]]
-    return Page(items, len(found) > first, _no_count)
+    resume = (float(stopped[0]), stopped[1]) if stopped is not None and len(found) <= first else None
+    return Page(items, len(found) > first or stopped is not None, _no_count, resume)
 
 
 async def _box(db: AsyncDatabase[Doc], base: dict[str, Any], center: Point, radius_m: float,
@@ -205,21 +228,35 @@ def _distance(center: Point, doc: Doc) -> float:
     return round(haversine_m(center, Point(float(lat), float(lng))), 1)
 
 
+async def _with_term_keys(db: AsyncDatabase[Doc], q: MerchantQuery) -> MerchantQuery:
+    """A search near a point reads only the lead term's merchants (`_id $in`) when its lists hold at most
+    WALK_CAP of them: a rare word then reads its few merchants, not every merchant of a growing box."""
+    if not q.terms:
+        return q
+    lists = [postings.search_list(tier, postings.lead_term(q.terms)) for tier in range(postings.TIERS)]
+    keys = await _take(postings.merged(db, lists, None, await postings.heads(db, lists)), WALK_CAP + 1)
+    if len(keys) > WALK_CAP:
+        return q
+    kept = keys if q.with_ids is None else sorted(set(keys) & set(q.with_ids))
+    return replace(q, with_ids=kept)
+
+
 async def _near_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after: Key | None) -> Page[Merchant]:
     assert q.near is not None
     center, radius = q.near
-    base = base_filter(q)
+    base = base_filter(await _with_term_keys(db, q))
     after_key = (float(after[0]), after[1]) if after is not None else None
     reach = min(radius, max(FIRST_BOX_M, after_key[0] * GROWTH if after_key else 0.0))
-    seen: dict[str, tuple[float, Doc]] = {}
+    # each merchant's distance, document and whether it passes the checks made here, worked out once
+    seen: dict[str, tuple[float, Doc, bool]] = {}
     while True:
         for doc in await _box(db, base, center, reach, LEAN):
             if doc["_id"] not in seen:
-                seen[doc["_id"]] = (_distance(center, doc), doc)
+                seen[doc["_id"]] = (_distance(center, doc), doc,
+                                    _really_open(doc, q.open_at) and postings.holds(doc, q.terms))
         # everything within `reach` is now known: results up to it are final
-        ranked = sorted((dist, mid) for mid, (dist, doc) in seen.items()
-                        if dist <= radius and (after_key is None or (dist, mid) > after_key)
-                        and _really_open(doc, q.open_at) and postings.holds(doc, q.terms))
+        ranked = sorted((dist, mid) for mid, (dist, _, ok) in seen.items()
+                        if ok and dist <= radius and (after_key is None or (dist, mid) > after_key))
         settled = [r for r in ranked if r[0] <= reach]
         if len(settled) > first or reach >= radius:
             break
@@ -239,7 +276,9 @@ async def count_near(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, boo
     center, radius = q.near
     # only the location is needed unless the hours are checked: a tenth of the bytes per candidate
     projection = LEAN if q.open_at is not None or q.terms else {"location": 1}
-    docs = await _box(db, base_filter(q), center, min(radius, MAX_RADIUS_M), projection, limit=NEAR_COUNT_READ)
+    # a rare word's own merchants alone (as the page reads them), not the first of the box's
+    docs = await _box(db, base_filter(await _with_term_keys(db, q)), center, min(radius, MAX_RADIUS_M), projection,
+                      limit=NEAR_COUNT_READ)
     inside = {d["_id"] for d in docs if _distance(center, d) <= radius and _really_open(d, q.open_at)
               and postings.holds(d, q.terms)}
     return len(inside), len(docs) >= NEAR_COUNT_READ
@@ -253,9 +292,9 @@ async def count_matching(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int,
         # the district's open lists find the hour's candidates and the minute is checked here, so each is
         # read whole: at most about a page of them (like a near count), in key order
         with_ids = set(q.with_ids) if q.with_ids is not None else None
-        docs = await _open_in_district(db, q, NEAR_COUNT_READ, None,
-                                       lambda d: with_ids is None or d["_id"] in with_ids)
-        return sum(_really_open(d, q.open_at) for d in docs), len(docs) >= NEAR_COUNT_READ
+        docs, stopped = await _open_in_district(db, q, NEAR_COUNT_READ, None,
+                                                lambda d: with_ids is None or d["_id"] in with_ids)
+        return sum(_really_open(d, q.open_at) for d in docs), len(docs) >= NEAR_COUNT_READ or stopped is not None
     if q.open_at is not None:
         # open_keys finds the hour's candidates and the minute is checked here, so each is read whole: at
         # most about a page of them (like a near count), in key order along the listing's own index
@@ -271,17 +310,18 @@ async def count_matching(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int,
 
 async def _count_search(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, bool]:
     """One term alone: the lengths of its three lists, read up to COUNT_CAP.  Several terms or other filters:
-    the first NEAR_COUNT_READ merchants on one term's lists, checked here (a floor when there were more)."""
+    the lead term's merchants that pass them all, the filter's indexed parts in the read, counted along its
+    lists up to WALK_CAP keys walked (a floor, shown as "N+", when the walk stopped there)."""
     lead = postings.lead_term(q.terms)
     lists = [postings.search_list(tier, lead) for tier in range(postings.TIERS)]
     if len(q.terms) == 1 and replace(q, terms=[]) == MerchantQuery():
         n = await postings.length(db, lists, COUNT_CAP)
         return n, n >= COUNT_CAP
-    keys = await _take(postings.merged(db, lists, None, await postings.heads(db, lists)), NEAR_COUNT_READ + 1)
-    query, accept = _checked_filter(q)
-    cursor = db.merchants.find(combine(query, {"_id": {"$in": keys[:NEAR_COUNT_READ]}}), LEAN)
-    n = sum([accept(d) and postings.holds(d, q.terms) async for d in cursor])
-    return n, len(keys) > NEAR_COUNT_READ
+    query, accept, keep = _checked_filter(q)
+    keys = postings.merged(db, lists, None, await postings.heads(db, lists))
+    found, stopped = await _listed(db, [(0, keys)], query, WALK_CAP, lambda d, _: accept(d)
+                                   and postings.holds(d, q.terms), LEAN, keep)
+    return len(found), stopped is not None
 
 
 async def merchants_by_ids(db: AsyncDatabase[Doc], ids: Iterable[str]) -> dict[str, Merchant]:
