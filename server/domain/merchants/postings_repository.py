@@ -15,10 +15,13 @@ same `_id $in` as the heads: a list has a head block, or a bucket entry, or no k
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import AsyncIterator, Iterable
 
+from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from server.services.mongo import Doc
 
@@ -32,6 +35,7 @@ BULK_SLICE = 2000
 # a block that grows past this by back-office writes is split in two
 SPLIT_AT = 2 * BLOCK
 RETRIES = 20
+DUPLICATE_KEY = 11000
 
 
 def encode(keys: list[str]) -> str:
@@ -94,17 +98,54 @@ def keys_of(block: Doc) -> list[str]:
     return decode(block["keys"])
 
 
-async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]]) -> None:
-    """All lists become the given ones (the content loader's rebuild)."""
-    await db.merchant_postings.delete_many({})
-    batch: list[Doc] = []
+def _digest(doc: Doc) -> bytes:
+    # a boolean may read back from nx-27017 as 0/1 (docs/ARCHITECTURE.md): compared as a number
+    fields = sorted((k, int(v) if isinstance(v, bool) else v) for k, v in doc.items() if k != "_id")
+    return hashlib.sha1(repr(fields).encode()).digest()
+
+
+async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]]) -> int:
+    """All lists become the given ones (the content loader's rebuild); returns the documents written.
+
+    Only the blocks and buckets that differ are written, new ones before the old ones go: a reader during
+    the rebuild sees each list as before or after, or (a list whose blocks moved) both generations' blocks
+    side by side, whose walk by `last` still yields every key the two share; never an empty list.  Writes
+    are by _id and idempotent, so two loaders at once each end with the same lists."""
+    # a digest per stored document, not the documents: a city's lists hold ~20 million keys
+    stored = {d["_id"]: _digest(d) async for d in db.merchant_postings.find({})}
+    ops: list[ReplaceOne[Doc]] = []
+    wanted: set[str] = set()
+    written = 0
     for doc in block_docs(lists):
-        batch.append(doc)
-        if len(batch) >= BULK_SLICE:
-            await db.merchant_postings.insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        await db.merchant_postings.insert_many(batch, ordered=False)
+        wanted.add(doc["_id"])
+        if stored.get(doc["_id"]) != _digest(doc):
+            ops.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
+            if len(ops) >= BULK_SLICE:
+                written += await _upsert(db, ops)
+                ops = []
+    written += await _upsert(db, ops)
+    stale = [i for i in stored if i not in wanted]
+    for start in range(0, len(stale), BULK_SLICE):
+        await db.merchant_postings.delete_many({"_id": {"$in": stale[start:start + BULK_SLICE]}})
+    return written + len(stale)
+
+
+async def _upsert(db: AsyncDatabase[Doc], ops: list[ReplaceOne[Doc]]) -> int:
+    """The replaces, again for those a concurrent loader's insert of the same _id beat (duplicate key): the
+    document exists now, so the second try replaces it."""
+    total = len(ops)
+    for _ in range(RETRIES):
+        if not ops:
+            return total
+        try:
+            await db.merchant_postings.bulk_write(ops, ordered=False)
+            return total
+        except BulkWriteError as error:
+            failed = error.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in failed):
+                raise
+            ops = [ops[e["index"]] for e in failed]
+    raise RuntimeError("postings blocks kept colliding with another loader's")
 
 
 async def heads(db: AsyncDatabase[Doc], names: list[str]) -> dict[str, Doc]:
