@@ -201,12 +201,19 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
         if progress:
             progress(step, len(COLLECTIONS) + 1)
     owned = await _upgrade_back_office_merchants(db)
-    await postings.rebuild(db, content.docs["merchants"], tiers, owned)
+    merchants_changed = report.inserted["merchants"] + report.updated["merchants"] + report.deleted["merchants"]
+    code = code_digest()
+    # the lists follow the merchants alone: a load that changed none (an offer edited) leaves them be,
+    # unless the code that derives them changed
+    if merchants_changed or manifest is None or manifest.get("code") != code:
+        await postings.rebuild(db, content.docs["merchants"], tiers, owned)
+        now = [d async for d in merchants.back_office_merchant_docs(db)]
+        await postings.catch_up(db, content.docs["merchants"], tiers, owned, now)
     await counts.rebuild_known(db, kept, back_office)
     await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)
     totals = {name: len(content.docs[name]) for name in COLLECTIONS}
-    await content_repository.save_manifest(db, digest, totals)
+    await content_repository.save_manifest(db, digest, totals, code)
     return report
 
 
@@ -254,7 +261,8 @@ async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed
     out = _Synced()
     wanted: set[str] = set()
     replaced: dict[str, tuple[Doc, str]] = {}  # written only while unchanged since read: checked after
-    writing: asyncio.Task[None] | None = None
+    writing: asyncio.Task[set[str]] | None = None
+    taken: set[str] = set()  # inserts another writer beat (a second loader at the same start)
     try:
         async for batch in batches:
             changes: list[tuple[Doc | None, Doc]] = []
@@ -276,14 +284,20 @@ async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed
                     out.updated += 1
                     replaced[doc["_id"]] = (doc, digest_)
             if writing is not None:
-                await writing
+                taken |= await writing
             writing = asyncio.create_task(content_repository.write_changes(db, name, changes, []))
         if writing is not None:
-            await writing
+            taken |= await writing
     finally:
         if writing is not None and not writing.done():
             writing.cancel()
-    await replace_missed(db, name, replaced)
+    # a document a concurrent write won (a back-office edit, another loader's insert) may not be as the files
+    # say: counted as it is stored
+    lost = taken | await replace_missed(db, name, replaced)
+    out.inserted -= len(taken)
+    if lost:
+        out.kept = [d for d in out.kept if d["_id"] not in lost]
+        out.back_office.extend(sorted(lost))
     out.back_office.extend(i for i, d in existing.items()
                            if i not in wanted and d.get("origin", "content") != "content")
     stale = [i for i, d in existing.items() if i not in wanted and d.get("origin", "content") == "content"]
@@ -303,20 +317,24 @@ def planned_write(name: str, doc: Doc, digest_: str, current: Doc | None) -> tup
             {**written, "origin": "content", "content_hash": digest_})
 
 
-async def replace_missed(db: AsyncDatabase[Doc], name: str, pending: dict[str, tuple[Doc, str]]) -> None:
+async def replace_missed(db: AsyncDatabase[Doc], name: str, pending: dict[str, tuple[Doc, str]]) -> set[str]:
     """Replaces that found their document changed between the read and the write (a coupon claimed in that
-    moment, a back-office edit) wrote nothing: read those again and write them over what is there now."""
+    moment, a back-office edit) wrote nothing: read those again and write them over what is there now.
+    Returns the ids left unwritten because a back-office edit won."""
     kept, _ = KEPT.get(name, ((), None))
+    lost: set[str] = set()
     while pending:
         states = await content_repository.sync_states(db, name, kept, ids=sorted(pending))
         missed = {i: p for i, p in pending.items() if states.get(i, {}).get("content_hash") != p[1]}
         again = [(i, doc, digest_) for i, (doc, digest_) in missed.items()
                  if states.get(i, {}).get("origin", "content") == "content"]  # a back-office edit wins
+        lost.update(i for i in missed if i in states and states[i].get("origin", "content") != "content")
         if not again:
-            return
+            return lost
         await content_repository.write_changes(
             db, name, [planned_write(name, doc, digest_, states.get(i)) for i, doc, digest_ in again], [])
         pending = {i: (doc, digest_) for i, doc, digest_ in again if i in states}
+    return lost
 
 
 async def _upgrade_back_office_merchants(db: AsyncDatabase[Doc]) -> list[Doc]:

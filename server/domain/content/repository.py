@@ -10,21 +10,24 @@ from __future__ import annotations
 
 from pymongo import DeleteOne, InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from server.services.mongo import Doc
 
 MANIFEST_ID = "content"
 BULK_SLICE = 5000
+DUPLICATE_KEY = 11000
 
 
 async def manifest(db: AsyncDatabase[Doc]) -> Doc | None:
     return await db.content_manifest.find_one({"_id": MANIFEST_ID})
 
 
-async def save_manifest(db: AsyncDatabase[Doc], digest: str, counts: dict[str, int]) -> None:
+async def save_manifest(db: AsyncDatabase[Doc], digest: str, counts: dict[str, int], code: str = "") -> None:
+    """`code`: the digest of the deriving code alone, so that a load knows whether derived lists are current."""
     # the _id is repeated in the replacement: nx-27017's upsert would otherwise give it an ObjectId (tests/contract)
     await db.content_manifest.replace_one({"_id": MANIFEST_ID}, {"_id": MANIFEST_ID, "digest": digest,
-                                                                 "counts": counts}, upsert=True)
+                                                                 "counts": counts, "code": code}, upsert=True)
 
 
 async def sync_states(db: AsyncDatabase[Doc], collection: str, kept: tuple[str, ...] = (),
@@ -44,11 +47,21 @@ def unchanged_since(state: Doc, kept: tuple[str, ...]) -> Doc:
 
 
 async def write_changes(db: AsyncDatabase[Doc], collection: str, changes: list[tuple[Doc | None, Doc]],
-                        stale: list[str]) -> None:
+                        stale: list[str]) -> set[str]:
     """Insert each changed document (no filter) or replace it where its filter still matches; delete the stale
-    ids; unordered, in slices.  A replace whose filter no longer matches writes nothing: the caller reads again."""
+    ids; unordered, in slices.  A replace whose filter no longer matches writes nothing: the caller reads again.
+    Returns the ids whose insert found a document there already (another loader's, a back-office write)."""
     ops: list[InsertOne[Doc] | ReplaceOne[Doc] | DeleteOne] = [
         InsertOne(doc) if where is None else ReplaceOne(where, doc) for where, doc in changes]
     ops.extend(DeleteOne({"_id": i}) for i in stale)
+    taken: set[str] = set()
     for start in range(0, len(ops), BULK_SLICE):
-        await db[collection].bulk_write(ops[start:start + BULK_SLICE], ordered=False)
+        part = ops[start:start + BULK_SLICE]
+        try:
+            await db[collection].bulk_write(part, ordered=False)
+        except BulkWriteError as error:
+            failed = error.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY or not isinstance(part[e["index"]], InsertOne) for e in failed):
+                raise
+            taken.update(e["op"]["_id"] for e in failed)
+    return taken

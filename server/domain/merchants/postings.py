@@ -102,8 +102,9 @@ class Entry:
 
 
 async def rebuild(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: dict[str, dict[str, int]],
-                  back_office: list[Doc]) -> None:
-    """Every list from the content's merchants (their tiers taken off by take_tiers) and the back office's."""
+                  back_office: list[Doc]) -> int:
+    """Every list from the content's merchants (their tiers taken off by take_tiers) and the back office's;
+    returns the postings documents written."""
     owned = {d["_id"] for d in back_office}
     entries = [Entry.of(d, content_tiers[d["_id"]]) for d in content if d["_id"] not in owned]
     entries.extend(Entry.of(d) for d in back_office)
@@ -120,7 +121,23 @@ async def rebuild(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: dic
             by_hour.setdefault((entry.district_id, open_key), []).append(entry.key)
     lists = {search_list(tier, term): keys for (term, tier), keys in by_term.items()}
     lists.update((open_list(district, k), keys) for (district, k), keys in by_hour.items())
-    await store.replace_all(db, lists)
+    return await store.replace_all(db, lists)
+
+
+async def catch_up(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: dict[str, dict[str, int]],
+                   built_from: list[Doc], now: list[Doc]) -> None:
+    """After `rebuild` from the back office's merchants as read then (`built_from`): the lists of those the
+    back office changed since (`now`: all it owns now) are moved to what they are now, so no edit made during
+    the rebuild is lost."""
+    before = {d["_id"]: Entry.of(d) for d in built_from}
+    after = {d["_id"]: Entry.of(d) for d in now}
+    by_id = {d["_id"]: d for d in content}
+    for key in sorted(before.keys() | after.keys()):
+        was = before.get(key)
+        if was is None and key in by_id:  # taken over by the back office during the load
+            was = Entry.of(by_id[key], content_tiers[key])
+        if (was.lists() if was else set()) != (after[key].lists() if key in after else set()):
+            await apply(db, was, after.get(key))
 
 
 async def apply(db: AsyncDatabase[Doc], before: Entry | None, after: Entry | None) -> None:
