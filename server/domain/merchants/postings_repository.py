@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from pymongo import ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from server.services.mongo import Doc
 
@@ -36,6 +36,9 @@ BULK_SLICE = 2000
 SPLIT_AT = 2 * BLOCK
 RETRIES = 20
 DUPLICATE_KEY = 11000
+# blocks in key order; while a split is half written two blocks end at the same key, and the one being
+# split (the lower _id) holds all of the keys
+IN_ORDER = [("last", 1), ("_id", 1)]
 
 
 def encode(keys: list[str]) -> str:
@@ -178,7 +181,7 @@ async def walk(db: AsyncDatabase[Doc], name: str, after: str | None, head: Doc |
     last = max(last, head["last"])
     while True:
         cursor = db.merchant_postings.find({"list": name, "last": {"$gt": last}}, {"keys": 1, "last": 1, "more": 1})
-        docs = [d async for d in cursor.sort([("last", 1)]).limit(1)]
+        docs = [d async for d in cursor.sort(IN_ORDER).limit(1)]
         if not docs:
             return
         for key in keys_of(docs[0]):
@@ -194,7 +197,7 @@ async def length_after(db: AsyncDatabase[Doc], name: str, last: str, cap: int) -
     total = 0
     while total < cap:
         cursor = db.merchant_postings.find({"list": name, "last": {"$gt": last}}, {"n": 1, "last": 1, "more": 1})
-        docs = [d async for d in cursor.sort([("last", 1)]).limit(2)]
+        docs = [d async for d in cursor.sort(IN_ORDER).limit(2)]
         total += sum(int(d["n"]) for d in docs)
         if len(docs) < 2 or not docs[-1]["more"]:
             break
@@ -221,12 +224,20 @@ async def _rewrite(db: AsyncDatabase[Doc], block: Doc, keys: list[str]) -> bool:
     if not keys and not is_head:
         return (await db.merchant_postings.delete_one(guard)).deleted_count == 1
     if len(keys) > SPLIT_AT:
+        # the second half is written first, so a crash between the two writes leaves every key readable
+        # (the block still holds them all); until the first shrinks, both end at the same `last`, and
+        # readers take the lower _id (this block: its _id is the list's name or its first key)
         half = len(keys) // 2
+        second = _block(name, keys[half:], head=False, more=block["more"])
+        try:
+            await db.merchant_postings.insert_one(second)
+        except DuplicateKeyError:  # another writer is splitting the same block
+            return False
         first = _block(name, keys[:half], head=is_head, more=True)
-        done = (await db.merchant_postings.replace_one(guard, {**first, "_id": block["_id"]})).matched_count == 1
-        if done:
-            await db.merchant_postings.insert_one(_block(name, keys[half:], head=False, more=block["more"]))
-        return done
+        if (await db.merchant_postings.replace_one(guard, {**first, "_id": block["_id"]})).matched_count == 1:
+            return True
+        await db.merchant_postings.delete_one({"_id": second["_id"], "keys": second["keys"]})
+        return False
     body = _block(name, keys, head=is_head, more=block["more"])
     body["_id"] = block["_id"]
     return (await db.merchant_postings.replace_one(guard, body)).matched_count == 1
@@ -259,6 +270,29 @@ async def _bucket_of(db: AsyncDatabase[Doc], name: str) -> tuple[Doc | None, lis
     return bucket, (decode(small) if small is not None else None), name in found
 
 
+async def _promote(db: AsyncDatabase[Doc], bucket: Doc | None, name: str, seen: list[str],
+                   keys: list[str]) -> bool:
+    """Move a short list that reached SMALL keys (`seen` in its bucket, plus the one added) to a head
+    block.  Only one writer creates the head (False: another did; retry through the head).  Writers that
+    read the bucket before the head existed may still change the list there once: their changes are
+    carried into the head (which from then on takes every change) before the bucket lets the list go."""
+    try:
+        await db.merchant_postings.insert_one(_block(name, keys, head=True, more=False))
+    except DuplicateKeyError:
+        return False
+    for _ in range(RETRIES):
+        if await _set_in_bucket(db, bucket, bucket_id(name), name, None):
+            return True
+        bucket, now, _head = await _bucket_of(db, name)
+        current = now or []
+        for gone in sorted(set(seen) - set(current)):
+            await remove(db, name, gone)
+        for came in sorted(set(current) - set(seen)):
+            await add(db, name, came)
+        seen = current
+    raise RuntimeError(f"postings list {name!r} kept changing while leaving its bucket")
+
+
 async def add(db: AsyncDatabase[Doc], name: str, key: str) -> None:
     """A back-office write joins a list: a short list stays in its bucket until it reaches SMALL keys, then
     moves to a head block (written before it leaves the bucket: a reader prefers the head)."""
@@ -270,9 +304,7 @@ async def add(db: AsyncDatabase[Doc], name: str, key: str) -> None:
                 if await _set_in_bucket(db, bucket, bucket_id(name), name, keys):
                     return
                 continue
-            await db.merchant_postings.replace_one({"_id": name}, _block(name, keys, head=True, more=False),
-                                                   upsert=True)
-            if await _set_in_bucket(db, bucket, bucket_id(name), name, None):
+            if await _promote(db, bucket, name, small or [], keys):
                 return
             continue
         block = await _holder(db, name, key)

@@ -1,0 +1,92 @@
+"""Postings lists under concurrent back-office writes, over the real driver and nx-27017: writers that
+race at a list's move from its bucket to a head block, or at a block's split, lose no key and show none
+twice."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from server.domain.merchants import postings, postings_repository
+from server.services import mongo
+from tests.conftest import unique_db
+
+Doc = dict[str, Any]
+SMALL = postings_repository.SMALL
+
+
+@pytest.fixture(scope="module")
+async def db(mongo_url: str) -> AsyncIterator[AsyncDatabase[Doc]]:
+    client: AsyncMongoClient[Doc] = mongo.connect(mongo_url)
+    name = unique_db("postings_race")
+    database = client[name]
+    await mongo.ensure_indexes(database)
+    yield database
+    await client.drop_database(name)
+    await client.close()
+
+
+async def _read(db: AsyncDatabase[Doc], name: str, after: str | None = None) -> list[str]:
+    return [k async for k in postings.merged(db, [name], after, await postings.heads(db, [name]))]
+
+
+async def test_concurrent_adds_at_the_move_to_a_head_keep_every_key_once(db: AsyncDatabase[Doc]) -> None:
+    for round_ in range(4):
+        name = postings.search_list(2, f"zz-race-{round_}")
+        first = [f"a{i:02d}" for i in range(SMALL - 1)]
+        for key in first:
+            await postings_repository.add(db, name, key)
+        assert await db.merchant_postings.find_one({"_id": name}) is None  # still in its bucket
+        racing = [f"b{i:02d}" for i in range(6)]
+        await asyncio.gather(*(postings_repository.add(db, name, k) for k in racing))
+        expected = sorted([*first, *racing])
+        assert await _read(db, name) == expected
+        # the bucket let the list go: the layout holds each key once
+        assert (await postings_repository.every_list(db))[name] == expected
+
+
+async def test_a_remove_racing_the_move_to_a_head_stays_removed(db: AsyncDatabase[Doc]) -> None:
+    for round_ in range(4):
+        name = postings.search_list(2, f"zz-race-rm-{round_}")
+        first = [f"a{i:02d}" for i in range(SMALL - 1)]
+        for key in first:
+            await postings_repository.add(db, name, key)
+        await asyncio.gather(postings_repository.add(db, name, "b00"), postings_repository.add(db, name, "b01"),
+                             postings_repository.remove(db, name, "a03"), postings_repository.remove(db, name, "a07"))
+        expected = sorted({*first, "b00", "b01"} - {"a03", "a07"})
+        assert await _read(db, name) == expected
+        assert (await postings_repository.every_list(db))[name] == expected
+
+
+async def test_a_half_written_split_keeps_every_key_readable_once(db: AsyncDatabase[Doc]) -> None:
+    """The split's first write (its second half) alone, as a crash would leave it: readers still see each
+    key once, from the start and from a cursor in either half."""
+    name = postings.search_list(2, "zz-split-half")
+    keys = [f"k{i:04d}" for i in range(postings_repository.SPLIT_AT)]
+    await postings_repository.add(db, name, keys[0])
+    for key in keys[1:]:
+        await postings_repository.add(db, name, key)
+    assert await db.merchant_postings.count_documents({"list": name}) == 1  # one full head, not yet split
+    half = len(keys) // 2
+    await db.merchant_postings.insert_one(postings_repository._block(name, keys[half:], head=False, more=False))
+    assert await _read(db, name) == keys
+    assert await _read(db, name, keys[half + 3]) == keys[half + 4:]
+    assert await _read(db, name, keys[10]) == keys[11:]
+
+
+async def test_concurrent_adds_across_a_split_keep_every_key_once(db: AsyncDatabase[Doc]) -> None:
+    name = postings.search_list(2, "zz-split-race")
+    keys = [f"k{i:04d}" for i in range(0, 2 * postings_repository.SPLIT_AT, 2)]
+    for key in keys:
+        await postings_repository.add(db, name, key)
+    racing = [f"k{i:04d}" for i in range(1, 80, 2)] + [f"k{i:04d}" for i in range(1801, 1880, 2)]
+    await asyncio.gather(*(postings_repository.add(db, name, k) for k in racing))
+    expected = sorted([*keys, *racing])
+    assert await _read(db, name) == expected
+    assert (await postings_repository.every_list(db))[name] == expected
+    assert await postings.length(db, [name], 5000) == len(expected)
