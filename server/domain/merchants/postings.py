@@ -16,7 +16,7 @@ page of keys whatever the city holds.
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -140,8 +140,14 @@ async def catch_up(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: di
             await apply(db, was, after.get(key))
 
 
-async def apply(db: AsyncDatabase[Doc], before: Entry | None, after: Entry | None) -> None:
-    """A back-office write: the merchant leaves the lists it is no longer on and joins its new ones."""
+async def apply(db: AsyncDatabase[Doc], before: Entry | None, after: Entry | None,
+                stored: Callable[[], Awaitable[Doc | None]]) -> None:
+    """A back-office write: the merchant leaves the lists it is no longer on and joins its new ones.
+
+    Two saves of one merchant may run their applies interleaved, the older one's last: so once its diff is
+    written, the merchant is read again (`stored`), and if it is no longer what was applied every list
+    either touched is set from it, until a pass ends with it unchanged.  Whichever apply ends last then
+    leaves the lists as the stored merchant says; the usual write costs one read by _id more."""
     old = before.lists() if before else set()
     new = after.lists() if after else set()
     either = after or before
@@ -152,6 +158,18 @@ async def apply(db: AsyncDatabase[Doc], before: Entry | None, after: Entry | Non
         await store.remove(db, name, key)
     for name in sorted(new - old):
         await store.add(db, name, key)
+    touched, applied = old | new, after
+    for _ in range(store.RETRIES):
+        doc = await stored()
+        now = Entry.of(doc) if doc is not None else None
+        if now == applied:
+            return
+        wanted = now.lists() if now else set()
+        touched |= wanted
+        for name in sorted(touched):
+            await (store.add if name in wanted else store.remove)(db, name, key)
+        applied = now
+    raise RuntimeError(f"merchant {key!r} kept changing while its postings were written")
 
 
 async def _next(it: AsyncIterator[str]) -> str | None:

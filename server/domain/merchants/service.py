@@ -110,7 +110,8 @@ async def update_profile(db: AsyncDatabase[Doc], actor: Actor, merchant_id: str,
     after = await repository.save_merchant(db, {k: v for k, v in before.items() if k not in postings.TIER_FIELDS},
                                            version, fields)
     await counts.apply(db, before, after)
-    await postings.apply(db, postings.Entry.of(before), postings.Entry.of(after, tiers))
+    await postings.apply(db, postings.Entry.of(before), postings.Entry.of(after, tiers),
+                         lambda: repository.merchant_doc(db, merchant_id))
     await audit.record(db, actor, "merchant.update", "merchant", merchant_id, [before["district_id"]], before, after)
     await changed(*freshness.of_merchant(merchant_id, before["district_id"]))  # hours and open-now too
     return Merchant.from_doc(after)
@@ -126,7 +127,7 @@ async def create(db: AsyncDatabase[Doc], actor: Actor, district_id: str, data: P
            "status": "published", "version": 1, "origin": "backoffice", "created_at": datetime.now(UTC)}
     await repository.insert_merchant(db, doc)
     await counts.apply(db, None, doc)
-    await postings.apply(db, None, postings.Entry.of(doc, tiers))
+    await postings.apply(db, None, postings.Entry.of(doc, tiers), lambda: repository.merchant_doc(db, merchant_id))
     await audit.record(db, actor, "merchant.create", "merchant", doc["_id"], [district_id], None, doc)
     await changed(*freshness.of_merchant(doc["_id"], district_id))
     return Merchant.from_doc(doc)

@@ -90,3 +90,50 @@ async def test_concurrent_adds_across_a_split_keep_every_key_once(db: AsyncDatab
     assert await _read(db, name) == expected
     assert (await postings_repository.every_list(db))[name] == expected
     assert await postings.length(db, [name], 5000) == len(expected)
+
+
+def _merchant(version: int, word: str, open_keys: list[int]) -> Doc:
+    return {"_id": "m-race", "key": "m-race", "status": "published", "district_id": "d-race", "version": version,
+            "name": {"en": f"Shop {word}"}, "address": {"en": f"{word} road"}, "categories": [],
+            "description": {}, "open_keys": open_keys}
+
+
+async def _lists_of(db: AsyncDatabase[Doc], key: str) -> set[str]:
+    return {name for name, keys in (await postings_repository.every_list(db)).items() if key in keys}
+
+
+async def test_interleaved_saves_of_a_merchant_converge_to_its_stored_lists(db: AsyncDatabase[Doc]) -> None:
+    async def stored() -> Doc | None:
+        return await db.merchants.find_one({"_id": "m-race"})
+
+    async def save(doc: Doc) -> None:
+        await db.merchants.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+
+    docs = [_merchant(1, "alpha", [10, 11]), _merchant(2, "bravo", [11, 12]), _merchant(3, "charlie", [12, 13]),
+            _merchant(4, "delta", [13, 14]), _merchant(5, "echo", [10, 14])]
+    entries = [postings.Entry.of(d) for d in docs]
+    assert len({frozenset(e.lists()) for e in entries}) == len(entries)
+    await save(docs[0])
+    await postings.apply(db, None, entries[0], stored)
+    assert await _lists_of(db, "m-race") == entries[0].lists()
+    # both saves land, then the older save's apply runs last: it finds the merchant moved on
+    await save(docs[1])
+    await save(docs[2])
+    await postings.apply(db, entries[1], entries[2], stored)
+    await postings.apply(db, entries[0], entries[1], stored)
+    assert await _lists_of(db, "m-race") == entries[2].lists()
+
+    # side by side: the next save lands while this one's apply is under way
+    async def later() -> None:
+        await asyncio.sleep(0)
+        await save(docs[4])
+        await postings.apply(db, entries[3], entries[4], stored)
+
+    await save(docs[3])
+    await asyncio.gather(postings.apply(db, entries[2], entries[3], stored), later())
+    assert await _lists_of(db, "m-race") == entries[4].lists()
+    # an unpublished merchant leaves every list
+    hidden = {**docs[4], "status": "hidden", "version": 6}
+    await save(hidden)
+    await postings.apply(db, entries[4], postings.Entry.of(hidden), stored)
+    assert await _lists_of(db, "m-race") == set()
