@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from pymongo.monitoring import CommandListener
@@ -31,6 +32,8 @@ from server.api.view import GraphQLView
 from server.content.loader import load_content
 from server.domain import freshness
 from server.domain.crowd.live import Publisher
+from server.domain.merchants import postings
+from server.domain.merchants import repository as merchant_repository
 from server.observability.logs import configure_logging
 from server.observability.metrics import MongoMetrics, metrics_route
 from server.observability.middleware import AccessLogMiddleware
@@ -97,6 +100,8 @@ def create_app(
                 log.info("content: %s", report.summary())
                 if report.changed:
                     await cache.bump([freshness.EVERYTHING])
+            if settled := await postings.settle_pending(db, partial(merchant_repository.merchant_doc, db)):
+                log.warning("postings: settled %d merchants a failed write had left", settled)
             app.state.public_cache = cache
             app.state.memo = VersionedMemo()
             app.state.settings, app.state.db, app.state.redis = settings, db, redis_client

@@ -19,9 +19,11 @@ import heapq
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from server.domain.merchants import postings_pending_repository as pending
 from server.domain.merchants import postings_repository as store
 from server.domain.merchants.derived import open_keys_at
 from server.domain.search.terms import index_terms
@@ -147,18 +149,38 @@ async def apply(db: AsyncDatabase[Doc], before: Entry | None, after: Entry | Non
     Two saves of one merchant may run their applies interleaved, the older one's last: so once its diff is
     written, the merchant is read again (`stored`), and if it is no longer what was applied every list
     either touched is set from it, until a pass ends with it unchanged.  Whichever apply ends last then
-    leaves the lists as the stored merchant says; the usual write costs one read by _id more."""
-    old = before.lists() if before else set()
-    new = after.lists() if after else set()
+    leaves the lists as the stored merchant says; the usual write costs one read by _id more.  A write
+    that fails part way marks the merchant (postings_pending_repository), and its next apply or `settle_pending`
+    sets the marked lists from the merchant as stored."""
     either = after or before
     if either is None:
         return
     key = either.key
-    for name in sorted(old - new):
-        await store.remove(db, name, key)
-    for name in sorted(new - old):
-        await store.add(db, name, key)
-    touched, applied = old | new, after
+    old = before.lists() if before else set()
+    new = after.lists() if after else set()
+    marked = await pending.lists_of(db, key)
+    touched = old | new | set(marked or [])
+    try:
+        for name in sorted(old - new):
+            await store.remove(db, name, key)
+        for name in sorted(new - old):
+            await store.add(db, name, key)
+        # a marked merchant's lists are set again whatever the stored merchant says
+        await _settle(db, key, touched, after if marked is None else _UNSETTLED, stored)
+    except Exception:
+        await pending.mark(db, key, touched)
+        raise
+    if marked is not None:
+        await pending.clear(db, key, marked)
+
+
+_UNSETTLED = object()
+
+
+async def _settle(db: AsyncDatabase[Doc], key: str, touched: set[str], applied: object,
+                  stored: Callable[[], Awaitable[Doc | None]]) -> None:
+    """Set the merchant's place on the `touched` lists (and on those it is on as stored) from the merchant
+    as stored, until a pass ends with it as `applied` (the entry those lists were last written from)."""
     for _ in range(store.RETRIES):
         doc = await stored()
         now = Entry.of(doc) if doc is not None else None
@@ -170,6 +192,19 @@ async def apply(db: AsyncDatabase[Doc], before: Entry | None, after: Entry | Non
             await (store.add if name in wanted else store.remove)(db, name, key)
         applied = now
     raise RuntimeError(f"merchant {key!r} kept changing while its postings were written")
+
+
+async def settle_pending(db: AsyncDatabase[Doc], stored: Callable[[str], Awaitable[Doc | None]]) -> int:
+    """At start: every merchant a failed write marked gets its marked lists set from it as stored."""
+    settled = 0
+    for key in [k async for k in pending.keys(db)]:
+        marked = await pending.lists_of(db, key)
+        if marked is None:
+            continue
+        await _settle(db, key, set(marked), _UNSETTLED, partial(stored, key))
+        await pending.clear(db, key, marked)
+        settled += 1
+    return settled
 
 
 async def _next(it: AsyncIterator[str]) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.domain.merchants import postings, postings_repository
+from server.domain.merchants import postings, postings_pending_repository, postings_repository
 from server.services import mongo
 from tests.conftest import unique_db
 
@@ -98,7 +98,7 @@ def _merchant(version: int, word: str, open_keys: list[int]) -> Doc:
             "description": {}, "open_keys": open_keys}
 
 
-async def _lists_of(db: AsyncDatabase[Doc], key: str) -> set[str]:
+async def _lists_of(db: AsyncDatabase[Doc], key: str = "m-race") -> set[str]:
     return {name for name, keys in (await postings_repository.every_list(db)).items() if key in keys}
 
 
@@ -137,3 +137,54 @@ async def test_interleaved_saves_of_a_merchant_converge_to_its_stored_lists(db: 
     await save(hidden)
     await postings.apply(db, entries[4], postings.Entry.of(hidden), stored)
     assert await _lists_of(db, "m-race") == set()
+
+
+async def _failed_save(db: AsyncDatabase[Doc], key: str) -> tuple[list[Doc], list[postings.Entry]]:
+    """A merchant saved twice, the second save's apply failing part way: its read of the merchant fails
+    (as a lost connection would), and one of its lists never got the merchant."""
+    docs = [{**_merchant(1, "foxtrot", [20, 21]), "_id": key, "key": key},
+            {**_merchant(2, "golf", [21, 22]), "_id": key, "key": key},
+            {**_merchant(3, "golf", [22, 23]), "_id": key, "key": key}]
+    entries = [postings.Entry.of(d) for d in docs]
+
+    async def stored() -> Doc | None:
+        return await db.merchants.find_one({"_id": key})
+
+    async def lost() -> Doc | None:
+        raise ConnectionError("the database went away")
+
+    await db.merchants.replace_one({"_id": key}, docs[0], upsert=True)
+    await postings.apply(db, None, entries[0], stored)
+    await db.merchants.replace_one({"_id": key}, docs[1])
+    with pytest.raises(ConnectionError):
+        await postings.apply(db, entries[0], entries[1], lost)
+    shared = sorted(entries[1].lists() & entries[2].lists())[0]  # the next save's diff does not touch it
+    await postings_repository.remove(db, shared, key)
+    assert await postings_pending_repository.lists_of(db, key) is not None
+    return docs, entries
+
+
+async def test_a_failed_apply_is_settled_by_the_next_save(db: AsyncDatabase[Doc]) -> None:
+    key = "m-failed-1"
+    docs, entries = await _failed_save(db, key)
+
+    async def stored() -> Doc | None:
+        return await db.merchants.find_one({"_id": key})
+
+    await db.merchants.replace_one({"_id": key}, docs[2])
+    await postings.apply(db, entries[1], entries[2], stored)
+    assert await _lists_of(db, key) == entries[2].lists()
+    assert await postings_pending_repository.lists_of(db, key) is None
+
+
+async def test_a_failed_apply_is_settled_at_start(db: AsyncDatabase[Doc]) -> None:
+    key = "m-failed-2"
+    _docs, entries = await _failed_save(db, key)
+
+    async def stored(merchant_id: str) -> Doc | None:
+        return await db.merchants.find_one({"_id": merchant_id})
+
+    assert await postings.settle_pending(db, stored) >= 1
+    assert await _lists_of(db, key) == entries[1].lists()
+    assert await postings_pending_repository.lists_of(db, key) is None
+    assert await postings.settle_pending(db, stored) == 0
