@@ -134,12 +134,18 @@ async def catch_up(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: di
     before = {d["_id"]: Entry.of(d) for d in built_from}
     after = {d["_id"]: Entry.of(d) for d in now}
     by_id = {d["_id"]: d for d in content}
+    now_by_id = {d["_id"]: d for d in now}
     for key in sorted(before.keys() | after.keys()):
         was = before.get(key)
         if was is None and key in by_id:  # taken over by the back office during the load
             was = Entry.of(by_id[key], content_tiers[key])
         if (was.lists() if was else set()) != (after[key].lists() if key in after else set()):
-            await apply(db, was, after.get(key))
+            await apply(db, was, after.get(key), partial(_as_read, now_by_id.get(key)))
+
+
+async def _as_read(doc: Doc | None) -> Doc | None:
+    """The merchant as `now` read it (settling a rebuild reads it no more)."""
+    return doc
 
 
 async def apply(db: AsyncDatabase[Doc], before: Entry | None, after: Entry | None,
