@@ -18,6 +18,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from server.domain import versioned
 from server.domain.geo import MAX_RADIUS_M, Point, box_ranges, haversine_m
@@ -399,9 +400,18 @@ async def counted_fields(db: AsyncDatabase[Doc], ids: list[str] | None = None) -
 
 
 async def replace_counters(db: AsyncDatabase[Doc], totals: list[tuple[str, int]]) -> None:
-    await db.merchant_counts.delete_many({})
-    if totals:
-        await db.merchant_counts.insert_many([{"_id": k, "n": n} for k, n in totals])
+    """Set every counter, then drop the ones no longer counted: readers never see the counters missing, and two
+    loaders setting the same totals at once (two web processes starting on changed content) both succeed."""
+    ops = [UpdateOne({"_id": key}, {"$set": {"n": n}}, upsert=True) for key, n in totals]
+    for _ in range(2):  # an upsert that lost the insert race to the other loader is an update the second time
+        try:
+            if ops:
+                await db.merchant_counts.bulk_write(ops, ordered=False)
+            break
+        except BulkWriteError as exc:
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+    await db.merchant_counts.delete_many({"_id": {"$nin": [key for key, _ in totals]}})
 
 
 async def counters(db: AsyncDatabase[Doc], keys: list[str]) -> dict[str, int]:
