@@ -26,7 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from server.domain.merchants import postings_pending_repository as pending
 from server.domain.merchants import postings_repository as store
 from server.domain.merchants.derived import open_keys_at
-from server.domain.search.terms import index_terms
+from server.domain.search.terms import tiered_terms
 from server.services.mongo import Doc
 
 SEARCH = "s|"
@@ -47,8 +47,7 @@ def open_list(district_id: str, open_key: int | str) -> str:
 def term_tiers(name: dict[str, str], address: dict[str, str], categories: list[str],
                description: dict[str, str]) -> dict[str, int]:
     """Each search term of a merchant and the first tier that holds it (as derived_fields indexes them)."""
-    return tiers_of(index_terms(name.values()), index_terms([*name.values(), *address.values()]),
-                    index_terms([*name.values(), *address.values(), *categories, *description.values()]))
+    return tiers_of(*tiered_terms([name.values(), address.values(), [*categories, *description.values()]]))
 
 
 def tiers_of(*by_tier: Iterable[str]) -> dict[str, int]:
