@@ -2,7 +2,7 @@
 
     python bench/crowd_live.py [--duration 10] [--warmup 2] [--posters 4] [--batch 100]
                                [--subscribers 200] [--client-procs N] [--posts 50] [--rate 5] [--no-cross-process]
-                               [--no-deflate] [--compare-clients] [--profile] [--keep]
+                               [--no-deflate] [--compare-clients] [--client-poll-ms N] [--profile] [--keep]
 
 Starts an in-memory nx-27017 and a redis-server, loads content/ (or, when it is missing,
 tests/fixtures/content) into database "bench", creates an admin and registers sensors in one
@@ -45,7 +45,11 @@ one event loop of asyncio.Protocol sockets that stamp arrivals with time.time() 
 and parse them only after the window; the
 latency is that stamp minus this process's time.time() just before the POST (one machine, one
 clock).  On a 2-core machine the clients still share the cores with the web processes: their CPU
-is shown beside the servers'.  Web A's RSS before and after the subscribers connect gives the
+is shown beside the servers'.  On loopback a web process's send also runs the receiving socket's TCP input and
+wakes the client process waiting for it, all charged to the web process; with --client-poll-ms N the clients
+nap N ms between looks at their sockets instead of waiting in epoll (arrivals stamped up to N ms later), so
+the web's CPU per update leaves out the waking, which on a network is the phones' own kernels' work.
+Web A's RSS before and after the subscribers connect gives the
 memory of an idle subscriber.
 Exits with status 2 when any (post, subscriber) delivery is missing.
 
@@ -315,7 +319,7 @@ class ClientPool:
 
     @classmethod
     async def open(cls, urls: list[str], count: int, processes: int, district_gid: str, area_gid: str,
-                   deflate: bool, impl: str = "light") -> ClientPool:
+                   deflate: bool, impl: str = "light", poll_ms: float = 0.0) -> ClientPool:
         """`count` subscribers in `processes` children, child i connecting to urls[i % len(urls)]."""
         sizes = [count // processes + (i < count % processes) for i in range(processes)]
         procs, targets = [], []
@@ -325,6 +329,7 @@ class ClientPool:
             procs.append(await asyncio.create_subprocess_exec(
                 sys.executable, str(LIVE_CLIENTS), "--url", url, "--count", str(size), "--district", district_gid,
                 "--area", area_gid, "--impl", impl, *(["--asyncio-loop"] if impl == "websockets" else []),
+                *(["--poll-ms", str(poll_ms)] if poll_ms else []),
                 *(["--deflate"] if deflate else []), stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE, limit=2**30))
         pool = cls(procs, targets, sizes)
@@ -675,7 +680,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
         rss_before = rss_kib(web_a.process.pid)
         log(f"connecting {args.subscribers} subscribers to web A from {args.client_procs} client processes")
         t = time.perf_counter()
-        pool = await ClientPool.open([ws_a], args.subscribers, args.client_procs, district_gid, area_gid, deflate)
+        pool = await ClientPool.open([ws_a], args.subscribers, args.client_procs, district_gid, area_gid, deflate,
+                                   poll_ms=args.client_poll_ms)
         result["subscribe_seconds"] = time.perf_counter() - t
         await wait_quiet(pool, quiet=2.0)
         result["rss_kib"] = (rss_before, rss_kib(web_a.process.pid))
@@ -703,7 +709,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
                 ["web A"], [web_a.url], web_a.url, pool, fixture.latency_key, fixture.latency_area, args.posts,
                 args.rate, 150_000, meter_w, log)
             await pool.close()
-            pool = await ClientPool.open([ws_a], args.subscribers, args.client_procs, district_gid, area_gid, deflate)
+            pool = await ClientPool.open([ws_a], args.subscribers, args.client_procs, district_gid, area_gid, deflate,
+                                   poll_ms=args.client_poll_ms)
             await wait_quiet(pool, quiet=2.0)
             meter_a = Meter({"web A": web_a.process.pid, **base_pids, **pool.pids}, redis)
 
@@ -729,7 +736,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
             log(f"web B {web_b.url} (pid {web_b.process.pid})")
             ws_b = web_b.url.replace("http://", "ws://") + "/graphql"
             procs = max(2, args.client_procs + args.client_procs % 2)
-            pool = await ClientPool.open([ws_a, ws_b], args.subscribers, procs, district_gid, area_gid, deflate)
+            pool = await ClientPool.open([ws_a, ws_b], args.subscribers, procs, district_gid, area_gid, deflate,
+                                   poll_ms=args.client_poll_ms)
             meter_ab = Meter({"web A": web_a.process.pid, "web B": web_b.process.pid, **base_pids, **pool.pids},
                              redis)
             half = args.subscribers // 2
@@ -751,7 +759,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> dict[str, An
             await wait_ready(web_p)
             log(f"phase 5: latency with web P (pid {web_p.process.pid}) under cProfile, posts and subscribers on it")
             pool = await ClientPool.open([web_p.url.replace("http://", "ws://") + "/graphql"], args.subscribers,
-                                         args.client_procs, district_gid, area_gid, deflate)
+                                         args.client_procs, district_gid, area_gid, deflate,
+                                   poll_ms=args.client_poll_ms)
             web_p.process.send_signal(signal.SIGUSR1)
             await asyncio.sleep(0.2)
             meter_p = Meter({"web P": web_p.process.pid, **base_pids, **pool.pids}, redis)
@@ -933,6 +942,9 @@ def main() -> None:
     parser.add_argument("--compare-clients", action="store_true",
                         help="repeat phase 2 with the subscribers on the websockets library's client (2b)")
     parser.add_argument("--no-deflate", action="store_true", help="subscribers do not offer permessage-deflate")
+    parser.add_argument("--client-poll-ms", type=float, default=0.0,
+                        help="the (light) clients nap N ms between looks at their sockets instead of waiting in "
+                             "epoll: the web's sends wake nobody (see above)")
     parser.add_argument("--profile", action="store_true",
                         help="finally, repeat the same-process latency phase on a web server under cProfile")
     parser.add_argument("--keep", action="store_true", help="keep the temporary var dir (server logs)")

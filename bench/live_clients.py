@@ -2,7 +2,7 @@
 the client side is not what limits the measurement).
 
     python bench/live_clients.py --url ws://127.0.0.1:PORT/graphql --count 1250 --district GID --area GID
-                                 [--deflate] [--parallel 50] [--impl light|websockets]
+                                 [--deflate] [--parallel 50] [--impl light|websockets] [--poll-ms 0]
 
 Opens `--count` graphql-transport-ws subscriptions to crowdUpdates of the district, then answers commands
 on stdin, one per line, with one JSON line on stdout:
@@ -22,6 +22,11 @@ web processes'), whose read path is C. (The `websockets` client did the
 same job with its sans-I/O parser, a message queue and a task woken per message: its stamp came after all of
 that, for every socket the event loop had ready before it. `--impl websockets` still runs that client, so that
 bench/crowd_live.py --compare-clients can show what the client side costs.)
+
+On loopback the server's `send` also runs the receiving socket's TCP input and wakes the process waiting for it, and
+the web process is charged for both; on a network the phones' kernels do that. With `--poll-ms N` (after the
+subscriptions are open) the event loop does not wait in epoll between frames: it naps N ms, then looks for ready
+sockets without waiting, so a server's send finds nobody to wake. Arrivals are stamped up to N ms later.
 """
 
 from __future__ import annotations
@@ -290,6 +295,16 @@ async def main(args: argparse.Namespace) -> None:
     failed = [repr(r) for r in results if isinstance(r, BaseException)]
     print(json.dumps({"ready": len(clients), "failed": failed[:3]}), flush=True)
     loop = asyncio.get_running_loop()
+    if args.poll_ms > 0:
+        nap = args.poll_ms / 1000
+
+        def poll() -> None:
+            # asleep here, not in epoll: a frame arriving meanwhile wakes nobody. A callback always pending
+            # makes the loop look at its sockets without waiting.
+            time.sleep(nap)
+            loop.call_soon(poll)
+
+        loop.call_soon(poll)
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := (await reader.readline()).decode().strip():
@@ -325,6 +340,8 @@ if __name__ == "__main__":
     parser.add_argument("--deflate", action="store_true")
     parser.add_argument("--parallel", type=int, default=50)
     parser.add_argument("--impl", choices=("light", "websockets"), default="light")
+    parser.add_argument("--poll-ms", type=float, default=0.0,
+                        help="nap N ms between looks at the sockets instead of waiting in epoll (see above)")
     parser.add_argument("--asyncio-loop", action="store_true",
                         help="the standard library's event loop instead of uvloop (whose C read path costs the "
                              "client less per frame; the web processes run on it too)")

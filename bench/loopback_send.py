@@ -1,12 +1,17 @@
 """Benchmark: the kernel's part of a live update, the floor under bench/crowd_live.py's "µs per update".
 
-    python bench/loopback_send.py [--sockets 2000] [--rounds 50] [--size 420] [--client-procs 2]
+    python bench/loopback_send.py [--sockets 2000] [--rounds 50] [--size 420] [--client-procs 2] [--reader-poll-ms 0]
 
 One process writes one `--size`-byte frame to each of `--sockets` loopback TCP sockets with a bare
 `socket.send` (no event loop, no WebSocket code), `--rounds` times, 5 rounds a second; the readers wait in
 epoll in `--client-procs` child processes, as bench/live_clients.py's do. It prints the writer's CPU
 (utime + stime) per send: on loopback the sender's send also runs the receiving side's TCP work and wakes the
 reader, all charged to the sender, so this is what the web process pays per subscriber before any Python.
+
+With `--reader-poll-ms N` the readers do not sleep in epoll: they look (epoll with timeout 0) and, when nothing is
+ready, sleep N ms. A send then finds no reader waiting and wakes nobody; the difference between the two runs is
+what waking the readers costs the sender, a cost a server pays on loopback only (on a network the phones' own
+kernels receive and wake).
 """
 
 from __future__ import annotations
@@ -19,13 +24,15 @@ import socket
 import time
 
 
-def cpu_seconds() -> float:
+def cpu_seconds() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
-def read_all(address: tuple[str, int], sockets: int, expected: int, ready: int) -> None:
-    """A child: connect, say so on the pipe, read until `expected` bytes arrived."""
+def read_all(address: tuple[str, int], sockets: int, expected: int, ready: int, poll: float) -> None:
+    """A child: connect, say so on the pipe, read until `expected` bytes arrived (`poll` > 0: without sleeping in
+    epoll, see the module's doc)."""
     selector = selectors.DefaultSelector()
     for _ in range(sockets):
         client = socket.create_connection(address)
@@ -34,7 +41,10 @@ def read_all(address: tuple[str, int], sockets: int, expected: int, ready: int) 
     os.write(ready, b"k")
     got = 0
     while got < expected:
-        for key, _ in selector.select():
+        events = selector.select(0 if poll else None)
+        if not events:
+            time.sleep(poll)
+        for key, _ in events:
             got += len(key.fileobj.recv(1 << 16))  # type: ignore[union-attr]
     os._exit(0)
 
@@ -45,6 +55,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=50)
     parser.add_argument("--size", type=int, default=420, help="bytes per frame (a crowd update is ~400)")
     parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--reader-poll-ms", type=float, default=0.0,
+                        help="readers poll every N ms instead of sleeping in epoll (0: they sleep in epoll)")
     args = parser.parse_args()
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -56,7 +68,8 @@ def main() -> None:
         pid = os.fork()
         if pid == 0:
             os.close(ready_r)
-            read_all(listener.getsockname(), per_child, per_child * args.rounds * args.size, ready_w)
+            read_all(listener.getsockname(), per_child, per_child * args.rounds * args.size, ready_w,
+                     args.reader_poll_ms / 1000)
         os.close(ready_w)
         children.append((pid, ready_r))
     writers = []
@@ -72,11 +85,14 @@ def main() -> None:
         for conn in writers:
             conn.send(frame)
         time.sleep(0.2)
-    used = cpu_seconds() - start
+    user, system = (b - a for a, b in zip(start, cpu_seconds(), strict=True))
+    sends = args.rounds * len(writers)
     for pid, _ in children:
         os.waitpid(pid, 0)
-    print(f"{len(writers)} sockets, {args.rounds} rounds of {args.size} B: writer CPU "
-          f"{used / (args.rounds * len(writers)) * 1e6:.2f} µs per send; load average {os.getloadavg()}")
+    readers = f"readers poll every {args.reader_poll_ms:g} ms" if args.reader_poll_ms else "readers wait in epoll"
+    print(f"{len(writers)} sockets ({readers}), {args.rounds} rounds of {args.size} B: writer CPU "
+          f"{(user + system) / sends * 1e6:.2f} µs per send ({system / sends * 1e6:.2f} of it in the kernel); "
+          f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":
