@@ -1,8 +1,9 @@
 """What one socket still has to be sent: bounded, written in order, never holding others back.
 
-Fan-out only calls `write_first` and `push` (no await), so a socket whose client stopped reading delays nobody
-else. A frame is written at once when nothing waits before it (`write_first`: the frame's ready-made bytes; else
-the ASGI send stepped in place) and, as long as the transport takes the bytes, finishes without ever suspending
+Fan-out writes a frame's ready-made bytes to `server.direct` itself when the outbox is `idle` (see feeds.py), else
+calls `push` (no await), so a socket whose client stopped reading delays nobody else. A frame is written at once
+when nothing waits before it (the server's direct write; else the ASGI send stepped in place) and, as long as the
+transport takes the bytes, finishes without ever suspending
 (no task, no wake-up per frame and subscriber). Only when the transport holds a write back (its buffer is full:
 the client reads slowly) does the socket get a queue and a writer task, until it has caught up; an idle socket
 holds neither.
@@ -21,8 +22,9 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
+from server.api.live.protocol import text_frame_head
 from server.observability import metrics
 
 SLOW_CLIENT: Final = 4008  # our close code: this socket fell behind its live updates
@@ -32,6 +34,12 @@ STUCK: Final = 1.0  # seconds a write may take before the socket counts as behin
 Send = Callable[[str], Coroutine[Any, Any, None]]
 Close = Callable[[int, str], Awaitable[None]]
 _closing: set[asyncio.Task[None]] = set()  # close handshakes in progress (a task needs a strong reference)
+
+
+class DirectWriter(Protocol):
+    """The server's socket (LiveWebSocketProtocol): `direct` writes a whole frame now, or is None while it may not."""
+
+    direct: Callable[[bytes], object] | None
 
 
 async def _finish(held: Coroutine[Any, Any, None], waiting: Any) -> None:
@@ -52,15 +60,13 @@ async def _finish(held: Coroutine[Any, Any, None], waiting: Any) -> None:
 
 
 class Outbox:
-    __slots__ = ("close_socket", "closed", "frames", "limit", "send", "sending_since", "slow_seconds", "write",
-                 "write_frame", "writer")
+    __slots__ = ("close_socket", "closed", "frames", "idle", "limit", "send", "sending_since", "server",
+                 "slow_seconds", "writer")
 
     def __init__(self, send: Send, close: Close, *, limit: int, slow_seconds: float,
-                 write: Callable[[str], bool] | None = None,
-                 write_frame: Callable[[bytes], bool] | None = None) -> None:
-        """`write`, when the server offers one, writes a frame at once without a coroutine, or says it cannot;
-        `write_frame` does the same with a whole frame's bytes (see `write_first`)."""
-        self.send, self.close_socket, self.write, self.write_frame = send, close, write, write_frame
+                 server: DirectWriter | None = None) -> None:
+        """`server`, when the web server is ours, takes whole frames at once without a coroutine (its `direct`)."""
+        self.send, self.close_socket, self.server = send, close, server
         self.limit, self.slow_seconds = limit, slow_seconds
         # While a write is held back: the frames behind it, (the subscription a state frame stands for, text),
         # and the task writing them. Both None otherwise.
@@ -68,6 +74,9 @@ class Outbox:
         self.writer: asyncio.Task[None] | None = None
         self.sending_since = 0.0  # when the held write started
         self.closed = False
+        # Nothing waits and the socket is not closed: a frame may go to `server.direct` before anything else. One
+        # attribute for the fan-out to read per subscriber, kept by whatever changes `frames` or `closed`.
+        self.idle = server is not None
 
     def push(self, text: str, supersedes: str | None = None) -> None:
         """Queue a frame; `supersedes` (a subscription id) marks a state frame that replaces its waiting one."""
@@ -94,14 +103,11 @@ class Outbox:
             return
         frames.append((supersedes, text))
 
-    def write_first(self, frame: bytes) -> bool:
-        """Write a frame's ready-made bytes at once if nothing waits before it and the transport takes them;
-        False: the caller pushes the frame's text instead. The fan-out's per-subscriber step, kept to one call."""
-        write_frame = self.write_frame
-        return self.frames is None and not self.closed and write_frame is not None and write_frame(frame)
-
     def _write_now(self, text: str) -> None:
-        if self.write is not None and self.write(text):
+        direct = self.server.direct if self.server is not None else None
+        if direct is not None:
+            data = text.encode()
+            direct(text_frame_head(len(data)) + data)
             return
         write = self.send(text)
         try:
@@ -109,10 +115,10 @@ class Outbox:
         except StopIteration:
             return  # written: the usual case
         except Exception:  # the socket is gone; its reader notices and unsubscribes it
-            self.closed = True
+            self.closed, self.idle = True, False
             return
         self.sending_since = time.monotonic()
-        self.frames = deque()
+        self.frames, self.idle = deque(), False
         self.writer = asyncio.create_task(self._write_behind(write, waiting))
 
     async def _write_behind(self, held: Coroutine[Any, Any, None], waiting: Any) -> None:
@@ -130,12 +136,13 @@ class Outbox:
             self.closed = True
         # caught up (nothing awaited since the queue emptied): back to writing at once
         self.frames, self.writer, self.sending_since = None, None, 0.0
+        self.idle = self.server is not None and not self.closed
 
     def give_up(self, code: int = SLOW_CLIENT, reason: str = SLOW_REASON) -> None:
         """Drop what is waiting and close the socket (the close frame queues behind what the kernel holds)."""
         if self.closed:
             return
-        self.closed = True
+        self.closed, self.idle = True, False
         if self.frames is not None:
             self.frames.clear()
         if self.writer is not None:
@@ -152,7 +159,7 @@ class Outbox:
 
     async def stop(self) -> None:
         """The socket closed: end the writer."""
-        self.closed = True
+        self.closed, self.idle = True, False
         writer = self.writer
         if writer is not None:
             writer.cancel()

@@ -14,6 +14,7 @@ server.api.live.protocol:LiveWebSocketProtocol`), `python -m server`, bench/serv
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from struct import pack
 from typing import Any, Final
 
@@ -107,33 +108,93 @@ class _Gate:
         return True
 
 
+def _watched(name: str) -> property:
+    """A flag uvicorn assigns as a plain attribute (`self.close_sent = True`, in a dozen places): stored as before,
+    and every assignment re-decides whether frames may go straight to the transport."""
+    private = "_" + name
+
+    def get(self: LiveWebSocketProtocol) -> Any:
+        return self.__dict__[private]
+
+    def set_(self: LiveWebSocketProtocol, value: Any) -> None:
+        self.__dict__[private] = value
+        self.recheck()
+
+    return property(get, set_)
+
+
 class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
+    """`direct` is the transport's `write` while a whole frame built by `text_frame_head` may go straight to it
+    (the handshake done, nothing closing or closed, no extension, not paused by flow control), else None.
+
+    A live update goes to 5,000 sockets at a time: the fan-out's step per subscriber is then one attribute and
+    the transport's write, instead of nine checks and two calls. `direct` is decided again wherever one of those
+    conditions can change: the flags uvicorn assigns (watched properties), flow control (pause/resume_writing),
+    and after whatever can move websockets' connection state (what the peer sent, a keepalive timeout, shutdown).
+    """
+
+    handshake_complete = _watched("handshake_complete")
+    close_sent = _watched("close_sent")
+    disconnected = _watched("disconnected")
+    initial_response = _watched("initial_response")
+    direct: Callable[[bytes], object] | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.queue = _Inbox(self.loop)  # type: ignore[assignment]
         self.gate = _Gate(self.loop)
         self.gate.set()
         self.writable = self.gate  # type: ignore[assignment]
+        self.recheck()
 
-    def send_text_now(self, text: str) -> bool:
-        """Write one text frame now if nothing stands in the way (else False: use the ASGI send, which waits)."""
-        data = text.encode()
-        return self.write_frame_now(text_frame_head(len(data)) + data)
+    def recheck(self) -> None:
+        """Decide `direct` from the protocol's state as it is now."""
+        state = self.__dict__
+        conn, gate, transport = state.get("conn"), state.get("gate"), state.get("transport")
+        ready = (conn is not None and gate is not None and transport is not None and gate.open
+                 and state.get("_handshake_complete") and not state.get("_close_sent")
+                 and not state.get("_disconnected") and state.get("_initial_response") is None
+                 and conn.state is OPEN and not conn.extensions and not conn.expect_continuation_frame)
+        write = transport.write if ready else None  # type: ignore[union-attr]
+        if write != self.direct:
+            self.direct = write
 
-    def write_frame_now(self, frame: bytes) -> bool:
-        """Write a whole frame built by `text_frame_head` now if nothing stands in the way (else False).
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.recheck()
 
-        A live update is by far the most sent frame, 5,000 sockets at a time: it skips the ASGI message, two
-        coroutines and websockets' general framing, and the fan-out builds the bytes once for all the
-        subscribers whose frames are the same, so this is only the checks and the transport's write.
-        """
-        conn = self.conn
-        if not (self.gate.open and self.handshake_complete and not self.close_sent and not self.disconnected
-                and self.initial_response is None and conn.state is OPEN and not conn.extensions
-                and not conn.expect_continuation_frame):
-            return False
-        self.transport.write(frame)
-        return True
+    def data_received(self, data: bytes) -> None:
+        try:
+            super().data_received(data)  # a close frame from the peer moves the connection's state
+        finally:
+            self.recheck()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.recheck()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        self.recheck()
+
+    def keepalive_timeout(self) -> None:
+        try:
+            super().keepalive_timeout()
+        finally:
+            self.recheck()
+
+    def shutdown(self) -> None:
+        self.direct = None  # sends close 1012 without marking close_sent
+        try:
+            super().shutdown()
+        finally:
+            self.recheck()
+
+    async def send(self, message: Any) -> None:
+        try:
+            await super().send(message)  # accept, close …: the watched flags recheck as they change
+        finally:
+            self.recheck()
 
     def start_keepalive(self) -> None:
         # Called once the handshake's response is written: its headers and the request's are not read again.

@@ -133,8 +133,7 @@ class LiveTransportHandler(BaseGraphQLTransportWSHandler[Context, None]):
         ours = server if isinstance(server, LiveWebSocketProtocol) else None
         self.outbox = Outbox(_text_sender(raw_send) if raw_send else socket.send_text, self._close,
                              limit=settings.live_send_queue, slow_seconds=settings.live_slow_close_seconds,
-                             write=ours.send_text_now if ours else None,
-                             write_frame=ours.write_frame_now if ours else None)
+                             server=ours)
         self.subscribers: dict[str, Subscriber] = {}
         self.subscribed = False
         self.watchdog: asyncio.TimerHandle | None = None
