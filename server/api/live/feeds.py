@@ -141,7 +141,12 @@ class Feed:
             outbox = subscriber.outbox
             write = outbox.server.direct if outbox.idle else None  # type: ignore[union-attr]  # idle: a server
             if write is not None:
-                write(frame)
+                try:
+                    write(frame)
+                except (RuntimeError, OSError):
+                    # uvloop raises on a handle closed under us; that socket's close path forgets it, and
+                    # the subscribers after it in this loop must still get the frame.
+                    continue
             else:
                 outbox.push(prefix.decode() + text, subscriber.id if state else None)
         metrics.live_event(len(self.subscribers))
