@@ -1,6 +1,6 @@
 """Benchmark: the DistrictPage GraphQL read against a hand-written JSON endpoint, in one run.
 
-    python bench/graphql_read.py [--duration 15] [--concurrency 8] [--json] [--profile 5]
+    python bench/graphql_read.py [--duration 15] [--concurrency 8] [--json] [--profile 5] [--py-spy 10]
 
 Starts an in-memory nx-27017 and a redis-server, loads content/ (or, when it is missing,
 tests/fixtures/content) into database "bench", then runs two servers, each in its own
@@ -13,10 +13,22 @@ uvicorn process reading that database:
 Both answers are checked once (same merchants, offers and products, no errors).  Then an
 httpx client in this process keeps a fixed number of requests in flight against each
 target in turn (graphql, plain, graphql, plain: drift hits both), each run after a warm-up,
-and the rounds are combined.  MongoDB commands per request are counted separately, in
+and the rounds are combined.
+
+In the same rounds it measures the public cache against a static file of the same app process: the
+PWA's persisted DistrictPage GET (a cache hit after the first), the same GET with the phone's
+If-None-Match (304) and /app/style.css.  These three cost the server well under a millisecond, less
+than httpx costs its client per request (~2 ms), so an httpx generator would measure itself.  They are
+driven by bench/lean_http.py instead (the generator bench/load.py uses): each request is prepared once
+as bytes and written on a kept-alive connection, the answer read by an asyncio Protocol, on uvloop (this
+whole bench runs on it): tens of microseconds per request.  The generator's CPU per request and cores
+busy are printed beside the server's for every target, and the run says whether the server was the
+bottleneck (its process near a full core, the generator well below it); a ratio from a run where it was
+not is marked as such.  MongoDB commands per request are counted separately, in
 process, with a pymongo CommandListener on each app's client.  --profile N runs the
 GraphQL server once more under cProfile for N seconds of the same load and prints where
-its time goes.
+its time goes; --py-spy N samples it from outside with py-spy instead, N seconds under the cached GET
+and N under the static file, so the two can be compared function by function.
 
 Prints requests/s, p50 and p99 latency, MongoDB commands per request and errors for each,
 the throughput ratio GraphQL/plain and whether it meets the goal (at least 1/6).  Also: each
@@ -56,7 +68,9 @@ from urllib.parse import urlencode
 
 import httpx
 import uvicorn
-from plain_json_app import create_app as create_plain_app  # bench/ is sys.path[0] when run as a script
+import uvloop
+from lean_http import HttpFailure, LeanClient  # bench/ is sys.path[0] when run as a script
+from plain_json_app import create_app as create_plain_app
 from pymongo import AsyncMongoClient
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 from starlette.applications import Starlette
@@ -248,6 +262,53 @@ async def drive(base_url: str, target: Target, concurrency: int, warmup: float, 
             result.cpu_seconds = {name: cpu_seconds(pid) - first[name] for name, pid in pids.items()}
 
         await asyncio.gather(sample_cpu(), *(worker() for _ in range(concurrency)))
+    return result
+
+
+async def drive_lean(base_url: str, target: Target, concurrency: int, warmup: float, duration: float,
+                     pids: dict[str, int] | None = None) -> RunResult:
+    """As `drive`, for a GET, with bench/lean_http.py: the request is bytes prepared once and each connection
+    is kept alive, so the client costs tens of microseconds per request, not the ~2 ms of httpx."""
+    if target.method != "GET" or target.body is not None:
+        raise ValueError(f"{target.name}: the lean client sends GETs only")
+    client = LeanClient(base_url, max_connections=concurrency)
+    head, tail = client.request_bytes(target.path, target.headers)
+    raw = head + tail
+    graphql = target.path.startswith("/graphql")
+    result = RunResult(seconds=duration)
+    pids = pids or {}
+    begin = time.perf_counter() + warmup
+    end = begin + duration
+
+    async def worker() -> None:
+        while True:
+            started = time.perf_counter()
+            if started >= end:
+                return
+            try:
+                answer = await client.send(raw)
+                # a GraphQL error still answers 200; the body's bytes are searched, never parsed
+                good = answer.status == target.expect and not (graphql and b'"errors"' in answer.body)
+            except (HttpFailure, TimeoutError):
+                good = False
+            finished = time.perf_counter()
+            result.completed += 1
+            if begin <= finished < end:
+                if good:
+                    result.latencies.append(finished - started)
+                else:
+                    result.errors += 1
+
+    async def sample_cpu() -> None:
+        await asyncio.sleep(max(0.0, begin - time.perf_counter()))
+        first = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        await asyncio.sleep(max(0.0, end - time.perf_counter()))
+        result.cpu_seconds = {name: cpu_seconds(pid) - first[name] for name, pid in pids.items()}
+
+    try:
+        await asyncio.gather(sample_cpu(), *(worker() for _ in range(concurrency)))
+    finally:
+        client.close()
     return result
 
 
@@ -489,6 +550,22 @@ def summarize_profile(path: Path, requests: int, cpu_s: float, top: int = 25) ->
     }
 
 
+async def py_spy_under_load(server: ServerProcess, target: Target, args: argparse.Namespace, out: Path) -> str:
+    """py-spy samples the running server from outside (no profiler inside it) while the lean generator keeps
+    `args.concurrency` requests of `target` in flight; returns where the server's CPU went."""
+    from push_fanout import py_spy_command, summarize_py_spy  # the same reader as push_fanout --py-spy
+
+    spy = await asyncio.create_subprocess_exec(
+        py_spy_command(), "record", "--pid", str(server.process.pid), "--duration", f"{args.py_spy:g}",
+        "--rate", "250", "--nonblocking", "--format", "raw", "--output", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    result = await drive_lean(server.url, target, args.concurrency, 0.5, args.py_spy)
+    _, err = await spy.communicate()
+    if spy.returncode != 0:
+        raise RuntimeError(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')[-500:]}")
+    return f"{target.name}, {result.rps:.1f} req/s under py-spy:\n{summarize_py_spy(out)}"
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -598,8 +675,9 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
         for round_no in range(1, args.rounds + 1):
             for key, server, target in plan:
                 pids = {"server": server.process.pid, "nx-27017": mongo_child.process.pid,
-                        "load generator": os.getpid()}
-                result = await drive(server.url, target, args.concurrency, args.warmup, args.duration, pids)
+                        "redis": redis_child.process.pid, "load generator": os.getpid()}
+                driver = drive if key in ("graphql", "plain") else drive_lean  # see the module's doc
+                result = await driver(server.url, target, args.concurrency, args.warmup, args.duration, pids)
                 runs[key].append(result)
                 log(f"round {round_no} {target.name}: {result.rps:.1f} req/s, {result.errors} errors")
 
@@ -607,6 +685,9 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
         p_report = combine("plain JSON", p_server.url + plain.path, runs["plain"], (p_total, p_kinds), p_replayed)
         extra = {key: asdict(combine(target.name, g_server.url + target.path[:60], runs[key], (0.0, {}), {}))
                  for key, target in (("cached", cached), ("not_modified", not_modified), ("static", static))}
+        sampled: dict[str, str] = {}
+        for key, target in (("cached", cached), ("static", static)) if args.py_spy > 0 else ():
+            sampled[key] = await py_spy_under_load(g_server, target, args, var_dir / f"py-spy-{key}.txt")
         for server in (g_server, p_server):
             server.stop()
 
@@ -617,11 +698,12 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
             children.append(prof_server)
             await wait_ready(prof_server, gql)
             profiled = cached if args.profile_read == "cached" else gql
-            await drive(prof_server.url, profiled, args.concurrency, 0.0, args.warmup)  # warm, unprofiled
+            profile_driver = drive_lean if args.profile_read == "cached" else drive
+            await profile_driver(prof_server.url, profiled, args.concurrency, 0.0, args.warmup)  # warm, unprofiled
             prof_server.process.send_signal(signal.SIGUSR1)
             await asyncio.sleep(0.2)
             cpu_before = cpu_seconds(prof_server.process.pid)
-            result = await drive(prof_server.url, profiled, args.concurrency, 0.0, args.profile)
+            result = await profile_driver(prof_server.url, profiled, args.concurrency, 0.0, args.profile)
             cpu_used = cpu_seconds(prof_server.process.pid) - cpu_before
             prof_server.stop()
             if prof_server.process.returncode != 0 or not profile_out.exists():
@@ -648,14 +730,24 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Callable[[str], None
             "not_modified_vs_static": round(extra["not_modified"]["requests_per_s"]
                                             / extra["static"]["requests_per_s"], 3),
             "cached_vs_uncached": round(extra["cached"]["requests_per_s"] / g_report.requests_per_s, 2),
+            "server_bound": {key: server_bound(extra[key]) for key in ("cached", "not_modified", "static")},
             "goal_ratio": round(GOAL_RATIO, 3),
             "goal_met": ratio >= GOAL_RATIO,
             "profile": profile,
+            "py_spy": sampled,
         }
     finally:
         for child in reversed(children):
             with contextlib.suppress(Exception):
                 child.stop()
+
+
+def server_bound(report: dict[str, Any]) -> bool:
+    """Whether the server process, not the load generator, set a lean-driven target's req/s: the server near a
+    full core (it is one Python process) and the generator at a small share of the server's CPU per request."""
+    cpu, busy = report["cpu_ms_per_request"], report["cpu_cores_busy"]
+    return bool(busy.get("server", 0.0) >= 0.85
+                and cpu.get("load generator", 0.0) <= cpu.get("server", 0.0) / 3)
 
 
 def render(result: dict[str, Any]) -> str:
@@ -673,7 +765,8 @@ def render(result: dict[str, Any]) -> str:
                  f"response {page['graphql_bytes']} B (GraphQL) / {page['plain_bytes']} B (plain)")
     m = result["machine"]
     lines.append(f"machine: {m['cpus']} CPUs, Python {m['python']}, 1-min load average {m['loadavg_1min_before']} "
-                 f"before, {m['loadavg_1min_after']} after; load generator in the bench process, "
+                 f"before, {m['loadavg_1min_after']} after; load generator in the bench process (httpx for "
+                 "GraphQL and plain JSON, bench/lean_http.py for the cached GET, the 304 and the static file), "
                  "each server in its own uvicorn process, nx-27017 and redis-server in theirs")
     lines.append("")
     header = f"{'target':<12}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}{'Mongo cmds/req':>16}" \
@@ -702,15 +795,28 @@ def render(result: dict[str, Any]) -> str:
         lines.append(f"  {r['name']:<12}" + ", ".join(
             f"{k} {v:g} ({r['cpu_cores_busy'][k]:g})" for k, v in r["cpu_ms_per_request"].items()))
     lines.append("")
+    bound = result["server_bound"]
+    lines.append("server the bottleneck (server ≥ 0.85 cores busy, generator ≤ 1/3 of its CPU per request): "
+                 + ", ".join(f"{result[k]['name']} {'yes' if bound[k] else 'NO'}" for k in bound))
+    by_cpu = {k: result[k]["cpu_ms_per_request"].get("server", 0.0) for k in bound}
+    if all(by_cpu.values()):
+        # the throughput a saturated server would give, from its CPU per request (other jobs disturb it least)
+        lines.append(f"the same ratios from the server's CPU per request: cached / static "
+                     f"{by_cpu['static'] / by_cpu['cached']:.3f}, 304 / cached "
+                     f"{by_cpu['cached'] / by_cpu['not_modified']:.3f}")
+    lines.append("")
     lines.append(f"throughput ratio GraphQL / plain JSON: {result['ratio']:.3f}")
     lines.append(f"public cache: cached GET / static file {result['cached_vs_static']:.3f} (goal ≥ 0.7: "
                  f"{'MET' if result['cached_vs_static'] >= 0.7 else 'NOT MET'}); 304 / cached GET "
                  f"{result['not_modified_vs_cached']:.3f} (goal ≥ 1: "
                  f"{'MET' if result['not_modified_vs_cached'] >= 1 else 'NOT MET'}); 304 / static file "
                  f"{result['not_modified_vs_static']:.3f}; cached / uncached POST "
-                 f"{result['cached_vs_uncached']:g}x")
+                 f"{result['cached_vs_uncached']:g}x"
+                 + ("" if all(bound.values()) else " (NOT server-bound in every run: see above)"))
     lines.append(f"goal: GraphQL ≥ 1/6 of plain JSON throughput (ratio ≥ 0.167): "
                  f"{'MET' if result['goal_met'] else 'NOT MET'}")
+    for text in result.get("py_spy", {}).values():
+        lines += ["", "py-spy on the GraphQL server (own time by function, then time inside it): " + text]
     profile = result.get("profile")
     if profile:
         lines.append("")
@@ -739,6 +845,9 @@ def main() -> None:
                         help="afterwards, profile the GraphQL server under this load for SECONDS")
     parser.add_argument("--profile-read", choices=("uncached", "cached"), default="uncached",
                         help="what --profile sends: the uncached POST or the cached GET (a public-cache hit)")
+    parser.add_argument("--py-spy", type=float, default=0.0, metavar="SECONDS",
+                        help="afterwards, sample the GraphQL server with py-spy (pip install py-spy) for SECONDS "
+                             "under the cached GET, then under the static file, and print where its CPU goes")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temporary var dir (logs)")
     args = parser.parse_args()
@@ -748,7 +857,7 @@ def main() -> None:
 
     var_dir = Path(tempfile.mkdtemp(prefix="shangquan-bench-"))
     try:
-        result = asyncio.run(run(args, var_dir, log))
+        result = uvloop.run(run(args, var_dir, log))
     finally:
         if args.keep:
             log(f"kept {var_dir}")

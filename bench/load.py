@@ -275,6 +275,7 @@ class Shoppers:
         self.hold_tasks: set[asyncio.Task[None]] = set()
         self.stopping = False
         self.cache_answers: Counter[str] = Counter()
+        self.cache_by_kind: Counter[tuple[str, str]] = Counter()  # (kind, X-Cache): which reads miss
         self.weights = list(WEIGHTS.values())
         self.phones = [f"X-Forwarded-For: {self.phone()}\r\n\r\n".encode() for _ in range(PHONES)]
         self.prepared = self._prepare()
@@ -337,7 +338,9 @@ class Shoppers:
             answer = await self.client.send(raw)
             ok = answer.status == 200 and b'"errors"' not in answer.body
             detail = "" if ok else f"HTTP {answer.status}: {answer.body[:250]!r}"
-            self.cache_answers[answer.headers.get(b"x-cache", b"not cacheable").decode()] += 1
+            cache = answer.headers.get(b"x-cache", b"not cacheable").decode()
+            self.cache_answers[cache] += 1
+            self.cache_by_kind[kind, cache] += 1
         except (HttpFailure, TimeoutError) as exc:
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         self.recorder.add(kind, started, ok, detail)
@@ -676,6 +679,12 @@ async def open_loop(shoppers: Shoppers, rate: float, seconds: float) -> list[flo
         i += 1
     if tasks:
         await asyncio.wait(tasks, timeout=60)
+    if tasks:
+        # Arrivals the server has not answered a minute after the last one was due: the requests still queued for
+        # a connection fail now, each counted as an error (the client's close fails them in one pass), and those
+        # on the wire end by their 30 s timeout, so the report is always printed.
+        shoppers.client.close()
+        await asyncio.wait(tasks, timeout=40)
     return lags
 
 
@@ -962,6 +971,7 @@ class Result:
     census: list[Doc] = field(default_factory=list)  # bench/serve.py --memory-out lines: window start, end
     static_steps: list[Step] = field(default_factory=list)
     cache_answers: Counter[str] = field(default_factory=Counter)  # X-Cache of shopper GETs in phase 2
+    cache_by_kind: Counter[tuple[str, str]] = field(default_factory=Counter)
     operator: Operator | None = None
     cache_entries: int = 0
     cache_bytes_per_1000: float = 0.0
@@ -1093,10 +1103,12 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
 
         async def count_cache_from_w0() -> None:
             shoppers.cache_answers.clear()
+            shoppers.cache_by_kind.clear()
 
         side.append(asyncio.create_task(at(w0, count_cache_from_w0())))
         result.lags = await open_loop(shoppers, result.rate, args.warmup + seconds)
         result.cache_answers = Counter(shoppers.cache_answers)
+        result.cache_by_kind = Counter(shoppers.cache_by_kind)
         with contextlib.suppress(Exception):
             result.cache_entries, result.cache_bytes_per_1000 = await cache_memory(redis_holder[0].url)
         result.rss_end = rss_kb(web.process.pid)
@@ -1346,6 +1358,10 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
               + ", ".join(f"{k} {v}" for k, v in answers.most_common())
               + (f"; hit ratio {answers['hit'] / cacheable:.3f} of cacheable reads, "
                  f"{answers['hit'] / sum(answers.values()):.3f} of all GETs" if cacheable else "")]
+    by_kind = result.cache_by_kind
+    lines.append("  misses by kind (of its GETs): " + ", ".join(
+        f"{kind} {by_kind[kind, 'miss']} ({by_kind[kind, 'miss'] / total:.1%})" for kind in SHOPPER_KINDS
+        if (total := sum(n for (k, _), n in by_kind.items() if k == kind))))
     lines.append(f"  Redis: {result.cache_entries} cached answers at the end, "
                  f"{result.cache_bytes_per_1000 / 1024:.0f} KiB per 1,000 cached answers (MEMORY USAGE)")
     operator = result.operator

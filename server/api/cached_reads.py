@@ -47,6 +47,7 @@ from server.domain.geo import on_near_grid, valid_coordinates
 from server.domain.i18n import canonical_locale, negotiate
 from server.domain.inbox.service import MAX_DISTRICTS
 from server.domain.push.models import TOPICS
+from server.observability.middleware import STATE_OPERATION
 from server.plumbing.persisted import allow_list
 from server.services.public_cache import PublicCache, bind
 
@@ -245,6 +246,7 @@ class CacheableRead:
     live: bool
     by_hours: bool = False  # which places it lists depends on open-now (a filter), whatever fields it shows
     guard: str | None = None  # set when it is tagged with the merchants it shows (Policy.shows_merchants)
+    operation: str = ""  # its name, for the access log and metrics (which would otherwise parse the URL again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +307,7 @@ def cacheable(operations: Operations, query_string: str, accept_language: str | 
     wanted = normalized.get("filter")
     by_hours = isinstance(wanted, dict) and wanted.get("openNow") is not None
     return CacheableRead(key, (freshness.EVERYTHING, *policy.tags(variables)), policy.live, by_hours,
-                         freshness.OFFERS if policy.shows_merchants else None)
+                         freshness.OFFERS if policy.shows_merchants else None, known[0])
 
 
 def shown_merchants(data: object) -> set[str]:
@@ -444,6 +446,8 @@ class CachedReads:
         if read is None or cache is None or not await cache.usable():
             await self.app(scope, receive, send)
             return
+        # Named here, hit or miss: the access log need not parse the query string again (~5 % of a hit's CPU)
+        scope.setdefault("state", {})[STATE_OPERATION] = read.operation
         etags = _etags(scope)
         found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
                                    hint=self.shown.get(read.key, ()))

@@ -7,7 +7,7 @@ import logging
 from dataclasses import asdict
 from datetime import UTC, datetime
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from server.domain.crowd import live, sensors
@@ -18,6 +18,7 @@ from server.services.availability import RETRY_AFTER_SECONDS, ServiceUnavailable
 
 log = logging.getLogger("shangquan.ingest")
 MAX_BODY = 256 * 1024
+CLIENT_CLOSED = 499  # nginx's "client closed request": in the access log, not a server error (nobody reads it)
 
 
 def _problem(status: int, message: str, **extra: object) -> JSONResponse:
@@ -49,7 +50,13 @@ async def ingest_crowd(request: Request) -> Response:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         return _problem(413, f"the body is limited to {MAX_BODY} bytes; split the batch")
-    body = await request.body()
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        # The sensor gave up before its batch was read (a server far behind): nothing is stored, and a sensor
+        # that saw its request fail sends the batch again. Not a 500: the server did nothing wrong with it.
+        log.info("a sensor closed its connection before its batch was read; nothing stored")
+        return Response(status_code=CLIENT_CLOSED)
     if len(body) > MAX_BODY:
         return _problem(413, f"the body is limited to {MAX_BODY} bytes; split the batch")
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,6 +17,7 @@ from server.api.ids import to_global
 from server.domain.accounts import service as accounts
 from server.domain.crowd import sensors
 from tests.conftest import RunningApp, gql
+from tests.ops.servers import eventually
 from tests.support import make_account
 
 AREA = "hqb-pedestrian-street"
@@ -215,3 +218,24 @@ async def test_a_burst_of_readings_becomes_few_messages_ending_with_the_newest(c
             received.append(json.loads(message["data"])["district"]["occupancy"])
     await redis.aclose()
     assert received == [1, 20]
+
+
+async def test_a_sensor_that_hangs_up_before_its_body_is_read_stores_nothing_and_is_no_server_error(
+        crowd: dict[str, Any], app_server: RunningApp, caplog: pytest.LogCaptureFixture) -> None:
+    # What a server far behind sees: the sensor's client timed out and closed before the batch was read.
+    caplog.set_level(logging.INFO, logger="shangquan.access")
+    host, port = app_server.url.removeprefix("http://").split(":")
+    body = json.dumps({"readings": [{"areaId": AREA, "at": at(), "count": 7}]}).encode()
+    before = await crowd["db"].crowd_readings.count_documents({})
+    _, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"POST /ingest/crowd HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {crowd['key']}\r\n"
+                 f"Content-Type: application/json\r\nContent-Length: {len(body) + 100}\r\n\r\n".encode() + body)
+    await writer.drain()
+    writer.close()  # the promised last 100 bytes never come
+
+    async def logged() -> list[int]:
+        return [r.__dict__["status"] for r in caplog.records
+                if r.name == "shangquan.access" and r.__dict__.get("path") == "/ingest/crowd"]
+
+    assert await eventually(logged) == [499]  # "client closed request", not 500
+    assert await crowd["db"].crowd_readings.count_documents({}) == before

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import math
 import random
 from collections.abc import AsyncIterator
@@ -89,6 +90,22 @@ async def test_second_read_is_a_hit_and_a_304_sends_no_mongodb_command(
         assert english.headers["x-cache"] == "miss" and english.content != first.content
         # a conditional GET on a miss still ends in 304 when the answer is the same
         await http.get("/graphql", params=persisted("Districts", locale="en"))
+
+
+async def test_the_access_log_names_a_cached_read_by_its_operation(
+        one_app: tuple[str, CommandCounter], caplog: pytest.LogCaptureFixture) -> None:
+    """The cache names the operation for the access log and metrics, so a hit is not parsed a second time."""
+    url, _ = one_app
+    caplog.set_level(logging.INFO, logger="shangquan.access")
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        miss = await http.get("/graphql", params=merchant_page("zh-HK"))
+        hit = await http.get("/graphql", params=merchant_page("zh-HK"))
+        revalidated = await http.get("/graphql", params=merchant_page("zh-HK"),
+                                     headers={"if-none-match": hit.headers["etag"]})
+    assert [miss.headers["x-cache"], hit.headers["x-cache"], revalidated.status_code] == ["miss", "hit", 304]
+    logged = [(r.__dict__["status"], r.__dict__["graphql_operation"]) for r in caplog.records
+              if r.name == "shangquan.access" and r.__dict__.get("path") == "/graphql"]
+    assert logged[-3:] == [(200, "MerchantPage"), (200, "MerchantPage"), (304, "MerchantPage")]
 
 
 async def test_a_304_reads_only_the_etag_from_redis(one_app: tuple[str, CommandCounter], settings_here: Any) -> None:
