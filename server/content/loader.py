@@ -28,6 +28,7 @@ from server.content.files import MerchantFile, read_merchant_files, read_records
 from server.content.pictures import DRAWING, content_images
 from server.content.validate import ContentError, Record
 from server.domain.content import repository as content_repository
+from server.domain.images import repository as images
 from server.domain.merchants import counts, postings
 from server.domain.merchants import repository as merchants
 from server.domain.merchants.derived import derived_fields
@@ -212,6 +213,7 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
     await counts.rebuild_known(db, kept, back_office)
     await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)
+    await images.list_uploads(db)  # content pictures need no list (their _id is the owner's): uploads do
     totals = {name: len(content.docs[name]) for name in COLLECTIONS}
     await content_repository.save_manifest(db, digest, totals, code)
     return report

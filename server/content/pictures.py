@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from server.domain.images import artwork, processing
-from server.domain.images.models import owner_ref, widths_for
+from server.domain.images.models import content_image_id, owner_ref, widths_for
 
 Doc = dict[str, Any]
 DRAWING = (Path(artwork.__file__), Path(processing.__file__))
@@ -34,7 +34,7 @@ def _record(kind: str, owner_id: str, name: dict[str, str], group: str) -> Doc:
     picture = artwork.spec(kind, owner_id, name.get("zh-CN") or owner_id, group)
     key = hashlib.sha256(_code_digest() + json.dumps(picture, sort_keys=True).encode()).hexdigest()[:24]
     width, height = artwork.SIZE
-    return {"_id": f"content-{kind}-{owner_id}", "key": key, "owner_kind": kind, "owner_id": owner_id,
+    return {"_id": content_image_id(kind, owner_id), "key": key, "owner_kind": kind, "owner_id": owner_id,
             "owner": owner_ref(kind, owner_id), "alt": dict(name), "width": width, "height": height,
             "widths": list(widths_for(width)), "position": CONTENT_LAST, "generated": picture}
 

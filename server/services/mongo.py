@@ -16,7 +16,8 @@ Doc = dict[str, Any]
 INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict[str, Any]]]] = {
     "districts": [([("search_terms", ASCENDING)], {})],
     "areas": [([("district_id", ASCENDING)], {})],
-    # pictures: an owner's images ("merchant:<id>", …) in one `$in`; a key's records when its bytes are asked for
+    # pictures: how many an owner has (the upload limit); a key's records when its bytes are asked for
+    # (shopper pages read them by _id: images/repository.py)
     "images": [([("owner", ASCENDING)], {}), ([("key", ASCENDING)], {})],
     # Lists read in `key` order (a copy of _id: nx-27017 cannot index _id with other fields), each
     # filter's index ending in key so a page is one index range; "near" reads geo_bands ranges.

@@ -141,6 +141,18 @@ async def test_a_page_of_merchants_reads_its_offers_by_id(http: httpx.AsyncClien
     assert shown == expected
 
 
+async def test_a_page_of_merchants_reads_its_pictures_by_id(http: httpx.AsyncClient,
+                                                          command_counter: CommandCounter) -> None:
+    """Two point reads whatever the city holds: the owners' lists of uploads, then the pictures (a read by
+    owner would scan every image on the embedded server)."""
+    body, targets = await counted(http, command_counter, """query($d: ID!) {
+        merchants(filter: {districtId: $d}, first: 20) { edges { node { images { url alt } } } } }""",
+                                  {"d": to_global("District", "huaqiangbei")})
+    edges = body["data"]["merchants"]["edges"]
+    assert len(edges) == 20 and all(e["node"]["images"] for e in edges)
+    assert [t for t in targets if "image" in t[1]] == [("find", "images_by_owner"), ("find", "images")], targets
+
+
 async def _lists_holding(db: Any, key: str) -> set[str]:
     return {name for name, keys in (await postings_repository.every_list(db)).items() if key in keys}
 

@@ -12,6 +12,8 @@ import yaml
 from server.content import files
 from server.content.loader import COLLECTIONS, load_content, parse_content
 from server.content.validate import ContentError
+from server.domain.images import repository as images
+from server.domain.images.models import Image, content_image_id, owner_ref
 from server.settings import ROOT
 from tests.conftest import unique_db
 
@@ -75,6 +77,20 @@ async def test_back_office_edits_survive_a_reload(db: Any, content: Path) -> Non
     edit(content / "merchants" / "huaqiangbei.yaml", lambda d: d["merchants"][0].update(phone="+86 755 1"))
     await load_content(db, content)
     assert (await db.merchants.find_one({"_id": "hqb-phone-city"}))["phone"] == "1"
+
+
+async def test_a_reload_lists_pictures_uploaded_before_the_lists(db: Any, content: Path) -> None:
+    """Uploads stored before `images_by_owner` existed show once a load runs (the upgrade to it changes the
+    deriving code, so one does); the content picture needs no list, its _id is the owner's."""
+    await load_content(db, content)
+    ref = owner_ref("merchant", "hqb-phone-city")
+    drawn = content_image_id("merchant", "hqb-phone-city")
+    photo = Image("early-upload", "1" * 24, "merchant", "hqb-phone-city", {}, 640, 400, (320, 640))
+    await images.insert_image(db, images.as_doc(photo, {"position": 1.7e9, "origin": "backoffice"}))
+    assert [i.id for i in (await images.by_owners(db, [ref]))[ref]] == [drawn]
+    edit(content / "merchants" / "huaqiangbei.yaml", lambda d: d["merchants"][0].update(phone="+86 755 1"))
+    await load_content(db, content)
+    assert [i.id for i in (await images.by_owners(db, [ref]))[ref]] == ["early-upload", drawn]
 
 
 async def test_counters_after_a_reload_count_the_back_offices_merchants_too(db: Any, content: Path) -> None:

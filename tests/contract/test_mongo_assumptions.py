@@ -629,3 +629,18 @@ async def test_gap_replace_upsert_takes_the_filters_id(db: AsyncDatabase[Doc]) -
     coll = await fresh(db, "replace_upsert_gap")
     await coll.replace_one({"_id": "content"}, {"n": 1}, upsert=True)
     assert await coll.find_one({"_id": "content"}) is not None
+
+
+async def test_add_to_set_upsert_and_pull_keep_every_concurrent_id(db: AsyncDatabase[Doc]) -> None:
+    # images_by_owner: an owner's list of uploaded pictures is created by its first $addToSet, and uploads
+    # and deletes at the same moment each change their own id only
+    coll = await fresh(db, "add_to_set")
+    await asyncio.gather(*(coll.update_one({"_id": "merchant:x"}, {"$addToSet": {"ids": f"i{n}"}}, upsert=True)
+                           for n in range(8)))
+    await coll.update_one({"_id": "merchant:x"}, {"$addToSet": {"ids": "i3"}}, upsert=True)
+    await asyncio.gather(coll.update_one({"_id": "merchant:x"}, {"$pull": {"ids": "i2"}}),
+                         coll.update_one({"_id": "merchant:x"}, {"$addToSet": {"ids": {"$each": ["i9", "i0"]}}}))
+    await coll.update_one({"_id": "merchant:y"}, {"$pull": {"ids": "i1"}})  # no list: nothing happens
+    docs = [d async for d in coll.find({})]
+    assert len(docs) == 1 and docs[0]["_id"] == "merchant:x"
+    assert sorted(docs[0]["ids"]) == ["i0", "i1", "i3", "i4", "i5", "i6", "i7", "i9"]

@@ -31,6 +31,8 @@ from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStart
 from server.content.loader import load_content
 from server.domain import boundaries
 from server.domain.geo import Point
+from server.domain.images import repository as images
+from server.domain.images.models import Image, content_image_id, owner_ref
 from server.domain.merchants import counts, postings, postings_repository
 from server.domain.merchants import repository as merchants
 from server.domain.merchants.derived import open_keys_at
@@ -126,6 +128,9 @@ async def explain_reads(db: AsyncDatabase[Doc], capture: Capture, read: Callable
         elif embedded_indexed and "aggregate" not in command:
             details = _nx_details(explained)
             assert any("USING INDEX" in d or "USING PRIMARY KEY" in d for d in details), (command, details)
+            if "$in" in (command.get("filter") or {}).get("_id", {}):
+                # read by _id, not along another index the filter names (a district's merchants, say)
+                assert "(_id=?)" in details[0] or "PRIMARY KEY" in details[0], (command, details)
             assert not any(d.strip() == f"SCAN {collection}" for d in details), (command, details)
             assert not any("TEMP B-TREE" in d for d in details), (command, details)
         results.append(explained)
@@ -262,6 +267,31 @@ async def test_active_offers_of_a_page_of_merchants(setup: tuple[AsyncDatabase[D
                         max_examined=20 + sum(len(v) for v in found.values()))
     assert [(c["find"], list(c["filter"]["_id"])) for c in capture.commands] == [
         ("offers_by_merchant", ["$in"]), ("offers", ["$in"])]
+
+
+async def test_a_page_of_owners_reads_its_pictures_by_id(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:
+    """A page's pictures whatever the city holds: the owners' lists of uploads, then those records and the
+    content pictures, both by _id (a query on `owner` read every image on the embedded server); in (position,
+    _id) order, an upload before the content picture, and a listed id without a record skipped."""
+    db, capture = setup
+    shops = (await merchants.ids_in_district(db, "huaqiangbei"))[:20]
+    refs = [*(owner_ref("merchant", m) for m in shops), owner_ref("festival", "winter-shopping-season-2026"),
+            owner_ref("product", "shajing-oyster")]
+    photo = Image("plans-upload", "0" * 24, "merchant", shops[0], {"en": "front"}, 640, 400, (320, 640))
+    for image_id in ("plans-upload", "plans-deleted"):
+        await images.list_image(db, refs[0], image_id)
+    await images.insert_image(db, images.as_doc(photo, {"position": 1.7e9, "origin": "backoffice"}))
+    try:
+        found = await images.by_owners(db, refs)
+        assert [i.id for i in found[refs[0]]] == ["plans-upload", content_image_id("merchant", shops[0])]
+        assert all([i.id for i in found[r]] == [content_image_id(*r.split(":", 1))] for r in refs[1:])
+        await explain_reads(db, capture, lambda: images.by_owners(db, refs), max_examined=len(refs) + 1)
+        assert [(c["find"], list(c["filter"]["_id"])) for c in capture.commands] == [
+            ("images_by_owner", ["$in"]), ("images", ["$in"])]
+    finally:
+        await images.delete_image(db, "plans-upload")
+        for image_id in ("plans-upload", "plans-deleted"):
+            await images.unlist_image(db, refs[0], image_id)
 
 
 async def test_offer_lists_follow_the_offers(setup: tuple[AsyncDatabase[Doc], Capture]) -> None:

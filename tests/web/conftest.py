@@ -22,10 +22,11 @@ OTHER_DISTRICT = "futian-cbd"
 SHOP_X = "hqb-screen-doctor"  # merchant A's shop
 SHOP_Y = "hqb-feipeng-drones"  # merchant B's shop, same district
 # small: one document an area at most; with the documents derived from them (merchant_counts and
-# merchant_postings from merchants, offers_by_merchant from offers), which would otherwise keep what this
-# module's writes made of them
+# merchant_postings from merchants, offers_by_merchant from offers, images_by_owner from images), which would
+# otherwise keep what this module's writes made of them
 RESTORED = ("offers", "offers_by_merchant", "merchants", "merchant_counts", "merchant_postings", "festivals",
-            "areas", "products", "images", "sensors", "crowd_state", "crowd_alert_rules", "crowd_alerts")
+            "areas", "products", "images", "images_by_owner", "sensors", "crowd_state", "crowd_alert_rules",
+            "crowd_alerts")
 CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from typing import Any
@@ -77,6 +78,28 @@ async def test_a_merchant_uploads_a_phone_photo_and_shoppers_see_it_stripped(
     assert len(await _merchant_images(http, "en")) == len(before)
     assert (await http.get(new["url"])).status_code == 404
     assert await db["image_files.files"].find_one({"metadata.key": key}) is None
+    await merchant.aclose()
+
+
+async def test_two_uploads_at_once_both_show_and_a_delete_takes_only_its_own(
+        app_server: RunningApp, people: People, db: Any, http: httpx.AsyncClient) -> None:
+    """Each upload adds its own id to the shop's list of pictures (shopper pages read them by _id), so two
+    at the same moment both stay listed."""
+    before = await _merchant_images(http, "en")
+    merchant = await _browser(app_server, people.merchant_a, f"/admin/merchants/{SHOP_X}")
+    sent = await asyncio.gather(*(_upload(merchant, "merchant", SHOP_X, pictures.with_gps(band=b), en=f"At once {b}")
+                                  for b in (11, 12)))
+    assert [r.status_code for r in sent] == [303, 303]
+    after = await _merchant_images(http, "en")
+    assert sorted(i["alt"] for i in after if i not in before) == ["At once 11", "At once 12"]
+    assert after[-1] == before[-1]  # content's drawn picture stays last
+    first = await db.images.find_one({"owner": f"merchant:{SHOP_X}", "alt.en": "At once 11"})
+    assert (await merchant.post(f"/admin/images/{first['_id']}/delete")).status_code == 303
+    left = await _merchant_images(http, "en")
+    assert [i["alt"] for i in left if i not in before] == ["At once 12"]
+    listed = await db.images_by_owner.find_one({"_id": f"merchant:{SHOP_X}"})
+    stored = [d["_id"] async for d in db.images.find({"owner": f"merchant:{SHOP_X}", "origin": "backoffice"})]
+    assert sorted(listed["ids"]) == sorted(stored)
     await merchant.aclose()
 
 

@@ -22,8 +22,19 @@ KEY = re.compile(r"^[0-9a-f]{24}$")
 
 
 def owner_ref(kind: str, owner_id: str) -> str:
-    """One string per owner, so the images of many owners of any kinds are read with one `$in`."""
+    """One string per owner of any kind: the `_id` of its list of uploaded pictures (`images_by_owner`)."""
     return f"{kind}:{owner_id}"
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    kind, _, owner_id = ref.partition(":")
+    return kind, owner_id
+
+
+def content_image_id(kind: str, owner_id: str) -> str:
+    """The `_id` of the picture content/ gives an owner (server/content/pictures.py): known from the owner
+    alone, so a page reads it by primary key without any list."""
+    return f"content-{kind}-{owner_id}"
 
 
 def widths_for(width: int) -> tuple[int, ...]:

@@ -1,4 +1,13 @@
-"""Image records (collection `images`) and their WebP bytes (GridFS bucket `image_files`)."""
+"""Image records (collection `images`) and their WebP bytes (GridFS bucket `image_files`).
+
+A page's pictures are read by primary key, in two commands whatever the city holds: each owner's list
+of uploaded pictures (`images_by_owner`, `_id` the owner ref), then those records and the owners'
+content pictures (whose `_id` the owner gives, models.content_image_id) by `_id`.  A query on `owner`
+cannot be that read: nx-27017 checks `$in` on any field but `_id` row by row, so it read every image.
+A list changes only by `$addToSet` / `$pull` of one id (two uploads at once both stay listed); an id
+is listed before its record is written and unlisted after it is deleted, so a list can only name a
+record that is not there (skipped) and never miss one that is.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +17,9 @@ from typing import Any
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import FileExists, NoFile
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from server.domain.images.models import Image, owner_ref
+from server.domain.images.models import Image, content_image_id, owner_ref, split_ref
 from server.services.mongo import Doc
 
 BUCKET = "image_files"
@@ -25,10 +34,40 @@ def file_id(key: str, width: int) -> str:
 
 
 async def by_owners(db: AsyncDatabase[Doc], refs: list[str]) -> dict[str, list[Image]]:
+    """Each owner's pictures in (position, _id) order: uploads by their time, then the content picture."""
+    wanted = {content_image_id(*split_ref(ref)): None for ref in refs}
+    async for listed in db.images_by_owner.find({"_id": {"$in": refs}}):
+        wanted.update(dict.fromkeys(listed.get("ids", [])))
     out: dict[str, list[Image]] = defaultdict(list)
-    async for doc in db.images.find({"owner": {"$in": refs}}).sort([("position", 1), ("_id", 1)]):
-        out[doc["owner"]].append(Image.from_doc(doc))
+    owners = set(refs)
+    docs = [d async for d in db.images.find({"_id": {"$in": list(wanted)}})]
+    for doc in sorted(docs, key=lambda d: (d["position"], d["_id"])):  # a handful per owner: sorted here
+        if doc["owner"] in owners:
+            out[doc["owner"]].append(Image.from_doc(doc))
     return out
+
+
+async def list_image(db: AsyncDatabase[Doc], ref: str, image_id: str) -> None:
+    try:
+        await db.images_by_owner.update_one({"_id": ref}, {"$addToSet": {"ids": image_id}}, upsert=True)
+    except DuplicateKeyError:  # a second first upload to this owner created the list in the same moment
+        await db.images_by_owner.update_one({"_id": ref}, {"$addToSet": {"ids": image_id}})
+
+
+async def unlist_image(db: AsyncDatabase[Doc], ref: str, image_id: str) -> None:
+    await db.images_by_owner.update_one({"_id": ref}, {"$pull": {"ids": image_id}})
+
+
+async def list_uploads(db: AsyncDatabase[Doc]) -> None:
+    """Lists every uploaded picture (the content loader, after it wrote images): uploads stored before the
+    lists existed become visible.  Only adds, so an upload at the same time is never lost; a picture deleted
+    meanwhile may stay listed, which a read skips."""
+    found: dict[str, list[str]] = defaultdict(list)
+    async for doc in db.images.find({"origin": "backoffice"}, {"owner": 1}):
+        found[doc["owner"]].append(doc["_id"])
+    for ref, ids in sorted(found.items()):
+        await db.images_by_owner.update_one({"_id": ref}, {"$addToSet": {"ids": {"$each": sorted(ids)}}},
+                                            upsert=True)
 
 
 async def count_of_owner(db: AsyncDatabase[Doc], ref: str) -> int:

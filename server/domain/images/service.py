@@ -16,7 +16,7 @@ from server.domain.errors import Invalid, NotFound
 from server.domain.festivals import repository as festivals
 from server.domain.forms import Problems
 from server.domain.images import artwork, processing, repository
-from server.domain.images.models import KEY, MAX_PER_OWNER, OWNER_KINDS, Image
+from server.domain.images.models import KEY, MAX_PER_OWNER, OWNER_KINDS, Image, owner_ref
 from server.domain.merchants import repository as merchants
 from server.domain.products import repository as products
 from server.services.mongo import Doc
@@ -62,8 +62,8 @@ async def _owner(db: AsyncDatabase[Doc], actor: Actor, kind: str, owner_id: str)
 async def for_owner(db: AsyncDatabase[Doc], actor: Actor, kind: str, owner_id: str) -> list[Image]:
     """The pictures of something the actor may edit, for its back-office page (read only)."""
     owner = await _owner(db, actor, kind, owner_id)
-    found = await repository.by_owners(db, [f"{owner.kind}:{owner.id}"])
-    return found.get(f"{owner.kind}:{owner.id}", [])
+    ref = owner_ref(owner.kind, owner.id)
+    return (await repository.by_owners(db, [ref])).get(ref, [])
 
 
 async def upload(db: AsyncDatabase[Doc], actor: Actor, kind: str, owner_id: str, data: bytes,
@@ -74,7 +74,7 @@ async def upload(db: AsyncDatabase[Doc], actor: Actor, kind: str, owner_id: str,
     alt_texts = p.localized("alt", alt, required=False, max_len=200)
     if not data:
         p.add("image", "required")
-    elif await repository.count_of_owner(db, f"{kind}:{owner_id}") >= MAX_PER_OWNER:
+    elif await repository.count_of_owner(db, owner_ref(kind, owner_id)) >= MAX_PER_OWNER:
         p.add("image", "image_limit")
     p.raise_if_any()
     try:
@@ -86,9 +86,12 @@ async def upload(db: AsyncDatabase[Doc], actor: Actor, kind: str, owner_id: str,
     doc = repository.as_doc(image, {"position": datetime.now(UTC).timestamp(), "origin": "backoffice",
                                     "uploaded_by": actor.account_id, "created_at": datetime.now(UTC)})
     await repository.store_variants(db, prepared.key, prepared.variants)
+    ref = owner_ref(kind, owner_id)
+    await repository.list_image(db, ref, image.id)  # before the record: a list never misses a record
     try:
         await repository.insert_image(db, doc)
     except BaseException:
+        await repository.unlist_image(db, ref, image.id)
         if not await repository.key_in_use(db, prepared.key):
             await repository.delete_variants(db, prepared.key, image.widths)
         raise
@@ -104,6 +107,7 @@ async def remove(db: AsyncDatabase[Doc], actor: Actor, image_id: str) -> Image:
     image = Image.from_doc(doc)
     owner = await _owner(db, actor, image.owner_kind, image.owner_id)
     await repository.delete_image(db, image_id)
+    await repository.unlist_image(db, owner_ref(image.owner_kind, image.owner_id), image_id)  # after: see repository
     if not await repository.key_in_use(db, image.key):  # the same picture may show elsewhere too
         await repository.delete_variants(db, image.key, image.widths)
     await audit.record(db, actor, "image.delete", image.owner_kind, image.owner_id, owner.district_ids, doc, None)

@@ -143,16 +143,28 @@ async def _listed(db: AsyncDatabase[Doc], sources: list[tuple[int, AsyncIterator
     return out[:want], None
 
 
+def _placed(q: MerchantQuery) -> Any:
+    """The district and area check, made here on a candidate read by `_id`: in the filter beside the `_id $in`,
+    nx-27017 walks the (district_id, key) index instead (all 9,644 merchants of 华强北 at 50,000 for a page)."""
+    def placed(doc: Doc) -> bool:
+        return ((q.district_id is None or doc.get("district_id") == q.district_id)
+                and (q.area_id is None or doc.get("area_id") == q.area_id))
+
+    return placed
+
+
 def _checked_filter(q: MerchantQuery) -> tuple[dict[str, Any], Any, set[str] | None]:
     """The filter a postings candidate is read with (an `_id $in` joins it, of the keys in the third value
-    alone when the query names merchants), and the check made here (the minute of opening)."""
+    alone when the query names merchants), and the checks made here (district and area, the minute of
+    opening)."""
     with_ids = set(q.with_ids) if q.with_ids is not None else None
+    placed = _placed(q)
 
     def accept(doc: Doc) -> bool:
-        return (with_ids is None or doc["_id"] in with_ids) and _really_open(doc, q.open_at)
+        return placed(doc) and (with_ids is None or doc["_id"] in with_ids) and _really_open(doc, q.open_at)
 
     # open_keys stays in the filter: a candidate closed this hour is not sent back at all
-    return base_filter(replace(q, with_ids=None)), accept, with_ids
+    return base_filter(replace(q, with_ids=None, district_id=None, area_id=None)), accept, with_ids
 
 
 async def _open_in_district(db: AsyncDatabase[Doc], q: MerchantQuery, want: int, after_id: str | None,
@@ -160,10 +172,11 @@ async def _open_in_district(db: AsyncDatabase[Doc], q: MerchantQuery, want: int,
     """The accepted open merchants, and where a walk cut short by WALK_CAP stopped."""
     assert q.open_at is not None and q.district_id is not None
     query, _, keep = _checked_filter(q)
+    placed = _placed(q)
     names = postings.open_lists(q.district_id, q.open_at)
     # the three lists' heads in one command; a page past a head reads blocks by range
     keys = postings.merged(db, names, after_id, await postings.heads(db, names))
-    found, stopped = await _listed(db, [(0, keys)], query, want, lambda d, _: accept(d), LEAN, keep)
+    found, stopped = await _listed(db, [(0, keys)], query, want, lambda d, _: placed(d) and accept(d), LEAN, keep)
     return [d for _, d in found], stopped[1] if stopped else None
 
 
