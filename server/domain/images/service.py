@@ -91,7 +91,10 @@ async def upload(db: AsyncDatabase[Doc], actor: Actor, kind: str, owner_id: str,
     try:
         await repository.insert_image(db, doc)
     except BaseException:
-        await repository.unlist_image(db, ref, image.id)
+        # An error can come after the write took (a timeout, a lost connection): keep the id listed then,
+        # or the stored picture would show nowhere and still count toward the owner's limit.
+        if await repository.image_doc(db, image.id) is None:
+            await repository.unlist_image(db, ref, image.id)
         if not await repository.key_in_use(db, prepared.key):
             await repository.delete_variants(db, prepared.key, image.widths)
         raise
