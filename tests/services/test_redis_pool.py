@@ -26,7 +26,9 @@ async def _hold(client: Redis, key: str) -> bytes | None:
 
 async def test_more_cache_reads_than_connections_all_hit_and_the_cache_stays_in_use(redis_url: str) -> None:
     client = redis.connect(redis_url, decode_responses=False, max_connections=2)
+    other = redis.connect(redis_url, decode_responses=False)
     cache = PublicCache(client, unique_db("pool"), max_entry_bytes=1 << 20)
+    waits = [f"{cache.entry_prefix}wait:{i}" for i in range(2)]
     try:
         first = await cache.lookup("page", ["district:x"])
         assert first is not None and first.versions is not None
@@ -34,10 +36,18 @@ async def test_more_cache_reads_than_connections_all_hit_and_the_cache_stays_in_
         found = await asyncio.gather(*(cache.lookup("page", ["district:x"]) for _ in range(50)))
         assert all(f is not None and f.entry is not None and f.entry.body == b'{"data":{}}' for f in found)
         assert await cache.usable()  # not paused: a busy pool is not Redis down
-        assert len(client.connection_pool._in_use_connections) == 0  # every connection came back
+        # Every connection came back to the pool: both can be held at once again, each by a blocking call
+        # that returns only when fed (one leaked would leave the second without a connection: an error).
+        held = [asyncio.create_task(_hold(client, key)) for key in waits]
+        while sum(1 for c in await other.client_list() if c.get("cmd") == "blpop") < 2:
+            await asyncio.sleep(0.02)
+        for key in waits:
+            await other.rpush(key, b"fed")
+        assert await asyncio.gather(*held) == [b"fed", b"fed"]
     finally:
-        await client.delete(cache.tags_key, cache.entry_prefix + "page")
+        await client.delete(cache.tags_key, cache.entry_prefix + "page", *waits)
         await client.aclose()
+        await other.aclose()
 
 
 async def test_no_free_connection_is_busy_not_down_the_cache_and_limiter_keep_using_redis(redis_url: str) -> None:
