@@ -9,7 +9,8 @@ FORWARDED_ALLOW_IPS (default 127.0.0.1), so a client cannot choose its own key. 
 
 Limits protect the service; they are not worth an outage. When Redis fails, `charge` lets the request
 through, warns at most once a minute, and leaves Redis alone for a moment so requests do not each wait
-for it, unless this process's own event loop was behind during the call (then Redis is not to blame).
+for it, unless this process's own event loop was behind during the call or its Redis pool had no free
+connection (then Redis is not to blame).
 `required=True` is for writes that need Redis anyway: they fail with ServiceUnavailable instead.
 """
 
@@ -30,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.plumbing.auth import client_ip
 from server.services import loop_lag
-from server.services.availability import ServiceUnavailable, WarnEvery, redis_refused
+from server.services.availability import ServiceUnavailable, WarnEvery, pool_busy, redis_refused
 
 log = logging.getLogger("shangquan.ratelimit")
 KEY_PREFIX = "rl:"
@@ -65,9 +66,9 @@ class Limiter:
                 pipe.expire(key, self.window + 1)
                 used, _ = await pipe.execute()
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
-            if not redis_refused(exc) and loop_lag.lagged_since(started):
-                # this process was behind, not Redis (server/services/loop_lag.py): let this one through (a
-                # write that needs Redis still fails) and keep limiting the next
+            if pool_busy(exc) or (not redis_refused(exc) and loop_lag.lagged_since(started)):
+                # this process was busy (no free pooled connection) or behind (server/services/loop_lag.py),
+                # not Redis: let this one through (a write that needs Redis still fails) and keep limiting the next
                 if required:
                     raise ServiceUnavailable("redis") from exc
                 return 0

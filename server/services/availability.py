@@ -28,6 +28,17 @@ def redis_refused(exc: BaseException) -> bool:
     return False
 
 
+def pool_busy(exc: BaseException) -> bool:
+    """Whether `exc` is this process's Redis pool having no free connection within its wait (redis-py's
+    BlockingConnectionPool raises ConnectionError("No connection available.") from its TimeoutError): every
+    connection is in use by this process's own requests, which says it is busy, not that Redis is down."""
+    return (isinstance(exc, RedisConnectionError) and str(exc) == POOL_BUSY
+            and isinstance(exc.__cause__, TimeoutError))
+
+
+POOL_BUSY = "No connection available."  # redis-py's message (redis/asyncio/connection.py, BlockingConnectionPool)
+
+
 class ServiceUnavailable(Exception):
     """A request needs a data service that does not answer; HTTP 503, GraphQL SERVICE_UNAVAILABLE."""
 

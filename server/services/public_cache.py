@@ -27,9 +27,9 @@ Entries always expire (at the next boundary their own data has, at most 15 minut
 evicting Redis (`maxmemory` with `volatile-lru`, which spares every key without a TTL: the tag
 hash, push streams) drops them first. Redis failing is not an outage: the cache steps aside for
 a moment and reads go to MongoDB; a bump that failed is retried before this process trusts the
-cache again. It steps aside only when Redis is to blame: a call that failed while this process's own event
-loop was behind (server/services/loop_lag.py) falls back alone, since under a surge every timer fires late
-and pausing would send the whole surge to MongoDB at many times the cost.
+cache again. It steps aside only when Redis is to blame: a call that found no free pooled connection, or that
+failed while this process's own event loop was behind (server/services/loop_lag.py), falls back alone, since
+under a surge every timer fires late and pausing would send the whole surge to MongoDB at many times the cost.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.services import loop_lag
-from server.services.availability import WarnEvery, redis_refused
+from server.services.availability import WarnEvery, pool_busy, redis_refused
 
 log = logging.getLogger("shangquan.cache")
 PREFIX = "sq:pc:"  # then the database name: deployments (and test apps) sharing a Redis never share answers
@@ -95,6 +95,11 @@ class PublicCache:
         loop_lag.watch()  # from now on, so that a failure can be told from this process's own backlog
 
     def _failed(self, exc: BaseException, what: str, started: float) -> None:
+        if pool_busy(exc):
+            # every pooled connection was in use by this process's own requests: busy, not Redis down, so this
+            # call falls back alone and the next ones still use the cache
+            self.warn.warning("public cache %s found no free Redis connection (this process is busy)", what)
+            return
         if not redis_refused(exc) and loop_lag.lagged_since(started):
             # This process was behind during the call, so the failure (any timeout, or a connection dropped
             # mid-stall) says nothing about Redis: this call falls back alone, the next ones still use the

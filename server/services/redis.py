@@ -13,8 +13,10 @@ from redis.backoff import ExponentialWithJitterBackoff
 # request wait its turn for a connection instead: back-pressure, not an outage.
 MAX_CONNECTIONS = 100
 # Seconds a command waits for a free connection before failing with ConnectionError("No connection
-# available."); the public cache and the rate limiter cut their own calls at 3 s first.
-POOL_WAIT_SECONDS = 5.0
+# available."). Well under the public cache's and the rate limiter's own 3 s call limit, so that a backlog
+# shows up to them as this error (which they take for busy: that call falls back alone, see
+# availability.pool_busy), not as their call timing out, which a hung Redis also does and which pauses them.
+POOL_WAIT_SECONDS = 0.75
 
 
 def connect(url: str, *, decode_responses: bool = True, max_connections: int = MAX_CONNECTIONS) -> Redis:

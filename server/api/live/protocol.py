@@ -14,6 +14,7 @@ server.api.live.protocol:LiveWebSocketProtocol`), `python -m server`, bench/serv
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from struct import pack
 from typing import Any, Final
@@ -26,6 +27,26 @@ IMPORT_PATH: Final = "server.api.live.protocol:LiveWebSocketProtocol"
 # permessage-deflate: each socket would keep its own zlib context (~70 KB) and compress every shared frame again.
 UVICORN_WS: Final[dict[str, Any]] = {"ws": IMPORT_PATH, "ws_per_message_deflate": False}
 UVICORN_WS_ARGS: Final = ("--ws", IMPORT_PATH, "--ws-per-message-deflate", "false")
+
+
+class _WarningsUp(logging.LoggerAdapter[logging.Logger]):
+    """A socket's logger: uvicorn.error from warnings up, whatever levels the logging config sets (dictConfig, as
+    uvicorn runs it at start, resets the level of a configured logger's children, so a child logger with its own
+    level would not do). uvicorn and websockets log three INFO lines per socket ('"WebSocket /graphql"
+    [accepted]', "connection open", "connection closed") that say less than the access log's one line (path,
+    close code, duration: server/observability/middleware.py); each went through the redaction filter and the
+    JSON formatter, ~10 % of a shopper subscribe's CPU. Errors and tracebacks still reach the log as before."""
+
+    level = logging.WARNING  # uvicorn compares its logger's level with its TRACE level
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level >= logging.WARNING and self.logger.isEnabledFor(level)
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return msg, kwargs  # the record as uvicorn.error would make it
+
+
+SOCKET_LOG: Final = _WarningsUp(logging.getLogger("uvicorn.error"), {})
 
 
 def text_frame_head(size: int) -> bytes:
@@ -141,6 +162,7 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.logger = self.conn.logger = SOCKET_LOG  # type: ignore[assignment]  # used as a Logger
         self.queue = _Inbox(self.loop)  # type: ignore[assignment]
         self.gate = _Gate(self.loop)
         self.gate.set()
