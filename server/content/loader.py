@@ -191,24 +191,32 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
     tiers: dict[str, dict[str, int]] = {}  # search tiers live in postings lists, not on merchants (postings.py)
     kept: list[Doc] = []  # the merchants stored as the files say once this load is done
     back_office: list[str] = []  # and those the back office owns
-    for step, name in enumerate(COLLECTIONS, start=2):
-        batches = _derived(content.drafts, tiers) if name == "merchants" else _hashed_once(content.docs[name])
-        sync = await _sync(db, name, batches)
-        report.inserted[name], report.updated[name] = sync.inserted, sync.updated
-        report.deleted[name], report.unchanged[name] = sync.deleted, sync.unchanged
-        if name == "merchants":
-            kept, back_office = sync.kept, sync.back_office
-        if progress:
-            progress(step, len(COLLECTIONS) + 1)
-    owned = await _upgrade_back_office_merchants(db)
-    merchants_changed = report.inserted["merchants"] + report.updated["merchants"] + report.deleted["merchants"]
     code = code_digest()
-    # the lists follow the merchants alone: a load that changed none (an offer edited) leaves them be,
-    # unless the code that derives them changed
-    if merchants_changed or manifest is None or manifest.get("code") != code:
-        await postings.rebuild(db, content.docs["merchants"], tiers, owned)
-        now = [d async for d in merchants.back_office_merchant_docs(db)]
-        await postings.catch_up(db, content.docs["merchants"], tiers, owned, now)
+    building: asyncio.Future[postings.Built] | None = None
+    try:
+        for step, name in enumerate(COLLECTIONS, start=2):
+            batches = _derived(content.drafts, tiers) if name == "merchants" else _hashed_once(content.docs[name])
+            sync = await _sync(db, name, batches)
+            report.inserted[name], report.updated[name] = sync.inserted, sync.updated
+            report.deleted[name], report.unchanged[name] = sync.deleted, sync.unchanged
+            if name == "merchants":
+                kept, back_office = sync.kept, sync.back_office
+                # the lists follow the merchants alone: a load that changed none (an offer edited) leaves them
+                # be, unless the code that derives them changed.  They are built (CPU) in a thread while the
+                # server writes the collections after the merchants.
+                if sync.inserted + sync.updated + sync.deleted or manifest is None or manifest.get("code") != code:
+                    building = asyncio.ensure_future(asyncio.to_thread(
+                        postings.build, content.docs["merchants"], tiers, back_office))
+            if progress:
+                progress(step, len(COLLECTIONS) + 1)
+        owned = await _upgrade_back_office_merchants(db)
+        if building is not None:
+            await postings.rebuild(db, content.docs["merchants"], tiers, owned, await building)
+            now = [d async for d in merchants.back_office_merchant_docs(db)]
+            await postings.catch_up(db, content.docs["merchants"], tiers, owned, now)
+    finally:
+        if building is not None and not building.done():
+            await asyncio.wait([building])  # a thread cannot be cancelled: not left running behind an error
     await counts.rebuild_known(db, kept, back_office)
     await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)
