@@ -133,7 +133,10 @@ def read_content(root: Path) -> Content:
             a["_id"] for a in area_docs if a["district_id"] == district_id), frozenset(category_ids), code))
     drafts: list[records.MerchantDraft] = []
     merchant_recs: list[Record] = []
-    for file_drafts, file_recs in read_merchant_files(root, files):
+    offers_file = root / "offers.yaml"
+    # the offers' YAML is read in a worker beside the merchants' (if there is one to read); checked below
+    read, later = read_merchant_files(root, files, [(offers_file, "offers")] if offers_file.is_file() else [])
+    for file_drafts, file_recs in read:
         drafts.extend(file_drafts)
         merchant_recs.extend(file_recs)
     if misnamed is not None:
@@ -143,7 +146,8 @@ def read_content(root: Path) -> Content:
 
     fest_docs, fest_recs = _build_all(root, "festivals", lambda r, _: records.festival(r, set(districts)))
     festivals = _unique(fest_docs, fest_recs, "festival")
-    offer_docs, offer_recs = _build_all(root, "offers", lambda r, _: records.offer(r, merchants, festivals))
+    offer_recs = later[offers_file]() if offers_file in later else read_records(offers_file, "offers", root)
+    offer_docs = [records.offer(r, merchants, festivals) for r in offer_recs]
     _unique(offer_docs, offer_recs, "offer")
     product_docs, product_recs = _build_all(root, "products", lambda r, _: records.product(r, set(merchants)))
     _unique(product_docs, product_recs, "product")

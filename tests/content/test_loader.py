@@ -186,3 +186,22 @@ def test_a_bad_merchant_read_in_a_worker_process_is_reported_as_in_this_one(
     # the first bad record in file order, though the bigger file may have finished first
     assert (caught.value.file, caught.value.field) == ("merchants/futian-cbd.yaml", "price_level")
     assert "#3" in caught.value.record
+
+
+def test_offers_read_in_a_worker_process_are_checked_in_file_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """offers.yaml is read beside the merchant files; its errors still come after a bad festival's, and a
+    YAML error in it is reported as when it was read here."""
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    monkeypatch.setattr(files, "PARALLEL_BYTES", 0)
+    (content / "offers.yaml").write_text("offers: [unclosed", encoding="utf-8")
+    edit(content / "festivals.yaml", lambda d: d["festivals"][0].update(kind="parade-of-nothing"))
+    with pytest.raises(ContentError) as caught:
+        parse_content(content)
+    assert (caught.value.file, caught.value.field) == ("festivals.yaml", "kind")
+    edit(content / "festivals.yaml", lambda d: d["festivals"][0].update(kind="shopping"))
+    with pytest.raises(ContentError) as caught:
+        parse_content(content)
+    assert caught.value.file == "offers.yaml" and "not valid YAML" in caught.value.message
