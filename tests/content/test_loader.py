@@ -205,3 +205,24 @@ def test_offers_read_in_a_worker_process_are_checked_in_file_order(
     with pytest.raises(ContentError) as caught:
         parse_content(content)
     assert caught.value.file == "offers.yaml" and "not valid YAML" in caught.value.message
+
+
+async def test_a_reload_writes_only_the_offer_lists_that_changed(db: Any, content: Path) -> None:
+    """offers_by_merchant is no longer deleted and written whole on each load: a list equal to the stored one
+    is left as it is (the mark below stays), a changed one is written, and one without offers goes."""
+    await load_content(db, content)
+    await db.offers_by_merchant.update_one({"_id": "hqb-phone-city"}, {"$set": {"mark": "untouched"}})
+    edit(content / "products.yaml", lambda d: d["products"][0]["name"].update(en="Another name"))
+    await load_content(db, content)  # offers as they were
+    assert (await db.offers_by_merchant.find_one({"_id": "hqb-phone-city"}))["mark"] == "untouched"
+
+    edit(content / "offers.yaml", lambda d: d["offers"][0].update(valid_until="2027-02-28T23:59:59+08:00"))
+    await load_content(db, content)
+    listed = await db.offers_by_merchant.find_one({"_id": "hqb-phone-city"})
+    assert "mark" not in listed and [o["_id"] for o in listed["offers"]] == ["phone-city-100-off"]
+    assert listed["offers"][0]["valid_until"].replace(tzinfo=None) == (await db.offers.find_one())[
+        "valid_until"].replace(tzinfo=None)
+
+    edit(content / "offers.yaml", lambda d: d.update(offers=[]))
+    await load_content(db, content)
+    assert await db.offers_by_merchant.count_documents({}) == 0
