@@ -38,6 +38,13 @@ BUCKETS = 8192
 SEP = "\n"
 COMPRESSED = "~"
 COMPRESS_AT = 32
+# A block's keys are in `keys`, or compressed (see encode) in `z`; a bucket's lists are in `lists`, or in `zlists`
+# when any of them is compressed.  New fields, not "~" in the old ones: code from before compression reads a
+# "~..." string as one key and its add/remove would then write the block back holding that key alone, every
+# real key lost.  That code finds no `keys` (or `lists`) in such a document and fails with a KeyError instead:
+# during a rolling deploy an old process errs on those lists (loudly, nothing written) and loses no key.
+KEYS, ZKEYS = "keys", "z"
+LISTS, ZLISTS = "lists", "zlists"
 NAME_SEP = "\t"
 LIST_SEP = "\x1e"
 BULK_SLICE = 2000
@@ -77,9 +84,25 @@ def decode(text: str) -> list[str]:
     return [prefix + k for k in rest.split(SEP)]
 
 
+def _field(text: str) -> str:
+    """Where a block keeps its encoded keys (see KEYS)."""
+    return ZKEYS if text.startswith(COMPRESSED) else KEYS
+
+
+def keys_text(block: Doc) -> str:
+    return str(block[ZKEYS] if ZKEYS in block else block[KEYS])
+
+
+def _version(block: Doc) -> Doc:
+    """The block's keys as read, as a filter: a write guarded by it finds the block only if nobody changed it."""
+    text = keys_text(block)
+    return {_field(text): text}
+
+
 def _block(name: str, keys: list[str], *, head: bool, more: bool) -> Doc:
+    text = encode(keys)
     return {"_id": name if head else f"{name}|{keys[0]}", "list": name, "last": keys[-1] if keys else "",
-            "n": len(keys), "keys": encode(keys), "more": more}
+            "n": len(keys), _field(text): text, "more": more}
 
 
 def bucket_id(name: str) -> str:
@@ -89,14 +112,29 @@ def bucket_id(name: str) -> str:
 def _bucket_lists(doc: Doc) -> dict[str, str]:
     """A bucket's lists: name → its keys string."""
     out: dict[str, str] = {}
-    for part in doc["lists"].split(LIST_SEP) if doc["lists"] else []:
+    text = _bucket_field_text(doc)
+    for part in text.split(LIST_SEP) if text else []:
         name, _, keys = part.partition(NAME_SEP)
         out[name] = keys
     return out
 
 
+def _bucket_field_text(doc: Doc) -> str:
+    return str(doc[ZLISTS] if ZLISTS in doc else doc[LISTS])
+
+
 def _bucket_text(lists: dict[str, str]) -> str:
     return LIST_SEP.join(f"{name}{NAME_SEP}{keys}" for name, keys in sorted(lists.items()))
+
+
+def _bucket_body(lists: dict[str, str]) -> Doc:
+    """A bucket's lists in the field their encoding asks for (see KEYS)."""
+    compressed = any(keys.startswith(COMPRESSED) for keys in lists.values())
+    return {ZLISTS if compressed else LISTS: _bucket_text(lists)}
+
+
+def _is_bucket(doc: Doc) -> bool:
+    return LISTS in doc or ZLISTS in doc
 
 
 def block_docs(lists: dict[str, list[str]]) -> Iterable[Doc]:
@@ -110,11 +148,11 @@ def block_docs(lists: dict[str, list[str]]) -> Iterable[Doc]:
         for start in range(0, len(keys), BLOCK):
             yield _block(name, keys[start:start + BLOCK], head=start == 0, more=start + BLOCK < len(keys))
     for bid, small in buckets.items():
-        yield {"_id": bid, "lists": _bucket_text(small)}
+        yield {"_id": bid, **_bucket_body(small)}
 
 
 def keys_of(block: Doc) -> list[str]:
-    return decode(block["keys"])
+    return decode(keys_text(block))
 
 
 def _digest(doc: Doc) -> bytes:
@@ -196,7 +234,7 @@ async def heads(db: AsyncDatabase[Doc], names: list[str]) -> dict[str, Doc]:
             out[name] = found[name]
         elif (bucket := found.get(bucket_id(name))) is not None and (keys := _bucket_lists(bucket).get(name)):
             decoded = decode(keys)
-            out[name] = {"_id": name, "list": name, "keys": keys, "n": len(decoded), "more": False,
+            out[name] = {"_id": name, "list": name, _field(keys): keys, "n": len(decoded), "more": False,
                          "last": decoded[-1], "bucket": bucket}
     return out
 
@@ -214,7 +252,8 @@ async def walk(db: AsyncDatabase[Doc], name: str, after: str | None, head: Doc |
         return
     last = max(last, head["last"])
     while True:
-        cursor = db.merchant_postings.find({"list": name, "last": {"$gt": last}}, {"keys": 1, "last": 1, "more": 1})
+        cursor = db.merchant_postings.find({"list": name, "last": {"$gt": last}},
+                                           {KEYS: 1, ZKEYS: 1, "last": 1, "more": 1})
         docs = [d async for d in cursor.sort(IN_ORDER).limit(1)]
         if not docs:
             return
@@ -252,8 +291,9 @@ async def _holder(db: AsyncDatabase[Doc], name: str, key: str) -> Doc | None:
 
 async def _rewrite(db: AsyncDatabase[Doc], block: Doc, keys: list[str]) -> bool:
     """Replace a block's keys if nobody changed it since it was read (the keys string is the version).
-    A list's head stays, even empty, while the list lives."""
-    guard = {"_id": block["_id"], "keys": block["keys"]}
+    A list's head stays, even empty, while the list lives.  A block stored by older code (keys uncompressed,
+    whatever their number) is rewritten in today's encoding."""
+    guard = {"_id": block["_id"], **_version(block)}
     name, is_head = block["list"], block["_id"] == block["list"]
     if not keys and not is_head:
         return (await db.merchant_postings.delete_one(guard)).deleted_count == 1
@@ -270,7 +310,7 @@ async def _rewrite(db: AsyncDatabase[Doc], block: Doc, keys: list[str]) -> bool:
         first = _block(name, keys[:half], head=is_head, more=True)
         if (await db.merchant_postings.replace_one(guard, {**first, "_id": block["_id"]})).matched_count == 1:
             return True
-        await db.merchant_postings.delete_one({"_id": second["_id"], "keys": second["keys"]})
+        await db.merchant_postings.delete_one({"_id": second["_id"], **_version(second)})
         return False
     body = _block(name, keys, head=is_head, more=block["more"])
     body["_id"] = block["_id"]
@@ -284,15 +324,15 @@ async def _set_in_bucket(db: AsyncDatabase[Doc], bucket: Doc | None, bid: str, n
         if keys is None:
             return True
         result = await db.merchant_postings.update_one(
-            {"_id": bid}, {"$setOnInsert": {"lists": _bucket_text({name: encode(keys)})}}, upsert=True)
+            {"_id": bid}, {"$setOnInsert": _bucket_body({name: encode(keys)})}, upsert=True)
         return result.upserted_id is not None
     lists = _bucket_lists(bucket)
     if keys is None:
         lists.pop(name, None)
     else:
         lists[name] = encode(keys)
-    result = await db.merchant_postings.replace_one({"_id": bid, "lists": bucket["lists"]},
-                                                    {"lists": _bucket_text(lists)})
+    as_read = {ZLISTS: bucket[ZLISTS]} if ZLISTS in bucket else {LISTS: bucket[LISTS]}
+    result = await db.merchant_postings.replace_one({"_id": bid, **as_read}, _bucket_body(lists))
     return result.matched_count == 1
 
 
@@ -373,7 +413,7 @@ async def every_list(db: AsyncDatabase[Doc]) -> dict[str, list[str]]:
     """Every list with its keys, read whole (for checks of the layout, never on a shopper's read)."""
     out: dict[str, list[str]] = {}
     async for doc in db.merchant_postings.find({}):
-        if "lists" in doc:
+        if _is_bucket(doc):
             for name, keys in _bucket_lists(doc).items():
                 out.setdefault(name, []).extend(decode(keys))
         else:
