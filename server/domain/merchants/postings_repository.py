@@ -156,9 +156,19 @@ def keys_of(block: Doc) -> list[str]:
 
 
 def _digest(doc: Doc) -> bytes:
-    # a boolean may read back from nx-27017 as 0/1 (docs/ARCHITECTURE.md): compared as a number
-    fields = sorted((k, int(v) if isinstance(v, bool) else v) for k, v in doc.items() if k != "_id")
-    return hashlib.sha1(repr(fields).encode()).digest()
+    """What a stored document says, whatever its encoding: its keys decoded, not the compressed text (a loader
+    built with another zlib, e.g. zlib-ng, compresses the same keys to other bytes, and would rewrite every
+    block on each load), and a block stored by older code equal to the same keys stored compressed."""
+    fields: list[tuple[str, object]] = []
+    for k, v in doc.items():
+        if k in (KEYS, ZKEYS):
+            fields.append((KEYS, decode(v)))
+        elif k in (LISTS, ZLISTS):
+            fields.append((LISTS, [(name, decode(keys)) for name, keys in sorted(_bucket_lists(doc).items())]))
+        elif k != "_id":
+            # a boolean may read back from nx-27017 as 0/1 (docs/ARCHITECTURE.md): compared as a number
+            fields.append((k, int(v) if isinstance(v, bool) else v))
+    return hashlib.sha1(repr(sorted(fields)).encode()).digest()
 
 
 async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]]) -> int:

@@ -4,6 +4,8 @@ key; compressed ones live in new fields (`z`/`zlists`) that older code cannot mi
 
 from __future__ import annotations
 
+import base64
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -105,3 +107,17 @@ async def test_a_head_block_is_compressed_from_32_keys_and_not_below(db: AsyncDa
     head = await db.merchant_postings.find_one({"_id": name})
     assert head is not None and "z" not in head and head["keys"] == _old_encode(keys[1:store.COMPRESS_AT])
     assert await _read(db, name) == keys[1:store.COMPRESS_AT]
+
+
+async def test_a_rebuild_does_not_rewrite_blocks_whose_keys_are_unchanged_whatever_their_encoding(
+        db: AsyncDatabase[Doc]) -> None:
+    keys = [f"m-{i:03d}" for i in range(100)]
+    name = postings.search_list(2, "zz-same")
+    await db.merchant_postings.insert_one(
+        {"_id": name, "list": name, "last": keys[-1], "n": len(keys), "keys": _old_encode(keys), "more": False})
+    assert await store.replace_all(db, {name: list(keys)}) == 0  # same keys stored by older code: left be
+    await db.merchant_postings.replace_one(  # the same keys, compressed by another zlib (level 9 here)
+        {"_id": name}, {"list": name, "last": keys[-1], "n": len(keys), "more": False,
+                        "z": store.COMPRESSED + base64.b64encode(zlib.compress("\n".join(keys).encode(), 9)).decode()})
+    assert await store.replace_all(db, {name: list(keys)}) == 0
+    assert await store.replace_all(db, {name: [*keys, "m-999"]}) == 1
