@@ -219,8 +219,12 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
             now = [d async for d in merchants.back_office_merchant_docs(db)]
             await postings.catch_up(db, content.docs["merchants"], tiers, owned, now)
     finally:
-        if building is not None and not building.done():
-            await asyncio.wait([building])  # a thread cannot be cancelled: not left running behind an error
+        if building is not None:
+            # a thread cannot be cancelled: not left running behind an error; and its own failure, when a later
+            # step failed first, is retrieved (not reported as "never retrieved"): the error raised is that step's
+            await asyncio.wait([building])
+            if not building.cancelled():
+                building.exception()
     await counts.rebuild_known(db, kept, back_office)
     await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)

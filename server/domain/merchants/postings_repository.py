@@ -204,8 +204,13 @@ async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]]) -> in
             written += await writing
             writing = None
     finally:
-        if writing is not None and not writing.done():
+        if writing is not None:  # something failed before the slice's write was awaited
             writing.cancel()
+            # awaited, so no task is left running behind the error, and its own failure (if it had one) is
+            # retrieved rather than reported as "never retrieved": the error raised is the one in flight
+            await asyncio.wait([writing])
+            if not writing.cancelled():
+                writing.exception()
     written += await _upsert(db, ops)
     stale = [i for i in stored if i not in wanted]
     for start in range(0, len(stale), BULK_SLICE):

@@ -1,10 +1,13 @@
 """The postings' stored format over the real driver and nx-27017: blocks and buckets written by code from before
 compression (keys uncompressed in `keys`/`lists`, whatever their number) are read and edited without losing a
-key; compressed ones live in new fields (`z`/`zlists`) that older code cannot misread; the 31/32 boundary."""
+key; compressed ones live in new fields (`z`/`zlists`) that older code cannot misread; the 31/32 boundary; and a
+rebuild whose pipelined slice write fails raises that failure and leaves no task behind."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gc
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -121,3 +124,42 @@ async def test_a_rebuild_does_not_rewrite_blocks_whose_keys_are_unchanged_whatev
                         "z": store.COMPRESSED + base64.b64encode(zlib.compress("\n".join(keys).encode(), 9)).decode()})
     assert await store.replace_all(db, {name: list(keys)}) == 0
     assert await store.replace_all(db, {name: [*keys, "m-999"]}) == 1
+
+
+def _upsert_tasks() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if "_upsert" in getattr(t.get_coro(), "__qualname__", "")]
+
+
+async def test_a_failed_slice_write_is_raised_and_leaves_no_task_behind(
+        db: AsyncDatabase[Doc], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real failure of the pipelined write: a unique index the heads break (all hold 64 keys), so each write
+    after the first collides whether inserted or replaced, until the retries run out."""
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+    monkeypatch.setattr(store, "BULK_SLICE", 4)
+    await db.merchant_postings.create_index("n", unique=True)
+    lists = {postings.search_list(2, f"zz-fail-{i}"): [f"m-{j:03d}" for j in range(store.SMALL)] for i in range(9)}
+    with pytest.raises(RuntimeError, match="kept colliding"):
+        await store.replace_all(db, lists)
+    assert not [t for t in _upsert_tasks() if not t.done()]
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not errors
+
+
+async def test_a_failure_while_a_slice_is_being_written_awaits_that_write(
+        db: AsyncDatabase[Doc], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rebuild fails (here: a list whose keys cannot be sorted) while the previous slice is being written:
+    that write is cancelled and awaited, not left pending, and nothing is reported as never retrieved."""
+    errors: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, context: errors.append(context))
+    monkeypatch.setattr(store, "BULK_SLICE", 4)
+    lists: dict[str, list[Any]] = {postings.search_list(2, f"zz-ok-{i}"): [f"m-{j:03d}" for j in range(store.SMALL)]
+                                   for i in range(5)}
+    lists["zz-bad"] = [*(f"m-{j:03d}" for j in range(store.SMALL)), 1]
+    with pytest.raises(TypeError):
+        await store.replace_all(db, lists)
+    assert not [t for t in _upsert_tasks() if not t.done()]
+    gc.collect()
+    await asyncio.sleep(0)
+    assert not errors
