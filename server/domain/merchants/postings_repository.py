@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import random
 import zlib
 from collections.abc import AsyncIterator, Iterable
 
@@ -51,6 +52,8 @@ BULK_SLICE = 2000
 # a block that grows past this by back-office writes is split in two
 SPLIT_AT = 2 * BLOCK
 RETRIES = 20
+# seconds: the first retry of a write that lost to another writer of the same block waits up to twice this
+BACKOFF = 0.002
 DUPLICATE_KEY = 11000
 # blocks in key order; while a split is half written two blocks end at the same key, and the one being
 # split (the lower _id) holds all of the keys
@@ -369,7 +372,8 @@ async def _promote(db: AsyncDatabase[Doc], bucket: Doc | None, name: str, seen: 
         await db.merchant_postings.insert_one(_block(name, keys, head=True, more=False))
     except DuplicateKeyError:
         return False
-    for _ in range(RETRIES):
+    for attempt in range(RETRIES):
+        await _backoff(attempt)
         if await _set_in_bucket(db, bucket, bucket_id(name), name, None):
             return True
         bucket, now, _head = await _bucket_of(db, name)
@@ -382,10 +386,20 @@ async def _promote(db: AsyncDatabase[Doc], bucket: Doc | None, name: str, seen: 
     raise RuntimeError(f"postings list {name!r} kept changing while leaving its bucket")
 
 
+async def _backoff(attempt: int) -> None:
+    """Before writing again a list that another writer changed since it was read: a random wait, growing with
+    the attempts.  Without it N writers of one block retry in step, each round only one of them wins, and with N
+    above RETRIES the last give up (seen with 40 adds at once on one block, whatever its encoding); spread out,
+    they get through."""
+    if attempt:
+        await asyncio.sleep(random.uniform(0, BACKOFF * 2 ** min(attempt, 7)))
+
+
 async def add(db: AsyncDatabase[Doc], name: str, key: str) -> None:
     """A back-office write joins a list: a short list stays in its bucket until it reaches SMALL keys, then
     moves to a head block (written before it leaves the bucket: a reader prefers the head)."""
-    for _ in range(RETRIES):
+    for attempt in range(RETRIES):
+        await _backoff(attempt)
         bucket, small, has_head = await _bucket_of(db, name)
         if not has_head:
             keys = sorted({*(small or []), key})
@@ -406,7 +420,8 @@ async def add(db: AsyncDatabase[Doc], name: str, key: str) -> None:
 
 
 async def remove(db: AsyncDatabase[Doc], name: str, key: str) -> None:
-    for _ in range(RETRIES):
+    for attempt in range(RETRIES):
+        await _backoff(attempt)
         bucket, small, has_head = await _bucket_of(db, name)
         if not has_head:
             if small is None or key not in small:
