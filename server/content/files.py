@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -80,21 +82,34 @@ def read_merchant_file(root: Path, file: MerchantFile) -> Read:
     return drafts, [Record(r.file, r.label, {}) for r in recs]
 
 
-def read_merchant_files(root: Path, files: list[MerchantFile]) -> list[Read]:
+Later = Callable[[], list[Record]]
+
+
+def read_merchant_files(root: Path, files: list[MerchantFile],
+                        others: Sequence[tuple[Path, str]] = ()) -> tuple[list[Read], dict[Path, Later]]:
     """Each file's merchants, in the order given; the first file's ContentError is the one raised, as if the
-    files were read one after another."""
-    workers = min(len(files), os.cpu_count() or 1)
+    files were read one after another.  `others` (path, key): record files whose YAML is read beside the
+    merchants' (the city's offers are as large as a district's merchants, and were read here alone, one
+    core idle); each is returned as a call that gives its records or raises its ContentError, so that the
+    caller checks files in the same order as ever."""
+    workers = min(len(files) + len(others), os.cpu_count() or 1)
+    # decided by the merchants alone: offers add a worker's worth of YAML only where merchants already need two
+    # (at 5,000 merchants, counting them started workers that cost more CPU than they saved)
     if workers < 2 or sum(f.path.stat().st_size for f in files) < PARALLEL_BYTES:
-        return [read_merchant_file(root, f) for f in files]
+        return ([read_merchant_file(root, f) for f in files],
+                {p: partial(read_records, p, key, root) for p, key in others})
     # spawn, not fork: the app's process has threads (the event loop's executor, drivers), and a forked
     # child could inherit a lock some thread held
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         # the largest files first, so that no worker is left with a big one at the end
-        biggest_first = sorted(files, key=lambda f: f.path.stat().st_size, reverse=True)
-        futures: dict[Path, Future[Read]] = {
-            f.path: pool.submit(read_merchant_file, root, f) for f in biggest_first}
+        jobs: list[tuple[int, Callable[[], Future[Any]], Path]] = [
+            *((f.path.stat().st_size, partial(pool.submit, read_merchant_file, root, f), f.path) for f in files),
+            *((p.stat().st_size, partial(pool.submit, read_records, p, key, root), p) for p, key in others)]
+        futures: dict[Path, Future[Any]] = {path: submit() for _, submit, path in
+                                            sorted(jobs, key=lambda j: j[0], reverse=True)}
         try:
-            return [futures[f.path].result() for f in files]
+            merchants: list[Read] = [futures[f.path].result() for f in files]
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
+    return merchants, {p: futures[p].result for p, _ in others}

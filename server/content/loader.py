@@ -134,7 +134,10 @@ def read_content(root: Path) -> Content:
             a["_id"] for a in area_docs if a["district_id"] == district_id), frozenset(category_ids), code))
     drafts: list[records.MerchantDraft] = []
     merchant_recs: list[Record] = []
-    for file_drafts, file_recs in read_merchant_files(root, files):
+    offers_file = root / "offers.yaml"
+    # the offers' YAML is read in a worker beside the merchants' (if there is one to read); checked below
+    read, later = read_merchant_files(root, files, [(offers_file, "offers")] if offers_file.is_file() else [])
+    for file_drafts, file_recs in read:
         drafts.extend(file_drafts)
         merchant_recs.extend(file_recs)
     if misnamed is not None:
@@ -144,7 +147,8 @@ def read_content(root: Path) -> Content:
 
     fest_docs, fest_recs = _build_all(root, "festivals", lambda r, _: records.festival(r, set(districts)))
     festivals = _unique(fest_docs, fest_recs, "festival")
-    offer_docs, offer_recs = _build_all(root, "offers", lambda r, _: records.offer(r, merchants, festivals))
+    offer_recs = later[offers_file]() if offers_file in later else read_records(offers_file, "offers", root)
+    offer_docs = [records.offer(r, merchants, festivals) for r in offer_recs]
     _unique(offer_docs, offer_recs, "offer")
     product_docs, product_recs = _build_all(root, "products", lambda r, _: records.product(r, set(merchants)))
     _unique(product_docs, product_recs, "product")
@@ -192,24 +196,36 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
     tiers: dict[str, dict[str, int]] = {}  # search tiers live in postings lists, not on merchants (postings.py)
     kept: list[Doc] = []  # the merchants stored as the files say once this load is done
     back_office: list[str] = []  # and those the back office owns
-    for step, name in enumerate(COLLECTIONS, start=2):
-        batches = _derived(content.drafts, tiers) if name == "merchants" else _hashed_once(content.docs[name])
-        sync = await _sync(db, name, batches)
-        report.inserted[name], report.updated[name] = sync.inserted, sync.updated
-        report.deleted[name], report.unchanged[name] = sync.deleted, sync.unchanged
-        if name == "merchants":
-            kept, back_office = sync.kept, sync.back_office
-        if progress:
-            progress(step, len(COLLECTIONS) + 1)
-    owned = await _upgrade_back_office_merchants(db)
-    merchants_changed = report.inserted["merchants"] + report.updated["merchants"] + report.deleted["merchants"]
     code = code_digest()
-    # the lists follow the merchants alone: a load that changed none (an offer edited) leaves them be,
-    # unless the code that derives them changed
-    if merchants_changed or manifest is None or manifest.get("code") != code:
-        await postings.rebuild(db, content.docs["merchants"], tiers, owned)
-        now = [d async for d in merchants.back_office_merchant_docs(db)]
-        await postings.catch_up(db, content.docs["merchants"], tiers, owned, now)
+    building: asyncio.Future[postings.Built] | None = None
+    try:
+        for step, name in enumerate(COLLECTIONS, start=2):
+            batches = _derived(content.drafts, tiers) if name == "merchants" else _hashed_once(content.docs[name])
+            sync = await _sync(db, name, batches)
+            report.inserted[name], report.updated[name] = sync.inserted, sync.updated
+            report.deleted[name], report.unchanged[name] = sync.deleted, sync.unchanged
+            if name == "merchants":
+                kept, back_office = sync.kept, sync.back_office
+                # the lists follow the merchants alone: a load that changed none (an offer edited) leaves them
+                # be, unless the code that derives them changed.  They are built (CPU) in a thread while the
+                # server writes the collections after the merchants.
+                if sync.inserted + sync.updated + sync.deleted or manifest is None or manifest.get("code") != code:
+                    building = asyncio.ensure_future(asyncio.to_thread(
+                        postings.build, content.docs["merchants"], tiers, back_office))
+            if progress:
+                progress(step, len(COLLECTIONS) + 1)
+        owned = await _upgrade_back_office_merchants(db)
+        if building is not None:
+            await postings.rebuild(db, content.docs["merchants"], tiers, owned, await building)
+            now = [d async for d in merchants.back_office_merchant_docs(db)]
+            await postings.catch_up(db, content.docs["merchants"], tiers, owned, now)
+    finally:
+        if building is not None:
+            # a thread cannot be cancelled: not left running behind an error; and its own failure, when a later
+            # step failed first, is retrieved (not reported as "never retrieved"): the error raised is that step's
+            await asyncio.wait([building])
+            if not building.cancelled():
+                building.exception()
     await counts.rebuild_known(db, kept, back_office)
     await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)

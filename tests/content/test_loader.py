@@ -202,3 +202,43 @@ def test_a_bad_merchant_read_in_a_worker_process_is_reported_as_in_this_one(
     # the first bad record in file order, though the bigger file may have finished first
     assert (caught.value.file, caught.value.field) == ("merchants/futian-cbd.yaml", "price_level")
     assert "#3" in caught.value.record
+
+
+def test_offers_read_in_a_worker_process_are_checked_in_file_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """offers.yaml is read beside the merchant files; its errors still come after a bad festival's, and a
+    YAML error in it is reported as when it was read here."""
+    content = tmp_path / "content"
+    shutil.copytree(ROOT / "content", content)
+    monkeypatch.setattr(files, "PARALLEL_BYTES", 0)
+    (content / "offers.yaml").write_text("offers: [unclosed", encoding="utf-8")
+    edit(content / "festivals.yaml", lambda d: d["festivals"][0].update(kind="parade-of-nothing"))
+    with pytest.raises(ContentError) as caught:
+        parse_content(content)
+    assert (caught.value.file, caught.value.field) == ("festivals.yaml", "kind")
+    edit(content / "festivals.yaml", lambda d: d["festivals"][0].update(kind="shopping"))
+    with pytest.raises(ContentError) as caught:
+        parse_content(content)
+    assert caught.value.file == "offers.yaml" and "not valid YAML" in caught.value.message
+
+
+async def test_a_reload_writes_only_the_offer_lists_that_changed(db: Any, content: Path) -> None:
+    """offers_by_merchant is no longer deleted and written whole on each load: a list equal to the stored one
+    is left as it is (the mark below stays), a changed one is written, and one without offers goes."""
+    await load_content(db, content)
+    await db.offers_by_merchant.update_one({"_id": "hqb-phone-city"}, {"$set": {"mark": "untouched"}})
+    edit(content / "products.yaml", lambda d: d["products"][0]["name"].update(en="Another name"))
+    await load_content(db, content)  # offers as they were
+    assert (await db.offers_by_merchant.find_one({"_id": "hqb-phone-city"}))["mark"] == "untouched"
+
+    edit(content / "offers.yaml", lambda d: d["offers"][0].update(valid_until="2027-02-28T23:59:59+08:00"))
+    await load_content(db, content)
+    listed = await db.offers_by_merchant.find_one({"_id": "hqb-phone-city"})
+    assert "mark" not in listed and [o["_id"] for o in listed["offers"]] == ["phone-city-100-off"]
+    assert listed["offers"][0]["valid_until"].replace(tzinfo=None) == (await db.offers.find_one())[
+        "valid_until"].replace(tzinfo=None)
+
+    edit(content / "offers.yaml", lambda d: d.update(offers=[]))
+    await load_content(db, content)
+    assert await db.offers_by_merchant.count_documents({}) == 0

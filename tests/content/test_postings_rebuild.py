@@ -181,3 +181,19 @@ async def test_a_merchant_the_back_office_took_mid_load_is_counted_as_stored(db_
     lost = await replace_missed(db, "merchants", {record["_id"]: (record, record_digest(record))})
     assert lost == {record["_id"]}
     assert (await db.merchants.find_one({"_id": record["_id"]}))["district_id"] == "futian-cbd"
+
+
+async def test_lists_built_early_give_way_when_the_back_office_took_a_merchant_since(db_client: Any,
+                                                                                     city: Path) -> None:
+    """The loader builds the content's lists while other collections are written (postings.build); a merchant
+    the back office took meanwhile is then listed as stored, exactly as a build from scratch lists it."""
+    db = db_client[unique_db("postings_early")]
+    content = parse_content(city)["merchants"]
+    tiers = {d["_id"]: postings.take_tiers(d) for d in content}
+    early = postings.build(content, tiers)  # before the back office took anything
+    taken = {**next(d for d in content if d["_id"] == "hqb-xinpin-components"), "origin": "backoffice",
+             "name": {"zh-CN": "鑫品元件", "en": "Qzwparts"}}
+    await postings.rebuild(db, content, tiers, [taken], early)
+    from_scratch = postings.build(content, tiers, {taken["_id"]}, [taken]).lists
+    assert await postings_repository.every_list(db) == {name: sorted(keys) for name, keys in from_scratch.items()}
+    assert postings.search_list(0, "qzwparts") in from_scratch

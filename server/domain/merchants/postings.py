@@ -15,8 +15,9 @@ page of keys whatever the city holds.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -102,13 +103,23 @@ class Entry:
                 | {open_list(self.district_id, k) for k in self.open_keys})
 
 
-async def rebuild(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: dict[str, dict[str, int]],
-                  back_office: list[Doc]) -> int:
-    """Every list from the content's merchants (their tiers taken off by take_tiers) and the back office's;
-    returns the postings documents written."""
-    owned = {d["_id"] for d in back_office}
-    entries = [Entry.of(d, content_tiers[d["_id"]]) for d in content if d["_id"] not in owned]
-    entries.extend(Entry.of(d) for d in back_office)
+Lists = dict[str, list[str]]
+
+
+@dataclass(slots=True)
+class Built:
+    """The lists of the content's merchants but `skipped`, to be completed and written by `rebuild`."""
+    lists: Lists
+    skipped: frozenset[str]
+
+
+def build(content: list[Doc], content_tiers: dict[str, dict[str, int]], skip: Iterable[str] = (),
+          extra: Sequence[Doc] = ()) -> Built:
+    """The lists of the content's merchants but those in `skip` (their tiers taken off by take_tiers), and of
+    `extra` (read as stored).  CPU only: the content loader runs it in a thread while the server writes."""
+    skipped = frozenset(skip) & {d["_id"] for d in content}
+    entries = [Entry.of(d, content_tiers[d["_id"]]) for d in content if d["_id"] not in skipped]
+    entries.extend(Entry.of(d) for d in extra)
     # keyed by (term, tier) and (district, open key) tuples: a city holds ~20 million (list, merchant)
     # pairs, and naming each list once instead of once per pair halves the build
     by_term: dict[tuple[str, int], list[str]] = {}
@@ -122,7 +133,23 @@ async def rebuild(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: dic
             by_hour.setdefault((entry.district_id, open_key), []).append(entry.key)
     lists = {search_list(tier, term): keys for (term, tier), keys in by_term.items()}
     lists.update((open_list(district, k), keys) for (district, k), keys in by_hour.items())
-    return await store.replace_all(db, lists)
+    return Built(lists, skipped)
+
+
+async def rebuild(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: dict[str, dict[str, int]],
+                  back_office: list[Doc], built: Built | None = None) -> int:
+    """Every list from the content's merchants (their tiers taken off by take_tiers) and the back office's;
+    returns the postings documents written.  `built`: the content's lists built beforehand (`build`, without
+    the back office's merchants of then); used if it left out exactly the content's merchants the back office
+    owns now (else, rarely, built again)."""
+    owned = {d["_id"] for d in back_office}
+    if built is None or built.skipped != owned & {d["_id"] for d in content}:
+        built = await asyncio.to_thread(build, content, content_tiers, owned, back_office)
+    else:
+        for doc in back_office:
+            for name in Entry.of(doc).lists():
+                built.lists.setdefault(name, []).append(doc["_id"])
+    return await store.replace_all(db, built.lists)
 
 
 async def catch_up(db: AsyncDatabase[Doc], content: list[Doc], content_tiers: dict[str, dict[str, int]],

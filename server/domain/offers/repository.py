@@ -5,8 +5,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ReplaceOne
+from pymongo import InsertOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from server.domain import versioned
 from server.domain.offers.models import END, Offer, until_bound, until_key
@@ -16,6 +17,7 @@ from server.domain.paging import count as count_matching
 from server.services.mongo import Doc, earliest_after
 
 PUBLISHED = {"status": "published"}
+DUPLICATE_KEY = 11000
 
 
 def active_filter(at: datetime) -> dict[str, Any]:
@@ -116,14 +118,30 @@ async def add_missing_until_keys(db: AsyncDatabase[Doc]) -> None:
 
 
 async def rebuild_by_merchant(db: AsyncDatabase[Doc]) -> None:
-    """Every merchant's list of published offers, from scratch (the content loader, after it wrote offers)."""
+    """Every merchant's list of published offers, from the offers (the content loader, after it wrote offers).
+
+    Only the lists that differ from the stored ones are written, and those of merchants without a published
+    offer deleted after: a reader during a reload never finds a merchant's list missing (it was deleted
+    whole, then written again), and a reload that changed one offer writes one list, not every merchant's."""
     found: dict[str, list[Doc]] = defaultdict(list)
     async for doc in db.offers.find(PUBLISHED, {"merchant_id": 1, "valid_from": 1, "valid_until": 1}):
         found[doc["merchant_id"]].append(_listed(doc))
-    await db.offers_by_merchant.delete_many({})
-    docs = [{"_id": m, "offers": listed} for m, listed in sorted(found.items())]
-    for start in range(0, len(docs), 5000):
-        await db.offers_by_merchant.insert_many(docs[start:start + 5000], ordered=False)
+    stored = {d["_id"]: d.get("offers") async for d in db.offers_by_merchant.find({})}
+    ops: list[InsertOne[Doc] | ReplaceOne[Doc]] = [
+        # an insert costs nx-27017 less than an upsert (no lookup first); nobody else inserts these but
+        # another loader, whose insert of the same list is then the one kept
+        InsertOne({"_id": m, "offers": listed}) if m not in stored
+        else ReplaceOne({"_id": m}, {"_id": m, "offers": listed}, upsert=True)
+        for m, listed in sorted(found.items()) if stored.get(m) != listed]
+    for start in range(0, len(ops), 5000):
+        try:
+            await db.offers_by_merchant.bulk_write(ops[start:start + 5000], ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+                raise
+    gone = [m for m in stored if m not in found]
+    for start in range(0, len(gone), 5000):
+        await db.offers_by_merchant.delete_many({"_id": {"$in": gone[start:start + 5000]}})
 
 
 async def by_festivals(db: AsyncDatabase[Doc], festival_ids: list[str]) -> dict[str, list[Offer]]:
