@@ -51,6 +51,7 @@ class Response:
 @dataclass(slots=True)
 class _Stream:
     done: asyncio.Future[Response]
+    deadline: float  # loop time by which the answer must have come (the connection's watchdog enforces it)
     status: int = 0
     headers: dict[str, str] = field(default_factory=dict)
     body: bytearray = field(default_factory=bytearray)
@@ -80,6 +81,7 @@ class Http2Connection:
         self.on_change: Callable[[], None] = lambda: None  # a stream finished or the limit moved
         self.settings_received = asyncio.Event()  # the peer's first SETTINGS: its stream limit is known
         self._flush_soon: asyncio.Handle | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         self._h2.initiate_connection()
         self._flush()
         self._task = asyncio.get_running_loop().create_task(self._read_loop())
@@ -130,7 +132,7 @@ class Http2Connection:
                       answer_within: float) -> Response:
         """POST `body`; the caller took one of `free` first (`active` counts it)."""
         loop = asyncio.get_running_loop()
-        stream = _Stream(loop.create_future())
+        stream = _Stream(loop.create_future(), loop.time() + answer_within)
         try:
             if not self.usable:
                 raise NotProcessed("connection is closing")
@@ -146,16 +148,47 @@ class Http2Connection:
             except h2.exceptions.H2Error as exc:
                 raise NotProcessed(f"cannot open a stream: {exc}") from None
             self._streams[stream_id] = stream
+            self._watch(stream.deadline)
+            if 0 < len(body) <= min(self._h2.local_flow_control_window(stream_id), self._h2.max_outbound_frame_size):
+                self._h2.send_data(stream_id, body, end_stream=True)  # a push message: one frame, no waiting
+            else:  # waits for flow-control window
+                try:
+                    async with asyncio.timeout_at(stream.deadline):
+                        await self._send_body(stream_id, body)
+                except TimeoutError:
+                    self._reset(stream)
+                    raise
             self._flush_later()
-            async with asyncio.timeout(answer_within):
-                await self._send_body(stream_id, body)
-                return await asyncio.shield(stream.done)
-        except TimeoutError:
-            self._reset(stream)
-            raise
+            try:
+                return await stream.done
+            except asyncio.CancelledError:
+                self._reset(stream)
+                raise
         finally:
             self.active -= 1
             self.on_change()
+
+    def _watch(self, deadline: float) -> None:
+        """One timer per connection instead of one per stream: when it fires, the streams past their deadline
+        fail with TimeoutError (and are reset), and it is set again for the earliest deadline left.  A timer
+        and a shielded future per message were a few percent of a worker's CPU."""
+        if self._watchdog is None:
+            self._watchdog = asyncio.get_running_loop().call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._watchdog = None
+        now = asyncio.get_running_loop().time()
+        late = [(stream_id, stream) for stream_id, stream in self._streams.items() if stream.deadline <= now]
+        for stream_id, stream in late:
+            del self._streams[stream_id]
+            if not stream.done.done():
+                stream.done.set_exception(TimeoutError(f"no answer on stream {stream_id} in time"))
+            with contextlib.suppress(h2.exceptions.H2Error):
+                self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+        if late:
+            self._flush()
+        if self._streams:
+            self._watch(min(stream.deadline for stream in self._streams.values()))
 
     async def _send_body(self, stream_id: int, body: bytes) -> None:
         view = memoryview(body)
@@ -172,9 +205,10 @@ class Http2Connection:
             self._flush_later()
         if not body:
             self._h2.end_stream(stream_id)
-            self._flush_later()
 
     def _reset(self, stream: _Stream) -> None:
+        if stream.done.done() and not stream.done.cancelled():
+            stream.done.exception()  # the watchdog's TimeoutError, if it came first: nobody else reads it
         for stream_id, known in list(self._streams.items()):
             if known is stream:
                 del self._streams[stream_id]
@@ -204,6 +238,9 @@ class Http2Connection:
             failure = MaybeProcessed(f"connection lost: {exc}")
         finally:
             self.usable = False
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+                self._watchdog = None
             for stream in self._streams.values():
                 if not stream.done.done():
                     stream.done.set_exception(failure)

@@ -110,6 +110,28 @@ async def test_a_misbehaving_service_does_not_stall_a_good_one(ca: TestCA, tls_s
         await server.stop()
 
 
+async def test_an_answer_that_does_not_come_in_time_is_retryable_and_its_stream_reset(ca: TestCA,
+                                                                                      vapid_keys: VapidKeys) -> None:
+    sender = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"), HostGuard(allow_local=True),
+                        timeout=0.5, ca_file=ca.ca_file)
+    service = await MisbehavingH2Service(ca, mode="hold").start()
+    try:
+        keys = _keys(sender)
+        results = await asyncio.gather(*(sender.send(encode(Subscription(f"{service.url}/push/h{i}", *keys), b"x",
+                                                            ttl=60)) for i in range(3)))
+        assert [r.outcome for r in results] == [Outcome.RETRYABLE] * 3
+        assert all(r.posted and "timeout" in r.detail for r in results)
+        assert service.requests == 3
+        for _ in range(100):  # the resets are on their way to the service
+            if service.resets == 3:
+                break
+            await asyncio.sleep(0.02)
+        assert service.resets == 3
+    finally:
+        await sender.aclose()
+        await service.stop()
+
+
 async def test_a_private_address_at_send_time_is_refused_over_http2(ca: TestCA, vapid_keys: VapidKeys) -> None:
     """The name resolved to a public address when checked, and to 127.0.0.1 when the connection is dialled."""
     answers = iter([["93.184.216.34"], ["127.0.0.1"]])
