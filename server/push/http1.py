@@ -1,0 +1,263 @@
+"""HTTP/1.1 keep-alive to the push services that do not offer h2 (Mozilla's autopush, plain-http test services):
+a pool of connections per service, one request at a time on each.
+
+Why not aiohttp, which carried these before: every request of a fan-out is the same small POST, and aiohttp's
+client machinery around it (request and response objects, header multidicts, its connector, a timer and a
+few tasks per request) cost more CPU per message than the encryption (bench/push_fanout.py --py-spy).  This
+speaks just what a push service answers: a status line, headers, and a body sized by Content-Length, sent
+chunked, or ending at close; anything else fails the request and closes the connection.  Like the HTTP/2
+side (server/push/http2.py, whose errors and Response it shares) it dials only what `Dial` returns, the
+addresses the SSRF guard checked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from server.push.http2 import MaybeProcessed, NotProcessed, Response
+
+MAX_HEAD = 65_536  # bytes of status line and headers
+MAX_KEPT = 4_096  # bytes of an answer's body kept (error text); the rest is read and dropped
+
+
+class Http1Connection(asyncio.Protocol):
+    """One connection; `send` writes a whole request and returns the future of its answer."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.reusable = False  # the last answer was read whole and the service keeps the connection open
+        self._buffer = bytearray()
+        self._done: asyncio.Future[Response] | None = None
+        self._mode = ""  # "" (reading a head), "length", "chunk-size", "chunk", "trailers", "close"
+        self._left = 0
+        self._status = 0
+        self._headers: dict[str, str] = {}
+        self._body = bytearray()
+        self._keep_alive = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not subclasses
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.reusable = False
+        done = self._done
+        if done is not None and not done.done():
+            if self._mode == "close":  # a body that ends when the connection does
+                done.set_result(Response(self._status, self._headers, bytes(self._body)))
+            else:
+                done.set_exception(MaybeProcessed(f"connection lost: {exc or 'closed by the push service'}"))
+
+    def close(self) -> None:
+        self.closed = True
+        self.reusable = False
+        if self.transport is not None:
+            self.transport.close()
+
+    def send(self, request: bytes) -> asyncio.Future[Response]:
+        assert self.transport is not None
+        done = self._done = asyncio.get_running_loop().create_future()
+        self.reusable = False
+        self._mode, self._body, self._headers = "", bytearray(), {}
+        self.transport.write(request)
+        return done
+
+    def data_received(self, data: bytes) -> None:
+        done = self._done
+        if done is None or done.done():  # nothing asked: a service that talks out of turn is not reused
+            self.close()
+            return
+        self._buffer += data
+        try:
+            self._parse(done)
+        except ValueError as exc:
+            done.set_exception(MaybeProcessed(f"invalid HTTP/1.1 answer: {exc}"))
+            self.close()
+
+    def _parse(self, done: asyncio.Future[Response]) -> None:
+        buffer = self._buffer
+        while True:
+            mode = self._mode
+            if mode == "":
+                end = buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(buffer) > MAX_HEAD:
+                        raise ValueError("status line and headers too long")
+                    return
+                self._head(bytes(buffer[:end]).decode("latin-1"))
+                del buffer[:end + 4]
+            elif mode == "length":
+                take = min(self._left, len(buffer))
+                self._keep(buffer, take)
+                del buffer[:take]
+                self._left -= take
+                if self._left:
+                    return
+                self._finish(done)
+                return
+            elif mode in ("chunk-size", "trailers"):
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    if len(buffer) > MAX_HEAD:
+                        raise ValueError("chunk line too long")
+                    return
+                line = bytes(buffer[:end])
+                del buffer[:end + 2]
+                if mode == "trailers":
+                    if not line:
+                        self._finish(done)
+                        return
+                else:
+                    size = int(line.split(b";", 1)[0].strip(), 16)
+                    if size < 0:
+                        raise ValueError("negative chunk size")
+                    self._mode, self._left = ("trailers", 0) if size == 0 else ("chunk", size + 2)
+            elif mode == "chunk":
+                take = min(self._left, len(buffer))
+                self._keep(buffer, max(0, min(take, self._left - 2)))  # the data, not its closing CRLF
+                del buffer[:take]
+                self._left -= take
+                if self._left:
+                    return
+                self._mode = "chunk-size"
+            else:  # "close": everything until the service closes the connection
+                self._keep(buffer, len(buffer))
+                buffer.clear()
+                return
+
+    def _head(self, head: str) -> None:
+        lines = head.split("\r\n")
+        version, _, rest = lines[0].partition(" ")
+        if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+            raise ValueError(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
+        status = int(rest[:3])
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, colon, value = line.partition(":")
+            if not colon:
+                raise ValueError(f"not a header line: {line[:60]!r}")
+            headers[name.strip().lower()] = value.strip()
+        if 100 <= status < 200:  # informational (100 Continue): the answer follows
+            return
+        self._status, self._headers = status, headers
+        connection = headers.get("connection", "").lower()
+        self._keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+        if "chunked" in headers.get("transfer-encoding", "").lower():
+            self._mode = "chunk-size"
+        elif "content-length" in headers:
+            self._mode, self._left = "length", int(headers["content-length"])
+            if self._left < 0:
+                raise ValueError("negative Content-Length")
+        elif status in (204, 304):
+            self._mode, self._left = "length", 0
+        else:
+            self._mode, self._keep_alive = "close", False
+
+    def _keep(self, buffer: bytearray, n: int) -> None:
+        """The first MAX_KEPT bytes of the body; the caller drops what it read from `buffer`."""
+        room = MAX_KEPT - len(self._body)
+        if room > 0 and n > 0:
+            self._body += buffer[:min(n, room)]
+
+    def _finish(self, done: asyncio.Future[Response]) -> None:
+        self._mode = ""
+        self.reusable = self._keep_alive and not self._buffer and not self.closed
+        done.set_result(Response(self._status, self._headers, bytes(self._body)))
+
+
+Dial = Callable[[], Awaitable[Http1Connection]]
+
+
+def _time_out(done: asyncio.Future[Response]) -> None:
+    if not done.done():
+        done.set_exception(TimeoutError("no answer in time"))
+
+
+class Http1Pool:
+    """Up to `size` keep-alive connections to one push service; a request waits for a free one."""
+
+    def __init__(self, dial: Dial, size: int) -> None:
+        self._dial = dial
+        self._size = max(1, size)
+        self._idle: list[Http1Connection] = []
+        self._count = 0  # connections open or being opened
+        self._waiters: deque[asyncio.Future[Http1Connection | None]] = deque()
+        self._closed = False
+
+    @property
+    def connections(self) -> int:
+        return self._count
+
+    async def request(self, request: bytes, answer_within: float) -> Response:
+        """Send `request` (head and body).  Before it is written: NotProcessed (could not connect) or what `Dial`
+        raises otherwise (UnsafeHost); after: MaybeProcessed or TimeoutError."""
+        try:
+            connection = await self._acquire()
+        except OSError as exc:  # refused, unreachable, TLS failed, timed out: the request never left
+            raise NotProcessed(f"connect: {exc}") from exc
+        loop = asyncio.get_running_loop()
+        answer = connection.send(request)
+        timer = loop.call_later(answer_within, _time_out, answer)
+        try:
+            return await answer
+        finally:
+            timer.cancel()
+            self._release(connection)
+
+    async def _acquire(self) -> Http1Connection:
+        while True:
+            while self._idle:
+                connection = self._idle.pop()  # the most recently used: the least likely to have been closed
+                if not connection.closed:
+                    return connection
+                self._count -= 1
+            if self._count < self._size:
+                self._count += 1
+                try:
+                    return await self._dial()
+                except BaseException:
+                    self._count -= 1
+                    self._wake(None)
+                    raise
+            waiter: asyncio.Future[Http1Connection | None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                handed = await waiter
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():  # woken just as this request was cancelled
+                    given = waiter.result()
+                    if given is not None:
+                        self._release(given)
+                    else:
+                        self._wake(None)
+                raise
+            if handed is not None:
+                return handed
+
+    def _release(self, connection: Http1Connection) -> None:
+        if connection.reusable and not connection.closed and not self._closed:
+            if not self._wake(connection):
+                self._idle.append(connection)
+            return
+        connection.close()
+        self._count -= 1
+        self._wake(None)  # a slot is free: a waiter dials
+
+    def _wake(self, connection: Http1Connection | None) -> bool:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return True
+        return False
+
+    def close(self) -> None:
+        """Close the idle connections now, the others as their answers come."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+        self._count -= len(idle)

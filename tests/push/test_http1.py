@@ -1,0 +1,115 @@
+"""The HTTP/1.1 sender against raw answers: sizes by Content-Length, chunked and until close; keep-alive reuse;
+a connection the service closed; an answer that is not HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.push.encode import Subscription, encode
+from server.push.hosts import HostGuard
+from server.push.sender import Outcome, PushSender, SendResult
+from server.push.vapid import VapidKeys, VapidSigner
+from tests.push.push_service import b64e
+
+
+class RawService:
+    """Reads each request whole (head and Content-Length body) and writes the next scripted answer as bytes;
+    None closes the connection instead."""
+
+    def __init__(self, answers: list[bytes | None]) -> None:
+        self.answers = answers
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> RawService:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:"))
+                self.requests.append(head + await reader.readexactly(length))
+                answer = self.answers.pop(0) if self.answers else None
+                if answer is None:
+                    break
+                writer.write(answer)
+                await writer.drain()
+                if b"connection: close" in answer.lower() or answer.startswith(b"HTTP/1.0"):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+
+@pytest.fixture
+async def sender(vapid_keys: VapidKeys) -> AsyncIterator[PushSender]:
+    s = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"), HostGuard(allow_local=True), timeout=5)
+    yield s
+    await s.aclose()
+
+
+async def send(sender: PushSender, service: RawService, n: int = 1) -> list[SendResult]:
+    keys = VapidKeys.generate()  # any valid P-256 point will do: this service does not decrypt
+    target = Subscription(f"{service.url}/push/x{n}", keys.public_b64, b64e(b"0123456789abcdef"))
+    return [await sender.send(encode(target, b"hello", ttl=60))]
+
+
+async def test_content_length_and_chunked_answers_on_one_kept_alive_connection(sender: PushSender) -> None:
+    service = await RawService([
+        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\nLocation: /m/1\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 429 Too Many\r\nTransfer-Encoding: chunked\r\nRetry-After: 7\r\n"
+        b"\r\n5;x=y\r\nslow \r\n5\r\ndown!\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    ]).start()
+    try:
+        [first] = await send(sender, service)
+        [second] = await send(sender, service, 2)
+        assert first.outcome is Outcome.DELIVERED and first.status == 201
+        assert second.outcome is Outcome.RATE_LIMITED and second.retry_after == 7
+        assert second.detail == "slow down!"
+        assert service.connections == 1 and len(service.requests) == 2
+        request = service.requests[0]
+        assert request.startswith(b"POST /push/x1 HTTP/1.1\r\nhost: 127.0.0.1:")
+        assert b"ttl: 60\r\n" in request and b"authorization: vapid t=" in request
+    finally:
+        await service.stop()
+
+
+async def test_an_answer_until_close_and_a_closed_connection_are_not_reused(sender: PushSender) -> None:
+    service = await RawService([b"HTTP/1.0 201 Created\r\n\r\nqueued",
+                                b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                                b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"]).start()
+    try:
+        for n in range(3):
+            [result] = await send(sender, service, n)
+            assert result.outcome is Outcome.DELIVERED
+        assert service.connections == 3
+    finally:
+        await service.stop()
+
+
+@pytest.mark.parametrize(("answer", "detail"), [(b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "invalid HTTP/1.1 answer"),
+                                                 (None, "connection lost")])
+async def test_an_answer_that_is_not_http_or_never_comes_is_retryable(sender: PushSender, answer: bytes | None,
+                                                                      detail: str) -> None:
+    service = await RawService([answer]).start()
+    try:
+        [result] = await send(sender, service)
+        assert result.outcome is Outcome.RETRYABLE and result.posted
+        assert detail in result.detail
+        assert sender.paused_for(service.url) > 0  # backed off like any misbehaving service
+    finally:
+        await service.stop()
