@@ -57,6 +57,28 @@ class _Stream:
     body: bytearray = field(default_factory=bytearray)
 
 
+class _FanoutH2(h2.connection.H2Connection):
+    """h2's connection, with its table of streams kept to the streams not yet closed (`forget` drops each one
+    as it closes, as h2 itself does on its next count).
+
+    h2 counts the open streams each time one is opened, to refuse one beyond the peer's limit, by walking every
+    stream it holds: on a fan-out connection with a hundred in flight that walk was a large part of opening a
+    stream.  While the table holds fewer streams than the limit, its size answers h2's question the same way
+    (it is at least the number open); only at the limit are they counted as h2 counts them."""
+
+    def _open_streams(self, remainder: int) -> int:
+        held = len(self.streams)
+        if held < self.remote_settings.max_concurrent_streams:
+            return held
+        return super()._open_streams(remainder)
+
+    def forget(self, stream_id: int) -> None:
+        stream = self.streams.get(stream_id)
+        if stream is not None and stream.closed:
+            del self.streams[stream_id]
+            self._closed_streams[stream_id] = stream.closed_by  # how h2 answers a late frame on it
+
+
 class Http2Connection:
     """One TLS connection speaking h2; `request` multiplexes up to the peer's concurrent-stream limit."""
 
@@ -68,7 +90,7 @@ class Http2Connection:
         # were a third of a message's CPU.  Normalisation also marks Authorization never-indexed, so the same
         # VAPID token was Huffman-coded into every request instead of being sent once into the HPACK table
         # (a connection carries only our own requests, so there is no secret for compression to leak).
-        self._h2 = h2.connection.H2Connection(h2.config.H2Configuration(
+        self._h2 = _FanoutH2(h2.config.H2Configuration(
             client_side=True, header_encoding="utf-8", validate_outbound_headers=False,
             normalize_outbound_headers=False))
         self._h2.encoder = RepeatingHeadersEncoder()
@@ -185,6 +207,7 @@ class Http2Connection:
                 stream.done.set_exception(TimeoutError(f"no answer on stream {stream_id} in time"))
             with contextlib.suppress(h2.exceptions.H2Error):
                 self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
+            self._h2.forget(stream_id)
         if late:
             self._flush()
         if self._streams:
@@ -215,6 +238,7 @@ class Http2Connection:
                 with contextlib.suppress(h2.exceptions.H2Error):
                     self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
                     self._flush()
+                self._h2.forget(stream_id)
 
     async def _read_loop(self) -> None:
         failure: Exception = MaybeProcessed("connection closed")
@@ -268,9 +292,11 @@ class Http2Connection:
                 stream.body += event.data or b""
         elif isinstance(event, h2.events.StreamEnded):
             stream = self._streams.pop(event.stream_id, None)
+            self._h2.forget(event.stream_id)
             if stream is not None and not stream.done.done():
                 stream.done.set_result(Response(stream.status, stream.headers, bytes(stream.body)))
         elif isinstance(event, h2.events.StreamReset):
+            self._h2.forget(event.stream_id)
             stream = self._streams.pop(event.stream_id, None)
             if stream is not None and not stream.done.done():
                 code = event.error_code
