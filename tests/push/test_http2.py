@@ -161,3 +161,46 @@ def _keys(sender: PushSender) -> tuple[str, str]:
 
     _, target = Decrypting().subscriber()
     return target.p256dh, target.auth
+
+
+def test_a_request_written_whole_is_what_h2_would_send() -> None:
+    """`send_request`'s frames, read by h2's server side: the same request, a header block beyond one frame
+    split into CONTINUATION frames, and the windows counted down as h2 counts them."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    from hpack import NeverIndexedHeaderTuple
+
+    from server.push.header_encoding import RepeatingHeadersEncoder
+    from server.push.http2 import _FanoutH2
+
+    client = _FanoutH2(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False,
+                                                 normalize_outbound_headers=False))
+    client.encoder = RepeatingHeadersEncoder()
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    got: dict[int, tuple[dict[bytes, bytes], bytes]] = {}
+    for stream_id, token in ((1, b"t" * 100), (3, b"u" * 40_000), (5, b"t" * 100)):  # 40 kB: three frames
+        body = bytes([stream_id]) * 300
+        headers = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"push.example"),
+                   NeverIndexedHeaderTuple(b":path", f"/send/{stream_id}".encode()),
+                   NeverIndexedHeaderTuple(b"content-length", b"300"), (b"ttl", b"60"),
+                   (b"authorization", b"vapid t=" + token)]
+        assert client.send_request(stream_id, headers, body, b"push.example")
+        assert client.streams[stream_id].outbound_flow_control_window == 65_535 - 300
+        for event in server.receive_data(client.data_to_send()):
+            if isinstance(event, h2.events.RequestReceived):
+                got[event.stream_id] = ({bytes(n): bytes(v) for n, v in event.headers or []}, b"")
+            elif isinstance(event, h2.events.DataReceived):
+                got[event.stream_id] = (got[event.stream_id][0], got[event.stream_id][1] + (event.data or b""))
+            elif isinstance(event, h2.events.StreamEnded):
+                assert event.stream_id in got
+        headers_got, body_got = got[stream_id]
+        assert headers_got[b":path"] == f"/send/{stream_id}".encode() and body_got == body
+        assert headers_got[b"authorization"] == b"vapid t=" + token
+    assert client.outbound_flow_control_window == 65_535 - 900
+    assert not client.send_request(7, [], b"x" * 70_000, b"push.example")  # beyond the window: h2's own way
