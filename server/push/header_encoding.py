@@ -18,7 +18,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from hpack import Encoder, NeverIndexedHeaderTuple
-from hpack.hpack import encode_integer
 from hpack.table import HeaderTable
 
 # a header name's first index in the static table (RFC 7541 appendix A), for literals with an indexed name
@@ -27,15 +26,27 @@ for _index, (_name, _) in enumerate(HeaderTable.STATIC_TABLE, start=1):
     _STATIC_NAMES.setdefault(_name, _index)
 
 
+def _integer(value: int, prefix_bits: int, flags: int) -> bytes:
+    """An HPACK integer (RFC 7541 §5.1) with `flags` in its first byte's high bits (hpack's encode_integer, less
+    its debug log call)."""
+    limit = (1 << prefix_bits) - 1
+    if value < limit:
+        return bytes((flags | value,))
+    out = bytearray((flags | limit,))
+    value -= limit
+    while value >= 128:
+        out.append((value & 127) | 128)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def never_indexed(name: bytes, value: bytes) -> bytes:
     """A "literal header field never indexed" (RFC 7541 §6.2.3), its value not Huffman-coded."""
-    length = encode_integer(len(value), 7)
     index = _STATIC_NAMES.get(name)
     if index is not None:
-        prefix = encode_integer(index, 4)
-        prefix[0] |= 0x10
-        return b"".join((prefix, length, value))
-    return b"".join((b"\x10", encode_integer(len(name), 7), name, length, value))
+        return b"".join((_integer(index, 4, 0x10), _integer(len(value), 7, 0), value))
+    return b"".join((b"\x10", _integer(len(name), 7, 0), name, _integer(len(value), 7, 0), value))
 
 
 class RepeatingHeadersEncoder(Encoder):
@@ -57,27 +68,38 @@ class RepeatingHeadersEncoder(Encoder):
         if self.header_table.resized:
             parts.append(self._encode_table_size_change())
             self.header_table.resized = False
+        known = self._current()
         for header in headers:
-            name, value = header[0], header[1]
-            if not isinstance(name, bytes):
-                name = name.encode("utf-8")
-            if not isinstance(value, bytes):
-                value = value.encode("utf-8")
-            if isinstance(header, NeverIndexedHeaderTuple) or (len(header) > 2 and header[2]):
-                parts.append(never_indexed(name, value))
-            else:
-                parts.append(self.add((name, value), False, huffman))
+            encoded = known.get(header) if type(header) is tuple else None
+            if encoded is None:
+                name, value = header[0], header[1]
+                if not isinstance(name, bytes):
+                    name = name.encode("utf-8")
+                if not isinstance(value, bytes):
+                    value = value.encode("utf-8")
+                if isinstance(header, NeverIndexedHeaderTuple) or (len(header) > 2 and header[2]):
+                    encoded = never_indexed(name, value)
+                else:
+                    encoded = self.add((name, value), False, huffman)
+                    known = self._current()  # the addition may have changed the table
+            parts.append(encoded)
         return b"".join(parts)
+
+    def _current(self) -> dict[tuple[bytes, bytes], bytes]:
+        """The kept encodings, emptied if the table changed since they were kept."""
+        entries = self.header_table.dynamic_entries
+        newest = entries[0] if entries else None
+        if newest is not self._newest or len(entries) != self._length:
+            self._known.clear()
+            self._newest, self._length = newest, len(entries)
+        return self._known
 
     def add(self, to_add: tuple[bytes, bytes], sensitive: bool, huffman: bool = False) -> bytes:
         if sensitive:  # never indexed: a literal, and the table is left as it is
             return super().add(to_add, sensitive, huffman)
         entries = self.header_table.dynamic_entries
         newest = entries[0] if entries else None
-        if newest is not self._newest or len(entries) != self._length:
-            self._known.clear()
-            self._newest, self._length = newest, len(entries)
-        encoded = self._known.get(to_add)
+        encoded = self._current().get(to_add)
         if encoded is None:
             encoded = super().add(to_add, sensitive, huffman)
             after = entries[0] if entries else None
