@@ -405,12 +405,19 @@ class Http2Pool:
         self.http1 = False
 
     def _wake(self) -> None:
+        if not self._waiters:
+            return
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)
 
     async def acquire(self) -> Http2Connection | None:
+        if len(self._connections) == 1:  # the usual case: one connection with streams to spare
+            only = self._connections[0]
+            if only.free > 0 and not only.closed:
+                only.active += 1
+                return only
         while True:
             for spent in [c for c in self._connections if c.closed or not (c.usable or c.active)]:
                 self._connections.remove(spent)
