@@ -67,25 +67,13 @@ _END_STREAM, _END_HEADERS = 0x1, 0x4
 
 
 class _FanoutH2(h2.connection.H2Connection):
-    """h2's connection, with its table of streams kept to the streams not yet closed (`forget` drops each one
-    as it closes, as h2 itself does on its next count).
-
-    h2 counts the open streams each time one is opened, to refuse one beyond the peer's limit, by walking every
-    stream it holds: on a fan-out connection with a hundred in flight that walk was a large part of opening a
-    stream.  While the table holds fewer streams than the limit, its size answers h2's question the same way
-    (it is at least the number open); only at the limit are they counted as h2 counts them."""
-
-    def _open_streams(self, remainder: int) -> int:
-        held = len(self.streams)
-        if held < self.remote_settings.max_concurrent_streams:
-            return held
-        return super()._open_streams(remainder)
+    """h2's connection, with `send_request` for a push message."""
 
     def send_request(self, stream_id: int, headers: list[Any], body: bytes, authority: bytes) -> bool:
         """Open `stream_id` with a request's HEADERS and one DATA frame that ends it: h2's `send_headers` then
         `send_data`, with the same state transitions and flow-control accounting, but the frames written
         straight from the header block and the body.  h2's own calls pass over the headers three more times
-        and build, check and serialize a frame object each, ~25 us a message (/tmp micro).  Returns False,
+        and build, check and serialize a frame object each, ~20 us a message (/tmp micro).  Returns False,
         having done nothing, when the body is empty or does not fit one frame and the windows: the caller then
         uses `send_headers` and `send_data`."""
         size = len(body)
@@ -117,12 +105,6 @@ class _FanoutH2(h2.connection.H2Connection):
         out += _FRAME_HEAD.pack(size >> 8, size & 0xFF, _DATA, _END_STREAM, stream_id)
         out += body
         return True
-
-    def forget(self, stream_id: int) -> None:
-        stream = self.streams.get(stream_id)
-        if stream is not None and stream.closed:
-            del self.streams[stream_id]
-            self._closed_streams[stream_id] = stream.closed_by  # how h2 answers a late frame on it
 
 
 class Http2Connection:
@@ -252,7 +234,6 @@ class Http2Connection:
                 stream.done.set_exception(TimeoutError(f"no answer on stream {stream_id} in time"))
             with contextlib.suppress(h2.exceptions.H2Error):
                 self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
-            self._h2.forget(stream_id)
         if late:
             self._flush()
         if self._streams:
@@ -283,7 +264,6 @@ class Http2Connection:
                 with contextlib.suppress(h2.exceptions.H2Error):
                     self._h2.reset_stream(stream_id, h2.errors.ErrorCodes.CANCEL)
                     self._flush()
-                self._h2.forget(stream_id)
 
     async def _read_loop(self) -> None:
         failure: Exception = MaybeProcessed("connection closed")
@@ -337,11 +317,9 @@ class Http2Connection:
                 stream.body += event.data or b""
         elif isinstance(event, h2.events.StreamEnded):
             stream = self._streams.pop(event.stream_id, None)
-            self._h2.forget(event.stream_id)
             if stream is not None and not stream.done.done():
                 stream.done.set_result(Response(stream.status, stream.headers, bytes(stream.body)))
         elif isinstance(event, h2.events.StreamReset):
-            self._h2.forget(event.stream_id)
             stream = self._streams.pop(event.stream_id, None)
             if stream is not None and not stream.done.done():
                 code = event.error_code
