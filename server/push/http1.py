@@ -13,6 +13,7 @@ addresses the SSRF guard checked.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +21,12 @@ from server.push.http2 import MaybeProcessed, NotProcessed, Response
 
 MAX_HEAD = 65_536  # bytes of status line and headers
 MAX_KEPT = 4_096  # bytes of an answer's body kept (error text); the rest is read and dropped
+
+# Strict forms (RFC 9112): int() would also take "+5", "1_0" and " 5", and "HTTP/1.1 2000" must not read as 200.
+# A status line without a reason phrase (and its space) is read, as browsers and curl read it.
+_STATUS_LINE = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?", re.ASCII)
+_DECIMAL = re.compile(rb"[0-9]{1,18}", re.ASCII)
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}", re.ASCII)
 
 
 class Http1Connection(asyncio.Protocol):
@@ -31,7 +38,7 @@ class Http1Connection(asyncio.Protocol):
         self.reusable = False  # the last answer was read whole and the service keeps the connection open
         self._buffer = bytearray()
         self._done: asyncio.Future[Response] | None = None
-        self._mode = ""  # "" (reading a head), "length", "chunk-size", "chunk", "trailers", "close"
+        self._mode = ""  # "" (reading a head), "length", "chunk-size", "chunk", "chunk-end", "trailers", "close"
         self._left = 0
         self._status = 0
         self._headers: dict[str, str] = {}
@@ -111,17 +118,25 @@ class Http1Connection(asyncio.Protocol):
                         self._finish(done)
                         return
                 else:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                    if size < 0:
-                        raise ValueError("negative chunk size")
-                    self._mode, self._left = ("trailers", 0) if size == 0 else ("chunk", size + 2)
+                    digits = line.split(b";", 1)[0].rstrip(b" \t")  # an extension may follow ";" (RFC 9112 7.1.1)
+                    if not _HEX.fullmatch(digits):
+                        raise ValueError(f"not a chunk size: {line[:60]!r}")
+                    size = int(digits, 16)
+                    self._mode, self._left = ("trailers", 0) if size == 0 else ("chunk", size)
             elif mode == "chunk":
                 take = min(self._left, len(buffer))
-                self._keep(buffer, max(0, min(take, self._left - 2)))  # the data, not its closing CRLF
+                self._keep(buffer, take)
                 del buffer[:take]
                 self._left -= take
                 if self._left:
                     return
+                self._mode = "chunk-end"
+            elif mode == "chunk-end":  # the CRLF that closes each chunk's data
+                if len(buffer) < 2:
+                    return
+                if buffer[:2] != b"\r\n":
+                    raise ValueError(f"chunk not followed by CRLF: {bytes(buffer[:2])!r}")
+                del buffer[:2]
                 self._mode = "chunk-size"
             else:  # "close": everything until the service closes the connection
                 self._keep(buffer, len(buffer))
@@ -130,10 +145,10 @@ class Http1Connection(asyncio.Protocol):
 
     def _head(self, head: str) -> None:
         lines = head.split("\r\n")
-        version, _, rest = lines[0].partition(" ")
-        if not version.startswith("HTTP/1.") or not rest[:3].isdigit():
+        matched = _STATUS_LINE.fullmatch(lines[0])
+        if matched is None:
             raise ValueError(f"not an HTTP/1.x status line: {lines[0][:60]!r}")
-        status = int(rest[:3])
+        http11, status = matched[1] == "1", int(matched[2])
         headers: dict[str, str] = {}
         for line in lines[1:]:
             name, colon, value = line.partition(":")
@@ -144,13 +159,14 @@ class Http1Connection(asyncio.Protocol):
             return
         self._status, self._headers = status, headers
         connection = headers.get("connection", "").lower()
-        self._keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
+        self._keep_alive = "close" not in connection if http11 else "keep-alive" in connection
         if "chunked" in headers.get("transfer-encoding", "").lower():
             self._mode = "chunk-size"
         elif "content-length" in headers:
-            self._mode, self._left = "length", int(headers["content-length"])
-            if self._left < 0:
-                raise ValueError("negative Content-Length")
+            length = headers["content-length"]
+            if not _DECIMAL.fullmatch(length.encode("latin-1")):
+                raise ValueError(f"not a Content-Length: {length[:60]!r}")
+            self._mode, self._left = "length", int(length)
         elif status in (204, 304):
             self._mode, self._left = "length", 0
         else:

@@ -1,10 +1,10 @@
 """The HTTP/1.1 sender against raw answers: sizes by Content-Length, chunked and until close; keep-alive reuse;
-a connection the service closed; an answer that is not HTTP."""
+a connection the service closed or reset; answers that are not HTTP, too long, or too slow; a full pool."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -14,12 +14,14 @@ from server.push.sender import Outcome, PushSender, SendResult
 from server.push.vapid import VapidKeys, VapidSigner
 from tests.push.push_service import b64e
 
+Scripted = Callable[[asyncio.StreamWriter], Awaitable[None]]
+
 
 class RawService:
     """Reads each request whole (head and Content-Length body) and writes the next scripted answer as bytes;
-    None closes the connection instead."""
+    None closes the connection instead, and a coroutine function is given the writer to answer as it likes."""
 
-    def __init__(self, answers: list[bytes | None]) -> None:
+    def __init__(self, answers: list[bytes | Scripted | None]) -> None:
         self.answers = answers
         self.connections = 0
         self.requests: list[bytes] = []
@@ -46,6 +48,9 @@ class RawService:
                 answer = self.answers.pop(0) if self.answers else None
                 if answer is None:
                     break
+                if not isinstance(answer, bytes):
+                    await answer(writer)
+                    continue
                 writer.write(answer)
                 await writer.drain()
                 if b"connection: close" in answer.lower() or answer.startswith(b"HTTP/1.0"):
@@ -60,6 +65,13 @@ async def sender(vapid_keys: VapidKeys) -> AsyncIterator[PushSender]:
     s = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"), HostGuard(allow_local=True), timeout=5)
     yield s
     await s.aclose()
+
+
+def small_sender(vapid_keys: VapidKeys, *, connections: int, timeout: float) -> PushSender:
+    return PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"), HostGuard(allow_local=True),
+                      timeout=timeout, max_connections_per_service=connections)
+
+
 
 
 async def send(sender: PushSender, service: RawService, n: int = 1) -> list[SendResult]:
@@ -111,5 +123,77 @@ async def test_an_answer_that_is_not_http_or_never_comes_is_retryable(sender: Pu
         assert result.outcome is Outcome.RETRYABLE and result.posted
         assert detail in result.detail
         assert sender.paused_for(service.url) > 0  # backed off like any misbehaving service
+    finally:
+        await service.stop()
+
+
+CHUNKED = b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n",  # four digits: not a 200
+    b"HTTP/1.1 20 OK\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 201Created\r\nContent-Length: 0\r\n\r\n",  # no space after the status
+    b"HTTP/2.0 201 Created\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 201 Created\r\nContent-Length: +2\r\n\r\nok",  # int() would take each of these
+    b"HTTP/1.1 201 Created\r\nContent-Length: 1_0\r\n\r\n0123456789",
+    b"HTTP/1.1 201 Created\r\nContent-Length: 1 0\r\n\r\n0123456789",
+    b"HTTP/1.1 201 Created\r\nContent-Length: -1\r\n\r\n",
+    CHUNKED + b"+5\r\nhello\r\n0\r\n\r\n",
+    CHUNKED + b"0x5\r\nhello\r\n0\r\n\r\n",
+    CHUNKED + b"5 5\r\nhello\r\n0\r\n\r\n",
+    CHUNKED + b"5\r\nhelloXY0\r\n\r\n",  # the chunk's data not followed by CRLF
+])
+async def test_an_answer_that_only_lenient_parsing_would_read_is_refused(sender: PushSender, answer: bytes) -> None:
+    service = await RawService([answer]).start()
+    try:
+        [result] = await send(sender, service)
+        assert result.outcome is Outcome.RETRYABLE and result.posted
+        assert "invalid HTTP/1.1 answer" in result.detail
+    finally:
+        await service.stop()
+
+
+async def test_strict_forms_still_read_a_reason_less_status_and_chunk_extensions(sender: PushSender) -> None:
+    service = await RawService([b"HTTP/1.1 201\r\nContent-Length: 0\r\n\r\n",
+                                CHUNKED + b"5 ;ext=1\r\nhello\r\na\r\n, world!!!\r\n0\r\n\r\n"]).start()
+    try:
+        [first] = await send(sender, service)
+        [second] = await send(sender, service, 2)
+        assert first.outcome is Outcome.DELIVERED
+        assert second.outcome is Outcome.RETRYABLE and second.status == 500 and second.detail == "hello, world!!!"
+        assert service.connections == 1
+    finally:
+        await service.stop()
+
+
+async def test_a_head_longer_than_max_head_is_refused(sender: PushSender) -> None:
+    from server.push.http1 import MAX_HEAD
+
+    service = await RawService([b"HTTP/1.1 201 Created\r\nX-Pad: " + b"a" * (MAX_HEAD + 10)]).start()
+    try:
+        [result] = await send(sender, service)
+        assert result.outcome is Outcome.RETRYABLE and "too long" in result.detail
+    finally:
+        await service.stop()
+
+
+@pytest.mark.parametrize("big", [
+    b"HTTP/1.1 400 Bad\r\nContent-Length: 100000\r\n\r\n" + b"e" * 100_000,
+    b"HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n" + b"4000\r\n" + b"e" * 0x4000 + b"\r\n"
+    + b"186a0\r\n" + b"e" * 100_000 + b"\r\n0\r\n\r\n",
+])
+async def test_a_body_beyond_max_kept_is_read_and_dropped_and_the_connection_reused(sender: PushSender,
+                                                                                   big: bytes) -> None:
+    from server.push.http1 import MAX_KEPT
+
+    service = await RawService([big, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"]).start()
+    try:
+        [first] = await send(sender, service)
+        [second] = await send(sender, service, 2)
+        assert first.outcome is Outcome.FAILED and first.status == 400 and first.detail == "e" * 200
+        assert MAX_KEPT < 100_000
+        assert second.outcome is Outcome.DELIVERED
+        assert service.connections == 1
     finally:
         await service.stop()
