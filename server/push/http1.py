@@ -53,7 +53,7 @@ class Http1Connection(asyncio.Protocol):
         self.reusable = False
         done = self._done
         if done is not None and not done.done():
-            if self._mode == "close":  # a body that ends when the connection does
+            if self._mode == "close" and exc is None:  # a body that ends when the connection does, cleanly
                 done.set_result(Response(self._status, self._headers, bytes(self._body)))
             else:
                 done.set_exception(MaybeProcessed(f"connection lost: {exc or 'closed by the push service'}"))

@@ -4,6 +4,8 @@ a connection the service closed or reset; answers that are not HTTP, too long, o
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -127,6 +129,13 @@ async def test_an_answer_that_is_not_http_or_never_comes_is_retryable(sender: Pu
         await service.stop()
 
 
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST (SO_LINGER 0) rather than a FIN: the connection was reset, not ended."""
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
 CHUNKED = b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
@@ -163,6 +172,22 @@ async def test_strict_forms_still_read_a_reason_less_status_and_chunk_extensions
         assert first.outcome is Outcome.DELIVERED
         assert second.outcome is Outcome.RETRYABLE and second.status == 500 and second.detail == "hello, world!!!"
         assert service.connections == 1
+    finally:
+        await service.stop()
+
+
+async def test_a_body_until_close_cut_by_a_reset_is_not_an_answer(sender: PushSender) -> None:
+    async def reset_mid_body(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.0 201 Created\r\n\r\nqueu")
+        await writer.drain()
+        await asyncio.sleep(0.05)  # let the head and part of the body be read first
+        reset(writer)
+
+    service = await RawService([reset_mid_body]).start()
+    try:
+        [result] = await send(sender, service)
+        assert result.outcome is Outcome.RETRYABLE and result.posted
+        assert "connection lost" in result.detail
     finally:
         await service.stop()
 
