@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 
@@ -21,12 +22,21 @@ from server.push.http2 import MaybeProcessed, NotProcessed, Response
 
 MAX_HEAD = 65_536  # bytes of status line and headers
 MAX_KEPT = 4_096  # bytes of an answer's body kept (error text); the rest is read and dropped
+# An idle keep-alive connection older than this is closed rather than reused: NATs and load balancers drop idle
+# connections without telling either end, and a request written into one fails (aiohttp also used 15 s).
+IDLE_SECONDS = 15.0
 
 # Strict forms (RFC 9112): int() would also take "+5", "1_0" and " 5", and "HTTP/1.1 2000" must not read as 200.
 # A status line without a reason phrase (and its space) is read, as browsers and curl read it.
 _STATUS_LINE = re.compile(r"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?", re.ASCII)
 _DECIMAL = re.compile(rb"[0-9]{1,18}", re.ASCII)
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}", re.ASCII)
+
+
+class StaleConnection(MaybeProcessed):
+    """A reused keep-alive connection was lost before any byte of the answer: most likely the service (or a
+    NAT) had already dropped it when the request was written.  The pool sends the request once more, on a new
+    connection."""
 
 
 class Http1Connection(asyncio.Protocol):
@@ -36,6 +46,9 @@ class Http1Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.reusable = False  # the last answer was read whole and the service keeps the connection open
+        self.answers = 0  # answers read whole on this connection: above 0, it is a reused one
+        self.idle_since = 0.0  # time.monotonic() when it was last put back in the pool
+        self._heard = False  # a byte of the current answer has come
         self._buffer = bytearray()
         self._done: asyncio.Future[Response] | None = None
         self._mode = ""  # "" (reading a head), "length", "chunk-size", "chunk", "chunk-end", "trailers", "close"
@@ -56,7 +69,8 @@ class Http1Connection(asyncio.Protocol):
             if self._mode == "close" and exc is None:  # a body that ends when the connection does, cleanly
                 done.set_result(Response(self._status, self._headers, bytes(self._body)))
             else:
-                done.set_exception(MaybeProcessed(f"connection lost: {exc or 'closed by the push service'}"))
+                lost = StaleConnection if self.answers and not self._heard else MaybeProcessed
+                done.set_exception(lost(f"connection lost: {exc or 'closed by the push service'}"))
 
     def close(self) -> None:
         self.closed = True
@@ -68,6 +82,7 @@ class Http1Connection(asyncio.Protocol):
         assert self.transport is not None
         done = self._done = asyncio.get_running_loop().create_future()
         self.reusable = False
+        self._heard = False
         self._mode, self._body, self._headers = "", bytearray(), {}
         self.transport.write(request)
         return done
@@ -77,6 +92,7 @@ class Http1Connection(asyncio.Protocol):
         if done is None or done.done():  # nothing asked: a service that talks out of turn is not reused
             self.close()
             return
+        self._heard = True
         self._buffer += data
         try:
             self._parse(done)
@@ -180,6 +196,7 @@ class Http1Connection(asyncio.Protocol):
 
     def _finish(self, done: asyncio.Future[Response]) -> None:
         self._mode = ""
+        self.answers += 1
         self.reusable = self._keep_alive and not self._buffer and not self.closed
         done.set_result(Response(self._status, self._headers, bytes(self._body)))
 
@@ -209,27 +226,60 @@ class Http1Pool:
 
     async def request(self, request: bytes, answer_within: float) -> Response:
         """Send `request` (head and body).  Before it is written: NotProcessed (could not connect) or what `Dial`
-        raises otherwise (UnsafeHost); after: MaybeProcessed or TimeoutError."""
-        try:
-            connection = await self._acquire()
-        except OSError as exc:  # refused, unreachable, TLS failed, timed out: the request never left
-            raise NotProcessed(f"connect: {exc}") from exc
-        loop = asyncio.get_running_loop()
-        answer = connection.send(request)
-        timer = loop.call_later(answer_within, _time_out, answer)
-        try:
-            return await answer
-        finally:
-            timer.cancel()
-            self._release(connection)
+        raises otherwise (UnsafeHost); after: MaybeProcessed or TimeoutError.
 
-    async def _acquire(self) -> Http1Connection:
+        A reused connection lost before any byte of its answer (StaleConnection) is tried once more on a new
+        connection, without failing the send: it is nearly always a keep-alive connection the service or a
+        NAT had dropped, which must not back the whole service off.  The request may, rarely, have reached the
+        service all the same: then it gets two copies of one message, at most, and the service worker drops
+        the second by its campaign id (pwa/sw.js).  The worker's in-flight bound is unchanged: it counts
+        sends, and this is one send."""
+        loop = asyncio.get_running_loop()
+        fresh = False
         while True:
-            while self._idle:
-                connection = self._idle.pop()  # the most recently used: the least likely to have been closed
-                if not connection.closed:
+            try:
+                connection = await self._acquire(fresh)
+            except OSError as exc:  # refused, unreachable, TLS failed, timed out: the request never left
+                raise NotProcessed(f"connect: {exc}") from exc
+            answer = connection.send(request)
+            timer = loop.call_later(answer_within, _time_out, answer)
+            try:
+                return await answer
+            except StaleConnection:
+                if fresh:
+                    raise
+                fresh = True
+            finally:
+                timer.cancel()
+                self._release(connection)
+
+    def _idle_connection(self) -> Http1Connection | None:
+        """A kept-alive connection that is still open and was idle less than IDLE_SECONDS, or None."""
+        idle = self._idle
+        if not idle:
+            return None
+        oldest_kept = time.monotonic() - IDLE_SECONDS
+        while idle and (idle[0].closed or idle[0].idle_since < oldest_kept):  # the oldest first: drop the stale
+            idle.pop(0).close()
+            self._count -= 1
+        while idle:
+            connection = idle.pop()  # the most recently used: the least likely to have been closed
+            if not connection.closed:
+                return connection
+            self._count -= 1
+        return None
+
+    async def _acquire(self, fresh: bool = False) -> Http1Connection:
+        """A connection: an idle one (unless `fresh`), a new one while under `size`, else the next released."""
+        while True:
+            if fresh:  # a new connection: make room by closing an idle one rather than reusing it
+                if self._idle and self._count >= self._size:
+                    self._idle.pop(0).close()
+                    self._count -= 1
+            else:
+                connection = self._idle_connection()
+                if connection is not None:
                     return connection
-                self._count -= 1
             if self._count < self._size:
                 self._count += 1
                 try:
@@ -251,10 +301,13 @@ class Http1Pool:
                         self._wake(None)
                 raise
             if handed is not None:
-                return handed
+                if not fresh:
+                    return handed
+                self._release(handed)  # back to the pool: the loop above closes an idle one to dial anew
 
     def _release(self, connection: Http1Connection) -> None:
         if connection.reusable and not connection.closed and not self._closed:
+            connection.idle_since = time.monotonic()
             if not self._wake(connection):
                 self._idle.append(connection)
             return

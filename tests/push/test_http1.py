@@ -222,3 +222,94 @@ async def test_a_body_beyond_max_kept_is_read_and_dropped_and_the_connection_reu
         assert service.connections == 1
     finally:
         await service.stop()
+
+
+CREATED = b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+
+
+async def test_a_reused_connection_lost_before_its_answer_is_retried_once_on_a_new_one(sender: PushSender) -> None:
+    """The keep-alive race: the service drops an idle connection as the next request is written.  The request
+    goes again on a new connection, and the service is not backed off for it."""
+    service = await RawService([CREATED, None, CREATED]).start()
+    try:
+        [first] = await send(sender, service)
+        [second] = await send(sender, service, 2)
+        assert first.outcome is Outcome.DELIVERED and second.outcome is Outcome.DELIVERED
+        assert service.connections == 2 and len(service.requests) == 3  # the lost copy reached the service
+        assert sender.paused_for(service.url) == 0
+    finally:
+        await service.stop()
+
+
+async def test_a_reused_connection_lost_mid_answer_or_twice_is_not_retried_again(vapid_keys: VapidKeys) -> None:
+    async def cut(writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 201 Cre")
+        await writer.drain()
+        writer.close()
+
+    for answers, requests in (([CREATED, cut], 2),  # part of an answer came: the service may have processed it
+                              ([CREATED, None, None], 3)):  # lost on the reused connection, then on the new one
+        sender = small_sender(vapid_keys, connections=1, timeout=5)
+        service = await RawService(answers).start()
+        try:
+            [first] = await send(sender, service)
+            [second] = await send(sender, service, 2)
+            assert first.outcome is Outcome.DELIVERED
+            assert second.outcome is Outcome.RETRYABLE and second.posted and "connection lost" in second.detail
+            assert len(service.requests) == requests
+            assert sender.paused_for(service.url) > 0  # this one is the service misbehaving: backed off
+        finally:
+            await sender.aclose()
+            await service.stop()
+
+
+async def test_a_connection_idle_longer_than_idle_seconds_is_not_reused(sender: PushSender,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.push import http1
+
+    monkeypatch.setattr(http1, "IDLE_SECONDS", 0.05)
+    service = await RawService([CREATED, CREATED, CREATED]).start()
+    try:
+        [first] = await send(sender, service)
+        await asyncio.sleep(0.2)  # idle past IDLE_SECONDS: closed, and a new connection dialled
+        [second] = await send(sender, service, 2)
+        assert first.outcome is second.outcome is Outcome.DELIVERED
+        assert service.connections == 2
+        monkeypatch.setattr(http1, "IDLE_SECONDS", 60.0)
+        [third] = await send(sender, service, 3)
+        assert third.outcome is Outcome.DELIVERED and service.connections == 2
+    finally:
+        await service.stop()
+
+
+async def test_a_full_pool_serves_its_waiters_on_its_connections(vapid_keys: VapidKeys) -> None:
+    async def soon(writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.02)  # every request finds both connections busy and waits
+        writer.write(CREATED)
+
+    sender = small_sender(vapid_keys, connections=2, timeout=5)
+    service = await RawService([soon] * 8).start()
+    try:
+        results = await asyncio.gather(*(send(sender, service, n) for n in range(8)))
+        assert [r.outcome for [r] in results] == [Outcome.DELIVERED] * 8
+        assert service.connections == 2 and len(service.requests) == 8
+    finally:
+        await sender.aclose()
+        await service.stop()
+
+
+async def test_an_answer_trickling_past_the_timeout_is_retryable(vapid_keys: VapidKeys) -> None:
+    async def trickle(writer: asyncio.StreamWriter) -> None:
+        for byte in b"HTTP/1.1 201 Created\r\nContent-Length: 200\r\n\r\n" + b"." * 200:
+            writer.write(bytes([byte]))  # a byte at a time: always some progress, never the whole answer
+            await writer.drain()
+            await asyncio.sleep(0.02)
+
+    sender = small_sender(vapid_keys, connections=1, timeout=0.3)
+    service = await RawService([trickle]).start()
+    try:
+        [result] = await send(sender, service)
+        assert result.outcome is Outcome.RETRYABLE and result.posted and "timeout" in result.detail
+    finally:
+        await sender.aclose()
+        await service.stop()
