@@ -225,8 +225,9 @@ class Http1Pool:
         return self._count
 
     async def request(self, request: bytes, answer_within: float) -> Response:
-        """Send `request` (head and body).  Before it is written: NotProcessed (could not connect) or what `Dial`
-        raises otherwise (UnsafeHost); after: MaybeProcessed or TimeoutError.
+        """Send `request` (head and body), all within `answer_within` seconds.  Before it is written:
+        NotProcessed (no connection in time, could not connect) or what `Dial` raises otherwise (UnsafeHost);
+        after: MaybeProcessed or TimeoutError.
 
         A reused connection lost before any byte of its answer (StaleConnection) is tried once more on a new
         connection, without failing the send: it is nearly always a keep-alive connection the service or a
@@ -235,14 +236,20 @@ class Http1Pool:
         the second by its campaign id (pwa/sw.js).  The worker's in-flight bound is unchanged: it counts
         sends, and this is one send."""
         loop = asyncio.get_running_loop()
+        deadline = loop.time() + answer_within
         fresh = False
         while True:
-            try:
-                connection = await self._acquire(fresh)
-            except OSError as exc:  # refused, unreachable, TLS failed, timed out: the request never left
-                raise NotProcessed(f"connect: {exc}") from exc
+            connection = self._idle_connection() if not fresh else None
+            if connection is None:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        connection = await self._acquire(fresh)
+                except TimeoutError:  # every connection busy (or the dial slow) until the deadline
+                    raise NotProcessed("no connection to the push service in time") from None
+                except OSError as exc:  # refused, unreachable, TLS failed: the request never left
+                    raise NotProcessed(f"connect: {exc}") from exc
             answer = connection.send(request)
-            timer = loop.call_later(answer_within, _time_out, answer)
+            timer = loop.call_at(deadline, _time_out, answer)
             try:
                 return await answer
             except StaleConnection:

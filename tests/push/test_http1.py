@@ -298,6 +298,28 @@ async def test_a_full_pool_serves_its_waiters_on_its_connections(vapid_keys: Vap
         await service.stop()
 
 
+async def test_waiting_for_a_pooled_connection_ends_at_the_send_timeout(vapid_keys: VapidKeys) -> None:
+    """One connection, held without an answer: the request on it times out (it was posted), and the one waiting
+    for the connection gives up at the same deadline, never posted."""
+    release = asyncio.Event()
+
+    async def hold(writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+
+    sender = small_sender(vapid_keys, connections=1, timeout=0.3)
+    service = await RawService([hold]).start()
+    try:
+        [[held], [waiting]] = await asyncio.gather(send(sender, service, 1), send(sender, service, 2))
+        assert held.outcome is Outcome.RETRYABLE and held.posted and "timeout" in held.detail
+        assert waiting.outcome is Outcome.RETRYABLE and not waiting.posted
+        assert "no connection to the push service in time" in waiting.detail
+        assert len(service.requests) == 1
+    finally:
+        release.set()
+        await sender.aclose()
+        await service.stop()
+
+
 async def test_an_answer_trickling_past_the_timeout_is_retryable(vapid_keys: VapidKeys) -> None:
     async def trickle(writer: asyncio.StreamWriter) -> None:
         for byte in b"HTTP/1.1 201 Created\r\nContent-Length: 200\r\n\r\n" + b"." * 200:
