@@ -17,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import TypeVar
 from urllib.parse import quote, urlsplit
 
 from server.domain.push.endpoints import endpoint_prefix, origin_of
@@ -32,6 +33,8 @@ from server.push.hosts import RESOLVE_CACHE_SECONDS, HostGuard
 from server.push.http1 import Http1Connection, Http1Pool
 from server.push.http2 import Http2Connection, Http2Pool, MaybeProcessed, NotProcessed
 from server.push.vapid import VapidSigner
+
+_C = TypeVar("_C")  # a connection of either protocol
 
 
 class Outcome(StrEnum):
@@ -127,16 +130,37 @@ class PushSender:
             https = parts.scheme == "https"
             port = parts.port or (443 if https else 80)
 
-            async def dial() -> Http1Connection:
-                addresses = await self._guard.addresses(host, port)  # checked now: no rebinding inside
+            async def connect(address: str, within: float) -> Http1Connection:
                 loop = asyncio.get_running_loop()
                 _, connection = await asyncio.wait_for(loop.create_connection(
-                    Http1Connection, addresses[0], port, ssl=self._ssl if https else None,
-                    server_hostname=host if https else None), self._timeout_s)
+                    Http1Connection, address, port, ssl=self._ssl if https else None,
+                    server_hostname=host if https else None), within)
                 return connection
+
+            async def dial() -> Http1Connection:
+                return await self._dial_checked(host, port, connect)
 
             pool = self._h1_pools[origin] = Http1Pool(dial, self._max_connections)
         return pool
+
+    async def _dial_checked(self, host: str, port: int, connect: Callable[[str, float], Awaitable[_C]]) -> _C:
+        """`connect` to each address the guard checks now (no rebinding inside), in turn, until one answers:
+        the lookup and every attempt share one deadline, and each attempt gets at most its share of what is left,
+        so an address that swallows packets does not use up the time of the ones after it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        async with asyncio.timeout_at(deadline):
+            addresses = await self._guard.addresses(host, port)
+        failure: OSError | None = None
+        for left, address in zip(range(len(addresses), 0, -1), addresses, strict=True):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                return await connect(address, remaining / left)
+            except OSError as exc:  # refused, unreachable, timed out (TimeoutError), TLS failed (SSLError)
+                failure = exc
+        raise failure or TimeoutError(f"could not connect to {host} in time")
 
     def paused_for(self, origin: str) -> float:
         """Seconds this push service asked us to wait (429 Retry-After); 0 when it may be called."""
@@ -266,10 +290,11 @@ class PushSender:
             host, port = parts.hostname or "", parts.port or 443
             authority = origin.split("//", 1)[1]
 
+            async def connect(address: str, within: float) -> Http2Connection | None:
+                return await Http2Connection.open(address, port, host, authority, self._h2_ssl, within)
+
             async def dial() -> Http2Connection | None:
-                addresses = await self._guard.addresses(host, port)  # checked now: no rebinding inside
-                connection = await Http2Connection.open(addresses[0], port, host, authority, self._h2_ssl,
-                                                        self._timeout_s)
+                connection = await self._dial_checked(host, port, connect)
                 self.protocols[origin] = "h2" if connection is not None else "http/1.1"
                 return connection
 

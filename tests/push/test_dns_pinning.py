@@ -3,6 +3,7 @@ answer that changes between the check and the connection — rebinding to an ins
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -14,6 +15,7 @@ from server.push.hosts import HostGuard
 from server.push.sender import Outcome, PushSender
 from server.push.vapid import VapidKeys, VapidSigner
 from tests.push.push_service import PushService
+from tests.push.push_service import PushService as Decrypting
 from tests.push.tls_push_service import RunningTlsPushService, make_ca
 
 
@@ -94,3 +96,47 @@ async def test_an_endpoint_resolving_inside_is_blocked_before_any_request(push_s
     finally:
         await sender.aclose()
 
+
+
+@pytest.mark.parametrize(("alpn", "protocol"), [(("h2", "http/1.1"), "h2"), (("http/1.1",), "http/1.1")])
+async def test_each_checked_address_is_tried_in_turn(tmp_path: Path, vapid_keys: VapidKeys,
+                                                     alpn: tuple[str, ...], protocol: str) -> None:
+    """The name's first address refuses the connection (nothing listens on 127.0.0.2); the second is dialled."""
+    ca = make_ca(tmp_path)
+    dns = Answers(["127.0.0.2", "127.0.0.1"])
+    sender = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"),
+                        HostGuard(allow_local=True, resolve=dns), timeout=5, ca_file=ca.ca_file)
+    server = RunningTlsPushService(ca, alpn=alpn)
+    service = await server.start()
+    try:
+        service.url = service.url.replace("127.0.0.1", "localhost")  # the name its VAPID audience is checked by
+        _, target = service.subscriber()
+        result = await sender.send(encode(target, b"hello", ttl=60))
+        assert result.outcome is Outcome.DELIVERED, result
+        assert sender.protocols[service.url] == protocol
+        assert service.requests == 1
+    finally:
+        await sender.aclose()
+        await server.stop()
+
+
+@pytest.mark.parametrize("http2", [True, False])
+async def test_a_lookup_that_never_answers_ends_at_the_connect_deadline(tmp_path: Path, vapid_keys: VapidKeys,
+                                                                        http2: bool) -> None:
+    never = asyncio.Event()
+
+    async def silent_dns(host: str, port: int) -> list[str]:
+        await never.wait()
+        return []
+
+    ca = make_ca(tmp_path)
+    sender = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"),
+                        HostGuard(allow_local=True, resolve=silent_dns), timeout=0.3, http2=http2, ca_file=ca.ca_file)
+    try:
+        _, keys = Decrypting().subscriber()
+        result = await sender.send(encode(Subscription("https://push.example/send/abc", keys.p256dh, keys.auth),
+                                          b"hello", ttl=60))
+        assert result.outcome is Outcome.RETRYABLE and not result.posted, result
+    finally:
+        never.set()
+        await sender.aclose()
