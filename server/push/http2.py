@@ -44,6 +44,11 @@ class MaybeProcessed(Exception):
     """The request may have reached the push service (connection lost, stream reset, protocol error)."""
 
 
+class Unsendable(Exception):
+    """The request's header block could not be encoded: nothing of it was sent, and sending it again will not
+    help."""
+
+
 @dataclass(slots=True)
 class Response:
     status: int
@@ -83,12 +88,12 @@ class _FanoutH2(h2.connection.H2Connection):
         limit = self.remote_settings.max_concurrent_streams
         if self.open_outbound_streams + 1 > limit:
             raise h2.exceptions.TooManyStreamsError(f"Max outbound streams is {limit}")
+        block = self.encoder.encode(headers)  # before any state transition: if it raises, no stream is open
         self.state_machine.process_input(h2.connection.ConnectionInputs.SEND_HEADERS)
         stream = self._begin_new_stream(stream_id, h2.connection.AllowedStreamIDs.ODD)
         stream.state_machine.process_input(h2.stream.StreamInputs.SEND_HEADERS)
         stream._authority = authority
         stream.request_method = b"POST"
-        block = self.encoder.encode(headers)
         self.state_machine.process_input(h2.connection.ConnectionInputs.SEND_DATA)
         stream.state_machine.process_input(h2.stream.StreamInputs.SEND_DATA)
         stream.state_machine.process_input(h2.stream.StreamInputs.SEND_END_STREAM)
@@ -198,6 +203,9 @@ class Http2Connection:
                     self._h2.send_headers(stream_id, fields)
             except h2.exceptions.H2Error as exc:
                 raise NotProcessed(f"cannot open a stream: {exc}") from None
+            except Exception as exc:  # the header block (or path) could not be encoded: nothing was sent
+                self._abandon(stream_id)
+                raise Unsendable(f"cannot encode the request: {exc!r}") from None
             self._streams[stream_id] = stream
             self._watch(stream.deadline)
             if not whole:  # waits for flow-control window
@@ -216,6 +224,18 @@ class Http2Connection:
         finally:
             self.active -= 1
             self.on_change()
+
+    def _abandon(self, stream_id: int) -> None:
+        """After a header block failed to encode.  h2's `send_headers` opens the stream before it encodes: that
+        stream is closed here without an RST_STREAM, which for a stream the service never saw is a connection
+        error (RFC 9113 §6.4) and would fail every other stream in flight; left open, it counted against the
+        service's stream limit for the connection's life.  And the encoder may have added earlier headers of
+        the block to its table and not sent them, so the service's table no longer matches ours: the
+        connection finishes its open streams and starts no more."""
+        stream = self._h2.streams.get(stream_id)
+        if stream is not None and stream.open:
+            stream.reset_stream(h2.errors.ErrorCodes.CANCEL)  # the stream's own close; its frame is not sent
+        self.usable = False
 
     def _watch(self, deadline: float) -> None:
         """One timer per connection instead of one per stream: when it fires, the streams past their deadline

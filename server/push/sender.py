@@ -31,7 +31,7 @@ from server.observability.metrics import observe_push_send
 from server.push.encode import EncodedMessage
 from server.push.hosts import RESOLVE_CACHE_SECONDS, HostGuard
 from server.push.http1 import Http1Connection, Http1Pool
-from server.push.http2 import Http2Connection, Http2Pool, MaybeProcessed, NotProcessed
+from server.push.http2 import Http2Connection, Http2Pool, MaybeProcessed, NotProcessed, Unsendable
 from server.push.vapid import VapidSigner
 
 _C = TypeVar("_C")  # a connection of either protocol
@@ -317,6 +317,8 @@ class PushSender:
                 answer = await connection.request(path, fields, body, self._timeout_s)
             except NotProcessed:
                 continue  # GOAWAY'd or refused: it never reached the service, so send it again now
+            except Unsendable as exc:
+                return SendResult(Outcome.FAILED, detail=str(exc))
             except MaybeProcessed as exc:
                 return SendResult(Outcome.RETRYABLE, detail=str(exc), posted=True)
             except TimeoutError:

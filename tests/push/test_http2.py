@@ -204,3 +204,37 @@ def test_a_request_written_whole_is_what_h2_would_send() -> None:
         assert headers_got[b"authorization"] == b"vapid t=" + token
     assert client.outbound_flow_control_window == 65_535 - 900
     assert not client.send_request(7, [], b"x" * 70_000, b"push.example")  # beyond the window: h2's own way
+
+
+@pytest.mark.parametrize("size", [10, 0])  # written by send_request; by h2's send_headers, which opens it first
+async def test_a_header_block_that_cannot_be_encoded_leaves_no_stream_open(ca: TestCA, size: int) -> None:
+    """The stream is closed without an RST_STREAM (the service never saw it), the connection takes no new
+    streams (its HPACK table may be out of step), and a stream already in flight on it is still answered."""
+    import ssl
+
+    from server.push.http2 import Http2Connection, Unsendable
+
+    service = await MisbehavingH2Service(ca, mode="hold").start()
+    context = ssl.create_default_context(cafile=ca.ca_file)
+    context.set_alpn_protocols(["h2"])
+    port = int(service.url.rsplit(":", 1)[1])
+    connection = await Http2Connection.open("127.0.0.1", port, "127.0.0.1", f"127.0.0.1:{port}", context, 5)
+    assert connection is not None
+    try:
+        connection.active += 1
+        held = asyncio.create_task(connection.request("/push/held", [(b"ttl", b"60")], b"x", 5))
+        for _ in range(200):
+            if service.requests == 1:
+                break
+            await asyncio.sleep(0.01)
+        connection.active += 1
+        with pytest.raises(Unsendable):
+            await connection.request("/push/bad", [(b"ttl", 60)], b"y" * size, 5)  # type: ignore[list-item]
+        assert connection._h2.open_outbound_streams == 1  # the held one only
+        assert not connection.usable and connection.free == 0
+        service.release.set()
+        answer = await held
+        assert answer.status == 201 and service.resets == 0 and service.requests == 1
+    finally:
+        await connection.aclose()
+        await service.stop()
