@@ -206,6 +206,28 @@ def test_a_request_written_whole_is_what_h2_would_send() -> None:
     assert not client.send_request(7, [], b"x" * 70_000, b"push.example")  # beyond the window: h2's own way
 
 
+@pytest.mark.parametrize("size", [0, 20_000, 70_000])  # empty; beyond one 16 kB frame; beyond the 64 kB window
+async def test_a_body_send_request_cannot_write_whole_goes_by_h2s_own_way(ca: TestCA, vapid_keys: VapidKeys,
+                                                                         size: int) -> None:
+    """`send_request` declines these (it writes one DATA frame within the windows): the headers and body go by
+    h2's send_headers and send_data, the larger one waiting for the service's WINDOW_UPDATE."""
+    from server.domain.push.message import Urgency
+    from server.push.encode import EncodedMessage, headers_for
+
+    sender = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"), HostGuard(allow_local=True),
+                        timeout=5, ca_file=ca.ca_file)
+    service = await MisbehavingH2Service(ca).start()
+    try:
+        message = EncodedMessage(f"{service.url}/push/big", b"b" * size, headers_for(60, Urgency.NORMAL, None))
+        result = await sender.send(message)
+        assert result.outcome is Outcome.DELIVERED, result
+        assert sender.protocols[service.url] == "h2"
+        assert service.requests == 1 and service.body_bytes == size
+    finally:
+        await sender.aclose()
+        await service.stop()
+
+
 @pytest.mark.parametrize("size", [10, 0])  # written by send_request; by h2's send_headers, which opens it first
 async def test_a_header_block_that_cannot_be_encoded_leaves_no_stream_open(ca: TestCA, size: int) -> None:
     """The stream is closed without an RST_STREAM (the service never saw it), the connection takes no new
