@@ -3,9 +3,9 @@
 An https push service is dialled with ALPN ["h2", "http/1.1"].  When it picks h2 (FCM, Apple), its messages
 are multiplexed over a small pool of connections (server/push/http2.py), each carrying up to the service's
 SETTINGS_MAX_CONCURRENT_STREAMS.  When it picks HTTP/1.1 (Mozilla's autopush) or is plain http (local test
-services), aiohttp's keep-alive pool carries them: aiohttp rather than httpx there because bench/push_fanout.py
-measured an httpx POST at 1.0-3.3 ms of CPU against 0.11 ms for aiohttp.  Both dial only addresses the SSRF
-guard checked at send time.
+services), a keep-alive pool carries them (server/push/http1.py; aiohttp before it, and httpx before that,
+each cost more CPU per POST than the message's encryption).  Both dial only addresses the SSRF guard checked
+at send time.
 
 A push service that misbehaves (refuses connections, resets streams, sends invalid frames) is backed off
 per host, like one that answers 429: its messages are put back for later (RATE_LIMITED, not a failure) and
@@ -15,26 +15,26 @@ no more than `max_per_host` of the in-flight slots ever wait on one service, so 
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
-from urllib.parse import urlsplit
-
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from typing import TypeVar
+from urllib.parse import quote, urlsplit
 
 from server.domain.push.endpoints import endpoint_prefix, origin_of
 from server.domain.push.hosts import UnsafeHost
 from server.observability.metrics import observe_push_send
 from server.push.encode import EncodedMessage
 from server.push.hosts import RESOLVE_CACHE_SECONDS, HostGuard
-from server.push.http2 import Http2Connection, Http2Pool, MaybeProcessed, NotProcessed
+from server.push.http1 import Http1Connection, Http1Pool
+from server.push.http2 import Http2Connection, Http2Pool, MaybeProcessed, NotProcessed, Unsendable
 from server.push.vapid import VapidSigner
+
+_C = TypeVar("_C")  # a connection of either protocol
 
 
 class Outcome(StrEnum):
@@ -86,6 +86,7 @@ def outcome_of(status: int) -> Outcome:
     return Outcome.FAILED
 
 
+_PATH_SAFE = "/:@!$&'()*+,;=?~%-._"  # what a request target keeps as it is when an odd endpoint path is quoted
 HTTP2_CONNECTIONS = 4  # per push service: a few, so one stalled connection is not the whole service
 NOT_PROCESSED_RETRIES = 3  # a GOAWAY'd or refused stream is sent again at once, on another connection
 HOST_SLOT_WAIT = 1.0  # seconds a send waits for one of its service's `max_per_host` slots
@@ -101,7 +102,6 @@ class PushSender:
         self._guard = guard
         self._semaphore = asyncio.Semaphore(concurrency)
         self._timeout_s = timeout
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_connections = max_connections_per_service
         self._http2 = http2
         self._http2_connections = http2_connections
@@ -109,29 +109,58 @@ class PushSender:
         self._max_per_host = max_per_host if max_per_host is not None else max(1, concurrency * 3 // 4)
         self._host_slots: dict[str, asyncio.Semaphore] = {}
         self._answered_at: dict[str, float] = {}  # origin -> when it last answered (monotonic)
-        self._header_cache: dict[tuple[object, ...], tuple[str, dict[str, str], list[tuple[bytes, bytes]]]] = {}
+        self._header_cache: dict[tuple[object, ...], tuple[str, bytes, list[tuple[bytes, bytes]]]] = {}
         self._ssl = tls_context(ca_file, ["http/1.1"])
         self._h2_ssl = tls_context(ca_file, ["h2", "http/1.1"])
         self._pools: dict[str, Http2Pool] = {}
         self._backoff: dict[str, float] = {}  # origin -> current backoff (seconds) after misbehaviour
         self.protocols: dict[str, str] = {}  # origin -> "h2" or "http/1.1", as negotiated
-        self._clients: dict[str, aiohttp.ClientSession] = {}
+        self._h1_pools: dict[str, Http1Pool] = {}
         self._hosts: dict[str, str] = {}
         self._paused_until: dict[str, float] = {}
         self._safe_until: dict[str, float] = {}
         self._clock = clock
 
-    def client_for(self, origin: str) -> aiohttp.ClientSession:
-        """One session per push service: its keep-alive connections carry every message of a campaign."""
-        client = self._clients.get(origin)
-        if client is None:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, resolver=GuardedResolver(self._guard),
-                                             use_dns_cache=False, ssl=self._ssl)  # the guard caches its answers
-            client = aiohttp.ClientSession(connector=connector, timeout=self._timeout, auto_decompress=False,
-                                           skip_auto_headers=("User-Agent", "Content-Type"))
-            self._clients[origin] = client
-            self._hosts[origin] = urlsplit(origin).hostname or origin
-        return client
+    def _h1_pool(self, origin: str) -> Http1Pool:
+        """One pool per push service: its keep-alive connections carry every message of a campaign."""
+        pool = self._h1_pools.get(origin)
+        if pool is None:
+            parts = urlsplit(origin)
+            host = parts.hostname or ""
+            https = parts.scheme == "https"
+            port = parts.port or (443 if https else 80)
+
+            async def connect(address: str, within: float) -> Http1Connection:
+                loop = asyncio.get_running_loop()
+                _, connection = await asyncio.wait_for(loop.create_connection(
+                    Http1Connection, address, port, ssl=self._ssl if https else None,
+                    server_hostname=host if https else None), within)
+                return connection
+
+            async def dial() -> Http1Connection:
+                return await self._dial_checked(host, port, connect)
+
+            pool = self._h1_pools[origin] = Http1Pool(dial, self._max_connections)
+        return pool
+
+    async def _dial_checked(self, host: str, port: int, connect: Callable[[str, float], Awaitable[_C]]) -> _C:
+        """`connect` to each address the guard checks now (no rebinding inside), in turn, until one answers:
+        the lookup and every attempt share one deadline, and each attempt gets at most its share of what is left,
+        so an address that swallows packets does not use up the time of the ones after it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout_s
+        async with asyncio.timeout_at(deadline):
+            addresses = await self._guard.addresses(host, port)
+        failure: OSError | None = None
+        for left, address in zip(range(len(addresses), 0, -1), addresses, strict=True):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                return await connect(address, remaining / left)
+            except OSError as exc:  # refused, unreachable, timed out (TimeoutError), TLS failed (SSLError)
+                failure = exc
+        raise failure or TimeoutError(f"could not connect to {host} in time")
 
     def paused_for(self, origin: str) -> float:
         """Seconds this push service asked us to wait (429 Retry-After); 0 when it may be called."""
@@ -167,18 +196,21 @@ class PushSender:
         if not await self._host_slot(origin, host_slots):
             return SendResult(Outcome.RATE_LIMITED, retry_after=HOST_SLOT_WAIT,
                               detail="push service is slow to answer")
-        headers, fields = self._headers(message, origin)
+        block, fields = self._headers(message, origin)
+        path = endpoint[len(prefix):] or "/"
         try:
             async with self._semaphore:
                 started = time.perf_counter()
                 if self._http2 and origin.startswith("https:") and not self._pool(origin).http1:
-                    sent = await self._send_h2(origin, endpoint, prefix, headers, fields, message.body)
+                    sent = await self._send_h2(origin, path, block, fields, message.body)
                 else:
-                    sent = await self._send_h1(origin, endpoint, headers, message.body)
+                    sent = await self._send_h1(origin, path, block, message.body)
                 if sent.status is not None:
                     self._answered_at[origin] = time.monotonic()
-                    observe_push_send(self._hosts.setdefault(origin, urlsplit(origin).hostname or origin),
-                                      time.perf_counter() - started)
+                    host = self._hosts.get(origin)
+                    if host is None:
+                        host = self._hosts[origin] = urlsplit(origin).hostname or origin
+                    observe_push_send(host, time.perf_counter() - started)
         finally:
             host_slots.release()
         return self._settle(origin, sent)
@@ -198,9 +230,9 @@ class PushSender:
                 if time.monotonic() - self._answered_at.get(origin, 0.0) > HOST_SLOT_WAIT:
                     return False
 
-    def _headers(self, message: EncodedMessage, origin: str) -> tuple[dict[str, str], list[tuple[bytes, bytes]]]:
-        """The request headers with Authorization, for HTTP/1.1 and as h2 fields: built once per (campaign
-        headers, push service) and reused until the VAPID token is renewed."""
+    def _headers(self, message: EncodedMessage, origin: str) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """The request headers with Authorization, as an HTTP/1.1 block (with Host) and as h2 fields: built
+        once per (campaign headers, push service) and reused until the VAPID token is renewed."""
         authorization = self._signer.header_for_origin(origin)
         key = (message.header_key, origin) if message.header_key else None
         cached = self._header_cache.get(key) if key is not None else None
@@ -208,11 +240,12 @@ class PushSender:
             return cached[1], cached[2]
         headers = {**message.headers, "Authorization": authorization}
         fields = [(name.lower().encode(), value.encode()) for name, value in headers.items()]
+        block = b"".join(b"%s: %s\r\n" % field for field in [(b"host", origin.split("//", 1)[1].encode()), *fields])
         if key is not None:
             if len(self._header_cache) > 10_000:
                 self._header_cache.clear()
-            self._header_cache[key] = (authorization, headers, fields)
-        return headers, fields
+            self._header_cache[key] = (authorization, block, fields)
+        return block, fields
 
     def _settle(self, origin: str, sent: SendResult) -> SendResult:
         if sent.outcome is Outcome.RATE_LIMITED and sent.status == 429:
@@ -227,25 +260,22 @@ class PushSender:
             self._backoff.pop(origin, None)
         return sent
 
-    async def _send_h1(self, origin: str, endpoint: str, headers: dict[str, str], body: bytes) -> SendResult:
-        client = self.client_for(origin)
+    async def _send_h1(self, origin: str, path: str, block: bytes, body: bytes) -> SendResult:
+        target = path if path.isascii() and path.isprintable() and " " not in path else quote(path, safe=_PATH_SAFE)
+        request = b"POST %s HTTP/1.1\r\n%scontent-length: %d\r\n\r\n%s" % (target.encode(), block, len(body), body)
         try:
-            async with client.post(endpoint, data=body, headers=headers, allow_redirects=False) as response:
-                status = response.status
-                retry_header = response.headers.get("retry-after")
-                text = "" if status in (201, 202) else (await response.content.read(400)).decode("utf-8", "replace")
-        except UnsafeHost as exc:  # the resolver refused what the DNS answers now
+            answer = await self._h1_pool(origin).request(request, self._timeout_s)
+        except UnsafeHost as exc:  # the guard refused what the DNS answers now
             return SendResult(Outcome.BLOCKED, detail=str(exc))
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, UnsafeHost):
-                return SendResult(Outcome.BLOCKED, detail=str(exc.os_error))
-            return SendResult(Outcome.RETRYABLE, detail=f"connect: {exc}")  # the message never left us
+        except NotProcessed as exc:
+            return SendResult(Outcome.RETRYABLE, detail=str(exc))  # the message never left us
         except TimeoutError:
             return SendResult(Outcome.RETRYABLE, detail="timeout: no answer in time", posted=True)
-        except aiohttp.ClientError as exc:
-            return SendResult(Outcome.RETRYABLE, detail=f"{type(exc).__name__}: {exc}", posted=True)
+        except MaybeProcessed as exc:
+            return SendResult(Outcome.RETRYABLE, detail=str(exc), posted=True)
         self.protocols.setdefault(origin, "http/1.1")
-        return self._answered(status, retry_header, text)
+        text = "" if answer.status in (201, 202) else answer.body[:400].decode("utf-8", "replace")
+        return self._answered(answer.status, answer.headers.get("retry-after"), text)
 
     @staticmethod
     def _answered(status: int, retry_header: str | None, text: str) -> SendResult:
@@ -260,19 +290,19 @@ class PushSender:
             host, port = parts.hostname or "", parts.port or 443
             authority = origin.split("//", 1)[1]
 
+            async def connect(address: str, within: float) -> Http2Connection | None:
+                return await Http2Connection.open(address, port, host, authority, self._h2_ssl, within)
+
             async def dial() -> Http2Connection | None:
-                addresses = await self._guard.addresses(host, port)  # checked now: no rebinding inside
-                connection = await Http2Connection.open(addresses[0], port, host, authority, self._h2_ssl,
-                                                        self._timeout_s)
+                connection = await self._dial_checked(host, port, connect)
                 self.protocols[origin] = "h2" if connection is not None else "http/1.1"
                 return connection
 
             pool = self._pools[origin] = Http2Pool(dial, self._http2_connections)
         return pool
 
-    async def _send_h2(self, origin: str, endpoint: str, prefix: str, headers: dict[str, str],
-                       fields: list[tuple[bytes, bytes]], body: bytes) -> SendResult:
-        path = endpoint[len(prefix):] or "/"
+    async def _send_h2(self, origin: str, path: str, block: bytes, fields: list[tuple[bytes, bytes]],
+                       body: bytes) -> SendResult:
         pool = self._pool(origin)
         for _ in range(NOT_PROCESSED_RETRIES):
             try:
@@ -282,11 +312,13 @@ class PushSender:
             except (OSError, TimeoutError, ssl.SSLError) as exc:
                 return SendResult(Outcome.RETRYABLE, detail=f"connect: {exc}")  # the message never left us
             if connection is None:  # the service chose HTTP/1.1
-                return await self._send_h1(origin, endpoint, headers, body)
+                return await self._send_h1(origin, path, block, body)
             try:
                 answer = await connection.request(path, fields, body, self._timeout_s)
             except NotProcessed:
                 continue  # GOAWAY'd or refused: it never reached the service, so send it again now
+            except Unsendable as exc:
+                return SendResult(Outcome.FAILED, detail=str(exc))
             except MaybeProcessed as exc:
                 return SendResult(Outcome.RETRYABLE, detail=str(exc), posted=True)
             except TimeoutError:
@@ -296,9 +328,9 @@ class PushSender:
         return SendResult(Outcome.RETRYABLE, detail="streams refused again and again")
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.close()
+        h1_pools, self._h1_pools = list(self._h1_pools.values()), {}
+        for h1_pool in h1_pools:
+            h1_pool.close()
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             await pool.aclose()
@@ -309,25 +341,3 @@ def tls_context(ca_file: str | None, alpn: list[str]) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=ca_file)
     context.set_alpn_protocols(alpn)
     return context
-
-
-class GuardedResolver(AbstractResolver):
-    """aiohttp's resolver, answered by the SSRF guard: only addresses it checked (and cached) are dialled."""
-
-    def __init__(self, guard: HostGuard) -> None:
-        self._guard = guard
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET,
-                      ) -> list[ResolveResult]:
-        found = []
-        for address in await self._guard.addresses(host, port):
-            kind = socket.AF_INET6 if ":" in address else socket.AF_INET
-            if family in (socket.AF_UNSPEC, kind):
-                found.append(ResolveResult(hostname=host, host=address, port=port, family=kind, proto=0,
-                                           flags=socket.AI_NUMERICHOST))
-        if not found:
-            raise OSError(f"{host} has no {family.name} address")
-        return found
-
-    async def close(self) -> None:
-        return None

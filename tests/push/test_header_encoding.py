@@ -1,5 +1,6 @@
-"""The HPACK encoder that reuses repeated headers' encodings: byte for byte what hpack's own encoder sends, so a
-push service's decoder keeps the same table, through evictions and table size changes."""
+"""The HPACK encoder that reuses repeated headers' encodings: byte for byte what hpack's own encoder sends (the
+never-indexed path and length as hpack writes them without Huffman coding), so a push service's decoder keeps
+the same table, through evictions and table size changes."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ def request(i: int, token: bytes) -> Headers:
             NeverIndexedHeaderTuple(b"content-length", str(100 + i % 7).encode()),
             (b"ttl", b"3600"), (b"urgency", b"normal"), (b"content-encoding", b"aes128gcm"),
             (b"authorization", b"vapid t=" + token + b", k=BPublicKey")]
+
+
+def hpack_bytes(plain: Encoder, headers: Headers) -> bytes:
+    """hpack's own encoding, header by header, its never-indexed values without Huffman coding."""
+    return b"".join(plain.encode([h], huffman=not isinstance(h, NeverIndexedHeaderTuple)) for h in headers)
 
 
 def test_same_bytes_as_hpack_and_decodable() -> None:
@@ -37,7 +43,7 @@ def test_same_bytes_as_hpack_and_decodable() -> None:
         if i == 150:
             plain.header_table_size = repeating.header_table_size = 4096
             decoder.header_table_size = 4096
-        expected = plain.encode(headers)
+        expected = hpack_bytes(plain, headers)
         encoded = repeating.encode(headers)
         assert encoded == expected, i
         decoded = decoder.decode(encoded, raw=True)
@@ -52,7 +58,7 @@ def test_a_full_table_that_adds_one_and_evicts_one() -> None:
         headers.insert(3, (b"x-fill", f"{i:0100d}".encode()))  # the same size each time: one in, one out
         if i % 3 == 0:
             headers.insert(4, (b"ttl", b"3600"))  # an equal entry again, once it has been evicted
-        assert repeating.encode(headers) == plain.encode(headers), i
+        assert repeating.encode(headers) == hpack_bytes(plain, headers), i
 
 
 def test_repeated_headers_cost_one_byte_each() -> None:

@@ -110,6 +110,28 @@ async def test_a_misbehaving_service_does_not_stall_a_good_one(ca: TestCA, tls_s
         await server.stop()
 
 
+async def test_an_answer_that_does_not_come_in_time_is_retryable_and_its_stream_reset(ca: TestCA,
+                                                                                      vapid_keys: VapidKeys) -> None:
+    sender = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"), HostGuard(allow_local=True),
+                        timeout=0.5, ca_file=ca.ca_file)
+    service = await MisbehavingH2Service(ca, mode="hold").start()
+    try:
+        keys = _keys(sender)
+        results = await asyncio.gather(*(sender.send(encode(Subscription(f"{service.url}/push/h{i}", *keys), b"x",
+                                                            ttl=60)) for i in range(3)))
+        assert [r.outcome for r in results] == [Outcome.RETRYABLE] * 3
+        assert all(r.posted and "timeout" in r.detail for r in results)
+        assert service.requests == 3
+        for _ in range(100):  # the resets are on their way to the service
+            if service.resets == 3:
+                break
+            await asyncio.sleep(0.02)
+        assert service.resets == 3
+    finally:
+        await sender.aclose()
+        await service.stop()
+
+
 async def test_a_private_address_at_send_time_is_refused_over_http2(ca: TestCA, vapid_keys: VapidKeys) -> None:
     """The name resolved to a public address when checked, and to 127.0.0.1 when the connection is dialled."""
     answers = iter([["93.184.216.34"], ["127.0.0.1"]])
@@ -139,3 +161,102 @@ def _keys(sender: PushSender) -> tuple[str, str]:
 
     _, target = Decrypting().subscriber()
     return target.p256dh, target.auth
+
+
+def test_a_request_written_whole_is_what_h2_would_send() -> None:
+    """`send_request`'s frames, read by h2's server side: the same request, a header block beyond one frame
+    split into CONTINUATION frames, and the windows counted down as h2 counts them."""
+    import h2.config
+    import h2.connection
+    import h2.events
+    from hpack import NeverIndexedHeaderTuple
+
+    from server.push.header_encoding import RepeatingHeadersEncoder
+    from server.push.http2 import _FanoutH2
+
+    client = _FanoutH2(h2.config.H2Configuration(client_side=True, validate_outbound_headers=False,
+                                                 normalize_outbound_headers=False))
+    client.encoder = RepeatingHeadersEncoder()
+    server = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    client.initiate_connection()
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    got: dict[int, tuple[dict[bytes, bytes], bytes]] = {}
+    for stream_id, token in ((1, b"t" * 100), (3, b"u" * 40_000), (5, b"t" * 100)):  # 40 kB: three frames
+        body = bytes([stream_id]) * 300
+        headers = [(b":method", b"POST"), (b":scheme", b"https"), (b":authority", b"push.example"),
+                   NeverIndexedHeaderTuple(b":path", f"/send/{stream_id}".encode()),
+                   NeverIndexedHeaderTuple(b"content-length", b"300"), (b"ttl", b"60"),
+                   (b"authorization", b"vapid t=" + token)]
+        assert client.send_request(stream_id, headers, body, b"push.example")
+        assert client.streams[stream_id].outbound_flow_control_window == 65_535 - 300
+        for event in server.receive_data(client.data_to_send()):
+            if isinstance(event, h2.events.RequestReceived):
+                got[event.stream_id] = ({bytes(n): bytes(v) for n, v in event.headers or []}, b"")
+            elif isinstance(event, h2.events.DataReceived):
+                got[event.stream_id] = (got[event.stream_id][0], got[event.stream_id][1] + (event.data or b""))
+            elif isinstance(event, h2.events.StreamEnded):
+                assert event.stream_id in got
+        headers_got, body_got = got[stream_id]
+        assert headers_got[b":path"] == f"/send/{stream_id}".encode() and body_got == body
+        assert headers_got[b"authorization"] == b"vapid t=" + token
+    assert client.outbound_flow_control_window == 65_535 - 900
+    assert not client.send_request(7, [], b"x" * 70_000, b"push.example")  # beyond the window: h2's own way
+
+
+@pytest.mark.parametrize("size", [0, 20_000, 70_000])  # empty; beyond one 16 kB frame; beyond the 64 kB window
+async def test_a_body_send_request_cannot_write_whole_goes_by_h2s_own_way(ca: TestCA, vapid_keys: VapidKeys,
+                                                                         size: int) -> None:
+    """`send_request` declines these (it writes one DATA frame within the windows): the headers and body go by
+    h2's send_headers and send_data, the larger one waiting for the service's WINDOW_UPDATE."""
+    from server.domain.push.message import Urgency
+    from server.push.encode import EncodedMessage, headers_for
+
+    sender = PushSender(VapidSigner(vapid_keys, "mailto:ops@shangquan.example"), HostGuard(allow_local=True),
+                        timeout=5, ca_file=ca.ca_file)
+    service = await MisbehavingH2Service(ca).start()
+    try:
+        message = EncodedMessage(f"{service.url}/push/big", b"b" * size, headers_for(60, Urgency.NORMAL, None))
+        result = await sender.send(message)
+        assert result.outcome is Outcome.DELIVERED, result
+        assert sender.protocols[service.url] == "h2"
+        assert service.requests == 1 and service.body_bytes == size
+    finally:
+        await sender.aclose()
+        await service.stop()
+
+
+@pytest.mark.parametrize("size", [10, 0])  # written by send_request; by h2's send_headers, which opens it first
+async def test_a_header_block_that_cannot_be_encoded_leaves_no_stream_open(ca: TestCA, size: int) -> None:
+    """The stream is closed without an RST_STREAM (the service never saw it), the connection takes no new
+    streams (its HPACK table may be out of step), and a stream already in flight on it is still answered."""
+    import ssl
+
+    from server.push.http2 import Http2Connection, Unsendable
+
+    service = await MisbehavingH2Service(ca, mode="hold").start()
+    context = ssl.create_default_context(cafile=ca.ca_file)
+    context.set_alpn_protocols(["h2"])
+    port = int(service.url.rsplit(":", 1)[1])
+    connection = await Http2Connection.open("127.0.0.1", port, "127.0.0.1", f"127.0.0.1:{port}", context, 5)
+    assert connection is not None
+    try:
+        connection.active += 1
+        held = asyncio.create_task(connection.request("/push/held", [(b"ttl", b"60")], b"x", 5))
+        for _ in range(200):
+            if service.requests == 1:
+                break
+            await asyncio.sleep(0.01)
+        connection.active += 1
+        with pytest.raises(Unsendable):
+            await connection.request("/push/bad", [(b"ttl", 60)], b"y" * size, 5)  # type: ignore[list-item]
+        assert connection._h2.open_outbound_streams == 1  # the held one only
+        assert not connection.usable and connection.free == 0
+        service.release.set()
+        answer = await held
+        assert answer.status == 201 and service.resets == 0 and service.requests == 1
+    finally:
+        await connection.aclose()
+        await service.stop()

@@ -158,4 +158,4 @@ async def test_bounded_concurrency_and_one_client_per_service(fresh_service: Pus
                                      for i, t in enumerate(targets)))
     assert all(r.outcome is Outcome.DELIVERED for r in results)
     assert sorted(r.plaintext for r in fresh_service.received) == sorted(f"n{i}".encode() for i in range(40))
-    assert len(sender._clients) == 1
+    assert len(sender._h1_pools) == 1

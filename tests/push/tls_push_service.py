@@ -102,6 +102,8 @@ class MisbehavingH2Service:
     tokens: list[str] = field(default_factory=list)  # paths answered 201, in order
     connections: int = 0
     requests: int = 0
+    resets: int = 0  # RST_STREAMs the client sent (a send that gave up waiting cancels its stream)
+    body_bytes: int = 0  # request body bytes received, over all streams
     release: asyncio.Event = field(default_factory=asyncio.Event)
     _server: asyncio.Server | None = None
 
@@ -136,6 +138,9 @@ class MisbehavingH2Service:
                         paths[event.stream_id] = dict(event.headers or []).get(":path", "")
                     elif isinstance(event, h2.events.DataReceived):
                         conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                        self.body_bytes += len(event.data or b"")
+                    elif isinstance(event, h2.events.StreamReset):
+                        self.resets += 1
                     elif isinstance(event, h2.events.StreamEnded):
                         self.requests += 1
                         stream_id = event.stream_id
