@@ -113,11 +113,7 @@ class Http1Connection(asyncio.Protocol):
                 self._head(bytes(buffer[:end]).decode("latin-1"))
                 del buffer[:end + 4]
             elif mode == "length":
-                take = min(self._left, len(buffer))
-                self._keep(buffer, take)
-                del buffer[:take]
-                self._left -= take
-                if self._left:
+                if not self._take(buffer):
                     return
                 self._finish(done)
                 return
@@ -140,11 +136,7 @@ class Http1Connection(asyncio.Protocol):
                     size = int(digits, 16)
                     self._mode, self._left = ("trailers", 0) if size == 0 else ("chunk", size)
             elif mode == "chunk":
-                take = min(self._left, len(buffer))
-                self._keep(buffer, take)
-                del buffer[:take]
-                self._left -= take
-                if self._left:
+                if not self._take(buffer):
                     return
                 self._mode = "chunk-end"
             elif mode == "chunk-end":  # the CRLF that closes each chunk's data
@@ -193,6 +185,14 @@ class Http1Connection(asyncio.Protocol):
         room = MAX_KEPT - len(self._body)
         if room > 0 and n > 0:
             self._body += buffer[:min(n, room)]
+
+    def _take(self, buffer: bytearray) -> bool:
+        """Read what `buffer` holds of the `_left` bytes still due (a body, or a chunk's data): True once all came."""
+        take = min(self._left, len(buffer))
+        self._keep(buffer, take)
+        del buffer[:take]
+        self._left -= take
+        return not self._left
 
     def _finish(self, done: asyncio.Future[Response]) -> None:
         self._mode = ""
