@@ -225,56 +225,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-async def drive(base_url: str, target: Target, concurrency: int, warmup: float, duration: float,
-                pids: dict[str, int] | None = None) -> RunResult:
-    """Keep `concurrency` requests in flight; count what completes inside the measured window.
-
-    `pids` names processes whose CPU time is sampled at the start and the end of the window.
-    """
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    result = RunResult(seconds=duration)
-    pids = pids or {}
-    async with httpx.AsyncClient(base_url=base_url, http1=True, http2=False, limits=limits, timeout=30) as client:
-        begin = time.perf_counter() + warmup
-        end = begin + duration
-
-        async def worker() -> None:
-            while True:
-                started = time.perf_counter()
-                if started >= end:
-                    return
-                try:
-                    good = target.ok(await target.request(client))
-                except httpx.HTTPError:
-                    good = False
-                finished = time.perf_counter()
-                result.completed += 1
-                if begin <= finished < end:
-                    if good:
-                        result.latencies.append(finished - started)
-                    else:
-                        result.errors += 1
-
-        async def sample_cpu() -> None:
-            await asyncio.sleep(max(0.0, begin - time.perf_counter()))
-            first = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            await asyncio.sleep(max(0.0, end - time.perf_counter()))
-            result.cpu_seconds = {name: cpu_seconds(pid) - first[name] for name, pid in pids.items()}
-
-        await asyncio.gather(sample_cpu(), *(worker() for _ in range(concurrency)))
-    return result
-
-
-async def drive_lean(base_url: str, target: Target, concurrency: int, warmup: float, duration: float,
-                     pids: dict[str, int] | None = None) -> RunResult:
-    """As `drive`, for a GET, with bench/lean_http.py: the request is bytes prepared once and each connection
-    is kept alive, so the client costs tens of microseconds per request, not the ~2 ms of httpx."""
-    if target.method != "GET" or target.body is not None:
-        raise ValueError(f"{target.name}: the lean client sends GETs only")
-    client = LeanClient(base_url, max_connections=concurrency)
-    head, tail = client.request_bytes(target.path, target.headers)
-    raw = head + tail
-    graphql = target.path.startswith("/graphql")
+async def _keep_in_flight(send: Callable[[], Awaitable[bool]], concurrency: int, warmup: float, duration: float,
+                          pids: dict[str, int] | None) -> RunResult:
+    """`concurrency` loops each awaiting `send()` (True: a good answer) again and again; what completes inside the
+    measured window counts, and the CPU time of the processes in `pids` is sampled at its start and its end."""
     result = RunResult(seconds=duration)
     pids = pids or {}
     begin = time.perf_counter() + warmup
@@ -285,12 +239,7 @@ async def drive_lean(base_url: str, target: Target, concurrency: int, warmup: fl
             started = time.perf_counter()
             if started >= end:
                 return
-            try:
-                answer = await client.send(raw)
-                # a GraphQL error still answers 200; the body's bytes are searched, never parsed
-                good = answer.status == target.expect and not (graphql and b'"errors"' in answer.body)
-            except (HttpFailure, TimeoutError):
-                good = False
+            good = await send()
             finished = time.perf_counter()
             result.completed += 1
             if begin <= finished < end:
@@ -305,11 +254,48 @@ async def drive_lean(base_url: str, target: Target, concurrency: int, warmup: fl
         await asyncio.sleep(max(0.0, end - time.perf_counter()))
         result.cpu_seconds = {name: cpu_seconds(pid) - first[name] for name, pid in pids.items()}
 
+    await asyncio.gather(sample_cpu(), *(worker() for _ in range(concurrency)))
+    return result
+
+
+async def drive(base_url: str, target: Target, concurrency: int, warmup: float, duration: float,
+                pids: dict[str, int] | None = None) -> RunResult:
+    """Keep `concurrency` requests in flight over httpx; count what completes inside the measured window."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, http1=True, http2=False, limits=limits, timeout=30) as client:
+
+        async def send() -> bool:
+            try:
+                return target.ok(await target.request(client))
+            except httpx.HTTPError:
+                return False
+
+        return await _keep_in_flight(send, concurrency, warmup, duration, pids)
+
+
+async def drive_lean(base_url: str, target: Target, concurrency: int, warmup: float, duration: float,
+                     pids: dict[str, int] | None = None) -> RunResult:
+    """As `drive`, for a GET, with bench/lean_http.py: the request is bytes prepared once and each connection
+    is kept alive, so the client costs tens of microseconds per request, not the ~2 ms of httpx."""
+    if target.method != "GET" or target.body is not None:
+        raise ValueError(f"{target.name}: the lean client sends GETs only")
+    client = LeanClient(base_url, max_connections=concurrency)
+    head, tail = client.request_bytes(target.path, target.headers)
+    raw = head + tail
+    graphql = target.path.startswith("/graphql")
+
+    async def send() -> bool:
+        try:
+            answer = await client.send(raw)
+        except (HttpFailure, TimeoutError):
+            return False
+        # a GraphQL error still answers 200; the body's bytes are searched, never parsed
+        return answer.status == target.expect and not (graphql and b'"errors"' in answer.body)
+
     try:
-        await asyncio.gather(sample_cpu(), *(worker() for _ in range(concurrency)))
+        return await _keep_in_flight(send, concurrency, warmup, duration, pids)
     finally:
         client.close()
-    return result
 
 
 # ---------------------------------------------------------------------------- processes
