@@ -41,7 +41,7 @@ async def by_owners(db: AsyncDatabase[Doc], refs: list[str]) -> dict[str, list[I
     out: dict[str, list[Image]] = defaultdict(list)
     owners = set(refs)
     docs = [d async for d in db.images.find({"_id": {"$in": list(wanted)}})]
-    for doc in sorted(docs, key=lambda d: (d["position"], d["_id"])):  # a handful per owner: sorted here
+    for doc in sorted(docs, key=lambda d: (d.get("position", 0), d["_id"])):  # a handful per owner: sorted here
         if doc["owner"] in owners:
             out[doc["owner"]].append(Image.from_doc(doc))
     return out
