@@ -31,7 +31,7 @@ from server.observability.metrics import observe_push_send
 from server.push.encode import EncodedMessage
 from server.push.hosts import RESOLVE_CACHE_SECONDS, HostGuard
 from server.push.http1 import Http1Connection, Http1Pool
-from server.push.http2 import Http2Connection, Http2Pool, MaybeProcessed, NotProcessed, Unsendable
+from server.push.http2 import Http2Connection, Http2Pool, MaybeProcessed, NotProcessed, Response, Unsendable
 from server.push.vapid import VapidSigner
 
 _C = TypeVar("_C")  # a connection of either protocol
@@ -274,14 +274,15 @@ class PushSender:
         except MaybeProcessed as exc:
             return SendResult(Outcome.RETRYABLE, detail=str(exc), posted=True)
         self.protocols.setdefault(origin, "http/1.1")
-        text = "" if answer.status in (201, 202) else answer.body[:400].decode("utf-8", "replace")
-        return self._answered(answer.status, answer.headers.get("retry-after"), text)
+        return self._answered(answer)
 
     @staticmethod
-    def _answered(status: int, retry_header: str | None, text: str) -> SendResult:
-        outcome = outcome_of(status)
-        detail = "" if outcome is Outcome.DELIVERED else text[:200]
-        return SendResult(outcome, status, parse_retry_after(retry_header), detail, posted=True)
+    def _answered(answer: Response) -> SendResult:
+        """The outcome of an answer of either protocol (the two share Response)."""
+        outcome = outcome_of(answer.status)
+        detail = "" if outcome is Outcome.DELIVERED else answer.body[:400].decode("utf-8", "replace")[:200]
+        return SendResult(outcome, answer.status, parse_retry_after(answer.headers.get("retry-after")), detail,
+                          posted=True)
 
     def _pool(self, origin: str) -> Http2Pool:
         pool = self._pools.get(origin)
@@ -323,8 +324,7 @@ class PushSender:
                 return SendResult(Outcome.RETRYABLE, detail=str(exc), posted=True)
             except TimeoutError:
                 return SendResult(Outcome.RETRYABLE, detail="timeout: no answer in time", posted=True)
-            text = "" if answer.status in (201, 202) else answer.body[:400].decode("utf-8", "replace")
-            return self._answered(answer.status, answer.headers.get("retry-after"), text)
+            return self._answered(answer)
         return SendResult(Outcome.RETRYABLE, detail="streams refused again and again")
 
     async def aclose(self) -> None:
