@@ -84,6 +84,8 @@ async def test_validation_matrix(db: Any, redis: Redis) -> None:
         (data("ftp://142.250.72.10/x"), {"subscription.endpoint": "push_endpoint_invalid"}),
         (data("not a url"), {"subscription.endpoint": "push_endpoint_invalid"}),
         (data("https://user:pw@142.250.72.10/x"), {"subscription.endpoint": "push_endpoint_invalid"}),
+        # a lone surrogate (JSON "\ud800") has no UTF-8 form, so no request line could carry it
+        (data("https://142.250.72.10/x\ud800"), {"subscription.endpoint": "push_endpoint_invalid"}),
         (data(""), {"subscription.endpoint": "required"}),
         (data("https://142.250.72.10/" + "a" * 2048), {"subscription.endpoint": "too_long"}),
         (data("https://10.0.0.1/x"), {"subscription.endpoint": "push_endpoint_private"}),

@@ -64,6 +64,7 @@ async def _check_endpoint(p: Problems, guard: EndpointGuard, endpoint: str) -> s
         p.add(F_ENDPOINT, "too_long")
         return None
     try:
+        endpoint.encode()  # a lone surrogate raises here: no request line could carry it
         parts = urlsplit(endpoint)
         parts.port  # noqa: B018 - raises on a bad port
         if not parts.hostname or parts.username is not None or parts.password is not None or \
