@@ -135,7 +135,9 @@ class MisbehavingH2Service:
             while data := await reader.read(65_536):
                 for event in conn.receive_data(data):
                     if isinstance(event, h2.events.RequestReceived):
-                        paths[event.stream_id] = dict(event.headers or []).get(":path", "")
+                        # header_encoding="utf-8" makes names and values str; h2's types say bytes
+                        headers: dict[str, str] = dict(event.headers or [])  # type: ignore[arg-type]
+                        paths[event.stream_id] = headers.get(":path", "")
                     elif isinstance(event, h2.events.DataReceived):
                         conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                         self.body_bytes += len(event.data or b"")
