@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import os
 import shlex
 from typing import Any
 
@@ -11,7 +13,14 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 
-from server.api.live.protocol import IMPORT_PATH, UVICORN_WS, UVICORN_WS_ARGS, LiveWebSocketProtocol, text_frame_head
+from server.api.live.protocol import (
+    IMPORT_PATH,
+    UVICORN_WS,
+    UVICORN_WS_ARGS,
+    LiveWebSocketProtocol,
+    peer_traffic,
+    text_frame_head,
+)
 from server.services import embedded
 from server.settings import ROOT
 
@@ -38,10 +47,10 @@ def test_a_text_frame_head_is_what_websockets_writes_at_every_length_class() -> 
         assert text_frame_head(size) + data == Frame(Opcode.TEXT, data).serialize(mask=False, extensions=[]), size
 
 
-async def _serve(app: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+async def _serve(app: Any, **config: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     port = embedded.free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                                           **UVICORN_WS))
+                                           **UVICORN_WS, **config))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -99,5 +108,119 @@ async def test_direct_writes_only_while_the_socket_is_open_and_stops_at_either_s
             protocol.data_received(close)
             assert protocol.direct is None
     finally:
+        server.should_exit = True
+        await task
+
+
+async def test_peer_traffic_counts_what_the_peer_acknowledged_and_sent() -> None:
+    """The keepalive's look at TCP (struct tcp_info's bytes_acked + bytes_received), on a real loopback pair."""
+    accepted: asyncio.Queue[asyncio.StreamWriter] = asyncio.Queue()
+    listener = await asyncio.start_server(lambda _r, w: accepted.put_nowait(w), "127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection(*listener.sockets[0].getsockname()[:2])
+    ours = await asyncio.wait_for(accepted.get(), 5)
+    try:
+        start = peer_traffic(ours.transport)  # the handshake's SYN counts as one byte acknowledged
+        assert start is not None and start <= 1
+        ours.write(b"x" * 1000)
+        assert await reader.readexactly(1000)
+        assert await _eventually_value(lambda: peer_traffic(ours.transport), start + 1000)  # acknowledged
+        writer.write(b"y" * 10)
+        assert await _eventually_value(lambda: peer_traffic(ours.transport), start + 1010)  # received
+    finally:
+        writer.close()
+        ours.close()
+        listener.close()
+
+
+async def _eventually_value(look: Any, wanted: int) -> bool:
+    await _eventually(lambda: look() == wanted)
+    return True
+
+
+class _RawPeer:
+    """A WebSocket client speaking RFC 6455 by hand, so that the test sees every ping and decides on each pong."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _RawPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(f"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    async def frame(self) -> tuple[int, bytes]:
+        """The next frame from the server (unmasked): (opcode, payload)."""
+        b0, b1 = await asyncio.wait_for(self.reader.readexactly(2), 10)
+        size = b1 & 0x7F
+        if size == 126:
+            size = int.from_bytes(await self.reader.readexactly(2), "big")
+        elif size == 127:
+            size = int.from_bytes(await self.reader.readexactly(8), "big")
+        return b0 & 0x0F, await self.reader.readexactly(size)
+
+    def pong(self, payload: bytes) -> None:
+        mask = os.urandom(4)
+        self.writer.write(bytes((0x8A, 0x80 | len(payload))) + mask
+                          + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+PING, TEXT, CLOSE = 0x9, 0x1, 0x8
+
+
+async def test_a_quiet_socket_is_pinged_and_closed_when_its_pong_does_not_come() -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] == "websocket.receive":
+            pass
+
+    server, task, port = await _serve(app, ws_ping_interval=0.2, ws_ping_timeout=0.5)
+    answering, silent = await _RawPeer.open(port), await _RawPeer.open(port)
+    try:
+        for _ in range(3):  # pinged again after each pong: a quiet socket is checked as before
+            opcode, payload = await answering.frame()
+            assert opcode == PING
+            answering.pong(payload)
+        assert (await silent.frame())[0] == PING  # not answered: the keepalive gives up on it
+        opcode, payload = await silent.frame()
+        assert (opcode, int.from_bytes(payload[:2], "big")) == (CLOSE, 1011), payload
+        assert b"keepalive ping timeout" in payload
+    finally:
+        answering.close()
+        silent.close()
+        server.should_exit = True
+        await task
+
+
+async def test_a_socket_that_gets_frames_is_not_pinged_until_it_goes_quiet() -> None:
+    """A live socket's own frames, acknowledged by the peer's TCP, show the peer is there: no ping meanwhile."""
+    frames = 40
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        for index in range(frames):  # every 50 ms, eight times per ping interval
+            await send({"type": "websocket.send", "text": f"update {index}"})
+            await asyncio.sleep(0.05)
+        while (await receive())["type"] == "websocket.receive":
+            pass
+
+    server, task, port = await _serve(app, ws_ping_interval=0.4, ws_ping_timeout=5)
+    peer = await _RawPeer.open(port)
+    try:
+        got = [await peer.frame() for _ in range(frames)]  # two seconds: five ping intervals
+        assert got == [(TEXT, f"update {i}".encode()) for i in range(frames)]  # no ping among them
+        opcode, _ = await peer.frame()  # quiet now: within about two intervals, a ping
+        assert opcode == PING
+    finally:
+        peer.close()
         server.should_exit = True
         await task

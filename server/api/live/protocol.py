@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
-from struct import pack
+from struct import Struct, pack
 from typing import Any, Final
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -27,6 +28,29 @@ IMPORT_PATH: Final = "server.api.live.protocol:LiveWebSocketProtocol"
 # permessage-deflate: each socket would keep its own zlib context (~70 KB) and compress every shared frame again.
 UVICORN_WS: Final[dict[str, Any]] = {"ws": IMPORT_PATH, "ws_per_message_deflate": False}
 UVICORN_WS_ARGS: Final = ("--ws", IMPORT_PATH, "--ws-per-message-deflate", "false")
+
+
+# struct tcp_info (linux/tcp.h) up to tcpi_bytes_received: tcpi_bytes_acked (what the peer acknowledged of ours)
+# and tcpi_bytes_received (what it sent us), two u64 at offset 120, in every kernel since 4.1.
+_TCP_INFO = getattr(socket, "TCP_INFO", None)
+_TCP_INFO_LENGTH: Final = 136
+_TRAFFIC: Final = Struct("=QQ")
+
+
+def peer_traffic(transport: Any) -> int | None:
+    """Bytes the peer has acknowledged of ours plus bytes it has sent us on this TCP connection, from the kernel;
+    None where it cannot say (not TCP, not Linux, closed). It moves only while the peer's end is alive."""
+    sock = transport.get_extra_info("socket") if _TCP_INFO is not None else None
+    if sock is None:
+        return None
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, _TCP_INFO_LENGTH)
+    except (OSError, ValueError, AttributeError):
+        return None
+    if len(info) < _TCP_INFO_LENGTH:
+        return None
+    acked, received = _TRAFFIC.unpack_from(info, 120)
+    return int(acked + received)
 
 
 class _WarningsUp(logging.LoggerAdapter[logging.Logger]):
@@ -152,6 +176,8 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     the transport's write, instead of nine checks and two calls. `direct` is decided again wherever one of those
     conditions can change: the flags uvicorn assigns (watched properties), flow control (pause/resume_writing),
     and after whatever can move websockets' connection state (what the peer sent, a keepalive timeout, shutdown).
+
+    Keepalive pings go only to sockets that have been quiet for the ping interval (see send_keepalive_ping).
     """
 
     handshake_complete = _watched("handshake_complete")
@@ -159,6 +185,7 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     disconnected = _watched("disconnected")
     initial_response = _watched("initial_response")
     direct: Callable[[bytes], object] | None = None
+    heard: int | None = None  # peer_traffic() when the peer last showed it is there (a check or its pong)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -217,6 +244,28 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             await super().send(message)  # accept, close …: the watched flags recheck as they change
         finally:
             self.recheck()
+
+    def send_keepalive_ping(self) -> None:
+        """A ping (and its pong, read and parsed here) proves the peer is there; so does TCP when the peer has
+        acknowledged our data or sent its own since the last look: then this socket is not pinged this time.
+        An open crowd screen gets ~5 frames a second and never needs a ping (250 pings and pongs a second at
+        5,000 sockets, ~4 % of a fan-out's CPU). A quiet socket is pinged as before, and one whose pong does not
+        come within the timeout is closed (1011); a peer that stops reading stops acknowledging once its receive
+        window is full, and then it is pinged too (and its slow writes close it: outbox.py)."""
+        if not self.close_sent and not self.transport.is_closing():
+            seen = peer_traffic(self.transport)
+            if seen is not None and seen != self.heard:
+                self.heard = seen
+                self.ping_timer = None
+                self.schedule_ping()
+                return
+        super().send_keepalive_ping()
+
+    def handle_pong(self, event: Any) -> None:
+        awaited = self.pending_ping_payload is not None and bytes(event.data) == self.pending_ping_payload
+        super().handle_pong(event)
+        if awaited:  # the ping and its pong are not the peer's own traffic: the next look must see new bytes
+            self.heard = peer_traffic(self.transport)
 
     def start_keepalive(self) -> None:
         # Called once the handshake's response is written: its headers and the request's are not read again.
