@@ -13,6 +13,7 @@ import uvicorn
 from websockets.asyncio.client import connect
 from websockets.frames import Frame, Opcode
 
+from server.api.live.outbox import Outbox
 from server.api.live.protocol import (
     IMPORT_PATH,
     UVICORN_WS,
@@ -222,5 +223,44 @@ async def test_a_socket_that_gets_frames_is_not_pinged_until_it_goes_quiet() -> 
         assert opcode == PING
     finally:
         peer.close()
+        server.should_exit = True
+        await task
+
+
+async def test_the_outbox_direct_write_follows_the_socket_and_its_own_queue() -> None:
+    """The fan-out reads only `Outbox.direct` per subscriber: it must be the socket's `direct` exactly while nothing
+    waits in the outbox, and None once either side says no (flow control, a queued frame, a close)."""
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] == "websocket.receive":
+            pass
+
+    async def send_text(text: str) -> None:  # as the live transport sends: the server's own ASGI send
+        await protocol.send({"type": "websocket.send", "text": text})
+
+    async def close(code: int, reason: str) -> None:
+        pass
+
+    server, task, port = await _serve(app)
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/", compression=None, proxy=None) as peer:
+            await _eventually(lambda: [p.direct is not None for p in _protocols(server)] == [True])
+            protocol = _protocols(server)[0]
+            outbox = Outbox(send_text, close, limit=4, slow_seconds=30, server=protocol)
+            assert outbox.direct is not None and outbox.direct == protocol.direct
+            protocol.pause_writing()  # the transport's buffer is full: frames queue in the outbox
+            assert protocol.direct is None and outbox.direct is None
+            outbox.push("queued while paused")
+            protocol.resume_writing()
+            assert protocol.direct is not None and outbox.direct is None  # a frame still waits: not yet direct
+            assert await asyncio.wait_for(peer.recv(), 5) == "queued while paused"
+            await _eventually(lambda: outbox.direct is not None)  # caught up: direct again
+            assert outbox.direct == protocol.direct
+            outbox.push("at once")
+            assert await asyncio.wait_for(peer.recv(), 5) == "at once"
+            await outbox.stop()
+            assert outbox.direct is None and protocol.sink is None
+    finally:
         server.should_exit = True
         await task

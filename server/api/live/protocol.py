@@ -176,6 +176,7 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     the transport's write, instead of nine checks and two calls. `direct` is decided again wherever one of those
     conditions can change: the flags uvicorn assigns (watched properties), flow control (pause/resume_writing),
     and after whatever can move websockets' connection state (what the peer sent, a keepalive timeout, shutdown).
+    Each change is passed on to the socket's outbox (`sink`), whose own `direct` is what the fan-out reads.
 
     Keepalive pings go only to sockets that have been quiet for the ping interval (see send_keepalive_ping).
     """
@@ -185,6 +186,7 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     disconnected = _watched("disconnected")
     initial_response = _watched("initial_response")
     direct: Callable[[bytes], object] | None = None
+    sink: Any = None  # the socket's Outbox (server/api/live/outbox.py), told whenever `direct` changes
     heard: int | None = None  # peer_traffic() when the peer last showed it is there (a check or its pong)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -206,7 +208,13 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
                  and conn.state is OPEN and not conn.extensions and not conn.expect_continuation_frame)
         write = transport.write if ready else None  # type: ignore[union-attr]
         if write != self.direct:
-            self.direct = write
+            self._direct(write)
+
+    def _direct(self, write: Callable[[bytes], object] | None) -> None:
+        self.direct = write
+        sink = self.sink
+        if sink is not None:
+            sink.refresh()
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -233,7 +241,7 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             self.recheck()
 
     def shutdown(self) -> None:
-        self.direct = None  # sends close 1012 without marking close_sent
+        self._direct(None)  # sends close 1012 without marking close_sent
         try:
             super().shutdown()
         finally:
