@@ -51,7 +51,7 @@ def test_a_text_frame_head_is_what_websockets_writes_at_every_length_class() -> 
 async def _serve(app: Any, **config: Any) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
     port = embedded.free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                                           **UVICORN_WS, **config))
+                                           **{**UVICORN_WS, **config}))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -261,6 +261,38 @@ async def test_the_outbox_direct_write_follows_the_socket_and_its_own_queue() ->
             assert await asyncio.wait_for(peer.recv(), 5) == "at once"
             await outbox.stop()
             assert outbox.direct is None and protocol.sink is None
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_a_deflating_socket_never_gets_a_direct_write() -> None:
+    """A server run with permessage-deflate (ours are not, but uvicorn's flag allows it) compresses each frame per
+    socket: the fan-out's shared bytes must not go to such a socket, only its outbox's sends."""
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await receive()
+        await send({"type": "websocket.accept"})
+        while (await receive())["type"] == "websocket.receive":
+            pass
+
+    async def send_text(text: str) -> None:
+        await protocol.send({"type": "websocket.send", "text": text})
+
+    async def close(code: int, reason: str) -> None:
+        pass
+
+    server, task, port = await _serve(app, ws_per_message_deflate=True)
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/", compression="deflate", proxy=None) as peer:
+            await _eventually(lambda: len(_protocols(server)) == 1 and _protocols(server)[0].handshake_complete)
+            protocol = _protocols(server)[0]
+            assert protocol.conn.extensions and protocol.direct is None
+            outbox = Outbox(send_text, close, limit=4, slow_seconds=30, server=protocol)
+            assert outbox.direct is None
+            outbox.push("压缩 " * 100)
+            assert await asyncio.wait_for(peer.recv(), 5) == "压缩 " * 100
+            assert outbox.direct is None
+            await outbox.stop()
     finally:
         server.should_exit = True
         await task
