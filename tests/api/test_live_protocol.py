@@ -248,7 +248,7 @@ async def test_the_outbox_direct_write_follows_the_socket_and_its_own_queue() ->
             await _eventually(lambda: [p.direct is not None for p in _protocols(server)] == [True])
             protocol = _protocols(server)[0]
             outbox = Outbox(send_text, close, limit=4, slow_seconds=30, server=protocol)
-            assert outbox.direct is not None and outbox.direct == protocol.direct
+            assert protocol.direct is not None and outbox.direct is protocol.transport
             protocol.pause_writing()  # the transport's buffer is full: frames queue in the outbox
             assert protocol.direct is None and outbox.direct is None
             outbox.push("queued while paused")
@@ -256,7 +256,7 @@ async def test_the_outbox_direct_write_follows_the_socket_and_its_own_queue() ->
             assert protocol.direct is not None and outbox.direct is None  # a frame still waits: not yet direct
             assert await asyncio.wait_for(peer.recv(), 5) == "queued while paused"
             await _eventually(lambda: outbox.direct is not None)  # caught up: direct again
-            assert outbox.direct == protocol.direct
+            assert outbox.direct is protocol.transport
             outbox.push("at once")
             assert await asyncio.wait_for(peer.recv(), 5) == "at once"
             await outbox.stop()
