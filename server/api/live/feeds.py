@@ -190,7 +190,15 @@ class Multiplexer:
             feed = self.feeds[key] = Feed(self, key, state)
             metrics.live_feed_started()
             feed.start(context(), variables)
-        feed.groups.setdefault(subscriber.prefix, {})[subscriber.outbox] = subscriber
+        group = feed.groups.setdefault(subscriber.prefix, {})
+        previous = group.get(subscriber.outbox)
+        if previous is not None:
+            # Cannot happen while the transport refuses a socket's second subscription of an id (4409); if it
+            # did, the feed must not go on counting a subscriber it no longer holds (it would never end).
+            previous.feed = None
+            feed.count -= 1
+            metrics.live_subscriptions(-1)
+        group[subscriber.outbox] = subscriber
         feed.count += 1
         metrics.live_subscriptions(1)
         subscriber.feed = feed

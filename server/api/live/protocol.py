@@ -14,14 +14,20 @@ server.api.live.protocol:LiveWebSocketProtocol`), `python -m server`, bench/serv
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from functools import lru_cache
 from struct import Struct, pack
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.protocol import OPEN, Protocol
+
+if TYPE_CHECKING:
+    from server.api.live.outbox import Outbox
 
 IMPORT_PATH: Final = "server.api.live.protocol:LiveWebSocketProtocol"
 # How every web process runs its sockets (uvicorn.Config keywords; the command line says the same). Without
@@ -30,9 +36,10 @@ UVICORN_WS: Final[dict[str, Any]] = {"ws": IMPORT_PATH, "ws_per_message_deflate"
 UVICORN_WS_ARGS: Final = ("--ws", IMPORT_PATH, "--ws-per-message-deflate", "false")
 
 
-# struct tcp_info (linux/tcp.h) up to tcpi_bytes_received: tcpi_bytes_acked (what the peer acknowledged of ours)
-# and tcpi_bytes_received (what it sent us), two u64 at offset 120, in every kernel since 4.1.
-_TCP_INFO = getattr(socket, "TCP_INFO", None)
+# Linux's struct tcp_info (linux/tcp.h) up to tcpi_bytes_received: tcpi_bytes_acked (what the peer acknowledged of
+# ours) and tcpi_bytes_received (what it sent us), two u64 at offset 120, in every kernel since 4.1. Other systems
+# that name TCP_INFO lay their struct out otherwise: there, every quiet look pings.
+_TCP_INFO = getattr(socket, "TCP_INFO", None) if sys.platform.startswith("linux") else None
 _TCP_INFO_LENGTH: Final = 136
 _TRAFFIC: Final = Struct("=QQ")
 
@@ -51,6 +58,38 @@ def peer_traffic(transport: Any) -> int | None:
         return None
     acked, received = _TRAFFIC.unpack_from(info, 120)
     return int(acked + received)
+
+
+# Looks in a row at which TCP's word may stand for a pong: a socket is pinged at least every third interval.
+MAX_SKIPS: Final = 2
+
+
+@lru_cache(maxsize=8)
+def _proxies(allowed: str | tuple[str, ...]) -> tuple[bool, tuple[Any, ...], frozenset[str]]:
+    """uvicorn's --forwarded-allow-ips: (all?, networks, other literals such as a unix socket's path)."""
+    items = [item.strip() for item in (allowed.split(",") if isinstance(allowed, str) else allowed)]
+    networks, literals = [], set()
+    for item in items:
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            literals.add(item)
+    return "*" in items, tuple(networks), frozenset(literals)
+
+
+def behind_proxy(proxy_headers: bool, allowed: str | Sequence[str] | None, host: str | None) -> bool:
+    """Whether the TCP peer is a proxy uvicorn trusts with X-Forwarded-For (deploy/nginx.conf's nginx): then its
+    ACKs are the proxy's, and say nothing of the phone behind it."""
+    if not proxy_headers or allowed is None:
+        return False
+    everyone, networks, literals = _proxies(allowed if isinstance(allowed, str) else tuple(allowed))
+    if everyone or host in literals:
+        return True
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
 
 
 class _WarningsUp(logging.LoggerAdapter[logging.Logger]):
@@ -186,8 +225,9 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
     disconnected = _watched("disconnected")
     initial_response = _watched("initial_response")
     direct: Callable[[bytes], object] | None = None
-    sink: Any = None  # the socket's Outbox (server/api/live/outbox.py), told whenever `direct` changes
+    sink: Outbox | None = None  # the socket's outbox (server/api/live/outbox.py), told whenever `direct` changes
     heard: int | None = None  # peer_traffic() when the peer last showed it is there (a check or its pong)
+    skipped = 0  # looks in a row that took TCP's word for a pong
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -254,19 +294,23 @@ class LiveWebSocketProtocol(WebSocketsSansIOProtocol):
             self.recheck()
 
     def send_keepalive_ping(self) -> None:
-        """A ping (and its pong, read and parsed here) proves the peer is there; so does TCP when the peer has
-        acknowledged our data or sent its own since the last look: then this socket is not pinged this time.
-        An open crowd screen gets ~5 frames a second and never needs a ping (250 pings and pongs a second at
-        5,000 sockets, ~4 % of a fan-out's CPU). A quiet socket is pinged as before, and one whose pong does not
-        come within the timeout is closed (1011); a peer that stops reading stops acknowledging once its receive
-        window is full, and then it is pinged too (and its slow writes close it: outbox.py)."""
-        if not self.close_sent and not self.transport.is_closing():
+        """A ping (and its pong, read and parsed here) proves the peer is there; so does TCP, for a peer that is
+        the phone itself, when it has acknowledged our data or sent its own since the last look: then this socket
+        is not pinged this time, at most MAX_SKIPS times in a row. An open crowd screen gets ~5 frames a second:
+        of the 250 pings and pongs a second uvicorn sends to 5,000 such sockets, two in three go. A quiet socket
+        is pinged as before, and one whose pong does not come within the timeout is closed (1011). A peer that
+        is a proxy we trust (deploy/nginx.conf) is always pinged: its ACKs are its own, not the phone's."""
+        if self.skipped < MAX_SKIPS and not self.close_sent and not self.transport.is_closing() \
+                and not behind_proxy(self.config.proxy_headers, self.config.forwarded_allow_ips,
+                                     self.client[0] if self.client else None):
             seen = peer_traffic(self.transport)
             if seen is not None and seen != self.heard:
                 self.heard = seen
+                self.skipped += 1
                 self.ping_timer = None
                 self.schedule_ping()
                 return
+        self.skipped = 0
         super().send_keepalive_ping()
 
     def handle_pong(self, event: Any) -> None:
