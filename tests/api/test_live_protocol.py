@@ -261,8 +261,9 @@ def test_which_peers_count_as_a_trusted_proxy() -> None:
 
 
 async def test_the_outbox_direct_write_follows_the_socket_and_its_own_queue() -> None:
-    """The fan-out reads only `Outbox.direct` per subscriber: it must be the socket's `direct` exactly while nothing
-    waits in the outbox, and None once either side says no (flow control, a queued frame, a close)."""
+    """The fan-out reads only `Outbox.transport` per subscriber: it must be the socket's transport exactly while the
+    socket's `direct` is set and nothing waits in the outbox, and None once either side says no (flow control, a
+    queued frame, a close)."""
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await receive()
         await send({"type": "websocket.accept"})
@@ -281,19 +282,19 @@ async def test_the_outbox_direct_write_follows_the_socket_and_its_own_queue() ->
             await _eventually(lambda: [p.direct is not None for p in _protocols(server)] == [True])
             protocol = _protocols(server)[0]
             outbox = Outbox(send_text, close, limit=4, slow_seconds=30, server=protocol)
-            assert protocol.direct is not None and outbox.direct is protocol.transport
+            assert protocol.direct is not None and outbox.transport is protocol.transport
             protocol.pause_writing()  # the transport's buffer is full: frames queue in the outbox
-            assert protocol.direct is None and outbox.direct is None
+            assert protocol.direct is None and outbox.transport is None
             outbox.push("queued while paused")
             protocol.resume_writing()
-            assert protocol.direct is not None and outbox.direct is None  # a frame still waits: not yet direct
+            assert protocol.direct is not None and outbox.transport is None  # a frame still waits: not yet direct
             assert await asyncio.wait_for(peer.recv(), 5) == "queued while paused"
-            await _eventually(lambda: outbox.direct is not None)  # caught up: direct again
-            assert outbox.direct is protocol.transport
+            await _eventually(lambda: outbox.transport is not None)  # caught up: direct again
+            assert outbox.transport is protocol.transport
             outbox.push("at once")
             assert await asyncio.wait_for(peer.recv(), 5) == "at once"
             await outbox.stop()
-            assert outbox.direct is None and protocol.sink is None
+            assert outbox.transport is None and protocol.sink is None
     finally:
         server.should_exit = True
         await task
@@ -321,10 +322,10 @@ async def test_a_deflating_socket_never_gets_a_direct_write() -> None:
             protocol = _protocols(server)[0]
             assert protocol.conn.extensions and protocol.direct is None
             outbox = Outbox(send_text, close, limit=4, slow_seconds=30, server=protocol)
-            assert outbox.direct is None
+            assert outbox.transport is None
             outbox.push("压缩 " * 100)
             assert await asyncio.wait_for(peer.recv(), 5) == "压缩 " * 100
-            assert outbox.direct is None
+            assert outbox.transport is None
             await outbox.stop()
     finally:
         server.should_exit = True

@@ -133,15 +133,15 @@ class Feed:
             self.last = text
         body = text.encode()
         # Subscribers with the same id get the same bytes: each distinct frame is built once. A subscriber's step
-        # is one attribute of its outbox and the transport's write (Outbox.direct: the transport while nothing
-        # waits in the outbox and the socket is open, kept up to date where either changes), else the outbox
-        # queues the frame. Between two writes the kernel's send path runs (~8 µs on loopback) and evicts
+        # is one attribute of its outbox and the transport's write (Outbox.transport: the socket's transport
+        # while nothing waits in the outbox and the socket is open, kept up to date where either changes), else
+        # the outbox queues the frame. Between two writes the kernel's send path runs (~8 µs on loopback) and evicts
         # what this loop touched, so what it touches per subscriber is kept to the group's entry, the outbox and
         # the write: no Python call, no lookup by id.
         for prefix, group in self.groups.items():
             frame = text_frame_head(len(prefix) + len(body)) + prefix + body
             for outbox in group:
-                transport = outbox.direct
+                transport = outbox.transport
                 if transport is not None:
                     try:
                         transport.write(frame)

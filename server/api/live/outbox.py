@@ -1,6 +1,6 @@
 """What one socket still has to be sent: bounded, written in order, never holding others back.
 
-Fan-out writes a frame's ready-made bytes to the outbox's `direct` itself when it is set (see feeds.py), else
+Fan-out writes a frame's ready-made bytes to the outbox's `transport` itself when it is set (see feeds.py), else
 calls `push` (no await), so a socket whose client stopped reading delays nobody else. A frame is written at once
 when nothing waits before it (the server's direct write; else the ASGI send stepped in place) and, as long as the
 transport takes the bytes, finishes without ever suspending
@@ -69,8 +69,8 @@ async def _finish(held: Coroutine[Any, Any, None], waiting: Any) -> None:
 
 
 class Outbox:
-    __slots__ = ("close_socket", "closed", "direct", "frames", "idle", "limit", "send", "sending_since", "server",
-                 "slow_seconds", "writer")
+    __slots__ = ("close_socket", "closed", "frames", "idle", "limit", "send", "sending_since", "server",
+                 "slow_seconds", "transport", "writer")
 
     def __init__(self, send: Send, close: Close, *, limit: int, slow_seconds: float,
                  server: DirectWriter | None = None) -> None:
@@ -90,15 +90,16 @@ class Outbox:
         # `server.sink`, by the server whenever its `direct` changes. On the outbox's few slots it stays in the
         # CPU's cache better than on the protocol's dict of ~40 attributes, and the transport is what the write
         # touches anyway (a bound `write` would be one more object).
-        self.direct: Transport | None = None
+        self.transport: Transport | None = None
         if server is not None:
             server.sink = self
             self.refresh()
 
     def refresh(self) -> None:
-        """Decide `direct` again (the server's changed, or `idle` did)."""
+        """Decide `transport` again (the server's `direct` changed, or `idle` did)."""
         server = self.server
-        self.direct = server.transport if self.idle and server is not None and server.direct is not None else None
+        ready = self.idle and server is not None and server.direct is not None
+        self.transport = server.transport if ready and server is not None else None
 
     def push(self, text: str, supersedes: str | None = None) -> None:
         """Queue a frame; `supersedes` (a subscription id) marks a state frame that replaces its waiting one."""
@@ -126,10 +127,10 @@ class Outbox:
         frames.append((supersedes, text))
 
     def _write_now(self, text: str) -> None:
-        direct = self.direct
-        if direct is not None:
+        transport = self.transport
+        if transport is not None:
             data = text.encode()
-            direct.write(text_frame_head(len(data)) + data)
+            transport.write(text_frame_head(len(data)) + data)
             return
         write = self.send(text)
         try:
@@ -137,10 +138,10 @@ class Outbox:
         except StopIteration:
             return  # written: the usual case
         except Exception:  # the socket is gone; its reader notices and unsubscribes it
-            self.closed, self.idle, self.direct = True, False, None
+            self.closed, self.idle, self.transport = True, False, None
             return
         self.sending_since = time.monotonic()
-        self.frames, self.idle, self.direct = deque(), False, None
+        self.frames, self.idle, self.transport = deque(), False, None
         self.writer = asyncio.create_task(self._write_behind(write, waiting))
 
     async def _write_behind(self, held: Coroutine[Any, Any, None], waiting: Any) -> None:
@@ -165,7 +166,7 @@ class Outbox:
         """Drop what is waiting and close the socket (the close frame queues behind what the kernel holds)."""
         if self.closed:
             return
-        self.closed, self.idle, self.direct = True, False, None
+        self.closed, self.idle, self.transport = True, False, None
         if self.frames is not None:
             self.frames.clear()
         if self.writer is not None:
@@ -182,7 +183,7 @@ class Outbox:
 
     async def stop(self) -> None:
         """The socket closed: end the writer."""
-        self.closed, self.idle, self.direct = True, False, None
+        self.closed, self.idle, self.transport = True, False, None
         if self.server is not None and self.server.sink is self:
             self.server.sink = None
         writer = self.writer
