@@ -190,6 +190,36 @@ async def test_every_subscriber_of_a_feed_gets_its_own_id_at_every_frame_size(
             await ws.close()
 
 
+async def test_one_socket_with_two_ids_in_one_feed_gets_each_and_loses_only_the_completed_one(
+        app_server: RunningApp, redis: Redis) -> None:
+    # A feed's subscribers are grouped by id, then by socket: two ids of one socket sit in two groups, and
+    # completing one leaves the other (and the feed) in place.
+    district = "prince-bay"
+    variables = {"d": to_global("District", district)}
+    feeds = metric("shangquan_live_feeds")
+    ws, other = await open_socket(app_server.url), await open_socket(app_server.url)
+    try:
+        for socket_, op in ((ws, "a"), (ws, "b"), (other, "a")):
+            await subscribe(socket_, op, CHEAP, variables)
+        assert sorted([(await frame(ws))["id"] for _ in range(2)]) == ["a", "b"]
+        assert (await frame(other))["id"] == "a"
+        assert metric("shangquan_live_feeds") == feeds + 1
+        await publish(redis, small_update(district, 1), datetime.now(UTC))
+        assert sorted([(await frame(ws))["id"] for _ in range(2)]) == ["a", "b"]
+        assert (await frame(other))["id"] == "a"
+        await ws.send(json.dumps({"id": "a", "type": "complete"}))
+        await publish(redis, small_update(district, 2), datetime.now(UTC))
+        assert (await frame(other))["id"] == "a"
+        assert (await frame(ws))["id"] == "b"  # only the id still subscribed
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(ws.recv(), 0.5)
+        assert metric("shangquan_live_feeds") == feeds + 1
+    finally:
+        await ws.close()
+        await other.close()
+    await settle("shangquan_live_feeds", feeds)
+
+
 async def test_a_reconnect_storm_costs_the_mongodb_reads_of_one_subscriber(
         app_server: RunningApp, command_counter: CommandCounter) -> None:
     async def cost(district: str, clients: int) -> list[str]:

@@ -70,11 +70,15 @@ class Subscriber:
 
 
 class Feed:
-    __slots__ = ("key", "last", "mux", "request_id", "state", "subscribers", "task")
+    __slots__ = ("count", "groups", "key", "last", "mux", "request_id", "state", "task")
 
     def __init__(self, mux: Multiplexer, key: FeedKey, state: bool) -> None:
         self.mux, self.key, self.state = mux, key, state
-        self.subscribers: dict[Subscriber, None] = {}  # insertion-ordered set
+        # The subscribers by the frame they get: by their prefix (the bytes of their id; most clients number their
+        # first subscription "1"), then by their socket's outbox (a socket has one subscription per id: the
+        # transport refuses a second with 4409).
+        self.groups: dict[bytes, dict[Outbox, Subscriber]] = {}
+        self.count = 0
         self.last: str | None = None  # a state feed's newest payload, for joiners
         self.request_id = f"live-{next(_ids)}"
         self.task: asyncio.Task[None] | None = None
@@ -128,28 +132,26 @@ class Feed:
         if state:
             self.last = text
         body = text.encode()
-        # Subscribers with the same id (most clients number their first subscription "1") get the same bytes:
-        # each distinct frame is built once. A subscriber's step is a dict lookup, two attributes and the
-        # transport's write when its outbox is idle and its socket open (Outbox.idle, LiveWebSocketProtocol.direct,
-        # both kept up to date where they change), else the outbox queues it. No Python call per subscriber.
-        frames: dict[bytes, bytes] = {}
-        for subscriber in self.subscribers:
-            prefix = subscriber.prefix
-            frame = frames.get(prefix)
-            if frame is None:
-                frame = frames[prefix] = text_frame_head(len(prefix) + len(body)) + prefix + body
-            outbox = subscriber.outbox
-            write = outbox.server.direct if outbox.idle else None  # type: ignore[union-attr]  # idle: a server
-            if write is not None:
-                try:
-                    write(frame)
-                except (RuntimeError, OSError):
-                    # uvloop raises on a handle closed under us; that socket's close path forgets it, and
-                    # the subscribers after it in this loop must still get the frame.
-                    continue
-            else:
-                outbox.push(prefix.decode() + text, subscriber.id if state else None)
-        metrics.live_event(len(self.subscribers))
+        # Subscribers with the same id get the same bytes: each distinct frame is built once. A subscriber's step
+        # is one attribute of its outbox and the transport's write (Outbox.transport: the socket's transport
+        # while nothing waits in the outbox and the socket is open, kept up to date where either changes), else
+        # the outbox queues the frame. Between two writes the kernel's send path runs (~8 µs on loopback) and evicts
+        # what this loop touched, so what it touches per subscriber is kept to the group's entry, the outbox and
+        # the write: no Python call, no lookup by id.
+        for prefix, group in self.groups.items():
+            frame = text_frame_head(len(prefix) + len(body)) + prefix + body
+            for outbox in group:
+                transport = outbox.transport
+                if transport is not None:
+                    try:
+                        transport.write(frame)
+                    except (RuntimeError, OSError):
+                        # uvloop raises on a handle closed under us; that socket's close path forgets it, and
+                        # the subscribers after it in this loop must still get the frame.
+                        continue
+                else:
+                    outbox.push(prefix.decode() + text, group[outbox].id if state else None)
+        metrics.live_event(self.count)
 
     def _refuse(self, result: ExecutionResult) -> None:
         errors = [format_error(e, self.request_id) for e in result.errors or ()]
@@ -163,8 +165,9 @@ class Feed:
     def _detach(self) -> list[Subscriber]:
         """Forget the feed before telling its subscribers, so that a joiner from now on starts a fresh one."""
         self.mux.forget(self)
-        subscribers = list(self.subscribers)
-        self.subscribers.clear()
+        subscribers = [subscriber for group in self.groups.values() for subscriber in group.values()]
+        self.groups.clear()
+        self.count = 0
         metrics.live_subscriptions(-len(subscribers))
         for subscriber in subscribers:
             subscriber.feed = None
@@ -187,7 +190,16 @@ class Multiplexer:
             feed = self.feeds[key] = Feed(self, key, state)
             metrics.live_feed_started()
             feed.start(context(), variables)
-        feed.subscribers[subscriber] = None
+        group = feed.groups.setdefault(subscriber.prefix, {})
+        previous = group.get(subscriber.outbox)
+        if previous is not None:
+            # Cannot happen while the transport refuses a socket's second subscription of an id (4409); if it
+            # did, the feed must not go on counting a subscriber it no longer holds (it would never end).
+            previous.feed = None
+            feed.count -= 1
+            metrics.live_subscriptions(-1)
+        group[subscriber.outbox] = subscriber
+        feed.count += 1
         metrics.live_subscriptions(1)
         subscriber.feed = feed
         if feed.last is not None:
@@ -198,9 +210,14 @@ class Multiplexer:
         feed, subscriber.feed = subscriber.feed, None
         if feed is None:
             return
-        if feed.subscribers.pop(subscriber, False) is None:
+        group = feed.groups.get(subscriber.prefix)
+        if group is not None and group.get(subscriber.outbox) is subscriber:
+            del group[subscriber.outbox]
+            if not group:
+                del feed.groups[subscriber.prefix]
+            feed.count -= 1
             metrics.live_subscriptions(-1)
-        if not feed.subscribers:
+        if not feed.count:
             self.forget(feed)
             if feed.task is not None:
                 feed.task.cancel()
@@ -213,7 +230,7 @@ class Multiplexer:
     async def stop(self) -> None:
         tasks = [feed.task for feed in self.feeds.values() if feed.task is not None]
         for feed in list(self.feeds.values()):
-            metrics.live_subscriptions(-len(feed.subscribers))
+            metrics.live_subscriptions(-feed.count)
             self.forget(feed)
         for task in tasks:
             task.cancel()
