@@ -1,0 +1,93 @@
+"""What a public-cache miss costs and shares: near me after an offer edit reads its shops by id (the order is
+kept while no merchant is written), and the requests of one process that miss the same answer together run
+it once. Each test runs its own app on its own database (tests/fixtures/content)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.api.ids import to_global
+from server.domain.accounts import service as accounts
+from server.plumbing.persisted import allow_list
+from server.settings import ROOT
+from tests.conftest import CommandCounter, RunningApp, gql, unique_db
+from tests.ops.servers import serve
+from tests.support import make_account
+
+DISTRICT, SHOP = "huaqiangbei", "hqb-phone-city"  # tests/fixtures/content
+HASHES = {text.split("(")[0].split()[1]: sha for sha, text in allow_list().items()}
+OFFER_FIELDS = "offer { id version status title } errors { field code message }"
+
+
+def persisted(name: str, **variables: Any) -> dict[str, str]:
+    return {"extensions": json.dumps({"persistedQuery": {"version": 1, "sha256Hash": HASHES[name]}}),
+            "variables": json.dumps(variables)}
+
+
+@pytest.fixture
+async def settings_here(app_server: RunningApp, tmp_path: Path) -> Any:
+    return replace(app_server.settings, mongodb_db=unique_db("miss"), var_dir=tmp_path,
+                   content_dir=ROOT / "tests" / "fixtures" / "content")
+
+
+async def _shop_token(db: Any) -> dict[str, str]:
+    merchant = await make_account(db, "merchant", merchant_ids=[SHOP])
+    token = await accounts.create_token(db, merchant.actor(), "pos", ["offers", "profile"])
+    return {"authorization": f"Bearer {token.secret}"}
+
+
+def _listed(answer: httpx.Response) -> list[tuple[str, float]]:
+    return [(e["node"]["id"], e["distanceMeters"]) for e in answer.json()["data"]["merchants"]["edges"]]
+
+
+async def test_near_me_after_an_offer_edit_reads_its_shops_by_id_and_a_merchant_write_ranks_again(
+        settings_here: Any, db_client: Any) -> None:
+    counter = CommandCounter()
+    db = db_client[settings_here.mongodb_db]
+    async with serve(settings_here, mongo_listeners=[counter]) as url, \
+            httpx.AsyncClient(base_url=url, timeout=30) as http:
+        token = await _shop_token(db)
+        doc = await db.merchants.find_one({"_id": SHOP})
+        lng, lat = doc["location"]["coordinates"]
+        grid = {"lat": round(lat * 500) / 500, "lng": round(lng * 500) / 500, "radiusMeters": 5000}
+        near = persisted("Merchants", filter={"near": grid}, first=20, locale="zh-CN")
+        first = await http.get("/graphql", params=near)
+        assert first.headers["x-cache"] == "miss" and to_global("Merchant", SHOP) in dict(_listed(first))
+        made = (await gql(http, "mutation($m: ID!, $i: OfferInput!) { createOffer(merchantId: $m, input: $i) "
+                          "{ %s } }" % OFFER_FIELDS, {"m": to_global("Merchant", SHOP), "i": {
+                              "title": {"zhCN": "附近"}, "kind": "PERCENT_OFF", "percentOff": 10,
+                              "validFrom": "2020-01-01T00:00:00+00:00", "validUntil": "2099-01-01T00:00:00+00:00"}},
+                          token))["data"]["createOffer"]["offer"]
+        await gql(http, 'mutation { publishOffer(id: "%s", version: 1) { %s } }' % (made["id"], OFFER_FIELDS),
+                  headers=token)
+        counter.commands.clear()
+        counter.targets.clear()
+        counter.enabled = True
+        edited = await http.get("/graphql", params=near)
+        counter.enabled = False
+        assert edited.headers["x-cache"] == "miss"
+        assert made["id"] in {o["id"] for e in edited.json()["data"]["merchants"]["edges"] for o in e["node"]["offers"]}
+        assert _listed(edited) == _listed(first)
+        # the shops by id in one read, no box around the point, no count
+        assert [t for t in counter.targets if t[1] == "merchants"] == [("find", "merchants")], counter.targets
+        # a merchant write (the shop moves ~110 m within its district) outdates the order as well as the answer
+        profile = {"name": {"zhCN": doc["name"]["zh-CN"]}, "phone": doc.get("phone") or "0755-1",
+                   "categories": doc["categories"], "priceLevel": doc["price_level"], "lat": lat + 0.001, "lng": lng,
+                   "areaId": to_global("Area", doc["area_id"]),
+                   "hours": [{"day": d, "spans": s} for d, s in doc["hours"].items()]}
+        moved = await gql(http, "mutation($id: ID!, $v: Int!, $i: MerchantProfileInput!) { updateMerchantProfile("
+                          "id: $id, version: $v, input: $i) { errors { code message } } }",
+                          {"id": to_global("Merchant", SHOP), "v": doc.get("version", 0), "i": profile}, token)
+        assert moved["data"]["updateMerchantProfile"]["errors"] == [], moved
+        after = await http.get("/graphql", params=near)
+        assert after.headers["x-cache"] == "miss"
+        shop = to_global("Merchant", SHOP)
+        before, now = dict(_listed(first))[shop], dict(_listed(after))[shop]
+        assert abs(now - before) > 50, (before, now)
+        assert [d for _, d in _listed(after)] == sorted(d for _, d in _listed(after))
