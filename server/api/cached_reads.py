@@ -429,6 +429,7 @@ class CachedReads:
         # Misses being computed in this process, by key: the same read arriving meanwhile (all of a district's
         # phones when its entry ends at the minute) waits for the first and is then answered from Redis.
         self.computing: dict[str, asyncio.Event] = {}
+        self.finished: OrderedDict[str, float] = OrderedDict()  # key → when its last miss here ended (monotonic)
         # The catalogue's next clock change, by (tags, versions) of the reads that asked: a write that could add
         # one bumps those tags, so a value is good for as long as they keep their versions and it lies ahead.
         self.changes: OrderedDict[tuple[tuple[str, ...], bytes], float] = OrderedDict()
@@ -449,14 +450,19 @@ class CachedReads:
         # Named here, hit or miss: the access log need not parse the query string again (~5 % of a hit's CPU)
         scope.setdefault("state", {})[STATE_OPERATION] = read.operation
         etags = _etags(scope)
+        asked = time.monotonic()
         found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
                                    hint=self.shown.get(read.key, ()))
-        if found is not None and found.entry is None and (first := self.computing.get(read.key)) is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FOLLOW_TIMEOUT):
-                    await first.wait()
-            found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
-                                       hint=self.shown.get(read.key, ()))
+        if found is not None and found.entry is None:
+            if (first := self.computing.get(read.key)) is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FOLLOW_TIMEOUT):
+                        await first.wait()
+            # Also when this process finished the same read while the lookup was on its way: a busy loop reads
+            # Redis's reply late, after the other request stored the answer and stopped being "computing".
+            if first is not None or self.finished.get(read.key, -math.inf) >= asked:
+                found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
+                                           hint=self.shown.get(read.key, ()))
         if found is not None and found.entry is not None and read.guard is not None:
             self._remember_shown(read.key, found.shown)
         if found is not None and found.entry is not None:
@@ -480,6 +486,10 @@ class CachedReads:
             computing.set()
             if self.computing.get(read.key) is computing:
                 del self.computing[read.key]
+            self.finished[read.key] = time.monotonic()
+            self.finished.move_to_end(read.key)
+            if len(self.finished) > KnownReads.MAX_ENTRIES:
+                self.finished.popitem(last=False)
 
     async def _miss(self, scope: Scope, receive: Receive, send: Send, cache: PublicCache, read: CacheableRead,
                     versions: bytes | None, by_tag: dict[str, str] | None) -> None:

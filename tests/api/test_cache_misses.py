@@ -4,7 +4,9 @@ it once. Each test runs its own app on its own database (tests/fixtures/content)
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -91,3 +93,46 @@ async def test_near_me_after_an_offer_edit_reads_its_shops_by_id_and_a_merchant_
         before, now = dict(_listed(first))[shop], dict(_listed(after))[shop]
         assert abs(now - before) > 50, (before, now)
         assert [d for _, d in _listed(after)] == sorted(d for _, d in _listed(after))
+
+
+async def test_requests_that_miss_the_same_answer_together_run_it_once_and_all_see_the_write(
+        settings_here: Any, db_client: Any) -> None:
+    """After an edit outdates the shop's page, a crowd of phones asking for it at once costs one execution, and
+    every one of them gets the edited page: also when the process is so busy that it reads Redis's answers late
+    (the loop stalled by CPU work in it, as under a backlog), after the first of them stored the page."""
+    counter = CommandCounter()
+    db = db_client[settings_here.mongodb_db]
+    page = persisted("MerchantPage", id=to_global("Merchant", SHOP), locale="zh-CN")
+    async with serve(settings_here, mongo_listeners=[counter]) as url, \
+            httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(max_connections=200)) as http:
+        token = await _shop_token(db)
+        for round_ in range(8):
+            assert (await http.get("/graphql", params=page)).status_code == 200
+            title = f"一起-{round_}"
+            made = (await gql(http, "mutation($m: ID!, $i: OfferInput!) { createOffer(merchantId: $m, input: $i) "
+                              "{ %s } }" % OFFER_FIELDS, {"m": to_global("Merchant", SHOP), "i": {
+                                  "title": {"zhCN": title}, "kind": "PERCENT_OFF", "percentOff": 10,
+                                  "validFrom": "2020-01-01T00:00:00+00:00",
+                                  "validUntil": "2099-01-01T00:00:00+00:00"}}, token))["data"]["createOffer"]["offer"]
+            await gql(http, 'mutation { publishOffer(id: "%s", version: 1) { %s } }' % (made["id"], OFFER_FIELDS),
+                      headers=token)
+            counter.targets.clear()
+            counter.enabled = True
+            stalls = asyncio.create_task(_stall_the_loop())
+            asking = []
+            for _ in range(60):  # arriving over the first one's execution, as phones do
+                asking.append(asyncio.create_task(http.get("/graphql", params=page)))
+                await asyncio.sleep(0.0005)
+            answers = await asyncio.gather(*asking)
+            stalls.cancel()
+            counter.enabled = False
+            assert all(title in {o["title"] for o in a.json()["data"]["merchant"]["offers"]} for a in answers)
+            executions = sum(1 for command, collection in counter.targets if collection == "merchants")
+            assert (executions, [a.headers["x-cache"] for a in answers].count("miss")) == (1, 1), round_
+
+
+async def _stall_the_loop() -> None:
+    """CPU work on the event loop, as a busy web process has: every timer and reply is handled late."""
+    while True:
+        time.sleep(0.001)
+        await asyncio.sleep(0)
