@@ -80,7 +80,8 @@ class Context:
         if self._loaders is None:
             self._loaders = Loaders(self.db, self.now, self.settings,
                                     categories_key=self.memo_key((freshness.EVERYTHING,), "categories"),
-                                    memo=self.memo)
+                                    memo=self.memo,
+                                    catalog_key=self.memo_key((freshness.EVERYTHING, freshness.ANY_WRITE), "catalog"))
         return self._loaders
 
     def memo_key(self, tags: tuple[str, ...], *what: Any) -> Any:

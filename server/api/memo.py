@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 MAX_ENTRIES = 2048
 
 
@@ -32,6 +33,33 @@ class VersionedMemo:
         if len(self._data) > self.max_entries:
             self._data.popitem(last=False)
         return value
+
+
+    async def get_many(self, keys: dict[K, Hashable], compute: Callable[[list[K]], Awaitable[dict[K, T]]]
+                       ) -> dict[K, T]:
+        """`get` for many at once: the ones not kept are computed together (one read for a page's ids), and
+        each is kept under its own key, an id that `compute` did not find included (as absent)."""
+        found: dict[K, T] = {}
+        missing: list[K] = []
+        for item, key in keys.items():
+            if key in self._data:
+                self._data.move_to_end(key)
+                if (value := self._data[key]) is not _ABSENT:
+                    found[item] = value
+            else:
+                missing.append(item)
+        if missing:
+            computed = await compute(missing)
+            for item in missing:
+                self._data[keys[item]] = computed.get(item, _ABSENT)
+                if item in computed:
+                    found[item] = computed[item]
+            while len(self._data) > self.max_entries:
+                self._data.popitem(last=False)
+        return found
+
+
+_ABSENT = object()
 
 
 def versioned_key(versions: dict[str, str] | None, tags: tuple[str, ...], *what: Hashable) -> Hashable | None:

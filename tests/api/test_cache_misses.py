@@ -92,6 +92,8 @@ async def test_near_me_after_an_offer_edit_reads_its_shops_by_id_and_a_merchant_
         shop = to_global("Merchant", SHOP)
         before, now = dict(_listed(first))[shop], dict(_listed(after))[shop]
         assert abs(now - before) > 50, (before, now)
+        node = next(e["node"] for e in after.json()["data"]["merchants"]["edges"] if e["node"]["id"] == shop)
+        assert node["location"]["lat"] == pytest.approx(lat + 0.001)  # the shop itself is read again too
         assert [d for _, d in _listed(after)] == sorted(d for _, d in _listed(after))
 
 
