@@ -58,7 +58,9 @@ JITTER_MS = 5 * 60_000  # taken off the cap at random, never off a boundary: a w
 LIVE_TTL_MS = 10_000
 QUARTER_S = 15 * 60  # opening hours turn at quarter-hours (Shenzhen is UTC+8, so local quarters are UTC's)
 SHENZHEN = timedelta(hours=8)
-FOLLOW_TIMEOUT = 5.0  # seconds a read waits for the same read being computed before computing it itself
+# Seconds a read waits for the same read being computed before computing it itself: long, since under a backlog
+# the first one is slow only because the loop is, and every read that stops waiting adds a whole execution to it
+FOLLOW_TIMEOUT = 20.0
 PUSH_TOPICS = frozenset(t.upper() for t in TOPICS)  # GraphQL's PushTopic names
 NEAR_RADIUS_M = 5000  # the PWA's "near me" (pwa/screens.js)
 BOUNDARY_FIELDS = frozenset({"validFrom", "validUntil", "startsAt", "endsAt"})
@@ -453,14 +455,14 @@ class CachedReads:
         asked = time.monotonic()
         found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
                                    hint=self.shown.get(read.key, ()))
-        if found is not None and found.entry is None:
+        if found is None or found.entry is None:  # a lookup that failed (this process busy) waits its turn too
             if (first := self.computing.get(read.key)) is not None:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(FOLLOW_TIMEOUT):
                         await first.wait()
             # Also when this process finished the same read while the lookup was on its way: a busy loop reads
             # Redis's reply late, after the other request stored the answer and stopped being "computing".
-            if first is not None or self.finished.get(read.key, -math.inf) >= asked:
+            if first is not None or (found is not None and self.finished.get(read.key, -math.inf) >= asked):
                 found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
                                            hint=self.shown.get(read.key, ()))
         if found is not None and found.entry is not None and read.guard is not None:
