@@ -43,15 +43,16 @@ def _by_key(fetch: Callable[[list[str]], Awaitable[dict[str, V]]], default: Any 
 
 class Loaders:
     def __init__(self, db: AsyncDatabase[Doc], now: datetime, settings: Settings, *,
-                 categories_key: Any = None, memo: VersionedMemo | None = None, catalog_key: Any = None) -> None:
+                 categories_key: Any = None, memo: VersionedMemo | None = None,
+                 entity_memo: VersionedMemo | None = None, catalog_key: Any = None) -> None:
         def kept(kind: str, fetch: Callable[[list[str]], Awaitable[dict[str, V]]]
                  ) -> Callable[[list[str]], Awaitable[dict[str, V]]]:
             """Merchants, districts and a merchant's pictures change only with writes that bump ANY_WRITE (or a
             content load: EVERYTHING), so under `catalog_key` (those versions) the process memo keeps them by id:
             the miss an offer edit causes in near me reads its offers, not its shops again."""
-            if memo is None or catalog_key is None:
+            if entity_memo is None or catalog_key is None:
                 return fetch
-            keeper = memo
+            keeper = entity_memo
             return lambda ids: keeper.get_many({i: (catalog_key, kind, i) for i in ids}, fetch)
 
         self.district: DataLoader[str, District | None] = _by_key(
@@ -101,4 +102,3 @@ class Loaders:
 
 async def _all_category_names(db: AsyncDatabase[Doc]) -> dict[str, dict[str, str]]:
     return {d["_id"]: d["name"] for d in await list_categories(db)}
-

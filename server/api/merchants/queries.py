@@ -82,9 +82,9 @@ async def merchant_connection(
             return await _counter(info, key, district_key if f is None else None), False
         if q.near is not None:
             memo_key = _near_memo_key(info, q, "near_count")
-            if memo_key is None or info.context.memo is None:
+            if memo_key is None or info.context.entity_memo is None:
                 return await repository.count_near(db, q)
-            return await info.context.memo.get(memo_key, lambda: repository.count_near(db, q))
+            return await info.context.entity_memo.get(memo_key, lambda: repository.count_near(db, q))
         return await repository.count_matching(db, q)
 
     return MerchantConnection(page=once(read_page), count=once(read_count))
@@ -108,7 +108,7 @@ async def _page(info: AppInfo, q: repository.MerchantQuery, size: int, cursor: K
     """repository.find_page; a near-me page's order kept in the process memo (see _near_memo_key)."""
     db = info.context.db
     key = _near_memo_key(info, q, "near_page", size, cursor)
-    memo = info.context.memo
+    memo = info.context.entity_memo
     if key is None or memo is None:
         return await repository.find_page(db, q, size, cursor)
     computed: list[Page[Merchant]] = []
@@ -121,6 +121,7 @@ async def _page(info: AppInfo, q: repository.MerchantQuery, size: int, cursor: K
     ranked, has_next, resume = await memo.get(key, rank)
     if computed:
         return computed[0]
+    # whole documents by id (the loader's), where ranking read LEAN ones: a superset of what the nodes show
     found = await info.context.loaders.merchant.load_many([k[1] for k, _ in ranked])
     if any(m is None for m in found):  # gone without a write the tags saw: rank again rather than guess
         return await repository.find_page(db, q, size, cursor)

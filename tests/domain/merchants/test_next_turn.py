@@ -48,7 +48,7 @@ def test_next_turn_agrees_with_a_minute_walk(week: str, exceptions: list[dict[st
             assert shop.next_turn(at, until) == walked(shop, at, until), (week, exceptions, at, until)
 
 
-def test_shops_with_the_same_week_share_an_answer_but_not_one_with_exceptions() -> None:
+def test_a_holiday_exception_moves_the_next_turn() -> None:
     at = datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
     plain, holiday = merchant(WEEKS["day"]), merchant(WEEKS["day"], [{"date": str(date(2026, 11, 23)), "spans": []}])
     assert plain.next_turn(at, at + timedelta(days=1)) == datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
