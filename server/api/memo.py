@@ -22,7 +22,9 @@ T = TypeVar("T")
 K = TypeVar("K", bound=Hashable)
 MAX_ENTRIES = 2048
 ENTITY_MEMO_ENTRIES = 4096  # merchants, pictures, near-me orders: a few MB at most
-MAX_AGE_S = 15 * 60.0  # cached_reads.MAX_TTL_MS (pinned by tests/api/test_memo.py)
+# cached_reads.MAX_TTL_MS (pinned by tests/api/test_memo.py), counted from when a value is kept: a few ms after the
+# reads it was computed from, a margin far below the age itself
+MAX_AGE_S = 15 * 60.0
 _ABSENT = object()  # an id the computation did not find: kept too, so it is not asked again
 
 
