@@ -25,7 +25,7 @@ from server.api.live.admission import Admission
 from server.api.live.feeds import Multiplexer
 from server.api.live.hubs import LiveHubs
 from server.api.live.transport import Live, LiveSocketRoute, RawSendMiddleware, SocketCounts
-from server.api.memo import VersionedMemo
+from server.api.memo import ENTITY_MEMO_ENTRIES, VersionedMemo
 from server.api.push.progress_hub import ProgressHub
 from server.api.schema import build_schema
 from server.api.view import GraphQLView
@@ -104,6 +104,7 @@ def create_app(
                 log.warning("postings: settled %d merchants a failed write had left", settled)
             app.state.public_cache = cache
             app.state.memo = VersionedMemo()
+            app.state.entity_memo = VersionedMemo(ENTITY_MEMO_ENTRIES)
             app.state.settings, app.state.db, app.state.redis = settings, db, redis_client
             app.state.limiter = Limiter(redis_client, settings.rate_limit_window_seconds)
             app.state.session_policy = await session_policy(db, settings)

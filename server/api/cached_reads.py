@@ -58,7 +58,10 @@ JITTER_MS = 5 * 60_000  # taken off the cap at random, never off a boundary: a w
 LIVE_TTL_MS = 10_000
 QUARTER_S = 15 * 60  # opening hours turn at quarter-hours (Shenzhen is UTC+8, so local quarters are UTC's)
 SHENZHEN = timedelta(hours=8)
-FOLLOW_TIMEOUT = 5.0  # seconds a read waits for the same read being computed before computing it itself
+# Seconds a read waits for the same read being computed before computing it itself: long, since under a backlog
+# the first one is slow only because the loop is, and every read that stops waiting adds a whole execution to it.
+# (With MongoDB hung the first one waits for the driver, and so would each of them on its own.)
+FOLLOW_TIMEOUT = 20.0
 PUSH_TOPICS = frozenset(t.upper() for t in TOPICS)  # GraphQL's PushTopic names
 NEAR_RADIUS_M = 5000  # the PWA's "near me" (pwa/screens.js)
 BOUNDARY_FIELDS = frozenset({"validFrom", "validUntil", "startsAt", "endsAt"})
@@ -429,6 +432,7 @@ class CachedReads:
         # Misses being computed in this process, by key: the same read arriving meanwhile (all of a district's
         # phones when its entry ends at the minute) waits for the first and is then answered from Redis.
         self.computing: dict[str, asyncio.Event] = {}
+        self.finished: OrderedDict[str, float] = OrderedDict()  # key → when its last miss here ended (monotonic)
         # The catalogue's next clock change, by (tags, versions) of the reads that asked: a write that could add
         # one bumps those tags, so a value is good for as long as they keep their versions and it lies ahead.
         self.changes: OrderedDict[tuple[tuple[str, ...], bytes], float] = OrderedDict()
@@ -449,14 +453,22 @@ class CachedReads:
         # Named here, hit or miss: the access log need not parse the query string again (~5 % of a hit's CPU)
         scope.setdefault("state", {})[STATE_OPERATION] = read.operation
         etags = _etags(scope)
+        asked = time.monotonic()
         found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
                                    hint=self.shown.get(read.key, ()))
-        if found is not None and found.entry is None and (first := self.computing.get(read.key)) is not None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(FOLLOW_TIMEOUT):
-                    await first.wait()
-            found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
-                                       hint=self.shown.get(read.key, ()))
+        if found is None or found.entry is None:  # a lookup that failed (this process busy) waits its turn too
+            if (first := self.computing.get(read.key)) is not None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(FOLLOW_TIMEOUT):
+                        await first.wait()
+            # Also when this process finished the same read while the lookup was on its way: a busy loop reads
+            # Redis's reply late, after the other request stored the answer and stopped being "computing".
+            if first is not None or (found is not None and self.finished.get(read.key, -math.inf) >= asked):
+                if not await cache.usable():  # a hung or refusing Redis paused the cache meanwhile: MongoDB now
+                    await self.app(scope, receive, send)
+                    return
+                found = await cache.lookup(read.key, read.tags, etags=etags, guard=read.guard,
+                                           hint=self.shown.get(read.key, ()))
         if found is not None and found.entry is not None and read.guard is not None:
             self._remember_shown(read.key, found.shown)
         if found is not None and found.entry is not None:
@@ -475,14 +487,25 @@ class CachedReads:
         computing = self.computing.setdefault(read.key, asyncio.Event())
         try:
             await self._miss(scope, receive, send, cache, read, found.versions if found else None,
-                             found.by_tag if found else None)
+                             found.by_tag if found else None, lambda: self._computed(read.key, computing))
         finally:
-            computing.set()
-            if self.computing.get(read.key) is computing:
-                del self.computing[read.key]
+            self._computed(read.key, computing)
+
+    def _computed(self, key: str, computing: asyncio.Event) -> None:
+        """The answer is in Redis (or will not be): the reads waiting for it look it up now, whatever the first
+        one's client is doing with its copy."""
+        if computing.is_set():
+            return
+        computing.set()
+        if self.computing.get(key) is computing:
+            del self.computing[key]
+        self.finished[key] = time.monotonic()
+        self.finished.move_to_end(key)
+        if len(self.finished) > KnownReads.MAX_ENTRIES:
+            self.finished.popitem(last=False)
 
     async def _miss(self, scope: Scope, receive: Receive, send: Send, cache: PublicCache, read: CacheableRead,
-                    versions: bytes | None, by_tag: dict[str, str] | None) -> None:
+                    versions: bytes | None, by_tag: dict[str, str] | None, stored: Callable[[], None]) -> None:
         # GraphQL answers in full (no If-None-Match inside), so the body can be stored; the 304 is decided here.
         # The versions let it reuse pieces other misses computed under them (server/api/memo.py).
         open_turns: dict[str, float] = {}  # filled by the merchants' open-now resolvers (server/api/merchants)
@@ -520,6 +543,7 @@ class CachedReads:
                     self._remember_shown(read.key, tuple(shown))
                 await cache.store(read.key, versions, etag, headers.get("content-type", "application/json"), body,
                                   ttl, shown)
+        stored()
         raw = [(k, v) for k, v in start.get("headers", []) if k not in (b"x-cache",)] + [(b"x-cache", b"miss")]
         if start["status"] == 200 and etag and _matches(scope, etag):
             await send({"type": "http.response.start", "status": 304,

@@ -63,6 +63,9 @@ class Context:
     explicit_locale: str | None = None
     connection_params: dict[str, Any] | None = None  # graphql-transport-ws connection_init payload
     memo: VersionedMemo | None = None  # the process's, with tag_versions of a public-cache miss
+    # the process's memo of things by id or by grid point (merchants, pictures, near-me orders): many and varied,
+    # so kept apart from `memo`'s few shared pieces, which they would otherwise push out
+    entity_memo: VersionedMemo | None = None
     tag_versions: dict[str, str] | None = None
     # A public-cache miss's: each merchant whose open-now it showed → when that next changes (epoch s, inf: not
     # today), so the answer is kept until then rather than the next quarter-hour (server/api/cached_reads.py)
@@ -80,7 +83,8 @@ class Context:
         if self._loaders is None:
             self._loaders = Loaders(self.db, self.now, self.settings,
                                     categories_key=self.memo_key((freshness.EVERYTHING,), "categories"),
-                                    memo=self.memo)
+                                    memo=self.memo, entity_memo=self.entity_memo,
+                                    catalog_key=self.memo_key((freshness.EVERYTHING, freshness.ANY_WRITE), "catalog"))
         return self._loaders
 
     def memo_key(self, tags: tuple[str, ...], *what: Any) -> Any:

@@ -43,11 +43,24 @@ def _by_key(fetch: Callable[[list[str]], Awaitable[dict[str, V]]], default: Any 
 
 class Loaders:
     def __init__(self, db: AsyncDatabase[Doc], now: datetime, settings: Settings, *,
-                 categories_key: Any = None, memo: VersionedMemo | None = None) -> None:
-        self.district: DataLoader[str, District | None] = _by_key(lambda ids: districts.districts_by_ids(db, ids))
+                 categories_key: Any = None, memo: VersionedMemo | None = None,
+                 entity_memo: VersionedMemo | None = None, catalog_key: Any = None) -> None:
+        def kept(kind: str, fetch: Callable[[list[str]], Awaitable[dict[str, V]]]
+                 ) -> Callable[[list[str]], Awaitable[dict[str, V]]]:
+            """Merchants, districts and a merchant's pictures change only with writes that bump ANY_WRITE (or a
+            content load: EVERYTHING), so under `catalog_key` (those versions) the process memo keeps them by id:
+            the miss an offer edit causes in near me reads its offers, not its shops again."""
+            if entity_memo is None or catalog_key is None:
+                return fetch
+            keeper = entity_memo
+            return lambda ids: keeper.get_many({i: (catalog_key, kind, i) for i in ids}, fetch)
+
+        self.district: DataLoader[str, District | None] = _by_key(
+            kept("district", lambda ids: districts.districts_by_ids(db, ids)))
         self.area: DataLoader[str, Area | None] = _by_key(lambda ids: districts.areas_by_ids(db, ids))
         self.areas_of_district: DataLoader[str, list[Area]] = _by_key(self._areas_of_districts, list)
-        self.merchant: DataLoader[str, Merchant | None] = _by_key(lambda ids: merchants.merchants_by_ids(db, ids))
+        self.merchant: DataLoader[str, Merchant | None] = _by_key(
+            kept("merchant", lambda ids: merchants.merchants_by_ids(db, ids)))
         self.active_offers_of_merchant: DataLoader[str, list[Offer]] = _by_key(
             lambda ids: offers.active_by_merchants(db, ids, now), list)
         self.offers_of_festival: DataLoader[str, list[Offer]] = _by_key(
@@ -58,7 +71,8 @@ class Loaders:
         self.product: DataLoader[str, Product | None] = _by_key(lambda ids: products.by_ids(db, ids))
         self.festival: DataLoader[str, Festival | None] = _by_key(lambda ids: festivals.by_ids(db, ids))
         # pictures by owner ("merchant:<id>", "product:<id>", "festival:<id>"): one read per level
-        self.images: DataLoader[str, list[Image]] = _by_key(lambda refs: images.by_owners(db, refs), list)
+        self.images: DataLoader[str, list[Image]] = _by_key(
+            kept("images", lambda refs: images.by_owners(db, refs)), list)
         self.category_name: DataLoader[str, dict[str, str] | None] = _by_key(
             lambda ids: names_by_ids(db, ids))
         if memo is not None and categories_key is not None:

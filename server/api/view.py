@@ -84,7 +84,8 @@ class GraphQLView(GraphQL[Context, None]):
             request_id=current_request_id(), request=request, response=response,
             crowd_hub=state.crowd_hub, inbox_hub=state.inbox_hub, progress_hub=state.progress_hub,
             limiter=state.limiter,
-            memo=getattr(state, "memo", None), tag_versions=request.scope.get("state", {}).get("tag_versions"),
+            memo=getattr(state, "memo", None), entity_memo=getattr(state, "entity_memo", None),
+            tag_versions=request.scope.get("state", {}).get("tag_versions"),
             open_turns=request.scope.get("state", {}).get("open_turns"),
         )
 

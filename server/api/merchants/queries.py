@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Hashable
 
 import strawberry
 
@@ -13,7 +13,9 @@ from server.api.pagination import PageInfo, decode_cursor, encode_cursor, page_s
 from server.domain import freshness
 from server.domain.geo import MAX_RADIUS_M, Point, valid_coordinates
 from server.domain.merchants import counts, repository
+from server.domain.merchants.models import Merchant
 from server.domain.offers.repository import merchants_with_active_offer
+from server.domain.paging import Key, Page
 from server.domain.search.terms import query_terms
 
 MAX_CATEGORIES = 10
@@ -67,7 +69,7 @@ async def merchant_connection(
     db, locale = info.context.db, info.context.locale
 
     async def read_page() -> tuple[list[MerchantEdge], PageInfo]:
-        page = await repository.find_page(db, q, size, cursor)
+        page = await _page(info, q, size, cursor)
         edges = [MerchantEdge(cursor=encode_cursor(key), node=MerchantType.of(m, locale), distance_meters=dist)
                  for m, key, dist in page.items]
         ends = [e.cursor for e in edges] + ([encode_cursor(page.resume)] if page.resume is not None else [])
@@ -79,10 +81,52 @@ async def merchant_connection(
         if key is not None:
             return await _counter(info, key, district_key if f is None else None), False
         if q.near is not None:
-            return await repository.count_near(db, q)
+            memo_key = _near_memo_key(info, q, "near_count")
+            if memo_key is None or info.context.entity_memo is None:
+                return await repository.count_near(db, q)
+            return await info.context.entity_memo.get(memo_key, lambda: repository.count_near(db, q))
         return await repository.count_matching(db, q)
 
     return MerchantConnection(page=once(read_page), count=once(read_count))
+
+
+def _near_memo_key(info: AppInfo, q: repository.MerchantQuery, *what: Hashable) -> Hashable | None:
+    """A process-memo key for what a near-me list read, while no merchant was written (ANY_WRITE): the shops
+    near a point and their order depend on the merchants alone, so a miss that an offer edit caused (near me
+    shows each shop's offers) reads the page's shops by id instead of ranking the boxes again. None for a
+    filter that also depends on the clock (open now) or on offers (has an active offer)."""
+    if q.near is None or q.open_at is not None or q.with_ids is not None:
+        return None
+    point, radius = q.near
+    key: Hashable | None = info.context.memo_key(
+        (freshness.EVERYTHING, freshness.ANY_WRITE), *what, point.lat, point.lng, radius, q.district_id, q.area_id,
+        tuple(q.categories), tuple(q.terms))
+    return key
+
+
+async def _page(info: AppInfo, q: repository.MerchantQuery, size: int, cursor: Key | None) -> Page[Merchant]:
+    """repository.find_page; a near-me page's order kept in the process memo (see _near_memo_key)."""
+    db = info.context.db
+    key = _near_memo_key(info, q, "near_page", size, cursor)
+    memo = info.context.entity_memo
+    if key is None or memo is None:
+        return await repository.find_page(db, q, size, cursor)
+    computed: list[Page[Merchant]] = []
+
+    async def rank() -> tuple[tuple[tuple[Key, float | None], ...], bool, Key | None]:
+        page = await repository.find_page(db, q, size, cursor)
+        computed.append(page)
+        return tuple((k, dist) for _, k, dist in page.items), page.has_next, page.resume
+
+    ranked, has_next, resume = await memo.get(key, rank)
+    if computed:
+        return computed[0]
+    # whole documents by id (the loader's), where ranking read LEAN ones: a superset of what the nodes show
+    found = await info.context.loaders.merchant.load_many([k[1] for k, _ in ranked])
+    if any(m is None for m in found):  # gone without a write the tags saw: rank again rather than guess
+        return await repository.find_page(db, q, size, cursor)
+    items = [(m, k, dist) for m, (k, dist) in zip(found, ranked, strict=True) if m is not None]
+    return Page(items, has_next, repository.no_count, resume)
 
 
 async def _counter(info: AppInfo, key: str, district_key: str | None) -> int:

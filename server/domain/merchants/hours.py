@@ -122,6 +122,23 @@ def is_open(spans: Sequence[Span], at: datetime) -> bool:
     return any(start <= minute < end for start, end in _week_intervals(spans))
 
 
+def minutes_to_change(spans: Sequence[Span], minute: int) -> int | None:
+    """Minutes from `minute` of the week to the next one at which open-or-closed changes; None when it never does.
+    Read from the merged intervals, so a span running into the next week (or across Sunday midnight into
+    Monday's first span) is one opening."""
+    intervals = _week_intervals(spans)
+    if not intervals or intervals == ((0, WEEK),):
+        return None  # never open, or always
+    for start, end in intervals:
+        if start <= minute < end:
+            if end == WEEK and intervals[0][0] == 0:  # open on into Monday's first interval
+                return WEEK - minute + intervals[0][1]
+            return end - minute
+        if minute < start:
+            return start - minute
+    return WEEK - minute + intervals[0][0]  # closed until the week's first opening
+
+
 def closes_at(spans: Sequence[Span], at: datetime) -> str | None:
     """Local HH:MM at which the current opening ends; None when closed or open around the clock."""
     minute = minute_of_week(at)

@@ -3,13 +3,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 from server.domain.geo import Point
 from server.domain.i18n import Localized
 from server.domain.merchants.holiday_hours import closing_at, open_at, parse_exceptions
-from server.domain.merchants.hours import DAYS, SLOT, Span, parse_week_cached
+from server.domain.merchants.hours import DAYS, SLOT, Span, minute_of_week, minutes_to_change, parse_week_cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +39,13 @@ class Merchant:
         it does not. Hours and their exceptions are on quarter-hours (hours.py), so checking each is exact."""
         seconds = SLOT * 60
         moment = datetime.fromtimestamp((at.timestamp() // seconds + 1) * seconds, at.tzinfo)
-        if not self.exceptions:  # most merchants: the answer depends on the week's spans only, which many share
-            return _weekly_turn(self.spans, self.open_at(at), moment, until)
+        if not self.exceptions:  # most merchants: the week's spans alone say when, without a walk
+            now_open = self.open_at(at)
+            if self.open_at(moment) != now_open:
+                return moment if moment < until else None
+            ahead = minutes_to_change(self.spans, minute_of_week(moment))
+            turn = None if ahead is None else moment + timedelta(minutes=ahead)
+            return turn if turn is not None and turn < until else None
         return _turn(lambda when: self.open_at(when), self.open_at(at), moment, until)
 
     @classmethod
@@ -67,9 +71,3 @@ def _turn(is_open: Callable[[datetime], bool], now_open: bool, moment: datetime,
         moment += step
     return None
 
-
-# A page's merchants are asked with the same instants, and many keep the same hours: a cache miss of a
-# 50-merchant page scanned up to 96 quarter-hours for each (~10 ms); now once per distinct week.
-@lru_cache(maxsize=2048)
-def _weekly_turn(spans: tuple[Span, ...], now_open: bool, moment: datetime, until: datetime) -> datetime | None:
-    return _turn(lambda when: open_at(spans, {}, when), now_open, moment, until)

@@ -194,11 +194,11 @@ async def find_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after:
     # openNow pages keep the cursors they had when they were ranked (every value 0.0)
     value = 0.0 if q.open_at is not None else None
     items = [(Merchant.from_doc(d), (value, d["_id"]), None) for d in docs[:first]]
-    return Page(items, len(docs) > first or stopped is not None, _no_count,
+    return Page(items, len(docs) > first or stopped is not None, no_count,
                 (value, stopped) if stopped is not None and len(docs) <= first else None)
 
 
-async def _no_count() -> int:
+async def no_count() -> int:
     raise AssertionError("counts come from merchants.counts")
 
 
@@ -222,7 +222,7 @@ async def _search_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, aft
     found, stopped = await _listed(db, sources, query, first + 1, accept, LEAN, keep)
     items = [(Merchant.from_doc(d), (float(tier), d["_id"]), None) for tier, d in found[:first]]
     resume = (float(stopped[0]), stopped[1]) if stopped is not None and len(found) <= first else None
-    return Page(items, len(found) > first or stopped is not None, _no_count, resume)
+    return Page(items, len(found) > first or stopped is not None, no_count, resume)
 
 
 async def _box(db: AsyncDatabase[Doc], base: dict[str, Any], center: Point, radius_m: float,
@@ -280,7 +280,7 @@ async def _near_page(db: AsyncDatabase[Doc], q: MerchantQuery, first: int, after
         reach = min(radius, reach * min(MAX_GROWTH, max(GROWTH, math.sqrt(area_needed) * 1.2)))
     page = settled[: first + 1]
     items = [(Merchant.from_doc(seen[mid][1]), (dist, mid), dist) for dist, mid in page[:first]]
-    return Page(items, len(page) > first, _no_count)
+    return Page(items, len(page) > first, no_count)
 
 
 async def count_near(db: AsyncDatabase[Doc], q: MerchantQuery) -> tuple[int, bool]:

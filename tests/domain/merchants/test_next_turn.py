@@ -14,6 +14,9 @@ WEEKS = {
     "day": {d: ["10:00-22:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
     "split": {"mon": ["09:00-12:00", "14:00-18:00"], "sat": ["10:00-02:00"]},
     "closed": {},
+    "always": {d: ["00:00-24:00"] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+    # across Sunday midnight into Monday's own span, and a day's end meeting the next day's start
+    "wrap": {"sun": ["20:00-03:00"], "mon": ["03:00-05:00"], "wed": ["23:00-24:00"], "thu": ["00:00-02:00"]},
 }
 
 
@@ -41,11 +44,11 @@ def test_next_turn_agrees_with_a_minute_walk(week: str, exceptions: list[dict[st
     start = datetime(2026, 11, 22, 23, 7, 31, tzinfo=SHANGHAI)
     for hour in range(0, 7 * 24, 5):
         at = start + timedelta(hours=hour, minutes=hour % 15)
-        until = at + timedelta(days=1)
-        assert shop.next_turn(at, until) == walked(shop, at, until), (week, exceptions, at)
+        for until in (at + timedelta(days=1), at + timedelta(hours=3), at + timedelta(days=8)):
+            assert shop.next_turn(at, until) == walked(shop, at, until), (week, exceptions, at, until)
 
 
-def test_shops_with_the_same_week_share_an_answer_but_not_one_with_exceptions() -> None:
+def test_a_holiday_exception_moves_the_next_turn() -> None:
     at = datetime(2026, 11, 23, 9, 0, tzinfo=SHANGHAI)
     plain, holiday = merchant(WEEKS["day"]), merchant(WEEKS["day"], [{"date": str(date(2026, 11, 23)), "spans": []}])
     assert plain.next_turn(at, at + timedelta(days=1)) == datetime(2026, 11, 23, 10, 0, tzinfo=SHANGHAI)
