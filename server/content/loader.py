@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.content import records
+from server.content import collector, records
 from server.content.files import MerchantFile, read_merchant_files, read_records
 from server.content.pictures import DRAWING, content_images
 from server.content.validate import ContentError, Record
@@ -106,6 +106,11 @@ def parse_content(root: Path) -> dict[str, list[Doc]]:
 
 def read_content(root: Path) -> Content:
     """Every record checked (ContentError on the first bad field); merchants are left to derive."""
+    with collector.paused():
+        return _read_content(root)
+
+
+def _read_content(root: Path) -> Content:
     cats, cat_recs = _build_all(root, "categories", records.category)
     categories = _unique(cats, cat_recs, "category")
     category_ids = set(categories)
@@ -182,6 +187,11 @@ def manifest_digest(root: Path) -> str:
 async def load_content(db: AsyncDatabase[Doc], root: Path,
                        progress: Callable[[int, int], None] | None = None) -> LoadReport:
     """`progress(done, total)` after each step (parsing, then each collection), for a progress bar."""
+    with collector.paused():
+        return await _load_content(db, root, progress)
+
+
+async def _load_content(db: AsyncDatabase[Doc], root: Path, progress: Callable[[int, int], None] | None) -> LoadReport:
     digest = await asyncio.to_thread(manifest_digest, root)
     manifest = await content_repository.manifest(db)
     if manifest is not None and manifest.get("digest") == digest:
