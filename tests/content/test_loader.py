@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from server.content import files
+from server.content import collector, files
 from server.content.loader import COLLECTIONS, load_content, parse_content
 from server.content.validate import ContentError
 from server.domain.images import repository as images
@@ -242,3 +243,22 @@ async def test_a_reload_writes_only_the_offer_lists_that_changed(db: Any, conten
     edit(content / "offers.yaml", lambda d: d.update(offers=[]))
     await load_content(db, content)
     assert await db.offers_by_merchant.count_documents({}) == 0
+
+
+async def test_the_collector_is_paused_while_content_loads_and_resumed_after(db: Any, content: Path) -> None:
+    """The cyclic collector is off for the load (content/collector.py), and on again after it, a rejected load
+    included; a pause that began elsewhere still holds until it ends."""
+    assert gc.isenabled()
+    seen: list[bool] = []
+    await load_content(db, content, progress=lambda done, total: seen.append(gc.isenabled()))
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    (content / "festivals.yaml").write_text("festivals: [unclosed", encoding="utf-8")
+    with pytest.raises(ContentError):
+        await load_content(db, content)
+    assert gc.isenabled()
+    with collector.paused():
+        with pytest.raises(ContentError):
+            await load_content(db, content)
+        assert not gc.isenabled()
+    assert gc.isenabled()
