@@ -208,7 +208,8 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
 async def _load_content(db: AsyncDatabase[Doc], root: Path, progress: Callable[[int, int], None] | None) -> LoadReport:
     digest = await asyncio.to_thread(manifest_digest, root)
     manifest = await content_repository.manifest(db)
-    if manifest is not None and manifest.get("digest") == digest:
+    # a manifest marked by a load that did not finish describes content not wholly written: never "unchanged"
+    if manifest is not None and manifest.get("digest") == digest and not manifest.get(content_repository.LOADING):
         if progress:
             progress(len(COLLECTIONS) + 1, len(COLLECTIONS) + 1)
         return LoadReport(unchanged={k: int(v) for k, v in manifest.get("counts", {}).items()})
@@ -222,6 +223,11 @@ async def _load_content(db: AsyncDatabase[Doc], root: Path, progress: Callable[[
     back_office: list[str] = []  # and those the back office owns
     code = code_digest()
     building: asyncio.Future[postings.Built] | None = None
+    # Until the manifest is saved at the end, it says that a load began: if this one stops part way (a kill, a
+    # database error), the next finds its merchants current but knows the lists, counters and manifest may not be.
+    await content_repository.mark_loading(db)
+    # From here on documents are made from checked records only (derived fields, pictures' records): that must
+    # not raise for a valid record, since some collections are written already.
     try:
         for step, name in enumerate(COLLECTIONS, start=2):
             sync = await _sync(db, name, _in_thread(_batches(content, name, tiers)))
@@ -232,7 +238,8 @@ async def _load_content(db: AsyncDatabase[Doc], root: Path, progress: Callable[[
                 # the lists follow the merchants alone: a load that changed none (an offer edited) leaves them
                 # be, unless the code that derives them changed.  They are built (CPU) in a thread while the
                 # server writes the collections after the merchants.
-                if sync.inserted + sync.updated + sync.deleted or manifest is None or manifest.get("code") != code:
+                if (sync.inserted + sync.updated + sync.deleted or manifest is None or manifest.get("code") != code
+                        or manifest.get(content_repository.LOADING)):
                     building = asyncio.ensure_future(asyncio.to_thread(
                         postings.build, content.docs["merchants"], tiers, back_office))
             if progress:

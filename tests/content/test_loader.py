@@ -15,6 +15,8 @@ from server.content.loader import COLLECTIONS, load_content, parse_content
 from server.content.validate import ContentError
 from server.domain.images import repository as images
 from server.domain.images.models import Image, content_image_id, owner_ref
+from server.domain.merchants.repository import MerchantQuery, find_page
+from server.domain.search.terms import query_terms
 from server.settings import ROOT
 from tests.conftest import unique_db
 
@@ -262,3 +264,47 @@ async def test_the_collector_is_paused_while_content_loads_and_resumed_after(db:
             await load_content(db, content)
         assert not gc.isenabled()
     assert gc.isenabled()
+
+
+class Stopped(Exception):
+    """A load stopped part way (a kill, a database error), raised from its progress callback."""
+
+
+def _stop_after_merchants(done: int, total: int) -> None:
+    if done == 2 + COLLECTIONS.index("merchants"):  # 1 is the reading, then one step per collection
+        raise Stopped
+
+
+async def _found(db: Any, word: str) -> list[str]:
+    page = await find_page(db, MerchantQuery(terms=query_terms(word)), 20, None)
+    return [m.id for m, _, _ in page.items]
+
+
+async def test_a_load_stopped_after_the_merchants_is_completed_by_the_next(db: Any, content: Path) -> None:
+    """The merchants it wrote are current when the next load compares them, yet that load rebuilds the search
+    lists: the manifest said a load had begun.  (Found by the review of session 7: the renamed shop was never
+    found under its new name.)"""
+    await load_content(db, content)
+    edit(content / "merchants" / "huaqiangbei.yaml",
+         lambda d: d["merchants"][0]["name"].update(en="Zebrafish Phones"))
+    with pytest.raises(Stopped):
+        await load_content(db, content, progress=_stop_after_merchants)
+    assert await _found(db, "zebrafish") == []  # the merchant is written, its lists are not
+    again = await load_content(db, content)
+    assert again.updated["merchants"] == 0  # nothing to write there: the lists were rebuilt all the same
+    assert await _found(db, "zebrafish") == ["hqb-phone-city"]
+
+
+async def test_files_put_back_after_a_stopped_load_are_loaded_not_taken_as_unchanged(db: Any, content: Path) -> None:
+    original = (content / "merchants" / "huaqiangbei.yaml").read_text(encoding="utf-8")
+    await load_content(db, content)
+    edit(content / "merchants" / "huaqiangbei.yaml",
+         lambda d: d["merchants"][0]["name"].update(en="Zebrafish Phones"))
+    with pytest.raises(Stopped):
+        await load_content(db, content, progress=_stop_after_merchants)
+    (content / "merchants" / "huaqiangbei.yaml").write_text(original, encoding="utf-8")
+    report = await load_content(db, content)  # the files the manifest was saved for, but the database is not
+    assert report.updated["merchants"] == 1
+    assert await _found(db, "zebrafish") == []
+    assert (await db.merchants.find_one({"_id": "hqb-phone-city"}))["name"]["en"] != "Zebrafish Phones"
+
