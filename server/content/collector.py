@@ -4,7 +4,9 @@ A city's load creates millions of container objects that live until it ends (par
 postings), and the collector's full passes walk all of them again each time their number grows by a quarter:
 reading 50,000 merchants' YAML took twice as long with it running, and deriving and writing them a third
 longer.  The load makes few reference cycles (freed objects go by reference counting as ever), and those
-it makes are collected once it is done.
+it makes are collected once it is done.  The pause is process-wide: it suits the entry points that load
+before anything else runs in the process (the web app's start, `python -m server`'s first run, the `load`
+command); a reload inside a process that serves requests would run them with the collector off too.
 """
 
 from __future__ import annotations

@@ -173,7 +173,8 @@ def _read_content(root: Path) -> Content:
 
 
 def _images(docs: dict[str, list[Doc]], merchants: slice = slice(None), others: bool = True) -> list[Doc]:
-    """The content pictures' records, of these merchants and (`others`) of the products and festivals."""
+    """The content pictures' records, of these merchants and (`others`) of the products and festivals.  Made
+    while the collections before the pictures are written already: must not raise for checked records."""
     return content_images(docs["merchants"][merchants], docs["products"] if others else [],
                           docs["festivals"] if others else [])
 
@@ -223,6 +224,7 @@ async def _load_content(db: AsyncDatabase[Doc], root: Path, progress: Callable[[
     back_office: list[str] = []  # and those the back office owns
     code = code_digest()
     building: asyncio.Future[postings.Built] | None = None
+    made: dict[str, int] = {}  # documents the files give, by collection (for the manifest)
     # Until the manifest is saved at the end, it says that a load began: if this one stops part way (a kill, a
     # database error), the next finds its merchants current but knows the lists, counters and manifest may not be.
     await content_repository.mark_loading(db)
@@ -231,6 +233,7 @@ async def _load_content(db: AsyncDatabase[Doc], root: Path, progress: Callable[[
     try:
         for step, name in enumerate(COLLECTIONS, start=2):
             sync = await _sync(db, name, _in_thread(_batches(content, name, tiers)))
+            made[name] = sync.made
             report.inserted[name], report.updated[name] = sync.inserted, sync.updated
             report.deleted[name], report.unchanged[name] = sync.deleted, sync.unchanged
             if name == "merchants":
@@ -260,8 +263,7 @@ async def _load_content(db: AsyncDatabase[Doc], root: Path, progress: Callable[[
     await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)
     await images.list_uploads(db)  # content pictures need no list (their _id is the owner's): uploads do
-    totals = {name: len(content.docs[name]) for name in COLLECTIONS if name != "images"}
-    totals["images"] = len(content.docs["merchants"]) + len(content.docs["products"]) + len(content.docs["festivals"])
+    totals = {name: made[name] for name in COLLECTIONS}
     await content_repository.save_manifest(db, digest, totals, code)
     return report
 
@@ -319,6 +321,7 @@ class _Synced:
     unchanged: int = 0
     kept: list[Doc] = field(default_factory=list)  # content documents now stored as given
     back_office: list[str] = field(default_factory=list)  # ids the back office owns, left as they are
+    made: int = 0  # documents the files give
 
 
 async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed]) -> _Synced:
@@ -370,6 +373,7 @@ async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed
     if lost:
         out.kept = [d for d in out.kept if d["_id"] not in lost]
         out.back_office.extend(sorted(lost))
+    out.made = len(wanted)
     out.back_office.extend(i for i, d in existing.items()
                            if i not in wanted and d.get("origin", "content") != "content")
     stale = [i for i, d in existing.items() if i not in wanted and d.get("origin", "content") == "content"]
