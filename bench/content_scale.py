@@ -252,6 +252,9 @@ async def run_size(size: int, args: argparse.Namespace, work: Path, today: datet
         report = await load_content(db, content)
         result["load_s"] = round(time.perf_counter() - started, 1)
         result["load_cpu_s"] = round(_cpu_s(db_pid) - cpu_before, 1)
+        # this process's peak memory so far: the loader's, and the generation's when it ran in this run (a first
+        # run of the day): the table says so
+        result["load_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         merchants_total = await db.merchants.estimated_document_count()
         result["merchants"] = merchants_total
         result["offers"] = await db.offers.estimated_document_count()
@@ -285,8 +288,9 @@ async def run_size(size: int, args: argparse.Namespace, work: Path, today: datet
 
 
 def load_table(results: list[Doc]) -> str:
-    lines = ["| merchants | load (s wall) | load (CPU s of loader and server) |", "|---|---|---|"]
-    lines.extend(f"| {r['merchants']:,} | {r['load_s']} | {r['load_cpu_s']} |" for r in results)
+    lines = ["| merchants | load (s wall) | load (CPU s of loader and server) | peak RSS of this run (MB) |",
+             "|---|---|---|---|"]
+    lines.extend(f"| {r['merchants']:,} | {r['load_s']} | {r['load_cpu_s']} | {r['load_rss_mb']:,} |" for r in results)
     return "\n".join(lines)
 
 

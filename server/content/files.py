@@ -8,6 +8,7 @@ process, where starting workers would cost more than it saves.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -100,7 +101,8 @@ def read_merchant_files(root: Path, files: list[MerchantFile],
                 {p: partial(read_records, p, key, root) for p, key in others})
     # spawn, not fork: the app's process has threads (the event loop's executor, drivers), and a forked
     # child could inherit a lock some thread held
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    # a worker lives for this read alone: no cyclic collection in it (content/collector.py)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=gc.disable) as pool:
         # the largest files first, so that no worker is left with a big one at the end
         jobs: list[tuple[int, Callable[[], Future[Any]], Path]] = [
             *((f.path.stat().st_size, partial(pool.submit, read_merchant_file, root, f), f.path) for f in files),

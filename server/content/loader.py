@@ -17,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from server.content import records
+from server.content import collector, records
 from server.content.files import MerchantFile, read_merchant_files, read_records
 from server.content.pictures import DRAWING, content_images
 from server.content.validate import ContentError, Record
@@ -45,6 +47,11 @@ COLLECTIONS = ("categories", "districts", "areas", "merchants", "festivals", "of
 # Merchants derived per batch while the previous batch is written: small enough that the server starts
 # early, large enough that a batch's round trip is not the cost.
 DERIVE_BATCH = 2000
+# other documents hashed (pictures' records made) per batch, likewise
+HASH_BATCH = 5000
+# batches sent before the first of them is answered: the server finds the next one waiting when it is done
+# with one, instead of idling while the loader hears back and sends
+IN_FLIGHT = 2
 _SERVER = Path(__file__).resolve().parent.parent
 # The code that turns records into documents: a change to it re-derives everything on the next load.
 DERIVING = tuple(_SERVER / p for p in ("content/records.py", "content/loader.py", "content/validate.py",
@@ -101,11 +108,16 @@ def parse_content(root: Path) -> dict[str, list[Doc]]:
     content = read_content(root)
     for draft in content.drafts:
         draft.derive()
-    return content.docs
+    return {**content.docs, "images": _images(content.docs)}
 
 
 def read_content(root: Path) -> Content:
     """Every record checked (ContentError on the first bad field); merchants are left to derive."""
+    with collector.paused():
+        return _read_content(root)
+
+
+def _read_content(root: Path) -> Content:
     cats, cat_recs = _build_all(root, "categories", records.category)
     categories = _unique(cats, cat_recs, "category")
     category_ids = set(categories)
@@ -152,11 +164,19 @@ def read_content(root: Path) -> Content:
     _unique(offer_docs, offer_recs, "offer")
     product_docs, product_recs = _build_all(root, "products", lambda r, _: records.product(r, set(merchants)))
     _unique(product_docs, product_recs, "product")
+    # no "images": a picture's record follows from its owner's, and is made while the owners are written
+    # (_image_batches), not before the first write
     return Content({
         "categories": cats, "districts": list(districts.values()), "areas": area_docs,
         "merchants": merchant_docs, "festivals": fest_docs, "offers": offer_docs, "products": product_docs,
-        "images": content_images(merchant_docs, product_docs, fest_docs),
     }, drafts)
+
+
+def _images(docs: dict[str, list[Doc]], merchants: slice = slice(None), others: bool = True) -> list[Doc]:
+    """The content pictures' records, of these merchants and (`others`) of the products and festivals.  Made
+    while the collections before the pictures are written already: must not raise for checked records."""
+    return content_images(docs["merchants"][merchants], docs["products"] if others else [],
+                          docs["festivals"] if others else [])
 
 
 def record_digest(doc: Doc) -> str:
@@ -182,9 +202,15 @@ def manifest_digest(root: Path) -> str:
 async def load_content(db: AsyncDatabase[Doc], root: Path,
                        progress: Callable[[int, int], None] | None = None) -> LoadReport:
     """`progress(done, total)` after each step (parsing, then each collection), for a progress bar."""
+    with collector.paused():
+        return await _load_content(db, root, progress)
+
+
+async def _load_content(db: AsyncDatabase[Doc], root: Path, progress: Callable[[int, int], None] | None) -> LoadReport:
     digest = await asyncio.to_thread(manifest_digest, root)
     manifest = await content_repository.manifest(db)
-    if manifest is not None and manifest.get("digest") == digest:
+    # a manifest marked by a load that did not finish describes content not wholly written: never "unchanged"
+    if manifest is not None and manifest.get("digest") == digest and not manifest.get(content_repository.LOADING):
         if progress:
             progress(len(COLLECTIONS) + 1, len(COLLECTIONS) + 1)
         return LoadReport(unchanged={k: int(v) for k, v in manifest.get("counts", {}).items()})
@@ -198,10 +224,16 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
     back_office: list[str] = []  # and those the back office owns
     code = code_digest()
     building: asyncio.Future[postings.Built] | None = None
+    made: dict[str, int] = {}  # documents the files give, by collection (for the manifest)
+    # Until the manifest is saved at the end, it says that a load began: if this one stops part way (a kill, a
+    # database error), the next finds its merchants current but knows the lists, counters and manifest may not be.
+    await content_repository.mark_loading(db)
+    # From here on documents are made from checked records only (derived fields, pictures' records): that must
+    # not raise for a valid record, since some collections are written already.
     try:
         for step, name in enumerate(COLLECTIONS, start=2):
-            batches = _derived(content.drafts, tiers) if name == "merchants" else _hashed_once(content.docs[name])
-            sync = await _sync(db, name, batches)
+            sync = await _sync(db, name, _in_thread(_batches(content, name, tiers)))
+            made[name] = sync.made
             report.inserted[name], report.updated[name] = sync.inserted, sync.updated
             report.deleted[name], report.unchanged[name] = sync.deleted, sync.unchanged
             if name == "merchants":
@@ -209,7 +241,8 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
                 # the lists follow the merchants alone: a load that changed none (an offer edited) leaves them
                 # be, unless the code that derives them changed.  They are built (CPU) in a thread while the
                 # server writes the collections after the merchants.
-                if sync.inserted + sync.updated + sync.deleted or manifest is None or manifest.get("code") != code:
+                if (sync.inserted + sync.updated + sync.deleted or manifest is None or manifest.get("code") != code
+                        or manifest.get(content_repository.LOADING)):
                     building = asyncio.ensure_future(asyncio.to_thread(
                         postings.build, content.docs["merchants"], tiers, back_office))
             if progress:
@@ -230,7 +263,7 @@ async def load_content(db: AsyncDatabase[Doc], root: Path,
     await offers.add_missing_until_keys(db)
     await offers.rebuild_by_merchant(db)
     await images.list_uploads(db)  # content pictures need no list (their _id is the owner's): uploads do
-    totals = {name: len(content.docs[name]) for name in COLLECTIONS}
+    totals = {name: made[name] for name in COLLECTIONS}
     await content_repository.save_manifest(db, digest, totals, code)
     return report
 
@@ -242,15 +275,33 @@ def _hash(docs: list[Doc]) -> Hashed:
     return [(doc, record_digest(doc)) for doc in docs]
 
 
-async def _hashed_once(docs: list[Doc]) -> AsyncIterator[Hashed]:
-    yield _hash(docs)
+def _batches(content: Content, name: str, tiers: dict[str, dict[str, int]]) -> Iterator[Callable[[], Hashed]]:
+    """How to make each batch of `name`'s documents, hashed: merchants derived (their search tiers into
+    `tiers`), pictures' records made from their owners', the others as read."""
+    if name == "merchants":
+        drafts = content.drafts
+        for start in range(0, len(drafts), DERIVE_BATCH):
+            yield partial(_derive_and_hash, drafts[start:start + DERIVE_BATCH], tiers)
+    elif name == "images":
+        merchant_docs = content.docs["merchants"]
+        for start in range(0, len(merchant_docs), HASH_BATCH):
+            yield partial(_hash_made, partial(_images, content.docs, slice(start, start + HASH_BATCH), False))
+        yield partial(_hash_made, partial(_images, content.docs, slice(0, 0)))
+    else:
+        docs = content.docs[name]
+        for start in range(0, len(docs), HASH_BATCH):
+            yield partial(_hash, docs[start:start + HASH_BATCH])
 
 
-async def _derived(drafts: list[records.MerchantDraft], tiers: dict[str, dict[str, int]]) -> AsyncIterator[Hashed]:
-    """Merchants derived and hashed in a thread, a batch at a time: the caller writes one batch while the
-    next is derived, so the database server and the loader work at once (each on its own core)."""
-    for start in range(0, len(drafts), DERIVE_BATCH):
-        yield await asyncio.to_thread(_derive_and_hash, drafts[start:start + DERIVE_BATCH], tiers)
+async def _in_thread(batches: Iterator[Callable[[], Hashed]]) -> AsyncIterator[Hashed]:
+    """Each batch made in a thread: the caller writes one batch while the next is made, so the database
+    server and the loader work at once (each on its own core)."""
+    for make in batches:
+        yield await asyncio.to_thread(make)
+
+
+def _hash_made(make: Callable[[], list[Doc]]) -> Hashed:
+    return _hash(make())
 
 
 def _derive_and_hash(drafts: list[records.MerchantDraft], tiers: dict[str, dict[str, int]]) -> Hashed:
@@ -270,6 +321,7 @@ class _Synced:
     unchanged: int = 0
     kept: list[Doc] = field(default_factory=list)  # content documents now stored as given
     back_office: list[str] = field(default_factory=list)  # ids the back office owns, left as they are
+    made: int = 0  # documents the files give
 
 
 async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed]) -> _Synced:
@@ -279,7 +331,7 @@ async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed
     out = _Synced()
     wanted: set[str] = set()
     replaced: dict[str, tuple[Doc, str]] = {}  # written only while unchanged since read: checked after
-    writing: asyncio.Task[set[str]] | None = None
+    writing: deque[asyncio.Task[set[str]]] = deque()
     taken: set[str] = set()  # inserts another writer beat (a second loader at the same start)
     try:
         async for batch in batches:
@@ -301,14 +353,19 @@ async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed
                 else:
                     out.updated += 1
                     replaced[doc["_id"]] = (doc, digest_)
-            if writing is not None:
-                taken |= await writing
-            writing = asyncio.create_task(content_repository.write_changes(db, name, changes, []))
-        if writing is not None:
-            taken |= await writing
+            if len(writing) >= IN_FLIGHT:
+                taken |= await writing.popleft()
+            writing.append(asyncio.create_task(content_repository.write_changes(db, name, changes, [])))
+        while writing:
+            taken |= await writing.popleft()
     finally:
-        if writing is not None and not writing.done():
-            writing.cancel()
+        if writing:  # something failed: no write left running behind the error, and theirs retrieved
+            for task in writing:
+                task.cancel()
+            await asyncio.wait(writing)
+            for task in writing:
+                if not task.cancelled():
+                    task.exception()
     # a document a concurrent write won (a back-office edit, another loader's insert) may not be as the files
     # say: counted as it is stored
     lost = taken | await replace_missed(db, name, replaced)
@@ -316,6 +373,7 @@ async def _sync(db: AsyncDatabase[Doc], name: str, batches: AsyncIterator[Hashed
     if lost:
         out.kept = [d for d in out.kept if d["_id"] not in lost]
         out.back_office.extend(sorted(lost))
+    out.made = len(wanted)
     out.back_office.extend(i for i, d in existing.items()
                            if i not in wanted and d.get("origin", "content") != "content")
     stale = [i for i, d in existing.items() if i not in wanted and d.get("origin", "content") == "content"]

@@ -82,6 +82,10 @@ class MerchantDraft:
     exceptions: dict[date, tuple[Span, ...]]
     content_hash: str = ""  # of what the document is derived from (content/files.py)
 
+    def __reduce__(self) -> tuple[type[MerchantDraft], tuple[Any, ...]]:
+        # sent back by a reading worker process: see Record.__reduce__
+        return MerchantDraft, (self.doc, self.location, self.spans, self.exceptions, self.content_hash)
+
     def derive(self) -> Doc:
         d = self.doc
         d.update(derived_fields(d["name"], d["description"], d["address"], d["categories"], self.location,

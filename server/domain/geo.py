@@ -25,6 +25,9 @@ class Point:
     lat: float
     lng: float
 
+    def __reduce__(self) -> tuple[type[Point], tuple[float, float]]:
+        return Point, (self.lat, self.lng)  # cheaper to pickle than a slotted dataclass's default (see Span)
+
     def geojson(self) -> dict[str, object]:
         return {"type": "Point", "coordinates": [self.lng, self.lat]}
 

@@ -15,12 +15,18 @@ from pymongo.errors import BulkWriteError
 from server.services.mongo import Doc
 
 MANIFEST_ID = "content"
+LOADING = "loading"  # set on the manifest while a load runs (the loader rebuilds what it derives when it finds it)
 BULK_SLICE = 5000
 DUPLICATE_KEY = 11000
 
 
 async def manifest(db: AsyncDatabase[Doc]) -> Doc | None:
     return await db.content_manifest.find_one({"_id": MANIFEST_ID})
+
+
+async def mark_loading(db: AsyncDatabase[Doc]) -> None:
+    """The manifest (if any) says a load began; save_manifest, at its end, writes it whole without the mark."""
+    await db.content_manifest.update_one({"_id": MANIFEST_ID}, {"$set": {LOADING: True}})
 
 
 async def save_manifest(db: AsyncDatabase[Doc], digest: str, counts: dict[str, int], code: str = "") -> None:

@@ -32,6 +32,11 @@ class Span:
     start: int  # minutes after that day's midnight
     end: int  # may exceed 1440 for spans past midnight
 
+    def __reduce__(self) -> tuple[type[Span], tuple[int, int, int]]:
+        # a content loader's worker process sends ~10 per merchant; a slotted dataclass's own pickling looks
+        # its fields up for each object, several times slower
+        return Span, (self.day, self.start, self.end)
+
     def label(self) -> str:
         return f"{_hhmm(self.start)}-{_hhmm(self.end % 1440 if self.end > 1440 else self.end)}"
 

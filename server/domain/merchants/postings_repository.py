@@ -192,12 +192,15 @@ async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]]) -> in
     while the next is cut and compressed, so the loader and the database server work at once."""
     # a digest per stored document, not the documents: a city's lists hold ~20 million keys
     stored = {d["_id"]: _digest(d) async for d in db.merchant_postings.find({})}
-    ops: list[tuple[Doc, bool]] = []  # (document, whether it is new)
+    blocks = block_docs(lists)
     wanted: set[str] = set()
-    written = 0
-    writing: asyncio.Task[int] | None = None
-    try:
-        for doc in block_docs(lists):
+
+    def cut() -> tuple[list[tuple[Doc, bool]], bool]:
+        """The next slice of documents to write, (document, whether it is new), and whether it is the last.
+        CPU (sorting, compressing, digests): run in a thread, so the event loop meanwhile sends the slice
+        before it and the server writes it."""
+        ops: list[tuple[Doc, bool]] = []
+        for doc in blocks:
             wanted.add(doc["_id"])
             was = stored.get(doc["_id"])
             if was is None:
@@ -207,10 +210,18 @@ async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]]) -> in
             elif was != _digest(doc):
                 ops.append((doc, False))
             if len(ops) >= BULK_SLICE:
-                if writing is not None:
-                    written += await writing
-                writing = asyncio.create_task(_upsert(db, ops))
-                ops = []
+                return ops, False
+        return ops, True
+
+    written = 0
+    writing: asyncio.Task[int] | None = None
+    try:
+        last = False
+        while not last:
+            ops, last = await asyncio.to_thread(cut)
+            if writing is not None:
+                written += await writing
+            writing = asyncio.create_task(_upsert(db, ops))
         if writing is not None:
             written += await writing
             writing = None
@@ -222,7 +233,6 @@ async def replace_all(db: AsyncDatabase[Doc], lists: dict[str, list[str]]) -> in
             await asyncio.wait([writing])
             if not writing.cancelled():
                 writing.exception()
-    written += await _upsert(db, ops)
     stale = [i for i in stored if i not in wanted]
     for start in range(0, len(stale), BULK_SLICE):
         await db.merchant_postings.delete_many({"_id": {"$in": stale[start:start + BULK_SLICE]}})
