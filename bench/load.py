@@ -263,7 +263,8 @@ class LiveSubscription:
 class Shoppers:
     """Builds and sends one shopper action of a kind; answers go to the recorder."""
 
-    def __init__(self, base_url: str, catalog: Catalog, recorder: Recorder, seed: int) -> None:
+    def __init__(self, base_url: str, catalog: Catalog, recorder: Recorder, seed: int,
+                 weights: dict[str, int] | None = None) -> None:
         self.catalog = catalog
         self.recorder = recorder
         self.rng = random.Random(seed)
@@ -276,7 +277,7 @@ class Shoppers:
         self.stopping = False
         self.cache_answers: Counter[str] = Counter()
         self.cache_by_kind: Counter[tuple[str, str]] = Counter()  # (kind, X-Cache): which reads miss
-        self.weights = list(WEIGHTS.values())
+        self.weights = [(weights or WEIGHTS).get(kind, 0) for kind in SHOPPER_KINDS]
         self.phones = [f"X-Forwarded-For: {self.phone()}\r\n\r\n".encode() for _ in range(PHONES)]
         self.prepared = self._prepare()
 
@@ -561,6 +562,12 @@ def cores(busy_by_name: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.2f}" for name, value in busy_by_name.items())
 
 
+def web_cost(step: Step) -> str:
+    """The web process's CPU per successful request: comparable between steps whatever share of a core it got."""
+    web = step.cpu.get("web")
+    return f"; web {web / step.rps * 1000:.3f} ms/req" if web and step.rps else ""
+
+
 async def closed_step(shoppers: Actions, concurrency: int, warmup: float, seconds: float,
                       pids: dict[str, int] | None = None) -> Step:
     begin = clock() + warmup
@@ -610,13 +617,29 @@ async def saturate(shoppers: Actions, levels: Sequence[int], warmup: float, seco
         lat = sorted(step.latencies)
         log(f"  concurrency {concurrency:3d}: {step.rps:7.1f} req/s, p50 {percentile(lat, 50) * 1000:7.1f} ms, "
             f"p99 {percentile(lat, 99) * 1000:7.1f} ms, {step.errors} errors{hits(step)}; "
-            f"cores busy: {cores(step.cpu)}")
+            f"cores busy: {cores(step.cpu)}{web_cost(step)}")
         best = max((s.rps for s in steps), default=0.0)
         steps.append(step)
         flat = flat + 1 if step.rps < best * 1.05 else 0
         if flat >= 2 or (lat and percentile(lat, 50) > 2.0):
             break
     return steps
+
+
+async def cost_per_kind(shoppers: Shoppers, base_url: str, concurrency: int, seconds: float,
+                        pids: dict[str, int], log: Log) -> None:
+    """One closed step of each shopper kind alone, then of the static file: the web's CPU per request of each."""
+    log(f"cost per kind: each kind alone, concurrency {concurrency}, {seconds:g} s")
+    mix = shoppers.weights
+    static = StaticFile(base_url)
+    try:
+        for kind in (*SHOPPER_KINDS, "static"):
+            shoppers.weights = [int(k == kind) for k in SHOPPER_KINDS]
+            step = await closed_step(static if kind == "static" else shoppers, concurrency, 3.0, seconds, pids)
+            log(f"  {kind:<10} {step.rps:7.1f} req/s{hits(step)}; cores busy: {cores(step.cpu)}{web_cost(step)}")
+    finally:
+        shoppers.weights = mix
+        static.client.close()
 
 
 @dataclass
@@ -1040,7 +1063,7 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
         log(f"web {web.url} (pid {web.process.pid}); workers {[w.process.pid for w in workers]}")
 
         recorder = result.recorder
-        shoppers = Shoppers(web.url, catalog, recorder, seed=20261129)
+        shoppers = Shoppers(web.url, catalog, recorder, seed=20261129, weights=args.mix)
         feeder = Sensors(web.url, catalog, recorder, seed=7)
         feed_task = asyncio.create_task(feeder.run(args.readings, stop_feed))
         ws_url = web.url.replace("http://", "ws://") + "/graphql"
@@ -1060,6 +1083,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
             result.warming = await warm_cache(shoppers, args.warm_concurrency, result.pids, web.process.pid)
             log(f"  {result.warming.requests} reads in {result.warming.seconds:.1f} s "
                 f"({result.warming.misses} misses, {result.warming.errors} errors)")
+        if args.per_kind:
+            await cost_per_kind(shoppers, web.url, args.per_kind, args.step_seconds, result.pids, log)
         if args.rate:
             result.rate = args.rate
         else:
@@ -1072,6 +1097,9 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
                 result.static_steps = await saturate(static, args.levels, 3.0, args.step_seconds, log, result.pids)
             finally:
                 static.client.close()
+        if args.phase1_only:
+            result.loadavg = (result.loadavg[0], os.getloadavg())
+            return result
         log(f"phase 2: open loop at {result.rate:.1f} req/s, {args.warmup:g} s warm-up + {args.minutes:g} min")
         stop_rss = asyncio.Event()
         rss_task = asyncio.create_task(sample_rss(web.process.pid, result.rss, stop_rss))
@@ -1237,6 +1265,27 @@ def render_campaign(c: CampaignRun | None, subscribers: int, w0: float) -> list[
     ]
 
 
+def saturation(result: Result) -> str:
+    best_mix = max(s.rps for s in result.steps)
+    best_static = max(s.rps for s in result.static_steps)
+    return (f"saturation: shopper mix {best_mix:.1f} req/s, static file {best_static:.1f} req/s, ratio "
+            f"{best_mix / best_static:.3f} (goal ≥ 0.7: {'MET' if best_mix >= 0.7 * best_static else 'NOT MET'}); "
+            f"goal ≥ 1,000 req/s: {'MET' if best_mix >= 1000 else 'NOT MET'}")
+
+
+def mix_weights(text: str) -> dict[str, int]:
+    """--mix merchant=30,search=15: the shopper kinds to send and their weights (others not sent)."""
+    weights = {}
+    for item in text.split(","):
+        kind, _, weight = item.partition("=")
+        if kind not in WEIGHTS or not weight.isdigit():
+            raise argparse.ArgumentTypeError(f"{item!r}: want KIND=WEIGHT with KIND one of {', '.join(WEIGHTS)}")
+        weights[kind] = int(weight)
+    if not any(weights.values()):
+        raise argparse.ArgumentTypeError("every weight is 0")
+    return weights
+
+
 def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str, bool]:
     w0, w1 = result.window
     seconds = w1 - w0
@@ -1250,7 +1299,7 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; load average "
         f"start {load0[0]:.2f}, end {load1[0] if load1 else float('nan'):.2f} (shared: other jobs use the cores)",
         f"setup: in-memory nx-27017, redis-server, web = bench/serve.py asgi (server.asgi:app, JSON access log), "
-        f"load generator + subscribers in this process; mix {WEIGHTS}; {args.subscribers} long-lived "
+        f"load generator + subscribers in this process; mix {args.mix or WEIGHTS}; {args.subscribers} long-lived "
         f"subscriptions; {args.readings:g} sensor readings/s",
     ]
     if result.warming is not None:
@@ -1263,7 +1312,8 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
         for s in result.steps:
             lat = sorted(s.latencies)
             lines.append(f"  concurrency {s.concurrency:3d}: {s.rps:7.1f} req/s  p50 {ms(lat, 50):>6} ms  "
-                         f"p99 {ms(lat, 99):>6} ms  errors {s.errors}{hits(s)}  cores busy: {cores(s.cpu)}")
+                         f"p99 {ms(lat, 99):>6} ms  errors {s.errors}{hits(s)}  cores busy: {cores(s.cpu)}"
+                         f"{web_cost(s)}")
         best = max(result.steps, key=lambda s: s.rps)
         lines.append(f"  maximum {best.rps:.1f} req/s (concurrency {best.concurrency}); phase 2 at {args.load:.0%} "
                      f"= {result.rate:.1f} req/s")
@@ -1272,11 +1322,15 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
             for s in result.static_steps:
                 lat = sorted(s.latencies)
                 lines.append(f"  concurrency {s.concurrency:3d}: {s.rps:7.1f} req/s  p50 {ms(lat, 50):>6} ms  "
-                             f"p99 {ms(lat, 99):>6} ms  errors {s.errors}  cores busy: {cores(s.cpu)}")
+                             f"p99 {ms(lat, 99):>6} ms  errors {s.errors}  cores busy: {cores(s.cpu)}"
+                             f"{web_cost(s)}")
         lines.append("  (cores busy: CPU seconds per second of each process in the step; the web process near 1.00 "
                      "is the server saturated, the load generator near 1.00 is the generator's limit)")
     else:
         lines += ["", f"phase 1 skipped: --rate {result.rate:g}"]
+    if args.phase1_only:
+        lines += [saturation(result), bar]
+        return "\n".join(lines), True
     lags = sorted(result.lags)
     lines += ["", f"phase 2: open loop at {result.rate:.1f} req/s, {args.warmup:g} s warm-up, then {seconds:.0f} s "
               f"measured; arrivals started late by p99 {ms(lags, 99)} ms / max {ms(lags, 100)} ms "
@@ -1370,12 +1424,7 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
                      f"the shop's page as a shopper reads it: {operator.stale} stale reads"
                      + (f"; {len(operator.failed)} failed, e.g. {operator.failed[0]}" if operator.failed else ""))
     if result.static_steps and result.steps:
-        best_mix = max(s.rps for s in result.steps)
-        best_static = max(s.rps for s in result.static_steps)
-        lines.append(f"saturation: shopper mix {best_mix:.1f} req/s, static file {best_static:.1f} req/s, ratio "
-                     f"{best_mix / best_static:.3f} (goal ≥ 0.7: "
-                     f"{'MET' if best_mix >= 0.7 * best_static else 'NOT MET'}); goal ≥ 1,000 req/s: "
-                     f"{'MET' if best_mix >= 1000 else 'NOT MET'}")
+        lines.append(saturation(result))
     met_errors = errors_total == 0 and not dropped
     met_memory = abs(mem_change) <= 10
     met_workers = not result.worker_exits
@@ -1419,6 +1468,12 @@ def main() -> None:
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="with --memory-census: trace allocations in the web process (slow; diagnosis only)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary var dir (server logs)")
+    parser.add_argument("--mix", type=mix_weights, default=None, metavar="KIND=W,...",
+                        help=f"shopper kinds and weights instead of {WEIGHTS} (e.g. merchant=1: one kind alone)")
+    parser.add_argument("--per-kind", type=int, default=0, metavar="CONCURRENCY",
+                        help="before phase 1, measure each shopper kind alone and the static file at this concurrency")
+    parser.add_argument("--phase1-only", action="store_true",
+                        help="stop after phase 1 (saturation of the mix and of the static file)")
     args = parser.parse_args()
     if args.subscribers < 1 or args.readings <= 0 or args.minutes <= 0:
         parser.error("need --subscribers >= 1, --readings > 0, --minutes > 0")
