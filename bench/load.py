@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import redis.asyncio as aioredis
@@ -81,9 +81,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from graphql_read import ServerProcess, cpu_seconds, percentile, spawn_server
 from lean_http import HttpFailure, LeanClient
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
+from live_clients import Client as LeanSocket
 
 from server.api.ids import from_global, to_global
 from server.content.loader import load_content
@@ -103,7 +101,6 @@ from server.settings import ROOT
 DB_NAME = "bench"
 PASSWORD = "bench-password-for-load-2026"
 OPERATIONS = ROOT / "graphql" / "operations"
-PROTOCOL = Subprotocol("graphql-transport-ws")
 WEIGHTS = {"district": 22, "merchant": 30, "search": 15, "near": 13, "inbox": 15, "subscribe": 5}
 SHOPPER_KINDS = tuple(WEIGHTS)
 LOCALES = ("zh-CN", "zh-HK", "en")
@@ -177,15 +174,40 @@ class Recorder:
 # ---------------------------------------------------------------------------- subscriptions
 
 
+class _Socket(LeanSocket):
+    """bench/live_clients.py's lean RFC 6455 client (an asyncio Protocol: no task, queue or wake-up per frame) with
+    the phone's X-Forwarded-For; once the subscription is open, each frame goes to `on_text` as it comes."""
+
+    def __init__(self, host: str, path: str, phone: str) -> None:
+        # permessage-deflate offered as browsers do (the app declines it: server/api/live/protocol.py)
+        super().__init__(host, path, deflate=True, headers={"X-Forwarded-For": phone})
+        self.on_text: Callable[[str], None] | None = None
+        self.on_lost: Callable[[str], None] | None = None
+
+    def received(self, now: float, compressed: bool, payload: bytes) -> None:
+        if self.on_text is None:
+            super().received(now, compressed, payload)
+        else:
+            self.on_text(self.text(compressed, payload))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            self.on_lost(self.ended or "connection lost")
+
+
 class LiveSubscription:
-    """One crowdUpdates subscription as the PWA holds it; remembers every area `updatedAt` it was told."""
+    """One crowdUpdates subscription as the PWA holds it; remembers every area `updatedAt` it was told.
+
+    On the lean client above: the `websockets` client it used before cost the load generator, on the same two cores
+    as the server, more CPU per subscribe than the web process spent on it (three awaited round trips, a reader task
+    per socket woken per frame)."""
 
     def __init__(self, district: str, recorder: Recorder, *, keep_arrivals: bool) -> None:
         self.district = district
         self.recorder = recorder
         self.keep_arrivals = keep_arrivals
-        self.ws: ClientConnection | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.socket: _Socket | None = None
         self.opened_at = 0.0
         self.closing = False
         self.dropped = ""
@@ -193,30 +215,34 @@ class LiveSubscription:
         self.arrivals: list[tuple[float, dict[str, int]]] = []
 
     async def open(self, url: str, text: str, phone: str) -> None:
-        ws = await connect(url, subprotocols=[PROTOCOL], compression="deflate", proxy=None, open_timeout=30,
-                           ping_interval=None, close_timeout=2, max_queue=256,
-                           additional_headers={"x-forwarded-for": phone})
-        self.ws = ws
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 30))
-        if ack.get("type") != "connection_ack":
-            raise RuntimeError(f"expected connection_ack, got {str(ack)[:200]}")
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-            "query": text, "variables": {"districtId": to_global("District", self.district)}}}))
-        first = await asyncio.wait_for(ws.recv(), 30)
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        _, socket = await asyncio.get_running_loop().create_connection(
+            lambda: _Socket(f"{host}:{port}", parts.path or "/", phone), host, port)
+        self.socket = socket
+        async with asyncio.timeout(30):
+            await socket.opened
+            socket.send_text('{"type":"connection_init","payload":{}}')
+            ack = await socket.next_message()
+            if ack.get("type") != "connection_ack":
+                raise RuntimeError(f"expected connection_ack, got {str(ack)[:200]}")
+            socket.send_text(json.dumps({"id": "1", "type": "subscribe", "payload": {
+                "query": text, "variables": {"districtId": to_global("District", self.district)}}}))
+            first = await socket.next_message()
         if not self._take(first):
             raise RuntimeError(f"expected the current level first, got {str(first)[:300]}")
         self.opened_at = clock()
-        self.task = asyncio.create_task(self._pump(ws))
+        socket.on_text, socket.on_lost = self._frame, self._lost
 
-    def _take(self, raw: str | bytes) -> bool:
+    def _take(self, message: Doc) -> bool:
         """Record a `next` message; False for anything that is not a good one."""
-        message = json.loads(raw)
         kind = message.get("type")
         if kind == "ping":
             return True
         if kind != "next" or message.get("payload", {}).get("errors"):
             return False
+        if not self.keep_arrivals:
+            return True  # a shopper's screen: only whether it is good counts
         stamps: dict[str, int] = {}
         for area in message["payload"]["data"]["crowdUpdates"]["areas"]:
             updated = area["crowd"]["updatedAt"]
@@ -224,37 +250,32 @@ class LiveSubscription:
                 stamps[area["areaId"]] = round(datetime.fromisoformat(updated).timestamp() * 1000)
         for area_id, ms in stamps.items():
             self.seen[area_id].add(ms)
-        if self.keep_arrivals:
-            self.arrivals.append((clock(), stamps))
+        self.arrivals.append((clock(), stamps))
         return True
 
-    async def _pump(self, ws: ClientConnection) -> None:
+    def _frame(self, raw: str) -> None:
+        if '"ping"' in raw[:40] and self.socket is not None:
+            self.socket.send_text('{"type":"pong"}')
+            return
         try:
-            async for raw in ws:
-                if '"ping"' in str(raw)[:40]:
-                    await ws.send('{"type":"pong"}')
-                    continue
-                if not self._take(raw):
-                    self.recorder.add("subscription", clock(), False, f"{self.district}: {str(raw)[:200]}")
-            reason = "closed by the server"
-        except ConnectionClosed as exc:
-            reason = f"connection lost: {exc}"
-        except Exception as exc:  # a malformed message ends this subscription: count it, never hang
-            reason = f"{type(exc).__name__}: {exc}"
+            good = self._take(json.loads(raw))
+        except Exception as exc:  # a malformed message is counted, never fatal to the run
+            good, raw = False, f"{type(exc).__name__}: {raw}"
+        if not good:
+            self.recorder.add("subscription", clock(), False, f"{self.district}: {raw[:200]}")
+
+    def _lost(self, reason: str) -> None:
         if not self.closing:
             self.dropped = reason
             self.recorder.add("subscription", clock(), False, f"dropped ({self.district}): {reason}")
 
     async def close(self) -> None:
         self.closing = True
-        if self.ws is not None:
+        socket = self.socket
+        if socket is not None and socket.transport is not None and not socket.transport.is_closing():
             with contextlib.suppress(Exception):
-                await self.ws.send('{"id":"1","type":"complete"}')
-            with contextlib.suppress(Exception):
-                await self.ws.close()
-        if self.task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self.task, 5)
+                socket.send_text('{"id":"1","type":"complete"}')
+            socket.close()
 
 
 # ---------------------------------------------------------------------------- the load
