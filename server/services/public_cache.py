@@ -36,6 +36,8 @@ under a surge every timer fires late and pausing would send the whole surge to M
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import copy
 import logging
 import os
 import time
@@ -86,6 +88,9 @@ class Lookup:
 _Read = tuple[list[Any], bytes | None]  # (HMGET's versions, the entry or its head)
 
 
+BATCH_MAX = 64  # lookups in one round trip at most: one failure (a dropped connection) fails them all
+
+
 @dataclass(slots=True)
 class _Batch:
     """Lookups that go to Redis together. Each costs a few µs of commands in the pipeline, while a round trip costs
@@ -94,6 +99,17 @@ class _Batch:
     Each lookup still reads Redis after its request arrived, so it sees every write acknowledged before."""
 
     asks: list[tuple[list[str], str, bool, asyncio.Future[_Read]]] = field(default_factory=list)
+
+
+def _own_copy(exc: Exception) -> Exception:
+    """The batch's error for one of its lookups: each raises its own (a shared one would gather every awaiting
+    request's frames in its traceback), of the same type and causes, which `_failed` reads."""
+    try:
+        copied = copy.copy(exc)
+    except Exception:  # an exception that cannot be rebuilt from its args
+        copied = RedisError(str(exc))
+    copied.__cause__, copied.__context__ = exc.__cause__, exc.__context__
+    return copied
 
 
 def _token() -> bytes:
@@ -191,19 +207,20 @@ class PublicCache:
         of the event loop in one pipeline (see `_Batch`)."""
         loop = asyncio.get_running_loop()
         batch = self.batch
-        if batch is None:
+        if batch is None or len(batch.asks) >= BATCH_MAX:
             batch = self.batch = _Batch()
-            loop.call_soon(self._send_batch)
+            # in a context of its own: the batch belongs to no one request (its request id, its cache binding)
+            loop.call_soon(self._send_batch, batch, context=contextvars.Context())
         answer: asyncio.Future[_Read] = loop.create_future()
         batch.asks.append((fields, entry_key, head_only, answer))
         return answer
 
-    def _send_batch(self) -> None:
-        batch, self.batch = self.batch, None
-        if batch is not None:
-            task = asyncio.ensure_future(self._run_batch(batch))
-            self.sending.add(task)  # the loop keeps only a weak reference to a task
-            task.add_done_callback(self.sending.discard)
+    def _send_batch(self, batch: _Batch) -> None:
+        if self.batch is batch:
+            self.batch = None
+        task = asyncio.ensure_future(self._run_batch(batch))
+        self.sending.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self.sending.discard)
 
     async def _run_batch(self, batch: _Batch) -> None:
         asks = batch.asks
@@ -215,19 +232,26 @@ class PublicCache:
                         pipe.getrange(entry_key, 0, HEAD_BYTES - 1)
                     else:
                         pipe.get(entry_key)
-                answers = await pipe.execute()
+                # an error of one command (a key of another type) is that lookup's alone
+                answers = await pipe.execute(raise_on_error=False)
         except asyncio.CancelledError:
             for *_, answer in asks:
                 answer.cancel()
             raise
-        except BaseException as exc:  # each lookup decides what it means (`_failed`)
+        except Exception as exc:  # each lookup decides what it means (`_failed`)
             for *_, answer in asks:
                 if not answer.done():
-                    answer.set_exception(exc)
+                    answer.set_exception(_own_copy(exc))
             return
         for i, (*_, answer) in enumerate(asks):
-            if not answer.done():  # a lookup cancelled meanwhile (its client went away) wants nothing
-                answer.set_result((answers[2 * i], answers[2 * i + 1]))
+            if answer.done():  # a lookup cancelled meanwhile (its client went away) wants nothing
+                continue
+            versions, raw = answers[2 * i], answers[2 * i + 1]
+            failed = next((a for a in (versions, raw) if isinstance(a, Exception)), None)
+            if failed is not None:
+                answer.set_exception(failed)
+            else:
+                answer.set_result((versions, raw))
 
     async def shown_versions(self, guard: str, guard_version: str, tags: Iterable[str]) -> dict[str, str] | None:
         """The versions of `tags` now, or None when `guard` moved from `guard_version` (see the module's doc)."""
