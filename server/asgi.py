@@ -90,7 +90,8 @@ def create_app(
             redis_client = redis.connect(redis_url)
             stack.push_async_callback(redis_client.aclose)
             # Cached bodies are bytes. Every call of the cache has its own 3 s deadline (public_cache.CALL_TIMEOUT), so
-            # its client needs no socket timeout, which cost each hit a task and two timers in redis-py.
+            # its client needs no socket timeout, which cost each hit a task and two timers in redis-py. Any new call
+            # on this client must carry a deadline of its own: nothing else cuts a hung Redis.
             cache_client = redis.connect(redis_url, decode_responses=False, socket_timeout=None)
             stack.push_async_callback(cache_client.aclose)
             cache = public_cache.PublicCache(cache_client, settings.mongodb_db, enabled=settings.public_cache,

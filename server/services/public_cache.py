@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from server.services import loop_lag
 from server.services.availability import WarnEvery, pool_busy, redis_refused
@@ -56,8 +56,8 @@ log = logging.getLogger("shangquan.cache")
 PREFIX = "sq:pc:"  # then the database name: deployments (and test apps) sharing a Redis never share answers
 GENERATION = "_gen"
 # Seconds: a cache slower than this is treated as down, unless the event loop was behind meanwhile (see
-# `_failed`). A stopped Redis refuses at once and a hung one is cut by the client's socket timeout, so this
-# only bounds the rare rest.
+# `_failed`). A stopped Redis refuses at once; a hung one is cut by this deadline alone, which every call of the
+# cache carries (its client has no socket timeout: server/asgi.py).
 CALL_TIMEOUT = 3.0
 PAUSE_AFTER_FAILURE = 2.0  # seconds without asking Redis after it failed
 SEPARATOR = b"\x1f"
@@ -128,6 +128,11 @@ class PublicCache:
         loop_lag.watch()  # from now on, so that a failure can be told from this process's own backlog
 
     def _failed(self, exc: BaseException, what: str, started: float) -> None:
+        if isinstance(exc, ResponseError):
+            # Redis answered, with an error about this one command (a key of another type, a write refused under
+            # maxmemory): Redis is up, so only this call goes without the cache
+            self.warn.warning("public cache %s refused by Redis (%s)", what, exc)
+            return
         if pool_busy(exc):
             # every pooled connection was in use by this process's own requests: busy, not Redis down, so this
             # call falls back alone and the next ones still use the cache
