@@ -68,8 +68,8 @@ def client_frame(opcode: int, payload: bytes) -> bytes:
 class Client(asyncio.Protocol):
     """One socket, one subscription. `arrivals`: (time.time() when the bytes came in, compressed?, payload)."""
 
-    def __init__(self, host: str, path: str, deflate: bool) -> None:
-        self.host, self.path, self.deflate = host, path, deflate
+    def __init__(self, host: str, path: str, deflate: bool, headers: dict[str, str] | None = None) -> None:
+        self.host, self.path, self.deflate, self.headers = host, path, deflate, headers or {}
         self.transport: asyncio.Transport | None = None
         self.key = base64.b64encode(os.urandom(16))
         self.handshake: bytes | None = b""  # the HTTP answer read so far; None once the socket is open
@@ -107,13 +107,17 @@ class Client(asyncio.Protocol):
             payload = buf[pos + head:pos + head + size]
             pos += head + size
             if opcode == TEXT and b0 & 0x80:
-                self.arrivals.append((now, bool(b0 & 0x40), payload))
-                waiter = self.waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+                self.received(now, bool(b0 & 0x40), payload)
             else:
                 self._control(b0, opcode, payload)
         self.buffer = buf[pos:]
+
+    def received(self, now: float, compressed: bool, payload: bytes) -> None:
+        """A whole text frame: kept for later (bench/load.py's shoppers handle theirs as they come)."""
+        self.arrivals.append((now, compressed, payload))
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _control(self, b0: int, opcode: int, payload: bytes) -> None:
         assert self.transport is not None
@@ -137,6 +141,7 @@ class Client(asyncio.Protocol):
                  "Sec-WebSocket-Protocol: graphql-transport-ws"]
         if self.deflate:
             lines.append("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
+        lines += [f"{name}: {value}" for name, value in self.headers.items()]
         transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
 
     def _handshake(self, data: bytes) -> None:

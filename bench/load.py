@@ -71,7 +71,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import redis.asyncio as aioredis
@@ -81,9 +81,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from graphql_read import ServerProcess, cpu_seconds, percentile, spawn_server
 from lean_http import HttpFailure, LeanClient
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
+from live_clients import Client as LeanSocket
 
 from server.api.ids import from_global, to_global
 from server.content.loader import load_content
@@ -103,7 +101,6 @@ from server.settings import ROOT
 DB_NAME = "bench"
 PASSWORD = "bench-password-for-load-2026"
 OPERATIONS = ROOT / "graphql" / "operations"
-PROTOCOL = Subprotocol("graphql-transport-ws")
 WEIGHTS = {"district": 22, "merchant": 30, "search": 15, "near": 13, "inbox": 15, "subscribe": 5}
 SHOPPER_KINDS = tuple(WEIGHTS)
 LOCALES = ("zh-CN", "zh-HK", "en")
@@ -177,15 +174,40 @@ class Recorder:
 # ---------------------------------------------------------------------------- subscriptions
 
 
+class _Socket(LeanSocket):
+    """bench/live_clients.py's lean RFC 6455 client (an asyncio Protocol: no task, queue or wake-up per frame) with
+    the phone's X-Forwarded-For; once the subscription is open, each frame goes to `on_text` as it comes."""
+
+    def __init__(self, host: str, path: str, phone: str) -> None:
+        # permessage-deflate offered as browsers do (the app declines it: server/api/live/protocol.py)
+        super().__init__(host, path, deflate=True, headers={"X-Forwarded-For": phone})
+        self.on_text: Callable[[str], None] | None = None
+        self.on_lost: Callable[[str], None] | None = None
+
+    def received(self, now: float, compressed: bool, payload: bytes) -> None:
+        if self.on_text is None:
+            super().received(now, compressed, payload)
+        else:
+            self.on_text(self.text(compressed, payload))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            self.on_lost(self.ended or "connection lost")
+
+
 class LiveSubscription:
-    """One crowdUpdates subscription as the PWA holds it; remembers every area `updatedAt` it was told."""
+    """One crowdUpdates subscription as the PWA holds it; remembers every area `updatedAt` it was told.
+
+    On the lean client above: the `websockets` client it used before cost the load generator, on the same two cores
+    as the server, more CPU per subscribe than the web process spent on it (three awaited round trips, a reader task
+    per socket woken per frame)."""
 
     def __init__(self, district: str, recorder: Recorder, *, keep_arrivals: bool) -> None:
         self.district = district
         self.recorder = recorder
         self.keep_arrivals = keep_arrivals
-        self.ws: ClientConnection | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.socket: _Socket | None = None
         self.opened_at = 0.0
         self.closing = False
         self.dropped = ""
@@ -193,68 +215,68 @@ class LiveSubscription:
         self.arrivals: list[tuple[float, dict[str, int]]] = []
 
     async def open(self, url: str, text: str, phone: str) -> None:
-        ws = await connect(url, subprotocols=[PROTOCOL], compression="deflate", proxy=None, open_timeout=30,
-                           ping_interval=None, close_timeout=2, max_queue=256,
-                           additional_headers={"x-forwarded-for": phone})
-        self.ws = ws
-        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 30))
-        if ack.get("type") != "connection_ack":
-            raise RuntimeError(f"expected connection_ack, got {str(ack)[:200]}")
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {
-            "query": text, "variables": {"districtId": to_global("District", self.district)}}}))
-        first = await asyncio.wait_for(ws.recv(), 30)
+        parts = urlsplit(url)
+        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        async with asyncio.timeout(30):
+            _, socket = await asyncio.get_running_loop().create_connection(
+                lambda: _Socket(f"{host}:{port}", parts.path or "/", phone), host, port)
+            self.socket = socket
+            await socket.opened
+            socket.send_text('{"type":"connection_init","payload":{}}')
+            ack = await socket.next_message()
+            if ack.get("type") != "connection_ack":
+                raise RuntimeError(f"expected connection_ack, got {str(ack)[:200]}")
+            socket.send_text(json.dumps({"id": "1", "type": "subscribe", "payload": {
+                "query": text, "variables": {"districtId": to_global("District", self.district)}}}))
+            first = await socket.next_message()
         if not self._take(first):
             raise RuntimeError(f"expected the current level first, got {str(first)[:300]}")
         self.opened_at = clock()
-        self.task = asyncio.create_task(self._pump(ws))
+        socket.on_text, socket.on_lost = self._frame, self._lost
 
-    def _take(self, raw: str | bytes) -> bool:
+    def _take(self, message: Doc) -> bool:
         """Record a `next` message; False for anything that is not a good one."""
-        message = json.loads(raw)
         kind = message.get("type")
         if kind == "ping":
             return True
         if kind != "next" or message.get("payload", {}).get("errors"):
             return False
+        areas = message["payload"]["data"]["crowdUpdates"]["areas"]  # a malformed one raises: counted by the caller
+        if not self.keep_arrivals:
+            return isinstance(areas, list)  # a shopper's screen: only whether it is good counts
         stamps: dict[str, int] = {}
-        for area in message["payload"]["data"]["crowdUpdates"]["areas"]:
+        for area in areas:
             updated = area["crowd"]["updatedAt"]
             if updated:
                 stamps[area["areaId"]] = round(datetime.fromisoformat(updated).timestamp() * 1000)
         for area_id, ms in stamps.items():
             self.seen[area_id].add(ms)
-        if self.keep_arrivals:
-            self.arrivals.append((clock(), stamps))
+        self.arrivals.append((clock(), stamps))
         return True
 
-    async def _pump(self, ws: ClientConnection) -> None:
+    def _frame(self, raw: str) -> None:
+        if '"ping"' in raw[:40] and self.socket is not None:
+            self.socket.send_text('{"type":"pong"}')
+            return
         try:
-            async for raw in ws:
-                if '"ping"' in str(raw)[:40]:
-                    await ws.send('{"type":"pong"}')
-                    continue
-                if not self._take(raw):
-                    self.recorder.add("subscription", clock(), False, f"{self.district}: {str(raw)[:200]}")
-            reason = "closed by the server"
-        except ConnectionClosed as exc:
-            reason = f"connection lost: {exc}"
-        except Exception as exc:  # a malformed message ends this subscription: count it, never hang
-            reason = f"{type(exc).__name__}: {exc}"
+            good = self._take(json.loads(raw))
+        except Exception as exc:  # a malformed message is counted, never fatal to the run
+            good, raw = False, f"{type(exc).__name__}: {raw}"
+        if not good:
+            self.recorder.add("subscription", clock(), False, f"{self.district}: {raw[:200]}")
+
+    def _lost(self, reason: str) -> None:
         if not self.closing:
             self.dropped = reason
             self.recorder.add("subscription", clock(), False, f"dropped ({self.district}): {reason}")
 
     async def close(self) -> None:
         self.closing = True
-        if self.ws is not None:
+        socket = self.socket
+        if socket is not None and socket.transport is not None and not socket.transport.is_closing():
             with contextlib.suppress(Exception):
-                await self.ws.send('{"id":"1","type":"complete"}')
-            with contextlib.suppress(Exception):
-                await self.ws.close()
-        if self.task is not None:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(self.task, 5)
+                socket.send_text('{"id":"1","type":"complete"}')
+            socket.close()
 
 
 # ---------------------------------------------------------------------------- the load
@@ -263,7 +285,8 @@ class LiveSubscription:
 class Shoppers:
     """Builds and sends one shopper action of a kind; answers go to the recorder."""
 
-    def __init__(self, base_url: str, catalog: Catalog, recorder: Recorder, seed: int) -> None:
+    def __init__(self, base_url: str, catalog: Catalog, recorder: Recorder, seed: int,
+                 weights: dict[str, int] | None = None) -> None:
         self.catalog = catalog
         self.recorder = recorder
         self.rng = random.Random(seed)
@@ -276,7 +299,7 @@ class Shoppers:
         self.stopping = False
         self.cache_answers: Counter[str] = Counter()
         self.cache_by_kind: Counter[tuple[str, str]] = Counter()  # (kind, X-Cache): which reads miss
-        self.weights = list(WEIGHTS.values())
+        self.weights = [(weights or WEIGHTS).get(kind, 0) for kind in SHOPPER_KINDS]
         self.phones = [f"X-Forwarded-For: {self.phone()}\r\n\r\n".encode() for _ in range(PHONES)]
         self.prepared = self._prepare()
 
@@ -561,6 +584,12 @@ def cores(busy_by_name: dict[str, float]) -> str:
     return ", ".join(f"{name} {value:.2f}" for name, value in busy_by_name.items())
 
 
+def web_cost(step: Step) -> str:
+    """The web process's CPU per successful request: comparable between steps whatever share of a core it got."""
+    web = step.cpu.get("web")
+    return f"; web {web / step.rps * 1000:.3f} ms/req" if web and step.rps else ""
+
+
 async def closed_step(shoppers: Actions, concurrency: int, warmup: float, seconds: float,
                       pids: dict[str, int] | None = None) -> Step:
     begin = clock() + warmup
@@ -610,13 +639,29 @@ async def saturate(shoppers: Actions, levels: Sequence[int], warmup: float, seco
         lat = sorted(step.latencies)
         log(f"  concurrency {concurrency:3d}: {step.rps:7.1f} req/s, p50 {percentile(lat, 50) * 1000:7.1f} ms, "
             f"p99 {percentile(lat, 99) * 1000:7.1f} ms, {step.errors} errors{hits(step)}; "
-            f"cores busy: {cores(step.cpu)}")
+            f"cores busy: {cores(step.cpu)}{web_cost(step)}")
         best = max((s.rps for s in steps), default=0.0)
         steps.append(step)
         flat = flat + 1 if step.rps < best * 1.05 else 0
         if flat >= 2 or (lat and percentile(lat, 50) > 2.0):
             break
     return steps
+
+
+async def cost_per_kind(shoppers: Shoppers, base_url: str, concurrency: int, seconds: float,
+                        pids: dict[str, int], log: Log) -> None:
+    """One closed step of each shopper kind alone, then of the static file: the web's CPU per request of each."""
+    log(f"cost per kind: each kind alone, concurrency {concurrency}, {seconds:g} s")
+    mix = shoppers.weights
+    static = StaticFile(base_url)
+    try:
+        for kind in (*SHOPPER_KINDS, "static"):
+            shoppers.weights = [int(k == kind) for k in SHOPPER_KINDS]
+            step = await closed_step(static if kind == "static" else shoppers, concurrency, 3.0, seconds, pids)
+            log(f"  {kind:<10} {step.rps:7.1f} req/s{hits(step)}; cores busy: {cores(step.cpu)}{web_cost(step)}")
+    finally:
+        shoppers.weights = mix
+        static.client.close()
 
 
 @dataclass
@@ -1040,7 +1085,7 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
         log(f"web {web.url} (pid {web.process.pid}); workers {[w.process.pid for w in workers]}")
 
         recorder = result.recorder
-        shoppers = Shoppers(web.url, catalog, recorder, seed=20261129)
+        shoppers = Shoppers(web.url, catalog, recorder, seed=20261129, weights=args.mix)
         feeder = Sensors(web.url, catalog, recorder, seed=7)
         feed_task = asyncio.create_task(feeder.run(args.readings, stop_feed))
         ws_url = web.url.replace("http://", "ws://") + "/graphql"
@@ -1060,6 +1105,8 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
             result.warming = await warm_cache(shoppers, args.warm_concurrency, result.pids, web.process.pid)
             log(f"  {result.warming.requests} reads in {result.warming.seconds:.1f} s "
                 f"({result.warming.misses} misses, {result.warming.errors} errors)")
+        if args.per_kind:
+            await cost_per_kind(shoppers, web.url, args.per_kind, args.step_seconds, result.pids, log)
         if args.rate:
             result.rate = args.rate
         else:
@@ -1072,6 +1119,9 @@ async def run(args: argparse.Namespace, var_dir: Path, log: Log) -> Result:
                 result.static_steps = await saturate(static, args.levels, 3.0, args.step_seconds, log, result.pids)
             finally:
                 static.client.close()
+        if args.phase1_only:
+            result.loadavg = (result.loadavg[0], os.getloadavg())
+            return result
         log(f"phase 2: open loop at {result.rate:.1f} req/s, {args.warmup:g} s warm-up + {args.minutes:g} min")
         stop_rss = asyncio.Event()
         rss_task = asyncio.create_task(sample_rss(web.process.pid, result.rss, stop_rss))
@@ -1237,6 +1287,30 @@ def render_campaign(c: CampaignRun | None, subscribers: int, w0: float) -> list[
     ]
 
 
+def saturation(result: Result, args: argparse.Namespace) -> str:
+    best_mix = max(s.rps for s in result.steps)
+    best_static = max(s.rps for s in result.static_steps)
+    line = f"saturation: shopper mix {best_mix:.1f} req/s, static file {best_static:.1f} req/s, ratio " \
+           f"{best_mix / best_static:.3f}"
+    if args.mix is not None:
+        return line + f" (--mix {args.mix}: not the issue's mix, no goal)"
+    return (line + f" (goal ≥ 0.7: {'MET' if best_mix >= 0.7 * best_static else 'NOT MET'}); "
+            f"goal ≥ 1,000 req/s: {'MET' if best_mix >= 1000 else 'NOT MET'}")
+
+
+def mix_weights(text: str) -> dict[str, int]:
+    """--mix merchant=30,search=15: the shopper kinds to send and their weights (others not sent)."""
+    weights = {}
+    for item in text.split(","):
+        kind, _, weight = item.partition("=")
+        if kind not in WEIGHTS or not weight.isdigit():
+            raise argparse.ArgumentTypeError(f"{item!r}: want KIND=WEIGHT with KIND one of {', '.join(WEIGHTS)}")
+        weights[kind] = int(weight)
+    if not any(weights.values()):
+        raise argparse.ArgumentTypeError("every weight is 0")
+    return weights
+
+
 def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str, bool]:
     w0, w1 = result.window
     seconds = w1 - w0
@@ -1250,7 +1324,7 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
         f"machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, {platform.platform()}; load average "
         f"start {load0[0]:.2f}, end {load1[0] if load1 else float('nan'):.2f} (shared: other jobs use the cores)",
         f"setup: in-memory nx-27017, redis-server, web = bench/serve.py asgi (server.asgi:app, JSON access log), "
-        f"load generator + subscribers in this process; mix {WEIGHTS}; {args.subscribers} long-lived "
+        f"load generator + subscribers in this process; mix {args.mix or WEIGHTS}; {args.subscribers} long-lived "
         f"subscriptions; {args.readings:g} sensor readings/s",
     ]
     if result.warming is not None:
@@ -1263,7 +1337,8 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
         for s in result.steps:
             lat = sorted(s.latencies)
             lines.append(f"  concurrency {s.concurrency:3d}: {s.rps:7.1f} req/s  p50 {ms(lat, 50):>6} ms  "
-                         f"p99 {ms(lat, 99):>6} ms  errors {s.errors}{hits(s)}  cores busy: {cores(s.cpu)}")
+                         f"p99 {ms(lat, 99):>6} ms  errors {s.errors}{hits(s)}  cores busy: {cores(s.cpu)}"
+                         f"{web_cost(s)}")
         best = max(result.steps, key=lambda s: s.rps)
         lines.append(f"  maximum {best.rps:.1f} req/s (concurrency {best.concurrency}); phase 2 at {args.load:.0%} "
                      f"= {result.rate:.1f} req/s")
@@ -1272,11 +1347,15 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
             for s in result.static_steps:
                 lat = sorted(s.latencies)
                 lines.append(f"  concurrency {s.concurrency:3d}: {s.rps:7.1f} req/s  p50 {ms(lat, 50):>6} ms  "
-                             f"p99 {ms(lat, 99):>6} ms  errors {s.errors}  cores busy: {cores(s.cpu)}")
+                             f"p99 {ms(lat, 99):>6} ms  errors {s.errors}  cores busy: {cores(s.cpu)}"
+                             f"{web_cost(s)}")
         lines.append("  (cores busy: CPU seconds per second of each process in the step; the web process near 1.00 "
                      "is the server saturated, the load generator near 1.00 is the generator's limit)")
     else:
         lines += ["", f"phase 1 skipped: --rate {result.rate:g}"]
+    if args.phase1_only:
+        lines += [saturation(result, args), bar] if result.steps and result.static_steps else [bar]
+        return "\n".join(lines), True
     lags = sorted(result.lags)
     lines += ["", f"phase 2: open loop at {result.rate:.1f} req/s, {args.warmup:g} s warm-up, then {seconds:.0f} s "
               f"measured; arrivals started late by p99 {ms(lags, 99)} ms / max {ms(lags, 100)} ms "
@@ -1370,12 +1449,7 @@ def render(result: Result, args: argparse.Namespace, command: str) -> tuple[str,
                      f"the shop's page as a shopper reads it: {operator.stale} stale reads"
                      + (f"; {len(operator.failed)} failed, e.g. {operator.failed[0]}" if operator.failed else ""))
     if result.static_steps and result.steps:
-        best_mix = max(s.rps for s in result.steps)
-        best_static = max(s.rps for s in result.static_steps)
-        lines.append(f"saturation: shopper mix {best_mix:.1f} req/s, static file {best_static:.1f} req/s, ratio "
-                     f"{best_mix / best_static:.3f} (goal ≥ 0.7: "
-                     f"{'MET' if best_mix >= 0.7 * best_static else 'NOT MET'}); goal ≥ 1,000 req/s: "
-                     f"{'MET' if best_mix >= 1000 else 'NOT MET'}")
+        lines.append(saturation(result, args))
     met_errors = errors_total == 0 and not dropped
     met_memory = abs(mem_change) <= 10
     met_workers = not result.worker_exits
@@ -1419,6 +1493,12 @@ def main() -> None:
     parser.add_argument("--tracemalloc", type=int, default=0, metavar="FRAMES",
                         help="with --memory-census: trace allocations in the web process (slow; diagnosis only)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary var dir (server logs)")
+    parser.add_argument("--mix", type=mix_weights, default=None, metavar="KIND=W,...",
+                        help=f"shopper kinds and weights instead of {WEIGHTS} (e.g. merchant=1: one kind alone)")
+    parser.add_argument("--per-kind", type=int, default=0, metavar="CONCURRENCY",
+                        help="before phase 1, measure each shopper kind alone and the static file at this concurrency")
+    parser.add_argument("--phase1-only", action="store_true",
+                        help="stop after phase 1 (saturation of the mix and of the static file)")
     args = parser.parse_args()
     if args.subscribers < 1 or args.readings <= 0 or args.minutes <= 0:
         parser.error("need --subscribers >= 1, --readings > 0, --minutes > 0")

@@ -89,7 +89,10 @@ def create_app(
             stack.push_async_callback(client.close)
             redis_client = redis.connect(redis_url)
             stack.push_async_callback(redis_client.aclose)
-            cache_client = redis.connect(redis_url, decode_responses=False)  # cached bodies are bytes
+            # Cached bodies are bytes. Every call of the cache has its own 3 s deadline (public_cache.CALL_TIMEOUT), so
+            # its client needs no socket timeout, which cost each hit a task and two timers in redis-py. Any new call
+            # on this client must carry a deadline of its own: nothing else cuts a hung Redis.
+            cache_client = redis.connect(redis_url, decode_responses=False, socket_timeout=None)
             stack.push_async_callback(cache_client.aclose)
             cache = public_cache.PublicCache(cache_client, settings.mongodb_db, enabled=settings.public_cache,
                                              max_entry_bytes=settings.public_cache_max_entry_bytes)

@@ -419,8 +419,10 @@ class KnownReads:
         return read
 
 
+# As the answer GraphQL gives (server/api/view.py): the media type asked for in Accept is part of the key, so an HTTP
+# cache on the way must keep the two answers apart too.
 HIT_HEADERS = [(b"content-type", b"application/json"), (b"cache-control", b"public, no-cache"),
-               (b"vary", b"Accept-Language")]
+               (b"vary", b"Accept, Accept-Language")]
 
 
 class CachedReads:

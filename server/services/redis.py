@@ -19,10 +19,17 @@ MAX_CONNECTIONS = 100
 POOL_WAIT_SECONDS = 0.75
 
 
-def connect(url: str, *, decode_responses: bool = True, max_connections: int = MAX_CONNECTIONS) -> Redis:
+SOCKET_TIMEOUT_SECONDS = 5.0
+
+
+def connect(url: str, *, decode_responses: bool = True, max_connections: int = MAX_CONNECTIONS,
+            socket_timeout: float | None = SOCKET_TIMEOUT_SECONDS) -> Redis:
+    """`socket_timeout=None` only for a client whose every call has a deadline of its own (the public cache's):
+    redis-py then sends without a task of its own per command (asyncio.wait_for) and reads without a timer."""
     # Two quick retries cover a pooled connection that died with a Redis restart; the client's default
     # (ten, backing off up to a second) would hold every request for seconds while Redis is really down.
     pool = BlockingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=POOL_WAIT_SECONDS, decode_responses=decode_responses,
-        socket_connect_timeout=2, socket_timeout=5, retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.2), 2))
+        socket_connect_timeout=2, socket_timeout=socket_timeout,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.2), 2))
     return Redis.from_pool(pool)  # the client owns the pool: closing it disconnects them all

@@ -83,6 +83,7 @@ async def test_second_read_is_a_hit_and_a_304_sends_no_mongodb_command(
         assert second.headers["content-type"] == first.headers["content-type"]
         assert second.headers["etag"] == first.headers["etag"]
         assert second.headers["cache-control"] == "public, no-cache" and "age" in second.headers
+        assert second.headers["vary"] == first.headers["vary"] == "Accept, Accept-Language"
         assert third.status_code == 304 and third.content == b"" and third.headers["etag"] == first.headers["etag"]
         assert counter.commands == []  # neither the hit nor the 304 asked MongoDB anything
         # another locale is another answer
