@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 
+from redis.asyncio import Redis
+
 from server.services import redis
 from server.services.public_cache import BATCH_MAX, PublicCache
 from tests.conftest import unique_db
@@ -54,12 +56,17 @@ async def test_lookups_asked_together_share_a_round_trip_and_each_gets_its_own_a
         assert all(lookup is not None and lookup.entry is None and lookup.versions != first.versions
                    for lookup in after)
     finally:
-        keys = [k async for k in other.scan_iter(match=f"sq:pc:{namespace}:*")]
-        if keys:
-            await other.delete(*keys)
+        await _forget(other, namespace)
         await client.aclose()
         await other.aclose()
         await elsewhere.redis.aclose()
+
+
+async def _forget(other: Redis, namespace: str) -> None:
+    """The test's cache entries and versions go, so a rerun against the same Redis starts clean."""
+    keys = [k async for k in other.scan_iter(match=f"sq:pc:{namespace}:*")]
+    if keys:
+        await other.delete(*keys)
 
 
 async def test_a_failed_round_trip_fails_every_lookup_that_shared_it(redis_url: str) -> None:
@@ -106,8 +113,6 @@ async def test_one_bad_key_fails_its_own_lookup_only_a_cancelled_one_is_skipped_
         # one more lookup than a batch holds: two round trips, on two connections at once
         assert len([c for c in await other.client_list() if c.get("name") == namespace]) == 2
     finally:
-        keys = [k async for k in other.scan_iter(match=f"sq:pc:{namespace}:*")]
-        if keys:
-            await other.delete(*keys)
+        await _forget(other, namespace)
         await client.aclose()
         await other.aclose()
