@@ -138,10 +138,12 @@ class Outbox:
         except StopIteration:
             return  # written: the usual case
         except Exception:  # the socket is gone; its reader notices and unsubscribes it
-            self.closed, self.idle, self.transport = True, False, None
+            self.closed, self.idle = True, False
+            self.refresh()
             return
         self.sending_since = time.monotonic()
-        self.frames, self.idle, self.transport = deque(), False, None
+        self.frames, self.idle = deque(), False
+        self.refresh()
         self.writer = asyncio.create_task(self._write_behind(write, waiting))
 
     async def _write_behind(self, held: Coroutine[Any, Any, None], waiting: Any) -> None:
@@ -166,7 +168,8 @@ class Outbox:
         """Drop what is waiting and close the socket (the close frame queues behind what the kernel holds)."""
         if self.closed:
             return
-        self.closed, self.idle, self.transport = True, False, None
+        self.closed, self.idle = True, False
+        self.refresh()
         if self.frames is not None:
             self.frames.clear()
         if self.writer is not None:
@@ -183,7 +186,8 @@ class Outbox:
 
     async def stop(self) -> None:
         """The socket closed: end the writer."""
-        self.closed, self.idle, self.transport = True, False, None
+        self.closed, self.idle = True, False
+        self.refresh()
         if self.server is not None and self.server.sink is self:
             self.server.sink = None
         writer = self.writer
